@@ -1,0 +1,20 @@
+//! Host side of the national social security card (社会保障卡).
+//!
+//! Layers, each knowing only the one below it (see `shared/ARCHITECTURE.md`):
+//!
+//! - [`apdu`]: command and response APDUs, status words with their meanings (CARD-PROFILE §4).
+//! - [`transport`]: the [`transport::Transport`] seam (PC/SC, in-process card, recording, replay)
+//!   and the one APDU engine that does T=0 `61xx`/`6Cxx` handling.
+//! - [`crypto`]: DES/3DES/SM4/AES blocks, ISO/IEC 9797-1 padding and MACs, CMAC,
+//!   diversification, process keys, key check values (CARD-PROFILE §5–§6).
+//! - [`codec`]: `cn`/`an`/`b`/`dec`/`hex` values, GBK text, dates, citizen ID, card number (§2.3).
+//! - [`tlv`]: BER-TLV (FCI) with bounds, and the card's simple record TLV.
+
+pub mod apdu;
+pub mod codec;
+pub mod crypto;
+pub mod error;
+pub mod tlv;
+pub mod transport;
+
+pub use error::Error;
