@@ -1,1 +1,5 @@
-//! placeholder
+//! placeholder until the module lands
+
+/// placeholder
+#[derive(Debug, thiserror::Error)]
+pub enum TlvError {}

@@ -1,0 +1,294 @@
+//! `PcscTransport`: a card in a PC/SC reader, through pcscd and the `pcsc` crate.
+//!
+//! Recovery is done here and nowhere else (after `card-backend-pcsc`):
+//! - a reset by another application, seen when a transaction begins, is answered by a reconnect
+//!   (nothing of the new operation has been sent yet); seen during a transaction it is
+//!   [`TransportError::CardReset`] and the next transaction reconnects;
+//! - pcscd restarting (`NoService`, `ServiceStopped`, `InvalidHandle`) re-establishes the context
+//!   and reconnects at the next transaction;
+//! - a removed card is [`TransportError::CardRemoved`] during a transaction and
+//!   [`TransportError::NoCard`] when the next one begins.
+//!
+//! Upper layers must not carry card security state across transactions: each logical
+//! operation selects and authenticates within its own transaction.
+
+use std::ffi::CString;
+use std::fmt;
+use std::str::FromStr;
+use std::time::{Duration, Instant};
+
+use pcsc::{Card, Context, Disposition, Protocols, ReaderState, Scope, ShareMode, State};
+
+use super::{CardTransaction, Transport, TransportError};
+use crate::apdu::Sensitivity;
+
+/// Which reader to use: by position in the reader list or by name.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ReaderSelector {
+    /// Position in [`list_readers`] (0-based), as `opensc-tool -r N`.
+    Index(usize),
+    /// Exact reader name, or a text that only one reader name contains.
+    Name(String),
+}
+
+impl FromStr for ReaderSelector {
+    type Err = std::convert::Infallible;
+    /// Digits select by index; anything else by name.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(match s.parse::<usize>() {
+            Ok(i) => ReaderSelector::Index(i),
+            Err(_) => ReaderSelector::Name(s.to_owned()),
+        })
+    }
+}
+
+impl fmt::Display for ReaderSelector {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ReaderSelector::Index(i) => write!(f, "#{i}"),
+            ReaderSelector::Name(n) => write!(f, "{n}"),
+        }
+    }
+}
+
+/// Maps a PC/SC error to what it means for the caller.
+fn map_err(e: pcsc::Error, reader: &str) -> TransportError {
+    use pcsc::Error as E;
+    match e {
+        E::NoService | E::ServiceStopped => TransportError::NoService,
+        E::NoReadersAvailable => TransportError::NoReaders,
+        E::UnknownReader | E::ReaderUnavailable => TransportError::NoReader(reader.to_owned()),
+        E::NoSmartcard => TransportError::NoCard(reader.to_owned()),
+        E::RemovedCard => TransportError::CardRemoved,
+        E::ResetCard => TransportError::CardReset,
+        E::SharingViolation => TransportError::ReaderBusy,
+        E::UnresponsiveCard | E::UnpoweredCard => TransportError::CardUnresponsive,
+        E::Timeout => TransportError::Timeout,
+        other => TransportError::Pcsc(other),
+    }
+}
+
+fn establish() -> Result<Context, TransportError> {
+    Context::establish(Scope::User).map_err(|e| map_err(e, ""))
+}
+
+fn readers_of(ctx: &Context) -> Result<Vec<String>, TransportError> {
+    match ctx.list_readers_owned() {
+        Ok(names) => Ok(names.into_iter().map(|n| n.to_string_lossy().into_owned()).collect()),
+        Err(pcsc::Error::NoReadersAvailable) => Ok(Vec::new()),
+        Err(e) => Err(map_err(e, "")),
+    }
+}
+
+/// The names of the readers pcscd knows, in its order.
+pub fn list_readers() -> Result<Vec<String>, TransportError> {
+    readers_of(&establish()?)
+}
+
+fn resolve(ctx: &Context, selector: &ReaderSelector) -> Result<String, TransportError> {
+    let readers = readers_of(ctx)?;
+    if readers.is_empty() {
+        return Err(TransportError::NoReaders);
+    }
+    match selector {
+        ReaderSelector::Index(i) => readers.get(*i).cloned().ok_or_else(|| TransportError::NoReader(format!("#{i}"))),
+        ReaderSelector::Name(n) => {
+            if let Some(exact) = readers.iter().find(|r| *r == n) {
+                return Ok(exact.clone());
+            }
+            let mut hits = readers.iter().filter(|r| r.contains(n.as_str()));
+            match (hits.next(), hits.next()) {
+                (Some(one), None) => Ok(one.clone()),
+                _ => Err(TransportError::NoReader(n.clone())),
+            }
+        }
+    }
+}
+
+fn cstring(name: &str) -> Result<CString, TransportError> {
+    CString::new(name).map_err(|_| TransportError::NoReader(name.to_owned()))
+}
+
+/// Waits until a card is present in `reader` (PC/SC status change, no polling), at most `timeout`.
+pub fn wait_for_card(selector: &ReaderSelector, timeout: Duration) -> Result<String, TransportError> {
+    let ctx = establish()?;
+    let name = resolve(&ctx, selector)?;
+    let mut states = vec![ReaderState::new(cstring(&name)?, State::UNAWARE)];
+    let deadline = Instant::now() + timeout;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match ctx.get_status_change(left, &mut states) {
+            Ok(()) => {}
+            Err(pcsc::Error::Timeout) => return Err(TransportError::Timeout),
+            Err(e) => return Err(map_err(e, &name)),
+        }
+        let s = &mut states[0];
+        let ev = s.event_state();
+        if ev.intersects(State::UNKNOWN | State::IGNORE) {
+            return Err(TransportError::NoReader(name));
+        }
+        if ev.contains(State::PRESENT) && !ev.contains(State::MUTE) {
+            return Ok(name);
+        }
+        s.sync_current_state();
+        if left.is_zero() {
+            return Err(TransportError::Timeout);
+        }
+    }
+}
+
+/// A card in a PC/SC reader.
+pub struct PcscTransport {
+    ctx: Context,
+    reader: String,
+    card: Option<Card>,
+    atr: Vec<u8>,
+    /// The card handle must be re-established before the next transaction.
+    stale: bool,
+}
+
+impl fmt::Debug for PcscTransport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PcscTransport")
+            .field("reader", &self.reader)
+            .field("atr", &hex::encode_upper(&self.atr))
+            .finish()
+    }
+}
+
+impl PcscTransport {
+    /// Connects (shared mode, T=0 or T=1) to the card in the selected reader.
+    pub fn connect(selector: &ReaderSelector) -> Result<Self, TransportError> {
+        let ctx = establish()?;
+        let reader = resolve(&ctx, selector)?;
+        let mut t = PcscTransport { ctx, reader, card: None, atr: Vec::new(), stale: true };
+        t.reconnect()?;
+        Ok(t)
+    }
+
+    /// The reader's name.
+    pub fn reader(&self) -> &str {
+        &self.reader
+    }
+
+    /// Re-establishes what is needed: the context if pcscd restarted, then the card handle.
+    fn reconnect(&mut self) -> Result<(), TransportError> {
+        if self.ctx.is_valid().is_err() {
+            self.card = None;
+            self.ctx = establish()?;
+        }
+        let name = cstring(&self.reader)?;
+        let fresh = |ctx: &Context| ctx.connect(&name, ShareMode::Shared, Protocols::ANY);
+        let card = match self.card.take() {
+            Some(mut card) => match card.reconnect(ShareMode::Shared, Protocols::ANY, Disposition::LeaveCard) {
+                Ok(()) => card,
+                Err(pcsc::Error::InvalidHandle | pcsc::Error::NoService | pcsc::Error::ServiceStopped) => {
+                    self.ctx = establish()?;
+                    fresh(&self.ctx).map_err(|e| map_err(e, &self.reader))?
+                }
+                Err(e) => return Err(map_err(e, &self.reader)),
+            },
+            None => match fresh(&self.ctx) {
+                Ok(c) => c,
+                Err(pcsc::Error::InvalidHandle | pcsc::Error::NoService | pcsc::Error::ServiceStopped) => {
+                    self.ctx = establish()?;
+                    fresh(&self.ctx).map_err(|e| map_err(e, &self.reader))?
+                }
+                Err(e) => return Err(map_err(e, &self.reader)),
+            },
+        };
+        self.atr = card.status2_owned().map_err(|e| map_err(e, &self.reader))?.atr().to_vec();
+        self.card = Some(card);
+        self.stale = false;
+        Ok(())
+    }
+}
+
+impl Transport for PcscTransport {
+    fn transaction(&mut self) -> Result<Box<dyn CardTransaction + '_>, TransportError> {
+        if self.stale || self.card.is_none() {
+            self.reconnect()?;
+        }
+        // A reset or pcscd restart since the last operation shows up when the transaction begins.
+        let begin = match self.card.as_mut() {
+            Some(card) => card.transaction().map(|_| ()),
+            None => Err(pcsc::Error::InvalidHandle),
+        };
+        match begin {
+            Ok(()) => {}
+            Err(pcsc::Error::ResetCard | pcsc::Error::InvalidHandle | pcsc::Error::NoService) => self.reconnect()?,
+            Err(pcsc::Error::RemovedCard) => {
+                self.stale = true;
+                return Err(TransportError::NoCard(self.reader.clone()));
+            }
+            Err(e) => return Err(map_err(e, &self.reader)),
+        }
+        let PcscTransport { card, atr, stale, reader, .. } = self;
+        let card = card.as_mut().ok_or_else(|| TransportError::NoCard(reader.clone()))?;
+        let tx = card.transaction().map_err(|e| {
+            *stale = true;
+            map_err(e, reader)
+        })?;
+        Ok(Box::new(PcscTx { tx, atr, stale, reader }))
+    }
+
+    fn atr(&self) -> &[u8] {
+        &self.atr
+    }
+
+    fn name(&self) -> &str {
+        &self.reader
+    }
+}
+
+struct PcscTx<'a> {
+    tx: pcsc::Transaction<'a>,
+    atr: &'a mut Vec<u8>,
+    stale: &'a mut bool,
+    reader: &'a str,
+}
+
+impl PcscTx<'_> {
+    fn fail(&mut self, e: pcsc::Error) -> TransportError {
+        let err = map_err(e, self.reader);
+        if matches!(
+            err,
+            TransportError::CardRemoved
+                | TransportError::CardReset
+                | TransportError::NoCard(_)
+                | TransportError::NoService
+                | TransportError::CardUnresponsive
+        ) || matches!(e, pcsc::Error::InvalidHandle)
+        {
+            *self.stale = true;
+        }
+        err
+    }
+}
+
+impl CardTransaction for PcscTx<'_> {
+    fn transmit(&mut self, command: &[u8], _: Sensitivity) -> Result<Vec<u8>, TransportError> {
+        let mut buf = vec![0u8; pcsc::MAX_BUFFER_SIZE_EXTENDED];
+        match self.tx.transmit(command, &mut buf) {
+            Ok(resp) => Ok(resp.to_vec()),
+            Err(e) => Err(self.fail(e)),
+        }
+    }
+
+    fn reset(&mut self) -> Result<Vec<u8>, TransportError> {
+        if let Err(e) = self.tx.reconnect(ShareMode::Shared, Protocols::ANY, Disposition::ResetCard) {
+            return Err(self.fail(e));
+        }
+        match self.tx.status2_owned() {
+            Ok(status) => {
+                *self.atr = status.atr().to_vec();
+                Ok(self.atr.clone())
+            }
+            Err(e) => Err(self.fail(e)),
+        }
+    }
+
+    fn atr(&self) -> &[u8] {
+        self.atr
+    }
+}
