@@ -1,0 +1,177 @@
+//! CARD-PROFILE §4 READ RECORD (by number `P2 …100`, by tag `P2 …000`, all from P1 `P2 …101`),
+//! UPDATE RECORD (plain `00 DC`, line-protected `04 DC`) and APPEND RECORD (`00 E2`, ISO/IEC 7816-4,
+//! for cyclic EFs). P2 bits 8–4 carry the SFI (0 = current EF).
+
+use card_core::apdu::{Ins, StatusWord};
+
+use super::{auth, ok, Exec, Res};
+use crate::fs::{is_simple_tlv, EfBody};
+use crate::hexfmt::HexBytes;
+use crate::keys::KeyType;
+
+/// APPEND RECORD (ISO/IEC 7816-4 §11.3.5), an extension for cyclic EFs.
+pub(crate) const APPEND_RECORD: Ins = Ins(0xE2);
+/// `6981` command incompatible with the file structure.
+pub(crate) const WRONG_STRUCTURE: StatusWord = StatusWord(0x6981);
+/// `6A89` file already exists.
+pub(crate) const FILE_EXISTS: StatusWord = StatusWord(0x6A89);
+
+/// Makes the EF with this SFI current (0: the current EF) and returns its index.
+pub(crate) fn resolve_sfi(x: &mut Exec<'_>, sfi: u8) -> Result<usize, StatusWord> {
+    match sfi {
+        0 => x.vol.ef.ok_or(StatusWord::FILE_NOT_FOUND),
+        1..=30 => {
+            let i = x.df()?.ef_by_sfi(sfi).ok_or(StatusWord::FILE_NOT_FOUND)?;
+            x.vol.ef = Some(i);
+            Ok(i)
+        }
+        _ => Err(StatusWord::WRONG_P1P2),
+    }
+}
+
+pub(crate) fn read_record(x: &mut Exec<'_>) -> Res {
+    let (p1, mode) = (x.cmd.p1, x.cmd.p2 & 0x07);
+    if !matches!(mode, 0b000 | 0b100 | 0b101) || (mode != 0 && p1 == 0) {
+        return Err(StatusWord::WRONG_P1P2);
+    }
+    if !x.data().is_empty() {
+        return Err(StatusWord::WRONG_LENGTH);
+    }
+    let i = resolve_sfi(x, x.cmd.p2 >> 3)?;
+    let df = x.df()?;
+    let ef = df.files.get(i).ok_or(StatusWord::FILE_NOT_FOUND)?;
+    if !ef.read.is_satisfied(&x.vol.security, false) {
+        return Err(StatusWord::SECURITY_NOT_SATISFIED);
+    }
+    let nth = usize::from(p1).saturating_sub(1);
+    let data = match (&ef.body, mode) {
+        (EfBody::Transparent { .. }, _) => return Err(WRONG_STRUCTURE),
+        (EfBody::Linear { records, .. }, 0b100) => records.get(nth).cloned().flatten().map(|r| r.0),
+        (EfBody::Linear { records, .. }, 0b000) => {
+            records.iter().flatten().find(|r| r.0.first() == Some(&p1)).map(|r| r.0.clone())
+        }
+        (EfBody::Linear { records, .. }, _) => {
+            let all: Vec<u8> = records.iter().skip(nth).flatten().flat_map(|r| r.0.iter().copied()).collect();
+            (!all.is_empty()).then_some(all)
+        }
+        (EfBody::Cyclic { .. }, 0b000) => return Err(StatusWord::WRONG_P1P2),
+        (EfBody::Cyclic { records, .. }, 0b100) => records.get(nth).map(|r| r.0.clone()),
+        (EfBody::Cyclic { records, .. }, _) => {
+            let all: Vec<u8> = records.iter().skip(nth).flat_map(|r| r.0.iter().copied()).collect();
+            (!all.is_empty()).then_some(all)
+        }
+    };
+    let data = data.ok_or(StatusWord::RECORD_NOT_FOUND)?;
+    x.read_reply(data)
+}
+
+/// Resolves the EF, checks line protection (CLA `04`) and the update condition; returns the EF index
+/// and the record data (MAC removed).
+fn prepare_update(x: &mut Exec<'_>, sfi: u8) -> Result<(usize, Vec<u8>), StatusWord> {
+    let i = resolve_sfi(x, sfi)?;
+    let update = x.df()?.files.get(i).ok_or(StatusWord::FILE_NOT_FOUND)?.update;
+    if update == crate::access::AccessCondition::Never {
+        return Err(StatusWord::SECURITY_NOT_SATISFIED);
+    }
+    let secure = x.cmd.cla == 0x04;
+    let payload = if secure {
+        let path = x.vol.path.clone();
+        auth::verify_mac(x, &path, KeyType::Maintenance)?
+    } else {
+        x.data().to_vec()
+    };
+    if !update.is_satisfied(&x.vol.security, secure) {
+        return Err(StatusWord::SECURITY_NOT_SATISFIED);
+    }
+    if payload.is_empty() {
+        return Err(StatusWord::WRONG_LENGTH);
+    }
+    Ok((i, payload))
+}
+
+pub(crate) fn update_record(x: &mut Exec<'_>) -> Res {
+    if x.cmd.p2 & 0x07 != 0b100 {
+        return Err(StatusWord::WRONG_P1P2);
+    }
+    if x.data().is_empty() {
+        return Err(StatusWord::WRONG_LENGTH);
+    }
+    let p1 = x.cmd.p1;
+    let (i, rec) = prepare_update(x, x.cmd.p2 >> 3)?;
+    let n = rec.len();
+    let ef = x.df_mut()?.files.get_mut(i).ok_or(StatusWord::FILE_NOT_FOUND)?;
+    match &mut ef.body {
+        EfBody::Transparent { .. } => return Err(WRONG_STRUCTURE),
+        EfBody::Linear { max_records, record_len, records } => {
+            if p1 == 0 || p1 > *max_records {
+                return Err(StatusWord::RECORD_NOT_FOUND);
+            }
+            if n > usize::from(*record_len) {
+                return Err(StatusWord::WRONG_LENGTH);
+            }
+            if !is_simple_tlv(&rec) {
+                return Err(StatusWord::WRONG_DATA);
+            }
+            let idx = usize::from(p1) - 1;
+            if records.len() <= idx {
+                records.resize(idx + 1, None);
+            }
+            if let Some(slot) = records.get_mut(idx) {
+                *slot = Some(HexBytes(rec));
+            }
+        }
+        EfBody::Cyclic { max_records, record_len, records } => {
+            if n != usize::from(*record_len) {
+                return Err(StatusWord::WRONG_LENGTH);
+            }
+            if p1 == 0 {
+                records.insert(0, HexBytes(rec));
+                records.truncate(usize::from(*max_records));
+            } else {
+                let slot = records.get_mut(usize::from(p1) - 1).ok_or(StatusWord::RECORD_NOT_FOUND)?;
+                *slot = HexBytes(rec);
+            }
+        }
+    }
+    x.wrote(n);
+    ok(Vec::new())
+}
+
+pub(crate) fn append_record(x: &mut Exec<'_>) -> Res {
+    if x.cmd.p1 != 0 || x.cmd.p2 & 0x07 != 0 {
+        return Err(StatusWord::WRONG_P1P2);
+    }
+    if x.data().is_empty() {
+        return Err(StatusWord::WRONG_LENGTH);
+    }
+    let (i, rec) = prepare_update(x, x.cmd.p2 >> 3)?;
+    let n = rec.len();
+    let ef = x.df_mut()?.files.get_mut(i).ok_or(StatusWord::FILE_NOT_FOUND)?;
+    match &mut ef.body {
+        EfBody::Transparent { .. } => return Err(WRONG_STRUCTURE),
+        EfBody::Linear { max_records, record_len, records } => {
+            if n > usize::from(*record_len) {
+                return Err(StatusWord::WRONG_LENGTH);
+            }
+            if !is_simple_tlv(&rec) {
+                return Err(StatusWord::WRONG_DATA);
+            }
+            if let Some(slot) = records.iter_mut().find(|r| r.is_none()) {
+                *slot = Some(HexBytes(rec));
+            } else if records.len() < usize::from(*max_records) {
+                records.push(Some(HexBytes(rec)));
+            } else {
+                return Err(StatusWord::NO_SPACE);
+            }
+        }
+        EfBody::Cyclic { max_records, record_len, records } => {
+            if n != usize::from(*record_len) {
+                return Err(StatusWord::WRONG_LENGTH);
+            }
+            records.insert(0, HexBytes(rec));
+            records.truncate(usize::from(*max_records));
+        }
+    }
+    x.wrote(n);
+    ok(Vec::new())
+}

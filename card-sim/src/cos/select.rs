@@ -1,0 +1,91 @@
+//! CARD-PROFILE §4 SELECT: by name (`P1 04`), by FID (`P1 00`), EF under the current DF (`P1 02`).
+//!
+//! `P2 00` answers the FCI of a DF, `P2 0C` no data. FCI: `6F L [84 L AID] A5 L (83 02 FID, 8A 01 LCS)`,
+//! LCS `03` before END PERSONALIZATION, `05` after. Selecting an EF answers no data. By FID the card
+//! looks at the MF (`3F00`), the current DF itself, its children, its parent and the parent's children.
+
+use card_core::apdu::StatusWord;
+
+use super::{blocked_on_path, Exec, Lifecycle, Res};
+use crate::fs::{Df, MF_FID};
+
+pub(crate) fn select(x: &mut Exec<'_>) -> Res {
+    if !matches!(x.cmd.p2, 0x00 | 0x0C) {
+        return Err(StatusWord::WRONG_P1P2);
+    }
+    let data = x.data().to_vec();
+    match x.cmd.p1 {
+        0x04 => {
+            if !(5..=16).contains(&data.len()) {
+                return Err(StatusWord::WRONG_LENGTH);
+            }
+            let path = x.st.mf.find_aid(&data).ok_or(StatusWord::FILE_NOT_FOUND)?;
+            enter_df(x, path)
+        }
+        0x00 | 0x02 => {
+            let [hi, lo] = data.as_slice() else { return Err(StatusWord::WRONG_LENGTH) };
+            let fid = u16::from_be_bytes([*hi, *lo]);
+            let df = x.df()?;
+            if let Some(i) = df.ef_by_fid(fid) {
+                x.vol.ef = Some(i);
+                return super::ok(Vec::new());
+            }
+            if x.cmd.p1 == 0x02 {
+                return Err(StatusWord::FILE_NOT_FOUND);
+            }
+            let here = x.vol.path.clone();
+            let parent = here.split_last().map(|(_, p)| p.to_vec());
+            let path = if fid == MF_FID {
+                Vec::new()
+            } else if df.fid == fid {
+                here
+            } else if let Some(i) = df.df_by_fid(fid) {
+                [here.as_slice(), &[i]].concat()
+            } else if let Some(parent) = parent {
+                let pdf = x.st.mf.at(&parent).ok_or(StatusWord::UNKNOWN_ERROR)?;
+                if pdf.fid == fid {
+                    parent
+                } else {
+                    let i = pdf.df_by_fid(fid).ok_or(StatusWord::FILE_NOT_FOUND)?;
+                    [parent.as_slice(), &[i]].concat()
+                }
+            } else {
+                return Err(StatusWord::FILE_NOT_FOUND);
+            };
+            enter_df(x, path)
+        }
+        _ => Err(StatusWord::WRONG_P1P2),
+    }
+}
+
+fn enter_df(x: &mut Exec<'_>, path: Vec<usize>) -> Res {
+    if path != x.vol.path {
+        x.vol.security.clear();
+    }
+    x.vol.ef = None;
+    x.vol.path = path;
+    if blocked_on_path(&x.st.mf, &x.vol.path) {
+        x.keep_on_error = true;
+        return Err(StatusWord::FUNCTION_NOT_SUPPORTED);
+    }
+    if x.cmd.p2 == 0x0C {
+        return super::ok(Vec::new());
+    }
+    let fci = fci(x.df()?, x.st.lifecycle);
+    x.case4_reply(fci)
+}
+
+fn tlv(tag: u8, value: &[u8]) -> Vec<u8> {
+    let mut v = vec![tag, value.len() as u8];
+    v.extend_from_slice(value);
+    v
+}
+
+fn fci(df: &Df, lifecycle: Lifecycle) -> Vec<u8> {
+    let lcs = if lifecycle == Lifecycle::Personalized { 0x05 } else { 0x03 };
+    let mut prop = tlv(0x83, &df.fid.to_be_bytes());
+    prop.extend(tlv(0x8A, &[lcs]));
+    let mut inner = df.aid().map(|a| tlv(0x84, a)).unwrap_or_default();
+    inner.extend(tlv(0xA5, &prop));
+    tlv(0x6F, &inner)
+}

@@ -1,0 +1,200 @@
+//! [`SimTransport`]: the card in process, behind `card_core::transport::Transport`, with tearing and
+//! the modeled card time.
+//!
+//! Tearing: [`SimTransport::arm_tear`] makes the Nth APDU transmitted from then on (1-based, GET
+//! RESPONSE included) remove the card — [`TearPoint::BeforeWrite`]: the command is not executed;
+//! [`TearPoint::AfterWrite`]: it is executed and committed, and its response is lost. Either way the
+//! card is powered off, `transmit` answers `TransportError::CardRemoved` and new transactions
+//! `TransportError::NoCard` until [`SimTransport::reinsert`].
+
+use std::time::Duration;
+
+use card_core::apdu::Sensitivity;
+use card_core::transport::{CardTransaction, Transport, TransportError};
+
+use crate::{Card, TimingModel};
+
+/// When a tear removes the card, relative to the command's write.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TearPoint {
+    /// The card is removed before the command runs: nothing is written.
+    BeforeWrite,
+    /// The command runs and commits; the card is removed before the response is sent.
+    AfterWrite,
+}
+
+/// A planned card removal.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Tear {
+    /// The APDU (1-based, counted from when the tear was armed) at which the card goes.
+    pub after_apdu: u64,
+    /// Before or after that APDU's write.
+    pub when: TearPoint,
+}
+
+/// The virtual card as a [`Transport`].
+#[derive(Debug)]
+pub struct SimTransport {
+    card: Card,
+    atr: Vec<u8>,
+    name: String,
+    present: bool,
+    timing: TimingModel,
+    modeled: Duration,
+    apdus: u64,
+    tear: Option<(Tear, u64)>,
+}
+
+impl SimTransport {
+    /// The card, inserted and powered, with the default timing model.
+    pub fn new(card: Card) -> Self {
+        SimTransport::with_timing(card, TimingModel::default())
+    }
+
+    /// The card with a given timing model.
+    pub fn with_timing(mut card: Card, timing: TimingModel) -> Self {
+        card.power_on();
+        let atr = card.atr();
+        SimTransport {
+            card,
+            atr,
+            name: "card-sim in process".to_owned(),
+            present: true,
+            timing,
+            modeled: Duration::ZERO,
+            apdus: 0,
+            tear: None,
+        }
+    }
+
+    /// The card.
+    pub fn card(&self) -> &Card {
+        &self.card
+    }
+
+    /// The card, mutable (e.g. to save its image).
+    pub fn card_mut(&mut self) -> &mut Card {
+        &mut self.card
+    }
+
+    /// Takes the card out.
+    pub fn into_card(self) -> Card {
+        self.card
+    }
+
+    /// Arms a tear; replaces any armed tear.
+    pub fn arm_tear(&mut self, tear: Tear) {
+        self.tear = Some((tear, 0));
+    }
+
+    /// Disarms the tear.
+    pub fn disarm_tear(&mut self) {
+        self.tear = None;
+    }
+
+    /// Whether the card is in the reader.
+    pub fn is_present(&self) -> bool {
+        self.present
+    }
+
+    /// Removes the card now (powered off).
+    pub fn remove(&mut self) {
+        self.present = false;
+        self.card.power_off();
+    }
+
+    /// Puts the card back: powered on, volatile state reset. A spent tear is disarmed.
+    pub fn reinsert(&mut self) {
+        self.present = true;
+        self.card.power_on();
+        self.atr = self.card.atr();
+    }
+
+    /// Total modeled card time so far.
+    pub fn modeled_time(&self) -> Duration {
+        self.modeled
+    }
+
+    /// APDUs the card answered or was torn on.
+    pub fn apdu_count(&self) -> u64 {
+        self.apdus
+    }
+
+    /// Resets the modeled time and APDU count to zero.
+    pub fn reset_counters(&mut self) {
+        self.modeled = Duration::ZERO;
+        self.apdus = 0;
+    }
+
+    /// The timing model.
+    pub fn timing(&self) -> &TimingModel {
+        &self.timing
+    }
+
+    fn transmit(&mut self, command: &[u8]) -> Result<Vec<u8>, TransportError> {
+        if !self.present {
+            return Err(TransportError::CardRemoved);
+        }
+        self.apdus += 1;
+        let tear_now = match &mut self.tear {
+            Some((tear, seen)) => {
+                *seen += 1;
+                (*seen == tear.after_apdu).then_some(tear.when)
+            }
+            None => None,
+        };
+        if tear_now == Some(TearPoint::BeforeWrite) {
+            self.tear = None;
+            self.remove();
+            return Err(TransportError::CardRemoved);
+        }
+        let (response, work) = self.card.process_traced(command);
+        self.modeled += self.timing.apdu_time(command.len(), response.len(), &work);
+        if tear_now == Some(TearPoint::AfterWrite) {
+            self.tear = None;
+            self.remove();
+            return Err(TransportError::CardRemoved);
+        }
+        Ok(response)
+    }
+}
+
+impl Transport for SimTransport {
+    fn transaction(&mut self) -> Result<Box<dyn CardTransaction + '_>, TransportError> {
+        if !self.present {
+            return Err(TransportError::NoCard(self.name.clone()));
+        }
+        Ok(Box::new(SimTransaction { sim: self }))
+    }
+
+    fn atr(&self) -> &[u8] {
+        &self.atr
+    }
+
+    fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+struct SimTransaction<'a> {
+    sim: &'a mut SimTransport,
+}
+
+impl CardTransaction for SimTransaction<'_> {
+    fn transmit(&mut self, command: &[u8], _sensitivity: Sensitivity) -> Result<Vec<u8>, TransportError> {
+        self.sim.transmit(command)
+    }
+
+    fn reset(&mut self) -> Result<Vec<u8>, TransportError> {
+        if !self.sim.present {
+            return Err(TransportError::CardRemoved);
+        }
+        self.sim.card.reset();
+        self.sim.atr = self.sim.card.atr();
+        Ok(self.sim.atr.clone())
+    }
+
+    fn atr(&self) -> &[u8] {
+        &self.sim.atr
+    }
+}
