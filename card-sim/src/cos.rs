@@ -194,8 +194,7 @@ impl Exec<'_> {
     pub fn wrote(&mut self, n: usize) {
         let n = u32::try_from(n).unwrap_or(u32::MAX);
         self.work.eeprom_bytes_written = self.work.eeprom_bytes_written.saturating_add(n);
-        self.work.eeprom_pages_written =
-            self.work.eeprom_pages_written.saturating_add(n.div_ceil(EEPROM_PAGE).max(1));
+        self.work.eeprom_pages_written = self.work.eeprom_pages_written.saturating_add(n.div_ceil(EEPROM_PAGE).max(1));
     }
 
     /// Counts block cipher operations.
@@ -373,7 +372,8 @@ impl Card {
         }
         let mut st = self.state.clone();
         let mut vol = self.vol.clone();
-        let mut x = Exec { st: &mut st, vol: &mut vol, cmd, challenge, keep_on_error: false, work: CardWork::default() };
+        let mut x =
+            Exec { st: &mut st, vol: &mut vol, cmd, challenge, keep_on_error: false, work: CardWork::default() };
         let res = dispatch(&mut x);
         let mut work = x.work;
         if res.is_ok() || x.keep_on_error {

@@ -10,8 +10,11 @@
 //! |---|---|
 //! | DF (DDF or ADF) | `38 ‖ [AID (5–16 bytes)]` |
 //! | transparent EF | `01 ‖ SFI ‖ read AC ‖ update AC ‖ size (2, big-endian, 1–7FFF)` |
-//! | linear EF, TLV records | `04 ‖ SFI ‖ read AC ‖ update AC ‖ max records (1–FE) ‖ max record length (2–FF)` |
+//! | linear EF, TLV records | `04 ‖ SFI ‖ read AC ‖ update AC ‖ max records (1–FE) ‖ max record length (2–FF) ‖ [record ‖ read AC]…` |
 //! | cyclic EF | `06 ‖ SFI ‖ read AC ‖ update AC ‖ records (1–FE) ‖ record length (1–FF)` |
+//!
+//! The optional pairs after a linear EF's layout give single records their own read condition
+//! (CARD-PROFILE §3: on a gen 3 card EF05 record 7 needs RKSSSE while records 1–6 are free).
 //!
 //! SFI `01`–`1E` (or `00`: the EF has no SFI); the AC bytes as in [`crate::access`]. A FID, SFI or AID
 //! already used answers `6A89`; `3F00`, `0000`, `FFFF` and malformed data answer `6A80`; a full card `6A84`.
@@ -68,9 +71,21 @@ pub struct Ef {
     pub read: AccessCondition,
     /// Condition for UPDATE RECORD / UPDATE BINARY / APPEND RECORD.
     pub update: AccessCondition,
+    /// Read conditions of single records that differ from `read` (linear EFs only).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub record_read: Vec<RecordAccess>,
     /// Structure and content.
     #[serde(flatten)]
     pub(crate) body: EfBody,
+}
+
+/// A record whose read condition differs from its file's (CARD-PROFILE §3: gen 3 EF05 record 7).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecordAccess {
+    /// Record number (1-based).
+    pub record: u8,
+    /// Its read condition.
+    pub read: AccessCondition,
 }
 
 /// Structure and content of an EF.
@@ -163,6 +178,11 @@ impl Df {
 }
 
 impl Ef {
+    /// The read condition of record `n` (1-based).
+    pub fn record_read_condition(&self, n: usize) -> AccessCondition {
+        self.record_read.iter().find(|r| usize::from(r.record) == n).map_or(self.read, |r| r.read)
+    }
+
     /// EEPROM used by the file: header and the whole data area.
     pub fn footprint(&self) -> usize {
         HEADER_BYTES
@@ -227,7 +247,7 @@ pub(crate) fn parse_create(fid: u16, data: &[u8]) -> Option<NewFile> {
     match data {
         [0x38] => Some(NewFile::Df { aid: None }),
         [0x38, aid @ ..] if (5..=16).contains(&aid.len()) => Some(NewFile::Df { aid: Some(aid.to_vec()) }),
-        [ty, sfi, read, update, a, b] => {
+        [ty, sfi, read, update, a, b, extra @ ..] if extra.len() % 2 == 0 && (extra.is_empty() || *ty == 0x04) => {
             let read = AccessCondition::from_byte(*read)?;
             let update = AccessCondition::from_byte(*update)?;
             if *sfi > 30 {
@@ -249,7 +269,16 @@ pub(crate) fn parse_create(fid: u16, data: &[u8]) -> Option<NewFile> {
                 }
                 _ => return None,
             };
-            Some(NewFile::Ef(Ef { fid, sfi: *sfi, read, update, body }))
+            let record_read = extra
+                .chunks(2)
+                .map(|p| match p {
+                    [record, ac] if (1..=*a).contains(record) => {
+                        Some(RecordAccess { record: *record, read: AccessCondition::from_byte(*ac)? })
+                    }
+                    _ => None,
+                })
+                .collect::<Option<Vec<_>>>()?;
+            Some(NewFile::Ef(Ef { fid, sfi: *sfi, read, update, record_read, body }))
         }
         _ => None,
     }

@@ -77,8 +77,8 @@ impl Card {
     /// Reads a card image file.
     pub fn load(path: impl AsRef<Path>) -> Result<Card, Error> {
         let path = path.as_ref();
-        let text = std::fs::read_to_string(path)
-            .map_err(|source| Error::Io { path: path.display().to_string(), source })?;
+        let text =
+            std::fs::read_to_string(path).map_err(|source| Error::Io { path: path.display().to_string(), source })?;
         Card::from_image(&text)
     }
 }

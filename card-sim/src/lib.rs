@@ -18,7 +18,8 @@
 pub mod access;
 pub mod atr;
 mod cos;
-mod crypto_shim;
+#[doc(hidden)]
+pub mod crypto_shim;
 pub mod fs;
 mod hexfmt;
 mod image;

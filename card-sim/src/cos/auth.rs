@@ -37,7 +37,10 @@ pub(crate) fn external_authenticate(x: &mut Exec<'_>) -> Res {
     if x.cmd.p1 != 0 {
         return Err(StatusWord::WRONG_P1P2);
     }
-    let (Ok(c), Ok(data)) = (<[u8; 8]>::try_from(x.data().get(..8).unwrap_or_default()), <[u8; 8]>::try_from(x.data().get(8..).unwrap_or_default())) else {
+    let (Ok(c), Ok(data)) = (
+        <[u8; 8]>::try_from(x.data().get(..8).unwrap_or_default()),
+        <[u8; 8]>::try_from(x.data().get(8..).unwrap_or_default()),
+    ) else {
         return Err(StatusWord::WRONG_LENGTH);
     };
     let kid = x.cmd.p2;
@@ -71,7 +74,10 @@ pub(crate) fn internal_authenticate(x: &mut Exec<'_>) -> Res {
     if x.cmd.p1 != 0 {
         return Err(StatusWord::WRONG_P1P2);
     }
-    let (Ok(r1), Ok(r2)) = (<[u8; 8]>::try_from(x.data().get(..8).unwrap_or_default()), <[u8; 8]>::try_from(x.data().get(8..).unwrap_or_default())) else {
+    let (Ok(r1), Ok(r2)) = (
+        <[u8; 8]>::try_from(x.data().get(..8).unwrap_or_default()),
+        <[u8; 8]>::try_from(x.data().get(8..).unwrap_or_default()),
+    ) else {
         return Err(StatusWord::WRONG_LENGTH);
     };
     let df = x.df()?;

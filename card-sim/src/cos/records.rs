@@ -40,19 +40,26 @@ pub(crate) fn read_record(x: &mut Exec<'_>) -> Res {
     let i = resolve_sfi(x, x.cmd.p2 >> 3)?;
     let df = x.df()?;
     let ef = df.files.get(i).ok_or(StatusWord::FILE_NOT_FOUND)?;
-    if !ef.read.is_satisfied(&x.vol.security, false) {
+    let sec = &x.vol.security;
+    if !ef.read.is_satisfied(sec, false) {
         return Err(StatusWord::SECURITY_NOT_SATISFIED);
     }
     let nth = usize::from(p1).saturating_sub(1);
+    // (record number, record) pairs the command addresses, in order
     let data = match (&ef.body, mode) {
         (EfBody::Transparent { .. }, _) => return Err(WRONG_STRUCTURE),
-        (EfBody::Linear { records, .. }, 0b100) => records.get(nth).cloned().flatten().map(|r| r.0),
-        (EfBody::Linear { records, .. }, 0b000) => {
-            records.iter().flatten().find(|r| r.0.first() == Some(&p1)).map(|r| r.0.clone())
-        }
         (EfBody::Linear { records, .. }, _) => {
-            let all: Vec<u8> = records.iter().skip(nth).flatten().flat_map(|r| r.0.iter().copied()).collect();
-            (!all.is_empty()).then_some(all)
+            let written = records.iter().enumerate().filter_map(|(i, r)| r.as_ref().map(|r| (i + 1, r)));
+            let chosen: Vec<(usize, &HexBytes)> = match mode {
+                0b100 => written.filter(|(n, _)| *n == nth + 1).collect(),
+                0b000 => written.filter(|(_, r)| r.0.first() == Some(&p1)).take(1).collect(),
+                _ => written.filter(|(n, _)| *n > nth).collect(),
+            };
+            if chosen.iter().any(|(n, _)| !ef.record_read_condition(*n).is_satisfied(sec, false)) {
+                return Err(StatusWord::SECURITY_NOT_SATISFIED);
+            }
+            let all: Vec<u8> = chosen.iter().flat_map(|(_, r)| r.0.iter().copied()).collect();
+            (!chosen.is_empty()).then_some(all)
         }
         (EfBody::Cyclic { .. }, 0b000) => return Err(StatusWord::WRONG_P1P2),
         (EfBody::Cyclic { records, .. }, 0b100) => records.get(nth).map(|r| r.0.clone()),
