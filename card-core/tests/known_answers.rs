@@ -42,21 +42,28 @@ fn check_vector(algorithm: &str, v: &Value) -> Checked {
         "retail-mac" => check_retail_mac(v),
         "diversification" => check_diversification(v),
         "kcv" => check_kcv(v),
-        // codec checks (ISO/IEC 7064) go here:
-        // "iso7064-mod11-2" => check_iso7064_mod11_2(v),
-        // "iso7064-mod37-2" => check_iso7064_mod37_2(v),
-        other => Err(format!(
-            "unknown algorithm {other:?}: add an arm to check_vector"
-        )),
+        "iso7064-mod11-2" => check_check_char(v, card_core::codec::mod11_2_check),
+        "iso7064-mod37-2" => check_check_char(v, card_core::codec::mod37_2_check),
+        other => Err(format!("unknown algorithm {other:?}: add an arm to check_vector")),
+    }
+}
+
+/// ISO/IEC 7064 check characters: `input` (the body) → `expected` (one character).
+fn check_check_char(v: &Value, check: fn(&str) -> Result<char, card_core::codec::CodecError>) -> Checked {
+    let input = text(v, "input")?;
+    let expected = text(v, "expected")?;
+    let got = check(input).map_err(err)?;
+    if expected.chars().eq(std::iter::once(got)) {
+        Ok(())
+    } else {
+        Err(format!("check character of {input}: got {got}, expected {expected}"))
     }
 }
 
 // ---------- field access ----------
 
 fn text<'a>(v: &'a Value, field: &str) -> Result<&'a str, String> {
-    v.get(field)
-        .and_then(Value::as_str)
-        .ok_or_else(|| format!("missing string field {field:?}"))
+    v.get(field).and_then(Value::as_str).ok_or_else(|| format!("missing string field {field:?}"))
 }
 
 fn hex_field(v: &Value, field: &str) -> Result<Vec<u8>, String> {
@@ -69,20 +76,14 @@ fn hex_field(v: &Value, field: &str) -> Result<Vec<u8>, String> {
 
 fn hex_array<const N: usize>(v: &Value, field: &str) -> Result<[u8; N], String> {
     let bytes = hex_field(v, field)?;
-    bytes
-        .try_into()
-        .map_err(|b: Vec<u8>| format!("field {field:?}: expected {N} bytes, got {}", b.len()))
+    bytes.try_into().map_err(|b: Vec<u8>| format!("field {field:?}: expected {N} bytes, got {}", b.len()))
 }
 
 fn expect_eq(what: &str, got: &[u8], expected: &[u8]) -> Checked {
     if got == expected {
         Ok(())
     } else {
-        Err(format!(
-            "{what}: got {}, expected {}",
-            hex::encode_upper(got),
-            hex::encode_upper(expected)
-        ))
+        Err(format!("{what}: got {}, expected {}", hex::encode_upper(got), hex::encode_upper(expected)))
     }
 }
 
@@ -106,16 +107,8 @@ fn check_des(v: &Value) -> Checked {
     let key = DesKey::new(&hex_field(v, "key")?).map_err(err)?;
     let input = hex_field(v, "input")?;
     let expected = hex_field(v, "expected")?;
-    expect_eq(
-        "DES encrypt",
-        &key.encrypt_ecb(&input).map_err(err)?,
-        &expected,
-    )?;
-    expect_eq(
-        "DES decrypt",
-        &key.decrypt_ecb(&expected).map_err(err)?,
-        &input,
-    )
+    expect_eq("DES encrypt", &key.encrypt_ecb(&input).map_err(err)?, &expected)?;
+    expect_eq("DES decrypt", &key.decrypt_ecb(&expected).map_err(err)?, &input)
 }
 
 /// Two-key 3DES, `mode` `ecb` or `cbc` (with `iv`); also checks decryption.
@@ -125,29 +118,13 @@ fn check_tdes(v: &Value) -> Checked {
     let expected = hex_field(v, "expected")?;
     match text(v, "mode")? {
         "ecb" => {
-            expect_eq(
-                "3DES-ECB encrypt",
-                &key.encrypt_ecb(&input).map_err(err)?,
-                &expected,
-            )?;
-            expect_eq(
-                "3DES-ECB decrypt",
-                &key.decrypt_ecb(&expected).map_err(err)?,
-                &input,
-            )
+            expect_eq("3DES-ECB encrypt", &key.encrypt_ecb(&input).map_err(err)?, &expected)?;
+            expect_eq("3DES-ECB decrypt", &key.decrypt_ecb(&expected).map_err(err)?, &input)
         }
         "cbc" => {
             let iv: [u8; 8] = hex_array(v, "iv")?;
-            expect_eq(
-                "3DES-CBC encrypt",
-                &key.encrypt_cbc(&iv, &input).map_err(err)?,
-                &expected,
-            )?;
-            expect_eq(
-                "3DES-CBC decrypt",
-                &key.decrypt_cbc(&iv, &expected).map_err(err)?,
-                &input,
-            )
+            expect_eq("3DES-CBC encrypt", &key.encrypt_cbc(&iv, &input).map_err(err)?, &expected)?;
+            expect_eq("3DES-CBC decrypt", &key.decrypt_cbc(&iv, &expected).map_err(err)?, &input)
         }
         other => Err(format!("unknown mode {other:?}")),
     }
@@ -164,16 +141,8 @@ fn check_sm4(v: &Value) -> Checked {
     let expected = hex_field(v, "expected")?;
     let iterations = v.get("iterations").and_then(Value::as_u64).unwrap_or(1);
     if iterations == 1 {
-        expect_eq(
-            "SM4 encrypt",
-            &key.encrypt_ecb(&input).map_err(err)?,
-            &expected,
-        )?;
-        return expect_eq(
-            "SM4 decrypt",
-            &key.decrypt_ecb(&expected).map_err(err)?,
-            &input,
-        );
+        expect_eq("SM4 encrypt", &key.encrypt_ecb(&input).map_err(err)?, &expected)?;
+        return expect_eq("SM4 decrypt", &key.decrypt_ecb(&expected).map_err(err)?, &input);
     }
     let mut block: [u8; 16] = hex_array(v, "input")?;
     for _ in 0..iterations {
@@ -188,16 +157,8 @@ fn check_sm4_cbc(v: &Value) -> Checked {
     let iv: [u8; 16] = hex_array(v, "iv")?;
     let input = hex_field(v, "input")?;
     let expected = hex_field(v, "expected")?;
-    expect_eq(
-        "SM4-CBC encrypt",
-        &key.encrypt_cbc(&iv, &input).map_err(err)?,
-        &expected,
-    )?;
-    expect_eq(
-        "SM4-CBC decrypt",
-        &key.decrypt_cbc(&iv, &expected).map_err(err)?,
-        &input,
-    )
+    expect_eq("SM4-CBC encrypt", &key.encrypt_cbc(&iv, &input).map_err(err)?, &expected)?;
+    expect_eq("SM4-CBC decrypt", &key.decrypt_cbc(&iv, &expected).map_err(err)?, &input)
 }
 
 /// AES-128/256 ECB; also checks decryption.
@@ -205,16 +166,8 @@ fn check_aes(v: &Value) -> Checked {
     let key = AesKey::new(&hex_field(v, "key")?).map_err(err)?;
     let input = hex_field(v, "input")?;
     let expected = hex_field(v, "expected")?;
-    expect_eq(
-        "AES encrypt",
-        &key.encrypt_ecb(&input).map_err(err)?,
-        &expected,
-    )?;
-    expect_eq(
-        "AES decrypt",
-        &key.decrypt_ecb(&expected).map_err(err)?,
-        &input,
-    )
+    expect_eq("AES encrypt", &key.encrypt_ecb(&input).map_err(err)?, &expected)?;
+    expect_eq("AES decrypt", &key.decrypt_ecb(&expected).map_err(err)?, &input)
 }
 
 /// AES-CMAC, full tag.
@@ -232,11 +185,7 @@ fn check_retail_mac(v: &Value) -> Checked {
         Some(2) => Padding::Method2,
         other => return Err(format!("padding must be 1 or 2, got {other:?}")),
     };
-    let iv: [u8; 8] = if v.get("iv").is_some() {
-        hex_array(v, "iv")?
-    } else {
-        [0; 8]
-    };
+    let iv: [u8; 8] = if v.get("iv").is_some() { hex_array(v, "iv")? } else { [0; 8] };
     let input = hex_field(v, "input")?;
     let mac = retail_mac(&key, &iv, &input, padding);
     expect_eq("retail MAC", &mac, &hex_field(v, "expected")?)
@@ -251,8 +200,7 @@ fn check_diversification(v: &Value) -> Checked {
         .ok_or("missing array field \"factors\"")?
         .iter()
         .map(|f| {
-            let bytes =
-                hex::decode(f.as_str().ok_or("factor must be a hex string")?).map_err(err)?;
+            let bytes = hex::decode(f.as_str().ok_or("factor must be a hex string")?).map_err(err)?;
             <[u8; 8]>::try_from(bytes).map_err(|_| "factor must be 8 bytes".to_string())
         })
         .collect::<Result<Vec<_>, String>>()?;
@@ -284,10 +232,8 @@ fn run_file(path: &Path) -> Result<usize, Vec<String>> {
     let name = path.display().to_string();
     let text = std::fs::read_to_string(path).map_err(|e| vec![format!("{name}: {e}")])?;
     let doc: Value = serde_json::from_str(&text).map_err(|e| vec![format!("{name}: {e}")])?;
-    let algorithm = doc
-        .get("algorithm")
-        .and_then(Value::as_str)
-        .ok_or_else(|| vec![format!("{name}: missing \"algorithm\"")])?;
+    let algorithm =
+        doc.get("algorithm").and_then(Value::as_str).ok_or_else(|| vec![format!("{name}: missing \"algorithm\"")])?;
     if doc.get("source").and_then(Value::as_str).is_none() {
         return Err(vec![format!("{name}: missing file-level \"source\"")]);
     }
@@ -330,20 +276,13 @@ fn vector_files() -> Vec<PathBuf> {
 #[test]
 fn all_vector_files() {
     let files = vector_files();
-    assert!(
-        !files.is_empty(),
-        "no vector files in {}",
-        vectors_dir().display()
-    );
+    assert!(!files.is_empty(), "no vector files in {}", vectors_dir().display());
     let mut total = 0;
     let mut failures = Vec::new();
     for path in &files {
         match run_file(path) {
             Ok(n) => {
-                let file = path
-                    .file_name()
-                    .map(|n| n.to_string_lossy())
-                    .unwrap_or_default();
+                let file = path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default();
                 println!("{file}: {n} vectors passed");
                 total += n;
             }
@@ -351,12 +290,7 @@ fn all_vector_files() {
         }
     }
     println!("{} files, {total} vectors passed", files.len());
-    assert!(
-        failures.is_empty(),
-        "{} failure(s):\n{}",
-        failures.len(),
-        failures.join("\n")
-    );
+    assert!(failures.is_empty(), "{} failure(s):\n{}", failures.len(), failures.join("\n"));
     assert!(total >= files.len(), "every file has at least one vector");
 }
 
@@ -399,4 +333,8 @@ vector_file_tests! {
     diversification_json => "diversification.json",
     // CARD-PROFILE §6.6, §9
     kcv_json => "kcv.json",
+    // GB 11643 / CARD-PROFILE §9, LD/T 33 sample, python-stdnum
+    iso7064_mod11_2_json => "iso7064-mod11-2.json",
+    // python-stdnum doctest and computed values, each labelled
+    iso7064_mod37_2_json => "iso7064-mod37-2.json",
 }

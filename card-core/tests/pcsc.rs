@@ -4,6 +4,7 @@
 //! The virtual readers are shared by every end-to-end test of the workspace: each test holds
 //! the lock file `/tmp/sscard-vpcd.lock` while it uses them.
 #![cfg(feature = "pcsc")]
+#![allow(clippy::expect_used, clippy::unwrap_used)]
 
 use std::fs::File;
 

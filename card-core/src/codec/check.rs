@@ -51,9 +51,7 @@ pub fn mod37_2_check(s: &str) -> Result<char, CodecError> {
     }
     let values = alnum_values(s)?;
     let c = pure_system_radix2(values.into_iter(), 37);
-    Ok(MOD37_ALPHABET
-        .get(c as usize)
-        .map_or('*', |&b| char::from(b)))
+    Ok(MOD37_ALPHABET.get(c as usize).map_or('*', |&b| char::from(b)))
 }
 
 fn alnum_values(s: &str) -> Result<Vec<u32>, CodecError> {
@@ -62,11 +60,7 @@ fn alnum_values(s: &str) -> Result<Vec<u32>, CodecError> {
         .map(|(position, ch)| match ch {
             '0'..='9' => Ok(u32::from(ch) - u32::from('0')),
             'A'..='Z' => Ok(u32::from(ch) - u32::from('A') + 10),
-            _ => Err(CodecError::InvalidChar {
-                ch,
-                position,
-                allowed: "0-9, A-Z",
-            }),
+            _ => Err(CodecError::InvalidChar { ch, position, allowed: "0-9, A-Z" }),
         })
         .collect()
 }
@@ -84,13 +78,7 @@ mod tests {
         assert_eq!(mod11_2_check("11111119810101111").unwrap(), '0');
         assert_eq!(mod11_2_check("079").unwrap(), 'X');
         assert_eq!(mod11_2_check("0794").unwrap(), '0');
-        assert_eq!(
-            mod11_2_check("12a").unwrap_err(),
-            CodecError::NotDigit {
-                ch: 'a',
-                position: 2
-            }
-        );
+        assert_eq!(mod11_2_check("12a").unwrap_err(), CodecError::NotDigit { ch: 'a', position: 2 });
         assert_eq!(mod11_2_check("").unwrap_err(), CodecError::Empty);
     }
 
@@ -98,13 +86,6 @@ mod tests {
     fn mod37_2_vectors() {
         assert_eq!(mod37_2_check("G123489654321").unwrap(), 'Y');
         assert_eq!(mod37_2_check("X0000001").unwrap(), 'O');
-        assert!(matches!(
-            mod37_2_check("x1"),
-            Err(CodecError::InvalidChar {
-                ch: 'x',
-                position: 0,
-                ..
-            })
-        ));
+        assert!(matches!(mod37_2_check("x1"), Err(CodecError::InvalidChar { ch: 'x', position: 0, .. })));
     }
 }

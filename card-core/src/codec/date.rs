@@ -20,10 +20,8 @@ pub struct Date {
 impl Date {
     /// A date from its parts; fails unless it exists (leap years included).
     pub fn new(year: u16, month: u8, day: u8) -> Result<Self, CodecError> {
-        let valid = (1..=9999).contains(&year)
-            && (1..=12).contains(&month)
-            && day >= 1
-            && day <= days_in_month(year, month);
+        let valid =
+            (1..=9999).contains(&year) && (1..=12).contains(&month) && day >= 1 && day <= days_in_month(year, month);
         if valid {
             Ok(Date { year, month, day })
         } else {
@@ -35,10 +33,7 @@ impl Date {
     pub fn parse(text: &str) -> Result<Self, CodecError> {
         let count = text.chars().count();
         if count != 8 {
-            return Err(CodecError::BadLength {
-                expected: 8,
-                found: count,
-            });
+            return Err(CodecError::BadLength { expected: 8, found: count });
         }
         let mut digits = [0u16; 8];
         for (position, ch) in text.chars().enumerate() {
@@ -58,10 +53,7 @@ impl Date {
     /// Decodes a `cn` date field (4 bytes BCD, e.g. `20101001`).
     pub fn from_cn(bytes: &[u8]) -> Result<Self, CodecError> {
         if bytes.len() != 4 {
-            return Err(CodecError::BadLength {
-                expected: 4,
-                found: bytes.len(),
-            });
+            return Err(CodecError::BadLength { expected: 4, found: bytes.len() });
         }
         Date::parse(&decode_cn(bytes)?)
     }
@@ -78,9 +70,7 @@ impl Date {
     /// Today's date in China Standard Time (UTC+8, the zone of the card's dates) from the
     /// system clock. A clock set before 1970 reads as 1970-01-01.
     pub fn today() -> Self {
-        let secs = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
+        let secs = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
         let days = (secs + 8 * 3600) / 86_400;
         Date::from_days_since_epoch(days)
     }
@@ -162,10 +152,7 @@ mod tests {
         assert_eq!((d.year(), d.month(), d.day()), (2010, 10, 1));
         assert_eq!(d.to_string(), "20101001");
         assert_eq!(d.to_iso(), "2010-10-01");
-        assert_eq!(
-            Date::from_cn(&[0x20, 0x20, 0x10, 0x01]).unwrap(),
-            Date::parse("20201001").unwrap()
-        );
+        assert_eq!(Date::from_cn(&[0x20, 0x20, 0x10, 0x01]).unwrap(), Date::parse("20201001").unwrap());
         assert_eq!(d.to_cn(), [0x20, 0x10, 0x10, 0x01]);
     }
 
@@ -173,14 +160,7 @@ mod tests {
     fn leap_years() {
         assert!(Date::parse("20000229").is_ok());
         assert!(Date::parse("20240229").is_ok());
-        assert_eq!(
-            Date::parse("19000229").unwrap_err(),
-            CodecError::InvalidDate {
-                year: 1900,
-                month: 2,
-                day: 29
-            }
-        );
+        assert_eq!(Date::parse("19000229").unwrap_err(), CodecError::InvalidDate { year: 1900, month: 2, day: 29 });
         assert!(Date::parse("20230229").is_err());
         assert!(Date::parse("20230431").is_err());
         assert!(Date::parse("20231301").is_err());
@@ -190,20 +170,8 @@ mod tests {
 
     #[test]
     fn malformed_text() {
-        assert_eq!(
-            Date::parse("2010101").unwrap_err(),
-            CodecError::BadLength {
-                expected: 8,
-                found: 7
-            }
-        );
-        assert_eq!(
-            Date::parse("2010-1-1").unwrap_err(),
-            CodecError::NotDigit {
-                ch: '-',
-                position: 4
-            }
-        );
+        assert_eq!(Date::parse("2010101").unwrap_err(), CodecError::BadLength { expected: 8, found: 7 });
+        assert_eq!(Date::parse("2010-1-1").unwrap_err(), CodecError::NotDigit { ch: '-', position: 4 });
         assert!(Date::from_cn(&[0x20, 0x10, 0x10, 0x0F]).is_err());
         assert!(Date::from_cn(&[0xFF, 0xFF, 0xFF, 0xFF]).is_err());
     }
@@ -213,10 +181,7 @@ mod tests {
         assert_eq!(Date::from_days_since_epoch(0).to_string(), "19700101");
         assert_eq!(Date::from_days_since_epoch(11_016).to_string(), "20000229");
         assert_eq!(Date::from_days_since_epoch(19_723).to_string(), "20240101");
-        assert_eq!(
-            Date::from_days_since_epoch(u64::MAX).to_string(),
-            "99991231"
-        );
+        assert_eq!(Date::from_days_since_epoch(u64::MAX).to_string(), "99991231");
         assert!(Date::today().year() >= 2025);
     }
 }

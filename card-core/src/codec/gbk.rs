@@ -39,9 +39,7 @@ pub fn gbk_encode(text: &str) -> Result<Vec<u8>, CodecError> {
         }
         let (bytes, _, had_errors) = GB18030.encode(ch.encode_utf8(&mut buf));
         match &bytes[..] {
-            [lead, trail]
-                if !had_errors && is_lead(*lead) && is_trail(*trail) && decodes_to(&bytes, ch) =>
-            {
+            [lead, trail] if !had_errors && is_lead(*lead) && is_trail(*trail) && decodes_to(&bytes, ch) => {
                 out.extend_from_slice(&bytes);
             }
             _ => return Err(CodecError::NotGbk { ch, position }),
@@ -71,9 +69,7 @@ pub fn gbk_decode(bytes: &[u8]) -> Result<String, CodecError> {
             Some(pair @ [lead, trail]) if is_lead(*lead) && is_trail(*trail) => pair,
             _ => return Err(malformed),
         };
-        let text = GBK
-            .decode_without_bom_handling_and_without_replacement(pair)
-            .ok_or(malformed)?;
+        let text = GBK.decode_without_bom_handling_and_without_replacement(pair).ok_or(malformed)?;
         out.push_str(&text);
         i += 2;
     }
@@ -84,8 +80,7 @@ pub fn gbk_decode(bytes: &[u8]) -> Result<String, CodecError> {
 /// GBK mappings such as U+E78D) to sequences the decoder reads as their GB 18030-2005
 /// replacements (U+FE10); such a character would not survive a write and a read, so it is refused.
 fn decodes_to(pair: &[u8], ch: char) -> bool {
-    GBK.decode_without_bom_handling_and_without_replacement(pair)
-        .is_some_and(|s| s.chars().eq(core::iter::once(ch)))
+    GBK.decode_without_bom_handling_and_without_replacement(pair).is_some_and(|s| s.chars().eq(core::iter::once(ch)))
 }
 
 fn is_lead(b: u8) -> bool {
@@ -103,14 +98,8 @@ mod tests {
 
     #[test]
     fn zhang_san() {
-        assert_eq!(
-            gbk_encode("张三").unwrap(),
-            hex::decode("D5C5C8FD").unwrap()
-        );
-        assert_eq!(
-            gbk_decode(&hex::decode("D5C5C8FD").unwrap()).unwrap(),
-            "张三"
-        );
+        assert_eq!(gbk_encode("张三").unwrap(), hex::decode("D5C5C8FD").unwrap());
+        assert_eq!(gbk_decode(&hex::decode("D5C5C8FD").unwrap()).unwrap(), "张三");
     }
 
     #[test]
@@ -122,46 +111,22 @@ mod tests {
 
     #[test]
     fn unmappable_char_is_named_with_its_position() {
-        assert_eq!(
-            gbk_encode("张三吉𠮷").unwrap_err(),
-            CodecError::NotGbk {
-                ch: '𠮷',
-                position: 3
-            }
-        );
+        assert_eq!(gbk_encode("张三吉𠮷").unwrap_err(), CodecError::NotGbk { ch: '𠮷', position: 3 });
         // € is the single byte 80 in WHATWG GBK; here its GB 18030 two-byte code.
         assert_eq!(gbk_encode("€").unwrap(), [0xA2, 0xE3]);
         // A character GB 18030 maps only with four bytes.
-        assert!(matches!(
-            gbk_encode("a\u{0080}"),
-            Err(CodecError::NotGbk { position: 1, .. })
-        ));
+        assert!(matches!(gbk_encode("a\u{0080}"), Err(CodecError::NotGbk { position: 1, .. })));
         // A PUA character whose legacy mapping reads back as U+FE10.
-        assert!(matches!(
-            gbk_encode("\u{E78D}"),
-            Err(CodecError::NotGbk { position: 0, .. })
-        ));
+        assert!(matches!(gbk_encode("\u{E78D}"), Err(CodecError::NotGbk { position: 0, .. })));
     }
 
     #[test]
     fn decoder_rejects_what_gb18030_would_accept() {
         // Four-byte GB 18030 sequence for U+0080.
-        assert_eq!(
-            gbk_decode(&[0x41, 0x81, 0x30, 0x81, 0x30]).unwrap_err(),
-            CodecError::MalformedGbk { position: 1 }
-        );
-        assert_eq!(
-            gbk_decode(&[0x80]).unwrap_err(),
-            CodecError::MalformedGbk { position: 0 }
-        );
-        assert_eq!(
-            gbk_decode(&[0x41, 0xFF]).unwrap_err(),
-            CodecError::MalformedGbk { position: 1 }
-        );
-        assert_eq!(
-            gbk_decode(&[0xD5, 0xC5, 0xC8]).unwrap_err(),
-            CodecError::MalformedGbk { position: 2 }
-        );
+        assert_eq!(gbk_decode(&[0x41, 0x81, 0x30, 0x81, 0x30]).unwrap_err(), CodecError::MalformedGbk { position: 1 });
+        assert_eq!(gbk_decode(&[0x80]).unwrap_err(), CodecError::MalformedGbk { position: 0 });
+        assert_eq!(gbk_decode(&[0x41, 0xFF]).unwrap_err(), CodecError::MalformedGbk { position: 1 });
+        assert_eq!(gbk_decode(&[0xD5, 0xC5, 0xC8]).unwrap_err(), CodecError::MalformedGbk { position: 2 });
     }
 
     /// Every BMP character that encodes decodes back to itself, in two bytes (or ASCII).

@@ -10,10 +10,7 @@ use super::CodecError;
 
 fn require_digits(s: &str, offset: usize) -> Result<(), CodecError> {
     match s.chars().enumerate().find(|(_, c)| !c.is_ascii_digit()) {
-        Some((i, ch)) => Err(CodecError::NotDigit {
-            ch,
-            position: offset + i,
-        }),
+        Some((i, ch)) => Err(CodecError::NotDigit { ch, position: offset + i }),
         None => Ok(()),
     }
 }
@@ -40,9 +37,7 @@ impl RegionCode {
         let mut digits = [0u8; 6];
         digits.copy_from_slice(text.as_bytes());
         if digits.starts_with(b"00") {
-            return Err(CodecError::InvalidRegion {
-                code: text.to_owned(),
-            });
+            return Err(CodecError::InvalidRegion { code: text.to_owned() });
         }
         Ok(RegionCode(digits))
     }
@@ -50,10 +45,7 @@ impl RegionCode {
     /// Decodes the 3-byte BCD form (EF05 tag 01 bytes 0–2, EF06 tag 0C).
     pub fn from_bcd(bytes: &[u8]) -> Result<Self, CodecError> {
         if bytes.len() != 3 {
-            return Err(CodecError::BadLength {
-                expected: 3,
-                found: bytes.len(),
-            });
+            return Err(CodecError::BadLength { expected: 3, found: bytes.len() });
         }
         RegionCode::parse(&super::values::decode_cn(bytes)?)
     }
@@ -118,33 +110,18 @@ impl CitizenId {
     /// after `today`), then the check character.
     pub fn parse_at(text: &str, today: Date) -> Result<Self, CodecError> {
         require_len(text, 18)?;
-        let (body, check) =
-            text.split_at(text.char_indices().nth(17).map_or(text.len(), |(i, _)| i));
+        let (body, check) = text.split_at(text.char_indices().nth(17).map_or(text.len(), |(i, _)| i));
         require_digits(body, 0)?;
         let found = match check.chars().next() {
             Some(c @ '0'..='9') => c,
             Some('X' | 'x') => 'X',
-            Some(ch) => {
-                return Err(CodecError::InvalidChar {
-                    ch,
-                    position: 17,
-                    allowed: "0-9, X",
-                })
-            }
-            None => {
-                return Err(CodecError::BadLength {
-                    expected: 18,
-                    found: 17,
-                })
-            }
+            Some(ch) => return Err(CodecError::InvalidChar { ch, position: 17, allowed: "0-9, X" }),
+            None => return Err(CodecError::BadLength { expected: 18, found: 17 }),
         };
         let region = RegionCode::parse(&body[..6])?;
         let birth_date = Date::parse(&body[6..14])?;
         if birth_date.year() < 1900 || birth_date > today {
-            return Err(CodecError::ImplausibleBirthDate {
-                date: birth_date,
-                today,
-            });
+            return Err(CodecError::ImplausibleBirthDate { date: birth_date, today });
         }
         let expected = mod11_2_check(body)?;
         if expected != found {
@@ -152,11 +129,7 @@ impl CitizenId {
         }
         let mut text = body.to_owned();
         text.push(found);
-        Ok(CitizenId {
-            text,
-            region,
-            birth_date,
-        })
+        Ok(CitizenId { text, region, birth_date })
     }
 
     /// The 18 characters, check character uppercase.
@@ -226,16 +199,8 @@ impl CardNumber {
         for (position, ch) in text.chars().enumerate() {
             let ok = ch.is_ascii_digit() || ch.is_ascii_uppercase() || (position == 8 && ch == '*');
             if !ok {
-                let allowed = if position == 8 {
-                    "0-9, A-Z, *"
-                } else {
-                    "0-9, A-Z"
-                };
-                return Err(CodecError::InvalidChar {
-                    ch,
-                    position,
-                    allowed,
-                });
+                let allowed = if position == 8 { "0-9, A-Z, *" } else { "0-9, A-Z" };
+                return Err(CodecError::InvalidChar { ch, position, allowed });
             }
         }
         Ok(CardNumber(text.to_owned()))
@@ -303,62 +268,28 @@ mod tests {
         let t = today();
         assert_eq!(
             CitizenId::parse_at("110105194912310021", t).unwrap_err(),
-            CodecError::BadCheck {
-                expected: 'X',
-                found: '1'
-            }
+            CodecError::BadCheck { expected: 'X', found: '1' }
         );
         assert_eq!(
             CitizenId::parse_at("11010519491231002", t).unwrap_err(),
-            CodecError::BadLength {
-                expected: 18,
-                found: 17
-            }
+            CodecError::BadLength { expected: 18, found: 17 }
         );
         assert_eq!(
             CitizenId::parse_at("1101051949123100AX", t).unwrap_err(),
-            CodecError::NotDigit {
-                ch: 'A',
-                position: 16
-            }
+            CodecError::NotDigit { ch: 'A', position: 16 }
         );
         assert!(matches!(
             CitizenId::parse_at("11010519491231002Y", t),
-            Err(CodecError::InvalidChar {
-                ch: 'Y',
-                position: 17,
-                ..
-            })
+            Err(CodecError::InvalidChar { ch: 'Y', position: 17, .. })
         ));
-        assert!(matches!(
-            CitizenId::parse_at("001105194912310020", t),
-            Err(CodecError::InvalidRegion { .. })
-        ));
-        assert!(matches!(
-            CitizenId::parse_at("110105194902300020", t),
-            Err(CodecError::InvalidDate { .. })
-        ));
+        assert!(matches!(CitizenId::parse_at("001105194912310020", t), Err(CodecError::InvalidRegion { .. })));
+        assert!(matches!(CitizenId::parse_at("110105194902300020", t), Err(CodecError::InvalidDate { .. })));
         // Born before 1900, or after `today`.
-        let old = format!(
-            "11010518991231002{}",
-            mod11_2_check("11010518991231002").unwrap()
-        );
-        assert!(matches!(
-            CitizenId::parse_at(&old, t),
-            Err(CodecError::ImplausibleBirthDate { .. })
-        ));
-        let future = format!(
-            "11010520250602002{}",
-            mod11_2_check("11010520250602002").unwrap()
-        );
-        assert!(matches!(
-            CitizenId::parse_at(&future, t),
-            Err(CodecError::ImplausibleBirthDate { .. })
-        ));
-        let born_today = format!(
-            "11010520250601002{}",
-            mod11_2_check("11010520250601002").unwrap()
-        );
+        let old = format!("11010518991231002{}", mod11_2_check("11010518991231002").unwrap());
+        assert!(matches!(CitizenId::parse_at(&old, t), Err(CodecError::ImplausibleBirthDate { .. })));
+        let future = format!("11010520250602002{}", mod11_2_check("11010520250602002").unwrap());
+        assert!(matches!(CitizenId::parse_at(&future, t), Err(CodecError::ImplausibleBirthDate { .. })));
+        let born_today = format!("11010520250601002{}", mod11_2_check("11010520250601002").unwrap());
         assert!(CitizenId::parse_at(&born_today, t).is_ok());
         // Multi-byte characters count as one and do not split inside a char.
         assert!(CitizenId::parse_at("11010519491231002张", t).is_err());
@@ -370,24 +301,12 @@ mod tests {
         let n = CardNumber::with_check("X0000001").unwrap();
         assert_eq!(n.as_str(), "X0000001O");
         assert_eq!(CardNumber::parse("X0000001O").unwrap(), n);
-        assert_eq!(
-            CardNumber::parse("X00000019").unwrap_err(),
-            CodecError::BadCheck {
-                expected: 'O',
-                found: '9'
-            }
-        );
+        assert_eq!(CardNumber::parse("X00000019").unwrap_err(), CodecError::BadCheck { expected: 'O', found: '9' });
         let sample = CardNumber::parse_unverified("X00000019").unwrap();
         assert!(!sample.has_valid_check());
         assert!(n.has_valid_check());
-        assert!(matches!(
-            CardNumber::parse_unverified("x00000019"),
-            Err(CodecError::InvalidChar { position: 0, .. })
-        ));
-        assert!(matches!(
-            CardNumber::parse_unverified("X0000*019"),
-            Err(CodecError::InvalidChar { position: 5, .. })
-        ));
+        assert!(matches!(CardNumber::parse_unverified("x00000019"), Err(CodecError::InvalidChar { position: 0, .. })));
+        assert!(matches!(CardNumber::parse_unverified("X0000*019"), Err(CodecError::InvalidChar { position: 5, .. })));
         assert!(CardNumber::parse_unverified("X0000001*").is_ok());
         assert!(CardNumber::parse_unverified("X000000张").is_err());
     }
@@ -396,22 +315,10 @@ mod tests {
     fn region_code() {
         let r = RegionCode::parse("371700").unwrap();
         assert_eq!(r.to_bcd(), [0x37, 0x17, 0x00]);
-        assert_eq!(
-            RegionCode::from_bcd(&[0x63, 0x99, 0x00]).unwrap().as_str(),
-            "639900"
-        );
-        assert!(matches!(
-            RegionCode::parse("001700"),
-            Err(CodecError::InvalidRegion { .. })
-        ));
-        assert!(matches!(
-            RegionCode::parse("37170"),
-            Err(CodecError::BadLength { .. })
-        ));
-        assert!(matches!(
-            RegionCode::parse("37A700"),
-            Err(CodecError::NotDigit { position: 2, .. })
-        ));
+        assert_eq!(RegionCode::from_bcd(&[0x63, 0x99, 0x00]).unwrap().as_str(), "639900");
+        assert!(matches!(RegionCode::parse("001700"), Err(CodecError::InvalidRegion { .. })));
+        assert!(matches!(RegionCode::parse("37170"), Err(CodecError::BadLength { .. })));
+        assert!(matches!(RegionCode::parse("37A700"), Err(CodecError::NotDigit { position: 2, .. })));
         assert!(RegionCode::from_bcd(&[0x37, 0x17, 0x0F]).is_err());
     }
 }

@@ -22,8 +22,8 @@ pub use date::Date;
 pub use gbk::{gbk_decode, gbk_encode};
 pub use ids::{CardNumber, CitizenId, RegionCode, Sex};
 pub use values::{
-    decode, decode_an, decode_b, decode_cn, decode_dec, encode, encode_an, encode_b, encode_cn,
-    encode_dec, hex_upper, parse_hex,
+    decode, decode_an, decode_b, decode_cn, decode_dec, encode, encode_an, encode_b, encode_cn, encode_dec, hex_upper,
+    parse_hex,
 };
 
 use core::fmt;
@@ -99,9 +99,7 @@ pub enum CodecError {
         len: usize,
     },
     /// A `cn` nibble that is neither a digit nor the `F` pad.
-    #[error(
-        "nibble {nibble:X} at nibble position {position} is neither a BCD digit nor F padding"
-    )]
+    #[error("nibble {nibble:X} at nibble position {position} is neither a BCD digit nor F padding")]
     InvalidBcd {
         /// Position in nibbles.
         position: usize,
@@ -228,21 +226,12 @@ mod tests {
             assert_eq!(f.to_string().parse::<Format>().unwrap(), f);
         }
         assert_eq!("AN".parse::<Format>().unwrap(), Format::An);
-        assert!(matches!(
-            "B-TLV".parse::<Format>(),
-            Err(CodecError::UnknownFormat(_))
-        ));
+        assert!(matches!("B-TLV".parse::<Format>(), Err(CodecError::UnknownFormat(_))));
     }
 
     #[test]
     fn not_gbk_message() {
-        let e = CodecError::NotGbk {
-            ch: '𠮷',
-            position: 3,
-        };
-        assert_eq!(
-            e.to_string(),
-            "character '𠮷' (U+20BB7) at position 3 cannot be encoded in GBK"
-        );
+        let e = CodecError::NotGbk { ch: '𠮷', position: 3 };
+        assert_eq!(e.to_string(), "character '𠮷' (U+20BB7) at position 3 cannot be encoded in GBK");
     }
 }

@@ -43,10 +43,7 @@ pub fn encode_cn(digits: &str, len: usize) -> Result<Vec<u8>, CodecError> {
     }
     let needed = nibbles.len().div_ceil(2);
     if needed > len {
-        return Err(CodecError::TooLong {
-            len: needed,
-            max: len,
-        });
+        return Err(CodecError::TooLong { len: needed, max: len });
     }
     nibbles.resize(len * 2, 0x0F);
     Ok(nibbles.chunks(2).map(|p| p[0] << 4 | p[1]).collect())
@@ -82,18 +79,11 @@ pub fn decode_cn(bytes: &[u8]) -> Result<String, CodecError> {
 /// ```
 pub fn encode_an(text: &str, len: usize) -> Result<Vec<u8>, CodecError> {
     if let Some(position) = text.chars().position(|c| c == '\0') {
-        return Err(CodecError::InvalidChar {
-            ch: '\0',
-            position,
-            allowed: "any GBK character but NUL",
-        });
+        return Err(CodecError::InvalidChar { ch: '\0', position, allowed: "any GBK character but NUL" });
     }
     let mut bytes = gbk_encode(text)?;
     if bytes.len() > len {
-        return Err(CodecError::TooLong {
-            len: bytes.len(),
-            max: len,
-        });
+        return Err(CodecError::TooLong { len: bytes.len(), max: len });
     }
     bytes.resize(len, 0x00);
     Ok(bytes)
@@ -106,10 +96,7 @@ pub fn encode_an(text: &str, len: usize) -> Result<Vec<u8>, CodecError> {
 /// `00` before the padding (text, `00`, text) is [`CodecError::NulInText`]; malformed GBK is
 /// [`CodecError::MalformedGbk`].
 pub fn decode_an(bytes: &[u8]) -> Result<String, CodecError> {
-    let end = bytes
-        .iter()
-        .rposition(|&b| b != 0x00 && b != 0x20)
-        .map_or(0, |i| i + 1);
+    let end = bytes.iter().rposition(|&b| b != 0x00 && b != 0x20).map_or(0, |i| i + 1);
     let text = &bytes[..end];
     if let Some(position) = text.iter().position(|&b| b == 0x00) {
         return Err(CodecError::NulInText { position });
@@ -121,10 +108,7 @@ pub fn decode_an(bytes: &[u8]) -> Result<String, CodecError> {
 pub fn encode_b(value: &[u8], len: usize) -> Result<Vec<u8>, CodecError> {
     match value.len() {
         n if n > len => Err(CodecError::TooLong { len: n, max: len }),
-        n if n < len => Err(CodecError::BadLength {
-            expected: len,
-            found: n,
-        }),
+        n if n < len => Err(CodecError::BadLength { expected: len, found: n }),
         _ => Ok(value.to_vec()),
     }
 }
@@ -145,10 +129,7 @@ pub fn encode_dec(value: u64, len: usize) -> Result<Vec<u8>, CodecError> {
     let be = value.to_be_bytes();
     let significant = be.iter().position(|&b| b != 0).map_or(0, |i| be.len() - i);
     if significant > len {
-        return Err(CodecError::TooLong {
-            len: significant,
-            max: len,
-        });
+        return Err(CodecError::TooLong { len: significant, max: len });
     }
     let mut out = vec![0u8; len];
     let start = len - significant;
@@ -163,9 +144,7 @@ pub fn decode_dec(bytes: &[u8]) -> Result<u64, CodecError> {
     if significant.len() > 8 {
         return Err(CodecError::DecTooLarge { len: bytes.len() });
     }
-    Ok(significant
-        .iter()
-        .fold(0u64, |acc, &b| acc << 8 | u64::from(b)))
+    Ok(significant.iter().fold(0u64, |acc, &b| acc << 8 | u64::from(b)))
 }
 
 /// Bytes as uppercase hexadecimal, e.g. `D15600000500`.
@@ -231,35 +210,11 @@ mod tests {
 
     #[test]
     fn cn_errors() {
-        assert_eq!(
-            encode_cn("12a4", 2).unwrap_err(),
-            CodecError::NotDigit {
-                ch: 'a',
-                position: 2
-            }
-        );
-        assert_eq!(
-            encode_cn("١", 2).unwrap_err(),
-            CodecError::NotDigit {
-                ch: '١',
-                position: 0
-            }
-        );
-        assert_eq!(
-            encode_cn("12345", 2).unwrap_err(),
-            CodecError::TooLong { len: 3, max: 2 }
-        );
-        assert_eq!(
-            decode_cn(&h("1F2F")).unwrap_err(),
-            CodecError::DigitAfterPadding { position: 2 }
-        );
-        assert_eq!(
-            decode_cn(&h("1A")).unwrap_err(),
-            CodecError::InvalidBcd {
-                position: 1,
-                nibble: 0xA
-            }
-        );
+        assert_eq!(encode_cn("12a4", 2).unwrap_err(), CodecError::NotDigit { ch: 'a', position: 2 });
+        assert_eq!(encode_cn("١", 2).unwrap_err(), CodecError::NotDigit { ch: '١', position: 0 });
+        assert_eq!(encode_cn("12345", 2).unwrap_err(), CodecError::TooLong { len: 3, max: 2 });
+        assert_eq!(decode_cn(&h("1F2F")).unwrap_err(), CodecError::DigitAfterPadding { position: 2 });
+        assert_eq!(decode_cn(&h("1A")).unwrap_err(), CodecError::InvalidBcd { position: 1, nibble: 0xA });
     }
 
     #[test]
@@ -279,29 +234,11 @@ mod tests {
 
     #[test]
     fn an_errors() {
-        assert_eq!(
-            decode_an(&h("41004200")).unwrap_err(),
-            CodecError::NulInText { position: 1 }
-        );
-        assert_eq!(
-            decode_an(&h("41D500")).unwrap_err(),
-            CodecError::MalformedGbk { position: 1 }
-        );
-        assert_eq!(
-            encode_an("张三", 3).unwrap_err(),
-            CodecError::TooLong { len: 4, max: 3 }
-        );
-        assert!(matches!(
-            encode_an("a\0", 3),
-            Err(CodecError::InvalidChar { position: 1, .. })
-        ));
-        assert_eq!(
-            encode_an("王𠮷", 30).unwrap_err(),
-            CodecError::NotGbk {
-                ch: '𠮷',
-                position: 1
-            }
-        );
+        assert_eq!(decode_an(&h("41004200")).unwrap_err(), CodecError::NulInText { position: 1 });
+        assert_eq!(decode_an(&h("41D500")).unwrap_err(), CodecError::MalformedGbk { position: 1 });
+        assert_eq!(encode_an("张三", 3).unwrap_err(), CodecError::TooLong { len: 4, max: 3 });
+        assert!(matches!(encode_an("a\0", 3), Err(CodecError::InvalidChar { position: 1, .. })));
+        assert_eq!(encode_an("王𠮷", 30).unwrap_err(), CodecError::NotGbk { ch: '𠮷', position: 1 });
     }
 
     #[test]
@@ -309,52 +246,19 @@ mod tests {
         assert_eq!(encode_dec(1000, 4).unwrap(), h("000003E8"));
         assert_eq!(decode_dec(&h("000003E8")).unwrap(), 1000);
         assert_eq!(encode_dec(0, 0).unwrap(), Vec::<u8>::new());
-        assert_eq!(
-            encode_dec(256, 1).unwrap_err(),
-            CodecError::TooLong { len: 2, max: 1 }
-        );
+        assert_eq!(encode_dec(256, 1).unwrap_err(), CodecError::TooLong { len: 2, max: 1 });
         assert_eq!(decode_dec(&h("0000FFFFFFFFFFFFFFFF")).unwrap(), u64::MAX);
-        assert_eq!(
-            decode_dec(&h("01FFFFFFFFFFFFFFFF")).unwrap_err(),
-            CodecError::DecTooLarge { len: 9 }
-        );
+        assert_eq!(decode_dec(&h("01FFFFFFFFFFFFFFFF")).unwrap_err(), CodecError::DecTooLarge { len: 9 });
         assert_eq!(encode(Format::Dec, "1000", 4).unwrap(), h("000003E8"));
         assert_eq!(decode(Format::Dec, &h("000003E8")).unwrap(), "1000");
-        assert!(matches!(
-            encode(Format::Dec, "18446744073709551616", 8),
-            Err(CodecError::NumberTooLarge(_))
-        ));
+        assert!(matches!(encode(Format::Dec, "18446744073709551616", 8), Err(CodecError::NumberTooLarge(_))));
 
-        assert_eq!(
-            encode(Format::B, "d15600000500", 6).unwrap(),
-            h("D15600000500")
-        );
-        assert_eq!(
-            decode(Format::Hex, &h("d15600000500")).unwrap(),
-            "D15600000500"
-        );
-        assert_eq!(
-            encode(Format::Hex, "D156", 3).unwrap_err(),
-            CodecError::BadLength {
-                expected: 3,
-                found: 2
-            }
-        );
-        assert_eq!(
-            encode(Format::Hex, "D15600", 2).unwrap_err(),
-            CodecError::TooLong { len: 3, max: 2 }
-        );
-        assert_eq!(
-            encode(Format::B, "D1G6", 2).unwrap_err(),
-            CodecError::NotHex {
-                ch: 'G',
-                position: 2
-            }
-        );
-        assert_eq!(
-            encode(Format::B, "D15", 2).unwrap_err(),
-            CodecError::OddHexLength { len: 3 }
-        );
+        assert_eq!(encode(Format::B, "d15600000500", 6).unwrap(), h("D15600000500"));
+        assert_eq!(decode(Format::Hex, &h("d15600000500")).unwrap(), "D15600000500");
+        assert_eq!(encode(Format::Hex, "D156", 3).unwrap_err(), CodecError::BadLength { expected: 3, found: 2 });
+        assert_eq!(encode(Format::Hex, "D15600", 2).unwrap_err(), CodecError::TooLong { len: 3, max: 2 });
+        assert_eq!(encode(Format::B, "D1G6", 2).unwrap_err(), CodecError::NotHex { ch: 'G', position: 2 });
+        assert_eq!(encode(Format::B, "D15", 2).unwrap_err(), CodecError::OddHexLength { len: 3 });
     }
 
     #[test]

@@ -45,11 +45,7 @@ pub(crate) fn cbc_encrypt_in_place<C: BlockCipherEncrypt>(c: &C, iv: &Block<C>, 
 }
 
 /// CBC decryption in place with `iv`; the caller has checked alignment.
-pub(crate) fn cbc_decrypt_in_place<C: BlockCipherDecrypt + BlockSizeUser>(
-    c: &C,
-    iv: &Block<C>,
-    data: &mut [u8],
-) {
+pub(crate) fn cbc_decrypt_in_place<C: BlockCipherDecrypt + BlockSizeUser>(c: &C, iv: &Block<C>, data: &mut [u8]) {
     let (blocks, _tail) = Array::<u8, C::BlockSize>::slice_as_chunks_mut(data);
     let mut chain = iv.clone();
     for block in blocks.iter_mut() {
@@ -66,15 +62,9 @@ fn check_aligned(len: usize, block_len: usize) -> Result<(), CryptoError> {
     if len.is_multiple_of(block_len) {
         Ok(())
     } else if block_len == 8 {
-        Err(CryptoError::WrongDataLength {
-            expected: "a multiple of 8",
-            got: len,
-        })
+        Err(CryptoError::WrongDataLength { expected: "a multiple of 8", got: len })
     } else {
-        Err(CryptoError::WrongDataLength {
-            expected: "a multiple of 16",
-            got: len,
-        })
+        Err(CryptoError::WrongDataLength { expected: "a multiple of 16", got: len })
     }
 }
 
@@ -239,10 +229,7 @@ impl AesKey {
         } else if let Ok(arr) = <[u8; 32]>::try_from(bytes) {
             Ok(Self::from_array256(arr))
         } else {
-            Err(CryptoError::WrongKeyLength {
-                expected: "16 or 32",
-                got: bytes.len(),
-            })
+            Err(CryptoError::WrongKeyLength { expected: "16 or 32", got: bytes.len() })
         }
     }
 
@@ -252,21 +239,13 @@ impl AesKey {
         arr[..16].copy_from_slice(&bytes);
         let cipher = AesCipher::A128(aes::Aes128::new((&bytes).into()));
         bytes.zeroize();
-        Self {
-            bytes: arr,
-            len: 16,
-            cipher,
-        }
+        Self { bytes: arr, len: 16, cipher }
     }
 
     /// Builds an AES-256 key from an array (the array passed by value is a copy: zeroize yours).
     pub fn from_array256(mut bytes: [u8; 32]) -> Self {
         let cipher = AesCipher::A256(aes::Aes256::new((&bytes).into()));
-        let key = Self {
-            bytes,
-            len: 32,
-            cipher,
-        };
+        let key = Self { bytes, len: 32, cipher };
         bytes.zeroize();
         key
     }

@@ -10,9 +10,7 @@ use super::CryptoError;
 pub fn region_factor(region_code: &str) -> Result<[u8; 8], CryptoError> {
     let bytes = region_code.as_bytes();
     if bytes.len() != 6 || !bytes.iter().all(u8::is_ascii_digit) {
-        return Err(CryptoError::InvalidRegionCode(
-            region_code.chars().take(32).collect(),
-        ));
+        return Err(CryptoError::InvalidRegionCode(region_code.chars().take(32).collect()));
     }
     let mut out = [0u8; 8];
     out[..6].copy_from_slice(bytes);
@@ -29,10 +27,7 @@ pub fn card_factor(historical_bytes: &[u8]) -> Result<[u8; 8], CryptoError> {
     let tail = got
         .checked_sub(8)
         .and_then(|start| historical_bytes.get(start..))
-        .ok_or(CryptoError::WrongDataLength {
-            expected: "at least 8",
-            got,
-        })?;
+        .ok_or(CryptoError::WrongDataLength { expected: "at least 8", got })?;
     let mut out = [0u8; 8];
     out.copy_from_slice(tail);
     Ok(out)

@@ -29,10 +29,8 @@ pub(crate) enum Expanded {
 impl CardKey {
     /// A key of `alg` from exactly 16 bytes (CARD-PROFILE §4 key record: `key(16)`).
     pub fn new(alg: Algorithm, bytes: &[u8]) -> Result<Self, CryptoError> {
-        let arr: [u8; 16] = bytes.try_into().map_err(|_| CryptoError::WrongKeyLength {
-            expected: "16",
-            got: bytes.len(),
-        })?;
+        let arr: [u8; 16] =
+            bytes.try_into().map_err(|_| CryptoError::WrongKeyLength { expected: "16", got: bytes.len() })?;
         Ok(Self { alg, bytes: arr })
     }
 
@@ -53,10 +51,7 @@ impl CardKey {
 
     /// An explicit copy, for key stores. Both copies are zeroized on drop.
     pub fn try_clone(&self) -> CardKey {
-        Self {
-            alg: self.alg,
-            bytes: self.bytes,
-        }
+        Self { alg: self.alg, bytes: self.bytes }
     }
 
     pub(crate) fn expand(&self) -> Expanded {
@@ -188,26 +183,18 @@ impl CardKey {
                 block
             }
         };
-        Kcv {
-            method,
-            value: [full[0], full[1], full[2]],
-        }
+        Kcv { method, value: [full[0], full[1], full[2]] }
     }
 }
 
 fn block_mut8(block: &mut [u8]) -> Result<&mut [u8; 8], CryptoError> {
     let got = block.len();
-    block
-        .try_into()
-        .map_err(|_| CryptoError::WrongDataLength { expected: "8", got })
+    block.try_into().map_err(|_| CryptoError::WrongDataLength { expected: "8", got })
 }
 
 fn block_mut16(block: &mut [u8]) -> Result<&mut [u8; 16], CryptoError> {
     let got = block.len();
-    block.try_into().map_err(|_| CryptoError::WrongDataLength {
-        expected: "16",
-        got,
-    })
+    block.try_into().map_err(|_| CryptoError::WrongDataLength { expected: "16", got })
 }
 
 impl Drop for CardKey {

@@ -25,13 +25,9 @@ pub mod sm;
 pub use block::{adjust_parity, AesKey, DesKey, Sm4Key, TdesKey};
 pub use div::{card_factor, region_factor};
 pub use keys::{CardKey, Kcv, KcvMethod};
-pub use mac::{
-    aes_cmac, cbc_mac_aes, cbc_mac_des, cbc_mac_sm4, cbc_mac_tdes, retail_mac, sm4_cmac, tdes_cmac,
-};
+pub use mac::{aes_cmac, cbc_mac_aes, cbc_mac_des, cbc_mac_sm4, cbc_mac_tdes, retail_mac, sm4_cmac, tdes_cmac};
 pub use pad::{iso9797_pad, iso9797_unpad2, Padding};
-pub use sm::{
-    line_mac, line_mac_zero_iv, process_key, secure_data_decrypt, secure_data_encrypt, SessionKey,
-};
+pub use sm::{line_mac, line_mac_zero_iv, process_key, secure_data_decrypt, secure_data_encrypt, SessionKey};
 
 /// A card algorithm, with the identifier used in key records and the HSM two-step exchange
 /// (CARD-PROFILE §1: `01` DES/3DES, `02` SSF33 — not supported, `03` SM4, `04` AES-128, a profile extension).

@@ -62,10 +62,7 @@ pub fn process_key(key: &CardKey, challenge: &[u8; 8]) -> SessionKey {
             k.encrypt_block(&mut bytes);
         }
     }
-    SessionKey {
-        alg: key.algorithm(),
-        bytes,
-    }
+    SessionKey { alg: key.algorithm(), bytes }
 }
 
 impl SessionKey {
@@ -156,11 +153,7 @@ pub fn line_mac(key: &CardKey, challenge: &[u8], input: &[u8]) -> Result<[u8; 4]
         Algorithm::Sm4 | Algorithm::Aes128 => 8,
     };
     if challenge.len() != expected {
-        return Err(CryptoError::WrongChallengeLength {
-            algorithm: key.algorithm(),
-            expected,
-            got: challenge.len(),
-        });
+        return Err(CryptoError::WrongChallengeLength { algorithm: key.algorithm(), expected, got: challenge.len() });
     }
     Ok(mac4(key, challenge, input))
 }
@@ -177,18 +170,12 @@ pub fn line_mac_zero_iv(key: &CardKey, input: &[u8]) -> [u8; 4] {
 /// `data` longer than 255 bytes is refused. The result carries no integrity: the caller adds
 /// the §6.4 MAC over the ciphertext.
 pub fn secure_data_encrypt(key: &CardKey, data: &[u8]) -> Result<Vec<u8>, CryptoError> {
-    let ld = u8::try_from(data.len()).map_err(|_| CryptoError::WrongDataLength {
-        expected: "at most 255",
-        got: data.len(),
-    })?;
+    let ld = u8::try_from(data.len())
+        .map_err(|_| CryptoError::WrongDataLength { expected: "at most 255", got: data.len() })?;
     let mut plain = Zeroizing::new(Vec::with_capacity(data.len() + 1));
     plain.push(ld);
     plain.extend_from_slice(data);
-    let padded = Zeroizing::new(iso9797_pad(
-        &plain,
-        key.algorithm().block_len(),
-        Padding::Method2,
-    ));
+    let padded = Zeroizing::new(iso9797_pad(&plain, key.algorithm().block_len(), Padding::Method2));
     key.encrypt_ecb(&padded)
 }
 
@@ -196,19 +183,13 @@ pub fn secure_data_encrypt(key: &CardKey, data: &[u8]) -> Result<Vec<u8>, Crypto
 /// equals the remaining length. The plaintext is returned in a zeroizing buffer.
 ///
 /// The checks catch most, not all, tampering: verify the §6.4 MAC first.
-pub fn secure_data_decrypt(
-    key: &CardKey,
-    ciphertext: &[u8],
-) -> Result<Zeroizing<Vec<u8>>, CryptoError> {
+pub fn secure_data_decrypt(key: &CardKey, ciphertext: &[u8]) -> Result<Zeroizing<Vec<u8>>, CryptoError> {
     let block_len = key.algorithm().block_len();
     let plain = Zeroizing::new(key.decrypt_ecb(ciphertext)?);
     let unpadded = iso9797_unpad2(&plain, block_len)?;
     let (ld, data) = unpadded.split_first().ok_or(CryptoError::BadPadding)?;
     if usize::from(*ld) != data.len() {
-        return Err(CryptoError::SecureDataLength {
-            declared: usize::from(*ld),
-            actual: data.len(),
-        });
+        return Err(CryptoError::SecureDataLength { declared: usize::from(*ld), actual: data.len() });
     }
     Ok(Zeroizing::new(data.to_vec()))
 }

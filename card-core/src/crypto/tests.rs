@@ -30,22 +30,8 @@ fn algorithm_ids() {
     assert_eq!(Algorithm::Tdes.id(), 0x01);
     assert_eq!(Algorithm::Sm4.id(), 0x03);
     assert_eq!(Algorithm::Aes128.id(), 0x04);
-    assert_eq!(
-        [
-            Algorithm::Tdes.block_len(),
-            Algorithm::Sm4.block_len(),
-            Algorithm::Aes128.block_len()
-        ],
-        [8, 16, 16]
-    );
-    assert_eq!(
-        [
-            Algorithm::Tdes.name(),
-            Algorithm::Sm4.name(),
-            Algorithm::Aes128.name()
-        ],
-        ["3DES", "SM4", "AES-128"]
-    );
+    assert_eq!([Algorithm::Tdes.block_len(), Algorithm::Sm4.block_len(), Algorithm::Aes128.block_len()], [8, 16, 16]);
+    assert_eq!([Algorithm::Tdes.name(), Algorithm::Sm4.name(), Algorithm::Aes128.name()], ["3DES", "SM4", "AES-128"]);
     let e = Algorithm::from_id(0x02).unwrap_err();
     assert!(matches!(e, CryptoError::UnsupportedAlgorithm(0x02)));
     assert!(e.to_string().contains("SSF33"), "{e}");
@@ -85,10 +71,7 @@ fn wrong_data_lengths_are_refused() {
     assert!(tdes.encrypt_ecb(&[]).unwrap().is_empty());
     let k = Sm4Key::new(&h(K16)).unwrap();
     assert!(k.encrypt_cbc(&[0; 16], &[0; 17]).is_err());
-    assert!(matches!(
-        card_factor(&[0; 7]),
-        Err(CryptoError::WrongDataLength { got: 7, .. })
-    ));
+    assert!(matches!(card_factor(&[0; 7]), Err(CryptoError::WrongDataLength { got: 7, .. })));
 }
 
 #[test]
@@ -104,23 +87,14 @@ fn debug_is_redacted() {
     let sm4 = CardKey::new(Algorithm::Sm4, &bytes).unwrap();
     assert_eq!(format!("{sm4:?}"), "CardKey(SM4, <redacted>)");
     check(format!("{sm4:?}"));
-    check(format!(
-        "{:#?}",
-        CardKey::new(Algorithm::Tdes, &bytes).unwrap()
-    ));
+    check(format!("{:#?}", CardKey::new(Algorithm::Tdes, &bytes).unwrap()));
     check(format!("{:?}", TdesKey::new(&bytes).unwrap()));
     check(format!("{:?}", Sm4Key::new(&bytes).unwrap()));
     check(format!("{:?}", DesKey::new(&bytes[..8]).unwrap()));
     check(format!("{:?}", AesKey::new(&bytes).unwrap()));
-    check(format!(
-        "{:?}",
-        process_key(&sm4, &[0x01, 0x23, 0x45, 0x67, 0x89, 0xAB, 0xCD, 0xEF])
-    ));
+    check(format!("{:?}", process_key(&sm4, &[0x01, 0x23, 0x45, 0x67, 0x89, 0xAB, 0xCD, 0xEF])));
     // Errors never carry key bytes.
-    check(format!(
-        "{:?} <redacted>",
-        CardKey::new(Algorithm::Sm4, &bytes[..15]).unwrap_err()
-    ));
+    check(format!("{:?} <redacted>", CardKey::new(Algorithm::Sm4, &bytes[..15]).unwrap_err()));
 }
 
 #[test]
@@ -145,21 +119,12 @@ fn parity() {
 fn padding() {
     assert_eq!(iso9797_pad(&[], 8, Padding::Method1), vec![0; 8]);
     assert_eq!(iso9797_pad(&[1; 8], 8, Padding::Method1), vec![1; 8]);
-    assert_eq!(
-        iso9797_pad(&[1; 3], 8, Padding::Method1),
-        h("0101010000000000")
-    );
+    assert_eq!(iso9797_pad(&[1; 3], 8, Padding::Method1), h("0101010000000000"));
     assert_eq!(iso9797_pad(&[], 8, Padding::Method2), h("8000000000000000"));
-    assert_eq!(
-        iso9797_pad(&[1; 8], 8, Padding::Method2),
-        h("01010101010101018000000000000000")
-    );
+    assert_eq!(iso9797_pad(&[1; 8], 8, Padding::Method2), h("01010101010101018000000000000000"));
     assert_eq!(iso9797_pad(&[1; 15], 16, Padding::Method2).len(), 16);
     assert_eq!(iso9797_unpad2(&h("0101800000000000"), 8).unwrap(), &[1, 1]);
-    assert_eq!(
-        iso9797_unpad2(&h("8000000000000000"), 8).unwrap(),
-        &[] as &[u8]
-    );
+    assert_eq!(iso9797_unpad2(&h("8000000000000000"), 8).unwrap(), &[] as &[u8]);
     assert!(iso9797_unpad2(&h("0101000000000000"), 8).is_err()); // no 80
     assert!(iso9797_unpad2(&h("0000000000000000"), 8).is_err());
     assert!(iso9797_unpad2(&h("0101010101010180"), 8).is_ok());
@@ -174,10 +139,7 @@ fn padding() {
 fn factors() {
     assert_eq!(region_factor("371700").unwrap(), h8("3337313730307378"));
     for bad in ["", "37170", "3717000", "37170A", " 37170", "３７１７００"] {
-        assert!(
-            matches!(region_factor(bad), Err(CryptoError::InvalidRegionCode(_))),
-            "{bad:?}"
-        );
+        assert!(matches!(region_factor(bad), Err(CryptoError::InvalidRegionCode(_))), "{bad:?}");
     }
     // CARD-PROFILE §7 example ATR historical bytes.
     let hist = h("00814E43238697159900BF7C7A");
@@ -218,10 +180,7 @@ fn div_tdes_halves_and_parity() {
     adjust_parity(&mut expected);
     let derived = CardKey::new(Algorithm::Tdes, &h(K16)).unwrap().div(&d);
     assert_eq!(derived.expose_secret().as_slice(), expected.as_slice());
-    assert!(derived
-        .expose_secret()
-        .iter()
-        .all(|b| b.count_ones() % 2 == 1));
+    assert!(derived.expose_secret().iter().all(|b| b.count_ones() % 2 == 1));
 }
 
 #[test]
@@ -231,14 +190,8 @@ fn div_path_is_div_in_order() {
     for alg in [Algorithm::Tdes, Algorithm::Sm4, Algorithm::Aes128] {
         let k = CardKey::new(alg, &h(K16)).unwrap();
         let step = k.div(&region).div(&card);
-        assert_eq!(
-            k.div_path(&[region, card]).expose_secret(),
-            step.expose_secret()
-        );
-        assert_ne!(
-            k.div_path(&[card, region]).expose_secret(),
-            step.expose_secret()
-        );
+        assert_eq!(k.div_path(&[region, card]).expose_secret(), step.expose_secret());
+        assert_ne!(k.div_path(&[card, region]).expose_secret(), step.expose_secret());
         assert_eq!(k.div_path(&[]).expose_secret(), k.expose_secret());
     }
 }
@@ -275,11 +228,7 @@ fn process_key_and_cryptogram_sm4_and_aes() {
         let mut c: [u8; 16] = concat(&x, &not(&x)).try_into().unwrap();
         enc(&sk, &mut c);
         let key = CardKey::new(alg, &h(K16)).unwrap();
-        assert_eq!(
-            process_key(&key, &r).cryptogram(&x).as_slice(),
-            &c[..8],
-            "{alg}"
-        );
+        assert_eq!(process_key(&key, &r).cryptogram(&x).as_slice(), &c[..8], "{alg}");
     }
 }
 
@@ -306,32 +255,15 @@ fn line_mac_tdes_is_hand_computed_retail_mac() {
     }
     k2.decrypt_block(&mut chain);
     k1.encrypt_block(&mut chain);
-    assert_eq!(
-        line_mac(&key, &challenge, &input).unwrap().as_slice(),
-        &chain[..4]
-    );
-    assert_eq!(
-        retail_mac(
-            &TdesKey::new(&h(K16)).unwrap(),
-            &h8("A1B2C3D400000000"),
-            &input,
-            Padding::Method2
-        ),
-        chain
-    );
+    assert_eq!(line_mac(&key, &challenge, &input).unwrap().as_slice(), &chain[..4]);
+    assert_eq!(retail_mac(&TdesKey::new(&h(K16)).unwrap(), &h8("A1B2C3D400000000"), &input, Padding::Method2), chain);
     // The challenge length is strict: 4 bytes for 3DES.
     for bad in [0, 3, 8, 16] {
         let e = line_mac(&key, &vec![0; bad], &input).unwrap_err();
-        assert!(matches!(
-            e,
-            CryptoError::WrongChallengeLength { expected: 4, .. }
-        ));
+        assert!(matches!(e, CryptoError::WrongChallengeLength { expected: 4, .. }));
     }
     // Zero IV = a zero challenge.
-    assert_eq!(
-        line_mac_zero_iv(&key, &input),
-        line_mac(&key, &[0; 4], &input).unwrap()
-    );
+    assert_eq!(line_mac_zero_iv(&key, &input), line_mac(&key, &[0; 4], &input).unwrap());
 }
 
 #[test]
@@ -342,20 +274,11 @@ fn line_mac_sm4_is_cbc_mac() {
     let mut iv = [0u8; 16];
     iv[..8].copy_from_slice(&challenge);
     let padded = iso9797_pad(&input, 16, Padding::Method2);
-    let cbc = Sm4Key::new(&h(K16))
-        .unwrap()
-        .encrypt_cbc(&iv, &padded)
-        .unwrap();
+    let cbc = Sm4Key::new(&h(K16)).unwrap().encrypt_cbc(&iv, &padded).unwrap();
     let last = &cbc[cbc.len() - 16..];
-    assert_eq!(
-        line_mac(&key, &challenge, &input).unwrap().as_slice(),
-        &last[..4]
-    );
+    assert_eq!(line_mac(&key, &challenge, &input).unwrap().as_slice(), &last[..4]);
     assert!(line_mac(&key, &challenge[..4], &input).is_err());
-    assert_eq!(
-        line_mac_zero_iv(&key, &input),
-        line_mac(&key, &[0; 8], &input).unwrap()
-    );
+    assert_eq!(line_mac_zero_iv(&key, &input), line_mac(&key, &[0; 8], &input).unwrap());
 }
 
 #[test]
@@ -365,37 +288,22 @@ fn mac_algorithm_relations() {
     // Retail MAC with K1 = K2 is plain DES CBC-MAC (D_K1 then E_K1 cancel).
     let same = TdesKey::new(&h("11223344556677881122334455667788")).unwrap();
     let des = DesKey::new(&h("1122334455667788")).unwrap();
-    assert_eq!(
-        retail_mac(&same, &iv, msg, Padding::Method2),
-        cbc_mac_des(&des, &iv, msg, Padding::Method2)
-    );
-    assert_eq!(
-        cbc_mac_tdes(&same, &iv, msg, Padding::Method1),
-        cbc_mac_des(&des, &iv, msg, Padding::Method1)
-    );
+    assert_eq!(retail_mac(&same, &iv, msg, Padding::Method2), cbc_mac_des(&des, &iv, msg, Padding::Method2));
+    assert_eq!(cbc_mac_tdes(&same, &iv, msg, Padding::Method1), cbc_mac_des(&des, &iv, msg, Padding::Method1));
     // MAC algorithm 1 with 3DES = last block of 3DES-CBC.
     let t = TdesKey::new(&h(K16)).unwrap();
     let padded = iso9797_pad(msg, 8, Padding::Method2);
     let cbc = t.encrypt_cbc(&iv, &padded).unwrap();
-    assert_eq!(
-        cbc_mac_tdes(&t, &iv, msg, Padding::Method2).as_slice(),
-        &cbc[cbc.len() - 8..]
-    );
+    assert_eq!(cbc_mac_tdes(&t, &iv, msg, Padding::Method2).as_slice(), &cbc[cbc.len() - 8..]);
     // AES CBC-MAC = last block of AES-CBC.
     let a = AesKey::new(&h(K16)).unwrap();
     let iv16 = [7u8; 16];
     let padded = iso9797_pad(msg, 16, Padding::Method2);
     let cbc = a.encrypt_cbc(&iv16, &padded).unwrap();
-    assert_eq!(
-        cbc_mac_aes(&a, &iv16, msg, Padding::Method2).as_slice(),
-        &cbc[cbc.len() - 16..]
-    );
+    assert_eq!(cbc_mac_aes(&a, &iv16, msg, Padding::Method2).as_slice(), &cbc[cbc.len() - 16..]);
     let s = Sm4Key::new(&h(K16)).unwrap();
     let cbc = s.encrypt_cbc(&iv16, &padded).unwrap();
-    assert_eq!(
-        cbc_mac_sm4(&s, &iv16, msg, Padding::Method2).as_slice(),
-        &cbc[cbc.len() - 16..]
-    );
+    assert_eq!(cbc_mac_sm4(&s, &iv16, msg, Padding::Method2).as_slice(), &cbc[cbc.len() - 16..]);
 }
 
 #[test]
@@ -403,19 +311,11 @@ fn cbc_round_trips() {
     let data: Vec<u8> = (0..48).collect();
     let t = TdesKey::new(&h(K16)).unwrap();
     let iv8 = h8("0102030405060708");
-    assert_eq!(
-        t.decrypt_cbc(&iv8, &t.encrypt_cbc(&iv8, &data).unwrap())
-            .unwrap(),
-        data
-    );
+    assert_eq!(t.decrypt_cbc(&iv8, &t.encrypt_cbc(&iv8, &data).unwrap()).unwrap(), data);
     let a = AesKey::new(&[9; 32]).unwrap();
     assert_eq!(a.key_len(), 32);
     let iv16 = [3u8; 16];
-    assert_eq!(
-        a.decrypt_cbc(&iv16, &a.encrypt_cbc(&iv16, &data).unwrap())
-            .unwrap(),
-        data
-    );
+    assert_eq!(a.decrypt_cbc(&iv16, &a.encrypt_cbc(&iv16, &data).unwrap()).unwrap(), data);
     assert_eq!(a.decrypt_ecb(&a.encrypt_ecb(&data).unwrap()).unwrap(), data);
 }
 
@@ -429,24 +329,15 @@ fn kcv_methods() {
     let mut ones = [1u8; 8];
     let t = TdesKey::new(k.expose_secret()).unwrap();
     t.encrypt_block(&mut ones);
-    assert_eq!(
-        k.kcv(KcvMethod::GlobalPlatformOnes).value,
-        [ones[0], ones[1], ones[2]]
-    );
-    assert_eq!(
-        k.kcv(KcvMethod::Cmac).value.as_slice(),
-        &tdes_cmac(&t, &[0; 8])[..3]
-    );
+    assert_eq!(k.kcv(KcvMethod::GlobalPlatformOnes).value, [ones[0], ones[1], ones[2]]);
+    assert_eq!(k.kcv(KcvMethod::Cmac).value.as_slice(), &tdes_cmac(&t, &[0; 8])[..3]);
     // SM4: zeros and ones by hand, CMAC over 00×16.
     let s = CardKey::new(Algorithm::Sm4, &h(K16)).unwrap();
     let sk = Sm4Key::new(&h(K16)).unwrap();
     let mut zeros = [0u8; 16];
     sk.encrypt_block(&mut zeros);
     assert_eq!(s.kcv(KcvMethod::Zeros).value.as_slice(), &zeros[..3]);
-    assert_eq!(
-        s.kcv(KcvMethod::Cmac).value.as_slice(),
-        &sm4_cmac(&sk, &[0; 16])[..3]
-    );
+    assert_eq!(s.kcv(KcvMethod::Cmac).value.as_slice(), &sm4_cmac(&sk, &[0; 16])[..3]);
 }
 
 #[test]
@@ -462,10 +353,7 @@ fn secure_data_round_trip() {
             assert_eq!(plain[0] as usize, len);
             assert_eq!(&plain[1..=len], data.as_slice());
             assert_eq!(plain[len + 1], 0x80);
-            assert_eq!(
-                secure_data_decrypt(&key, &ct).unwrap().as_slice(),
-                data.as_slice()
-            );
+            assert_eq!(secure_data_decrypt(&key, &ct).unwrap().as_slice(), data.as_slice());
         }
         assert!(secure_data_encrypt(&key, &[0; 256]).is_err());
     }
@@ -489,10 +377,7 @@ fn secure_data_tamper_is_detected() {
     let forged = key.encrypt_ecb(&h("0531323334353680")).unwrap();
     assert!(matches!(
         secure_data_decrypt(&key, &forged),
-        Err(CryptoError::SecureDataLength {
-            declared: 5,
-            actual: 6
-        })
+        Err(CryptoError::SecureDataLength { declared: 5, actual: 6 })
     ));
 }
 

@@ -166,7 +166,10 @@ fn access(entry: &str, s: &str) -> Result<Access, ProfileError> {
         "free" => Ok(Access::Free),
         "pin" => Ok(Access::Pin),
         "never" => Ok(Access::Never),
-        _ => Err(invalid(entry, format!("unknown access condition {s:?} (free, pin, key K, pin|key K, pin+key K, never)"))),
+        _ => Err(invalid(
+            entry,
+            format!("unknown access condition {s:?} (free, pin, key K, pin|key K, pin+key K, never)"),
+        )),
     }
 }
 
@@ -276,7 +279,8 @@ fn ef(df: &str, raw: &RawEf) -> Result<Ef, ProfileError> {
             EfKind::Linear { items }
         }
         "cyclic" => {
-            let records = raw.records.filter(|r| *r > 0).ok_or_else(|| invalid(&entry, "a cyclic EF needs records > 0"))?;
+            let records =
+                raw.records.filter(|r| *r > 0).ok_or_else(|| invalid(&entry, "a cyclic EF needs records > 0"))?;
             if raw.fields.is_empty() {
                 return Err(invalid(&entry, "a cyclic EF needs fields"));
             }
@@ -373,11 +377,20 @@ fn df(raw: &RawDf) -> Result<Df, ProfileError> {
             for ac in rule.all() {
                 if let Some(k) = ac.key() {
                     if !keys.iter().any(|spec| spec.name == k) {
-                        return Err(invalid(format!("{entry} {}", e.name), format!("access condition names key {k}, which {entry} does not hold")));
+                        return Err(invalid(
+                            format!("{entry} {}", e.name),
+                            format!("access condition names key {k}, which {entry} does not hold"),
+                        ));
                     }
                 }
-                if matches!(ac, Access::Pin | Access::PinOrKey(_) | Access::PinAndKey(_)) && !raw.pin && raw.name != "SSSE" {
-                    return Err(invalid(format!("{entry} {}", e.name), format!("access condition needs a PIN, but {entry} has pin = false")));
+                if matches!(ac, Access::Pin | Access::PinOrKey(_) | Access::PinAndKey(_))
+                    && !raw.pin
+                    && raw.name != "SSSE"
+                {
+                    return Err(invalid(
+                        format!("{entry} {}", e.name),
+                        format!("access condition needs a PIN, but {entry} has pin = false"),
+                    ));
                 }
             }
         }
@@ -397,7 +410,10 @@ fn df(raw: &RawDf) -> Result<Df, ProfileError> {
 pub(super) fn parse(text: &str) -> Result<Profile, ProfileError> {
     let raw: RawProfile = toml::from_str(text).map_err(|e| ProfileError::Syntax(e.to_string()))?;
     if raw.format != "sscard-profile" || raw.version != 1 {
-        return Err(invalid("format", format!("{} version {} is not sscard-profile version 1", raw.format, raw.version)));
+        return Err(invalid(
+            "format",
+            format!("{} version {} is not sscard-profile version 1", raw.format, raw.version),
+        ));
     }
     if raw.pin.length == 0 || raw.pin.length > 8 || raw.pin.max_tries == 0 || raw.pin.max_tries > 15 {
         return Err(invalid("pin", "length must be 1..=8 bytes and max_tries 1..=15"));

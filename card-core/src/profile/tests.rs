@@ -87,16 +87,38 @@ fn contradictions_are_refused_naming_the_entry() {
         "SSSE EF05",
         "duplicate tag 01",
     );
-    refused(|t| t.replacen("format = \"an\", len = 30 }", "format = \"an\", len = 300 }", 1), "SSSE EF06 item 09", "len 300");
+    refused(
+        |t| t.replacen("format = \"an\", len = 30 }", "format = \"an\", len = 300 }", 1),
+        "SSSE EF06 item 09",
+        "len 300",
+    );
     refused(|t| t.replacen("update = \"key UKMF\"", "update = \"key UKXX\"", 1), "SSSE EF05", "names key UKXX");
-    refused(|t| t.replacen("kid = \"04\", usage = \"external-auth\", max_tries = 15 },\n  { name = \"PUK\"", "kid = \"01\", usage = \"external-auth\", max_tries = 15 },\n  { name = \"PUK\"", 1), "SSSE", "duplicate key id 01");
+    refused(
+        |t| {
+            t.replacen(
+                "kid = \"04\", usage = \"external-auth\", max_tries = 15 },\n  { name = \"PUK\"",
+                "kid = \"01\", usage = \"external-auth\", max_tries = 15 },\n  { name = \"PUK\"",
+                1,
+            )
+        },
+        "SSSE",
+        "duplicate key id 01",
+    );
     refused(|t| t.replacen("sfi = 6\n", "sfi = 5\n", 1), "SSSE", "duplicate SFI 5");
     refused(|t| t.replacen("sfi = 6\n", "sfi = 31\n", 1), "SSSE EF06", "SFI 31");
     refused(|t| t.replacen("size = 4096", "size = 40000", 1), "SSSE EF08", "size 40000");
-    refused(|t| t.replacen("read = \"free; 3: key RKSSSE\"", "read = \"free; 4: key RKSSSE\"", 1), "SSSE EF05 item 07", "generations");
+    refused(
+        |t| t.replacen("read = \"free; 3: key RKSSSE\"", "read = \"free; 4: key RKSSSE\"", 1),
+        "SSSE EF05 item 07",
+        "generations",
+    );
     refused(|t| t.replacen("read = \"free\"", "read = \"sometimes\"", 1), "SSSE EF05", "unknown access condition");
     refused(|t| t.replacen("aid = \"D15600000501\"", "aid = \"D15600000500\"", 1), "profile", "duplicate AID");
-    refused(|t| t.replacen("format = \"b\", len = 16", "format = \"bcd\", len = 16", 1), "SSSE EF05 item 01", "unknown format");
+    refused(
+        |t| t.replacen("format = \"b\", len = 16", "format = \"bcd\", len = 16", 1),
+        "SSSE EF05 item 01",
+        "unknown format",
+    );
     assert!(matches!(with(|t| t.replacen("[pin]", "[pin", 1)), Err(ProfileError::Syntax(_))));
     assert!(matches!(with(|t| t.replacen("sfi = 5\n", "sfi = 5\nbogus = 1\n", 1)), Err(ProfileError::Syntax(_))));
 }
@@ -104,11 +126,13 @@ fn contradictions_are_refused_naming_the_entry() {
 #[test]
 fn a_deployment_can_change_a_profile_row() {
     // e.g. a city whose DF01 EF05 is protected by the PIN
-    let p = with(|t| t.replacen("pin = true\nkeys", "pin = true\nkeys", 1).replacen(
-        "name = \"DF01\"\nfid = \"DF01\"",
-        "name = \"DF01\"\nfid = \"DF01\"\npin = true",
-        1,
-    ).replacen("read = \"free\"\n  update = \"key UK\"\n  items = [\n    { tag = \"20\"", "read = \"pin\"\n  update = \"key UK\"\n  items = [\n    { tag = \"20\"", 1))
+    let p = with(|t| {
+        t.replacen("name = \"DF01\"\nfid = \"DF01\"", "name = \"DF01\"\nfid = \"DF01\"\npin = true", 1).replacen(
+            "read = \"free\"\n  update = \"key UK\"\n  items = [\n    { tag = \"20\"",
+            "read = \"pin\"\n  update = \"key UK\"\n  items = [\n    { tag = \"20\"",
+            1,
+        )
+    })
     .unwrap();
     assert_eq!(p.file("DF01EF05").unwrap().1.read.for_generation(Generation::TWO), &Access::Pin);
 }

@@ -41,11 +41,7 @@ pub struct Limits {
 impl Default for Limits {
     /// Depth 8, 64 KiB, 1024 data objects: far above any FCI or record of the profile.
     fn default() -> Self {
-        Limits {
-            max_depth: 8,
-            max_len: 64 * 1024,
-            max_items: 1024,
-        }
+        Limits { max_depth: 8, max_len: 64 * 1024, max_items: 1024 }
     }
 }
 
@@ -61,11 +57,7 @@ impl Header {
     fn read(bytes: &[u8], pos: usize, end: usize) -> Result<Header, TlvError> {
         let byte = |i: usize| if i < end { bytes.get(i).copied() } else { None };
         let bad_tag = TlvError::BadTag { offset: pos };
-        let first = byte(pos).ok_or(TlvError::Truncated {
-            offset: pos,
-            needed: 1,
-            available: 0,
-        })?;
+        let first = byte(pos).ok_or(TlvError::Truncated { offset: pos, needed: 1, available: 0 })?;
         if first == 0x00 {
             return Err(bad_tag);
         }
@@ -85,11 +77,7 @@ impl Header {
         }
         let tag = pos..cursor;
         let len_offset = cursor;
-        let truncated_len = TlvError::Truncated {
-            offset: pos,
-            needed: 1,
-            available: 0,
-        };
+        let truncated_len = TlvError::Truncated { offset: pos, needed: 1, available: 0 };
         let l = byte(cursor).ok_or(truncated_len)?;
         cursor += 1;
         let len = match l {
@@ -112,27 +100,16 @@ impl Header {
         };
         let available = end - cursor;
         if len > available {
-            return Err(TlvError::Truncated {
-                offset: pos,
-                needed: len,
-                available,
-            });
+            return Err(TlvError::Truncated { offset: pos, needed: len, available });
         }
-        Ok(Header {
-            tag,
-            constructed: first & 0x20 != 0,
-            value: cursor..cursor + len,
-        })
+        Ok(Header { tag, constructed: first & 0x20 != 0, value: cursor..cursor + len })
     }
 }
 
 /// Walks all data objects iteratively and checks them against `limits`.
 fn prescan(bytes: &[u8], limits: Limits) -> Result<(), TlvError> {
     if bytes.len() > limits.max_len {
-        return Err(TlvError::TooLong {
-            len: bytes.len(),
-            max: limits.max_len,
-        });
+        return Err(TlvError::TooLong { len: bytes.len(), max: limits.max_len });
     }
     // End offsets of the constructed values we are inside.
     let mut open: Vec<usize> = Vec::new();
@@ -148,16 +125,11 @@ fn prescan(bytes: &[u8], limits: Limits) -> Result<(), TlvError> {
         }
         let depth = open.len() + 1;
         if depth > limits.max_depth {
-            return Err(TlvError::TooDeep {
-                offset: pos,
-                max: limits.max_depth,
-            });
+            return Err(TlvError::TooDeep { offset: pos, max: limits.max_depth });
         }
         items += 1;
         if items > limits.max_items {
-            return Err(TlvError::TooManyItems {
-                max: limits.max_items,
-            });
+            return Err(TlvError::TooManyItems { max: limits.max_items });
         }
         let header = Header::read(bytes, pos, end)?;
         if header.constructed {
@@ -242,23 +214,14 @@ pub fn parse_fci(bytes: &[u8]) -> Result<Option<Fci>, TlvError> {
     let top = Header::read(bytes, 0, bytes.len())?;
     let tag = &bytes[top.tag.clone()];
     if tag != [0x6F] {
-        return Err(TlvError::NotFci {
-            reason: format!("first tag is {}", hex::encode_upper(tag)),
-        });
+        return Err(TlvError::NotFci { reason: format!("first tag is {}", hex::encode_upper(tag)) });
     }
     if top.value.end != bytes.len() {
         return Err(TlvError::NotFci {
-            reason: format!(
-                "{} bytes after the 6F template",
-                bytes.len() - top.value.end
-            ),
+            reason: format!("{} bytes after the 6F template", bytes.len() - top.value.end),
         });
     }
-    let mut fci = Fci {
-        df_name: None,
-        proprietary: None,
-        raw: bytes.to_vec(),
-    };
+    let mut fci = Fci { df_name: None, proprietary: None, raw: bytes.to_vec() };
     let mut pos = top.value.start;
     while pos < top.value.end {
         let child = Header::read(bytes, pos, top.value.end)?;
@@ -295,31 +258,17 @@ mod tests {
         assert_eq!(parse_fci(&[]).unwrap(), None);
         assert_eq!(
             parse_fci(&h("6F05 8403 AABB")).unwrap_err(),
-            TlvError::Truncated {
-                offset: 0,
-                needed: 5,
-                available: 4
-            }
+            TlvError::Truncated { offset: 0, needed: 5, available: 4 }
         );
     }
 
     #[test]
     fn fci_errors() {
-        assert!(matches!(
-            parse_fci(&h("8400")),
-            Err(TlvError::NotFci { .. })
-        ));
-        assert!(matches!(
-            parse_fci(&h("6F00 9000")),
-            Err(TlvError::NotFci { .. })
-        ));
+        assert!(matches!(parse_fci(&h("8400")), Err(TlvError::NotFci { .. })));
+        assert!(matches!(parse_fci(&h("6F00 9000")), Err(TlvError::NotFci { .. })));
         assert_eq!(
             parse_fci(&h("6F04 8403 AABB")).unwrap_err(),
-            TlvError::Truncated {
-                offset: 2,
-                needed: 3,
-                available: 2
-            }
+            TlvError::Truncated { offset: 2, needed: 3, available: 2 }
         );
         let bare = parse_fci(&h("6F00")).unwrap().unwrap();
         assert_eq!((bare.df_name, bare.proprietary), (None, None));
@@ -327,21 +276,12 @@ mod tests {
 
     #[test]
     fn parse_and_find() {
-        let tlvs = parse_ber(
-            &h(&format!("6F 17 84 0F {SSSE_AID} A5 04 9F08 01 02 9F38 00")),
-            Limits::default(),
-        )
-        .unwrap();
+        let tlvs =
+            parse_ber(&h(&format!("6F 17 84 0F {SSSE_AID} A5 04 9F08 01 02 9F38 00")), Limits::default()).unwrap();
         assert_eq!(tlvs.len(), 2);
-        assert_eq!(
-            primitive_value(find(&tlvs, &[0x84]).unwrap()).unwrap(),
-            h(SSSE_AID)
-        );
+        assert_eq!(primitive_value(find(&tlvs, &[0x84]).unwrap()).unwrap(), h(SSSE_AID));
         assert!(primitive_value(find(&tlvs, &[0xA5]).unwrap()).is_none());
-        assert_eq!(
-            primitive_value(find(&tlvs, &[0x9F, 0x08]).unwrap()).unwrap(),
-            [0x02]
-        );
+        assert_eq!(primitive_value(find(&tlvs, &[0x9F, 0x08]).unwrap()).unwrap(), [0x02]);
         assert_eq!(find_all(&tlvs, &[0x9F, 0x38]).len(), 1);
         assert!(find(&tlvs, &[0x88]).is_none());
     }
@@ -356,34 +296,16 @@ mod tests {
             parse_ber(&h("04 85 0000000001 AB"), Limits::default()).unwrap_err(),
             TlvError::BadLength { offset: 1 }
         );
-        assert_eq!(
-            parse_ber(&h("04 80"), Limits::default()).unwrap_err(),
-            TlvError::BadLength { offset: 1 }
-        );
-        assert!(matches!(
-            parse_ber(&h("04 84 FFFFFFFF 00"), Limits::default()),
-            Err(TlvError::Truncated { .. })
-        ));
-        assert!(matches!(
-            parse_ber(&h("04 82 01"), Limits::default()),
-            Err(TlvError::Truncated { .. })
-        ));
+        assert_eq!(parse_ber(&h("04 80"), Limits::default()).unwrap_err(), TlvError::BadLength { offset: 1 });
+        assert!(matches!(parse_ber(&h("04 84 FFFFFFFF 00"), Limits::default()), Err(TlvError::Truncated { .. })));
+        assert!(matches!(parse_ber(&h("04 82 01"), Limits::default()), Err(TlvError::Truncated { .. })));
     }
 
     #[test]
     fn bad_tags() {
-        assert_eq!(
-            parse_ber(&h("0000"), Limits::default()).unwrap_err(),
-            TlvError::BadTag { offset: 0 }
-        );
-        assert_eq!(
-            parse_ber(&h("5F"), Limits::default()).unwrap_err(),
-            TlvError::BadTag { offset: 0 }
-        );
-        assert_eq!(
-            parse_ber(&h("5F818101 00"), Limits::default()).unwrap_err(),
-            TlvError::BadTag { offset: 0 }
-        );
+        assert_eq!(parse_ber(&h("0000"), Limits::default()).unwrap_err(), TlvError::BadTag { offset: 0 });
+        assert_eq!(parse_ber(&h("5F"), Limits::default()).unwrap_err(), TlvError::BadTag { offset: 0 });
+        assert_eq!(parse_ber(&h("5F818101 00"), Limits::default()).unwrap_err(), TlvError::BadTag { offset: 0 });
         assert!(parse_ber(&h("5F8101 00"), Limits::default()).is_ok());
         assert!(parse_ber(&h("5F2D 02 7A68"), Limits::default()).is_ok());
     }
@@ -397,44 +319,20 @@ mod tests {
             data.extend([0x70, 0x84]);
             data.extend((6 * (depth - i - 1)).to_be_bytes());
         }
-        let limits = Limits {
-            max_len: usize::MAX,
-            ..Limits::default()
-        };
-        assert!(matches!(
-            parse_ber(&data, limits),
-            Err(TlvError::TooDeep { max: 8, .. })
-        ));
+        let limits = Limits { max_len: usize::MAX, ..Limits::default() };
+        assert!(matches!(parse_ber(&data, limits), Err(TlvError::TooDeep { max: 8, .. })));
         // Exactly at the limit is fine.
         let ok = h("6F0E 700C 700A 7008 7006 7004 7002 0400");
         assert_eq!(parse_ber(&ok, Limits::default()).unwrap().len(), 1);
-        assert!(matches!(
-            parse_ber(
-                &ok,
-                Limits {
-                    max_depth: 7,
-                    ..Limits::default()
-                }
-            ),
-            Err(TlvError::TooDeep { .. })
-        ));
+        assert!(matches!(parse_ber(&ok, Limits { max_depth: 7, ..Limits::default() }), Err(TlvError::TooDeep { .. })));
     }
 
     #[test]
     fn limits_on_size_and_count() {
         let big = [0x04, 0x00].repeat(40_000);
-        assert_eq!(
-            parse_ber(&big, Limits::default()).unwrap_err(),
-            TlvError::TooLong {
-                len: 80_000,
-                max: 65_536
-            }
-        );
+        assert_eq!(parse_ber(&big, Limits::default()).unwrap_err(), TlvError::TooLong { len: 80_000, max: 65_536 });
         let many = [0x04, 0x00].repeat(2_000);
-        assert_eq!(
-            parse_ber(&many, Limits::default()).unwrap_err(),
-            TlvError::TooManyItems { max: 1024 }
-        );
+        assert_eq!(parse_ber(&many, Limits::default()).unwrap_err(), TlvError::TooManyItems { max: 1024 });
         assert_eq!(parse_ber(&[], Limits::default()).unwrap().len(), 0);
     }
 

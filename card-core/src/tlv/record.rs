@@ -27,12 +27,7 @@ impl RecordTlv {
             return Err(TlvError::BlankRecord);
         }
         let (tlv, end) = read_one(record, 0)?;
-        if let Some((i, &byte)) = record
-            .iter()
-            .enumerate()
-            .skip(end)
-            .find(|(_, &b)| !is_padding(b))
-        {
+        if let Some((i, &byte)) = record.iter().enumerate().skip(end).find(|(_, &b)| !is_padding(b)) {
             return Err(TlvError::TrailingBytes { offset: i, byte });
         }
         Ok(tlv)
@@ -61,14 +56,9 @@ impl RecordTlv {
     /// Tag, length and value; fails for a value over 255 bytes or a tag of `00`/`FF`.
     pub fn encode(&self) -> Result<Vec<u8>, TlvError> {
         if is_padding(self.tag) {
-            return Err(TlvError::BadRecordTag {
-                offset: 0,
-                tag: self.tag,
-            });
+            return Err(TlvError::BadRecordTag { offset: 0, tag: self.tag });
         }
-        let len = u8::try_from(self.value.len()).map_err(|_| TlvError::ValueTooLong {
-            len: self.value.len(),
-        })?;
+        let len = u8::try_from(self.value.len()).map_err(|_| TlvError::ValueTooLong { len: self.value.len() })?;
         let mut out = Vec::with_capacity(2 + self.value.len());
         out.push(self.tag);
         out.push(len);
@@ -94,13 +84,7 @@ fn is_padding(b: u8) -> bool {
 fn read_one(bytes: &[u8], pos: usize) -> Result<(RecordTlv, usize), TlvError> {
     let (tag, len) = match bytes.get(pos..) {
         Some([tag, len, ..]) => (*tag, usize::from(*len)),
-        _ => {
-            return Err(TlvError::Truncated {
-                offset: pos,
-                needed: 2,
-                available: bytes.len().saturating_sub(pos),
-            })
-        }
+        _ => return Err(TlvError::Truncated { offset: pos, needed: 2, available: bytes.len().saturating_sub(pos) }),
     };
     if is_padding(tag) {
         return Err(TlvError::BadRecordTag { offset: pos, tag });
@@ -111,13 +95,7 @@ fn read_one(bytes: &[u8], pos: usize) -> Result<(RecordTlv, usize), TlvError> {
         needed: len,
         available: bytes.len() - start,
     })?;
-    Ok((
-        RecordTlv {
-            tag,
-            value: value.to_vec(),
-        },
-        start + len,
-    ))
+    Ok((RecordTlv { tag, value: value.to_vec() }, start + len))
 }
 
 #[cfg(test)]
@@ -134,13 +112,7 @@ mod tests {
     fn ef05_records() {
         // EF05 rec 3, tag 03 spec version an 4 "2.00".
         let r = RecordTlv::parse(&h("03 04 322E3030")).unwrap();
-        assert_eq!(
-            r,
-            RecordTlv {
-                tag: 0x03,
-                value: b"2.00".to_vec()
-            }
-        );
+        assert_eq!(r, RecordTlv { tag: 0x03, value: b"2.00".to_vec() });
         assert_eq!(decode_an(&r.value).unwrap(), "2.00");
         assert_eq!(r.encode().unwrap(), h("03 04 322E3030"));
         // EF05 rec 5, issue date cn 4.
@@ -158,91 +130,37 @@ mod tests {
     fn record_errors() {
         assert_eq!(
             RecordTlv::parse(&h("03 04 322E30")).unwrap_err(),
-            TlvError::Truncated {
-                offset: 0,
-                needed: 4,
-                available: 3
-            }
+            TlvError::Truncated { offset: 0, needed: 4, available: 3 }
         );
         assert_eq!(
             RecordTlv::parse(&h("03 02 322E 30")).unwrap_err(),
-            TlvError::TrailingBytes {
-                offset: 4,
-                byte: 0x30
-            }
+            TlvError::TrailingBytes { offset: 4, byte: 0x30 }
         );
-        assert_eq!(
-            RecordTlv::parse(&h("03")).unwrap_err(),
-            TlvError::Truncated {
-                offset: 0,
-                needed: 2,
-                available: 1
-            }
-        );
+        assert_eq!(RecordTlv::parse(&h("03")).unwrap_err(), TlvError::Truncated { offset: 0, needed: 2, available: 1 });
         assert_eq!(RecordTlv::parse(&[]).unwrap_err(), TlvError::BlankRecord);
-        assert_eq!(
-            RecordTlv::parse(&h("FFFF")).unwrap_err(),
-            TlvError::BlankRecord
-        );
-        assert_eq!(
-            RecordTlv::parse(&h("FF0141")).unwrap_err(),
-            TlvError::BadRecordTag {
-                offset: 0,
-                tag: 0xFF
-            }
-        );
-        let long = RecordTlv {
-            tag: 0x21,
-            value: vec![0x41; 256],
-        };
-        assert_eq!(
-            long.encode().unwrap_err(),
-            TlvError::ValueTooLong { len: 256 }
-        );
-        assert!(RecordTlv {
-            tag: 0x00,
-            value: vec![]
-        }
-        .encode()
-        .is_err());
+        assert_eq!(RecordTlv::parse(&h("FFFF")).unwrap_err(), TlvError::BlankRecord);
+        assert_eq!(RecordTlv::parse(&h("FF0141")).unwrap_err(), TlvError::BadRecordTag { offset: 0, tag: 0xFF });
+        let long = RecordTlv { tag: 0x21, value: vec![0x41; 256] };
+        assert_eq!(long.encode().unwrap_err(), TlvError::ValueTooLong { len: 256 });
+        assert!(RecordTlv { tag: 0x00, value: vec![] }.encode().is_err());
     }
 
     #[test]
     fn all_records_and_nested() {
-        let all = RecordTlv::parse_all(&h(
-            "05 04 20101001 06 04 20201001 FFFF 07 09 583030303030303139 00",
-        ))
-        .unwrap();
+        let all = RecordTlv::parse_all(&h("05 04 20101001 06 04 20201001 FFFF 07 09 583030303030303139 00")).unwrap();
         assert_eq!(all.iter().map(|r| r.tag).collect::<Vec<_>>(), [5, 6, 7]);
         assert_eq!(decode_an(&all[2].value).unwrap(), "X00000019");
         assert_eq!(RecordTlv::parse_all(&h("FF00FF")).unwrap(), vec![]);
-        assert!(matches!(
-            RecordTlv::parse_all(&h("05 04 2010")),
-            Err(TlvError::Truncated { offset: 0, .. })
-        ));
+        assert!(matches!(RecordTlv::parse_all(&h("05 04 2010")), Err(TlvError::Truncated { offset: 0, .. })));
 
         // DF01 EF15 tag 40: B-TLV(57 an 03, 58 cn 03, 59 an 28).
         let sub = [
-            RecordTlv {
-                tag: 0x57,
-                value: b"ABC".to_vec(),
-            },
-            RecordTlv {
-                tag: 0x58,
-                value: h("371700"),
-            },
-            RecordTlv {
-                tag: 0x59,
-                value: vec![0x41; 0x28],
-            },
+            RecordTlv { tag: 0x57, value: b"ABC".to_vec() },
+            RecordTlv { tag: 0x58, value: h("371700") },
+            RecordTlv { tag: 0x59, value: vec![0x41; 0x28] },
         ];
         let value = RecordTlv::encode_all(&sub).unwrap();
-        let outer = RecordTlv {
-            tag: 0x40,
-            value: value.clone(),
-        }
-        .encode()
-        .unwrap();
+        let outer = RecordTlv { tag: 0x40, value: value.clone() }.encode().unwrap();
         let parsed = RecordTlv::parse(&outer).unwrap();
         assert_eq!(parsed.tag, 0x40);
         assert_eq!(RecordTlv::parse_nested(&parsed.value).unwrap(), sub);
