@@ -539,3 +539,60 @@ mod tests {
         ));
     }
 }
+
+#[cfg(test)]
+mod props {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn command() -> impl Strategy<Value = Command> {
+        (
+            any::<u8>(),
+            any::<u8>(),
+            any::<u8>(),
+            any::<u8>(),
+            prop_oneof![Just(0usize), 1usize..=255, 256usize..=70_000],
+            prop_oneof![Just(None), (1u32..=MAX_LE).prop_map(Some)],
+        )
+            .prop_map(|(cla, ins, p1, p2, n, le)| {
+                let mut c = Command::new(cla, Ins(ins), p1, p2);
+                if n > 0 && n <= MAX_LC {
+                    c.data = Zeroizing::new(vec![0x5A; n]);
+                }
+                c.le = le;
+                c
+            })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        /// Every command survives encode → parse, in the form it chose and in the extended form.
+        #[test]
+        fn encode_parse_round_trip(cmd in command()) {
+            prop_assert_eq!(Command::parse(&cmd.to_bytes()).ok(), Some(cmd.clone()));
+            let ext = cmd.encode(Form::Extended).ok();
+            prop_assert_eq!(ext.and_then(|b| Command::parse(&b).ok()), Some(cmd.clone()));
+            if let Ok(short) = cmd.encode(Form::Short) {
+                prop_assert!(short.len() <= 5 + 255);
+                prop_assert_eq!(Command::parse(&short).ok(), Some(cmd));
+            }
+        }
+
+        /// Arbitrary bytes either parse to a command that re-encodes to the same bytes, or fail cleanly.
+        #[test]
+        fn parse_is_total_and_exact(bytes in prop::collection::vec(any::<u8>(), 0..300)) {
+            if let Ok(cmd) = Command::parse(&bytes) {
+                let again = cmd.encode(if bytes.len() > 5 && bytes[4] == 0 && cmd.case() != Case::One { Form::Extended } else { cmd.form() });
+                prop_assert_eq!(again.ok(), Some(bytes));
+            }
+        }
+
+        /// Responses split into data and SW and join back.
+        #[test]
+        fn response_round_trip(bytes in prop::collection::vec(any::<u8>(), 2..300)) {
+            let r = Response::from_bytes(&bytes);
+            prop_assert_eq!(r.map(|r| r.to_bytes()).ok(), Some(bytes));
+        }
+    }
+}

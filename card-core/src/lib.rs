@@ -9,11 +9,13 @@
 //!   diversification, process keys, key check values (CARD-PROFILE §5–§6).
 //! - [`codec`]: `cn`/`an`/`b`/`dec`/`hex` values, GBK text, dates, citizen ID, card number (§2.3).
 //! - [`tlv`]: BER-TLV (FCI) with bounds, and the card's simple record TLV.
+//! - [`profile`]: the card layout as data (files, items, access conditions, keys per generation).
 
 pub mod apdu;
 pub mod codec;
 pub mod crypto;
 pub mod error;
+pub mod profile;
 pub mod tlv;
 pub mod transport;
 

@@ -1,1 +1,45 @@
-fn main() {}
+//! Project tasks, run as `cargo xtask <task>`:
+//!
+//! - `demo`: the main job on the virtual card — prepares the machine (packages, pcscd), puts the
+//!   personalized gen 2 test card into `Virtual PCD 00 00` with `card-sim`, and reads it through PC/SC.
+//! - `test`: prepares the machine the same way, then runs every test of the workspace and clippy.
+//! - `setup`: only prepares the machine.
+//! - `fixtures`: regenerates the card images under `fixtures/cards/`.
+//!
+//! Uses the standard library only, so it builds before `libpcsclite-dev` is installed.
+
+mod env;
+
+use std::process::ExitCode;
+
+const USAGE: &str = "usage: cargo xtask <demo|test|setup|fixtures>
+
+  demo      read the personalized test card through pcscd (virtual reader, no hardware)
+  test      install what is missing, start pcscd, run all tests and clippy
+  setup     install what is missing and start pcscd
+  fixtures  regenerate fixtures/cards/ from the documented test keys";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let result = match args.first().map(String::as_str) {
+        Some("demo") => env::prepare().and_then(|()| env::demo(&args[1..])),
+        Some("test") => env::prepare().and_then(|()| env::test(&args[1..])),
+        Some("setup") => env::prepare(),
+        Some("fixtures") => env::fixtures(),
+        Some("-h" | "--help" | "help") => {
+            println!("{USAGE}");
+            Ok(())
+        }
+        _ => {
+            eprintln!("{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xtask: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,5 +1,0 @@
-//! placeholder until the module lands
-
-/// placeholder
-#[derive(Debug, thiserror::Error)]
-pub enum TlvError {}
