@@ -26,8 +26,8 @@
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
-use crate::crypto_shim::{Algorithm, CardKey};
 use crate::hexfmt::SecretHex;
+use card_core::crypto::{Algorithm, CardKey};
 
 /// Length of a key record.
 pub const KEY_RECORD_LEN: usize = 20;

@@ -18,8 +18,6 @@
 pub mod access;
 pub mod atr;
 mod cos;
-#[doc(hidden)]
-pub mod crypto_shim;
 pub mod fs;
 mod hexfmt;
 mod image;

@@ -2,7 +2,8 @@
 //! line-protection MAC check (§6.4) shared by every `04`/`84` command.
 //!
 //! Status words: no or used challenge `6984`; key not in the current DF `6A88` (authentication) or
-//! `9403` (MAC commands); key blocked `6983`; wrong cryptogram `63Cx` (x tries left); wrong MAC `9302`
+//! `9403` (MAC commands); a challenge of the wrong length for the key (3DES needs 4 bytes, SM4/AES 8)
+//! `6984`; key blocked `6983`; wrong cryptogram `63Cx` (x tries left); wrong MAC `9302`
 //! (the key's tries decrease; at 0 the key answers `6983`).
 
 use card_core::apdu::StatusWord;
@@ -10,8 +11,8 @@ use rand::RngCore;
 use zeroize::Zeroizing;
 
 use super::{ok, tries_sw, Exec, Res};
-use crate::crypto_shim::{ct_eq, line_mac, process_key};
 use crate::keys::{KeyAlgorithm, KeyType};
+use card_core::crypto::{ct_eq, line_mac, process_key};
 
 pub(crate) fn get_challenge(x: &mut Exec<'_>) -> Res {
     if x.p1p2() != 0 {
@@ -125,11 +126,12 @@ pub(crate) fn verify_mac(x: &mut Exec<'_>, path: &[usize], key_type: KeyType) ->
     let (kid, alg) = (key.kid, key.algorithm);
     let ck = key.card_key().ok_or(StatusWord::UNKNOWN_ERROR)?;
     let challenge = x.challenge.take().ok_or(StatusWord::NO_CHALLENGE)?;
-    let iv = match alg {
-        KeyAlgorithm::Tdes => challenge.get(..4),
-        _ => challenge.get(..8).filter(|_| challenge.len() == 8),
+    // 3DES: the 4-byte challenge of GET CHALLENGE Le=04; SM4/AES: 8 bytes (CARD-PROFILE §6.4)
+    let want = if alg == KeyAlgorithm::Tdes { 4 } else { 8 };
+    if challenge.len() != want {
+        return Err(StatusWord::NO_CHALLENGE);
     }
-    .ok_or(StatusWord::NO_CHALLENGE)?;
+    let iv = challenge.as_slice();
     let mut input = mac_header(x);
     input.extend_from_slice(&payload);
     let expected = line_mac(&ck, iv, &input).map_err(|_| StatusWord::NO_CHALLENGE)?;

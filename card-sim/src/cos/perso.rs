@@ -6,9 +6,9 @@ use card_core::apdu::StatusWord;
 
 use super::records::FILE_EXISTS;
 use super::{auth, ok, Exec, Lifecycle, Res};
-use crate::crypto_shim::secure_data_decrypt;
 use crate::fs::{parse_create, Df, NewFile, EEPROM_CAPACITY};
 use crate::keys::{parse_key_record, KeyRecord, KeyType, KEY_RECORD_LEN};
+use card_core::crypto::secure_data_decrypt;
 
 /// The MK rule: the current DF's MK must be authenticated; a DF without an MK is open before END
 /// PERSONALIZATION only.

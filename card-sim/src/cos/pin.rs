@@ -16,9 +16,9 @@ use card_core::apdu::StatusWord;
 use zeroize::Zeroizing;
 
 use super::{auth, ok, tries_sw, Exec, Reply, Res};
-use crate::crypto_shim::{ct_eq, line_mac_zero_iv, secure_data_decrypt};
 use crate::hexfmt::SecretHex;
 use crate::keys::{KeyType, MAX_PIN_LEN};
+use card_core::crypto::{ct_eq, line_mac_zero_iv, secure_data_decrypt};
 
 /// Path of the DF whose PIN applies in the current DF.
 fn pin_path(x: &Exec<'_>) -> Result<Vec<usize>, StatusWord> {

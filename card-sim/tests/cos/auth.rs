@@ -1,7 +1,7 @@
 //! GET CHALLENGE, EXTERNAL and INTERNAL AUTHENTICATE, GET DATA key info.
 
 use super::host::*;
-use card_sim::crypto_shim::process_key;
+use card_core::crypto::process_key;
 use card_sim::KeyAlgorithm;
 
 #[test]

@@ -220,3 +220,13 @@ fn cyclic_records_newest_first() {
         assert_eq!(c.send([0x00, 0xB2, 0x06, 0x07 << 3, 0x00]).1, 0x6A86);
     }
 }
+
+#[test]
+fn mac_challenge_length_must_fit_the_algorithm() {
+    for mut c in both() {
+        assert_eq!(c.select_aid(SSSE_AID), 0x9000);
+        let wrong_len = if c.alg == KeyAlgorithm::Tdes { 8 } else { 4 };
+        c.challenge(wrong_len);
+        assert_eq!(c.sw("04DC022C07020132AABBCCDD"), 0x6984);
+    }
+}

@@ -1,6 +1,6 @@
 //! The host side of the tests: APDU helpers, host cryptography, and a personalization through APDUs.
 
-use card_sim::crypto_shim as crypto;
+use card_core::crypto;
 use card_sim::{BlankParams, Card, KeyAlgorithm};
 use crypto::{line_mac, process_key, secure_data_encrypt, Algorithm, CardKey};
 

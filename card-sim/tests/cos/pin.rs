@@ -1,7 +1,7 @@
 //! VERIFY, CHANGE, RELOAD, UNBLOCK PIN.
 
 use super::host::*;
-use card_sim::crypto_shim::line_mac_zero_iv;
+use card_core::crypto::line_mac_zero_iv;
 
 #[test]
 fn verify_counts_down_and_blocks() {

@@ -4,9 +4,9 @@ use std::time::Duration;
 
 use super::host::*;
 use card_core::apdu::{Command, Ins, StatusWord};
+use card_core::crypto::{card_factor, process_key, CardKey};
 use card_core::transport::{historical_bytes, CardTransaction, CardTransactionExt, Transport, TransportError};
 use card_core::Error as CoreError;
-use card_sim::crypto_shim::{card_factor, process_key, CardKey};
 use card_sim::{KeyAlgorithm, SimTransport, Tear, TearPoint, TimingModel};
 
 fn select_ssse() -> Command {
