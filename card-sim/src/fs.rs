@@ -116,6 +116,39 @@ impl Df {
         self.aid.as_ref().map(|a| a.0.as_slice())
     }
 
+    /// The EFs of this DF.
+    pub fn files(&self) -> &[Ef] {
+        &self.files
+    }
+
+    /// The DFs directly below this one.
+    pub fn dfs(&self) -> &[Df] {
+        &self.dfs
+    }
+
+    /// The DF below this one (or this one) with this AID.
+    pub fn df_by_aid(&self, aid: &[u8]) -> Option<&Df> {
+        self.find_aid(aid).and_then(|p| self.at(&p))
+    }
+
+    /// The EF of this DF with this SFI.
+    pub fn ef_with_sfi(&self, sfi: u8) -> Option<&Ef> {
+        self.files.iter().find(|f| f.sfi == sfi)
+    }
+
+    /// Whether the DF holds a PIN.
+    pub fn has_pin(&self) -> bool {
+        self.pin.is_some()
+    }
+
+    /// `(kid, version, algorithm id, tries left)` of every key, as GET DATA key info answers.
+    pub fn key_info(&self) -> Vec<[u8; 4]> {
+        let mut v: Vec<[u8; 4]> =
+            self.keys.iter().map(|k| [k.kid, k.version, k.algorithm.id(), k.tries_left]).collect();
+        v.sort_unstable();
+        v
+    }
+
     /// The DF at a path of child indices below this one.
     pub(crate) fn at(&self, path: &[usize]) -> Option<&Df> {
         path.iter().try_fold(self, |df, i| df.dfs.get(*i))
@@ -178,6 +211,24 @@ impl Df {
 }
 
 impl Ef {
+    /// Record `n` (1-based) of a linear or cyclic EF, if written.
+    pub fn record(&self, n: usize) -> Option<&[u8]> {
+        let i = n.checked_sub(1)?;
+        match &self.body {
+            EfBody::Linear { records, .. } => records.get(i)?.as_ref().map(|r| r.0.as_slice()),
+            EfBody::Cyclic { records, .. } => records.get(i).map(|r| r.0.as_slice()),
+            EfBody::Transparent { .. } => None,
+        }
+    }
+
+    /// The content of a transparent EF.
+    pub fn binary(&self) -> Option<&[u8]> {
+        match &self.body {
+            EfBody::Transparent { data, .. } => Some(&data.0),
+            _ => None,
+        }
+    }
+
     /// The read condition of record `n` (1-based).
     pub fn record_read_condition(&self, n: usize) -> AccessCondition {
         self.record_read.iter().find(|r| usize::from(r.record) == n).map_or(self.read, |r| r.read)

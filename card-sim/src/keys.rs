@@ -134,6 +134,20 @@ impl KeyAlgorithm {
     }
 }
 
+impl std::str::FromStr for KeyAlgorithm {
+    type Err = crate::Error;
+
+    /// `3des`, `sm4` or `aes128` (case-insensitive), as images name them.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.to_ascii_lowercase().as_str() {
+            "3des" | "tdes" => Ok(KeyAlgorithm::Tdes),
+            "sm4" => Ok(KeyAlgorithm::Sm4),
+            "aes128" | "aes-128" => Ok(KeyAlgorithm::Aes128),
+            _ => Err(crate::Error::BadParams("algorithm must be 3des, sm4 or aes128")),
+        }
+    }
+}
+
 /// One key of a key file.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct KeyEntry {

@@ -54,9 +54,7 @@ pub(crate) fn get_data(x: &mut Exec<'_>) -> Res {
     if !x.data().is_empty() {
         return Err(StatusWord::WRONG_LENGTH);
     }
-    let mut keys: Vec<[u8; 4]> =
-        x.df()?.keys.iter().map(|k| [k.kid, k.version, k.algorithm.id(), k.tries_left]).collect();
-    keys.sort_unstable();
+    let keys = x.df()?.key_info();
     x.read_reply(keys.concat())
 }
 

@@ -82,3 +82,17 @@ fn failing_commands_change_nothing() {
         assert_ne!(c.card.to_image(), before);
     }
 }
+
+#[test]
+fn inspection_api() {
+    let c = personalized(KeyAlgorithm::Sm4);
+    let ssse = c.card.mf().df_by_aid(&h(SSSE_AID)).unwrap();
+    assert_eq!(ssse.fid, 0xDDF1);
+    assert!(ssse.has_pin());
+    assert_eq!(ssse.ef_with_sfi(5).unwrap().record(3), Some(&tlv(0x03, b"3.00")[..]));
+    assert_eq!(ssse.ef_with_sfi(7).unwrap().binary().map(<[u8]>::len), Some(0x400));
+    assert_eq!(ssse.key_info().len(), 7);
+    assert_eq!(ssse.dfs().len(), 2);
+    assert_eq!("SM4".parse::<KeyAlgorithm>().unwrap(), KeyAlgorithm::Sm4);
+    assert!("ssf33".parse::<KeyAlgorithm>().is_err());
+}
