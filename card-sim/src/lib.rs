@@ -25,7 +25,7 @@ pub mod keys;
 pub mod timing;
 pub mod transport;
 
-pub use cos::{BlankParams, Card, CardWork, Lifecycle};
+pub use cos::{BlankParams, Card, CardWork, Lifecycle, EEPROM_PAGE};
 pub use image::{IMAGE_FORMAT, IMAGE_VERSION};
 pub use keys::{KeyAlgorithm, KeyType};
 pub use timing::TimingModel;

@@ -230,3 +230,14 @@ fn mac_challenge_length_must_fit_the_algorithm() {
         assert_eq!(c.sw("04DC022C07020132AABBCCDD"), 0x6984);
     }
 }
+
+#[test]
+fn extended_length_read_binary() {
+    let mut c = personalized(KeyAlgorithm::Tdes);
+    assert_eq!(c.select_aid(SSSE_AID), 0x9000);
+    // EF07 (SFI 7) is 0x400 bytes, free to read on a gen 2 card: one extended READ BINARY gets it all
+    let (d, sw) = c.send(h("00B08700000400"));
+    assert_eq!((d.len(), sw), (0x400, 0x9000));
+    let (d, sw) = c.send(h("00B0010000 0000")); // Le 0000 = 65536: the rest from offset 0x100
+    assert_eq!((d.len(), sw), (0x300, 0x9000));
+}
