@@ -367,29 +367,22 @@ fn df(raw: &RawDf) -> Result<Df, ProfileError> {
     let efs = raw.ef.iter().map(|e| ef(&entry, e)).collect::<Result<Vec<_>, _>>()?;
     unique(&entry, "EF", efs.iter().map(|e| (e.name.clone(), e.generations)))?;
     unique(&entry, "SFI", efs.iter().map(|e| (e.sfi.to_string(), e.generations)))?;
-    // Every access condition names a key of this DF, present on the generations that use it.
+    // Every access condition names a key this DF holds on each generation the condition applies to.
     for e in &efs {
         let item_rules = match &e.kind {
             EfKind::Linear { items } => items.iter().filter_map(|i| i.read.as_ref()).collect::<Vec<_>>(),
             _ => Vec::new(),
         };
         for rule in [&e.read, &e.update].into_iter().chain(item_rules) {
-            for ac in rule.all() {
-                if let Some(k) = ac.key() {
-                    if !keys.iter().any(|spec| spec.name == k) {
-                        return Err(invalid(
-                            format!("{entry} {}", e.name),
-                            format!("access condition names key {k}, which {entry} does not hold"),
-                        ));
-                    }
+            for g in [Generation::ONE, Generation::TWO, Generation::THREE] {
+                if !e.generations.contains(g) {
+                    continue;
                 }
-                if matches!(ac, Access::Pin | Access::PinOrKey(_) | Access::PinAndKey(_))
-                    && !raw.pin
-                    && raw.name != "SSSE"
-                {
+                let Some(k) = rule.for_generation(g).key() else { continue };
+                if !keys.iter().any(|spec| spec.name == k && spec.generations.contains(g)) {
                     return Err(invalid(
                         format!("{entry} {}", e.name),
-                        format!("access condition needs a PIN, but {entry} has pin = false"),
+                        format!("access condition on generation {g} names key {k}, which {entry} does not hold there"),
                     ));
                 }
             }
@@ -419,6 +412,14 @@ pub(super) fn parse(text: &str) -> Result<Profile, ProfileError> {
         return Err(invalid("pin", "length must be 1..=8 bytes and max_tries 1..=15"));
     }
     let mf = df(&raw.mf)?;
+    let pin_holders = raw.df.iter().filter(|d| d.pin).count() + usize::from(raw.mf.pin);
+    let needs_pin = raw.df.iter().flat_map(|d| &d.ef).any(|e| {
+        [&e.read, &e.update].iter().any(|r| r.split(';').any(|a| a.contains("pin")))
+            || e.items.iter().any(|i| i.read.as_deref().is_some_and(|r| r.contains("pin")))
+    });
+    if pin_holders > 1 || (needs_pin && pin_holders == 0) {
+        return Err(invalid("pin", "exactly one DF holds the card's PIN (pin = true) when any condition needs it"));
+    }
     let dfs = raw.df.iter().map(df).collect::<Result<Vec<_>, _>>()?;
     let all = std::iter::once(&mf).chain(dfs.iter());
     unique("profile", "DF name", all.clone().map(|d| (d.name.to_ascii_uppercase(), d.generations)))?;

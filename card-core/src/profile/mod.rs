@@ -142,10 +142,6 @@ impl AccessRule {
     pub fn for_generation(&self, g: Generation) -> &Access {
         self.by_generation.iter().find(|(gs, _)| gs.contains(g)).map(|(_, a)| a).unwrap_or(&self.default)
     }
-
-    fn all(&self) -> impl Iterator<Item = &Access> {
-        std::iter::once(&self.default).chain(self.by_generation.iter().map(|(_, a)| a))
-    }
 }
 
 /// What a key is for (CARD-PROFILE §5.1).

@@ -93,6 +93,12 @@ fn contradictions_are_refused_naming_the_entry() {
         "len 300",
     );
     refused(|t| t.replacen("update = \"key UKMF\"", "update = \"key UKXX\"", 1), "SSSE EF05", "names key UKXX");
+    // RKSSSE exists on generation 3 only
+    refused(
+        |t| t.replacen("read = \"free; 3: key RKSSSE\"", "read = \"key RKSSSE\"", 1),
+        "SSSE EF05",
+        "generation 1 names key RKSSSE",
+    );
     refused(
         |t| {
             t.replacen(
@@ -120,6 +126,7 @@ fn contradictions_are_refused_naming_the_entry() {
         "unknown format",
     );
     assert!(matches!(with(|t| t.replacen("[pin]", "[pin", 1)), Err(ProfileError::Syntax(_))));
+    refused(|t| t.replacen("name = \"DF01\"\n", "name = \"DF01\"\npin = true\n", 1), "pin", "exactly one DF");
     assert!(matches!(with(|t| t.replacen("sfi = 5\n", "sfi = 5\nbogus = 1\n", 1)), Err(ProfileError::Syntax(_))));
 }
 
@@ -127,7 +134,7 @@ fn contradictions_are_refused_naming_the_entry() {
 fn a_deployment_can_change_a_profile_row() {
     // e.g. a city whose DF01 EF05 is protected by the PIN
     let p = with(|t| {
-        t.replacen("name = \"DF01\"\nfid = \"DF01\"", "name = \"DF01\"\nfid = \"DF01\"\npin = true", 1).replacen(
+        t.replacen(
             "read = \"free\"\n  update = \"key UK\"\n  items = [\n    { tag = \"20\"",
             "read = \"pin\"\n  update = \"key UK\"\n  items = [\n    { tag = \"20\"",
             1,
