@@ -7,6 +7,8 @@
 //!   ([`keys`]), lifecycle, and the command interpreter ([`Card::process`]), which is atomic: a command
 //!   changes the persistent state all or nothing.
 //! - [`Card::atr`]: an ATR whose historical bytes carry the region code and the chip serial ([`atr`]).
+//! - [`vpcd`]: the card side of the vsmartcard-vpcd socket protocol, so pcscd sees the card in a reader.
+//! - [`fixture`]: test cards personalized through APDUs from the profile and documented test keys.
 //! - Card images: the whole persistent state as readable JSON ([`Card::to_image`], [`Card::from_image`],
 //!   [`Card::save`], [`Card::load`]).
 //! - [`SimTransport`]: the card in process behind `card_core::transport::Transport`, with tearing
@@ -18,12 +20,14 @@
 pub mod access;
 pub mod atr;
 mod cos;
+pub mod fixture;
 pub mod fs;
 mod hexfmt;
 mod image;
 pub mod keys;
 pub mod timing;
 pub mod transport;
+pub mod vpcd;
 
 pub use cos::{BlankParams, Card, CardWork, Lifecycle, EEPROM_PAGE};
 pub use image::{IMAGE_FORMAT, IMAGE_VERSION};

@@ -131,7 +131,7 @@ impl SimTransport {
         &self.timing
     }
 
-    fn transmit(&mut self, command: &[u8]) -> Result<Vec<u8>, TransportError> {
+    pub(crate) fn transmit(&mut self, command: &[u8]) -> Result<Vec<u8>, TransportError> {
         if !self.present {
             return Err(TransportError::CardRemoved);
         }

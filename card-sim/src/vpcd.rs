@@ -25,6 +25,26 @@ pub trait VpcdCard {
     fn apdu(&mut self, command: &[u8]) -> Option<Vec<u8>>;
 }
 
+/// The in-process card with its tearing and timing, sitting in a vpcd reader.
+impl VpcdCard for crate::SimTransport {
+    fn power_off(&mut self) {
+        self.card_mut().power_off();
+    }
+    fn power_on(&mut self) {
+        self.card_mut().power_on();
+    }
+    fn reset(&mut self) {
+        self.card_mut().reset();
+    }
+    fn atr(&self) -> Vec<u8> {
+        self.card().atr()
+    }
+    fn apdu(&mut self, command: &[u8]) -> Option<Vec<u8>> {
+        // A tear (the only error of an inserted card) removes the card: no answer.
+        self.transmit(command).ok()
+    }
+}
+
 /// Why [`serve`] returned.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Ended {

@@ -1,0 +1,277 @@
+//! `card-sim`: put the virtual social security card into a vsmartcard-vpcd reader, or make card images.
+
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use card_core::profile::Profile;
+use card_sim::fixture::{make_card, FixtureSpecs, TestKeys};
+use card_sim::vpcd::{self, Ended};
+use card_sim::{BlankParams, Card, KeyAlgorithm, SimTransport, Tear, TearPoint, TimingModel};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Exit code when the card was torn out by `--tear-after`.
+const EXIT_TORN: u8 = 3;
+
+#[derive(Parser)]
+#[command(
+    name = "card-sim",
+    version,
+    about = "The virtual social security card (社会保障卡): a reference COS that sits in a vsmartcard-vpcd reader",
+    long_about = "The virtual social security card (社会保障卡).\n\n\
+        Without a subcommand, puts the card of --image into the vpcd reader at --vpcd: pcscd then sees it in\n\
+        'Virtual PCD 00 00' (127.0.0.1:35963) or 'Virtual PCD 00 01' (127.0.0.1:35964), and every PC/SC program\n\
+        (opensc-tool, pcsc_scan, the project's tools) talks to it as to a real card. The card stays in the\n\
+        reader until SIGTERM/Ctrl-C, reconnecting when pcscd restarts; --save writes the card's state back\n\
+        to the image on exit.",
+    after_help = "Examples:\n  \
+        card-sim --vpcd 127.0.0.1:35963 --image fixtures/cards/gen2-personalized.json\n  \
+        card-sim new --gen 2 --region 371700 --serial 1 --transport-key 404142434445464748494A4B4C4D4E4F --out blank.json\n  \
+        card-sim fixtures --out fixtures/cards\n\n\
+        Exit codes: 0 stopped normally, 1 error, 2 bad arguments, 3 the card was torn out (--tear-after).",
+    args_conflicts_with_subcommands = true
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    run: RunArgs,
+}
+
+#[derive(Args)]
+struct RunArgs {
+    /// vpcd to connect to, as the card of its reader.
+    #[arg(long, value_name = "HOST:PORT", requires = "image")]
+    vpcd: Option<String>,
+    /// Card image to load.
+    #[arg(long, value_name = "FILE")]
+    image: Option<PathBuf>,
+    /// Write the card's state back to the image on exit (SIGTERM, Ctrl-C, tear).
+    #[arg(long)]
+    save: bool,
+    /// T=0 behaviour: SELECT answers 61xx, a wrong Le answers 6Cxx.
+    #[arg(long)]
+    t0: bool,
+    /// Remove the card at the Nth APDU (1-based).
+    #[arg(long, value_name = "N")]
+    tear_after: Option<u64>,
+    /// Whether the Nth APDU's write happens before the card goes.
+    #[arg(long, value_enum, default_value = "after-write")]
+    tear_point: TearPointArg,
+    /// Transmission rate of the timing model, bit/s (ISO 7816-3 initial rate 9600).
+    #[arg(long, default_value_t = 9600, value_name = "BPS")]
+    bit_rate: u32,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum TearPointArg {
+    /// The command is not executed.
+    BeforeWrite,
+    /// The command is executed and committed; the response is lost.
+    AfterWrite,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Make a blank card image (only the MF and the chip maker's transport key).
+    New(NewArgs),
+    /// Regenerate the fixture card images from fixtures.toml and test-keys.toml.
+    Fixtures {
+        /// Directory with fixtures.toml and test-keys.toml; images are written there.
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+    },
+    /// Summarize a card image: generation, region, serial, lifecycle, ATR and file tree.
+    Show {
+        /// The image.
+        #[arg(long, value_name = "FILE")]
+        image: PathBuf,
+    },
+}
+
+#[derive(Args)]
+struct NewArgs {
+    /// Card generation: 1, 2 (3DES) or 3 (SM4).
+    #[arg(long = "gen", value_parser = clap::value_parser!(u8).range(1..=3))]
+    generation: u8,
+    /// Issuing region code (6 digits), carried in the ATR.
+    #[arg(long)]
+    region: String,
+    /// Chip serial (decimal or 0x-hex): the last 8 historical bytes, the card factor.
+    #[arg(long, value_parser = parse_serial)]
+    serial: u64,
+    /// Transport key, 32 hex digits (test material: the virtual card's chip-maker key).
+    #[arg(long, value_name = "HEX")]
+    transport_key: String,
+    /// Key algorithm; default: 3DES for generations 1 and 2, SM4 for 3.
+    #[arg(long, value_name = "3des|sm4|aes128")]
+    alg: Option<String>,
+    /// Where to write the image.
+    #[arg(long, value_name = "FILE")]
+    out: PathBuf,
+}
+
+fn parse_serial(s: &str) -> Result<u64, String> {
+    match s.strip_prefix("0x") {
+        Some(h) => u64::from_str_radix(h, 16),
+        None => s.parse(),
+    }
+    .map_err(|e| format!("{s}: {e}"))
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_env("CARD_SIM_LOG"))
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Some(Command::New(a)) => new(a),
+        Some(Command::Fixtures { out }) => fixtures(&out),
+        Some(Command::Show { image }) => show(&image),
+        None => run(cli.run),
+    };
+    match result {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            eprintln!("card-sim: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn new(a: NewArgs) -> Result<u8> {
+    let algorithm = match a.alg.as_deref() {
+        Some(s) => s.parse::<KeyAlgorithm>().map_err(|_| anyhow::anyhow!("--alg {s}: use 3des, sm4 or aes128"))?,
+        None if a.generation == 3 => KeyAlgorithm::Sm4,
+        None => KeyAlgorithm::Tdes,
+    };
+    let key = hex::decode(&a.transport_key).context("--transport-key is not hex")?;
+    let transport_key: [u8; 16] =
+        key.as_slice().try_into().map_err(|_| anyhow::anyhow!("--transport-key must be 16 bytes (32 hex digits)"))?;
+    let card = Card::new_blank(BlankParams {
+        generation: a.generation,
+        region: a.region,
+        serial: a.serial,
+        transport_key,
+        algorithm,
+    })?;
+    card.save(&a.out)?;
+    println!("{}: blank generation {} card, ATR {}", a.out.display(), a.generation, hex::encode_upper(card.atr()));
+    Ok(0)
+}
+
+fn fixtures(dir: &Path) -> Result<u8> {
+    let read = |name: &str| {
+        let p = dir.join(name);
+        std::fs::read_to_string(&p).with_context(|| format!("cannot read {}", p.display()))
+    };
+    let specs = FixtureSpecs::from_toml(&read("fixtures.toml")?)?;
+    let keys = TestKeys::from_toml(&read("test-keys.toml")?)?;
+    for spec in &specs.card {
+        let card = make_card(spec, Profile::builtin(), &keys).with_context(|| spec.file.clone())?;
+        let path = dir.join(&spec.file);
+        card.save(&path)?;
+        println!("{}: generation {}, {:?}", path.display(), spec.generation, card.lifecycle());
+    }
+    Ok(0)
+}
+
+fn show(image: &Path) -> Result<u8> {
+    let card = Card::load(image)?;
+    println!("generation {}  region {}  serial {:016X}", card.generation(), card.region(), card.serial());
+    println!("lifecycle  {:?}{}", card.lifecycle(), if card.is_card_blocked() { " (card blocked)" } else { "" });
+    println!("ATR        {}", hex::encode_upper(card.atr()));
+    print_df(card.mf(), 0);
+    Ok(0)
+}
+
+fn print_df(df: &card_sim::fs::Df, depth: usize) {
+    let pad = "  ".repeat(depth);
+    let aid = df.aid().map(hex::encode_upper).unwrap_or_default();
+    let keys: Vec<String> = df.key_info().iter().map(|k| format!("{:02X}v{}", k[0], k[1])).collect();
+    println!(
+        "{pad}DF {:04X} {aid}{}  keys [{}]{}",
+        df.fid,
+        if df.blocked { " (blocked)" } else { "" },
+        keys.join(" "),
+        if df.has_pin() { "  PIN" } else { "" }
+    );
+    for ef in df.files() {
+        println!("{pad}  EF {:04X} SFI {:02X}  read {:?} update {:?}", ef.fid, ef.sfi, ef.read, ef.update);
+    }
+    for child in df.dfs() {
+        print_df(child, depth + 1);
+    }
+}
+
+fn run(args: RunArgs) -> Result<u8> {
+    let (Some(addr), Some(image)) = (args.vpcd, args.image) else {
+        bail!("give --vpcd HOST:PORT and --image FILE, or a subcommand (see --help)");
+    };
+    let stop = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
+        signal_hook::flag::register(sig, Arc::clone(&stop)).context("cannot install the signal handler")?;
+    }
+    let mut card = Card::load(&image)?;
+    card.set_t0_mode(args.t0);
+    let mut sim = SimTransport::with_timing(card, TimingModel::with_bit_rate(args.bit_rate));
+    if let Some(n) = args.tear_after {
+        let when = match args.tear_point {
+            TearPointArg::BeforeWrite => TearPoint::BeforeWrite,
+            TearPointArg::AfterWrite => TearPoint::AfterWrite,
+        };
+        sim.arm_tear(Tear { after_apdu: n, when });
+    }
+    let mut torn = false;
+    let mut waiting_logged = false;
+    while !stop.load(Ordering::SeqCst) {
+        let mut sock = match TcpStream::connect(&addr) {
+            Ok(s) => s,
+            Err(e) => {
+                if !waiting_logged {
+                    eprintln!("card-sim: waiting for vpcd at {addr} ({e}); is pcscd running?");
+                    waiting_logged = true;
+                }
+                std::thread::sleep(Duration::from_millis(250));
+                continue;
+            }
+        };
+        waiting_logged = false;
+        eprintln!("card-sim: card inserted at {addr} (ATR {})", hex::encode_upper(sim.card().atr()));
+        match vpcd::serve(&mut sock, &mut sim, &stop) {
+            Ok(Ended::Stopped) => break,
+            Ok(Ended::Torn) => {
+                eprintln!("card-sim: card torn out at APDU {}", sim.apdu_count());
+                torn = true;
+                break;
+            }
+            Ok(Ended::ReaderGone) => {
+                eprintln!("card-sim: vpcd closed the connection (pcscd stopped?); reconnecting");
+                sim.card_mut().power_off();
+            }
+            Err(e) => {
+                eprintln!("card-sim: connection to vpcd failed: {e}; reconnecting");
+                sim.card_mut().power_off();
+            }
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    if args.save {
+        sim.card().save(&image)?;
+        eprintln!("card-sim: saved {}", image.display());
+    }
+    let t = sim.modeled_time();
+    eprintln!(
+        "card-sim: {} APDUs, modeled card time {}.{:03} s ({} bit/s)",
+        sim.apdu_count(),
+        t.as_secs(),
+        t.subsec_millis(),
+        args.bit_rate
+    );
+    Ok(if torn { EXIT_TORN } else { 0 })
+}
