@@ -109,8 +109,18 @@ fn cstring(name: &str) -> Result<CString, TransportError> {
     CString::new(name).map_err(|_| TransportError::NoReader(name.to_owned()))
 }
 
-/// Waits until a card is present in `reader` (PC/SC status change, no polling), at most `timeout`.
+/// Waits until a card is present in the reader (PC/SC status change, no polling), at most `timeout`.
+/// Returns the reader's name.
 pub fn wait_for_card(selector: &ReaderSelector, timeout: Duration) -> Result<String, TransportError> {
+    wait_for_state(selector, true, timeout)
+}
+
+/// Waits until the reader is empty (the card was removed), at most `timeout`.
+pub fn wait_for_removal(selector: &ReaderSelector, timeout: Duration) -> Result<String, TransportError> {
+    wait_for_state(selector, false, timeout)
+}
+
+fn wait_for_state(selector: &ReaderSelector, present: bool, timeout: Duration) -> Result<String, TransportError> {
     let ctx = establish()?;
     let name = resolve(&ctx, selector)?;
     let mut states = vec![ReaderState::new(cstring(&name)?, State::UNAWARE)];
@@ -127,7 +137,8 @@ pub fn wait_for_card(selector: &ReaderSelector, timeout: Duration) -> Result<Str
         if ev.intersects(State::UNKNOWN | State::IGNORE) {
             return Err(TransportError::NoReader(name));
         }
-        if ev.contains(State::PRESENT) && !ev.contains(State::MUTE) {
+        let has_card = ev.contains(State::PRESENT) && !ev.contains(State::MUTE);
+        if has_card == present && (present || ev.contains(State::EMPTY)) {
             return Ok(name);
         }
         s.sync_current_state();
@@ -266,13 +277,40 @@ impl PcscTx<'_> {
     }
 }
 
+/// How long to watch the reader after an empty response before calling the card mute.
+const REMOVAL_GRACE: Duration = Duration::from_millis(1500);
+
+impl PcscTx<'_> {
+    /// Some reader drivers (vpcd among them) answer a command whose card vanished with an empty response
+    /// instead of an error, before the reader itself has noticed the removal (pcscd polls presence about
+    /// every 400 ms). Watch the card's status for a short while: gone → [`TransportError::CardRemoved`],
+    /// still there → [`TransportError::CardUnresponsive`]. Either way the handle is re-established next time.
+    fn diagnose_empty_response(&mut self) -> TransportError {
+        *self.stale = true;
+        let deadline = Instant::now() + REMOVAL_GRACE;
+        loop {
+            match self.tx.status2_owned() {
+                Err(pcsc::Error::RemovedCard | pcsc::Error::NoSmartcard) => return TransportError::CardRemoved,
+                Err(e) => return self.fail(e),
+                Ok(s) if !s.status().contains(pcsc::Status::PRESENT) => return TransportError::CardRemoved,
+                Ok(_) if Instant::now() >= deadline => return TransportError::CardUnresponsive,
+                Ok(_) => std::thread::sleep(Duration::from_millis(50)),
+            }
+        }
+    }
+}
+
 impl CardTransaction for PcscTx<'_> {
     fn transmit(&mut self, command: &[u8], _: Sensitivity) -> Result<Vec<u8>, TransportError> {
         let mut buf = vec![0u8; pcsc::MAX_BUFFER_SIZE_EXTENDED];
-        match self.tx.transmit(command, &mut buf) {
-            Ok(resp) => Ok(resp.to_vec()),
-            Err(e) => Err(self.fail(e)),
+        let resp = match self.tx.transmit(command, &mut buf) {
+            Ok(resp) => resp.to_vec(),
+            Err(e) => return Err(self.fail(e)),
+        };
+        if resp.len() < 2 {
+            return Err(self.diagnose_empty_response());
         }
+        Ok(resp)
     }
 
     fn reset(&mut self) -> Result<Vec<u8>, TransportError> {
