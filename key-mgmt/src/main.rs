@@ -1,0 +1,3 @@
+//! `keymgmt`: see `keymgmt --help`.
+
+fn main() {}
