@@ -1,3 +1,7 @@
-//! `keymgmt`: see `keymgmt --help`.
+//! `keymgmt`: key store, ceremonies, rotation and audit; see `keymgmt --help`.
 
-fn main() {}
+use clap::Parser;
+
+fn main() -> std::process::ExitCode {
+    key_mgmt::cli::Cli::parse().run()
+}
