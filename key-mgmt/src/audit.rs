@@ -88,8 +88,32 @@ fn head_mac(audit_key: &[u8], seq: i64, hash: &str) -> String {
     hex::encode_upper(hmac(audit_key, &[b"audit-head", &seq.to_be_bytes(), hash.as_bytes()]))
 }
 
-/// Seals the current head: stores (seq, hash, MAC) in the meta table.
+/// Whether the sealed head (if any) is authentic and still in the chain.
+fn head_consistent(conn: &Connection, audit_key: &[u8]) -> Result<bool> {
+    let head: Option<String> =
+        conn.query_row("SELECT v FROM meta WHERE k = 'audit_head'", [], |r| r.get(0)).optional()?;
+    let Some(head) = head else { return Ok(true) };
+    let parts: Vec<&str> = head.split('|').collect();
+    let [seq, hash, mac] = parts.as_slice() else { return Ok(false) };
+    let Ok(seq) = seq.parse::<i64>() else { return Ok(false) };
+    if !card_core::crypto::ct_eq(head_mac(audit_key, seq, hash).as_bytes(), mac.as_bytes()) {
+        return Ok(false);
+    }
+    if seq == 0 {
+        return Ok(true);
+    }
+    let at: Option<String> =
+        conn.query_row("SELECT hash FROM audit WHERE seq = ?1", params![seq], |r| r.get(0)).optional()?;
+    Ok(at.as_deref() == Some(*hash))
+}
+
+/// Seals the current head: stores (seq, hash, MAC) in the meta table. If the previous head is
+/// no longer authentic or in the chain (the log was cut or edited), the old head is left in
+/// place as evidence: `audit verify` keeps failing until the log is restored.
 pub(crate) fn seal(conn: &Connection, audit_key: &[u8]) -> Result<()> {
+    if !head_consistent(conn, audit_key)? {
+        return Ok(());
+    }
     let last: Option<(i64, String)> = conn
         .query_row("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1", [], |r| Ok((r.get(0)?, r.get(1)?)))
         .optional()?;

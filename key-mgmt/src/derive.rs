@@ -75,6 +75,11 @@ key_set!(
 );
 
 impl RegionKeySet {
+    /// A set from region-level keys held elsewhere (e.g. unwrapped from exported key blocks).
+    pub fn from_entries(entries: impl IntoIterator<Item = (String, KeyEntry)>) -> Self {
+        RegionKeySet { keys: entries.into_iter().collect(), missing: Vec::new() }
+    }
+
     /// The card keys for a card whose factor is `card_factor` (8 bytes; longer input such as
     /// the ATR historical bytes gives its last 8, CARD-PROFILE §5.2).
     pub fn card_keys(&self, card_factor_bytes: &[u8]) -> Result<CardKeySet> {

@@ -127,6 +127,7 @@ impl KeyStore {
 
     /// Reads rows matching `filter` (an SQL condition with `?1`…), checking each row's MAC.
     fn rows(&self, filter: &str, args: &[&dyn rusqlite::ToSql]) -> Result<Vec<(KeyRecord, String)>> {
+        self.keys()?;
         let sql = format!("SELECT {COLUMNS} FROM keys WHERE {filter} ORDER BY name, region, version");
         let mut st = self.conn.prepare(&sql)?;
         let raw = st.query_map(args, row_to_record)?.collect::<Result<Vec<_>, _>>()?;
