@@ -248,6 +248,31 @@ fn a_changed_row_or_block_is_detected() {
     assert_eq!(e.kind(), ErrorKind::Integrity, "{e}");
 }
 
+#[test]
+fn a_removed_or_replayed_row_is_detected() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, path) = new_store(dir.path());
+    store.generate("PUK", 1, Algorithm::Sm4, None, true).unwrap();
+    store.generate("RLK", 1, Algorithm::Sm4, None, true).unwrap();
+    store.set_state("PUK", 1, "", KeyState::Retired).unwrap();
+    drop(store);
+    let backup = dir.path().join("backup.db");
+    std::fs::copy(&path, &backup).unwrap();
+    reopen(&path).set_state("PUK", 1, "", KeyState::Destroyed).unwrap();
+    // Replay the retired row (with its key block) over the destroyed one.
+    let c = raw(&path);
+    c.execute("ATTACH DATABASE ?1 AS old", [backup.to_str().unwrap()]).unwrap();
+    c.execute("INSERT OR REPLACE INTO keys SELECT * FROM old.keys WHERE name = 'PUK'", []).unwrap();
+    drop(c);
+    let e = reopen(&path).list().err().unwrap();
+    assert_eq!(e.kind(), ErrorKind::Integrity, "{e}");
+    // Removing a row is detected too.
+    std::fs::copy(&backup, &path).unwrap();
+    raw(&path).execute("DELETE FROM keys WHERE name = 'RLK'", []).unwrap();
+    let e = reopen(&path).record("PUK", 1, "").err().unwrap();
+    assert!(e.to_string().contains("removed"), "{e}");
+}
+
 fn audit_tamper(sql: &str, expect: &str) {
     let dir = tempfile::tempdir().unwrap();
     let (store, path) = new_store(dir.path());

@@ -2,7 +2,7 @@
 
 use card_core::crypto::{Algorithm, CardKey};
 use card_core::profile::Profile;
-use rusqlite::{params, Connection, Row};
+use rusqlite::{params, Connection, OptionalExtension, Row};
 
 use super::KeyStore;
 use crate::error::{Error, Result};
@@ -122,12 +122,40 @@ impl KeyStore {
                 mac
             ],
         )?;
+        let digest = self.keys_digest(conn)?;
+        conn.execute("INSERT OR REPLACE INTO meta (k, v) VALUES ('keys_digest', ?1)", params![digest])?;
         Ok(())
+    }
+
+    /// HMAC over every row's MAC in key order: a removed row, or a row replayed from an older
+    /// copy of the file (e.g. a destroyed key brought back), changes it.
+    fn keys_digest(&self, conn: &Connection) -> Result<String> {
+        let mut st = conn.prepare("SELECT mac FROM keys ORDER BY name, version, region")?;
+        let macs = st.query_map([], |r| r.get::<_, String>(0))?.collect::<Result<Vec<_>, _>>()?;
+        let mut parts: Vec<&[u8]> = vec![b"keys-digest"];
+        parts.extend(macs.iter().map(|m| m.as_bytes()));
+        Ok(hex::encode_upper(hmac(&self.keys()?.row_key[..], &parts)))
+    }
+
+    fn check_keys_digest(&self) -> Result<()> {
+        let stored: Option<String> =
+            self.conn.query_row("SELECT v FROM meta WHERE k = 'keys_digest'", [], |r| r.get(0)).optional()?;
+        let expected = self.keys_digest(&self.conn)?;
+        let ok = match stored {
+            Some(s) => card_core::crypto::ct_eq(s.as_bytes(), expected.as_bytes()),
+            // A store without keys has no digest yet.
+            None => self.conn.query_row("SELECT count(*) FROM keys", [], |r| r.get::<_, i64>(0))? == 0,
+        };
+        if ok {
+            Ok(())
+        } else {
+            Err(Error::Integrity("the set of key rows was changed (a row removed, added or replayed)".into()))
+        }
     }
 
     /// Reads rows matching `filter` (an SQL condition with `?1`…), checking each row's MAC.
     fn rows(&self, filter: &str, args: &[&dyn rusqlite::ToSql]) -> Result<Vec<(KeyRecord, String)>> {
-        self.keys()?;
+        self.check_keys_digest()?;
         let sql = format!("SELECT {COLUMNS} FROM keys WHERE {filter} ORDER BY name, region, version");
         let mut st = self.conn.prepare(&sql)?;
         let raw = st.query_map(args, row_to_record)?.collect::<Result<Vec<_>, _>>()?;
