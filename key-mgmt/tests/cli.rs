@@ -237,3 +237,57 @@ fn export_then_import_block_at_another_station() {
     // A block for another key name is refused.
     assert_eq!(km(b.path(), &["import-block", "--name", "MK", "--block-file", "ukmf.tr31", "--kek", "KEK"]).0, 2);
 }
+
+/// The interactive ceremony at a (pseudo-)terminal: components typed, never echoed. Driven by
+/// Python's `pty` module, answering each prompt once it appears.
+#[test]
+fn interactive_ceremony_does_not_echo_components() {
+    let have_pty =
+        Command::new("python3").args(["-c", "import pty"]).output().map(|o| o.status.success()).unwrap_or(false);
+    if !have_pty {
+        eprintln!("SKIPPED: python3 with the pty module is needed to drive a terminal");
+        return;
+    }
+    let dir = setup();
+    let driver = r#"
+import os, pty, sys, time
+bin, db, c1, c2 = sys.argv[1:5]
+pid, fd = pty.fork()
+if pid == 0:
+    os.execv(bin, [bin, '--store', db, 'init'])
+out = b''
+def wait(s):
+    global out
+    while s not in out:
+        out += os.read(fd, 1024)
+def send(x):
+    time.sleep(0.3)
+    os.write(fd, x.encode() + b'\n')
+wait(b'(2 or 3): '); send('2')
+wait(b'1 of 2'); wait(b'echoed): '); send(c1)
+wait(b'2 of 2'); wait(b'echoed): '); send(c2)
+try:
+    while True:
+        b = os.read(fd, 1024)
+        if not b: break
+        out += b
+except OSError:
+    pass
+_, status = os.waitpid(pid, 0)
+sys.stdout.write(out.decode(errors='replace'))
+sys.exit(os.waitstatus_to_exitcode(status))
+"#;
+    let (c1, c2) = (FILES[0].1.trim(), FILES[1].1.trim());
+    let o =
+        Command::new("python3").args(["-c", driver, BIN, "keys.db", c1, c2]).current_dir(dir.path()).output().unwrap();
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{out}\n{}", String::from_utf8_lossy(&o.stderr));
+    assert!(out.contains("KBPK KCV 7672FC"), "{out}");
+    assert!(!out.contains(c1) && !out.contains(c2), "a component was echoed: {out}");
+    // The store opens with the same components from files.
+    let o = run(
+        dir.path(),
+        &["--store", "keys.db", "--unlock-component-file", "c1.hex", "--unlock-component-file", "c2.hex", "list"],
+    );
+    assert!(o.status.success());
+}
