@@ -90,7 +90,7 @@ pub enum Error {
     /// The store has no passphrase wrap: unlock with components.
     #[error("this store has no passphrase; unlock with the KBPK components")]
     NoPassphrase,
-    /// The store file holds no store yet.
+    /// The store file holds no store yet (bad input, exit code 2).
     #[error("the store is not initialised (run `keymgmt init`)")]
     NotInitialised,
     /// No way to unlock was given (no passphrase file, no terminal for components).
@@ -126,7 +126,8 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
-    /// A key block operation failed outside the store (export/import).
+    /// A key block given to `import-block` is malformed or does not authenticate under the KEK
+    /// (bad input, exit code 2).
     #[error("key block: {0}")]
     Tr31(#[from] Tr31Error),
     /// A crypto primitive refused its input.
@@ -182,14 +183,12 @@ impl Error {
             | Error::IllegalTransition { .. }
             | Error::WrongState { .. }
             | Error::InvalidInput(_)
-            | Error::AlreadyInitialised => ErrorKind::BadInput,
-            Error::WrongPassphrase
-            | Error::WrongComponents
-            | Error::NoPassphrase
+            | Error::AlreadyInitialised
             | Error::NotInitialised
-            | Error::Locked => ErrorKind::Locked,
+            | Error::Tr31(_) => ErrorKind::BadInput,
+            Error::WrongPassphrase | Error::WrongComponents | Error::NoPassphrase | Error::Locked => ErrorKind::Locked,
             Error::Integrity(_) | Error::KeyBlock { .. } => ErrorKind::Integrity,
-            Error::Db(_) | Error::Io { .. } | Error::Tr31(_) | Error::Crypto(_) | Error::Kdf => ErrorKind::Other,
+            Error::Db(_) | Error::Io { .. } | Error::Crypto(_) | Error::Kdf => ErrorKind::Other,
         }
     }
 }

@@ -257,7 +257,7 @@ pub struct KeyRecord {
     pub algorithm: String,
     /// Lifecycle state.
     pub state: KeyState,
-    /// Key check value, uppercase hex (empty once destroyed? no: kept for the record).
+    /// Key check value, uppercase hex (kept after the key is destroyed).
     pub kcv: String,
     /// How the KCV was computed.
     pub kcv_method: String,

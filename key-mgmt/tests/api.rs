@@ -101,6 +101,8 @@ fn card_keys_from_the_store_match_the_hierarchy() {
     let r = store.derive_region("UKMF", 1, "371700").unwrap();
     assert_eq!(r.parent.as_deref(), Some("UKMF v1"));
     assert_eq!(r.state, KeyState::Active);
+    let p = store.derive_region("UKMF", 1, "370000").unwrap();
+    assert_eq!(p.level, key_mgmt::inventory::Level::Province);
     let set2 = store.region_keys("371700").unwrap().card_keys(&cf).unwrap();
     assert_eq!(set2.get("UKMF").unwrap().key.expose_secret(), expected.expose_secret());
 }

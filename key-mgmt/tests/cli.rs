@@ -81,6 +81,8 @@ fn exit_codes() {
     let o = run(d, &["--store", "keys.db", "--passphrase-file", "bad.txt", "list"]);
     assert_eq!(o.status.code(), Some(3));
     assert!(String::from_utf8_lossy(&o.stderr).contains("wrong passphrase"));
+    // No such store: bad input.
+    assert_eq!(run(d, &["--store", "nope.db", "--passphrase-file", "pass.txt", "list"]).status.code(), Some(2));
     // No way to unlock (stdin is not a terminal): locked.
     assert_eq!(run(d, &["--store", "keys.db", "list"]).status.code(), Some(3));
     // Wrong components.

@@ -28,7 +28,7 @@ pub struct Args {
     components: Option<usize>,
     /// Write the components to files in this directory (one per custodian, mode 0600) instead
     /// of showing them one at a time at the terminal.
-    #[arg(long, value_name = "DIR")]
+    #[arg(long, value_name = "DIR", requires = "components")]
     component_out: Option<PathBuf>,
     /// Activate at once (otherwise the key is pre-active).
     #[arg(long)]

@@ -28,8 +28,8 @@ use crate::inventory::{kcv_method_name, KeyRecord};
 use crate::secrets::KBPK_LEN;
 use crate::store::KeyStore;
 
-const AFTER_HELP: &str = "Exit codes: 0 success; 1 other failure; 2 bad input (usage, unknown key name, refused \
-component, illegal state transition, …); 3 store locked, wrong passphrase or wrong components; 4 integrity \
+const AFTER_HELP: &str = "Exit codes: 0 success; 1 other failure; 2 bad input (usage, no such store, unknown key \
+name, refused component, illegal state transition, key block that does not authenticate under the KEK, …); 3 store locked, wrong passphrase or wrong components; 4 integrity \
 failure (changed row, key block or audit log).
 
 Secrets are never taken from the command line: the passphrase comes from --passphrase-file, components from \
