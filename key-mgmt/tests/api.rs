@@ -338,3 +338,24 @@ fn export_and_import_between_stores() {
     sa.generate("KEK", 2, Algorithm::Aes128, None, false).unwrap();
     assert!(matches!(sa.export("MK_DF02", 4, "", "KEK", Some(2)), Err(Error::WrongState { .. })));
 }
+
+/// The store format of this release (`keymgmt-store/1`), made by the README's commands with its
+/// example files plus `derive-region --name UKMF --version 1 --region 371700`: later releases
+/// must still open it.
+#[test]
+fn store_format_v1_fixture_opens() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("v1.db");
+    std::fs::copy(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/store-v1.db"), &path).unwrap();
+    let mut st = KeyStore::open(&path).unwrap();
+    st.unlock_with_components(&kbpk_components()).unwrap();
+    assert_eq!(st.kbpk_kcv().unwrap(), "7672FC");
+    let recs = st.list().unwrap();
+    assert_eq!(recs.len(), 2);
+    assert_eq!((recs[0].kcv.as_str(), recs[1].region.as_str()), ("2677F4", "371700"));
+    let f = hex::decode("0123456789ABCDEF").unwrap();
+    assert_eq!(st.derive_kcv("UKMF", 1, "371700", &f).unwrap().to_string(), "32CC68");
+    assert_eq!(st.audit_verify().unwrap().unsealed, 0);
+    drop(st);
+    reopen(&path).audit_verify().unwrap();
+}
