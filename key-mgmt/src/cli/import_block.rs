@@ -1,0 +1,44 @@
+//! `keymgmt import-block`: a TR-31 key block under a transport KEK.
+
+use std::path::PathBuf;
+
+use serde_json::json;
+
+use super::{print_json, record_line};
+use crate::error::{Error, Result};
+use crate::store::KeyStore;
+
+/// Arguments of `import-block`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Name to store the key under (the block's usage must fit it).
+    #[arg(long)]
+    name: String,
+    /// File holding the key block (ASCII).
+    #[arg(long, value_name = "FILE")]
+    block_file: PathBuf,
+    /// The KEK's name (`KEK`).
+    #[arg(long)]
+    kek: String,
+    /// The KEK's version (default: its highest active one).
+    #[arg(long)]
+    kek_version: Option<u8>,
+    /// Activate at once (otherwise the key is pre-active).
+    #[arg(long)]
+    activate: bool,
+    /// JSON output.
+    #[arg(long)]
+    json: bool,
+}
+
+pub(super) fn run(store: &mut KeyStore, a: Args) -> Result<()> {
+    let text = std::fs::read_to_string(&a.block_file)
+        .map_err(|source| Error::Io { path: a.block_file.display().to_string(), source })?;
+    let r = store.import_block(&a.name, text.trim(), &a.kek, a.kek_version, a.activate)?;
+    if a.json {
+        print_json("import-block", json!({ "key": r }));
+    } else {
+        println!("{}", record_line(&r));
+    }
+    Ok(())
+}

@@ -1,0 +1,35 @@
+//! `keymgmt activate`, `retire`, `destroy`: lifecycle transitions.
+
+use serde_json::json;
+
+use super::{print_json, record_line};
+use crate::error::Result;
+use crate::inventory::KeyState;
+use crate::store::KeyStore;
+
+/// Arguments of `activate`, `retire` and `destroy`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Key name.
+    #[arg(long)]
+    name: String,
+    /// Key version.
+    #[arg(long = "version")]
+    key_version: u8,
+    /// Region code for a region-level key (default: the issuer key).
+    #[arg(long, default_value = "")]
+    region: String,
+    /// JSON output.
+    #[arg(long)]
+    json: bool,
+}
+
+pub(super) fn run(store: &mut KeyStore, a: Args, to: KeyState) -> Result<()> {
+    let r = store.set_state(&a.name, a.key_version, &a.region, to)?;
+    if a.json {
+        print_json("state", json!({ "key": r }));
+    } else {
+        println!("{}", record_line(&r));
+    }
+    Ok(())
+}
