@@ -1,8 +1,7 @@
 //! Interoperability with an independent implementation: the Python package `psec`
 //! (TR-31 key blocks) and `cryptography` (its dependency; OpenSSL's SM4 for the derivation).
 //!
-//! Needs `python3` with `psec`: the test runs `python3 -m pip install psec` if the import fails,
-//! and is skipped (printing why) only if that install fails, e.g. without access to the registry.
+//! Needs `python3` with `psec` (`cargo xtask setup` installs it); without it the tests fail.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::process::Command;
@@ -15,29 +14,12 @@ fn python_ok(code: &str) -> bool {
     Command::new("python3").args(["-c", code]).output().map(|o| o.status.success()).unwrap_or(false)
 }
 
-/// Whether psec is importable, installing it once if needed.
-fn psec_available() -> bool {
+/// Fails unless psec is importable. `cargo xtask test` installs it (`python3 -m pip install psec`); without it
+/// these tests fail rather than pass untested.
+fn require_psec() {
     static OK: OnceLock<bool> = OnceLock::new();
-    *OK.get_or_init(|| {
-        if python_ok("import psec.tr31") {
-            return true;
-        }
-        let install = Command::new("python3").args(["-m", "pip", "install", "--quiet", "psec"]).output();
-        match install {
-            Ok(o) if o.status.success() && python_ok("import psec.tr31") => true,
-            Ok(o) => {
-                eprintln!(
-                    "SKIPPED: `python3 -m pip install psec` failed: {}",
-                    String::from_utf8_lossy(&o.stderr).trim()
-                );
-                false
-            }
-            Err(e) => {
-                eprintln!("SKIPPED: cannot run python3: {e}");
-                false
-            }
-        }
-    })
+    let ok = *OK.get_or_init(|| python_ok("import psec.tr31"));
+    assert!(ok, "python3 cannot import psec: run `cargo xtask setup` or `python3 -m pip install psec`");
 }
 
 /// Runs Python `code` with `args` in `sys.argv[1:]`; returns its stdout, trimmed.
@@ -77,9 +59,7 @@ fn cases() -> Vec<(String, Header, String)> {
 
 #[test]
 fn psec_unwraps_our_blocks() {
-    if !psec_available() {
-        return;
-    }
+    require_psec();
     for (kbpk, header, key) in cases() {
         let k = AesKey::new(&hex::decode(&kbpk).unwrap()).unwrap();
         for masked in [None, Some(32)] {
@@ -101,9 +81,7 @@ fn psec_unwraps_our_blocks() {
 
 #[test]
 fn we_unwrap_psec_blocks() {
-    if !psec_available() {
-        return;
-    }
+    require_psec();
     for (kbpk, header, key) in cases() {
         let ks = header.optional.first().map(|b| format!("KS{:02X}{}", b.data.len() + 4, b.data)).unwrap_or_default();
         let head = format!(
@@ -127,9 +105,7 @@ fn we_unwrap_psec_blocks() {
 /// `derive-kcv` recomputed with OpenSSL's SM4 (through `cryptography`).
 #[test]
 fn cli_export_and_sm4_derivation_match_python() {
-    if !psec_available() {
-        return;
-    }
+    require_psec();
     let bin = env!("CARGO_BIN_EXE_keymgmt");
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();

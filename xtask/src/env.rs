@@ -64,7 +64,27 @@ pub fn prepare() -> Result<()> {
             .args(["install", "-y", "-qq", "--no-install-recommends"])
             .args(&missing))?;
     }
+    ensure_python_packages()?;
     ensure_pcscd()
+}
+
+/// Python packages of the interoperability tests (an independent TR-31 implementation).
+const PYTHON_PACKAGES: &[(&str, &str)] = &[("psec", "psec.tr31")];
+
+fn ensure_python_packages() -> Result<()> {
+    for (package, module) in PYTHON_PACKAGES {
+        let importable = Command::new("python3")
+            .args(["-c", &format!("import {module}")])
+            .stderr(Stdio::null())
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false);
+        if !importable {
+            eprintln!("xtask: installing the Python package {package}");
+            run(Command::new("python3").args(["-m", "pip", "install", "--quiet", package]))?;
+        }
+    }
+    Ok(())
 }
 
 fn pcscd_answers() -> bool {
