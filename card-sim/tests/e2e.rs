@@ -237,6 +237,30 @@ fn card_removed_mid_operation_then_reinserted() {
     assert_eq!(tx.exchange_ok(&read_record(5, 3)).unwrap(), b"\x03\x042.00");
 }
 
+/// Another application resets the card between two operations: the next transaction reconnects by
+/// itself; the card's security state is gone (a verified PIN must be verified again).
+#[test]
+fn reset_by_another_application_is_recovered() {
+    let _lock = vpcd_lock();
+    let _sim = Sim::start("gen2-personalized.json", &[]);
+    let mut card = PcscTransport::connect(&reader()).unwrap();
+    let pin = Command::new(0x00, Ins::VERIFY, 0, 0).with_data(vec![0x12, 0x34, 0x56]).unwrap().sensitive();
+    let pin_status = Command::new(0x00, Ins::VERIFY, 0, 0);
+    {
+        let mut tx = card.transaction().unwrap();
+        tx.exchange_ok(&select_ssse()).unwrap();
+        tx.exchange_ok(&pin).unwrap();
+        // VERIFY without data: 9000 while the PIN is verified
+        assert_eq!(tx.exchange(&pin_status).unwrap().sw(), StatusWord::OK);
+    }
+    let index = list_readers().unwrap().iter().position(|r| r == READER).unwrap().to_string();
+    let out = opensc(&["-r", &index, "--reset", "warm"]);
+    assert!(!out.contains("Failed"), "opensc-tool --reset: {out}");
+    let mut tx = card.transaction().expect("the transport reconnects after the reset");
+    tx.exchange_ok(&select_ssse()).unwrap();
+    assert_eq!(tx.exchange(&pin_status).unwrap().sw(), StatusWord(0x63C3), "PIN state cleared by the reset");
+}
+
 /// `--save` on SIGTERM writes the state back: a wrong PIN's try counter survives a restart.
 #[test]
 fn sigterm_saves_the_image() {
