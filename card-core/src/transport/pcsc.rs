@@ -85,6 +85,54 @@ pub fn list_readers() -> Result<Vec<String>, TransportError> {
     readers_of(&establish()?)
 }
 
+/// A reader and what is in it, as pcscd reports it now.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReaderStatus {
+    /// Position in the reader list (`--reader N`).
+    pub index: usize,
+    /// Reader name.
+    pub name: String,
+    /// A card is present (and not mute).
+    pub card_present: bool,
+    /// Another application holds the card exclusively.
+    pub exclusive: bool,
+    /// The card's ATR, when present.
+    pub atr: Vec<u8>,
+}
+
+/// Every reader with its card state, without connecting to any card.
+pub fn reader_states() -> Result<Vec<ReaderStatus>, TransportError> {
+    let ctx = establish()?;
+    let names = readers_of(&ctx)?;
+    let mut states = names
+        .iter()
+        .map(|n| Ok(ReaderState::new(cstring(n)?, State::UNAWARE)))
+        .collect::<Result<Vec<_>, TransportError>>()?;
+    if states.is_empty() {
+        return Ok(Vec::new());
+    }
+    match ctx.get_status_change(Duration::ZERO, &mut states) {
+        Ok(()) | Err(pcsc::Error::Timeout) => {}
+        Err(e) => return Err(map_err(e, "")),
+    }
+    Ok(names
+        .into_iter()
+        .zip(states.iter())
+        .enumerate()
+        .map(|(index, (name, s))| {
+            let ev = s.event_state();
+            let card_present = ev.contains(State::PRESENT) && !ev.contains(State::MUTE);
+            ReaderStatus {
+                index,
+                name,
+                card_present,
+                exclusive: ev.contains(State::EXCLUSIVE),
+                atr: if card_present { s.atr().to_vec() } else { Vec::new() },
+            }
+        })
+        .collect())
+}
+
 fn resolve(ctx: &Context, selector: &ReaderSelector) -> Result<String, TransportError> {
     let readers = readers_of(ctx)?;
     if readers.is_empty() {

@@ -1,0 +1,110 @@
+//! The command line, in the manner of `opensc-tool`: subcommands, `--reader NAME|INDEX`, `--json` for
+//! scripts, human output by default, exit codes that say who is at fault.
+
+mod apdu;
+mod readers;
+
+use std::process::ExitCode;
+
+use card_core::transport::{PcscTransport, ReaderSelector, TransportError};
+use clap::{Parser, Subcommand};
+
+const EXIT_HELP: &str = "Exit codes:
+  0  success
+  1  other failure
+  2  bad arguments or input
+  3  no reader, no card, card removed, pcscd not running
+  4  the card refused (status word, wrong PIN, blocked)
+  5  the card or its data is not what it should be (malformed answer, failed internal authentication)";
+
+/// The counter's card service for the social security card (社会保障卡), and its diagnostics.
+#[derive(Parser)]
+#[command(name = "terminal-agent", version, after_help = EXIT_HELP)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// List the PC/SC readers and what is in them.
+    Readers(readers::Args),
+    /// Send raw APDUs (hex) to the card and show the answers, as `opensc-tool -s`.
+    Apdu(apdu::Args),
+}
+
+impl Cli {
+    /// Runs the subcommand and turns its outcome into an exit code.
+    pub fn run(self) -> ExitCode {
+        let result = match self.command {
+            Command::Readers(a) => readers::run(a),
+            Command::Apdu(a) => apdu::run(a),
+        };
+        match result {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("terminal-agent: {e}");
+                let mut source = std::error::Error::source(&e);
+                while let Some(s) = source {
+                    eprintln!("  caused by: {s}");
+                    source = s.source();
+                }
+                ExitCode::from(e.exit_code())
+            }
+        }
+    }
+}
+
+/// A failed subcommand, classified by who is at fault.
+#[derive(Debug, thiserror::Error)]
+pub enum Failure {
+    /// The arguments or input are wrong.
+    #[error("{0}")]
+    Usage(String),
+    /// Something in card-core failed.
+    #[error(transparent)]
+    Card(#[from] card_core::Error),
+    /// Output could not be written.
+    #[error("cannot write the output")]
+    Io(#[from] std::io::Error),
+}
+
+impl From<TransportError> for Failure {
+    fn from(e: TransportError) -> Self {
+        Failure::Card(e.into())
+    }
+}
+
+impl Failure {
+    fn exit_code(&self) -> u8 {
+        use card_core::Error as E;
+        match self {
+            Failure::Usage(_) => 2,
+            Failure::Io(_) => 1,
+            Failure::Card(E::Transport(_)) => 3,
+            Failure::Card(E::Card(_) | E::WrongPin { .. } | E::Blocked(_)) => 4,
+            Failure::Card(E::Protocol(_) | E::Tlv(_)) => 5,
+            Failure::Card(E::Apdu(_) | E::Codec(_)) => 2,
+            Failure::Card(_) => 1,
+        }
+    }
+}
+
+/// `--reader`: a name, a unique part of a name, or an index (default 0).
+fn open_reader(reader: &Option<String>) -> Result<PcscTransport, Failure> {
+    let selector: ReaderSelector = match reader {
+        Some(r) => r.parse().map_err(|_| Failure::Usage(format!("bad --reader {r}")))?,
+        None => ReaderSelector::Index(0),
+    };
+    Ok(PcscTransport::connect(&selector)?)
+}
+
+/// Prints a JSON value, pretty, with a trailing newline.
+fn print_json(v: &serde_json::Value) -> Result<(), Failure> {
+    let text = serde_json::to_string_pretty(v).map_err(|e| Failure::Usage(e.to_string()))?;
+    println!("{text}");
+    Ok(())
+}
+
+/// The version tag of every `--json` output.
+const JSON_FORMAT: &str = "terminal-agent/1";
