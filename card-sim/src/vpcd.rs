@@ -25,6 +25,53 @@ pub trait VpcdCard {
     fn apdu(&mut self, command: &[u8]) -> Option<Vec<u8>>;
 }
 
+/// A card served to vpcd from a thread of this process: inserted by [`InsertedCard::insert`], removed by
+/// [`InsertedCard::remove`] or on drop. For tests and demos that need a card in a reader without the
+/// `card-sim` binary.
+pub struct InsertedCard {
+    stop: std::sync::Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<(crate::SimTransport, io::Result<Ended>)>>,
+}
+
+impl InsertedCard {
+    /// Connects to vpcd at `addr` (which inserts the card) and serves it until removed.
+    pub fn insert(mut card: crate::SimTransport, addr: &str) -> io::Result<InsertedCard> {
+        let mut sock = TcpStream::connect(addr)?;
+        let stop = std::sync::Arc::new(AtomicBool::new(false));
+        let flag = std::sync::Arc::clone(&stop);
+        let thread = std::thread::spawn(move || {
+            let ended = serve(&mut sock, &mut card, &flag);
+            (card, ended)
+        });
+        Ok(InsertedCard { stop, thread: Some(thread) })
+    }
+
+    /// Whether the card is still being served (false after a tear or when vpcd went away).
+    pub fn is_inserted(&self) -> bool {
+        self.thread.as_ref().is_some_and(|t| !t.is_finished())
+    }
+
+    /// Removes the card and returns it with what it went through (APDU count, modeled time, state).
+    pub fn remove(mut self) -> io::Result<crate::SimTransport> {
+        self.stop.store(true, Ordering::SeqCst);
+        match self.thread.take().map(std::thread::JoinHandle::join) {
+            Some(Ok((card, Ok(_)))) => Ok(card),
+            Some(Ok((_, Err(e)))) => Err(e),
+            Some(Err(_)) => Err(io::Error::other("the card thread panicked")),
+            None => Err(io::Error::other("card already removed")),
+        }
+    }
+}
+
+impl Drop for InsertedCard {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
 /// The in-process card with its tearing and timing, sitting in a vpcd reader.
 impl VpcdCard for crate::SimTransport {
     fn power_off(&mut self) {

@@ -1,0 +1,84 @@
+//! Test support for end-to-end tests through pcscd and vsmartcard-vpcd.
+//!
+//! The two virtual readers (`Virtual PCD 00 00` on TCP 35963, `… 00 01` on 35964) are shared by every
+//! end-to-end test of the workspace: hold [`vpcd_lock`] while using them. [`Reader0::insert`] puts a
+//! fixture card into `Virtual PCD 00 00` from a thread of the test process (card-sim's vpcd client) and
+//! waits until pcscd sees it; dropping the handle removes the card and waits until pcscd sees it gone.
+#![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use card_core::transport::{wait_for_card, wait_for_removal, ReaderSelector};
+use card_sim::vpcd::InsertedCard;
+use card_sim::{Card, SimTransport};
+
+/// The reader the tests use.
+pub const READER: &str = "Virtual PCD 00 00";
+/// Its vpcd port.
+pub const VPCD: &str = "127.0.0.1:35963";
+
+/// Exclusive use of the virtual readers for the life of the returned file (`/tmp/sscard-vpcd.lock`).
+pub fn vpcd_lock() -> File {
+    let f = File::create("/tmp/sscard-vpcd.lock").expect("create the vpcd lock file");
+    f.lock().expect("lock the vpcd readers");
+    f
+}
+
+/// A fixture file of the repository (`fixtures/…`).
+pub fn fixture(relative: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures").join(relative)
+}
+
+/// A fixture card image, loaded.
+pub fn fixture_card(name: &str) -> Card {
+    Card::load(fixture(&format!("cards/{name}"))).expect("load the fixture card")
+}
+
+/// The selector of [`READER`].
+pub fn reader() -> ReaderSelector {
+    ReaderSelector::Name(READER.into())
+}
+
+/// A card in `Virtual PCD 00 00`, served from this process.
+pub struct Reader0 {
+    card: Option<InsertedCard>,
+}
+
+impl Reader0 {
+    /// Inserts `card` and waits until pcscd reports it present.
+    pub fn insert(card: SimTransport) -> Reader0 {
+        wait_for_removal(&reader(), Duration::from_secs(10)).expect("reader empty before insertion");
+        let inserted = InsertedCard::insert(card, VPCD).expect("connect to vpcd (is pcscd running?)");
+        let r = Reader0 { card: Some(inserted) };
+        wait_for_card(&reader(), Duration::from_secs(10)).expect("pcscd sees the card");
+        r
+    }
+
+    /// Inserts a fixture card by file name (`gen2-personalized.json`).
+    pub fn insert_fixture(name: &str) -> Reader0 {
+        Reader0::insert(SimTransport::new(fixture_card(name)))
+    }
+
+    /// Removes the card, waits until pcscd sees the reader empty, and returns the card.
+    pub fn remove(mut self) -> SimTransport {
+        let card = self.card.take().expect("inserted").remove().expect("card thread");
+        wait_for_removal(&reader(), Duration::from_secs(10)).expect("pcscd sees the card gone");
+        card
+    }
+}
+
+impl Drop for Reader0 {
+    fn drop(&mut self) {
+        if let Some(c) = self.card.take() {
+            drop(c);
+            let _ = wait_for_removal(&reader(), Duration::from_secs(10));
+        }
+    }
+}
+
+/// A scratch directory.
+pub fn tempdir() -> tempfile::TempDir {
+    tempfile::tempdir().expect("temp dir")
+}
