@@ -261,6 +261,23 @@ fn reset_by_another_application_is_recovered() {
     assert_eq!(tx.exchange(&pin_status).unwrap().sw(), StatusWord(0x63C3), "PIN state cleared by the reset");
 }
 
+/// Another application holding the card exclusively: *reader busy*, not a protocol error; once it lets go
+/// the same call works.
+#[test]
+fn exclusive_use_by_another_application_is_reader_busy() {
+    let _lock = vpcd_lock();
+    let _sim = Sim::start("gen2-personalized.json", &[]);
+    let ctx = pcsc::Context::establish(pcsc::Scope::User).unwrap();
+    let name = std::ffi::CString::new(READER).unwrap();
+    let other = ctx.connect(&name, pcsc::ShareMode::Exclusive, pcsc::Protocols::ANY).unwrap();
+    let err = PcscTransport::connect(&reader()).unwrap_err();
+    assert!(matches!(err, TransportError::ReaderBusy), "{err:?}");
+    assert_eq!(err.to_string(), "reader busy: the card is in exclusive use by another application");
+    drop(other);
+    let mut card = PcscTransport::connect(&reader()).unwrap();
+    card.transaction().unwrap().exchange_ok(&select_ssse()).unwrap();
+}
+
 /// `--save` on SIGTERM writes the state back: a wrong PIN's try counter survives a restart.
 #[test]
 fn sigterm_saves_the_image() {
