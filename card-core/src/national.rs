@@ -5,9 +5,9 @@
 //! - [`message`]: the code's meaning, in Chinese as the interface documents it.
 //!
 //! A card status word comes back as **−(SW as a number)**: the 16-bit value of `SW1 SW2` taken as an
-//! unsigned integer and negated, e.g. `6A82` → −27266, `6982` → −27010 [P: the sources say only "−(SW)";
+//! unsigned integer and negated, e.g. `6A82` → −27266, `6982` → −27010 \[P: the sources say only "−(SW)";
 //! the decimal value of the hex status word is the one reading that keeps every SW distinct and
-//! outside the range of the named codes].
+//! outside the range of the named codes\].
 //!
 //! Named codes: −1 wrong card type, −2 no card, −3 card not powered, −4 no answer, −11 reader connection,
 //! −12 no connection, −13 unsupported, −14 bad parameter, −15 check failed, −20 bad card id, −21 internal

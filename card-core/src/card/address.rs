@@ -4,7 +4,7 @@
 //! `SSSEEF05|05|06|07|$SSSEEF06|08|09|$DF01EF06|23|28|$`: `FILE` is the DF's profile name followed by the EF's
 //! (`SSSEEF05`, `DF01EF06`), tags are two hex digits.
 //!
-//! Values mirror the address [P]: each tag is replaced by the item's value, the file names stay, e.g.
+//! Values mirror the address \[P\]: each tag is replaced by the item's value, the file names stay, e.g.
 //! `SSSEEF05|20200101|20300101|A0000001X|$SSSEEF06|371702198001010019|张三|$`. The text form of a value is
 //! its format's (`an` text — tag 4E in GB 18030, see `basic` —, `cn` digits, `b`/`hex` uppercase hex, `dec`
 //! decimal; a constructed item as the uppercase hex of its value). A value may not contain `|` or `$`.

@@ -1,6 +1,6 @@
 //! The basic information (EF05 + EF06, CARD-PROFILE §2.1) and the national `iReadCardBas` string (§7).
 //!
-//! # Names outside GBK [P]
+//! # Names outside GBK \[P\]
 //!
 //! Tag `09` (姓名, `an`, GBK) cannot hold a character outside GBK (e.g. 𠮷 U+20BB7). Profile decision:
 //! `09` holds the name with each such character replaced by the placeholder `〓` (U+3013, GBK `A1FE`, the
@@ -94,6 +94,22 @@ impl BasicInfo {
             terminal.device_no.clone(),
         ];
         NationalBasic { text: fields.iter().map(|f| format!("{f}|")).collect() }
+    }
+
+    /// Checks the national `pCardInfo` (`卡识别码|卡号|`, CARD-PROFILE §7) against this card: the card
+    /// identifier must match (hex, any case); the card number too when both are known. [`Error::CardMismatch`]
+    /// otherwise, [`Error::BadParameter`] for a malformed string.
+    pub fn check_card_info(&self, card_info: &str) -> Result<(), Error> {
+        let body =
+            card_info.strip_suffix('|').ok_or_else(|| Error::BadParameter("card info must end with |".into()))?;
+        let (id, number) = body.split_once('|').unwrap_or((body, ""));
+        if !id.eq_ignore_ascii_case(&hex_upper(&self.card_id)) {
+            return Err(Error::CardMismatch);
+        }
+        match &self.card_number {
+            Some(n) if !number.is_empty() && n != number => Err(Error::CardMismatch),
+            _ => Ok(()),
+        }
     }
 
     /// The national return code of the read: 0, or −2203 when the holder data was withheld.
@@ -217,8 +233,40 @@ pub(crate) fn read(s: &mut Session<'_>) -> Result<BasicInfo, Error> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn card_info_check() {
+        let info = BasicInfo {
+            generation: Generation::TWO,
+            algorithm: Algorithm::Tdes,
+            historical_bytes: vec![],
+            card_id: vec![0x37, 0x17, 0x00, 0xD1],
+            region: RegionCode::parse("371700").unwrap(),
+            card_type: "1".into(),
+            spec_version: "2.00".into(),
+            init_org: String::new(),
+            issue_date: Date::parse("20200101").unwrap(),
+            expiry_date: Date::parse("20300101").unwrap(),
+            card_number: Some("A0000001T".into()),
+            ssn: None,
+            name: None,
+            name_09: None,
+            name_ext: None,
+            sex: None,
+            ethnicity: None,
+            birthplace: None,
+            birth_date: None,
+            withheld: None,
+        };
+        assert!(info.check_card_info("371700d1|A0000001T|").is_ok());
+        assert!(info.check_card_info("371700D1||").is_ok());
+        assert!(matches!(info.check_card_info("371700D2|A0000001T|"), Err(Error::CardMismatch)));
+        assert!(matches!(info.check_card_info("371700D1|B0000001T|"), Err(Error::CardMismatch)));
+        assert!(matches!(info.check_card_info("371700D1"), Err(Error::BadParameter(_))));
+    }
 
     #[test]
     fn placeholder_for_characters_outside_gbk() {

@@ -5,14 +5,14 @@
 //! next; a card removed mid-operation surfaces as `Error::Transport(TransportError::CardRemoved)` and the next
 //! operation, after re-insertion, starts clean.
 //!
-//! # Generation detection [P]
+//! # Generation detection \[P\]
 //!
 //! The generation (CARD-PROFILE §1) is in EF05 tag 03, but on a generation 3 card the data a counter wants
 //! (EF05 record 7, EF06) needs RKSSSE first. Profile decision: the SSSE FCI's proprietary template `A5` carries
 //! the spec version as tag `9F08` (`02 0g 00`, e.g. `0200`; a one-byte `0g` is accepted too). When it is
 //! absent (cards whose COS does not put it there) EF05 record 3 is read: one more APDU.
 //!
-//! # Read all records [P]
+//! # Read all records \[P\]
 //!
 //! READ RECORD "all from P1" (`00 B2 P1 SFI<<3|101 00`) returns a linear EF's records back to back. Whether a
 //! card supports it is learnt on first use (`6A86` = no) and cached per card (by ATR) in the
@@ -24,6 +24,34 @@
 //! | gen 1/2 | 3: SELECT, EF05, EF06 | 16 (first read: 1 + 1 probe + 7 + 7), then 15 |
 //! | gen 3, RKSSSE held | 5: SELECT, GET CHALLENGE, EXTERNAL AUTHENTICATE, EF05, EF06 | 18 |
 //! | gen 3, no keys | 7: SELECT, EF05 records 1–6 (holder data withheld, national −2203) | 7 |
+//!
+//! # Use (what a terminal agent does)
+//!
+//! ```no_run
+//! # fn main() -> Result<(), card_core::Error> {
+//! use card_core::card::{SocialSecurityCard, TerminalIds};
+//! use card_core::security::NoKeys;
+//! use card_core::transport::{PcscTransport, ReaderSelector, RecordingTransport};
+//!
+//! let reader = ReaderSelector::Name("Virtual PCD 00 00".into());
+//! let transport = RecordingTransport::counting(PcscTransport::connect(&reader)?);
+//! let terminal = TerminalIds { terminal_no: "371700000001".into(), device_no: "D01".into() };
+//! // keep one per reader: it caches the read-all probe per card
+//! let mut card = SocialSecurityCard::new(transport).with_terminal(terminal.clone());
+//!
+//! // iReadCardBas: keys from a LocalKeys (or NoKeys: a gen 3 card then answers with −2203)
+//! let info = card.read_basic(&NoKeys)?;
+//! println!("{} {} apdus={}", info.national(&terminal), info.national_code(), card.transport().counters().apdus);
+//!
+//! // the two-step exchange: Step 1 to the back end, its answer back, within one transaction
+//! let session = card.begin_two_step()?;
+//! let answer: String = ask_back_end(&session.step1());
+//! let info = session.finish(&answer)?;
+//! # let _ = info; Ok(()) }
+//! # fn ask_back_end(_: &str) -> String { String::new() }
+//! ```
+//!
+//! Errors map to the national codes with [`crate::national::code`].
 //!
 //! # Modules
 //!
