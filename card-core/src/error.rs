@@ -1,10 +1,18 @@
 //! The crate's error, grouped by who is at fault.
 //!
 //! - the link to the card failed: [`Error::Transport`];
-//! - the card refused the command: [`Error::Card`], [`Error::WrongPin`], [`Error::Blocked`];
+//! - the card refused the command: [`Error::Card`], [`Error::WrongPin`], [`Error::PinBlocked`],
+//!   [`Error::AuthFailed`], [`Error::Blocked`];
+//! - the card is not what it should be: [`Error::UnknownCard`], [`Error::InternalAuthFailed`],
+//!   [`Error::CardMismatch`];
 //! - the card sent bytes that do not make sense: [`Error::Protocol`], [`Error::Tlv`] (when decoding card data);
-//! - the caller asked for something impossible: [`Error::Apdu`], [`Error::Codec`];
-//! - cryptography: [`Error::Crypto`].
+//! - the caller asked for something impossible: [`Error::Apdu`], [`Error::Codec`], [`Error::BadParameter`],
+//!   [`Error::Unsupported`];
+//! - the security module cannot help: [`Error::MissingKey`];
+//! - cryptography: [`Error::Crypto`];
+//! - a code of the national interface with no closer meaning: [`Error::National`].
+//!
+//! The national error codes (CARD-PROFILE §7) are mapped both ways in one place, [`crate::national`].
 //!
 //! No variant carries key material or a PIN.
 
@@ -33,6 +41,42 @@ pub enum Error {
     /// The PIN, key or application is blocked (`6983`, `9303`).
     #[error("blocked: {0}")]
     Blocked(StatusWord),
+    /// The PIN is blocked (`6983` to a PIN command): reload or unblock it.
+    #[error("PIN blocked")]
+    PinBlocked,
+    /// EXTERNAL AUTHENTICATE was refused (`63Cx`): the key does not match the card's.
+    #[error("external authentication with {key} failed, {tries_left} tries left")]
+    AuthFailed {
+        /// The key's inventory name (`RKSSSE`, `UK_DF01`, …).
+        key: String,
+        /// Tries left as reported in `63Cx`.
+        tries_left: u8,
+    },
+    /// Not a social security card, or one this profile does not know (SSSE missing, unknown spec version).
+    #[error("not a supported social security card: {0}")]
+    UnknownCard(String),
+    /// INTERNAL AUTHENTICATE answered a cryptogram other than the expected: the card is not genuine
+    /// (or belongs to another key hierarchy).
+    #[error("internal authentication failed: the card is not genuine")]
+    InternalAuthFailed,
+    /// The card in the reader is not the card the caller named (card identifier or card number).
+    #[error("the card in the reader is not the expected card")]
+    CardMismatch,
+    /// The security module holds no such key (or none for this card's region or algorithm).
+    #[error("no key {key} in the security module")]
+    MissingKey {
+        /// The key's inventory name (`RKSSSE`, `UKMF`, `UK_DF01`, …).
+        key: String,
+    },
+    /// A parameter is malformed (file address, PIN format, two-step string, …).
+    #[error("bad parameter: {0}")]
+    BadParameter(String),
+    /// The operation is not supported (item kind, algorithm, …).
+    #[error("not supported: {0}")]
+    Unsupported(String),
+    /// A national interface error code (CARD-PROFILE §7) with no closer variant, e.g. from a back end.
+    #[error("national interface error {0}")]
+    National(i32),
     /// The card broke the protocol (endless `61xx`, repeated `6Cxx`, short response, …).
     #[error(transparent)]
     Protocol(#[from] ProtocolError),

@@ -10,12 +10,19 @@
 //! - [`codec`]: `cn`/`an`/`b`/`dec`/`hex` values, GBK text, dates, citizen ID, card number (§2.3).
 //! - [`tlv`]: BER-TLV (FCI) with bounds, and the card's simple record TLV.
 //! - [`profile`]: the card layout as data (files, items, access conditions, keys per generation).
+//! - [`security`]: who computes cryptograms — [`security::LocalKeys`], the national two-step exchange.
+//! - [`card`]: [`card::SocialSecurityCard`], the application: basic information and the national
+//!   `iReadCardBas` string, items by national address, PINs, internal authentication.
+//! - [`national`]: the national interface's error codes ↔ [`Error`] (CARD-PROFILE §7).
 
 pub mod apdu;
+pub mod card;
 pub mod codec;
 pub mod crypto;
 pub mod error;
+pub mod national;
 pub mod profile;
+pub mod security;
 pub mod tlv;
 pub mod transport;
 

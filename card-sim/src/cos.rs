@@ -98,7 +98,22 @@ pub(crate) struct CardState {
     pub card_blocked: bool,
     #[serde(default)]
     pub t0_mode: bool,
+    /// READ RECORD "all from P1" (`P2 …101`) supported; off: `6A86` like a COS without it.
+    #[serde(default = "yes", skip_serializing_if = "is_true")]
+    pub read_all: bool,
+    /// The DF FCIs carry the spec version (`A5` → `9F08`); off: the FCI of older COSes without it.
+    #[serde(default = "yes", skip_serializing_if = "is_true")]
+    pub fci_version: bool,
     pub mf: Df,
+}
+
+fn yes() -> bool {
+    true
+}
+
+#[allow(clippy::trivially_copy_pass_by_ref)]
+fn is_true(b: &bool) -> bool {
+    *b
 }
 
 /// The volatile state, lost on reset and power-off.
@@ -260,6 +275,8 @@ impl Card {
             lifecycle: Lifecycle::Blank,
             card_blocked: false,
             t0_mode: false,
+            read_all: true,
+            fci_version: true,
             mf,
         };
         Ok(Card::from_state(state))
@@ -300,6 +317,28 @@ impl Card {
     /// Turns T=0 mode (`61xx` / `6Cxx` answers) on or off; kept in the image.
     pub fn set_t0_mode(&mut self, on: bool) {
         self.state.t0_mode = on;
+    }
+
+    /// Turns READ RECORD "all from P1" (`P2 …101`) on or off; off, the card answers `6A86` like a COS
+    /// that does not know it. Kept in the image (only when off).
+    pub fn set_read_all(&mut self, on: bool) {
+        self.state.read_all = on;
+    }
+
+    /// Whether READ RECORD "all from P1" is supported.
+    pub fn read_all(&self) -> bool {
+        self.state.read_all
+    }
+
+    /// Turns the spec version in the DF FCIs (`A5` → `9F08`, CARD-PROFILE profile decision) on or off.
+    /// Kept in the image (only when off).
+    pub fn set_fci_version(&mut self, on: bool) {
+        self.state.fci_version = on;
+    }
+
+    /// Whether the DF FCIs carry the spec version.
+    pub fn fci_version(&self) -> bool {
+        self.state.fci_version
     }
 
     /// Whether T=0 mode is on.

@@ -157,9 +157,9 @@ pub struct CardData {
 pub struct HolderData {
     /// Social security number (citizen id).
     pub ssn: String,
-    /// Name (GBK).
+    /// Name (GBK); a character outside GBK is written as the placeholder 〓 and the full name goes to `name_ext`.
     pub name: String,
-    /// Name extension (v2+), may be empty.
+    /// Name extension (v2+), may be empty; written in GB 18030 (characters outside GBK allowed).
     #[serde(default)]
     pub name_ext: String,
     /// Sex code.
@@ -385,6 +385,9 @@ impl Personalizer<'_> {
                     _ => None,
                 };
                 let bytes = match (value, &item.format) {
+                    // 姓名扩展: GB 18030, so that a character outside GBK fits (card-core `card::basic`)
+                    (Some(text), ItemFormat::Simple(Format::An)) if item.tag == 0x4E => gb18030_an(&text, item.len)
+                        .map_err(|source| FixtureError::Value { item: what.clone(), source })?,
                     (Some(text), ItemFormat::Simple(f)) => codec::encode(*f, &text, item.len)
                         .map_err(|source| FixtureError::Value { item: what.clone(), source })?,
                     (_, format) => fill_value(format, item.len, item.tag)
@@ -482,6 +485,16 @@ impl Personalizer<'_> {
 fn create(fid: u16, data: Vec<u8>) -> Result<Command, card_core::apdu::ApduError> {
     let [hi, lo] = fid.to_be_bytes();
     Command::new(0x80, Ins::CREATE_FILE, hi, lo).with_data(data)
+}
+
+/// An `an` field in GB 18030 (EF06 tag 4E), `00`-padded to `len`.
+fn gb18030_an(text: &str, len: usize) -> Result<Vec<u8>, codec::CodecError> {
+    let mut bytes = codec::gb18030_encode(text)?;
+    if bytes.len() > len {
+        return Err(codec::CodecError::TooLong { len: bytes.len(), max: len });
+    }
+    bytes.resize(len, 0);
+    Ok(bytes)
 }
 
 fn ef06_value(tag: u8, h: &HolderData) -> Option<String> {

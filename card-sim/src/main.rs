@@ -56,6 +56,12 @@ struct RunArgs {
     /// T=0 behaviour: SELECT answers 61xx, a wrong Le answers 6Cxx.
     #[arg(long)]
     t0: bool,
+    /// A COS without READ RECORD "all from P1" (P2 …101): it answers 6A86.
+    #[arg(long)]
+    no_read_all: bool,
+    /// FCIs without the spec version (A5 → 9F08), as on COSes that do not carry it.
+    #[arg(long)]
+    no_fci_version: bool,
     /// Remove the card at the Nth APDU (1-based).
     #[arg(long, value_name = "N")]
     tear_after: Option<u64>,
@@ -219,6 +225,12 @@ fn run(args: RunArgs) -> Result<u8> {
     }
     let mut card = Card::load(&image)?;
     card.set_t0_mode(args.t0);
+    if args.no_read_all {
+        card.set_read_all(false);
+    }
+    if args.no_fci_version {
+        card.set_fci_version(false);
+    }
     let mut sim = SimTransport::with_timing(card, TimingModel::with_bit_rate(args.bit_rate));
     if let Some(n) = args.tear_after {
         let when = match args.tear_point {

@@ -76,6 +76,49 @@ pub fn gbk_decode(bytes: &[u8]) -> Result<String, CodecError> {
     Ok(out)
 }
 
+/// Encodes `text` in GB 18030 (all of Unicode: ASCII, the two-byte GBK codes, four-byte sequences
+/// for the rest) — the encoding of the name extension EF06 tag `4E` for characters outside GBK
+/// (profile decision, see `card::basic`). Fails only on a character that does not round-trip.
+///
+/// ```
+/// # use card_core::codec::gb18030_encode;
+/// assert_eq!(gb18030_encode("吉𠮷").unwrap(), [0xBC, 0xAA, 0x95, 0x34, 0xB2, 0x35]);
+/// ```
+pub fn gb18030_encode(text: &str) -> Result<Vec<u8>, CodecError> {
+    let mut out = Vec::with_capacity(text.len());
+    let mut buf = [0u8; 4];
+    for (position, ch) in text.chars().enumerate() {
+        let (bytes, _, had_errors) = GB18030.encode(ch.encode_utf8(&mut buf));
+        let back = GB18030.decode_without_bom_handling_and_without_replacement(&bytes);
+        if had_errors || back.as_deref() != Some(ch.encode_utf8(&mut [0u8; 4])) {
+            return Err(CodecError::NotGbk { ch, position });
+        }
+        out.extend_from_slice(&bytes);
+    }
+    Ok(out)
+}
+
+/// Decodes GB 18030 bytes (one, two or four bytes per character); fails on the first malformed
+/// sequence.
+pub fn gb18030_decode(bytes: &[u8]) -> Result<String, CodecError> {
+    match GB18030.decode_without_bom_handling_and_without_replacement(bytes) {
+        Some(text) => Ok(text.into_owned()),
+        None => {
+            // the offset of the first bad sequence, for the message
+            let mut decoder = GB18030.new_decoder_without_bom_handling();
+            let mut out = String::with_capacity(bytes.len() * 3 + 16);
+            let (result, read) = decoder.decode_to_string_without_replacement(bytes, &mut out, true);
+            let position = match result {
+                encoding_rs::DecoderResult::Malformed(bad, after) => {
+                    read.saturating_sub(usize::from(bad) + usize::from(after))
+                }
+                _ => read,
+            };
+            Err(CodecError::MalformedGbk { position })
+        }
+    }
+}
+
 /// Whether `pair` reads back as `ch`: the encoder maps some Private Use Area characters (legacy
 /// GBK mappings such as U+E78D) to sequences the decoder reads as their GB 18030-2005
 /// replacements (U+FE10); such a character would not survive a write and a read, so it is refused.
@@ -95,6 +138,15 @@ fn is_trail(b: u8) -> bool {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn gb18030_covers_what_gbk_cannot() {
+        let bytes = gb18030_encode("李𠮷").unwrap();
+        assert_eq!(bytes, hex::decode("C0EE9534B235").unwrap());
+        assert_eq!(gb18030_decode(&bytes).unwrap(), "李𠮷");
+        assert_eq!(gb18030_encode("张三").unwrap(), gbk_encode("张三").unwrap());
+        assert!(gb18030_decode(&[0x95, 0x34]).is_err());
+    }
 
     #[test]
     fn zhang_san() {

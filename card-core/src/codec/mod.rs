@@ -19,7 +19,7 @@ mod values;
 
 pub use check::{mod11_2_check, mod37_2_check};
 pub use date::Date;
-pub use gbk::{gbk_decode, gbk_encode};
+pub use gbk::{gb18030_decode, gb18030_encode, gbk_decode, gbk_encode};
 pub use ids::{CardNumber, CitizenId, RegionCode, Sex};
 pub use values::{
     decode, decode_an, decode_b, decode_cn, decode_dec, encode, encode_an, encode_b, encode_cn, encode_dec, hex_upper,

@@ -31,7 +31,7 @@ pub(crate) fn resolve_sfi(x: &mut Exec<'_>, sfi: u8) -> Result<usize, StatusWord
 
 pub(crate) fn read_record(x: &mut Exec<'_>) -> Res {
     let (p1, mode) = (x.cmd.p1, x.cmd.p2 & 0x07);
-    if !matches!(mode, 0b000 | 0b100 | 0b101) || (mode != 0 && p1 == 0) {
+    if !matches!(mode, 0b000 | 0b100 | 0b101) || (mode != 0 && p1 == 0) || (mode == 0b101 && !x.st.read_all) {
         return Err(StatusWord::WRONG_P1P2);
     }
     if !x.data().is_empty() {

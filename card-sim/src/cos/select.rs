@@ -1,7 +1,9 @@
 //! CARD-PROFILE §4 SELECT: by name (`P1 04`), by FID (`P1 00`), EF under the current DF (`P1 02`).
 //!
 //! `P2 00` answers the FCI of a DF, `P2 0C` no data. FCI: `6F L [84 L AID] A5 L (83 02 FID, 8A 01 LCS)`,
-//! LCS `03` before END PERSONALIZATION, `05` after. Selecting an EF answers no data. By FID the card
+//! LCS `03` before END PERSONALIZATION, `05` after; a DF with an AID adds `9F08 02 gg00`, the spec version
+//! of the card (`0100`, `0200`, `0300`; a profile decision so that a host learns the generation from the
+//! SELECT, before any authentication) unless `Card::set_fci_version(false)`. Selecting an EF answers no data. By FID the card
 //! looks at the MF (`3F00`), the current DF itself, its children, its parent and the parent's children.
 
 use card_core::apdu::StatusWord;
@@ -71,7 +73,8 @@ fn enter_df(x: &mut Exec<'_>, path: Vec<usize>) -> Res {
     if x.cmd.p2 == 0x0C {
         return super::ok(Vec::new());
     }
-    let fci = fci(x.df()?, x.st.lifecycle);
+    let version = x.st.fci_version.then_some(x.st.generation);
+    let fci = fci(x.df()?, x.st.lifecycle, version);
     x.case4_reply(fci)
 }
 
@@ -81,10 +84,14 @@ fn tlv(tag: u8, value: &[u8]) -> Vec<u8> {
     v
 }
 
-fn fci(df: &Df, lifecycle: Lifecycle) -> Vec<u8> {
+fn fci(df: &Df, lifecycle: Lifecycle, generation: Option<u8>) -> Vec<u8> {
     let lcs = if lifecycle == Lifecycle::Personalized { 0x05 } else { 0x03 };
     let mut prop = tlv(0x83, &df.fid.to_be_bytes());
     prop.extend(tlv(0x8A, &[lcs]));
+    if let (Some(g), Some(_)) = (generation, df.aid()) {
+        // spec version `g.00` as two BCD bytes, e.g. 0200 (profile decision, CARD-PROFILE §7 notes in card-core)
+        prop.extend([0x9F, 0x08, 0x02, g, 0x00]);
+    }
     let mut inner = df.aid().map(|a| tlv(0x84, a)).unwrap_or_default();
     inner.extend(tlv(0xA5, &prop));
     tlv(0x6F, &inner)

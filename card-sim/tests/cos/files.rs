@@ -5,11 +5,15 @@ use card_sim::KeyAlgorithm;
 
 #[test]
 fn select_by_name_fid_and_fci() {
-    for mut c in both() {
+    for (mut c, g) in both().into_iter().zip([2, 3]) {
         let (fci, sw) = c.send(h(&format!("00A404000F{SSSE_AID}00")));
         assert_eq!(sw, 0x9000);
-        // 6F L 84 0F AID A5 07 83 02 DDF1 8A 01 05
+        // 6F L 84 0F AID A5 0C 83 02 DDF1 8A 01 05 9F08 02 0g00 (spec version)
+        assert_eq!(fci, h(&format!("6F1F840F{SSSE_AID}A50C 8302DDF1 8A0105 9F0802 0{g}00")));
+        c.card.set_fci_version(false);
+        let (fci, _) = c.send(h(&format!("00A404000F{SSSE_AID}00")));
         assert_eq!(fci, h(&format!("6F1A840F{SSSE_AID}A507 8302DDF1 8A0105")));
+        c.card.set_fci_version(true);
         assert_eq!(c.select_fid(0xDF01), 0x9000); // child of SSSE
         assert_eq!(c.select_fid(0xDF02), 0x9000); // sibling
         assert_eq!(c.select_fid(0xDDF1), 0x9000); // parent
@@ -54,6 +58,11 @@ fn read_record_by_number_tag_and_all() {
         }
         let (d, sw) = c.send([0x00, 0xB2, 0x04, 0x05 << 3 | 5, 0x00]);
         assert_eq!((d, sw), (recs[3..].concat(), 0x9000));
+        // a COS without "all from P1": 6A86, the other modes unchanged
+        c.card.set_read_all(false);
+        assert_eq!(c.send([0x00, 0xB2, 0x04, 0x05 << 3 | 5, 0x00]).1, 0x6A86);
+        assert_eq!(c.read_record(5, 3).1, 0x9000);
+        c.card.set_read_all(true);
         // the current EF (SFI 0) after the SFI read
         assert_eq!(c.send([0x00, 0xB2, 0x01, 0x04, 0x00]).0, recs[0]);
         // Le shorter than the record: truncated (T=1 behaviour)

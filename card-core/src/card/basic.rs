@@ -1,0 +1,276 @@
+//! The basic information (EF05 + EF06, CARD-PROFILE §2.1) and the national `iReadCardBas` string (§7).
+//!
+//! # Names outside GBK \[P\]
+//!
+//! Tag `09` (姓名, `an`, GBK) cannot hold a character outside GBK (e.g. 𠮷 U+20BB7). Profile decision:
+//! `09` holds the name with each such character replaced by the placeholder `〓` (U+3013, GBK `A1FE`, the
+//! typesetter's mark for a missing glyph), and `4E` (姓名扩展) holds the **full name in GB 18030** (which
+//! covers all of Unicode with its four-byte sequences), `00`-padded. Reading, [`BasicInfo::name`] is `4E`
+//! when it is not empty, else `09`; both raw fields stay available. The national string's 姓名 field carries
+//! the full name; its GB 18030 bytes ([`NationalBasic::to_gb18030`]) are what the C interface hands out.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use super::records::read_tags;
+use super::session::{Session, SSSE};
+use crate::codec::{decode_an, decode_cn, gb18030_decode, gb18030_encode, hex_upper, Date, RegionCode};
+use crate::crypto::Algorithm;
+use crate::profile::Generation;
+use crate::Error;
+
+/// The placeholder for a character outside GBK in EF06 tag 09.
+pub const NAME_PLACEHOLDER: char = '〓';
+
+/// The terminal's identifiers, last two fields of the national string (configuration, not card data).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TerminalIds {
+    /// 终端机编号, the terminal number.
+    pub terminal_no: String,
+    /// 终端设备号, the device number.
+    pub device_no: String,
+}
+
+/// The basic information of a card (EF05, EF06), typed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BasicInfo {
+    /// Generation, from the spec version.
+    pub generation: Generation,
+    /// The generation's algorithm.
+    pub algorithm: Algorithm,
+    /// ATR historical bytes (卡复位信息).
+    pub historical_bytes: Vec<u8>,
+    /// EF05 01 卡识别码, 16 bytes.
+    pub card_id: Vec<u8>,
+    /// Issuing region: card identifier bytes 0–2.
+    pub region: RegionCode,
+    /// EF05 02 卡的类别.
+    pub card_type: String,
+    /// EF05 03 规范版本, e.g. `2.00`.
+    pub spec_version: String,
+    /// EF05 04 初始化机构编号 (digits).
+    pub init_org: String,
+    /// EF05 05 发卡日期.
+    pub issue_date: Date,
+    /// EF05 06 卡有效期.
+    pub expiry_date: Date,
+    /// EF05 07 卡号; `None` when withheld (gen 3 without RKSSSE).
+    pub card_number: Option<String>,
+    /// EF06 08 社会保障号码.
+    pub ssn: Option<String>,
+    /// The full name: tag 4E when not empty, else tag 09.
+    pub name: Option<String>,
+    /// EF06 09 姓名 as stored (GBK, placeholders for characters outside GBK).
+    pub name_09: Option<String>,
+    /// EF06 4E 姓名扩展 as stored (GB 18030), `None` on generation 1 or when withheld; may be empty.
+    pub name_ext: Option<String>,
+    /// EF06 0A 性别 code.
+    pub sex: Option<String>,
+    /// EF06 0B 民族 code (two digits).
+    pub ethnicity: Option<String>,
+    /// EF06 0C 出生地 region code.
+    pub birthplace: Option<String>,
+    /// EF06 0D 出生日期.
+    pub birth_date: Option<Date>,
+    /// The key whose absence withheld the card number and holder data (`RKSSSE`), if any: the national
+    /// interface then answers −2203 with those fields empty.
+    pub withheld: Option<String>,
+}
+
+impl BasicInfo {
+    /// The national `iReadCardBas` output for this card at `terminal`.
+    pub fn national(&self, terminal: &TerminalIds) -> NationalBasic {
+        let fields = [
+            self.region.as_str().to_owned(),
+            self.ssn.clone().unwrap_or_default(),
+            self.card_number.clone().unwrap_or_default(),
+            hex_upper(&self.card_id),
+            self.name.clone().unwrap_or_default(),
+            hex_upper(&self.historical_bytes),
+            self.spec_version.clone(),
+            self.issue_date.to_string(),
+            self.expiry_date.to_string(),
+            terminal.terminal_no.clone(),
+            terminal.device_no.clone(),
+        ];
+        NationalBasic { text: fields.iter().map(|f| format!("{f}|")).collect() }
+    }
+
+    /// Checks the national `pCardInfo` (`卡识别码|卡号|`, CARD-PROFILE §7) against this card: the card
+    /// identifier must match (hex, any case); the card number too when both are known. [`Error::CardMismatch`]
+    /// otherwise, [`Error::BadParameter`] for a malformed string.
+    pub fn check_card_info(&self, card_info: &str) -> Result<(), Error> {
+        let body =
+            card_info.strip_suffix('|').ok_or_else(|| Error::BadParameter("card info must end with |".into()))?;
+        let (id, number) = body.split_once('|').unwrap_or((body, ""));
+        if !id.eq_ignore_ascii_case(&hex_upper(&self.card_id)) {
+            return Err(Error::CardMismatch);
+        }
+        match &self.card_number {
+            Some(n) if !number.is_empty() && n != number => Err(Error::CardMismatch),
+            _ => Ok(()),
+        }
+    }
+
+    /// The national return code of the read: 0, or −2203 when the holder data was withheld.
+    pub fn national_code(&self) -> i32 {
+        match &self.withheld {
+            Some(key) => crate::national::code(&Error::MissingKey { key: key.clone() }),
+            None => crate::national::OK,
+        }
+    }
+}
+
+/// The `iReadCardBas` string (CARD-PROFILE §7): 11 fields, each terminated by `|`:
+/// `发卡地区行政区划代码|社会保障号码|卡号|卡识别码|姓名|卡复位信息|规范版本|发卡日期|卡有效期|终端机编号|终端设备号|`.
+/// Region as 6 digits, card identifier and historical bytes as uppercase hex, dates `YYYYMMDD`;
+/// withheld fields are empty. No trailing newline.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NationalBasic {
+    text: String,
+}
+
+impl NationalBasic {
+    /// The string (UTF-8).
+    pub fn as_str(&self) -> &str {
+        &self.text
+    }
+
+    /// The bytes for the C interface: GB 18030 (GBK for every name GBK can write).
+    pub fn to_gb18030(&self) -> Result<Vec<u8>, Error> {
+        Ok(gb18030_encode(&self.text)?)
+    }
+}
+
+impl fmt::Display for NationalBasic {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.text)
+    }
+}
+
+/// Tag 09's stored form of a full name: characters outside GBK replaced by [`NAME_PLACEHOLDER`].
+pub fn name_for_tag_09(full: &str) -> String {
+    full.chars()
+        .map(|c| if crate::codec::gbk_encode(c.encode_utf8(&mut [0u8; 4])).is_ok() { c } else { NAME_PLACEHOLDER })
+        .collect()
+}
+
+fn need(m: &BTreeMap<u8, Vec<u8>>, tag: u8) -> Result<&[u8], Error> {
+    m.get(&tag).map(Vec::as_slice).ok_or_else(|| Error::UnknownCard(format!("EF05/EF06 item {tag:02X} missing")))
+}
+
+/// `an` in GB 18030 (4E): trailing `00`/`20` stripped.
+pub(crate) fn decode_an_gb18030(bytes: &[u8]) -> Result<String, Error> {
+    let end = bytes.iter().rposition(|&b| b != 0x00 && b != 0x20).map_or(0, |i| i + 1);
+    Ok(gb18030_decode(&bytes[..end])?)
+}
+
+/// The read behind [`super::SocialSecurityCard::read_basic`].
+pub(crate) fn read(s: &mut Session<'_>) -> Result<BasicInfo, Error> {
+    let g = s.generation;
+    let ssse = s.df_spec(SSSE)?;
+    let ef05 = ssse.ef("EF05").ok_or_else(|| Error::UnknownCard("no EF05 in the profile".into()))?;
+    let ef06 = ssse.ef("EF06").ok_or_else(|| Error::UnknownCard("no EF06 in the profile".into()))?;
+    let card_no_ok =
+        ef05.record_of(g, 0x07).and_then(|(_, i)| i.read.as_ref()).is_none_or(|r| s.can_meet(r.for_generation(g)));
+    let holder_ok = s.can_meet(ef06.read.for_generation(g));
+    let mut withheld = None;
+    let mut tags05: Vec<u8> = ef05.items(g).map(|i| i.tag).collect();
+    if !card_no_ok || !holder_ok {
+        tags05.retain(|t| *t != 0x07);
+        withheld = Some(
+            ef06.read
+                .for_generation(g)
+                .key()
+                .map_or_else(|| "RKSSSE".to_owned(), |k| crate::security::key_name(SSSE, k)),
+        );
+    }
+    let m05 = read_tags(s, ssse, ef05, &tags05)?;
+    let card_id = need(&m05, 0x01)?.to_vec();
+    let region = RegionCode::from_bcd(card_id.get(..3).unwrap_or_default())?;
+    s.ctx.region = Some(region);
+    let spec_version = decode_an(need(&m05, 0x03)?)?;
+    let mut info = BasicInfo {
+        generation: g,
+        algorithm: s.ctx.algorithm,
+        historical_bytes: s.historical_bytes.clone(),
+        card_id,
+        region,
+        card_type: decode_an(need(&m05, 0x02)?)?,
+        spec_version,
+        init_org: decode_cn(need(&m05, 0x04)?)?,
+        issue_date: Date::from_cn(need(&m05, 0x05)?)?,
+        expiry_date: Date::from_cn(need(&m05, 0x06)?)?,
+        card_number: m05.get(&0x07).map(|v| decode_an(v)).transpose()?,
+        ssn: None,
+        name: None,
+        name_09: None,
+        name_ext: None,
+        sex: None,
+        ethnicity: None,
+        birthplace: None,
+        birth_date: None,
+        withheld,
+    };
+    if info.withheld.is_some() {
+        return Ok(info);
+    }
+    let tags06: Vec<u8> = ef06.items(g).map(|i| i.tag).collect();
+    let m06 = read_tags(s, ssse, ef06, &tags06)?;
+    let an = |t: u8| m06.get(&t).map(|v| decode_an(v)).transpose();
+    info.ssn = an(0x08)?;
+    info.name_09 = an(0x09)?;
+    info.name_ext = m06.get(&0x4E).map(|v| decode_an_gb18030(v)).transpose()?;
+    info.name = match &info.name_ext {
+        Some(ext) if !ext.is_empty() => Some(ext.clone()),
+        _ => info.name_09.clone(),
+    };
+    info.sex = an(0x0A)?;
+    info.ethnicity = m06.get(&0x0B).map(|v| decode_cn(v)).transpose()?;
+    info.birthplace = m06.get(&0x0C).map(|v| decode_cn(v)).transpose()?;
+    info.birth_date = m06.get(&0x0D).map(|v| Date::from_cn(v)).transpose()?;
+    Ok(info)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn card_info_check() {
+        let info = BasicInfo {
+            generation: Generation::TWO,
+            algorithm: Algorithm::Tdes,
+            historical_bytes: vec![],
+            card_id: vec![0x37, 0x17, 0x00, 0xD1],
+            region: RegionCode::parse("371700").unwrap(),
+            card_type: "1".into(),
+            spec_version: "2.00".into(),
+            init_org: String::new(),
+            issue_date: Date::parse("20200101").unwrap(),
+            expiry_date: Date::parse("20300101").unwrap(),
+            card_number: Some("A0000001T".into()),
+            ssn: None,
+            name: None,
+            name_09: None,
+            name_ext: None,
+            sex: None,
+            ethnicity: None,
+            birthplace: None,
+            birth_date: None,
+            withheld: None,
+        };
+        assert!(info.check_card_info("371700d1|A0000001T|").is_ok());
+        assert!(info.check_card_info("371700D1||").is_ok());
+        assert!(matches!(info.check_card_info("371700D2|A0000001T|"), Err(Error::CardMismatch)));
+        assert!(matches!(info.check_card_info("371700D1|B0000001T|"), Err(Error::CardMismatch)));
+        assert!(matches!(info.check_card_info("371700D1"), Err(Error::BadParameter(_))));
+    }
+
+    #[test]
+    fn placeholder_for_characters_outside_gbk() {
+        assert_eq!(name_for_tag_09("欧阳𠮷娜"), "欧阳〓娜");
+        assert_eq!(name_for_tag_09("张三"), "张三");
+    }
+}

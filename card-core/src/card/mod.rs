@@ -1,0 +1,258 @@
+//! The social security application on a card: [`SocialSecurityCard`] over any [`Transport`].
+//!
+//! Every operation is one PC/SC transaction that starts from scratch: SELECT SSSE (learning the generation),
+//! then selects, authenticates and reads what it needs. No security state is carried from one operation to the
+//! next; a card removed mid-operation surfaces as `Error::Transport(TransportError::CardRemoved)` and the next
+//! operation, after re-insertion, starts clean.
+//!
+//! # Generation detection \[P\]
+//!
+//! The generation (CARD-PROFILE §1) is in EF05 tag 03, but on a generation 3 card the data a counter wants
+//! (EF05 record 7, EF06) needs RKSSSE first. Profile decision: the SSSE FCI's proprietary template `A5` carries
+//! the spec version as tag `9F08` (`02 0g 00`, e.g. `0200`; a one-byte `0g` is accepted too). When it is
+//! absent (cards whose COS does not put it there) EF05 record 3 is read: one more APDU.
+//!
+//! # Read all records \[P\]
+//!
+//! READ RECORD "all from P1" (`00 B2 P1 SFI<<3|101 00`) returns a linear EF's records back to back. Whether a
+//! card supports it is learnt on first use (`6A86` = no) and cached per card (by ATR) in the
+//! [`SocialSecurityCard`] value; afterwards records are read one by one. APDU counts of
+//! [`SocialSecurityCard::read_basic`] (tested):
+//!
+//! | card | with read-all | without |
+//! |---|---|---|
+//! | gen 1/2 | 3: SELECT, EF05, EF06 | 16 (first read: 1 + 1 probe + 7 + 7), then 15 |
+//! | gen 3, RKSSSE held | 5: SELECT, GET CHALLENGE, EXTERNAL AUTHENTICATE, EF05, EF06 | 18 |
+//! | gen 3, no keys | 7: SELECT, EF05 records 1–6 (holder data withheld, national −2203) | 7 |
+//!
+//! # Use (what a terminal agent does)
+//!
+//! ```no_run
+//! # fn main() -> Result<(), card_core::Error> {
+//! use card_core::card::{SocialSecurityCard, TerminalIds};
+//! use card_core::security::NoKeys;
+//! use card_core::transport::{PcscTransport, ReaderSelector, RecordingTransport};
+//!
+//! let reader = ReaderSelector::Name("Virtual PCD 00 00".into());
+//! let transport = RecordingTransport::counting(PcscTransport::connect(&reader)?);
+//! let terminal = TerminalIds { terminal_no: "371700000001".into(), device_no: "D01".into() };
+//! // keep one per reader: it caches the read-all probe per card
+//! let mut card = SocialSecurityCard::new(transport).with_terminal(terminal.clone());
+//!
+//! // iReadCardBas: keys from a LocalKeys (or NoKeys: a gen 3 card then answers with −2203)
+//! let info = card.read_basic(&NoKeys)?;
+//! println!("{} {} apdus={}", info.national(&terminal), info.national_code(), card.transport().counters().apdus);
+//!
+//! // the two-step exchange: Step 1 to the back end, its answer back, within one transaction
+//! let session = card.begin_two_step()?;
+//! let answer: String = ask_back_end(&session.step1());
+//! let info = session.finish(&answer)?;
+//! # let _ = info; Ok(()) }
+//! # fn ask_back_end(_: &str) -> String { String::new() }
+//! ```
+//!
+//! Errors map to the national codes with [`crate::national::code`].
+//!
+//! # Modules
+//!
+//! [`basic`]: [`BasicInfo`] and the national `iReadCardBas` string; [`address`]: the national file address
+//! syntax; `records`: record and binary reads; `pin`: PIN commands and application block.
+
+pub mod address;
+pub mod basic;
+mod pin;
+mod records;
+mod session;
+mod two_step;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use secrecy::SecretString;
+
+use crate::crypto::Algorithm;
+use crate::profile::{Generation, Profile};
+use crate::security::SecurityModule;
+use crate::transport::Transport;
+use crate::Error;
+
+pub use address::{Address, FileAddress, ItemValues};
+pub use basic::{BasicInfo, NationalBasic, TerminalIds};
+pub use two_step::TwoStepRead;
+
+use session::Session;
+
+/// What SELECT SSSE tells about a card.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CardInfo {
+    /// Generation (spec version).
+    pub generation: Generation,
+    /// Algorithm of the generation.
+    pub algorithm: Algorithm,
+    /// ATR historical bytes.
+    pub historical_bytes: Vec<u8>,
+    /// Whether the card supports READ RECORD "all from P1", if known yet.
+    pub read_all: Option<bool>,
+}
+
+/// The social security application of the card in a reader.
+///
+/// Holds the transport, the card profile, the terminal identifiers of the national string and, per card (by
+/// ATR), whether READ RECORD "all" works. Keep one per reader.
+pub struct SocialSecurityCard<T> {
+    transport: T,
+    profile: Arc<Profile>,
+    terminal: TerminalIds,
+    read_all: HashMap<Vec<u8>, Option<bool>>,
+}
+
+impl<T: Transport> SocialSecurityCard<T> {
+    /// With the built-in profile and empty terminal identifiers.
+    pub fn new(transport: T) -> Self {
+        SocialSecurityCard::with_profile(transport, Arc::new(Profile::builtin().clone()))
+    }
+
+    /// With a deployment's profile.
+    pub fn with_profile(transport: T, profile: Arc<Profile>) -> Self {
+        SocialSecurityCard { transport, profile, terminal: TerminalIds::default(), read_all: HashMap::new() }
+    }
+
+    /// Sets the terminal identifiers printed in the national string (configuration).
+    pub fn with_terminal(mut self, terminal: TerminalIds) -> Self {
+        self.terminal = terminal;
+        self
+    }
+
+    /// The terminal identifiers.
+    pub fn terminal(&self) -> &TerminalIds {
+        &self.terminal
+    }
+
+    /// The profile.
+    pub fn profile(&self) -> &Profile {
+        &self.profile
+    }
+
+    /// The transport (e.g. to read its counters).
+    pub fn transport(&self) -> &T {
+        &self.transport
+    }
+
+    /// The transport, mutably.
+    pub fn transport_mut(&mut self) -> &mut T {
+        &mut self.transport
+    }
+
+    /// Gives the transport back.
+    pub fn into_transport(self) -> T {
+        self.transport
+    }
+
+    /// Whether the card now in the reader supports READ RECORD "all", if known.
+    pub fn read_all_support(&self) -> Option<bool> {
+        self.read_all.get(self.transport.atr()).copied().flatten()
+    }
+
+    /// Runs `op` in one transaction on a freshly selected SSSE.
+    fn run<R>(
+        &mut self,
+        sm: &dyn SecurityModule,
+        pin: Option<&SecretString>,
+        op: impl FnOnce(&mut Session<'_>) -> Result<R, Error>,
+    ) -> Result<R, Error> {
+        let SocialSecurityCard { transport, profile, read_all, .. } = self;
+        let mut tx = transport.transaction()?;
+        let atr = tx.atr().to_vec();
+        let cache = read_all.entry(atr).or_default();
+        let mut s = Session::open(&mut *tx, profile, sm, pin, cache)?;
+        op(&mut s)
+    }
+
+    /// SELECT SSSE: generation, algorithm, historical bytes. 1 APDU (2 without `9F08` in the FCI).
+    pub fn detect(&mut self) -> Result<CardInfo, Error> {
+        let info = self.run(&crate::security::NoKeys, None, |s| Ok(s.card_info()))?;
+        Ok(CardInfo { read_all: self.read_all_support(), ..info })
+    }
+
+    /// Reads the basic information (EF05, EF06; see the APDU counts above).
+    ///
+    /// A generation 3 card whose RKSSSE the module does not hold still answers: the card number and the holder
+    /// fields are `None` and [`BasicInfo::withheld`] names the key (national −2203).
+    pub fn read_basic(&mut self, sm: &dyn SecurityModule) -> Result<BasicInfo, Error> {
+        self.run(sm, None, basic::read)
+    }
+
+    /// Reads the items of a national address; values mirror the address ([`ItemValues::to_national`]).
+    /// Files readable with `pin|key` use the key when the module holds it, else `pin` if given.
+    pub fn read_items(
+        &mut self,
+        sm: &dyn SecurityModule,
+        address: &Address,
+        pin: Option<&SecretString>,
+    ) -> Result<ItemValues, Error> {
+        self.run(sm, pin, |s| address::read(s, address))
+    }
+
+    /// Writes items: `data` mirrors `address` (`SSSEEF06|张三|$` for `SSSEEF06|09|$`); each file's update key
+    /// (UKMF, `UK_DFxx`) is authenticated first. Values are encoded at their full length (CARD-PROFILE §2.3).
+    pub fn write_items(&mut self, sm: &dyn SecurityModule, address: &Address, data: &str) -> Result<(), Error> {
+        let values = ItemValues::parse(address, data)?;
+        self.run(sm, None, |s| address::write(s, &values))
+    }
+
+    /// Reads a transparent EF whole (photo `SSSEEF08`, fingerprint `SSSEEF07`, `DF01EF16`…) in 256-byte chunks.
+    pub fn read_binary(&mut self, sm: &dyn SecurityModule, file: &str) -> Result<Vec<u8>, Error> {
+        self.run(sm, None, |s| records::read_file_binary(s, file))
+    }
+
+    /// Writes `data` at the start of a transparent EF in chunks (the rest of the file is left as it is).
+    pub fn write_binary(&mut self, sm: &dyn SecurityModule, file: &str, data: &[u8]) -> Result<(), Error> {
+        self.run(sm, None, |s| records::write_file_binary(s, file, data))
+    }
+
+    /// VERIFY PIN in SSSE. [`Error::WrongPin`] with the tries left, [`Error::PinBlocked`].
+    pub fn verify_pin(&mut self, pin: &SecretString) -> Result<(), Error> {
+        self.run(&crate::security::NoKeys, None, |s| pin::verify(s, pin))
+    }
+
+    /// CHANGE PIN (`80 5E 01 00 OLD FF NEW`): needs no prior VERIFY; a wrong old PIN counts as a wrong PIN.
+    pub fn change_pin(&mut self, old: &SecretString, new: &SecretString) -> Result<(), Error> {
+        self.run(&crate::security::NoKeys, None, |s| pin::change(s, old, new))
+    }
+
+    /// RELOAD PIN (`80 5E 00 00 NEW MAC`, MAC with RLK, IV zero): sets the PIN and its tries; also unblocks.
+    pub fn reload_pin(&mut self, sm: &dyn SecurityModule, new: &SecretString) -> Result<(), Error> {
+        self.run(sm, None, |s| pin::reload(s, new))
+    }
+
+    /// PIN UNBLOCK (`84 24`, the new PIN as secure data under PUK, MAC under PUK with a fresh challenge).
+    pub fn unblock_pin(&mut self, sm: &dyn SecurityModule, new: &SecretString) -> Result<(), Error> {
+        self.run(sm, None, |s| pin::unblock(s, new))
+    }
+
+    /// APPLICATION BLOCK of `df` (`SSSE`, `DF01`, …) with its STK.
+    pub fn block_application(&mut self, sm: &dyn SecurityModule, df: &str) -> Result<(), Error> {
+        self.run(sm, None, |s| pin::application(s, df, true))
+    }
+
+    /// APPLICATION UNBLOCK of `df` with its STK.
+    pub fn unblock_application(&mut self, sm: &dyn SecurityModule, df: &str) -> Result<(), Error> {
+        self.run(sm, None, |s| pin::application(s, df, false))
+    }
+
+    /// INTERNAL AUTHENTICATE in SSSE with fresh `R1 ‖ R2`: proves the card genuine against the region's IRK.
+    /// [`Error::InternalAuthFailed`] when the answer does not match.
+    pub fn authenticate_card(&mut self, sm: &dyn SecurityModule) -> Result<(), Error> {
+        self.run(sm, None, |s| s.internal_auth())
+    }
+
+    /// Starts the two-step read of the basic information for a terminal without keys (CARD-PROFILE §7):
+    /// the returned value holds the card's transaction until [`TwoStepRead::finish`] or drop.
+    pub fn begin_two_step(&mut self) -> Result<TwoStepRead<'_>, Error> {
+        let SocialSecurityCard { transport, profile, read_all, .. } = self;
+        let tx = transport.transaction()?;
+        let atr = tx.atr().to_vec();
+        let cache = read_all.entry(atr).or_default();
+        TwoStepRead::begin(tx, profile, cache)
+    }
+}

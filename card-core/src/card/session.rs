@@ -1,0 +1,285 @@
+//! One operation's view of the card: the transaction, what was selected and authenticated, the generation.
+
+use std::collections::BTreeSet;
+
+use secrecy::{ExposeSecret, SecretString};
+
+use super::CardInfo;
+use crate::apdu::{Command, Ins, Response, StatusWord};
+use crate::codec::{decode_an, encode_cn};
+use crate::crypto::card_factor;
+use crate::profile::{Access, Df, Generation, Profile};
+use crate::security::{algorithm_of, key_name, CardContext, SecurityModule};
+use crate::tlv::{find, parse_ber, parse_fci, primitive_value, Limits, RecordTlv};
+use crate::transport::{historical_bytes, CardTransaction, CardTransactionExt};
+use crate::Error;
+
+/// The SSSE DDF's name in the profile.
+pub(crate) const SSSE: &str = "SSSE";
+
+pub(crate) struct Session<'a> {
+    pub tx: &'a mut dyn CardTransaction,
+    pub profile: &'a Profile,
+    pub sm: &'a dyn SecurityModule,
+    pub pin: Option<&'a SecretString>,
+    /// Whether READ RECORD "all" works on this card (`None`: not tried yet).
+    pub read_all: &'a mut Option<bool>,
+    pub generation: Generation,
+    pub ctx: CardContext,
+    pub historical_bytes: Vec<u8>,
+    /// The DF selected last.
+    pub df: String,
+    /// Keys (profile names) authenticated in the current DF.
+    pub keys: BTreeSet<String>,
+    pub pin_verified: bool,
+}
+
+impl<'a> Session<'a> {
+    /// Selects SSSE and learns the generation (FCI `9F08`, else EF05 record 3).
+    pub fn open(
+        tx: &'a mut dyn CardTransaction,
+        profile: &'a Profile,
+        sm: &'a dyn SecurityModule,
+        pin: Option<&'a SecretString>,
+        read_all: &'a mut Option<bool>,
+    ) -> Result<Session<'a>, Error> {
+        let hist = historical_bytes(tx.atr()).map(<[u8]>::to_vec).unwrap_or_default();
+        let factor =
+            card_factor(&hist).map_err(|_| Error::UnknownCard("ATR has fewer than 8 historical bytes".into()))?;
+        let ssse = profile.df(SSSE).ok_or_else(|| Error::UnknownCard("the profile has no SSSE".into()))?;
+        let fci = select(tx, ssse, true)?;
+        let generation = match generation_from_fci(&fci) {
+            Some(g) => g,
+            None => {
+                let ef05 = ssse.ef("EF05").ok_or_else(|| Error::UnknownCard("the profile has no SSSE EF05".into()))?;
+                let cmd = Command::new(0x00, Ins::READ_RECORD, 3, (ef05.sfi << 3) | 4).with_le(256)?;
+                let rec = RecordTlv::parse(&tx.exchange_ok(&cmd)?)?;
+                let version = decode_an(&rec.value)?;
+                Generation::from_spec_version(&version)
+                    .ok_or_else(|| Error::UnknownCard(format!("spec version {version:?}")))?
+            }
+        };
+        let ctx = CardContext { region: None, card_factor: factor, algorithm: algorithm_of(generation) };
+        Ok(Session {
+            tx,
+            profile,
+            sm,
+            pin,
+            read_all,
+            generation,
+            ctx,
+            historical_bytes: hist,
+            df: SSSE.to_owned(),
+            keys: BTreeSet::new(),
+            pin_verified: false,
+        })
+    }
+
+    pub fn card_info(&self) -> CardInfo {
+        CardInfo {
+            generation: self.generation,
+            algorithm: self.ctx.algorithm,
+            historical_bytes: self.historical_bytes.clone(),
+            read_all: *self.read_all,
+        }
+    }
+
+    pub fn df_spec(&self, name: &str) -> Result<&'a Df, Error> {
+        let profile: &'a Profile = self.profile;
+        profile
+            .df(name)
+            .filter(|d| d.generations.contains(self.generation))
+            .ok_or_else(|| Error::BadParameter(format!("no DF {name} on a generation {} card", self.generation)))
+    }
+
+    /// Makes `name` the current DF (no-op if it is); the security state starts empty.
+    pub fn select_df(&mut self, name: &str) -> Result<(), Error> {
+        if self.df.eq_ignore_ascii_case(name) {
+            return Ok(());
+        }
+        let df = self.df_spec(name)?;
+        select(self.tx, df, false)?;
+        self.df = df.name.clone();
+        self.keys.clear();
+        self.pin_verified = false;
+        Ok(())
+    }
+
+    /// GET CHALLENGE of `len` bytes.
+    pub fn challenge(&mut self, len: u32) -> Result<Vec<u8>, Error> {
+        let r = self.tx.exchange_ok(&Command::new(0x00, Ins::GET_CHALLENGE, 0, 0).with_le(len)?)?;
+        if r.len() != len as usize {
+            return Err(crate::apdu::ProtocolError::Unexpected("challenge of the wrong length").into());
+        }
+        Ok(r)
+    }
+
+    /// CARD-PROFILE §6.2 with the current DF's key `key` (profile name), cryptogram from the security module.
+    pub fn external_auth(&mut self, key: &str) -> Result<(), Error> {
+        let inventory = key_name(&self.df, key);
+        if !self.sm.has_key(&self.ctx, &inventory) {
+            return Err(Error::MissingKey { key: inventory });
+        }
+        let r = self.challenge(8)?;
+        let r: [u8; 8] = r.as_slice().try_into().map_err(|_| Error::BadParameter("challenge".into()))?;
+        let x: [u8; 8] = rand::random();
+        let c = self.sm.external_auth(&self.ctx, &inventory, &r, &x)?;
+        self.external_auth_with(key, &c, &x)
+    }
+
+    /// EXTERNAL AUTHENTICATE with a given cryptogram (the challenge was fetched before).
+    pub fn external_auth_with(&mut self, key: &str, c: &[u8; 8], x: &[u8; 8]) -> Result<(), Error> {
+        let inventory = key_name(&self.df, key);
+        let kid = self
+            .df_spec(&self.df.clone())?
+            .key(key)
+            .map(|k| k.kid)
+            .ok_or_else(|| Error::MissingKey { key: inventory.clone() })?;
+        let cmd = Command::new(0x00, Ins::EXTERNAL_AUTHENTICATE, 0x00, kid).with_data([*c, *x].concat())?.sensitive();
+        let resp = self.tx.exchange(&cmd)?;
+        match resp.sw() {
+            StatusWord::OK => {
+                self.keys.insert(key.to_owned());
+                Ok(())
+            }
+            sw => Err(match sw.tries_left() {
+                Some(tries_left) => Error::AuthFailed { key: inventory, tries_left },
+                None => Error::from_status(sw),
+            }),
+        }
+    }
+
+    /// VERIFY with the operation's PIN.
+    pub fn verify_own_pin(&mut self) -> Result<bool, Error> {
+        let Some(pin) = self.pin else { return Ok(false) };
+        super::pin::verify_in_session(self, pin)?;
+        Ok(true)
+    }
+
+    /// Whether `access` is met now, without sending anything.
+    pub fn is_met(&self, access: &Access) -> bool {
+        match access {
+            Access::Free => true,
+            Access::Pin => self.pin_verified,
+            Access::Key(k) => self.keys.contains(k),
+            Access::PinOrKey(k) => self.pin_verified || self.keys.contains(k),
+            Access::PinAndKey(k) => self.pin_verified && self.keys.contains(k),
+            Access::Never => false,
+        }
+    }
+
+    /// Whether `access` can be met with the module's keys or the operation's PIN.
+    pub fn can_meet(&self, access: &Access) -> bool {
+        let has = |k: &str| self.keys.contains(k) || self.sm.has_key(&self.ctx, &key_name(&self.df, k));
+        let pin = self.pin_verified || self.pin.is_some();
+        match access {
+            Access::Free => true,
+            Access::Pin => pin,
+            Access::Key(k) => has(k),
+            Access::PinOrKey(k) => pin || has(k),
+            Access::PinAndKey(k) => pin && has(k),
+            Access::Never => false,
+        }
+    }
+
+    /// Meets `access` in the current DF: external authentication with the module's key, or the PIN.
+    pub fn meet(&mut self, access: &Access) -> Result<(), Error> {
+        if self.is_met(access) {
+            return Ok(());
+        }
+        let missing = |k: &str, df: &str| Error::MissingKey { key: key_name(df, k) };
+        match access {
+            Access::Free => Ok(()),
+            Access::Pin => {
+                if self.verify_own_pin()? {
+                    Ok(())
+                } else {
+                    Err(Error::Card(StatusWord::SECURITY_NOT_SATISFIED))
+                }
+            }
+            Access::Key(k) => self.external_auth(k),
+            Access::PinOrKey(k) => {
+                if self.sm.has_key(&self.ctx, &key_name(&self.df, k)) {
+                    self.external_auth(k)
+                } else if self.verify_own_pin()? {
+                    Ok(())
+                } else {
+                    Err(missing(k, &self.df))
+                }
+            }
+            Access::PinAndKey(k) => {
+                if !self.pin_verified && !self.verify_own_pin()? {
+                    return Err(Error::Card(StatusWord::SECURITY_NOT_SATISFIED));
+                }
+                if !self.keys.contains(k) {
+                    self.external_auth(k)?;
+                }
+                Ok(())
+            }
+            Access::Never => Err(Error::Card(StatusWord::SECURITY_NOT_SATISFIED)),
+        }
+    }
+
+    /// CARD-PROFILE §6.3 in SSSE, checked by the security module.
+    pub fn internal_auth(&mut self) -> Result<(), Error> {
+        let r1: [u8; 8] = rand::random();
+        let r2: [u8; 8] = rand::random();
+        let answer = self.internal_auth_raw(&r1, &r2)?;
+        self.sm.check_internal_auth(&self.ctx, &r1, &r2, &answer)
+    }
+
+    /// INTERNAL AUTHENTICATE `R1 ‖ R2` in SSSE; the card's 8-byte answer.
+    pub fn internal_auth_raw(&mut self, r1: &[u8; 8], r2: &[u8; 8]) -> Result<Vec<u8>, Error> {
+        self.select_df(SSSE)?;
+        let cmd =
+            Command::new(0x00, Ins::INTERNAL_AUTHENTICATE, 0x00, 0x00).with_data([*r1, *r2].concat())?.with_le(256)?;
+        let answer = self.tx.exchange_ok(&cmd)?;
+        if answer.len() != 8 {
+            return Err(crate::apdu::ProtocolError::Unexpected("internal authentication answer is not 8 bytes").into());
+        }
+        Ok(answer)
+    }
+
+    /// A PIN as the card stores it: BCD of the profile's length, `F`-padded (CARD-PROFILE §4 VERIFY).
+    pub fn pin_bytes(&self, pin: &SecretString) -> Result<zeroize::Zeroizing<Vec<u8>>, Error> {
+        let digits = pin.expose_secret();
+        let len = self.profile.pin.length;
+        if digits.len() < 4 || digits.len() > len * 2 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(Error::BadParameter(format!("a PIN is 4 to {} digits", len * 2)));
+        }
+        Ok(zeroize::Zeroizing::new(encode_cn(digits, len)?))
+    }
+
+    /// Exchange; a non-9000 answer becomes an error.
+    pub fn send(&mut self, cmd: &Command) -> Result<Vec<u8>, Error> {
+        self.tx.exchange_ok(cmd)
+    }
+
+    /// Exchange, status word left to the caller.
+    pub fn send_raw(&mut self, cmd: &Command) -> Result<Response, Error> {
+        self.tx.exchange(cmd)
+    }
+}
+
+/// SELECT by AID (CARD-PROFILE §4); `6A82` means this is not the application: wrong card type for SSSE.
+fn select(tx: &mut dyn CardTransaction, df: &Df, ssse: bool) -> Result<Vec<u8>, Error> {
+    let aid = df.aid.clone().ok_or_else(|| Error::BadParameter(format!("{} has no AID", df.name)))?;
+    let cmd = Command::new(0x00, Ins::SELECT, 0x04, 0x00).with_data(aid)?.with_le(256)?;
+    let resp = tx.exchange(&cmd)?;
+    match resp.sw() {
+        StatusWord::OK => Ok(resp.into_data()),
+        StatusWord::FILE_NOT_FOUND if ssse => Err(Error::UnknownCard("no SSSE application".into())),
+        sw => Err(Error::from_status(sw)),
+    }
+}
+
+/// `9F08` in the FCI's `A5`: `0g00` (or `0g`) → generation g.
+fn generation_from_fci(fci: &[u8]) -> Option<Generation> {
+    let prop = parse_fci(fci).ok()??.proprietary?;
+    let tlvs = parse_ber(&prop, Limits::default()).ok()?;
+    let v = primitive_value(find(&tlvs, &[0x9F, 0x08])?)?;
+    match v {
+        [g] | [g, 0x00] => Generation::new(*g),
+        _ => None,
+    }
+}

@@ -1,0 +1,124 @@
+//! [`TwoStepRead`]: the national two-step read of the basic information (see `security::two_step`).
+
+use super::basic::{self, BasicInfo};
+use super::session::{Session, SSSE};
+use crate::codec::RegionCode;
+use crate::crypto::ct_eq;
+use crate::profile::Profile;
+use crate::security::two_step::{Step1, Step2Answer};
+use crate::security::{CardContext, SecurityModule};
+use crate::tlv::RecordTlv;
+use crate::transport::CardTransaction;
+use crate::Error;
+
+/// A two-step read in progress: it holds the card's transaction, so the challenge `R3` of Step 1 is still
+/// valid when [`TwoStepRead::finish`] sends EXTERNAL AUTHENTICATE. Send [`TwoStepRead::step1`] to the back end,
+/// pass its answer to `finish`; dropping the value ends the transaction (start again then).
+///
+/// APDUs: Step 1 = SELECT, READ RECORD EF05 1, GET CHALLENGE; Step 2 = EXTERNAL AUTHENTICATE, INTERNAL
+/// AUTHENTICATE, EF05, EF06 (7 with read-all).
+pub struct TwoStepRead<'a> {
+    tx: Box<dyn CardTransaction + 'a>,
+    profile: &'a Profile,
+    read_all: &'a mut Option<bool>,
+    step1: Step1,
+    generation: crate::profile::Generation,
+}
+
+/// A security module that only replays the back end's answer.
+struct Replay<'r> {
+    answer: &'r Step2Answer,
+}
+
+impl SecurityModule for Replay<'_> {
+    fn has_key(&self, _: &CardContext, key: &str) -> bool {
+        key == "RKSSSE"
+    }
+    fn external_auth(&self, _: &CardContext, key: &str, _: &[u8; 8], _: &[u8; 8]) -> Result<[u8; 8], Error> {
+        if key == "RKSSSE" {
+            Ok(self.answer.external)
+        } else {
+            Err(Error::MissingKey { key: key.to_owned() })
+        }
+    }
+    fn check_internal_auth(&self, _: &CardContext, _: &[u8; 8], _: &[u8; 8], answer: &[u8]) -> Result<(), Error> {
+        if ct_eq(&self.answer.internal, answer) {
+            Ok(())
+        } else {
+            Err(Error::InternalAuthFailed)
+        }
+    }
+    fn line_mac(&self, _: &CardContext, key: &str, _: &[u8], _: &[u8]) -> Result<[u8; 4], Error> {
+        Err(Error::MissingKey { key: key.to_owned() })
+    }
+    fn line_mac_zero_iv(&self, _: &CardContext, key: &str, _: &[u8]) -> Result<[u8; 4], Error> {
+        Err(Error::MissingKey { key: key.to_owned() })
+    }
+    fn secure_data(&self, _: &CardContext, key: &str, _: &[u8]) -> Result<Vec<u8>, Error> {
+        Err(Error::MissingKey { key: key.to_owned() })
+    }
+}
+
+impl<'a> TwoStepRead<'a> {
+    pub(crate) fn begin(
+        mut tx: Box<dyn CardTransaction + 'a>,
+        profile: &'a Profile,
+        read_all: &'a mut Option<bool>,
+    ) -> Result<Self, Error> {
+        let (generation, ctx, hist, card_id, r3) = {
+            let mut cache = *read_all;
+            let mut s = Session::open(&mut *tx, profile, &crate::security::NoKeys, None, &mut cache)?;
+            let ef05 = s.df_spec(SSSE)?.ef("EF05").ok_or_else(|| Error::UnknownCard("no EF05".into()))?;
+            let cmd =
+                crate::apdu::Command::new(0x00, crate::apdu::Ins::READ_RECORD, 1, (ef05.sfi << 3) | 4).with_le(256)?;
+            let rec = RecordTlv::parse(&s.send(&cmd)?)?;
+            let r3 = s.challenge(8)?;
+            (s.generation, s.ctx.clone(), s.historical_bytes.clone(), rec.value, r3)
+        };
+        let region = RegionCode::from_bcd(card_id.get(..3).unwrap_or_default())?;
+        let r3: [u8; 8] = r3.as_slice().try_into().map_err(|_| Error::BadParameter("challenge".into()))?;
+        let step1 = Step1 {
+            region,
+            historical_bytes: hist,
+            algorithm: ctx.algorithm,
+            card_id,
+            r1: rand::random(),
+            r2: rand::random(),
+            r3,
+            r4: rand::random(),
+        };
+        Ok(TwoStepRead { tx, profile, read_all, step1, generation })
+    }
+
+    /// The `…_HSM_Step1` string for the back end: `region|hist|algorithm|card id|R1|R2|R3|R4|`.
+    pub fn step1(&self) -> String {
+        self.step1.to_string()
+    }
+
+    /// Step 2: external authentication with the back end's cryptogram, internal authentication checked against
+    /// its expected answer ([`Error::InternalAuthFailed`] otherwise), then the basic information.
+    pub fn finish(mut self, answer: &str) -> Result<BasicInfo, Error> {
+        let answer: Step2Answer = answer.parse()?;
+        let replay = Replay { answer: &answer };
+        let ctx = self.step1.card_context()?;
+        let mut s = Session {
+            tx: &mut *self.tx,
+            profile: self.profile,
+            sm: &replay,
+            pin: None,
+            read_all: self.read_all,
+            generation: self.generation,
+            historical_bytes: self.step1.historical_bytes.clone(),
+            ctx,
+            df: SSSE.to_owned(),
+            keys: Default::default(),
+            pin_verified: false,
+        };
+        if s.df_spec(SSSE)?.key("RKSSSE").is_some_and(|k| k.generations.contains(s.generation)) {
+            s.external_auth_with("RKSSSE", &answer.external, &self.step1.r4)?;
+        }
+        let card = s.internal_auth_raw(&self.step1.r1, &self.step1.r2)?;
+        replay.check_internal_auth(&s.ctx, &self.step1.r1, &self.step1.r2, &card)?;
+        basic::read(&mut s)
+    }
+}

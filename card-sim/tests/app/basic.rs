@@ -1,0 +1,165 @@
+//! Basic information, the national string, APDU counts, generation detection, two-step, tearing.
+
+use card_core::card::SocialSecurityCard;
+use card_core::national;
+use card_core::security::{two_step, LocalKeys, NoKeys};
+use card_core::transport::{RecordingTransport, TransportError};
+use card_core::Error;
+use card_sim::{Card, SimTransport, Tear, TearPoint};
+
+use super::common::*;
+
+#[test]
+fn gen1_and_gen2_national_strings_in_3_apdus_with_read_all() {
+    for (gen, file) in [(1, "gen1-basic.txt"), (2, "gen2-basic.txt")] {
+        let mut c = card(gen, true);
+        let (info, n) = apdus(&mut c, |c| c.read_basic(&NoKeys));
+        let info = info.unwrap();
+        assert_eq!(info.national(&terminal()).to_string(), national(file), "gen {gen}");
+        assert_eq!(n, 3, "gen {gen}: SELECT, EF05 all, EF06 all");
+        assert_eq!(info.national_code(), 0);
+        assert_eq!(c.read_all_support(), Some(true));
+    }
+}
+
+#[test]
+fn typed_fields_and_empty_name_extension() {
+    let mut c = card(2, true);
+    let info = c.read_basic(&NoKeys).unwrap();
+    assert_eq!(info.generation.number(), 2);
+    assert_eq!(info.name.as_deref(), Some("张三"));
+    assert_eq!(info.name_ext.as_deref(), Some(""), "an empty optional field");
+    assert_eq!(info.sex.as_deref(), Some("1"));
+    assert_eq!(info.ethnicity.as_deref(), Some("01"));
+    assert_eq!(info.birthplace.as_deref(), Some("371702"));
+    assert_eq!(info.birth_date.unwrap().to_string(), "19800101");
+    assert_eq!(info.card_type, "1");
+    let gen1 = card(1, true).read_basic(&NoKeys).unwrap();
+    assert_eq!(gen1.name_ext, None, "gen 1 has no 4E");
+    assert_eq!(gen1.sex.as_deref(), Some("1"));
+}
+
+#[test]
+fn without_read_all_16_apdus_then_15() {
+    let mut c = card(2, false);
+    let (info, n) = apdus(&mut c, |c| c.read_basic(&NoKeys));
+    assert_eq!(info.unwrap().national(&terminal()).to_string(), national("gen2-basic.txt"));
+    assert_eq!(n, 16, "SELECT, probe 6A86, 7 + 7 records");
+    assert_eq!(c.read_all_support(), Some(false));
+    let (info, n) = apdus(&mut c, |c| c.read_basic(&NoKeys));
+    assert_eq!(info.unwrap().national(&terminal()).to_string(), national("gen2-basic.txt"));
+    assert_eq!(n, 15, "the probe is cached per card");
+}
+
+#[test]
+fn fci_without_spec_version_costs_one_apdu() {
+    let mut card_ = Card::load(repo("fixtures/cards/gen2-personalized.json")).unwrap();
+    card_.set_fci_version(false);
+    let mut c =
+        SocialSecurityCard::new(RecordingTransport::counting(SimTransport::new(card_))).with_terminal(terminal());
+    let (info, n) = apdus(&mut c, |c| c.read_basic(&NoKeys));
+    assert_eq!(info.unwrap().national(&terminal()).to_string(), national("gen2-basic.txt"));
+    assert_eq!(n, 4);
+    assert_eq!(c.detect().unwrap().generation.number(), 2);
+}
+
+#[test]
+fn gen3_with_keys_in_5_apdus_and_rare_character() {
+    for read_all in [true, false] {
+        let mut c = card(3, read_all);
+        let (info, n) = apdus(&mut c, |c| c.read_basic(&keys()));
+        let info = info.unwrap();
+        assert_eq!(info.national(&terminal()).to_string(), national("gen3-basic.txt"));
+        assert_eq!(n, if read_all { 5 } else { 18 }, "read_all {read_all}");
+        assert_eq!(info.name.as_deref(), Some("欧阳𠮷娜"));
+        assert_eq!(info.name_09.as_deref(), Some("欧阳〓娜"));
+        let gb = info.national(&terminal()).to_gb18030().unwrap();
+        assert!(gb.windows(4).any(|w| w == [0x95, 0x34, 0xB2, 0x35]), "𠮷 in GB 18030");
+    }
+}
+
+#[test]
+fn gen3_without_keys_withholds_holder_data_with_2203() {
+    for sm in [&NoKeys as &dyn card_core::security::SecurityModule, &keys_without(&["RKSSSE"])] {
+        let mut c = card(3, true);
+        let (info, n) = apdus(&mut c, |c| c.read_basic(sm));
+        let info = info.unwrap();
+        assert_eq!(info.national(&terminal()).to_string(), national("gen3-basic-nokeys.txt"));
+        assert_eq!(info.national_code(), national::NO_RKSSSE);
+        assert_eq!(info.national_code(), -2203);
+        assert_eq!(n, 7, "SELECT + EF05 records 1-6");
+    }
+}
+
+#[test]
+fn gen3_wrong_rksse_is_an_auth_failure_with_tries() {
+    let region = card_core::codec::RegionCode::parse("371700").unwrap();
+    let wrong = card_core::crypto::CardKey::new(card_core::crypto::Algorithm::Sm4, &[7; 16]).unwrap();
+    let sm = LocalKeys::new(region).with_key("RKSSSE", wrong);
+    let err = card(3, true).read_basic(&sm).unwrap_err();
+    assert!(matches!(&err, Error::AuthFailed { key, tries_left: 14 } if key == "RKSSSE"), "{err:?}");
+    assert_eq!(national::code(&err), -0x63CE);
+}
+
+#[test]
+fn two_step_with_a_back_end_holding_the_keys() {
+    let backend = keys();
+    let mut c = card(3, true);
+    let before = c.transport().counters();
+    let session = c.begin_two_step().unwrap();
+    let step1 = session.step1();
+    let fields: Vec<&str> = step1.split('|').collect();
+    assert_eq!(fields.len(), 9, "{step1}");
+    assert_eq!(&fields[..4], &["371700", "5353031037170000000000000000A3", "03", "371700D15600000500000000000000A3"]);
+    let answer = two_step::backend_answer(&backend, &step1).unwrap();
+    let info = session.finish(&answer).unwrap();
+    assert_eq!(info.national(&terminal()).to_string(), national("gen3-basic.txt"));
+    assert_eq!((c.transport().counters() - before).apdus, 7);
+
+    // a back end whose IRK is not the card's: the card is not genuine for it
+    let session = c.begin_two_step().unwrap();
+    let step1 = session.step1();
+    let mut answer = two_step::backend_answer(&backend, &step1).unwrap();
+    answer.replace_range(0..2, if answer.starts_with("00") { "11" } else { "00" });
+    assert!(matches!(session.finish(&answer), Err(Error::InternalAuthFailed)));
+    // garbage from the back end
+    let session = c.begin_two_step().unwrap();
+    assert!(matches!(session.finish("nonsense"), Err(Error::BadParameter(_))));
+}
+
+#[test]
+fn internal_authentication_proves_the_card() {
+    for gen in [2, 3] {
+        let mut c = card(gen, true);
+        c.authenticate_card(&keys()).unwrap();
+        let region = card_core::codec::RegionCode::parse("371700").unwrap();
+        let alg = if gen == 3 { card_core::crypto::Algorithm::Sm4 } else { card_core::crypto::Algorithm::Tdes };
+        let other = LocalKeys::new(region).with_key("IRK", card_core::crypto::CardKey::new(alg, &[9; 16]).unwrap());
+        let err = c.authenticate_card(&other).unwrap_err();
+        assert!(matches!(err, Error::InternalAuthFailed));
+        assert_eq!(national::code(&err), -21);
+        assert!(matches!(c.authenticate_card(&NoKeys), Err(Error::MissingKey { .. })));
+    }
+}
+
+#[test]
+fn card_pulled_mid_read_then_reinserted() {
+    let mut c = card(2, true);
+    c.transport_mut().inner_mut().arm_tear(Tear { after_apdu: 2, when: TearPoint::BeforeWrite });
+    let err = c.read_basic(&NoKeys).unwrap_err();
+    assert!(matches!(err, Error::Transport(TransportError::CardRemoved)), "{err:?}");
+    assert_eq!(national::code(&err), national::NO_CARD);
+    assert!(matches!(c.read_basic(&NoKeys), Err(Error::Transport(TransportError::NoCard(_)))));
+    c.transport_mut().inner_mut().reinsert();
+    let info = c.read_basic(&NoKeys).unwrap();
+    assert_eq!(info.national(&terminal()).to_string(), national("gen2-basic.txt"));
+}
+
+#[test]
+fn not_a_social_security_card() {
+    let blank = Card::load(repo("fixtures/cards/blank-gen2.json")).unwrap();
+    let mut c = SocialSecurityCard::new(SimTransport::new(blank));
+    let err = c.read_basic(&NoKeys).unwrap_err();
+    assert!(matches!(err, Error::UnknownCard(_)), "{err:?}");
+    assert_eq!(national::code(&err), -1);
+}
