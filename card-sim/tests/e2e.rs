@@ -323,8 +323,9 @@ fn pcscd_running() -> bool {
 /// Starts pcscd in the background; it outlives the test on purpose, as it would after `cargo xtask setup`.
 #[allow(clippy::zombie_processes)]
 fn start_pcscd() {
-    as_root("pcscd")
-        .arg("--foreground")
+    // its own session: it outlives this process group (a finished shell job, a test binary)
+    as_root("setsid")
+        .args(["pcscd", "--foreground"])
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
