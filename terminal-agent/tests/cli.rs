@@ -1,7 +1,8 @@
 //! The diagnostic CLI, run as a program against a card in `Virtual PCD 00 00` (pcscd + vpcd).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::process::{Command, Output};
+use std::io::Write;
+use std::process::{Command, Output, Stdio};
 
 use testkit::{vpcd_lock, Reader0, READER};
 
@@ -72,4 +73,106 @@ fn exit_codes_tell_who_is_at_fault() {
     assert_eq!(agent(&["apdu", "00A4"]).status.code(), Some(2));
     // unknown reader: 3
     assert_eq!(agent(&["apdu", "-r", "No Such Reader", "00A4040000"]).status.code(), Some(3));
+}
+
+fn agent_with_stdin(args: &[&str], input: &str) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_terminal-agent"))
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run terminal-agent");
+    child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+    child.wait_with_output().unwrap()
+}
+
+/// The terminal identifiers of the national fixture strings (`fixtures/national/README.md`).
+const TERMINAL_NO: &str = "371700000001";
+const DEVICE_NO: &str = "SIM-READER-01";
+
+fn national_fixture(name: &str) -> String {
+    std::fs::read_to_string(testkit::fixture(&format!("national/{name}"))).unwrap()
+}
+
+fn test_keys() -> String {
+    testkit::fixture("cards/test-keys.toml").display().to_string()
+}
+
+/// The issue's acceptance check: the gen 2 fixture's national string, in 3 APDUs.
+#[test]
+fn read_basic_gen2_prints_the_national_string_in_3_apdus() {
+    let _lock = vpcd_lock();
+    let _card = Reader0::insert_fixture("gen2-personalized.json");
+    let o =
+        agent(&["read-basic", "--reader", READER, "--json", "--terminal-no", TERMINAL_NO, "--device-no", DEVICE_NO]);
+    assert!(o.status.success(), "{o:?}");
+    let v = json(&o);
+    assert_eq!(v["national"], national_fixture("gen2-basic.txt"));
+    assert_eq!(v["apdus"], 3);
+    assert_eq!(v["code"], 0);
+    assert_eq!(v["card"]["name"], "张三");
+    assert_eq!(v["exchanges"].as_array().unwrap().len(), 3);
+    assert!(v["exchanges"][0].as_str().unwrap().starts_with("> 00A404000F7378312E73682EC9E7BBE1B1A3D5CF"));
+}
+
+/// Gen 3: with keys the SSN, name and card number are read (5 APDUs); without, they are empty and the
+/// national code is −2203, as the national interface answers.
+#[test]
+fn read_basic_gen3_with_and_without_keys() {
+    let _lock = vpcd_lock();
+    let _card = Reader0::insert_fixture("gen3-personalized.json");
+    let ids = ["--terminal-no", TERMINAL_NO, "--device-no", DEVICE_NO];
+    let v = json(&agent(&[&["read-basic", "-r", READER, "--keys", &test_keys(), "--json"][..], &ids].concat()));
+    assert_eq!(v["national"], national_fixture("gen3-basic.txt"));
+    assert_eq!(v["apdus"], 5);
+    assert_eq!(v["card"]["name"], "欧阳𠮷娜");
+    assert!(v["card"]["ssn"].is_string() && v["card"]["card_number"].is_string());
+
+    let o = agent(&[&["read-basic", "-r", READER, "--json"][..], &ids].concat());
+    assert!(o.status.success(), "the national interface answers −2203 with data, not an error");
+    let v = json(&o);
+    assert_eq!(v["code"], -2203);
+    assert_eq!(v["national"], national_fixture("gen3-basic-nokeys.txt"));
+    assert!(v["card"]["ssn"].is_null() && v["card"]["name"].is_null() && v["card"]["card_number"].is_null());
+}
+
+#[test]
+fn read_and_write_items_by_national_address() {
+    let _lock = vpcd_lock();
+    let _card = Reader0::insert_fixture("gen2-personalized.json");
+    let o = agent(&["read", "-r", READER, "SSSEEF05|05|07|$SSSEEF06|09|$"]);
+    assert_eq!(stdout(&o).trim_end(), "SSSEEF05|20200101|A0000001T|$SSSEEF06|张三|$", "{o:?}");
+    // writing DF01 needs UK_DF01: without keys, refused with the national code and exit 6
+    let o = agent(&["write", "-r", READER, "DF01EF06|23|$", "DF01EF06|济南市历下区|$"]);
+    assert_eq!(o.status.code(), Some(6), "{o:?}");
+    let o = agent(&["write", "-r", READER, "--keys", &test_keys(), "DF01EF06|23|$", "DF01EF06|济南市历下区|$"]);
+    assert!(o.status.success(), "{o:?}");
+    let o = agent(&["read", "-r", READER, "DF01EF06|23|$"]);
+    assert_eq!(stdout(&o).trim_end(), "DF01EF06|济南市历下区|$");
+    // a malformed address is bad input
+    assert_eq!(agent(&["read", "-r", READER, "DF01EF06|23|"]).status.code(), Some(2));
+}
+
+#[test]
+fn pins_come_from_a_file_descriptor_never_argv() {
+    let _lock = vpcd_lock();
+    let _card = Reader0::insert_fixture("gen2-personalized.json");
+    let o = agent_with_stdin(&["verify-pin", "-r", READER, "--pin-fd", "0"], "000000\n");
+    assert_eq!(o.status.code(), Some(4));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("2 tries left") && err.contains("national code -51"), "{err}");
+    assert!(!err.contains("000000"), "the PIN never appears in output");
+    let o = agent_with_stdin(&["verify-pin", "-r", READER, "--pin-fd", "0", "--json"], "123456\n");
+    assert!(o.status.success(), "{o:?}");
+    assert_eq!(json(&o)["result"], "PIN verified");
+    let o = agent_with_stdin(&["change-pin", "-r", READER, "--pin-fd", "0"], "123456\n111111\n111111\n");
+    assert!(o.status.success(), "{o:?}");
+    let o = agent_with_stdin(&["verify-pin", "-r", READER, "--pin-fd", "0"], "111111\n");
+    assert!(o.status.success(), "{o:?}");
+    // no terminal and no --pin-fd: refused, nothing sent
+    let o = agent_with_stdin(&["verify-pin", "-r", READER], "");
+    assert_eq!(o.status.code(), Some(2));
+    // a PIN on the command line is not an option
+    assert_eq!(agent(&["verify-pin", "--pin", "123456"]).status.code(), Some(2));
 }

@@ -196,6 +196,9 @@ fn wait_for_state(selector: &ReaderSelector, present: bool, timeout: Duration) -
     }
 }
 
+/// How long a freshly inserted card may stay unpowered or mute before a connect gives up.
+const POWER_UP_GRACE: Duration = Duration::from_millis(1000);
+
 /// A card in a PC/SC reader.
 pub struct PcscTransport {
     ctx: Context,
@@ -237,7 +240,18 @@ impl PcscTransport {
             self.ctx = establish()?;
         }
         let name = cstring(&self.reader)?;
-        let fresh = |ctx: &Context| ctx.connect(&name, ShareMode::Shared, Protocols::ANY);
+        // A card that has just been inserted may still be powering up: give it a moment.
+        let fresh = |ctx: &Context| {
+            let deadline = Instant::now() + POWER_UP_GRACE;
+            loop {
+                match ctx.connect(&name, ShareMode::Shared, Protocols::ANY) {
+                    Err(pcsc::Error::UnpoweredCard | pcsc::Error::UnresponsiveCard) if Instant::now() < deadline => {
+                        std::thread::sleep(Duration::from_millis(50));
+                    }
+                    other => return other,
+                }
+            }
+        };
         let card = match self.card.take() {
             Some(mut card) => match card.reconnect(ShareMode::Shared, Protocols::ANY, Disposition::LeaveCard) {
                 Ok(()) => card,

@@ -2,6 +2,10 @@
 //! scripts, human output by default, exit codes that say who is at fault.
 
 mod apdu;
+mod items;
+mod keys;
+mod pin;
+mod read_basic;
 mod readers;
 
 use std::process::ExitCode;
@@ -15,7 +19,10 @@ const EXIT_HELP: &str = "Exit codes:
   2  bad arguments or input
   3  no reader, no card, card removed, pcscd not running
   4  the card refused (status word, wrong PIN, blocked)
-  5  the card or its data is not what it should be (malformed answer, failed internal authentication)";
+  5  the card or its data is not what it should be (malformed answer, failed internal authentication)
+  6  keys: a key the operation needs is not held, or the key store cannot be opened or unlocked
+
+PINs are asked at the terminal without echo, or read from --pin-fd N; never from the command line.";
 
 /// The counter's card service for the social security card (社会保障卡), and its diagnostics.
 #[derive(Parser)]
@@ -29,6 +36,16 @@ pub struct Cli {
 enum Command {
     /// List the PC/SC readers and what is in them.
     Readers(readers::Args),
+    /// Read the card and holder data: the national iReadCardBas string and the typed fields.
+    ReadBasic(read_basic::Args),
+    /// Read items by national address, e.g. 'SSSEEF05|05|06|07|$DF01EF06|23|$'.
+    Read(items::ReadArgs),
+    /// Write items by national address; the values mirror the address.
+    Write(items::WriteArgs),
+    /// Verify the cardholder PIN.
+    VerifyPin(pin::VerifyArgs),
+    /// Change the cardholder PIN (current PIN, new PIN twice).
+    ChangePin(pin::ChangeArgs),
     /// Send raw APDUs (hex) to the card and show the answers, as `opensc-tool -s`.
     Apdu(apdu::Args),
 }
@@ -38,12 +55,23 @@ impl Cli {
     pub fn run(self) -> ExitCode {
         let result = match self.command {
             Command::Readers(a) => readers::run(a),
+            Command::ReadBasic(a) => read_basic::run(a),
+            Command::Read(a) => items::read(a),
+            Command::Write(a) => items::write(a),
+            Command::VerifyPin(a) => pin::verify(a),
+            Command::ChangePin(a) => pin::change(a),
             Command::Apdu(a) => apdu::run(a),
         };
         match result {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
-                eprintln!("terminal-agent: {e}");
+                match &e {
+                    Failure::Card(err) => {
+                        let code = card_core::national::code(err);
+                        eprintln!("terminal-agent: {e} (national code {code})");
+                    }
+                    _ => eprintln!("terminal-agent: {e}"),
+                }
                 let mut source = std::error::Error::source(&e);
                 while let Some(s) = source {
                     eprintln!("  caused by: {s}");
@@ -67,6 +95,9 @@ pub enum Failure {
     /// Output could not be written.
     #[error("cannot write the output")]
     Io(#[from] std::io::Error),
+    /// The key store could not give the keys.
+    #[error("key store: {0}")]
+    Keys(String),
 }
 
 impl From<TransportError> for Failure {
@@ -81,10 +112,16 @@ impl Failure {
         match self {
             Failure::Usage(_) => 2,
             Failure::Io(_) => 1,
+            Failure::Keys(_) => 6,
             Failure::Card(E::Transport(_)) => 3,
-            Failure::Card(E::Card(_) | E::WrongPin { .. } | E::Blocked(_)) => 4,
-            Failure::Card(E::Protocol(_) | E::Tlv(_)) => 5,
-            Failure::Card(E::Apdu(_) | E::Codec(_)) => 2,
+            Failure::Card(
+                E::Card(_) | E::WrongPin { .. } | E::Blocked(_) | E::PinBlocked | E::AuthFailed { .. } | E::National(_),
+            ) => 4,
+            Failure::Card(E::Protocol(_) | E::Tlv(_) | E::InternalAuthFailed | E::UnknownCard(_) | E::CardMismatch) => {
+                5
+            }
+            Failure::Card(E::MissingKey { .. }) => 6,
+            Failure::Card(E::Apdu(_) | E::Codec(_) | E::BadParameter(_)) => 2,
             Failure::Card(_) => 1,
         }
     }

@@ -1,0 +1,108 @@
+//! `terminal-agent read-basic`: the national iReadCardBas of the card in a reader.
+
+use card_core::card::{BasicInfo, SocialSecurityCard, TerminalIds};
+use card_core::transport::{RecordingTransport, Transport};
+use card_core::{codec, national};
+use serde_json::{json, Value};
+
+use super::keys::KeyArgs;
+use super::{open_reader, print_json, Failure, JSON_FORMAT};
+
+/// Arguments of `read-basic`.
+#[derive(clap::Args)]
+pub struct Args {
+    /// Reader name (or a unique part of it) or index; default 0.
+    #[arg(long, short = 'r')]
+    reader: Option<String>,
+    #[command(flatten)]
+    keys: KeyArgs,
+    /// 终端机编号 of the national string (configuration of the counter).
+    #[arg(long, env = "SSCARD_TERMINAL_NO", default_value = "", value_name = "ID")]
+    terminal_no: String,
+    /// 终端设备号 of the national string (configuration of the counter).
+    #[arg(long, env = "SSCARD_DEVICE_NO", default_value = "", value_name = "ID")]
+    device_no: String,
+    /// Machine-readable output: `national`, `code`, `card` (typed fields), `apdus` (count) and `exchanges`
+    /// (the command-response pairs on the wire, GET RESPONSE included; PINs and keys redacted).
+    #[arg(long)]
+    json: bool,
+}
+
+fn opt<T: ToString>(v: &Option<T>) -> Value {
+    v.as_ref().map(|x| Value::String(x.to_string())).unwrap_or(Value::Null)
+}
+
+fn card_json(b: &BasicInfo) -> Value {
+    json!({
+        "generation": b.generation.number(),
+        "algorithm": b.algorithm.name(),
+        "historical_bytes": codec::hex_upper(&b.historical_bytes),
+        "card_id": codec::hex_upper(&b.card_id),
+        "region": b.region.as_str(),
+        "card_type": b.card_type,
+        "spec_version": b.spec_version,
+        "init_org": b.init_org,
+        "issue_date": b.issue_date.to_string(),
+        "expiry_date": b.expiry_date.to_string(),
+        "card_number": opt(&b.card_number),
+        "ssn": opt(&b.ssn),
+        "name": opt(&b.name),
+        "name_ext": opt(&b.name_ext),
+        "sex": opt(&b.sex),
+        "ethnicity": opt(&b.ethnicity),
+        "birthplace": opt(&b.birthplace),
+        "birth_date": opt(&b.birth_date),
+        "withheld_for_lack_of": opt(&b.withheld),
+    })
+}
+
+pub fn run(a: Args) -> Result<(), Failure> {
+    let sm = a.keys.module()?;
+    let terminal = TerminalIds { terminal_no: a.terminal_no, device_no: a.device_no };
+    let transport = RecordingTransport::new(open_reader(&a.reader)?);
+    let mut card = SocialSecurityCard::new(transport).with_terminal(terminal.clone());
+    let info = card.read_basic(sm.as_ref())?;
+    let national_string = info.national(&terminal);
+    let code = info.national_code();
+    let wire = card.transport();
+    if a.json {
+        let exchanges: Vec<String> = wire.exchanges().iter().map(|e| e.to_lines()).collect();
+        let c = wire.counters();
+        return print_json(&json!({
+            "format": JSON_FORMAT,
+            "reader": wire.name(),
+            "national": national_string.as_str(),
+            "code": code,
+            "message": national::message(code),
+            "card": card_json(&info),
+            "apdus": c.apdus,
+            "bytes_sent": c.bytes_sent,
+            "bytes_received": c.bytes_received,
+            "exchanges": exchanges,
+        }));
+    }
+    let show = |label: &str, v: &Option<String>| {
+        println!("{label:<24} {}", v.as_deref().unwrap_or("(withheld)"));
+    };
+    println!("{:<24} {}", "卡识别码 card id", codec::hex_upper(&info.card_id));
+    println!("{:<24} {}", "发卡地区 region", info.region.as_str());
+    println!(
+        "{:<24} {} (generation {}, {})",
+        "规范版本 spec",
+        info.spec_version,
+        info.generation,
+        info.algorithm.name()
+    );
+    show("卡号 card number", &info.card_number);
+    show("社会保障号码 SSN", &info.ssn);
+    show("姓名 name", &info.name);
+    show("性别 sex", &info.sex);
+    show("民族 ethnicity", &info.ethnicity);
+    show("出生地 birthplace", &info.birthplace);
+    show("出生日期 birth date", &info.birth_date.map(|d| d.to_string()));
+    println!("{:<24} {}", "发卡日期 issued", info.issue_date);
+    println!("{:<24} {}", "卡有效期 expires", info.expiry_date);
+    println!("\niReadCardBas ({code} {})\n{national_string}", national::message(code));
+    println!("\n{} APDUs on the wire", wire.counters().apdus);
+    Ok(())
+}
