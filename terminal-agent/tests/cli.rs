@@ -176,3 +176,41 @@ fn pins_come_from_a_file_descriptor_never_argv() {
     // a PIN on the command line is not an option
     assert_eq!(agent(&["verify-pin", "--pin", "123456"]).status.code(), Some(2));
 }
+
+/// Gen 3 with the keys of a key-mgmt store: RKSSSE imported from two components, unlocked by passphrase.
+#[test]
+fn read_basic_gen3_with_a_key_store() {
+    use card_core::crypto::Algorithm;
+    use zeroize::Zeroizing;
+    let dir = tempfile::tempdir().unwrap();
+    let store_path = dir.path().join("keys.db");
+    let kbpk = [
+        Zeroizing::new((0..32u8).map(|i| i.wrapping_mul(7) ^ 0x5C).collect()),
+        Zeroizing::new((0..32u8).collect::<Vec<u8>>()),
+    ];
+    let (store, _) = key_mgmt::KeyStore::init(&store_path, &kbpk, Some(b"counter pass")).unwrap();
+    // the published SM4 test issuer key RKSSSE of fixtures/cards/test-keys.toml
+    let rkssse = hex::decode("1616A265CF68556282F6720EF98BD625").unwrap();
+    let comps = key_mgmt::components::split(&rkssse, 2).unwrap();
+    store.import_components("RKSSSE", 1, Algorithm::Sm4, &comps, true).unwrap();
+    drop(store);
+    let pass = dir.path().join("pass.txt");
+    std::fs::write(&pass, "counter pass\n").unwrap();
+
+    let _lock = vpcd_lock();
+    let _card = Reader0::insert_fixture("gen3-personalized.json");
+    let ids = ["--terminal-no", TERMINAL_NO, "--device-no", DEVICE_NO];
+    let store_arg = store_path.display().to_string();
+    let pass_arg = pass.display().to_string();
+    let args =
+        [&["read-basic", "-r", READER, "--keystore", &store_arg, "--passphrase-file", &pass_arg, "--json"][..], &ids];
+    let o = agent(&args.concat());
+    assert!(o.status.success(), "{o:?}");
+    let v = json(&o);
+    assert_eq!(v["national"], national_fixture("gen3-basic.txt"));
+    assert_eq!(v["apdus"], 5);
+    // a wrong passphrase: exit 6, nothing sent to the card
+    std::fs::write(&pass, "wrong\n").unwrap();
+    let o = agent(&args.concat());
+    assert_eq!(o.status.code(), Some(6), "{o:?}");
+}
