@@ -145,33 +145,93 @@ pub fn test(extra: &[String]) -> Result<()> {
     run(cargo().args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]))
 }
 
-/// Kills the child when dropped (the virtual card leaves the reader).
+/// Kills the child when dropped (the virtual card leaves the reader) and waits until pcscd has seen the
+/// reader empty, so that the next card is a new insertion.
 struct Guard(Child);
 
 impl Drop for Guard {
     fn drop(&mut self) {
         let _ = Command::new("kill").arg("-TERM").arg(self.0.id().to_string()).status();
         let _ = self.0.wait();
+        let _ = wait_until(Duration::from_secs(10), || {
+            Command::new("opensc-tool")
+                .args(["--reader", "0", "--atr"])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .map(|s| !s.success())
+                .unwrap_or(true)
+        });
     }
 }
 
-/// The demo: the personalized gen 2 test card in `Virtual PCD 00 00`, read through PC/SC.
-pub fn demo(extra: &[String]) -> Result<()> {
-    run(cargo().args(["build", "--quiet", "-p", "card-sim", "-p", "card-core", "--examples", "--bins"]))?;
-    let target = root().join("target").join("debug");
-    let image = root().join("fixtures").join("cards").join("gen2-personalized.json");
-    let scratch = std::env::temp_dir().join(format!("sscard-demo-{}.json", std::process::id()));
-    std::fs::copy(&image, &scratch).map_err(|e| format!("cannot copy {}: {e}", image.display()))?;
-    let sim = Command::new(target.join("card-sim"))
+/// Starts card-sim with a copy of a fixture card in `Virtual PCD 00 00`; the guard removes it.
+fn insert_fixture(name: &str, scratch: &Path) -> Result<Guard> {
+    let image = root().join("fixtures").join("cards").join(name);
+    std::fs::copy(&image, scratch).map_err(|e| format!("cannot copy {}: {e}", image.display()))?;
+    let sim = Command::new(root().join("target").join("debug").join("card-sim"))
         .args(["--vpcd", VPCD_READER0, "--image"])
-        .arg(&scratch)
+        .arg(scratch)
         .stdin(Stdio::null())
+        .stderr(Stdio::null())
         .spawn()
         .map_err(|e| format!("cannot start card-sim: {e}"))?;
-    let _guard = Guard(sim);
-    let result = run(Command::new(target.join("examples").join("demo")).args(extra));
+    let guard = Guard(sim);
+    // wait until pcscd shows the card (opensc-tool asks pcscd; no card-side polling of ours)
+    wait_until(Duration::from_secs(10), || {
+        Command::new("opensc-tool")
+            .args(["--reader", "0", "--atr"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false)
+    })
+    .map_err(|()| "the virtual card did not appear in Virtual PCD 00 00".to_owned())?;
+    Ok(guard)
+}
+
+fn step(title: &str) {
+    println!("\n==> {title}");
+}
+
+/// The demo on the virtual card: the counter's view of a gen 2 and a gen 3 test card through pcscd.
+pub fn demo(extra: &[String]) -> Result<()> {
+    run(cargo().args([
+        "build",
+        "--quiet",
+        "-p",
+        "card-sim",
+        "-p",
+        "terminal-agent",
+        "-p",
+        "card-core",
+        "--examples",
+        "--bins",
+    ]))?;
+    let bin = root().join("target").join("debug");
+    let agent = || Command::new(bin.join("terminal-agent"));
+    let ids = ["--terminal-no", "371700000001", "--device-no", "SIM-READER-01"];
+    let scratch = std::env::temp_dir().join(format!("sscard-demo-{}.json", std::process::id()));
+    let keys = root().join("fixtures").join("cards").join("test-keys.toml");
+
+    step("card-sim puts the personalized generation 2 test card (张三) into 'Virtual PCD 00 00'");
+    let card = insert_fixture("gen2-personalized.json", &scratch)?;
+    run(agent().arg("readers"))?;
+    step("terminal-agent read-basic: the national iReadCardBas string, read in 3 APDUs");
+    run(agent().arg("read-basic").args(ids))?;
+    step("the same card, item by item through PC/SC, and the card layout of the built-in profile");
+    run(Command::new(bin.join("examples").join("demo")).args(extra))?;
+    drop(card);
+
+    step("a generation 3 (SM4) card: without keys the holder data is withheld (national code -2203)");
+    let card = insert_fixture("gen3-personalized.json", &scratch)?;
+    run(agent().arg("read-basic").args(ids))?;
+    step("with the published test keys (RKSSSE): 5 APDUs, the name has a character outside GBK in tag 4E");
+    run(agent().args(["read-basic", "--keys"]).arg(&keys).args(ids))?;
+    drop(card);
     let _ = std::fs::remove_file(&scratch);
-    result
+    Ok(())
 }
 
 /// Regenerates the card images under `fixtures/cards/`.
