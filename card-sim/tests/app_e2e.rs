@@ -2,65 +2,15 @@
 //! card-core's `SocialSecurityCard` over `PcscTransport`. Takes `/tmp/sscard-vpcd.lock` like `e2e.rs`.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::fs::File;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command as Process, Stdio};
-use std::time::Duration;
-
 use card_core::card::{SocialSecurityCard, TerminalIds};
 use card_core::codec::RegionCode;
 use card_core::crypto::Algorithm;
 use card_core::security::{LocalKeys, NoKeys};
-use card_core::transport::{wait_for_card, wait_for_removal, PcscTransport, ReaderSelector, RecordingTransport};
+use card_core::transport::{PcscTransport, RecordingTransport};
 
-const READER: &str = "Virtual PCD 00 00";
-const VPCD: &str = "127.0.0.1:35963";
+mod common;
 
-fn vpcd_lock() -> File {
-    let f = File::create("/tmp/sscard-vpcd.lock").expect("create the vpcd lock file");
-    f.lock().expect("lock the vpcd readers");
-    f
-}
-
-fn reader() -> ReaderSelector {
-    ReaderSelector::Name(READER.into())
-}
-
-fn repo(path: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(path)
-}
-
-/// A running card-sim with its own copy of a fixture image; stopped (and the reader emptied) on drop.
-struct Sim {
-    child: Child,
-    _dir: tempfile::TempDir,
-}
-
-impl Sim {
-    fn start(fixture: &str, args: &[&str]) -> Sim {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::copy(repo(&format!("fixtures/cards/{fixture}")), dir.path().join("card.json")).unwrap();
-        wait_for_removal(&reader(), Duration::from_secs(10)).expect("reader empty before insertion");
-        let child = Process::new(env!("CARGO_BIN_EXE_card-sim"))
-            .args(["--vpcd", VPCD, "--image"])
-            .arg(dir.path().join("card.json"))
-            .args(args)
-            .stdin(Stdio::null())
-            .spawn()
-            .expect("start card-sim");
-        let sim = Sim { child, _dir: dir };
-        wait_for_card(&reader(), Duration::from_secs(10)).expect("card-sim card in the reader");
-        sim
-    }
-}
-
-impl Drop for Sim {
-    fn drop(&mut self) {
-        let _ = Process::new("kill").arg("-TERM").arg(self.child.id().to_string()).status();
-        let _ = self.child.wait();
-        let _ = wait_for_removal(&reader(), Duration::from_secs(10));
-    }
-}
+use common::{reader, repo, vpcd_lock, Sim};
 
 fn terminal() -> TerminalIds {
     TerminalIds { terminal_no: "371700000001".into(), device_no: "SIM-READER-01".into() }

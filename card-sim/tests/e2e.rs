@@ -6,112 +6,18 @@
 //! shared by every end-to-end test of the workspace: each test holds `/tmp/sscard-vpcd.lock`.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::fs::File;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command as Process, ExitStatus, Stdio};
+use std::process::{Command as Process, Stdio};
 use std::time::{Duration, Instant};
 
 use card_core::apdu::{Command, Ins, StatusWord};
 use card_core::transport::{
-    list_readers, wait_for_card, wait_for_removal, CardTransactionExt, PcscTransport, ReaderSelector,
-    RecordingTransport, Transport, TransportError,
+    list_readers, wait_for_card, CardTransactionExt, PcscTransport, RecordingTransport, Transport, TransportError,
 };
 use card_core::Error;
 
-const READER: &str = "Virtual PCD 00 00";
-const VPCD: &str = "127.0.0.1:35963";
-const SSSE_AID: &str = "7378312E73682EC9E7BBE1B1A3D5CF";
+mod common;
 
-fn vpcd_lock() -> File {
-    let f = File::create("/tmp/sscard-vpcd.lock").expect("create the vpcd lock file");
-    f.lock().expect("lock the vpcd readers");
-    f
-}
-
-fn reader() -> ReaderSelector {
-    ReaderSelector::Name(READER.into())
-}
-
-fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/cards").join(name)
-}
-
-/// A running `card-sim` with its own copy of a fixture image.
-struct Sim {
-    child: Option<Child>,
-    dir: tempfile::TempDir,
-}
-
-impl Sim {
-    fn start(fixture_name: &str, args: &[&str]) -> Sim {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::copy(fixture(fixture_name), dir.path().join("card.json")).unwrap();
-        Sim::start_in(dir, args)
-    }
-
-    /// Starts card-sim on `dir/card.json` (re-insertion of the same card).
-    fn start_in(dir: tempfile::TempDir, args: &[&str]) -> Sim {
-        // the previous card must be out of the reader, or we would see it
-        wait_for_removal(&reader(), Duration::from_secs(10)).expect("reader empty before insertion");
-        let child = Process::new(env!("CARGO_BIN_EXE_card-sim"))
-            .args(["--vpcd", VPCD, "--image"])
-            .arg(dir.path().join("card.json"))
-            .args(args)
-            .stdin(Stdio::null())
-            .spawn()
-            .expect("start card-sim");
-        // from here on, Drop stops the child whatever happens
-        let sim = Sim { child: Some(child), dir };
-        wait_for_card(&reader(), Duration::from_secs(10)).expect("card-sim card in the reader");
-        sim
-    }
-
-    fn image(&self) -> PathBuf {
-        self.dir.path().join("card.json")
-    }
-
-    /// SIGTERM, then the exit status; waits until pcscd sees the reader empty.
-    fn stop(&mut self) -> ExitStatus {
-        let mut child = self.child.take().expect("running");
-        let _ = Process::new("kill").arg("-TERM").arg(child.id().to_string()).status();
-        let status = child.wait().unwrap();
-        wait_for_removal(&reader(), Duration::from_secs(10)).expect("card gone after card-sim exits");
-        status
-    }
-
-    /// Waits for card-sim to exit by itself (after a tear).
-    fn wait_exit(&mut self) -> ExitStatus {
-        let mut child = self.child.take().expect("running");
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            if let Some(status) = child.try_wait().unwrap() {
-                wait_for_removal(&reader(), Duration::from_secs(10)).unwrap();
-                return status;
-            }
-            assert!(Instant::now() < deadline, "card-sim did not exit");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    /// Keeps the image directory for a re-insertion.
-    fn into_dir(mut self) -> tempfile::TempDir {
-        if self.child.is_some() {
-            self.stop();
-        }
-        std::mem::replace(&mut self.dir, tempfile::tempdir().unwrap())
-    }
-}
-
-impl Drop for Sim {
-    fn drop(&mut self) {
-        // no panics here: this also runs while a failed test unwinds
-        if let Some(mut child) = self.child.take() {
-            let _ = Process::new("kill").arg("-TERM").arg(child.id().to_string()).status();
-            let _ = child.wait();
-            let _ = wait_for_removal(&reader(), Duration::from_secs(10));
-        }
-    }
-}
+use common::{reader, vpcd_lock, Sim, READER, SSSE_AID};
 
 fn select_ssse() -> Command {
     Command::new(0x00, Ins::SELECT, 0x04, 0x00).with_data(hex::decode(SSSE_AID).unwrap()).unwrap().with_le(256).unwrap()

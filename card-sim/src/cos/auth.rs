@@ -111,6 +111,29 @@ fn mac_header(x: &Exec<'_>) -> Vec<u8> {
     h
 }
 
+/// The data of an update command (UPDATE RECORD / UPDATE BINARY) once its file's update condition allows
+/// it: CLA `04` is line-protected (the STK MAC is checked and removed, and satisfies the *key* part of the
+/// condition, CARD-PROFILE §6.4); `never` refuses before any MAC is checked. Empty data is `6700`.
+pub(crate) fn update_payload(x: &mut Exec<'_>, update: crate::access::AccessCondition) -> Result<Vec<u8>, StatusWord> {
+    if update == crate::access::AccessCondition::Never {
+        return Err(StatusWord::SECURITY_NOT_SATISFIED);
+    }
+    let secure = x.cmd.cla == 0x04;
+    let payload = if secure {
+        let path = x.vol.path.clone();
+        verify_mac(x, &path, KeyType::Maintenance)?
+    } else {
+        x.data().to_vec()
+    };
+    if !update.is_satisfied(&x.vol.security, secure) {
+        return Err(StatusWord::SECURITY_NOT_SATISFIED);
+    }
+    if payload.is_empty() {
+        return Err(StatusWord::WRONG_LENGTH);
+    }
+    Ok(payload)
+}
+
 /// Checks the MAC (last 4 data bytes) of a line-protected command with the first key of type
 /// `key_type` in the DF at `path`; returns the data without the MAC.
 pub(crate) fn verify_mac(x: &mut Exec<'_>, path: &[usize], key_type: KeyType) -> Result<Vec<u8>, StatusWord> {

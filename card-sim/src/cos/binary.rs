@@ -8,7 +8,6 @@ use card_core::apdu::StatusWord;
 use super::records::{resolve_sfi, WRONG_STRUCTURE};
 use super::{auth, ok, Exec, Res};
 use crate::fs::EfBody;
-use crate::keys::KeyType;
 
 fn address(x: &mut Exec<'_>) -> Result<(usize, usize), StatusWord> {
     let (p1, p2) = (x.cmd.p1, x.cmd.p2);
@@ -52,25 +51,10 @@ pub(crate) fn update_binary(x: &mut Exec<'_>) -> Res {
     if offset >= usize::from(*size) {
         return Err(StatusWord::WRONG_OFFSET);
     }
-    if update == crate::access::AccessCondition::Never {
-        return Err(StatusWord::SECURITY_NOT_SATISFIED);
-    }
-    let secure = x.cmd.cla == 0x04;
-    let payload = if secure {
-        let path = x.vol.path.clone();
-        auth::verify_mac(x, &path, KeyType::Maintenance)?
-    } else {
-        x.data().to_vec()
-    };
-    if !update.is_satisfied(&x.vol.security, secure) {
-        return Err(StatusWord::SECURITY_NOT_SATISFIED);
-    }
+    let payload = auth::update_payload(x, update)?;
     let ef = x.df_mut()?.files.get_mut(i).ok_or(StatusWord::FILE_NOT_FOUND)?;
     let EfBody::Transparent { data, .. } = &mut ef.body else { return Err(WRONG_STRUCTURE) };
     let target = data.0.get_mut(offset..offset.saturating_add(payload.len())).ok_or(StatusWord::WRONG_LENGTH)?;
-    if payload.is_empty() {
-        return Err(StatusWord::WRONG_LENGTH);
-    }
     target.copy_from_slice(&payload);
     x.wrote(payload.len());
     ok(Vec::new())

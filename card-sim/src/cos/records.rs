@@ -7,7 +7,6 @@ use card_core::apdu::{Ins, StatusWord};
 use super::{auth, ok, Exec, Res};
 use crate::fs::{is_simple_tlv, EfBody};
 use crate::hexfmt::HexBytes;
-use crate::keys::KeyType;
 
 /// APPEND RECORD (ISO/IEC 7816-4 §11.3.5), an extension for cyclic EFs.
 pub(crate) const APPEND_RECORD: Ins = Ins(0xE2);
@@ -77,23 +76,7 @@ pub(crate) fn read_record(x: &mut Exec<'_>) -> Res {
 fn prepare_update(x: &mut Exec<'_>, sfi: u8) -> Result<(usize, Vec<u8>), StatusWord> {
     let i = resolve_sfi(x, sfi)?;
     let update = x.df()?.files.get(i).ok_or(StatusWord::FILE_NOT_FOUND)?.update;
-    if update == crate::access::AccessCondition::Never {
-        return Err(StatusWord::SECURITY_NOT_SATISFIED);
-    }
-    let secure = x.cmd.cla == 0x04;
-    let payload = if secure {
-        let path = x.vol.path.clone();
-        auth::verify_mac(x, &path, KeyType::Maintenance)?
-    } else {
-        x.data().to_vec()
-    };
-    if !update.is_satisfied(&x.vol.security, secure) {
-        return Err(StatusWord::SECURITY_NOT_SATISFIED);
-    }
-    if payload.is_empty() {
-        return Err(StatusWord::WRONG_LENGTH);
-    }
-    Ok((i, payload))
+    Ok((i, auth::update_payload(x, update)?))
 }
 
 pub(crate) fn update_record(x: &mut Exec<'_>) -> Res {
