@@ -1,0 +1,45 @@
+//! In-process issuance on card-sim: one card per generation, verified and issued, with its costs.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use card_core::profile::{Generation, Profile};
+use card_sim::SimTransport;
+use issuance::cos::ReferenceCos;
+use issuance::journal::Journal;
+use issuance::prepare::Settings;
+use issuance::run::Issuer;
+
+fn issue_one(g: u8) -> (u64, u64, std::time::Duration) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("keys.db");
+    common::make_store(&store);
+    let keys = common::key_source(&store);
+    let journal = Journal::in_memory().unwrap();
+    let gen = Generation::new(g).unwrap();
+    let holders = common::sample(gen);
+    let batch = journal.new_batch("sample.csv", g, &holders).unwrap();
+    let mut settings = Settings::new(gen);
+    settings.issue_date = card_core::codec::Date::new(2026, 1, 15).unwrap();
+    let issuer = Issuer { profile: Profile::builtin(), cos: &ReferenceCos, keys: &keys, journal: &journal, settings };
+    let mut sim = SimTransport::new(common::blank(g, 0x0102_0304_0506_0708));
+    let (id, costs) = issuer.issue(&mut sim, &holders[3], Some(batch)).unwrap();
+    let row = journal.card(id).unwrap();
+    assert_eq!(row.state, "issued");
+    assert_eq!(row.card_number, "00000001".to_owned() + &row.card_number[8..]);
+    assert_eq!(row.expiry_date, "20360115");
+    assert_eq!(costs.apdus, sim.apdu_count());
+    (costs.apdus, costs.bytes, sim.modeled_time())
+}
+
+#[test]
+fn gen2_card_is_issued_and_verified() {
+    let (apdus, bytes, t) = issue_one(2);
+    println!("gen 2: {apdus} APDUs, {bytes} bytes, modeled {t:?}");
+}
+
+#[test]
+fn gen3_card_is_issued_and_verified() {
+    let (apdus, bytes, t) = issue_one(3);
+    println!("gen 3: {apdus} APDUs, {bytes} bytes, modeled {t:?}");
+}
