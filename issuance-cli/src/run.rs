@@ -196,13 +196,14 @@ impl Issuer<'_> {
         j.set_costs(row.id, costs.apdus, costs.bytes, None)?;
         match verified {
             Ok(()) => {}
-            Err(e @ Error::Verify(_)) => {
-                j.set_state(row.id, state::REJECTED, Some(&e.to_string()))?;
+            Err(e @ Error::Card(card_core::Error::Transport(_))) => {
+                // torn during verification: written but not verified; resume verifies again
+                j.set_state(row.id, state::FAILED, Some(&e.to_string()))?;
                 return Err(e);
             }
             Err(e) => {
-                // torn during verification: written but not verified; resume verifies again
-                j.set_state(row.id, state::FAILED, Some(&e.to_string()))?;
+                // the card does not hold what was written, or refuses its own keys
+                j.set_state(row.id, state::REJECTED, Some(&e.to_string()))?;
                 return Err(e);
             }
         }

@@ -102,7 +102,11 @@ fn verify_pin(tx: &mut Tx<'_>, pin: &str) -> Result<(), Error> {
         card_core::codec::encode_cn(pin, len).map_err(|_| Error::Input("initial PIN is not digits".into()))?,
     );
     let cmd = Command::new(0x00, Ins::VERIFY, 0, 0).with_data(bcd.to_vec())?.sensitive();
-    tx.exchange_ok(&cmd).map_err(|e| mismatch(format!("initial PIN does not verify: {e}")))?;
+    match tx.exchange_ok(&cmd) {
+        Ok(_) => Ok(()),
+        Err(e @ card_core::Error::Transport(_)) => Err(e.into()),
+        Err(e) => Err(mismatch(format!("initial PIN does not verify: {e}"))),
+    }?;
     Ok(())
 }
 
