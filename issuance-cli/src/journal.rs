@@ -341,6 +341,18 @@ impl Journal {
             .optional()?)
     }
 
+    /// The latest card written to chip `chip` (any state), if any.
+    pub fn last_card_of_chip(&self, chip: &str) -> Result<Option<CardRow>, Error> {
+        Ok(self
+            .conn
+            .query_row(
+                &format!("SELECT {CARD_COLS} FROM cards WHERE chip = ?1 ORDER BY id DESC LIMIT 1"),
+                [chip],
+                card_row,
+            )
+            .optional()?)
+    }
+
     /// Every card, in id order.
     pub fn cards(&self) -> Result<Vec<CardRow>, Error> {
         let mut st = self.conn.prepare(&format!("SELECT {CARD_COLS} FROM cards ORDER BY id"))?;

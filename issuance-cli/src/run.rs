@@ -142,6 +142,29 @@ impl Issuer<'_> {
         Ok(Some((row.id, costs)))
     }
 
+    /// Verifies the card in `t` again against the journal (read back, key info, authentications;
+    /// not the PIN). Returns the card row; the journal is not changed.
+    pub fn verify_card(&self, t: &mut dyn Transport) -> Result<(CardRow, Costs), Error> {
+        let chip = chip_of(t)?;
+        let row = self
+            .journal
+            .last_card_of_chip(&hex::encode_upper(chip))?
+            .ok_or_else(|| Error::Input("this card is not in the journal".into()))?;
+        let batch = row.batch.ok_or_else(|| Error::Journal(format!("card {} has no batch", row.id)))?;
+        let holder = self.journal.holder(batch, row.holder_line)?;
+        let g = Generation::new(u8::try_from(row.generation).unwrap_or(0))
+            .ok_or_else(|| Error::Journal("generation".into()))?;
+        let keys = self.keys.card_keys(&row.region, &chip, algorithm_of(g))?;
+        let plan = self.plan_for(&row, &holder, &keys)?;
+        let mut costs = Costs::default();
+        {
+            let tx = t.transaction().map_err(card_core::Error::from)?;
+            let mut tx = Counting { inner: tx, costs: &mut costs };
+            verify::verify(&mut tx, self.cos, self.profile, &plan, &keys, None)?;
+        }
+        Ok((row, costs))
+    }
+
     fn prepared(&self, row: &CardRow, holder: &Holder) -> Result<Prepared, Error> {
         let g = Generation::new(u8::try_from(row.generation).unwrap_or(0))
             .ok_or_else(|| Error::Journal(format!("card {}: generation {}", row.id, row.generation)))?;
@@ -191,7 +214,7 @@ impl Issuer<'_> {
         let verified = {
             let tx = t.transaction().map_err(card_core::Error::from)?;
             let mut tx = Counting { inner: tx, costs: &mut costs };
-            verify::verify(&mut tx, self.cos, self.profile, &plan, &keys, holder.initial_pin())
+            verify::verify(&mut tx, self.cos, self.profile, &plan, &keys, Some(holder.initial_pin()))
         };
         j.set_costs(row.id, costs.apdus, costs.bytes, None)?;
         match verified {

@@ -20,14 +20,15 @@ fn mismatch(what: String) -> Error {
     Error::Verify(what)
 }
 
-/// Verifies a written card against its plan.
+/// Verifies a written card against its plan; `pin`, the initial PIN, is checked when given (not on a
+/// card in circulation, whose holder may have changed it).
 pub fn verify(
     tx: &mut Tx<'_>,
     cos: &dyn CosAdapter,
     profile: &Profile,
     plan: &Plan,
     keys: &CardKeys,
-    pin: &str,
+    pin: Option<&str>,
 ) -> Result<(), Error> {
     tx.reset()?;
     let g = Generation::new(plan.generation).ok_or_else(|| Error::Internal("generation".into()))?;
@@ -74,7 +75,9 @@ pub fn verify(
                 let kid = profile.df("SSSE").and_then(|d| d.key("RKSSSE")).map(|k| k.kid).unwrap_or(0x0A);
                 authenticate(tx, kid, rk)?;
             }
-            verify_pin(tx, pin)?;
+            if let Some(pin) = pin {
+                verify_pin(tx, pin)?;
+            }
         }
         for s in records.get(df).into_iter().flatten() {
             read_back(tx, s)?;

@@ -64,13 +64,14 @@ fn cli_personalizes_the_sample_one_card_after_another() {
             let _ = tx.send(line);
         }
     });
+    let mut issued = Vec::new();
     for (i, line) in [2, 3, 4, 5, 6].into_iter().enumerate() {
         let asked = expect_line(&rx, "insert a blank card");
         assert!(asked.contains(&format!("line {line} ")), "{asked}");
         let card = Reader0::insert(SimTransport::new(common::blank(2, 0x1000 + i as u64)));
         let done = expect_line(&rx, &format!("line {line} "));
         assert!(done.contains("issued"), "{done}");
-        card.remove();
+        issued.push(card.remove());
     }
     let summary = expect_line(&rx, "batch 1:");
     assert!(summary.contains("5 issued, 0 failed"), "{summary}");
@@ -90,6 +91,15 @@ fn cli_personalizes_the_sample_one_card_after_another() {
     let report = issuance(dir.path()).args(["report", "--format", "json"]).output().unwrap();
     let v: serde_json::Value = serde_json::from_slice(&report.stdout).unwrap();
     assert_eq!(v["average"]["apdus"], 185.0);
+
+    // a card of the batch, verified again in the reader (read back, keys, internal authentication)
+    let card = Reader0::insert(issued.swap_remove(3));
+    let out = issuance(dir.path()).args(["verify", "--json", "--reader", READER]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["verified"], true);
+    assert_eq!(v["ssn"], "371721198509090047");
+    drop(card);
 }
 
 #[test]

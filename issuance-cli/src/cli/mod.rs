@@ -8,6 +8,7 @@ mod report;
 mod resume;
 mod status;
 mod validate;
+mod verify;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -65,6 +66,8 @@ enum Command {
     Personalize(personalize::Args),
     /// Continue the unfinished card in a reader (after a tear, a removal, a failure).
     Resume(resume::Args),
+    /// Verify the card in a reader again against the journal (read back, keys, internal authentication).
+    Verify(verify::Args),
     /// The journal: cards per state and each card.
     Status(status::Args),
     /// Per-card costs (APDUs, bytes, modeled time) and totals, as CSV or JSON.
@@ -118,6 +121,7 @@ impl Cli {
             Command::Plan(a) => plan::run(&g, a),
             Command::Personalize(a) => personalize::run(&g, a),
             Command::Resume(a) => resume::run(&g, a),
+            Command::Verify(a) => verify::run(&g, a),
             Command::Status(a) => status::run(&g, a),
             Command::Report(a) => report::run(&g, a),
         };
