@@ -183,6 +183,10 @@ fn worker(sh: &Shared<'_>, reader: &str) -> Result<(), Failure> {
         }
         sh.bar.inc(1);
         sh.say(format!("{reader}: remove the card"));
-        wait_for_removal(&selector, sh.timeout)?;
+        // the next card is awaited only once this one is out; after the last one, nothing to wait for
+        let more = sh.queue.lock().map(|q| !q.is_empty()).unwrap_or(false);
+        if more && !sh.stop.load(Ordering::SeqCst) {
+            wait_for_removal(&selector, sh.timeout)?;
+        }
     }
 }
