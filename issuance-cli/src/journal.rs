@@ -287,7 +287,8 @@ impl Journal {
         c: &NewCard<'_>,
         id_of: &dyn Fn(u64) -> Result<Assigned, Error>,
     ) -> Result<(i64, u64), Error> {
-        let tx = self.conn.unchecked_transaction()?;
+        // IMMEDIATE: several workers (one per reader) allocate sequence numbers concurrently
+        let tx = rusqlite::Transaction::new_unchecked(&self.conn, rusqlite::TransactionBehavior::Immediate)?;
         let last: i64 =
             tx.query_row("SELECT coalesce(max(seq), 0) FROM cards WHERE region = ?1", [c.region], |r| r.get(0))?;
         let seq = u64::try_from(last).map_err(|_| Error::Journal("negative sequence".into()))? + 1;

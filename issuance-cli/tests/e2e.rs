@@ -103,6 +103,61 @@ fn cli_personalizes_the_sample_one_card_after_another() {
 }
 
 #[test]
+fn cli_runs_one_worker_per_reader() {
+    use card_core::transport::{wait_for_card, wait_for_removal, ReaderSelector};
+    use card_sim::vpcd::InsertedCard;
+    let _lock = vpcd_lock();
+    let dir = tempfile::tempdir().unwrap();
+    setup(dir.path());
+    let readers = [(READER, "127.0.0.1:35963"), ("Virtual PCD 00 01", "127.0.0.1:35964")];
+    let mut child = issuance(dir.path())
+        .args(["personalize", "--generation", "3", "--card-timeout", "60", "--reader", readers[0].0])
+        .args(["--reader", readers[1].0, "--holders"])
+        .arg(common::fixture("holders/sample.csv"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let mut inserted: [Option<InsertedCard>; 2] = [None, None];
+    let mut serial = 0x3000;
+    let mut done = Vec::new();
+    let summary = loop {
+        let line = rx.recv_timeout(Duration::from_secs(60)).expect("output");
+        if line.starts_with("batch ") {
+            break line;
+        }
+        for (i, (name, port)) in readers.iter().enumerate() {
+            let sel = ReaderSelector::Name((*name).into());
+            if line.starts_with(&format!("{name}: insert")) {
+                serial += 1;
+                inserted[i] = Some(InsertedCard::insert(SimTransport::new(common::blank(3, serial)), port).unwrap());
+                wait_for_card(&sel, Duration::from_secs(10)).unwrap();
+            } else if line.starts_with(&format!("{name}: remove")) {
+                inserted[i].take().unwrap().remove().unwrap();
+                wait_for_removal(&sel, Duration::from_secs(10)).unwrap();
+            } else if line.starts_with(&format!("{name}: line")) {
+                assert!(line.contains("issued"), "{line}");
+                done.push(i);
+            }
+        }
+    };
+    assert!(summary.contains("5 issued, 0 failed"), "{summary}");
+    assert!(done.contains(&0) && done.contains(&1), "both readers worked: {done:?}");
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    for c in inserted.into_iter().flatten() {
+        c.remove().unwrap();
+    }
+}
+
+#[test]
 fn one_card_through_pcscd_in_process() {
     let _lock = vpcd_lock();
     let dir = tempfile::tempdir().unwrap();
