@@ -48,3 +48,32 @@ fn gen3_card_is_issued_and_verified() {
     println!("gen 3: {apdus} APDUs, {bytes} bytes, modeled {t:?}");
     assert_eq!((apdus, bytes, t.as_micros()), (190, 4004, 5_536_450));
 }
+
+#[test]
+fn photo_is_written_in_chunks_and_read_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("keys.db");
+    common::make_store(&store);
+    let keys = common::key_source(&store);
+    let journal = Journal::in_memory().unwrap();
+    let mut holders = common::sample(Generation::THREE);
+    let mut jpeg = vec![0xFF, 0xD8];
+    jpeg.extend((0..1000u32).map(|i| (i * 7) as u8));
+    jpeg.extend([0xFF, 0xD9]);
+    let photo = dir.path().join("photo.jpg");
+    std::fs::write(&photo, &jpeg).unwrap();
+    holders[1].photo = Some(photo);
+    let batch = journal.new_batch("sample.csv", 3, &holders).unwrap();
+    let issuer = Issuer {
+        profile: Profile::builtin(),
+        cos: &ReferenceCos,
+        keys: &keys,
+        journal: &journal,
+        settings: Settings::new(Generation::THREE),
+    };
+    let mut sim = SimTransport::new(common::blank(3, 77));
+    let (id, costs) = issuer.issue(&mut sim, &holders[1], Some(batch)).unwrap();
+    assert_eq!(journal.card(id).unwrap().state, "issued");
+    // 1004 bytes: 5 UPDATE BINARY and 5 READ BINARY more than a card without a photo
+    assert_eq!(costs.apdus, 190 + 10);
+}
