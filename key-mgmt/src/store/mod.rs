@@ -12,6 +12,7 @@
 
 mod keys;
 mod ops;
+mod transport;
 
 use std::path::{Path, PathBuf};
 

@@ -1,0 +1,230 @@
+//! The command line: one file per subcommand, `--json` output tagged `"format": "issuance/1"`, exit
+//! codes by who is at fault. Secrets (the key store passphrase, PINs) are read from files, never from
+//! the command line.
+
+mod personalize;
+mod plan;
+mod report;
+mod resume;
+mod status;
+mod validate;
+mod verify;
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use card_core::codec::Date;
+use card_core::profile::{Generation, Profile};
+use clap::{Parser, Subcommand};
+use key_mgmt::KeyStore;
+use zeroize::Zeroizing;
+
+use crate::holders::{self, Context, Parsed};
+use crate::journal::Journal;
+use crate::prepare::{Settings, StoreKeySource};
+use crate::Error;
+
+const EXIT_HELP: &str = "Exit codes:
+  0  success
+  1  other failure
+  2  bad arguments or input (an invalid holders file is refused whole)
+  3  no reader, no card, card removed, pcscd not running
+  4  the card refused a command
+  5  verification failed or the card answered nonsense: the card is rejected
+  6  key store: locked, wrong passphrase, key missing";
+
+/// The version tag of every `--json` output.
+pub const JSON_FORMAT: &str = "issuance/1";
+
+/// Personalize social security cards (社会保障卡) from a list of holders, at a desk reader.
+#[derive(Parser)]
+#[command(name = "issuance", version, after_help = EXIT_HELP)]
+pub struct Cli {
+    /// The journal (SQLite); created if missing.
+    #[arg(long, global = true, env = "ISSUANCE_JOURNAL", default_value = "issuance.db")]
+    journal: PathBuf,
+    /// The key store (keymgmt).
+    #[arg(long, global = true, env = "ISSUANCE_KEYSTORE")]
+    keystore: Option<PathBuf>,
+    /// File holding the key store passphrase (first line).
+    #[arg(long, global = true, env = "ISSUANCE_PASSPHRASE_FILE")]
+    passphrase_file: Option<PathBuf>,
+    /// Machine-readable output.
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Check a holders file (CSV or JSON lines) without touching a card.
+    Validate(validate::Args),
+    /// Show the personalization plan of one holder (no keys, no PIN).
+    Plan(plan::Args),
+    /// Issue a card to each holder of a file, one card after another (or one worker per reader).
+    Personalize(personalize::Args),
+    /// Continue the unfinished card in a reader (after a tear, a removal, a failure).
+    Resume(resume::Args),
+    /// Verify the card in a reader again against the journal (read back, keys, internal authentication).
+    Verify(verify::Args),
+    /// The journal: cards per state and each card.
+    Status(status::Args),
+    /// Per-card costs (APDUs, bytes, modeled time) and totals, as CSV or JSON.
+    Report(report::Args),
+}
+
+/// Batch settings shared by `validate`, `plan` and `personalize`.
+#[derive(clap::Args, Clone)]
+struct BatchArgs {
+    /// Card generation (1, 2 3DES; 3 SM4).
+    #[arg(long, default_value_t = 3)]
+    generation: u8,
+    /// Validity in years.
+    #[arg(long, default_value_t = 10)]
+    validity_years: u16,
+    /// Card type (EF05 tag 02): 1 standard, 2 replacement, 3 temporary.
+    #[arg(long, default_value = "1")]
+    card_type: String,
+    /// Issue date YYYYMMDD (default today, China Standard Time).
+    #[arg(long)]
+    issue_date: Option<String>,
+}
+
+impl BatchArgs {
+    fn settings(&self) -> Result<Settings, Failure> {
+        let g = Generation::new(self.generation).ok_or_else(|| usage("--generation must be 1, 2 or 3"))?;
+        let mut s = Settings::new(g);
+        s.validity_years = self.validity_years;
+        if !matches!(self.card_type.as_str(), "1" | "2" | "3") {
+            return Err(usage("--card-type must be 1, 2 or 3"));
+        }
+        s.card_type.clone_from(&self.card_type);
+        if let Some(d) = &self.issue_date {
+            s.issue_date = Date::parse(d).map_err(|e| usage(format!("--issue-date: {e}")))?;
+        }
+        Ok(s)
+    }
+}
+
+impl Cli {
+    /// Runs the subcommand and turns its outcome into an exit code.
+    pub fn run(self) -> ExitCode {
+        let g = Global {
+            journal: self.journal,
+            keystore: self.keystore,
+            passphrase_file: self.passphrase_file,
+            json: self.json,
+        };
+        let result = match self.command {
+            Command::Validate(a) => validate::run(&g, a),
+            Command::Plan(a) => plan::run(&g, a),
+            Command::Personalize(a) => personalize::run(&g, a),
+            Command::Resume(a) => resume::run(&g, a),
+            Command::Verify(a) => verify::run(&g, a),
+            Command::Status(a) => status::run(&g, a),
+            Command::Report(a) => report::run(&g, a),
+        };
+        match result {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("issuance: {e}");
+                let mut source = std::error::Error::source(&e);
+                while let Some(s) = source {
+                    eprintln!("  caused by: {s}");
+                    source = s.source();
+                }
+                ExitCode::from(e.exit_code())
+            }
+        }
+    }
+}
+
+/// Global options.
+struct Global {
+    journal: PathBuf,
+    keystore: Option<PathBuf>,
+    passphrase_file: Option<PathBuf>,
+    json: bool,
+}
+
+impl Global {
+    fn journal(&self) -> Result<Journal, Failure> {
+        Ok(Journal::open(&self.journal)?)
+    }
+
+    /// The key store, unlocked with the passphrase file.
+    fn keys(&self) -> Result<StoreKeySource, Failure> {
+        let path = self.keystore.as_ref().ok_or_else(|| usage("--keystore is required"))?;
+        let pf = self.passphrase_file.as_ref().ok_or_else(|| usage("--passphrase-file is required"))?;
+        let text = Zeroizing::new(
+            std::fs::read_to_string(pf).map_err(|e| usage(format!("--passphrase-file {}: {e}", pf.display())))?,
+        );
+        let pass = text.lines().next().unwrap_or_default();
+        let mut store = KeyStore::open(path).map_err(Error::from)?;
+        store.unlock_with_passphrase(pass.as_bytes()).map_err(Error::from)?;
+        Ok(StoreKeySource::new(store))
+    }
+}
+
+/// Reads and validates a holders file against the journal.
+fn read_holders(path: &Path, g: Generation, journal: Option<&Journal>) -> Result<Parsed, Failure> {
+    let issued = |ssn: &str| journal.is_some_and(|j| j.ssn_has_card(ssn).unwrap_or(false));
+    let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
+    let ctx = Context { generation: g, base, issued: &issued };
+    holders::read_file(path, &ctx).map_err(|e| usage(format!("{}: {e}", path.display())))
+}
+
+/// The profile in use (built-in).
+fn profile() -> &'static Profile {
+    Profile::builtin()
+}
+
+/// A failed subcommand, classified by who is at fault.
+#[derive(Debug, thiserror::Error)]
+pub enum Failure {
+    /// The arguments or input are wrong.
+    #[error("{0}")]
+    Usage(String),
+    /// Issuance failed.
+    #[error(transparent)]
+    Issuance(#[from] Error),
+    /// Output could not be written.
+    #[error("cannot write the output")]
+    Io(#[from] std::io::Error),
+}
+
+fn usage(msg: impl Into<String>) -> Failure {
+    Failure::Usage(msg.into())
+}
+
+impl From<card_core::transport::TransportError> for Failure {
+    fn from(e: card_core::transport::TransportError) -> Self {
+        Failure::Issuance(e.into())
+    }
+}
+
+impl Failure {
+    fn exit_code(&self) -> u8 {
+        use card_core::Error as C;
+        match self {
+            Failure::Usage(_) => 2,
+            Failure::Io(_) => 1,
+            Failure::Issuance(e) => match e {
+                Error::Input(_) => 2,
+                Error::Card(C::Transport(_)) => 3,
+                Error::Card(C::Card(_) | C::WrongPin { .. } | C::Blocked(_)) => 4,
+                Error::Verify(_) | Error::Malformed(_) | Error::Card(C::Protocol(_) | C::Tlv(_)) => 5,
+                Error::KeyStore(_) | Error::Keys(_) => 6,
+                _ => 1,
+            },
+        }
+    }
+}
+
+/// Prints a JSON value, pretty, with a trailing newline.
+fn print_json(v: &serde_json::Value) -> Result<(), Failure> {
+    let text = serde_json::to_string_pretty(v).map_err(|e| usage(e.to_string()))?;
+    println!("{text}");
+    Ok(())
+}

@@ -1,0 +1,192 @@
+//! `issuance personalize --holders F --reader R [--reader R2 …]`: issue the batch.
+//!
+//! With one reader: for each holder in turn, say which holder's card is expected, wait for a card
+//! (PC/SC status change, no polling of our own), personalize and verify it, then wait for its removal.
+//! With several readers: one worker per reader, each taking the next holder. A progress bar (counts,
+//! rate, ETA) on a terminal; a summary at the end. Ctrl-C while waiting for a card stops at once
+//! (nothing is under way); during a card, it stops after that card, leaving the journal consistent.
+
+use std::collections::VecDeque;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use card_core::transport::{wait_for_card, wait_for_removal, PcscTransport, ReaderSelector};
+use indicatif::{ProgressBar, ProgressStyle};
+use serde_json::json;
+
+use super::{print_json, profile, read_holders, usage, validate, BatchArgs, Failure, Global, JSON_FORMAT};
+use crate::cos::ReferenceCos;
+use crate::holders::Holder;
+use crate::journal::Journal;
+use crate::prepare::{KeySource, Settings};
+use crate::run::Issuer;
+use crate::Error;
+
+/// Arguments of `personalize`.
+#[derive(clap::Args)]
+pub struct Args {
+    /// Holders file: CSV or JSON lines.
+    #[arg(long)]
+    holders: PathBuf,
+    /// Reader name (or a unique part of it) or index; repeat for one worker per reader.
+    #[arg(long = "reader", required = true)]
+    readers: Vec<String>,
+    /// Write rejected rows here and issue the valid ones (else an invalid file is refused whole).
+    #[arg(long, value_name = "FILE")]
+    skip_invalid: Option<PathBuf>,
+    /// Seconds to wait for each card to be inserted or removed.
+    #[arg(long, default_value_t = 600)]
+    card_timeout: u64,
+    #[command(flatten)]
+    batch: BatchArgs,
+}
+
+/// What the workers share.
+struct Shared<'a> {
+    queue: Mutex<VecDeque<Holder>>,
+    stop: Arc<AtomicBool>,
+    /// Cards under way; `idle` mirrors `busy == 0` for the signal handler.
+    busy: Mutex<usize>,
+    idle: Arc<AtomicBool>,
+    results: Mutex<Vec<serde_json::Value>>,
+    bar: ProgressBar,
+    keys: &'a dyn KeySource,
+    settings: Settings,
+    journal_path: PathBuf,
+    batch: i64,
+    timeout: Duration,
+}
+
+impl Shared<'_> {
+    fn say(&self, msg: String) {
+        if self.bar.is_hidden() {
+            println!("{msg}");
+        } else {
+            self.bar.println(msg);
+        }
+    }
+
+    fn set_busy(&self, up: bool) {
+        if let Ok(mut b) = self.busy.lock() {
+            *b = if up { *b + 1 } else { b.saturating_sub(1) };
+            self.idle.store(*b == 0, Ordering::SeqCst);
+        }
+    }
+}
+
+pub(super) fn run(g: &Global, a: Args) -> Result<(), Failure> {
+    let settings = a.batch.settings()?;
+    let journal = g.journal()?;
+    let parsed = read_holders(&a.holders, settings.generation, Some(&journal))?;
+    validate::check(g, &parsed, a.skip_invalid.as_deref())?;
+    let keys = g.keys()?;
+    let holders = parsed.valid;
+    let batch = journal.new_batch(&a.holders.display().to_string(), settings.generation.number(), &holders)?;
+    drop(journal);
+    let total = holders.len() as u64;
+    let bar = if g.json { ProgressBar::hidden() } else { ProgressBar::new(total) };
+    bar.set_style(
+        ProgressStyle::with_template("{bar:30} {pos}/{len} cards  {per_sec}  ETA {eta}  {msg}")
+            .map_err(|e| usage(e.to_string()))?,
+    );
+    let shared = Shared {
+        queue: Mutex::new(holders.into()),
+        stop: Arc::new(AtomicBool::new(false)),
+        busy: Mutex::new(0),
+        idle: Arc::new(AtomicBool::new(true)),
+        results: Mutex::new(Vec::new()),
+        bar,
+        keys: &keys,
+        settings,
+        journal_path: g.journal.clone(),
+        batch,
+        timeout: Duration::from_secs(a.card_timeout),
+    };
+    // Ctrl-C: exit at once when no card is under way, else stop after the current card(s)
+    signal_hook::flag::register_conditional_shutdown(signal_hook::consts::SIGINT, 130, shared.idle.clone())?;
+    signal_hook::flag::register(signal_hook::consts::SIGINT, shared.stop.clone())?;
+    let started = Instant::now();
+    let outcomes: Vec<Result<(), Failure>> = std::thread::scope(|s| {
+        let handles: Vec<_> = a.readers.iter().map(|r| s.spawn(|| worker(&shared, r))).collect();
+        handles.into_iter().map(|h| h.join().unwrap_or_else(|_| Err(usage("worker panicked")))).collect()
+    });
+    shared.bar.finish_and_clear();
+    let results = shared.results.into_inner().unwrap_or_default();
+    let issued = results.iter().filter(|r| r["state"] == "issued").count();
+    let failed = results.len() - issued;
+    let left = shared.queue.into_inner().map(|q| q.len()).unwrap_or(0);
+    let secs = started.elapsed().as_secs_f64();
+    let per_hour = if secs > 0.0 { issued as f64 * 3600.0 / secs } else { 0.0 };
+    if g.json {
+        print_json(&json!({"format": JSON_FORMAT, "batch": batch, "issued": issued, "failed": failed,
+                           "not_started": left, "seconds": secs, "cards_per_hour": per_hour, "cards": results}))?;
+    } else {
+        println!(
+            "batch {batch}: {issued} issued, {failed} failed, {left} not started, {secs:.1} s ({per_hour:.0} cards/h)"
+        );
+    }
+    outcomes.into_iter().collect::<Result<Vec<()>, Failure>>()?;
+    if failed > 0 {
+        return Err(Failure::Issuance(Error::Input(format!(
+            "{failed} cards failed: see `issuance status`, then `issuance resume`"
+        ))));
+    }
+    Ok(())
+}
+
+fn worker(sh: &Shared<'_>, reader: &str) -> Result<(), Failure> {
+    let selector: ReaderSelector = reader.parse().map_err(|_| usage(format!("bad --reader {reader}")))?;
+    let journal = Journal::open(&sh.journal_path)?;
+    let issuer = Issuer {
+        profile: profile(),
+        cos: &ReferenceCos,
+        keys: sh.keys,
+        journal: &journal,
+        settings: sh.settings.clone(),
+    };
+    loop {
+        if sh.stop.load(Ordering::SeqCst) {
+            return Ok(());
+        }
+        let Some(holder) = sh.queue.lock().ok().and_then(|mut q| q.pop_front()) else { return Ok(()) };
+        sh.say(format!("{reader}: insert a blank card for line {} {} ({})", holder.line, holder.name, holder.ssn));
+        if let Err(e) = wait_for_card(&selector, sh.timeout) {
+            if let Ok(mut q) = sh.queue.lock() {
+                q.push_front(holder);
+            }
+            return Err(e.into());
+        }
+        sh.set_busy(true);
+        let outcome = PcscTransport::connect(&selector)
+            .map_err(Error::from)
+            .and_then(|mut t| issuer.issue(&mut t, &holder, Some(sh.batch)));
+        sh.set_busy(false);
+        let result = match outcome {
+            Ok((id, costs)) => {
+                let row = journal.card(id)?;
+                sh.say(format!(
+                    "{reader}: line {} card {} issued ({} APDUs, {} bytes)",
+                    holder.line, row.card_number, costs.apdus, costs.bytes
+                ));
+                json!({"line": holder.line, "card": id, "card_number": row.card_number, "state": row.state,
+                       "apdus": costs.apdus, "bytes": costs.bytes})
+            }
+            Err(e) => {
+                sh.say(format!("{reader}: line {} FAILED: {e}", holder.line));
+                json!({"line": holder.line, "state": "failed", "error": e.to_string()})
+            }
+        };
+        if let Ok(mut r) = sh.results.lock() {
+            r.push(result);
+        }
+        sh.bar.inc(1);
+        sh.say(format!("{reader}: remove the card"));
+        // the next card is awaited only once this one is out; after the last one, nothing to wait for
+        let more = sh.queue.lock().map(|q| !q.is_empty()).unwrap_or(false);
+        if more && !sh.stop.load(Ordering::SeqCst) {
+            wait_for_removal(&selector, sh.timeout)?;
+        }
+    }
+}

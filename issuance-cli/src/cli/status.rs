@@ -1,0 +1,47 @@
+//! `issuance status`: cards per state, and each card.
+
+use serde_json::json;
+
+use super::{print_json, Failure, Global, JSON_FORMAT};
+
+/// Arguments of `status`.
+#[derive(clap::Args)]
+pub struct Args {}
+
+pub(super) fn run(g: &Global, _a: Args) -> Result<(), Failure> {
+    let j = g.journal()?;
+    let counts = j.counts()?;
+    let cards = j.cards()?;
+    if g.json {
+        let counts: serde_json::Map<String, serde_json::Value> =
+            counts.into_iter().map(|(s, n)| (s, json!(n))).collect();
+        let cards: Vec<_> = cards
+            .iter()
+            .map(|c| {
+                json!({"id": c.id, "batch": c.batch, "holder_line": c.holder_line, "ssn": c.ssn,
+                       "card_id": c.card_id, "card_number": c.card_number, "chip": c.chip,
+                       "generation": c.generation, "state": c.state, "attempt": c.attempt,
+                       "key_versions": serde_json::from_str::<serde_json::Value>(&c.key_versions).unwrap_or_default(),
+                       "error": c.error, "updated": c.updated})
+            })
+            .collect();
+        return print_json(&json!({"format": JSON_FORMAT, "counts": counts, "cards": cards}));
+    }
+    for (s, n) in &counts {
+        println!("{s:>13}: {n}");
+    }
+    for c in &cards {
+        println!(
+            "#{:<4} line {:<4} {} card {} id {} {} (attempt {}){}",
+            c.id,
+            c.holder_line,
+            c.ssn,
+            c.card_number,
+            c.card_id,
+            c.state,
+            c.attempt,
+            c.error.as_deref().map(|e| format!(": {e}")).unwrap_or_default()
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,376 @@
+//! Holder records: CSV (UTF-8, header [`HEADER`]) or JSON lines with the same fields, validated
+//! before any card is touched. Every refusal names the line and the field.
+//!
+//! Rules (CARD-PROFILE §2.1, §2.3): `ssn` a citizen id with a valid MOD 11-2 check digit, whose birth
+//! date and sex agree with `birth_date` and `sex`; `name` encodable in GBK within 30 bytes, or else a
+//! `name_ext` (generation 2 and later) — tag 09 then holds the name with `?` for what GBK cannot
+//! encode; `ethnicity` a GB/T 3304 code (01–56, 97, 98); `birthplace` and `region_code` region codes;
+//! `initial_pin` empty (the default PIN) or 4–6 digits; `photo` empty or a JPEG file (path relative to
+//! the holders file) no larger than EF08; an SSN at most once per batch.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use card_core::codec::{self, CitizenId, Date, RegionCode, Sex};
+use card_core::profile::{Generation, Profile};
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize};
+
+/// The CSV header, in order.
+pub const HEADER: [&str; 10] =
+    ["ssn", "name", "name_ext", "sex", "ethnicity", "birthplace", "birth_date", "region_code", "initial_pin", "photo"];
+
+/// The PIN set when `initial_pin` is empty [P]: the customary initial PIN of the card.
+pub const DEFAULT_PIN: &str = "123456";
+
+/// One holder row as read, before validation (text fields).
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawHolder {
+    /// Social security number (citizen id).
+    pub ssn: String,
+    /// Name.
+    pub name: String,
+    /// Name extension (v2+).
+    #[serde(default)]
+    pub name_ext: String,
+    /// Sex code.
+    pub sex: String,
+    /// Ethnicity, two digits.
+    pub ethnicity: String,
+    /// Birthplace region code.
+    pub birthplace: String,
+    /// Birth date YYYYMMDD.
+    pub birth_date: String,
+    /// Issuing region.
+    pub region_code: String,
+    /// Initial PIN (digits), may be empty. Never logged, never journalled.
+    #[serde(default, skip_serializing)]
+    pub initial_pin: String,
+    /// Photo file, may be empty.
+    #[serde(default)]
+    pub photo: String,
+}
+
+/// A validated holder: what is written to EF06 (and EF08), and the initial PIN.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Holder {
+    /// Line of the input file (1-based; CSV: the header is line 1).
+    pub line: u64,
+    /// SSN (valid citizen id).
+    pub ssn: String,
+    /// Tag 09: the name as written (GBK-encodable).
+    pub name: String,
+    /// Tag 4E: the name extension (empty if none).
+    pub name_ext: String,
+    /// Sex code.
+    pub sex: String,
+    /// Ethnicity, two digits.
+    pub ethnicity: String,
+    /// Birthplace region code.
+    pub birthplace: String,
+    /// Birth date YYYYMMDD.
+    pub birth_date: String,
+    /// Issuing region code.
+    pub region: String,
+    /// Photo file (resolved path), if any.
+    pub photo: Option<PathBuf>,
+    /// Whether the holder has an initial PIN of their own (else [`DEFAULT_PIN`]).
+    pub own_pin: bool,
+    /// The initial PIN. Not serialized.
+    #[serde(skip)]
+    pub pin: Option<SecretString>,
+}
+
+impl Holder {
+    /// The initial PIN (the holder's, else [`DEFAULT_PIN`]).
+    pub fn initial_pin(&self) -> &str {
+        self.pin.as_ref().map(|p| p.expose_secret()).unwrap_or(DEFAULT_PIN)
+    }
+}
+
+/// A refused row: line, field, reason.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, thiserror::Error)]
+#[error("line {line}, field {field}: {reason}")]
+pub struct HolderError {
+    /// Line of the input file.
+    pub line: u64,
+    /// Field name (`ssn`, `name`, …; `row` for the row's shape).
+    pub field: String,
+    /// Why.
+    pub reason: String,
+}
+
+/// A row that failed, with its raw content (for `--skip-invalid`).
+#[derive(Clone, Debug)]
+pub struct Rejected {
+    /// The raw fields.
+    pub raw: RawHolder,
+    /// The reasons (at least one).
+    pub errors: Vec<HolderError>,
+}
+
+/// The outcome of reading a holders file.
+#[derive(Debug, Default)]
+pub struct Parsed {
+    /// Valid holders, in file order.
+    pub valid: Vec<Holder>,
+    /// Invalid rows.
+    pub rejected: Vec<Rejected>,
+}
+
+/// Validation context: card generation and SSNs already issued (from the journal).
+pub struct Context<'a> {
+    /// Generation of the cards to issue.
+    pub generation: Generation,
+    /// Directory that photo paths are relative to.
+    pub base: PathBuf,
+    /// SSNs that already have a card in circulation.
+    pub issued: &'a dyn Fn(&str) -> bool,
+}
+
+/// Reads and validates a holders file: CSV, or JSON lines when the name ends in `.jsonl`/`.ndjson`
+/// or the first non-blank character is `{`.
+pub fn read_file(path: &Path, ctx: &Context<'_>) -> Result<Parsed, std::io::Error> {
+    let text = std::fs::read_to_string(path)?;
+    let json = path.extension().is_some_and(|e| e == "jsonl" || e == "ndjson") || text.trim_start().starts_with('{');
+    Ok(if json { parse_jsonl(&text, ctx) } else { parse_csv(&text, ctx) })
+}
+
+fn err(line: u64, field: &str, reason: impl Into<String>) -> HolderError {
+    HolderError { line, field: field.to_owned(), reason: reason.into() }
+}
+
+/// Parses CSV text (header required, exactly [`HEADER`]).
+pub fn parse_csv(text: &str, ctx: &Context<'_>) -> Parsed {
+    let mut out = Parsed::default();
+    let mut rdr = csv::ReaderBuilder::new().has_headers(true).flexible(true).from_reader(text.as_bytes());
+    let header: Vec<String> = match rdr.headers() {
+        Ok(h) => h.iter().map(|s| s.trim().to_owned()).collect(),
+        Err(e) => {
+            out.rejected.push(Rejected { raw: RawHolder::default(), errors: vec![err(1, "header", e.to_string())] });
+            return out;
+        }
+    };
+    if header != HEADER {
+        let reason = format!("expected {}", HEADER.join(","));
+        out.rejected.push(Rejected { raw: RawHolder::default(), errors: vec![err(1, "header", reason)] });
+        return out;
+    }
+    let mut rows = Vec::new();
+    for rec in rdr.records() {
+        match rec {
+            Ok(r) => {
+                let line = r.position().map(|p| p.line()).unwrap_or(0);
+                if r.len() != HEADER.len() {
+                    let reason = format!("{} fields, expected {}", r.len(), HEADER.len());
+                    out.rejected.push(Rejected { raw: RawHolder::default(), errors: vec![err(line, "row", reason)] });
+                    continue;
+                }
+                let f = |i: usize| r.get(i).unwrap_or_default().trim().to_owned();
+                let raw = RawHolder {
+                    ssn: f(0),
+                    name: f(1),
+                    name_ext: f(2),
+                    sex: f(3),
+                    ethnicity: f(4),
+                    birthplace: f(5),
+                    birth_date: f(6),
+                    region_code: f(7),
+                    initial_pin: f(8),
+                    photo: f(9),
+                };
+                rows.push((line, raw));
+            }
+            Err(e) => {
+                let line = e.position().map(|p| p.line()).unwrap_or(0);
+                out.rejected
+                    .push(Rejected { raw: RawHolder::default(), errors: vec![err(line, "row", e.to_string())] });
+            }
+        }
+    }
+    check_rows(rows, ctx, &mut out);
+    out
+}
+
+/// Parses JSON lines (one object per line with the fields of [`HEADER`]; blank lines skipped).
+pub fn parse_jsonl(text: &str, ctx: &Context<'_>) -> Parsed {
+    let mut out = Parsed::default();
+    let mut rows = Vec::new();
+    for (i, l) in text.lines().enumerate() {
+        let line = i as u64 + 1;
+        if l.trim().is_empty() {
+            continue;
+        }
+        match serde_json::from_str::<RawHolder>(l) {
+            Ok(raw) => rows.push((line, raw)),
+            Err(e) => {
+                out.rejected.push(Rejected { raw: RawHolder::default(), errors: vec![err(line, "row", e.to_string())] })
+            }
+        }
+    }
+    check_rows(rows, ctx, &mut out);
+    out
+}
+
+fn check_rows(rows: Vec<(u64, RawHolder)>, ctx: &Context<'_>, out: &mut Parsed) {
+    let mut seen: HashMap<String, u64> = HashMap::new();
+    for (line, raw) in rows {
+        let mut errors = Vec::new();
+        match validate(line, &raw, ctx) {
+            Ok(h) => {
+                if let Some(first) = seen.get(&h.ssn) {
+                    errors.push(err(line, "ssn", format!("duplicate in the batch (first on line {first})")));
+                } else if (ctx.issued)(&h.ssn) {
+                    errors.push(err(line, "ssn", "already has a card in circulation"));
+                } else {
+                    seen.insert(h.ssn.clone(), line);
+                    out.valid.push(h);
+                    continue;
+                }
+            }
+            Err(e) => errors = e,
+        }
+        out.rejected.push(Rejected { raw, errors });
+    }
+}
+
+/// Validates one row; every field error is reported.
+pub fn validate(line: u64, r: &RawHolder, ctx: &Context<'_>) -> Result<Holder, Vec<HolderError>> {
+    let mut errs = Vec::new();
+    let mut e = |field: &str, reason: String| errs.push(err(line, field, reason));
+    let id = CitizenId::parse(&r.ssn).map_err(|x| e("ssn", x.to_string())).ok();
+    let birth = Date::parse(&r.birth_date).map_err(|x| e("birth_date", x.to_string())).ok();
+    if let (Some(id), Some(b)) = (&id, birth) {
+        if id.birth_date() != b {
+            e("birth_date", format!("{} does not match the SSN's birth date {}", r.birth_date, id.birth_date()));
+        }
+    }
+    match (r.sex.as_str(), &id) {
+        ("1", Some(id)) if id.sex() != Sex::Male => e("sex", "1 (male) but the SSN is a woman's".into()),
+        ("2", Some(id)) if id.sex() != Sex::Female => e("sex", "2 (female) but the SSN is a man's".into()),
+        ("0" | "1" | "2" | "9", _) => {}
+        (s, _) => e("sex", format!("{s:?} is not a GB/T 2261.1 code (0, 1, 2, 9)")),
+    }
+    let eth_ok =
+        r.ethnicity.len() == 2 && r.ethnicity.parse::<u8>().is_ok_and(|n| (1..=56).contains(&n) || n == 97 || n == 98);
+    if !eth_ok {
+        e("ethnicity", format!("{:?} is not a GB/T 3304 code (01–56, 97, 98)", r.ethnicity));
+    }
+    if let Err(x) = RegionCode::parse(&r.birthplace) {
+        e("birthplace", x.to_string());
+    }
+    if let Err(x) = RegionCode::parse(&r.region_code) {
+        e("region_code", x.to_string());
+    }
+    let name = name_field(&r.name, &r.name_ext, ctx.generation).map_err(|x| e("name", x)).ok();
+    if !r.name_ext.is_empty() {
+        if ctx.generation == Generation::ONE {
+            e("name_ext", "generation 1 cards have no name extension (4E)".into());
+        } else if let Err(x) = codec::encode(codec::Format::An, &r.name_ext, 20) {
+            e("name_ext", x.to_string());
+        }
+    }
+    let pin_ok = r.initial_pin.is_empty()
+        || ((4..=6).contains(&r.initial_pin.len()) && r.initial_pin.bytes().all(|b| b.is_ascii_digit()));
+    if !pin_ok {
+        e("initial_pin", "must be empty or 4 to 6 digits".into());
+    }
+    let photo = if r.photo.is_empty() {
+        None
+    } else {
+        check_photo(&ctx.base.join(&r.photo), ctx.generation).map_err(|x| e("photo", x)).ok()
+    };
+    if !errs.is_empty() {
+        return Err(errs);
+    }
+    let (Some(id), Some(name)) = (id, name) else { return Err(vec![err(line, "row", "invalid")]) };
+    Ok(Holder {
+        line,
+        ssn: id.as_str().to_owned(),
+        name,
+        name_ext: r.name_ext.clone(),
+        sex: r.sex.clone(),
+        ethnicity: r.ethnicity.clone(),
+        birthplace: r.birthplace.clone(),
+        birth_date: r.birth_date.clone(),
+        region: r.region_code.clone(),
+        photo,
+        own_pin: !r.initial_pin.is_empty(),
+        pin: (!r.initial_pin.is_empty()).then(|| SecretString::from(r.initial_pin.clone())),
+    })
+}
+
+/// Tag 09 text: the name if GBK encodes it within 30 bytes; otherwise, with a name extension, the name
+/// with `?` for each character GBK cannot encode, cut to 30 bytes.
+fn name_field(name: &str, ext: &str, g: Generation) -> Result<String, String> {
+    if name.is_empty() {
+        return Err("empty".into());
+    }
+    if codec::encode(codec::Format::An, name, 30).is_ok() {
+        return Ok(name.to_owned());
+    }
+    if ext.is_empty() || g == Generation::ONE {
+        return Err(format!("{name:?} does not fit 30 bytes of GBK; give name_ext (generation 2 and later)"));
+    }
+    let mut out = String::new();
+    let mut len = 0;
+    for c in name.chars() {
+        let s = c.to_string();
+        let (piece, n) = match codec::gbk_encode(&s) {
+            Ok(b) => (s, b.len()),
+            Err(_) => ("?".to_owned(), 1),
+        };
+        if len + n > 30 {
+            break;
+        }
+        len += n;
+        out.push_str(&piece);
+    }
+    Ok(out)
+}
+
+fn check_photo(path: &Path, g: Generation) -> Result<PathBuf, String> {
+    let max = Profile::builtin()
+        .df("SSSE")
+        .and_then(|d| d.ef("EF08"))
+        .filter(|ef| ef.generations.contains(g))
+        .and_then(|ef| ef.size(g))
+        .ok_or_else(|| format!("generation {g} cards have no photo file (EF08)"))?;
+    let meta = std::fs::metadata(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    if meta.len() > max as u64 {
+        return Err(format!("{} is {} bytes, EF08 holds {max}", path.display(), meta.len()));
+    }
+    let head = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    if !head.starts_with(&[0xFF, 0xD8]) {
+        return Err(format!("{} is not a JPEG file", path.display()));
+    }
+    Ok(path.to_path_buf())
+}
+
+/// Writes rejected rows as CSV: the header, an `error` column with every reason.
+pub fn write_rejected(path: &Path, rejected: &[Rejected]) -> Result<(), std::io::Error> {
+    let mut w = csv::Writer::from_path(path)?;
+    let mut header: Vec<&str> = HEADER.to_vec();
+    header.push("error");
+    w.write_record(&header)?;
+    for r in rejected {
+        let x = &r.raw;
+        let reasons: Vec<String> = r.errors.iter().map(|e| e.to_string()).collect();
+        let pin = if x.initial_pin.is_empty() { "" } else { "REDACTED" };
+        w.write_record([
+            &x.ssn,
+            &x.name,
+            &x.name_ext,
+            &x.sex,
+            &x.ethnicity,
+            &x.birthplace,
+            &x.birth_date,
+            &x.region_code,
+            pin,
+            &x.photo,
+            &reasons.join("; "),
+        ])?;
+    }
+    w.flush()
+}

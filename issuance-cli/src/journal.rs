@@ -1,0 +1,432 @@
+//! The journal: one SQLite file (WAL) with batches, the holders of each batch, cards and their steps.
+//!
+//! Card states: `pending → personalizing → written → verified → issued`, or `failed` (torn or refused,
+//! resumable), `rejected` (cannot be issued; its card id and number are burnt), `replaced`,
+//! `cancelled`. Every step is recorded `started` before it runs and `done`/`failed` after. Card ids and
+//! card numbers (per region) are UNIQUE, and a chip has at most one unfinished card. The holders'
+//! initial PINs are never stored.
+
+use std::path::Path;
+
+use rusqlite::{params, Connection, OptionalExtension};
+use serde::Serialize;
+
+use crate::Error;
+
+/// Schema version this build writes.
+pub const SCHEMA_VERSION: i64 = 1;
+
+const V1: &str = "
+CREATE TABLE batches (
+    id INTEGER PRIMARY KEY, source TEXT NOT NULL, generation INTEGER NOT NULL,
+    created TEXT NOT NULL, holders INTEGER NOT NULL);
+CREATE TABLE batch_holders (
+    batch INTEGER NOT NULL REFERENCES batches(id), line INTEGER NOT NULL, ssn TEXT NOT NULL,
+    holder TEXT NOT NULL, PRIMARY KEY (batch, line));
+CREATE TABLE cards (
+    id INTEGER PRIMARY KEY,
+    batch INTEGER REFERENCES batches(id), holder_line INTEGER NOT NULL, ssn TEXT NOT NULL,
+    region TEXT NOT NULL, seq INTEGER NOT NULL,
+    card_id TEXT NOT NULL UNIQUE, card_number TEXT NOT NULL,
+    generation INTEGER NOT NULL, chip TEXT NOT NULL, atr TEXT NOT NULL, reader TEXT NOT NULL,
+    issue_date TEXT NOT NULL, expiry_date TEXT NOT NULL, card_type TEXT NOT NULL,
+    state TEXT NOT NULL CHECK (state IN ('pending','personalizing','written','verified','issued',
+                                         'failed','rejected','replaced','cancelled')),
+    attempt INTEGER NOT NULL DEFAULT 0,
+    key_versions TEXT NOT NULL DEFAULT '{}', error TEXT,
+    apdus INTEGER, bytes INTEGER, modeled_us INTEGER,
+    created TEXT NOT NULL, updated TEXT NOT NULL,
+    UNIQUE (region, seq), UNIQUE (region, card_number));
+CREATE UNIQUE INDEX cards_open_chip ON cards(chip)
+    WHERE state IN ('pending','personalizing','written','verified','failed');
+CREATE UNIQUE INDEX cards_live_ssn ON cards(ssn)
+    WHERE state IN ('pending','personalizing','written','verified','failed','issued');
+CREATE TABLE steps (
+    card INTEGER NOT NULL REFERENCES cards(id), attempt INTEGER NOT NULL, idx INTEGER NOT NULL,
+    label TEXT NOT NULL, state TEXT NOT NULL CHECK (state IN ('started','done','failed')),
+    started TEXT NOT NULL, finished TEXT, detail TEXT,
+    PRIMARY KEY (card, attempt, idx));
+";
+
+/// Card states.
+pub mod state {
+    /// Row made, nothing sent.
+    pub const PENDING: &str = "pending";
+    /// Steps running.
+    pub const PERSONALIZING: &str = "personalizing";
+    /// Every step done, END PERSONALIZATION included.
+    pub const WRITTEN: &str = "written";
+    /// Read back and authenticated.
+    pub const VERIFIED: &str = "verified";
+    /// In circulation.
+    pub const ISSUED: &str = "issued";
+    /// Stopped (torn, refused); `resume` continues it.
+    pub const FAILED: &str = "failed";
+    /// Cannot be issued; the holder can be issued another card.
+    pub const REJECTED: &str = "rejected";
+}
+
+fn now() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+/// A card row.
+#[derive(Clone, Debug, Serialize)]
+pub struct CardRow {
+    /// Row id.
+    pub id: i64,
+    /// Batch.
+    pub batch: Option<i64>,
+    /// Holder line in the batch file.
+    pub holder_line: i64,
+    /// SSN.
+    pub ssn: String,
+    /// Region.
+    pub region: String,
+    /// Per-region sequence.
+    pub seq: i64,
+    /// Card identifier (hex).
+    pub card_id: String,
+    /// Card number.
+    pub card_number: String,
+    /// Generation.
+    pub generation: i64,
+    /// Chip serial (card factor, hex).
+    pub chip: String,
+    /// State.
+    pub state: String,
+    /// Attempt (1 = first personalization).
+    pub attempt: i64,
+    /// Key versions written (JSON).
+    pub key_versions: String,
+    /// Last error.
+    pub error: Option<String>,
+    /// APDUs of the last attempt.
+    pub apdus: Option<i64>,
+    /// Bytes on the wire of the last attempt.
+    pub bytes: Option<i64>,
+    /// Modeled card time of the last attempt (µs), when known.
+    pub modeled_us: Option<i64>,
+    /// Issue date.
+    pub issue_date: String,
+    /// Expiry date.
+    pub expiry_date: String,
+    /// Card type.
+    pub card_type: String,
+    /// Last update.
+    pub updated: String,
+}
+
+/// What a new card row holds.
+pub struct NewCard<'a> {
+    /// Batch.
+    pub batch: Option<i64>,
+    /// Holder line.
+    pub holder_line: u64,
+    /// SSN.
+    pub ssn: &'a str,
+    /// Region.
+    pub region: &'a str,
+    /// Generation.
+    pub generation: u8,
+    /// Chip serial (hex).
+    pub chip: &'a str,
+    /// ATR (hex).
+    pub atr: &'a str,
+    /// Reader.
+    pub reader: &'a str,
+}
+
+/// What preparation assigns to a card once its sequence number is known.
+pub struct Assigned {
+    /// Card identifier (hex).
+    pub card_id: String,
+    /// Card number.
+    pub card_number: String,
+    /// Issue date.
+    pub issue_date: String,
+    /// Expiry date.
+    pub expiry_date: String,
+    /// Card type.
+    pub card_type: String,
+}
+
+/// The journal.
+pub struct Journal {
+    conn: Connection,
+}
+
+const CARD_COLS: &str = "id, batch, holder_line, ssn, region, seq, card_id, card_number, generation, chip, state, \
+     attempt, key_versions, error, apdus, bytes, modeled_us, issue_date, expiry_date, card_type, updated";
+
+fn card_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<CardRow> {
+    Ok(CardRow {
+        id: r.get(0)?,
+        batch: r.get(1)?,
+        holder_line: r.get(2)?,
+        ssn: r.get(3)?,
+        region: r.get(4)?,
+        seq: r.get(5)?,
+        card_id: r.get(6)?,
+        card_number: r.get(7)?,
+        generation: r.get(8)?,
+        chip: r.get(9)?,
+        state: r.get(10)?,
+        attempt: r.get(11)?,
+        key_versions: r.get(12)?,
+        error: r.get(13)?,
+        apdus: r.get(14)?,
+        bytes: r.get(15)?,
+        modeled_us: r.get(16)?,
+        issue_date: r.get(17)?,
+        expiry_date: r.get(18)?,
+        card_type: r.get(19)?,
+        updated: r.get(20)?,
+    })
+}
+
+impl Journal {
+    /// Opens (creating or upgrading) the journal at `path`.
+    pub fn open(path: &Path) -> Result<Journal, Error> {
+        let conn = Connection::open(path)?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        Journal::init(conn)
+    }
+
+    /// An in-memory journal (tests, benchmarks).
+    pub fn in_memory() -> Result<Journal, Error> {
+        Journal::init(Connection::open_in_memory()?)
+    }
+
+    fn init(conn: Connection) -> Result<Journal, Error> {
+        conn.busy_timeout(std::time::Duration::from_secs(10))?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        conn.execute_batch(
+            "CREATE TABLE IF NOT EXISTS migrations (version INTEGER PRIMARY KEY, applied TEXT NOT NULL)",
+        )?;
+        let have: i64 = conn.query_row("SELECT coalesce(max(version), 0) FROM migrations", [], |r| r.get(0))?;
+        if have > SCHEMA_VERSION {
+            return Err(Error::Journal(format!("journal schema {have} is newer than this program ({SCHEMA_VERSION})")));
+        }
+        if have < 1 {
+            let tx = conn.unchecked_transaction()?;
+            tx.execute_batch(V1)?;
+            tx.execute("INSERT INTO migrations (version, applied) VALUES (1, ?1)", [now()])?;
+            tx.commit()?;
+        }
+        Ok(Journal { conn })
+    }
+
+    /// The schema version.
+    pub fn schema_version(&self) -> Result<i64, Error> {
+        Ok(self.conn.query_row("SELECT max(version) FROM migrations", [], |r| r.get(0))?)
+    }
+
+    /// Whether `ssn` has a card in circulation or under way.
+    pub fn ssn_has_card(&self, ssn: &str) -> Result<bool, Error> {
+        let n: i64 = self.conn.query_row(
+            "SELECT count(*) FROM cards WHERE ssn = ?1 AND state NOT IN ('rejected','replaced','cancelled')",
+            [ssn],
+            |r| r.get(0),
+        )?;
+        Ok(n > 0)
+    }
+
+    /// Records a batch and its holders (without PINs); returns its id.
+    pub fn new_batch(&self, source: &str, generation: u8, holders: &[crate::holders::Holder]) -> Result<i64, Error> {
+        let tx = self.conn.unchecked_transaction()?;
+        tx.execute(
+            "INSERT INTO batches (source, generation, created, holders) VALUES (?1, ?2, ?3, ?4)",
+            params![source, generation, now(), holders.len() as i64],
+        )?;
+        let id = tx.last_insert_rowid();
+        for h in holders {
+            let json = serde_json::to_string(h).map_err(|e| Error::Internal(e.to_string()))?;
+            tx.execute(
+                "INSERT INTO batch_holders (batch, line, ssn, holder) VALUES (?1, ?2, ?3, ?4)",
+                params![id, h.line as i64, h.ssn, json],
+            )?;
+        }
+        tx.commit()?;
+        Ok(id)
+    }
+
+    /// The stored holder of a card (no PIN).
+    pub fn holder(&self, batch: i64, line: i64) -> Result<crate::holders::Holder, Error> {
+        let json: String = self.conn.query_row(
+            "SELECT holder FROM batch_holders WHERE batch = ?1 AND line = ?2",
+            params![batch, line],
+            |r| r.get(0),
+        )?;
+        serde_json::from_str(&json).map_err(|e| Error::Journal(format!("holder of batch {batch} line {line}: {e}")))
+    }
+
+    /// Holders of `batch` without a card in circulation or under way, in line order.
+    pub fn waiting_holders(&self, batch: i64) -> Result<Vec<crate::holders::Holder>, Error> {
+        let mut st = self.conn.prepare(
+            "SELECT holder FROM batch_holders h WHERE batch = ?1 AND NOT EXISTS (SELECT 1 FROM cards c \
+             WHERE c.ssn = h.ssn AND c.state NOT IN ('rejected','replaced','cancelled')) ORDER BY line",
+        )?;
+        let rows = st.query_map([batch], |r| r.get::<_, String>(0))?;
+        let mut out = Vec::new();
+        for j in rows {
+            out.push(serde_json::from_str(&j?).map_err(|e| Error::Journal(format!("holder of batch {batch}: {e}")))?);
+        }
+        Ok(out)
+    }
+
+    /// The latest batch, if any.
+    pub fn last_batch(&self) -> Result<Option<i64>, Error> {
+        Ok(self.conn.query_row("SELECT max(id) FROM batches", [], |r| r.get(0))?)
+    }
+
+    /// Makes a card row (`pending`) with the next sequence number of its region; returns (row id, seq).
+    pub fn new_card(
+        &self,
+        c: &NewCard<'_>,
+        id_of: &dyn Fn(u64) -> Result<Assigned, Error>,
+    ) -> Result<(i64, u64), Error> {
+        // IMMEDIATE: several workers (one per reader) allocate sequence numbers concurrently
+        let tx = rusqlite::Transaction::new_unchecked(&self.conn, rusqlite::TransactionBehavior::Immediate)?;
+        let last: i64 =
+            tx.query_row("SELECT coalesce(max(seq), 0) FROM cards WHERE region = ?1", [c.region], |r| r.get(0))?;
+        let seq = u64::try_from(last).map_err(|_| Error::Journal("negative sequence".into()))? + 1;
+        let Assigned { card_id, card_number: number, issue_date: issue, expiry_date: expiry, card_type: ty } =
+            id_of(seq)?;
+        let t = now();
+        tx.execute(
+            "INSERT INTO cards (batch, holder_line, ssn, region, seq, card_id, card_number, generation, chip, atr, \
+             reader, issue_date, expiry_date, card_type, state, created, updated) \
+             VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,'pending',?15,?15)",
+            params![
+                c.batch,
+                c.holder_line as i64,
+                c.ssn,
+                c.region,
+                seq as i64,
+                card_id,
+                number,
+                c.generation,
+                c.chip,
+                c.atr,
+                c.reader,
+                issue,
+                expiry,
+                ty,
+                t
+            ],
+        )?;
+        let id = tx.last_insert_rowid();
+        tx.commit()?;
+        Ok((id, seq))
+    }
+
+    /// The card row `id`.
+    pub fn card(&self, id: i64) -> Result<CardRow, Error> {
+        Ok(self.conn.query_row(&format!("SELECT {CARD_COLS} FROM cards WHERE id = ?1"), [id], card_row)?)
+    }
+
+    /// The unfinished card (not issued, rejected, replaced, cancelled) of chip `chip`, if any.
+    pub fn open_card_of_chip(&self, chip: &str) -> Result<Option<CardRow>, Error> {
+        Ok(self
+            .conn
+            .query_row(
+                &format!(
+                    "SELECT {CARD_COLS} FROM cards WHERE chip = ?1 AND state IN \
+                     ('pending','personalizing','written','verified','failed')"
+                ),
+                [chip],
+                card_row,
+            )
+            .optional()?)
+    }
+
+    /// The latest card written to chip `chip` (any state), if any.
+    pub fn last_card_of_chip(&self, chip: &str) -> Result<Option<CardRow>, Error> {
+        Ok(self
+            .conn
+            .query_row(
+                &format!("SELECT {CARD_COLS} FROM cards WHERE chip = ?1 ORDER BY id DESC LIMIT 1"),
+                [chip],
+                card_row,
+            )
+            .optional()?)
+    }
+
+    /// Every card, in id order.
+    pub fn cards(&self) -> Result<Vec<CardRow>, Error> {
+        let mut st = self.conn.prepare(&format!("SELECT {CARD_COLS} FROM cards ORDER BY id"))?;
+        let rows = st.query_map([], card_row)?.collect::<Result<Vec<_>, _>>()?;
+        Ok(rows)
+    }
+
+    /// Sets a card's state (and error).
+    pub fn set_state(&self, id: i64, state: &str, error: Option<&str>) -> Result<(), Error> {
+        self.conn.execute(
+            "UPDATE cards SET state = ?2, error = ?3, updated = ?4 WHERE id = ?1",
+            params![id, state, error, now()],
+        )?;
+        Ok(())
+    }
+
+    /// Starts a new attempt: state `personalizing`, attempt + 1; returns the attempt number.
+    pub fn begin_attempt(&self, id: i64, key_versions: &str) -> Result<i64, Error> {
+        self.conn.execute(
+            "UPDATE cards SET state = 'personalizing', attempt = attempt + 1, key_versions = ?2, error = NULL, \
+             updated = ?3 WHERE id = ?1",
+            params![id, key_versions, now()],
+        )?;
+        Ok(self.conn.query_row("SELECT attempt FROM cards WHERE id = ?1", [id], |r| r.get(0))?)
+    }
+
+    /// Records the measurements of the last attempt.
+    pub fn set_costs(&self, id: i64, apdus: u64, bytes: u64, modeled_us: Option<u64>) -> Result<(), Error> {
+        self.conn.execute(
+            "UPDATE cards SET apdus = ?2, bytes = ?3, modeled_us = ?4 WHERE id = ?1",
+            params![id, apdus as i64, bytes as i64, modeled_us.map(|v| v as i64)],
+        )?;
+        Ok(())
+    }
+
+    /// Records a step as started (before it runs).
+    pub fn step_started(&self, card: i64, attempt: i64, idx: usize, label: &str) -> Result<(), Error> {
+        self.conn.execute(
+            "INSERT OR REPLACE INTO steps (card, attempt, idx, label, state, started) VALUES (?1,?2,?3,?4,'started',?5)",
+            params![card, attempt, idx as i64, label, now()],
+        )?;
+        Ok(())
+    }
+
+    /// Records a step's outcome (after it ran).
+    pub fn step_finished(
+        &self,
+        card: i64,
+        attempt: i64,
+        idx: usize,
+        ok: bool,
+        detail: Option<&str>,
+    ) -> Result<(), Error> {
+        self.conn.execute(
+            "UPDATE steps SET state = ?4, finished = ?5, detail = ?6 WHERE card = ?1 AND attempt = ?2 AND idx = ?3",
+            params![card, attempt, idx as i64, if ok { "done" } else { "failed" }, now(), detail],
+        )?;
+        Ok(())
+    }
+
+    /// Count of steps of (card, attempt) in `state`.
+    pub fn step_count(&self, card: i64, attempt: i64, state: &str) -> Result<i64, Error> {
+        Ok(self.conn.query_row(
+            "SELECT count(*) FROM steps WHERE card = ?1 AND attempt = ?2 AND state = ?3",
+            params![card, attempt, state],
+            |r| r.get(0),
+        )?)
+    }
+
+    /// Number of cards per state.
+    pub fn counts(&self) -> Result<Vec<(String, i64)>, Error> {
+        let mut st = self.conn.prepare("SELECT state, count(*) FROM cards GROUP BY state ORDER BY state")?;
+        let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<Result<Vec<_>, _>>()?;
+        Ok(rows)
+    }
+}

@@ -1,0 +1,408 @@
+//! The personalization plan: abstract steps built from the card profile (CARD-PROFILE §8), in the
+//! profile's words. A plan holds no key and no PIN: keys are named by their store name and version,
+//! the PIN as "initial PIN of holder line N", so `issuance plan --json` can be shown to anyone.
+//!
+//! Order: authenticate in the MF with the transport key; for SSSE and every application DF of the
+//! generation: create it, select it, write its MK, authenticate with it, write its other keys (and the
+//! PIN in SSSE), create its EFs; in SSSE authenticate with UKMF and write EF05, EF06 and the photo;
+//! finally replace the MF's transport key by the card's MF MK and END PERSONALIZATION. The application
+//! DFs' records are left for the services that own them.
+
+use card_core::codec;
+use card_core::profile::{Access, Df, Ef, EfKind, Generation, ItemFormat, KeyUsage, Profile};
+use serde::Serialize;
+
+use crate::prepare::{CardKeys, Prepared};
+use crate::Error;
+
+/// A key as the plan names it: store name and version (never the key).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct KeyRef {
+    /// Store name (`TRANSPORT`, `MK_MF`, `MK`, `UKMF`, `UK_DF01`, …).
+    pub name: String,
+    /// Version.
+    pub version: u8,
+}
+
+/// An access condition with the key id resolved (CARD-PROFILE §3).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", content = "kid", rename_all = "snake_case")]
+pub enum Ac {
+    /// Always.
+    Free,
+    /// PIN verified.
+    Pin,
+    /// External authentication with kid.
+    Key(u8),
+    /// PIN or key.
+    PinOrKey(u8),
+    /// PIN and key.
+    PinAndKey(u8),
+    /// Never.
+    Never,
+}
+
+/// The layout of a new EF.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Layout {
+    /// Linear, one TLV per record.
+    Linear {
+        /// Number of records.
+        records: u8,
+        /// Largest record.
+        record_len: u8,
+        /// Records with a stricter read condition than the file's.
+        record_read: Vec<(u8, Ac)>,
+    },
+    /// Cyclic, fixed records.
+    Cyclic {
+        /// Number of records.
+        records: u8,
+        /// Record length.
+        record_len: u8,
+    },
+    /// Transparent.
+    Transparent {
+        /// Size in bytes.
+        size: u16,
+    },
+}
+
+/// One abstract personalization step.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(tag = "step", rename_all = "snake_case")]
+pub enum Step {
+    /// Select the MF.
+    SelectMf,
+    /// Select a DF by its AID.
+    Select {
+        /// DF name.
+        df: String,
+        /// AID (hex).
+        #[serde(with = "hex::serde")]
+        aid: Vec<u8>,
+    },
+    /// External authentication with a key of the current DF.
+    Authenticate {
+        /// DF name.
+        df: String,
+        /// Key id.
+        kid: u8,
+        /// Which key.
+        key: KeyRef,
+    },
+    /// Create a DF in the current DF.
+    CreateDf {
+        /// DF name.
+        df: String,
+        /// File id.
+        fid: u16,
+        /// AID (hex).
+        #[serde(with = "hex::serde")]
+        aid: Vec<u8>,
+    },
+    /// Create an EF in the current DF.
+    CreateEf {
+        /// DF name.
+        df: String,
+        /// EF name.
+        ef: String,
+        /// File id.
+        fid: u16,
+        /// Short file id.
+        sfi: u8,
+        /// Read condition.
+        read: Ac,
+        /// Update condition.
+        update: Ac,
+        /// Layout.
+        layout: Layout,
+    },
+    /// Write a key into the current DF.
+    WriteKey {
+        /// DF name.
+        df: String,
+        /// Key id.
+        kid: u8,
+        /// What it is for.
+        usage: String,
+        /// Try limit.
+        max_tries: u8,
+        /// Which key.
+        key: KeyRef,
+    },
+    /// Set the PIN of the current DF.
+    SetPin {
+        /// DF name.
+        df: String,
+        /// Whose PIN (never the PIN).
+        pin: String,
+        /// Try limit.
+        max_tries: u8,
+        /// PIN length in BCD bytes.
+        length: usize,
+    },
+    /// Write one TLV record of a linear EF.
+    WriteRecord {
+        /// DF name.
+        df: String,
+        /// EF name.
+        ef: String,
+        /// Short file id.
+        sfi: u8,
+        /// Record number.
+        record: u8,
+        /// Tag.
+        tag: u8,
+        /// Value (hex), full field length.
+        #[serde(with = "hex::serde")]
+        value: Vec<u8>,
+    },
+    /// Write a transparent EF.
+    WriteBinary {
+        /// DF name.
+        df: String,
+        /// EF name.
+        ef: String,
+        /// Short file id.
+        sfi: u8,
+        /// What is written.
+        source: String,
+        /// The bytes (not shown).
+        #[serde(skip)]
+        data: Vec<u8>,
+        /// Length.
+        len: usize,
+    },
+    /// END PERSONALIZATION (in the MF).
+    EndPersonalization,
+}
+
+impl Step {
+    /// A short label for journals and errors.
+    pub fn label(&self) -> String {
+        match self {
+            Step::SelectMf => "select MF".into(),
+            Step::Select { df, .. } => format!("select {df}"),
+            Step::Authenticate { df, key, .. } => format!("authenticate {df} {} v{}", key.name, key.version),
+            Step::CreateDf { df, .. } => format!("create {df}"),
+            Step::CreateEf { df, ef, .. } => format!("create {df} {ef}"),
+            Step::WriteKey { df, key, .. } => format!("write key {df} {} v{}", key.name, key.version),
+            Step::SetPin { df, .. } => format!("set PIN {df}"),
+            Step::WriteRecord { df, ef, record, tag, .. } => format!("write {df} {ef} #{record} tag {tag:02X}"),
+            Step::WriteBinary { df, ef, len, .. } => format!("write {df} {ef} ({len} bytes)"),
+            Step::EndPersonalization => "END PERSONALIZATION".into(),
+        }
+    }
+
+    /// Whether the step changes the card.
+    pub fn writes(&self) -> bool {
+        !matches!(self, Step::SelectMf | Step::Select { .. } | Step::Authenticate { .. })
+    }
+}
+
+/// A plan: the steps for one card.
+#[derive(Clone, Debug, Serialize)]
+pub struct Plan {
+    /// Generation.
+    pub generation: u8,
+    /// Holder line.
+    pub holder_line: u64,
+    /// The steps, in order.
+    pub steps: Vec<Step>,
+}
+
+fn usage_name(u: KeyUsage) -> &'static str {
+    match u {
+        KeyUsage::Master => "master",
+        KeyUsage::InternalAuth => "internal-auth",
+        KeyUsage::ExternalAuth => "external-auth",
+        KeyUsage::PinUnblock => "pin-unblock",
+        KeyUsage::PinReload => "pin-reload",
+        KeyUsage::Maintenance => "maintenance",
+    }
+}
+
+/// The store name of a profile key (key-mgmt inventory): `MK_MF`, SSSE's bare names, `UK_DF01`.
+pub fn store_name(df: &str, key: &str) -> String {
+    if df == "SSSE" {
+        key.to_owned()
+    } else {
+        format!("{key}_{df}")
+    }
+}
+
+fn ac(df: &Df, a: &Access) -> Result<Ac, Error> {
+    let kid = |k: &str| df.key(k).map(|s| s.kid).ok_or_else(|| Error::Profile(format!("{}: no key {k}", df.name)));
+    Ok(match a {
+        Access::Free => Ac::Free,
+        Access::Pin => Ac::Pin,
+        Access::Key(k) => Ac::Key(kid(k)?),
+        Access::PinOrKey(k) => Ac::PinOrKey(kid(k)?),
+        Access::PinAndKey(k) => Ac::PinAndKey(kid(k)?),
+        Access::Never => Ac::Never,
+    })
+}
+
+/// Builds the plan of `card` from `profile`; `keys` gives the key versions; `photo` the photo bytes.
+pub fn build(profile: &Profile, card: &Prepared, keys: &CardKeys, photo: Option<&[u8]>) -> Result<Plan, Error> {
+    let g = card.generation;
+    let key = |df: &str, name: &str| -> Result<KeyRef, Error> {
+        let n = store_name(df, name);
+        let (_, version) = keys.get(&n).ok_or_else(|| Error::Keys(format!("no active {n} for this card")))?;
+        Ok(KeyRef { name: n, version })
+    };
+    let transport = KeyRef { name: "TRANSPORT".into(), version: keys.transport.1 };
+    let ssse = profile.df("SSSE").ok_or_else(|| Error::Profile("no SSSE".into()))?;
+    let ssse_aid = ssse.aid.clone().ok_or_else(|| Error::Profile("SSSE has no AID".into()))?;
+    let mut s = vec![Step::SelectMf, Step::Authenticate { df: "MF".into(), kid: 0, key: transport.clone() }];
+    for df in profile.dfs_for(g) {
+        let aid = df.aid.clone().ok_or_else(|| Error::Profile(format!("{} has no AID", df.name)))?;
+        if df.name != "SSSE" {
+            s.push(Step::Select { df: "SSSE".into(), aid: ssse_aid.clone() });
+            s.push(Step::Authenticate { df: "SSSE".into(), kid: 0, key: key("SSSE", "MK")? });
+        }
+        s.push(Step::CreateDf { df: df.name.clone(), fid: df.fid, aid: aid.clone() });
+        s.push(Step::Select { df: df.name.clone(), aid });
+        let mk = df.key("MK").ok_or_else(|| Error::Profile(format!("{} has no MK", df.name)))?;
+        let write_key = |k: &card_core::profile::KeySpec| -> Result<Step, Error> {
+            Ok(Step::WriteKey {
+                df: df.name.clone(),
+                kid: k.kid,
+                usage: usage_name(k.usage).into(),
+                max_tries: k.max_tries,
+                key: key(&df.name, &k.name)?,
+            })
+        };
+        s.push(write_key(mk)?);
+        s.push(Step::Authenticate { df: df.name.clone(), kid: mk.kid, key: key(&df.name, "MK")? });
+        for k in df.keys_for(g).filter(|k| k.name != "MK") {
+            s.push(write_key(k)?);
+        }
+        if df.pin {
+            s.push(Step::SetPin {
+                df: df.name.clone(),
+                pin: format!("initial PIN of holder line {}", card.holder.line),
+                max_tries: profile.pin.max_tries,
+                length: profile.pin.length,
+            });
+        }
+        for ef in df.efs_for(g) {
+            s.push(create_ef(df, ef, g)?);
+        }
+        if df.name == "SSSE" {
+            fill_ssse(&mut s, df, card, photo, &key)?;
+        }
+    }
+    let mf_mk = profile.mf.key("MK").ok_or_else(|| Error::Profile("MF has no MK".into()))?;
+    s.push(Step::SelectMf);
+    s.push(Step::Authenticate { df: "MF".into(), kid: 0, key: transport });
+    s.push(Step::WriteKey {
+        df: "MF".into(),
+        kid: mf_mk.kid,
+        usage: usage_name(mf_mk.usage).into(),
+        max_tries: mf_mk.max_tries,
+        key: key("MF", "MK")?,
+    });
+    s.push(Step::Authenticate { df: "MF".into(), kid: mf_mk.kid, key: key("MF", "MK")? });
+    s.push(Step::EndPersonalization);
+    Ok(Plan { generation: g.number(), holder_line: card.holder.line, steps: s })
+}
+
+fn create_ef(df: &Df, ef: &Ef, g: Generation) -> Result<Step, Error> {
+    let big = || Error::Profile(format!("{} {}: layout too large", df.name, ef.name));
+    let layout = match &ef.kind {
+        EfKind::Linear { .. } => {
+            let mut record_read = Vec::new();
+            for (n, item) in ef.items(g).enumerate() {
+                if let Some(rule) = &item.read {
+                    record_read.push((u8::try_from(n + 1).map_err(|_| big())?, ac(df, rule.for_generation(g))?));
+                }
+            }
+            Layout::Linear {
+                records: u8::try_from(ef.record_count(g).unwrap_or(0)).map_err(|_| big())?,
+                record_len: u8::try_from(ef.record_len(g).unwrap_or(0)).map_err(|_| big())?,
+                record_read,
+            }
+        }
+        EfKind::Cyclic { records, .. } => Layout::Cyclic {
+            records: *records,
+            record_len: u8::try_from(ef.record_len(g).unwrap_or(0)).map_err(|_| big())?,
+        },
+        EfKind::Transparent { .. } => {
+            Layout::Transparent { size: u16::try_from(ef.size(g).unwrap_or(0)).map_err(|_| big())? }
+        }
+    };
+    Ok(Step::CreateEf {
+        df: df.name.clone(),
+        ef: ef.name.clone(),
+        fid: ef.fid,
+        sfi: ef.sfi,
+        read: ac(df, ef.read.for_generation(g))?,
+        update: ac(df, ef.update.for_generation(g))?,
+        layout,
+    })
+}
+
+/// EF05 and EF06 values (CARD-PROFILE §2.1) as text of their formats.
+fn ssse_value(ef: &str, tag: u8, c: &Prepared) -> Option<String> {
+    let h = &c.holder;
+    Some(match (ef, tag) {
+        ("EF05", 0x01) => codec::hex_upper(&c.card_id),
+        ("EF05", 0x02) => c.card_type.clone(),
+        ("EF05", 0x03) => c.generation.spec_version().to_owned(),
+        ("EF05", 0x04) => c.organisation.clone(),
+        ("EF05", 0x05) => c.issue_date.clone(),
+        ("EF05", 0x06) => c.expiry_date.clone(),
+        ("EF05", 0x07) => c.card_number.clone(),
+        ("EF06", 0x08) => h.ssn.clone(),
+        ("EF06", 0x09) => h.name.clone(),
+        ("EF06", 0x4E) => h.name_ext.clone(),
+        ("EF06", 0x0A) => h.sex.clone(),
+        ("EF06", 0x0B) => h.ethnicity.clone(),
+        ("EF06", 0x0C) => h.birthplace.clone(),
+        ("EF06", 0x0D) => h.birth_date.clone(),
+        _ => return None,
+    })
+}
+
+fn fill_ssse(
+    s: &mut Vec<Step>,
+    df: &Df,
+    card: &Prepared,
+    photo: Option<&[u8]>,
+    key: &dyn Fn(&str, &str) -> Result<KeyRef, Error>,
+) -> Result<(), Error> {
+    let g = card.generation;
+    let ukmf = df.key("UKMF").ok_or_else(|| Error::Profile("SSSE has no UKMF".into()))?;
+    s.push(Step::Authenticate { df: df.name.clone(), kid: ukmf.kid, key: key("SSSE", "UKMF")? });
+    for ef_name in ["EF05", "EF06"] {
+        let ef = df.ef(ef_name).ok_or_else(|| Error::Profile(format!("SSSE has no {ef_name}")))?;
+        for (n, item) in ef.items(g).enumerate() {
+            let Some(text) = ssse_value(ef_name, item.tag, card) else { continue };
+            let ItemFormat::Simple(f) = &item.format else { continue };
+            let value = codec::encode(*f, &text, item.len)
+                .map_err(|e| Error::Input(format!("{ef_name} tag {:02X}: {e}", item.tag)))?;
+            s.push(Step::WriteRecord {
+                df: df.name.clone(),
+                ef: ef_name.into(),
+                sfi: ef.sfi,
+                record: u8::try_from(n + 1).map_err(|_| Error::Profile("record number".into()))?,
+                tag: item.tag,
+                value,
+            });
+        }
+    }
+    if let (Some(data), Some(ef)) = (photo, df.ef("EF08").filter(|e| e.generations.contains(g))) {
+        s.push(Step::WriteBinary {
+            df: df.name.clone(),
+            ef: "EF08".into(),
+            sfi: ef.sfi,
+            source: format!("photo of holder line {}", card.holder.line),
+            len: data.len(),
+            data: data.to_vec(),
+        });
+    }
+    Ok(())
+}

@@ -1,0 +1,299 @@
+//! Running a plan on a card, with the journal, and the resume policy.
+//!
+//! # Resume policy
+//!
+//! The plan is rebuilt from the journal (holder data, card id, number, dates) and the key store, so it
+//! is the same plan. What the card holds is then read from the card itself, not guessed from the
+//! journal: GET DATA key info in the MF tells whether the transport key (kid 00 at the transport
+//! version) is still in place.
+//!
+//! - **Transport key still in place** (torn anywhere before the MF MK was written): the card is still in
+//!   personalization, so authenticate with the transport key, ERASE DF in the MF (which removes
+//!   everything but the MF's key) and run the whole plan again as a new attempt. Steps are not
+//!   individually idempotent (CREATE FILE answers `6A89` the second time, a key may or may not have been
+//!   written), so restarting from a clean MF is the one policy that is always right.
+//! - **MF MK in place**: every step before the MF MK was confirmed, so only END PERSONALIZATION may be
+//!   missing: authenticate with the MF MK and send it; `6985` means it was already done.
+//! - Then the card is verified (read back, authentications); a card that fails verification after END
+//!   PERSONALIZATION cannot be re-personalized and is `rejected` (its card id and number stay burnt).
+//!
+//! A card is `issued` only after verification passed.
+
+use card_core::apdu::{Command, Ins, Sensitivity, StatusWord};
+use card_core::crypto::card_factor;
+use card_core::profile::{Generation, Profile};
+use card_core::transport::{historical_bytes, CardTransaction, CardTransactionExt, Transport, TransportError};
+
+use crate::cos::{authenticate, select_mf, CosAdapter};
+use crate::holders::Holder;
+use crate::journal::{state, Assigned, CardRow, Journal, NewCard};
+use crate::plan::{self, Plan};
+use crate::prepare::{self, algorithm_of, CardKeys, KeySource, Prepared, Settings};
+use crate::verify;
+use crate::Error;
+
+/// The version of the transport key on a blank card (CARD-PROFILE §5.1, card-sim COS.md).
+pub const TRANSPORT_VERSION: u8 = 0x00;
+
+/// APDUs and bytes of one card's run.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Costs {
+    /// Command APDUs sent.
+    pub apdus: u64,
+    /// Bytes sent plus bytes received.
+    pub bytes: u64,
+}
+
+struct Counting<'a> {
+    inner: Box<dyn CardTransaction + 'a>,
+    costs: &'a mut Costs,
+}
+
+impl CardTransaction for Counting<'_> {
+    fn transmit(&mut self, command: &[u8], s: Sensitivity) -> Result<Vec<u8>, TransportError> {
+        self.costs.apdus += 1;
+        self.costs.bytes += command.len() as u64;
+        let r = self.inner.transmit(command, s)?;
+        self.costs.bytes += r.len() as u64;
+        Ok(r)
+    }
+    fn reset(&mut self) -> Result<Vec<u8>, TransportError> {
+        self.inner.reset()
+    }
+    fn atr(&self) -> &[u8] {
+        self.inner.atr()
+    }
+}
+
+/// The issuance engine for one desk: profile, COS adapter, keys, journal, settings.
+pub struct Issuer<'a> {
+    /// The card layout.
+    pub profile: &'a Profile,
+    /// The chip family's adapter.
+    pub cos: &'a dyn CosAdapter,
+    /// Card keys.
+    pub keys: &'a dyn KeySource,
+    /// The journal.
+    pub journal: &'a Journal,
+    /// Batch settings (generation, validity, …).
+    pub settings: Settings,
+}
+
+/// The chip serial (card factor) of the card in `t`, hex.
+pub fn chip_of(t: &dyn Transport) -> Result<[u8; 8], Error> {
+    let hist = historical_bytes(t.atr()).ok_or_else(|| Error::Malformed("ATR without historical bytes".into()))?;
+    Ok(card_factor(hist).map_err(card_core::Error::from)?)
+}
+
+impl Issuer<'_> {
+    /// Personalizes the blank card in `t` for `holder` and verifies it. Returns the card row id.
+    pub fn issue(&self, t: &mut dyn Transport, holder: &Holder, batch: Option<i64>) -> Result<(i64, Costs), Error> {
+        let chip = chip_of(t)?;
+        let chip_hex = hex::encode_upper(chip);
+        if let Some(open) = self.journal.open_card_of_chip(&chip_hex)? {
+            return Err(Error::Input(format!(
+                "this card (chip {chip_hex}) is card {} of holder line {}, not finished: use `issuance resume`",
+                open.card_number, open.holder_line
+            )));
+        }
+        let s = &self.settings;
+        let new = NewCard {
+            batch,
+            holder_line: holder.line,
+            ssn: &holder.ssn,
+            region: &holder.region,
+            generation: s.generation.number(),
+            chip: &chip_hex,
+            atr: &hex::encode_upper(t.atr()),
+            reader: t.name(),
+        };
+        let (id, _) = self.journal.new_card(&new, &|seq| {
+            let p = prepare::prepare(holder, seq, s)?;
+            Ok(Assigned {
+                card_id: hex::encode_upper(p.card_id),
+                card_number: p.card_number,
+                issue_date: p.issue_date,
+                expiry_date: p.expiry_date,
+                card_type: p.card_type,
+            })
+        })?;
+        let row = self.journal.card(id)?;
+        let costs = self.run_card(t, &row, holder)?;
+        Ok((id, costs))
+    }
+
+    /// Continues the unfinished card in `t` (found by its chip serial). `pin_of` gives a holder's own
+    /// initial PIN by SSN (from the holders file); `None` if there is no unfinished card of this chip.
+    pub fn resume(
+        &self,
+        t: &mut dyn Transport,
+        pin_of: &dyn Fn(&str) -> Option<secrecy::SecretString>,
+    ) -> Result<Option<(i64, Costs)>, Error> {
+        let chip = hex::encode_upper(chip_of(t)?);
+        let Some(row) = self.journal.open_card_of_chip(&chip)? else { return Ok(None) };
+        let batch = row.batch.ok_or_else(|| Error::Journal(format!("card {} has no batch", row.id)))?;
+        let mut holder = self.journal.holder(batch, row.holder_line)?;
+        if holder.own_pin {
+            holder.pin = Some(pin_of(&holder.ssn).ok_or_else(|| {
+                Error::Input(format!("holder line {} has an own initial PIN: give --holders", holder.line))
+            })?);
+        }
+        let costs = self.run_card(t, &row, &holder)?;
+        Ok(Some((row.id, costs)))
+    }
+
+    /// Verifies the card in `t` again against the journal (read back, key info, authentications;
+    /// not the PIN). Returns the card row; the journal is not changed.
+    pub fn verify_card(&self, t: &mut dyn Transport) -> Result<(CardRow, Costs), Error> {
+        let chip = chip_of(t)?;
+        let row = self
+            .journal
+            .last_card_of_chip(&hex::encode_upper(chip))?
+            .ok_or_else(|| Error::Input("this card is not in the journal".into()))?;
+        let batch = row.batch.ok_or_else(|| Error::Journal(format!("card {} has no batch", row.id)))?;
+        let holder = self.journal.holder(batch, row.holder_line)?;
+        let g = Generation::new(u8::try_from(row.generation).unwrap_or(0))
+            .ok_or_else(|| Error::Journal("generation".into()))?;
+        let keys = self.keys.card_keys(&row.region, &chip, algorithm_of(g))?;
+        let plan = self.plan_for(&row, &holder, &keys)?;
+        let mut costs = Costs::default();
+        {
+            let tx = t.transaction().map_err(card_core::Error::from)?;
+            let mut tx = Counting { inner: tx, costs: &mut costs };
+            verify::verify(&mut tx, self.cos, self.profile, &plan, &keys, None)?;
+        }
+        Ok((row, costs))
+    }
+
+    fn prepared(&self, row: &CardRow, holder: &Holder) -> Result<Prepared, Error> {
+        let g = Generation::new(u8::try_from(row.generation).unwrap_or(0))
+            .ok_or_else(|| Error::Journal(format!("card {}: generation {}", row.id, row.generation)))?;
+        let seq = u64::try_from(row.seq).map_err(|_| Error::Journal("sequence".into()))?;
+        let mut s = self.settings.clone();
+        s.generation = g;
+        let mut p = prepare::prepare(holder, seq, &s)?;
+        // dates and type as first recorded: a resumed card is the same card
+        p.issue_date = row.issue_date.clone();
+        p.expiry_date = row.expiry_date.clone();
+        p.card_type = row.card_type.clone();
+        if hex::encode_upper(p.card_id) != row.card_id || p.card_number != row.card_number {
+            return Err(Error::Journal(format!("card {}: card id or number differs from the journal", row.id)));
+        }
+        Ok(p)
+    }
+
+    /// The plan of a journalled card (for `plan` and tests).
+    pub fn plan_for(&self, row: &CardRow, holder: &Holder, keys: &CardKeys) -> Result<Plan, Error> {
+        let p = self.prepared(row, holder)?;
+        let photo = match &holder.photo {
+            Some(path) => Some(std::fs::read(path).map_err(|e| Error::Input(format!("{}: {e}", path.display())))?),
+            None => None,
+        };
+        plan::build(self.profile, &p, keys, photo.as_deref())
+    }
+
+    fn run_card(&self, t: &mut dyn Transport, row: &CardRow, holder: &Holder) -> Result<Costs, Error> {
+        let g = Generation::new(u8::try_from(row.generation).unwrap_or(0))
+            .ok_or_else(|| Error::Journal("generation".into()))?;
+        let chip = chip_of(t)?;
+        let keys = self.keys.card_keys(&row.region, &chip, algorithm_of(g))?;
+        let plan = self.plan_for(row, holder, &keys)?;
+        let versions = serde_json::to_string(&keys.versions()).map_err(|e| Error::Internal(e.to_string()))?;
+        let mut costs = Costs::default();
+        let result = self.personalize(t, row, &plan, &keys, holder.initial_pin(), &versions, &mut costs);
+        let j = self.journal;
+        j.set_costs(row.id, costs.apdus, costs.bytes, None)?;
+        match result {
+            Ok(()) => {}
+            Err(e) => {
+                j.set_state(row.id, state::FAILED, Some(&e.to_string()))?;
+                return Err(e);
+            }
+        }
+        j.set_state(row.id, state::WRITTEN, None)?;
+        let verified = {
+            let tx = t.transaction().map_err(card_core::Error::from)?;
+            let mut tx = Counting { inner: tx, costs: &mut costs };
+            verify::verify(&mut tx, self.cos, self.profile, &plan, &keys, Some(holder.initial_pin()))
+        };
+        j.set_costs(row.id, costs.apdus, costs.bytes, None)?;
+        match verified {
+            Ok(()) => {}
+            Err(e @ Error::Card(card_core::Error::Transport(_))) => {
+                // torn during verification: written but not verified; resume verifies again
+                j.set_state(row.id, state::FAILED, Some(&e.to_string()))?;
+                return Err(e);
+            }
+            Err(e) => {
+                // the card does not hold what was written, or refuses its own keys
+                j.set_state(row.id, state::REJECTED, Some(&e.to_string()))?;
+                return Err(e);
+            }
+        }
+        j.set_state(row.id, state::VERIFIED, None)?;
+        j.set_state(row.id, state::ISSUED, None)?;
+        Ok(costs)
+    }
+
+    /// Probes the card, then erases and runs the plan, or only finishes it (see the module docs).
+    #[allow(clippy::too_many_arguments)]
+    fn personalize(
+        &self,
+        t: &mut dyn Transport,
+        row: &CardRow,
+        plan: &Plan,
+        keys: &CardKeys,
+        pin: &str,
+        versions: &str,
+        costs: &mut Costs,
+    ) -> Result<(), Error> {
+        let j = self.journal;
+        let attempt = j.begin_attempt(row.id, versions)?;
+        let tx = t.transaction().map_err(card_core::Error::from)?;
+        let mut tx = Counting { inner: tx, costs };
+        let tx: &mut dyn CardTransaction = &mut tx;
+        let transport = &keys.transport.0;
+        let (mf_mk, mf_v) = keys.get("MK_MF").ok_or_else(|| Error::Keys("no MK_MF".into()))?;
+        let mut idx = 0usize;
+        let mut record = |label: &str, f: &mut dyn FnMut() -> Result<(), Error>| -> Result<(), Error> {
+            j.step_started(row.id, attempt, idx, label)?;
+            let r = f();
+            j.step_finished(row.id, attempt, idx, r.is_ok(), r.as_ref().err().map(|e| e.to_string()).as_deref())?;
+            idx += 1;
+            r
+        };
+        let mut mf_version = None;
+        if attempt > 1 {
+            record("probe MF key info", &mut || {
+                select_mf(tx)?;
+                let info = self.cos.key_info(tx)?;
+                mf_version = info.iter().find(|i| i[0] == 0).map(|i| i[1]);
+                Ok(())
+            })?;
+        }
+        match mf_version {
+            Some(v) if v == mf_v && v != TRANSPORT_VERSION => {
+                record("authenticate MF MK_MF", &mut || authenticate(tx, 0, mf_mk))?;
+                return record("END PERSONALIZATION (if not done)", &mut || {
+                    let r = tx.exchange(&Command::new(0x80, Ins::END_PERSONALIZATION, 0, 0))?;
+                    match r.sw() {
+                        StatusWord::OK | StatusWord::CONDITIONS_NOT_SATISFIED => Ok(()),
+                        sw => Err(card_core::Error::from_status(sw).into()),
+                    }
+                });
+            }
+            Some(TRANSPORT_VERSION) => {
+                record("erase MF", &mut || {
+                    authenticate(tx, 0, transport)?;
+                    self.cos.erase_df(tx)
+                })?;
+            }
+            Some(v) => return Err(Error::Verify(format!("MF key version {v}: neither transport key nor MK_MF"))),
+            None => {}
+        }
+        for step in &plan.steps {
+            record(&step.label(), &mut || self.cos.execute(tx, step, keys, pin))?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,150 @@
+//! Read-back verification (CARD-PROFILE §8 step 7): after a reset, every written record and binary is
+//! read back with plain READ RECORD / READ BINARY (after RKSSSE on generation 3) and compared; every DF's
+//! key info (GET DATA) must list each written key at its version and algorithm; every MK and external
+//! authentication key is used in an EXTERNAL AUTHENTICATE; IRK answers an INTERNAL AUTHENTICATE as
+//! computed here; the initial PIN verifies. Only then may the card be recorded as issued.
+
+use std::collections::BTreeMap;
+
+use card_core::apdu::{Command, Ins};
+use card_core::crypto::{ct_eq, process_key};
+use card_core::profile::{Generation, Profile};
+use card_core::transport::CardTransactionExt;
+
+use crate::cos::{authenticate, select_aid, select_mf, CosAdapter, Tx, BINARY_CHUNK};
+use crate::plan::{Plan, Step};
+use crate::prepare::CardKeys;
+use crate::Error;
+
+fn mismatch(what: String) -> Error {
+    Error::Verify(what)
+}
+
+/// Verifies a written card against its plan; `pin`, the initial PIN, is checked when given (not on a
+/// card in circulation, whose holder may have changed it).
+pub fn verify(
+    tx: &mut Tx<'_>,
+    cos: &dyn CosAdapter,
+    profile: &Profile,
+    plan: &Plan,
+    keys: &CardKeys,
+    pin: Option<&str>,
+) -> Result<(), Error> {
+    tx.reset()?;
+    let g = Generation::new(plan.generation).ok_or_else(|| Error::Internal("generation".into()))?;
+    // per DF: keys written (kid, usage, name) and data written
+    let mut written_keys: BTreeMap<String, Vec<(u8, String, String, u8)>> = BTreeMap::new();
+    let mut records: BTreeMap<String, Vec<&Step>> = BTreeMap::new();
+    for s in &plan.steps {
+        match s {
+            Step::WriteKey { df, kid, usage, key, .. } => {
+                written_keys.entry(df.clone()).or_default().push((*kid, usage.clone(), key.name.clone(), key.version))
+            }
+            Step::WriteRecord { df, .. } | Step::WriteBinary { df, .. } => {
+                records.entry(df.clone()).or_default().push(s)
+            }
+            _ => {}
+        }
+    }
+    for (df, ks) in &written_keys {
+        if df == "MF" {
+            select_mf(tx)?;
+        } else {
+            let aid =
+                profile.df(df).and_then(|d| d.aid.clone()).ok_or_else(|| Error::Profile(format!("no DF {df}")))?;
+            select_aid(tx, &aid)?;
+        }
+        let info = cos.key_info(tx)?;
+        for (kid, usage, name, version) in ks {
+            let (key, _) = keys.get(name).ok_or_else(|| Error::Keys(format!("no key {name}")))?;
+            let found = info.iter().find(|i| i[0] == *kid);
+            if found.map(|i| (i[1], i[2])) != Some((*version, key.algorithm().id())) {
+                return Err(mismatch(format!(
+                    "{df} key {kid:02X} ({name}): key info {found:02X?}, expected version {version}"
+                )));
+            }
+            match usage.as_str() {
+                "master" | "external-auth" => authenticate(tx, *kid, key)?,
+                "internal-auth" => internal_auth(tx, key, df)?,
+                _ => {}
+            }
+        }
+        if df == "SSSE" {
+            if g == Generation::THREE {
+                let rk = keys.get("RKSSSE").ok_or_else(|| Error::Keys("no key RKSSSE".into()))?.0;
+                let kid = profile.df("SSSE").and_then(|d| d.key("RKSSSE")).map(|k| k.kid).unwrap_or(0x0A);
+                authenticate(tx, kid, rk)?;
+            }
+            if let Some(pin) = pin {
+                verify_pin(tx, pin)?;
+            }
+        }
+        for s in records.get(df).into_iter().flatten() {
+            read_back(tx, s)?;
+        }
+    }
+    Ok(())
+}
+
+fn internal_auth(tx: &mut Tx<'_>, irk: &card_core::crypto::CardKey, df: &str) -> Result<(), Error> {
+    let r1: [u8; 8] = rand::random();
+    let r2: [u8; 8] = rand::random();
+    let cmd = Command::new(0x00, Ins::INTERNAL_AUTHENTICATE, 0x00, 0x00).with_data([r1, r2].concat())?.with_le(256)?;
+    let answer = tx.exchange_ok(&cmd)?;
+    let expected = process_key(irk, &r1).cryptogram(&r2);
+    if !ct_eq(&answer, &expected) {
+        return Err(mismatch(format!("{df}: internal authentication answer does not match IRK")));
+    }
+    Ok(())
+}
+
+/// CARD-PROFILE §4 VERIFY PIN with the initial PIN (BCD, `F`-padded).
+fn verify_pin(tx: &mut Tx<'_>, pin: &str) -> Result<(), Error> {
+    let len = Profile::builtin().pin.length;
+    let bcd = zeroize::Zeroizing::new(
+        card_core::codec::encode_cn(pin, len).map_err(|_| Error::Input("initial PIN is not digits".into()))?,
+    );
+    let cmd = Command::new(0x00, Ins::VERIFY, 0, 0).with_data(bcd.to_vec())?.sensitive();
+    match tx.exchange_ok(&cmd) {
+        Ok(_) => Ok(()),
+        Err(e @ card_core::Error::Transport(_)) => Err(e.into()),
+        Err(e) => Err(mismatch(format!("initial PIN does not verify: {e}"))),
+    }?;
+    Ok(())
+}
+
+fn read_back(tx: &mut Tx<'_>, s: &Step) -> Result<(), Error> {
+    match s {
+        Step::WriteRecord { ef, sfi, record, tag, value, .. } => {
+            let cmd = Command::new(0x00, Ins::READ_RECORD, *record, (sfi << 3) | 4).with_le(256)?;
+            let got = tx.exchange_ok(&cmd)?;
+            let want = [vec![*tag, u8::try_from(value.len()).unwrap_or(0)], value.clone()].concat();
+            if got != want {
+                return Err(mismatch(format!("{ef} record {record} (tag {tag:02X}) reads back differently")));
+            }
+        }
+        Step::WriteBinary { ef, sfi, data, .. } => {
+            let mut got = Vec::with_capacity(data.len());
+            while got.len() < data.len() {
+                let want = (data.len() - got.len()).min(BINARY_CHUNK);
+                let off = u16::try_from(got.len()).map_err(|_| Error::Internal("offset".into()))?;
+                let cmd = if off == 0 {
+                    Command::new(0x00, Ins::READ_BINARY, 0x80 | sfi, 0)
+                } else {
+                    let [hi, lo] = off.to_be_bytes();
+                    Command::new(0x00, Ins::READ_BINARY, hi, lo)
+                };
+                let chunk = tx.exchange_ok(&cmd.with_le(u32::try_from(want).unwrap_or(0))?)?;
+                if chunk.is_empty() {
+                    break;
+                }
+                got.extend_from_slice(&chunk);
+            }
+            if got != *data {
+                return Err(mismatch(format!("{ef} reads back differently")));
+            }
+        }
+        _ => {}
+    }
+    Ok(())
+}

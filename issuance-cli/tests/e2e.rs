@@ -1,0 +1,184 @@
+//! End to end through pcscd and vpcd: the `issuance` program personalizes the sample batch on card-sim
+//! blank cards that the test inserts into `Virtual PCD 00 00` one after another while the program waits
+//! for each; then `status --json` shows every card issued. Also one card issued in process through
+//! `PcscTransport`.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use card_core::profile::{Generation, Profile};
+use card_core::transport::PcscTransport;
+use card_sim::SimTransport;
+use issuance::cos::ReferenceCos;
+use issuance::journal::Journal;
+use issuance::prepare::Settings;
+use issuance::run::Issuer;
+use testkit::{vpcd_lock, Reader0, READER};
+
+fn issuance(dir: &Path) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_issuance"));
+    c.arg("--journal").arg(dir.join("journal.db"));
+    c.arg("--keystore").arg(dir.join("keys.db"));
+    c.arg("--passphrase-file").arg(dir.join("pass.txt"));
+    c
+}
+
+fn setup(dir: &Path) {
+    common::make_store(&dir.join("keys.db"));
+    std::fs::write(dir.join("pass.txt"), format!("{}\n", common::PASSPHRASE)).unwrap();
+}
+
+/// Waits for a line of the program's output containing `what`; returns it.
+fn expect_line(rx: &mpsc::Receiver<String>, what: &str) -> String {
+    loop {
+        match rx.recv_timeout(Duration::from_secs(60)) {
+            Ok(line) if line.contains(what) => return line,
+            Ok(_) => {}
+            Err(e) => panic!("no line with {what:?}: {e}"),
+        }
+    }
+}
+
+#[test]
+fn cli_personalizes_the_sample_one_card_after_another() {
+    let _lock = vpcd_lock();
+    let dir = tempfile::tempdir().unwrap();
+    setup(dir.path());
+    let mut child = issuance(dir.path())
+        .args(["personalize", "--generation", "2", "--card-timeout", "60", "--reader", READER, "--holders"])
+        .arg(common::fixture("holders/sample.csv"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let mut issued = Vec::new();
+    for (i, line) in [2, 3, 4, 5, 6].into_iter().enumerate() {
+        let asked = expect_line(&rx, "insert a blank card");
+        assert!(asked.contains(&format!("line {line} ")), "{asked}");
+        let card = Reader0::insert(SimTransport::new(common::blank(2, 0x1000 + i as u64)));
+        let done = expect_line(&rx, &format!("line {line} "));
+        assert!(done.contains("issued"), "{done}");
+        issued.push(card.remove());
+    }
+    let summary = expect_line(&rx, "batch 1:");
+    assert!(summary.contains("5 issued, 0 failed"), "{summary}");
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+
+    let status = issuance(dir.path()).args(["status", "--json"]).output().unwrap();
+    assert!(status.status.success());
+    let v: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
+    assert_eq!(v["format"], "issuance/1");
+    assert_eq!(v["counts"]["issued"], 5);
+    let cards = v["cards"].as_array().unwrap();
+    assert!(cards.iter().all(|c| c["state"] == "issued"));
+    let numbers: std::collections::BTreeSet<_> = cards.iter().map(|c| c["card_number"].to_string()).collect();
+    assert_eq!(numbers.len(), 5);
+
+    let report = issuance(dir.path()).args(["report", "--format", "json"]).output().unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&report.stdout).unwrap();
+    assert_eq!(v["average"]["apdus"], 185.0);
+
+    // a card of the batch, verified again in the reader (read back, keys, internal authentication)
+    let card = Reader0::insert(issued.swap_remove(3));
+    let out = issuance(dir.path()).args(["verify", "--json", "--reader", READER]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["verified"], true);
+    assert_eq!(v["ssn"], "371721198509090047");
+    drop(card);
+}
+
+#[test]
+fn cli_runs_one_worker_per_reader() {
+    use card_core::transport::{wait_for_card, wait_for_removal, ReaderSelector};
+    use card_sim::vpcd::InsertedCard;
+    let _lock = vpcd_lock();
+    let dir = tempfile::tempdir().unwrap();
+    setup(dir.path());
+    let readers = [(READER, "127.0.0.1:35963"), ("Virtual PCD 00 01", "127.0.0.1:35964")];
+    let mut child = issuance(dir.path())
+        .args(["personalize", "--generation", "3", "--card-timeout", "60", "--reader", readers[0].0])
+        .args(["--reader", readers[1].0, "--holders"])
+        .arg(common::fixture("holders/sample.csv"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let mut inserted: [Option<InsertedCard>; 2] = [None, None];
+    let mut serial = 0x3000;
+    let mut done = Vec::new();
+    let summary = loop {
+        let line = rx.recv_timeout(Duration::from_secs(60)).expect("output");
+        if line.starts_with("batch ") {
+            break line;
+        }
+        for (i, (name, port)) in readers.iter().enumerate() {
+            let sel = ReaderSelector::Name((*name).into());
+            if line.starts_with(&format!("{name}: insert")) {
+                serial += 1;
+                inserted[i] = Some(InsertedCard::insert(SimTransport::new(common::blank(3, serial)), port).unwrap());
+                wait_for_card(&sel, Duration::from_secs(10)).unwrap();
+            } else if line.starts_with(&format!("{name}: remove")) {
+                inserted[i].take().unwrap().remove().unwrap();
+                wait_for_removal(&sel, Duration::from_secs(10)).unwrap();
+            } else if line.starts_with(&format!("{name}: line")) {
+                assert!(line.contains("issued"), "{line}");
+                done.push(i);
+            }
+        }
+    };
+    assert!(summary.contains("5 issued, 0 failed"), "{summary}");
+    assert!(done.contains(&0) && done.contains(&1), "both readers worked: {done:?}");
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    for c in inserted.into_iter().flatten() {
+        c.remove().unwrap();
+    }
+}
+
+#[test]
+fn one_card_through_pcscd_in_process() {
+    let _lock = vpcd_lock();
+    let dir = tempfile::tempdir().unwrap();
+    setup(dir.path());
+    let keys = common::key_source(&dir.path().join("keys.db"));
+    let journal = Journal::in_memory().unwrap();
+    let holders = common::sample(Generation::THREE);
+    let batch = journal.new_batch("sample.csv", 3, &holders).unwrap();
+    let issuer = Issuer {
+        profile: Profile::builtin(),
+        cos: &ReferenceCos,
+        keys: &keys,
+        journal: &journal,
+        settings: Settings::new(Generation::THREE),
+    };
+    let card = Reader0::insert(SimTransport::new(common::blank(3, 0x2000)));
+    let mut t = PcscTransport::connect(&testkit::reader()).unwrap();
+    let (id, costs) = issuer.issue(&mut t, &holders[0], Some(batch)).unwrap();
+    drop(t);
+    assert_eq!(journal.card(id).unwrap().state, "issued");
+    assert_eq!(costs.apdus, 190);
+    let sim = card.remove();
+    assert_eq!(sim.card().lifecycle(), card_sim::Lifecycle::Personalized);
+}

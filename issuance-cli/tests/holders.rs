@@ -1,0 +1,96 @@
+//! Holder validation: each refusal names its line and field; the CLI refuses an invalid batch whole.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::process::Command;
+
+use card_core::profile::Generation;
+use issuance::holders::{self, Context};
+
+fn ctx<'a>(g: Generation, issued: &'a dyn Fn(&str) -> bool) -> Context<'a> {
+    Context { generation: g, base: common::fixture("holders"), issued }
+}
+
+fn errors_of(p: &holders::Parsed) -> Vec<(u64, String)> {
+    p.rejected.iter().flat_map(|r| &r.errors).map(|e| (e.line, e.field.clone())).collect()
+}
+
+#[test]
+fn invalid_csv_names_line_and_field_of_each_refusal() {
+    let no = |_: &str| false;
+    let p = holders::read_file(&common::fixture("holders/invalid.csv"), &ctx(Generation::TWO, &no)).unwrap();
+    let errs = errors_of(&p);
+    for want in
+        [(2, "ssn"), (3, "birth_date"), (4, "region_code"), (5, "name"), (7, "ssn"), (8, "initial_pin"), (8, "photo")]
+    {
+        assert!(errs.contains(&(want.0, want.1.to_owned())), "missing {want:?} in {errs:?}");
+    }
+    assert_eq!(p.valid.len(), 1);
+    assert_eq!(p.valid[0].line, 6);
+    let dup = p.rejected.iter().flat_map(|r| &r.errors).find(|e| e.line == 7).unwrap();
+    assert!(dup.reason.contains("duplicate") && dup.reason.contains("line 6"), "{dup}");
+}
+
+#[test]
+fn sample_is_valid_and_name_ext_needs_generation_2() {
+    assert_eq!(common::sample(Generation::TWO).len(), 5);
+    let h = common::sample(Generation::THREE);
+    assert_eq!(h[3].name, "陈?");
+    assert_eq!(h[3].name_ext, "上土下口吉");
+    assert!(h[4].own_pin && !h[0].own_pin);
+    let no = |_: &str| false;
+    let p = holders::read_file(&common::fixture("holders/sample.csv"), &ctx(Generation::ONE, &no)).unwrap();
+    assert!(errors_of(&p).contains(&(5, "name".to_owned())));
+}
+
+#[test]
+fn already_issued_ssn_and_large_photo_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut big = vec![0xFF, 0xD8];
+    big.resize(0x1001, 0);
+    std::fs::write(dir.path().join("big.jpg"), &big).unwrap();
+    std::fs::write(dir.path().join("ok.jpg"), [0xFF, 0xD8, 0xFF, 0xD9]).unwrap();
+    let text = "ssn,name,name_ext,sex,ethnicity,birthplace,birth_date,region_code,initial_pin,photo\n\
+                371702198101010112,张三,,1,01,371702,19810101,371700,,big.jpg\n\
+                371702199002150026,李四,,2,01,371702,19900215,371700,,ok.jpg\n";
+    let issued = |s: &str| s == "371702199002150026";
+    let c = Context { generation: Generation::TWO, base: dir.path().to_path_buf(), issued: &issued };
+    let p = holders::parse_csv(text, &c);
+    assert_eq!(errors_of(&p), vec![(2, "photo".to_owned()), (3, "ssn".to_owned())]);
+}
+
+#[test]
+fn json_lines_are_read_like_csv() {
+    let no = |_: &str| false;
+    let text = r#"{"ssn":"371702198101010112","name":"张三","sex":"1","ethnicity":"01","birthplace":"371702","birth_date":"19810101","region_code":"371700"}
+
+{"ssn":"371702198101010113","name":"张三","sex":"1","ethnicity":"01","birthplace":"371702","birth_date":"19810101","region_code":"371700"}"#;
+    let p = holders::parse_jsonl(text, &ctx(Generation::THREE, &no));
+    assert_eq!(p.valid.len(), 1);
+    assert_eq!(errors_of(&p), vec![(3, "ssn".to_owned())]);
+}
+
+#[test]
+fn cli_refuses_an_invalid_batch_whole_unless_skip_invalid() {
+    let dir = tempfile::tempdir().unwrap();
+    let journal = dir.path().join("j.db");
+    let run = |extra: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_issuance"))
+            .args(["--journal", journal.to_str().unwrap(), "validate", "--generation", "2", "--holders"])
+            .arg(common::fixture("holders/invalid.csv"))
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    let out = run(&[]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("line 2, field ssn:") && err.contains("line 5, field name:"), "{err}");
+    let skipped = dir.path().join("rejected.csv");
+    let out = run(&["--skip-invalid", skipped.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let rejected = std::fs::read_to_string(&skipped).unwrap();
+    assert_eq!(rejected.lines().count(), 1 + 6);
+    assert!(!rejected.contains("12ab"), "a PIN is never written out");
+}

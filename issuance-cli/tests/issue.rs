@@ -1,0 +1,79 @@
+//! In-process issuance on card-sim: one card per generation, verified and issued, with its costs.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use card_core::profile::{Generation, Profile};
+use card_sim::SimTransport;
+use issuance::cos::ReferenceCos;
+use issuance::journal::Journal;
+use issuance::prepare::Settings;
+use issuance::run::Issuer;
+
+fn issue_one(g: u8) -> (u64, u64, std::time::Duration) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("keys.db");
+    common::make_store(&store);
+    let keys = common::key_source(&store);
+    let journal = Journal::in_memory().unwrap();
+    let gen = Generation::new(g).unwrap();
+    let holders = common::sample(gen);
+    let batch = journal.new_batch("sample.csv", g, &holders).unwrap();
+    let mut settings = Settings::new(gen);
+    settings.issue_date = card_core::codec::Date::new(2026, 1, 15).unwrap();
+    let issuer = Issuer { profile: Profile::builtin(), cos: &ReferenceCos, keys: &keys, journal: &journal, settings };
+    let mut sim = SimTransport::new(common::blank(g, 0x0102_0304_0506_0708));
+    let (id, costs) = issuer.issue(&mut sim, &holders[3], Some(batch)).unwrap();
+    let row = journal.card(id).unwrap();
+    assert_eq!(row.state, "issued");
+    assert_eq!(row.card_number, "00000001".to_owned() + &row.card_number[8..]);
+    assert_eq!(row.expiry_date, "20360115");
+    assert_eq!(costs.apdus, sim.apdu_count());
+    (costs.apdus, costs.bytes, sim.modeled_time())
+}
+
+// The costs of one personalization with read-back verification, on card-sim's timing model (9600 bit/s,
+// T=0): deterministic, so asserted exactly. A change here is a change of the plan or of verification.
+
+#[test]
+fn gen2_card_is_issued_and_verified() {
+    let (apdus, bytes, t) = issue_one(2);
+    println!("gen 2: {apdus} APDUs, {bytes} bytes, modeled {t:?}");
+    assert_eq!((apdus, bytes, t.as_micros()), (185, 3897, 5_391_550));
+}
+
+#[test]
+fn gen3_card_is_issued_and_verified() {
+    let (apdus, bytes, t) = issue_one(3);
+    println!("gen 3: {apdus} APDUs, {bytes} bytes, modeled {t:?}");
+    assert_eq!((apdus, bytes, t.as_micros()), (190, 4004, 5_536_450));
+}
+
+#[test]
+fn photo_is_written_in_chunks_and_read_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("keys.db");
+    common::make_store(&store);
+    let keys = common::key_source(&store);
+    let journal = Journal::in_memory().unwrap();
+    let mut holders = common::sample(Generation::THREE);
+    let mut jpeg = vec![0xFF, 0xD8];
+    jpeg.extend((0..1000u32).map(|i| (i * 7) as u8));
+    jpeg.extend([0xFF, 0xD9]);
+    let photo = dir.path().join("photo.jpg");
+    std::fs::write(&photo, &jpeg).unwrap();
+    holders[1].photo = Some(photo);
+    let batch = journal.new_batch("sample.csv", 3, &holders).unwrap();
+    let issuer = Issuer {
+        profile: Profile::builtin(),
+        cos: &ReferenceCos,
+        keys: &keys,
+        journal: &journal,
+        settings: Settings::new(Generation::THREE),
+    };
+    let mut sim = SimTransport::new(common::blank(3, 77));
+    let (id, costs) = issuer.issue(&mut sim, &holders[1], Some(batch)).unwrap();
+    assert_eq!(journal.card(id).unwrap().state, "issued");
+    // 1004 bytes: 5 UPDATE BINARY and 5 READ BINARY more than a card without a photo
+    assert_eq!(costs.apdus, 190 + 10);
+}
