@@ -1,5 +1,5 @@
-//! The demo of `cargo xtask demo`: find the card in the virtual reader, read the card and holder
-//! data of SSSE (EF05, EF06) through PC/SC, decode every item by the built-in profile, and show the
+//! A walk through a card with card-core alone: find the card in a reader, read the card and holder data of
+//! SSSE (EF05, EF06) record by record through PC/SC, decode every item by the built-in profile, and show the
 //! card layout of its generation.
 //!
 //! `cargo run -p card-core --example demo -- [READER]` (default: the first reader with a card).

@@ -165,13 +165,12 @@ impl Drop for Guard {
     }
 }
 
-/// Starts card-sim with a copy of a fixture card in `Virtual PCD 00 00`; the guard removes it.
-fn insert_fixture(name: &str, scratch: &Path) -> Result<Guard> {
-    let image = root().join("fixtures").join("cards").join(name);
-    std::fs::copy(&image, scratch).map_err(|e| format!("cannot copy {}: {e}", image.display()))?;
+/// Starts card-sim with the card image `image` in `Virtual PCD 00 00` (saved back on exit); the guard
+/// removes it.
+fn insert_image(image: &Path) -> Result<Guard> {
     let sim = Command::new(root().join("target").join("debug").join("card-sim"))
-        .args(["--vpcd", VPCD_READER0, "--image"])
-        .arg(scratch)
+        .args(["--vpcd", VPCD_READER0, "--save", "--image"])
+        .arg(image)
         .stdin(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -195,8 +194,18 @@ fn step(title: &str) {
     println!("\n==> {title}");
 }
 
-/// The demo on the virtual card: the counter's view of a gen 2 and a gen 3 test card through pcscd.
+/// Writes a file of the demo's scratch directory.
+fn write(dir: &Path, name: &str, text: &str) -> Result<()> {
+    std::fs::write(dir.join(name), text).map_err(|e| format!("cannot write {name}: {e}"))
+}
+
+/// The demo on the virtual card, embedded defaults, no hardware:
+/// 1. a demo key store (test material) and a blank card in `Virtual PCD 00 00`;
+/// 2. `issuance personalize` issues it for the demo holder, journalled and verified;
+/// 3. `terminal-agent read-basic` reads it back as a counter would;
+/// 4. a generation 3 test card: the holder data withheld without keys (−2203), read with them.
 pub fn demo(extra: &[String]) -> Result<()> {
+    let _ = extra;
     run(cargo().args([
         "build",
         "--quiet",
@@ -205,32 +214,93 @@ pub fn demo(extra: &[String]) -> Result<()> {
         "-p",
         "terminal-agent",
         "-p",
-        "card-core",
-        "--examples",
-        "--bins",
+        "key-mgmt",
+        "-p",
+        "issuance-cli",
     ]))?;
     let bin = root().join("target").join("debug");
     let agent = || Command::new(bin.join("terminal-agent"));
     let ids = ["--terminal-no", "371700000001", "--device-no", "SIM-READER-01"];
-    let scratch = std::env::temp_dir().join(format!("sscard-demo-{}.json", std::process::id()));
-    let keys = root().join("fixtures").join("cards").join("test-keys.toml");
+    let dir = std::env::temp_dir().join(format!("sscard-demo-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    let in_dir = |program: &str| {
+        let mut c = Command::new(bin.join(program));
+        c.current_dir(&dir);
+        c
+    };
 
-    step("card-sim puts the personalized generation 2 test card (张三) into 'Virtual PCD 00 00'");
-    let card = insert_fixture("gen2-personalized.json", &scratch)?;
-    run(agent().arg("readers"))?;
-    step("terminal-agent read-basic: the national iReadCardBas string, read in 3 APDUs");
+    step("keymgmt: a demo key store (TEST MATERIAL): KBPK from two components, every profile key, the transport key");
+    write(&dir, "c1.hex", "000102030405060708090A0B0C0D0E0F101112131415161718191A1B1C1D1E1F\n")?;
+    write(&dir, "c2.hex", "3C5A3C5A3C5A3C5A3C5A3C5A3C5A3C5A3C5A3C5A3C5A3C5A3C5A3C5A3C5A3C5A\n")?;
+    write(&dir, "pass.txt", "correct horse battery staple\n")?;
+    write(&dir, "t1.hex", "5C5154477C7C686F2C202C1A64656E56\n")?;
+    write(&dir, "t2.hex", "5D535040747765613C33390C7D7F7249\n")?;
+    let store = ["--store", "keys.db", "--passphrase-file", "pass.txt"];
+    run(in_dir("keymgmt").args(store).args(["init", "--component-file", "c1.hex", "--component-file", "c2.hex"]))?;
+    run(in_dir("keymgmt").args(store).args([
+        "generate-profile-keys",
+        "--alg",
+        "3des",
+        "--version",
+        "1",
+        "--activate",
+    ]))?;
+    run(in_dir("keymgmt").args(store).args([
+        "import",
+        "--name",
+        "TRANSPORT",
+        "--version",
+        "1",
+        "--alg",
+        "3des",
+        "--component-file",
+        "t1.hex",
+        "--component-file",
+        "t2.hex",
+        "--activate",
+    ]))?;
+
+    step("card-sim: a blank generation 2 card (transport key of the delivery) into 'Virtual PCD 00 00'");
+    run(in_dir("card-sim").args([
+        "new",
+        "--gen",
+        "2",
+        "--region",
+        "371700",
+        "--serial",
+        "7",
+        "--transport-key",
+        "01020407080B0D0E10131516191A1C1F",
+        "--out",
+        "blank.json",
+    ]))?;
+    let card = insert_image(&dir.join("blank.json"))?;
+
+    step("issuance personalize: the demo holder's card, every step journalled, verified before it counts as issued");
+    let holders = root().join("fixtures").join("holders").join("demo.csv");
+    let journal = ["--journal", "journal.db", "--keystore", "keys.db", "--passphrase-file", "pass.txt"];
+    run(in_dir("issuance")
+        .args(journal)
+        .args(["personalize", "--generation", "2", "--holders"])
+        .arg(&holders)
+        .args(["--reader", "Virtual PCD 00 00"]))?;
+    run(in_dir("issuance").args(["--journal", "journal.db", "status"]))?;
+
+    step("terminal-agent read-basic: the new card as the counter reads it (national iReadCardBas string)");
     run(agent().arg("read-basic").args(ids))?;
-    step("the same card, item by item through PC/SC, and the card layout of the built-in profile");
-    run(Command::new(bin.join("examples").join("demo")).args(extra))?;
     drop(card);
 
-    step("a generation 3 (SM4) card: without keys the holder data is withheld (national code -2203)");
-    let card = insert_fixture("gen3-personalized.json", &scratch)?;
+    step("a generation 3 (SM4) test card: without keys the holder data is withheld (national code -2203)");
+    let scratch = dir.join("gen3.json");
+    let image = root().join("fixtures").join("cards").join("gen3-personalized.json");
+    std::fs::copy(&image, &scratch).map_err(|e| format!("cannot copy {}: {e}", image.display()))?;
+    let card = insert_image(&scratch)?;
     run(agent().arg("read-basic").args(ids))?;
-    step("with the published test keys (RKSSSE): 5 APDUs, the name has a character outside GBK in tag 4E");
+    step("with the published test keys (RKSSSE): 5 APDUs; the name has a character outside GBK, kept in tag 4E");
+    let keys = root().join("fixtures").join("cards").join("test-keys.toml");
     run(agent().args(["read-basic", "--keys"]).arg(&keys).args(ids))?;
     drop(card);
-    let _ = std::fs::remove_file(&scratch);
+    let _ = std::fs::remove_dir_all(&dir);
     Ok(())
 }
 
