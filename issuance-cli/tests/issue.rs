@@ -33,20 +33,21 @@ fn issue_one(g: u8) -> (u64, u64, std::time::Duration) {
 }
 
 // The costs of one personalization with read-back verification, on card-sim's timing model (9600 bit/s,
-// T=0): deterministic, so asserted exactly. A change here is a change of the plan or of verification.
+// T=0): deterministic, so asserted exactly. A change here is a change of the plan, of verification or of
+// what the card answers (each SELECT's FCI carries the spec version, tag 9F08, 5 bytes).
 
 #[test]
 fn gen2_card_is_issued_and_verified() {
     let (apdus, bytes, t) = issue_one(2);
     println!("gen 2: {apdus} APDUs, {bytes} bytes, modeled {t:?}");
-    assert_eq!((apdus, bytes, t.as_micros()), (185, 3897, 5_391_550));
+    assert_eq!((apdus, bytes, t.as_micros()), (185, 3982, 5_497_800));
 }
 
 #[test]
 fn gen3_card_is_issued_and_verified() {
     let (apdus, bytes, t) = issue_one(3);
     println!("gen 3: {apdus} APDUs, {bytes} bytes, modeled {t:?}");
-    assert_eq!((apdus, bytes, t.as_micros()), (190, 4004, 5_536_450));
+    assert_eq!((apdus, bytes, t.as_micros()), (190, 4089, 5_642_700));
 }
 
 #[test]
