@@ -196,8 +196,11 @@ pub(crate) fn read(s: &mut Session<'_>, address: &Address) -> Result<ItemValues,
     Ok(ItemValues { address: address.clone(), values })
 }
 
-pub(crate) fn write(s: &mut Session<'_>, values: &ItemValues) -> Result<(), Error> {
-    // encode everything before the first APDU: a bad value never leaves a half-written card
+/// Encodes every value of a write for the card's generation: a bad value is refused before anything is written.
+pub(crate) fn encode<'v>(
+    s: &Session<'_>,
+    values: &'v ItemValues,
+) -> Result<Vec<(&'v FileAddress, u8, Vec<u8>)>, Error> {
     let mut plan = Vec::new();
     for (seg, vals) in values.address.0.iter().zip(&values.values) {
         let profile = s.profile;
@@ -207,6 +210,12 @@ pub(crate) fn write(s: &mut Session<'_>, values: &ItemValues) -> Result<(), Erro
             plan.push((seg, *tag, from_text(item, text)?));
         }
     }
+    Ok(plan)
+}
+
+pub(crate) fn write(s: &mut Session<'_>, values: &ItemValues) -> Result<(), Error> {
+    // encode everything before the first write: a bad value never leaves a half-written card
+    let plan = encode(s, values)?;
     for (seg, tag, bytes) in plan {
         let (df, ef) = file(s, seg)?;
         write_tag(s, df, ef, tag, bytes)?;

@@ -78,7 +78,7 @@ use crate::Error;
 
 pub use address::{Address, FileAddress, ItemValues};
 pub use basic::{BasicInfo, NationalBasic, TerminalIds};
-pub use two_step::TwoStepRead;
+pub use two_step::{TwoStepRead, TwoStepWrite};
 
 use session::Session;
 
@@ -254,5 +254,16 @@ impl<T: Transport> SocialSecurityCard<T> {
         let atr = tx.atr().to_vec();
         let cache = read_all.entry(atr).or_default();
         TwoStepRead::begin(tx, profile, cache)
+    }
+
+    /// Starts a two-step write of items (one DF, one update key) for a terminal without keys: the returned
+    /// value holds the transaction; send [`TwoStepWrite::step1`] and [`TwoStepWrite::key`] to the back end and
+    /// pass its answer to [`TwoStepWrite::finish`].
+    pub fn begin_two_step_write(&mut self, address: &Address, data: &str) -> Result<TwoStepWrite<'_>, Error> {
+        let SocialSecurityCard { transport, profile, read_all, .. } = self;
+        let tx = transport.transaction()?;
+        let atr = tx.atr().to_vec();
+        let cache = read_all.entry(atr).or_default();
+        TwoStepWrite::begin(tx, profile, cache, address, data)
     }
 }

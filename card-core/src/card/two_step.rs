@@ -1,5 +1,7 @@
-//! [`TwoStepRead`]: the national two-step read of the basic information (see `security::two_step`).
+//! [`TwoStepRead`] and [`TwoStepWrite`]: the national two-step exchange (see `security::two_step`) for a
+//! terminal that holds no keys: the back end's HSM computes the cryptograms.
 
+use super::address::{self, Address, ItemValues};
 use super::basic::{self, BasicInfo};
 use super::session::{Session, SSSE};
 use crate::codec::RegionCode;
@@ -25,17 +27,18 @@ pub struct TwoStepRead<'a> {
     generation: crate::profile::Generation,
 }
 
-/// A security module that only replays the back end's answer.
+/// A security module that only replays the back end's answer for one key.
 struct Replay<'r> {
     answer: &'r Step2Answer,
+    key: &'r str,
 }
 
 impl SecurityModule for Replay<'_> {
     fn has_key(&self, _: &CardContext, key: &str) -> bool {
-        key == "RKSSSE"
+        key == self.key
     }
     fn external_auth(&self, _: &CardContext, key: &str, _: &[u8; 8], _: &[u8; 8]) -> Result<[u8; 8], Error> {
-        if key == "RKSSSE" {
+        if key == self.key {
             Ok(self.answer.external)
         } else {
             Err(Error::MissingKey { key: key.to_owned() })
@@ -99,7 +102,7 @@ impl<'a> TwoStepRead<'a> {
     /// its expected answer ([`Error::InternalAuthFailed`] otherwise), then the basic information.
     pub fn finish(mut self, answer: &str) -> Result<BasicInfo, Error> {
         let answer: Step2Answer = answer.parse()?;
-        let replay = Replay { answer: &answer };
+        let replay = Replay { answer: &answer, key: "RKSSSE" };
         let ctx = self.step1.card_context()?;
         let mut s = Session {
             tx: &mut *self.tx,
@@ -120,5 +123,123 @@ impl<'a> TwoStepRead<'a> {
         let card = s.internal_auth_raw(&self.step1.r1, &self.step1.r2)?;
         replay.check_internal_auth(&s.ctx, &self.step1.r1, &self.step1.r2, &card)?;
         basic::read(&mut s)
+    }
+}
+
+/// A two-step write in progress (CARD-PROFILE §7 `iWriteCard` for a terminal without keys): the items of one
+/// DF, written under that DF's update key (UKMF for SSSE files, `UK_DFxx` for an application's), with the
+/// back end computing the EXTERNAL AUTHENTICATE cryptogram. Like [`TwoStepRead`] it holds the transaction.
+///
+/// Step 1: SELECT SSSE, READ RECORD EF05 1 (card identifier), SELECT the target DF, GET CHALLENGE (`R3`); the
+/// Step1 string has the read's format, and the back end is told which key ([`TwoStepWrite::key`]).
+/// Step 2 ([`TwoStepWrite::finish`]): EXTERNAL AUTHENTICATE with the back end's cryptogram, then — in SSSE —
+/// INTERNAL AUTHENTICATE checked before writing; in an application DF, whose security state SELECT SSSE would
+/// clear, the items are written first and the card is checked right after (a mismatch is
+/// [`Error::InternalAuthFailed`]). Values are encoded right after the SELECT that tells the generation: bad data stops there.
+pub struct TwoStepWrite<'a> {
+    tx: Box<dyn CardTransaction + 'a>,
+    profile: &'a Profile,
+    read_all: &'a mut Option<bool>,
+    step1: Step1,
+    generation: crate::profile::Generation,
+    df: String,
+    key: String,
+    values: ItemValues,
+}
+
+impl<'a> TwoStepWrite<'a> {
+    pub(crate) fn begin(
+        mut tx: Box<dyn CardTransaction + 'a>,
+        profile: &'a Profile,
+        read_all: &'a mut Option<bool>,
+        address: &Address,
+        data: &str,
+    ) -> Result<Self, Error> {
+        let values = ItemValues::parse(address, data)?;
+        let bad = |m: String| Error::BadParameter(format!("two-step write: {m}"));
+        let mut target: Option<(String, String)> = None;
+        let (generation, ctx, hist, card_id, r3, df, key) = {
+            let mut cache = *read_all;
+            let mut s = Session::open(&mut *tx, profile, &crate::security::NoKeys, None, &mut cache)?;
+            // the values are checked against the card's generation right after SELECT, before Step 1 goes on
+            address::encode(&s, &values)?;
+            for seg in &address.0 {
+                let (df, ef) = profile.file(&seg.file).ok_or_else(|| bad(format!("no file {}", seg.file)))?;
+                let key = match ef.update.for_generation(s.generation) {
+                    crate::profile::Access::Key(k) => k.clone(),
+                    other => return Err(bad(format!("{} is updated under {other}, not one key", seg.file))),
+                };
+                match &target {
+                    None => target = Some((df.name.clone(), key)),
+                    Some((d, k)) if *d == df.name && *k == key => {}
+                    Some(_) => return Err(bad("one exchange writes the files of one DF under one key".into())),
+                }
+            }
+            let (df, key) = target.ok_or_else(|| bad("nothing to write".into()))?;
+            let ef05 = s.df_spec(SSSE)?.ef("EF05").ok_or_else(|| Error::UnknownCard("no EF05".into()))?;
+            let cmd =
+                crate::apdu::Command::new(0x00, crate::apdu::Ins::READ_RECORD, 1, (ef05.sfi << 3) | 4).with_le(256)?;
+            let rec = RecordTlv::parse(&s.send(&cmd)?)?;
+            s.select_df(&df)?;
+            let r3 = s.challenge(8)?;
+            (s.generation, s.ctx.clone(), s.historical_bytes.clone(), rec.value, r3, df, key)
+        };
+        let region = RegionCode::from_bcd(card_id.get(..3).unwrap_or_default())?;
+        let r3: [u8; 8] = r3.as_slice().try_into().map_err(|_| Error::BadParameter("challenge".into()))?;
+        let step1 = Step1 {
+            region,
+            historical_bytes: hist,
+            algorithm: ctx.algorithm,
+            card_id,
+            r1: rand::random(),
+            r2: rand::random(),
+            r3,
+            r4: rand::random(),
+        };
+        Ok(TwoStepWrite { tx, profile, read_all, step1, generation, df, key, values })
+    }
+
+    /// The `…_HSM_Step1` string for the back end.
+    pub fn step1(&self) -> String {
+        self.step1.to_string()
+    }
+
+    /// The key (inventory name, e.g. `UKMF`, `UK_DF01`) whose cryptogram the back end must compute.
+    pub fn key(&self) -> String {
+        crate::security::key_name(&self.df, &self.key)
+    }
+
+    /// Step 2: authenticate with the back end's cryptogram, check the card, write.
+    pub fn finish(mut self, answer: &str) -> Result<(), Error> {
+        let answer: Step2Answer = answer.parse()?;
+        let inventory = self.key();
+        let replay = Replay { answer: &answer, key: &inventory };
+        let ctx = self.step1.card_context()?;
+        let mut s = Session {
+            tx: &mut *self.tx,
+            profile: self.profile,
+            sm: &replay,
+            pin: None,
+            read_all: self.read_all,
+            generation: self.generation,
+            historical_bytes: self.step1.historical_bytes.clone(),
+            ctx,
+            df: self.df.clone(),
+            keys: Default::default(),
+            pin_verified: false,
+        };
+        s.external_auth_with(&self.key, &answer.external, &self.step1.r4)?;
+        let check = |s: &mut Session<'_>, step1: &Step1| -> Result<(), Error> {
+            let card = s.internal_auth_raw(&step1.r1, &step1.r2)?;
+            replay.check_internal_auth(&s.ctx, &step1.r1, &step1.r2, &card)
+        };
+        if self.df == SSSE {
+            check(&mut s, &self.step1)?;
+            address::write(&mut s, &self.values)
+        } else {
+            address::write(&mut s, &self.values)?;
+            s.select_df(SSSE)?;
+            check(&mut s, &self.step1)
+        }
     }
 }

@@ -14,7 +14,9 @@
 //!
 //! The card's challenge `R3` lives only until the card's next command: steps 1 and 3 must run in one PC/SC
 //! transaction with nothing sent in between (`card::TwoStepRead` holds the transaction).
-//! [`backend_answer`] plays the back end with a [`LocalKeys`].
+//! [`backend_answer`] (read) and [`backend_answer_for`] (write, naming the update key) play the back end with a
+//! [`LocalKeys`]. A two-step write (`card::TwoStepWrite`) uses the same strings: the card's challenge is taken
+//! in the DF of the files to write, and the external cryptogram is for that DF's update key.
 
 use std::fmt;
 use std::str::FromStr;
@@ -144,12 +146,18 @@ impl FromStr for Step2Answer {
     }
 }
 
-/// The back end of the exchange: answers a Step1 string with the keys of `local` (IRK and RKSSSE).
+/// The back end of the two-step read: answers a Step1 string with the keys of `local` (IRK and RKSSSE).
 pub fn backend_answer(local: &LocalKeys, step1: &str) -> Result<String, Error> {
+    backend_answer_for(local, step1, "RKSSSE")
+}
+
+/// The back end of a two-step exchange whose external authentication is with `key` (inventory name: RKSSSE
+/// for a read, the file's update key — UKMF, `UK_DF01`, … — for a write); IRK for the internal one.
+pub fn backend_answer_for(local: &LocalKeys, step1: &str, key: &str) -> Result<String, Error> {
     let s: Step1 = step1.parse()?;
     let card = s.card_context()?;
     let internal = local.internal_auth_answer(&card, &s.r1, &s.r2)?;
-    let external = local.external_auth(&card, "RKSSSE", &s.r3, &s.r4)?;
+    let external = local.external_auth(&card, key, &s.r3, &s.r4)?;
     Ok(Step2Answer { internal, external }.to_string())
 }
 

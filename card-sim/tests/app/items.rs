@@ -82,3 +82,48 @@ fn photo_in_chunks() {
     }
     assert!(matches!(card(1, true).read_binary(&NoKeys, "SSSEEF08"), Err(Error::BadParameter(_))));
 }
+
+/// The two-step write for a terminal without keys: the back end (here `LocalKeys`) computes the cryptogram
+/// for the DF's update key named by the session; an application DF and SSSE; refusals write nothing.
+#[test]
+fn two_step_write_with_a_back_end_holding_the_keys() {
+    use card_core::security::two_step;
+    for gen in [2, 3] {
+        let backend = keys();
+        let mut c = card(gen, true);
+        // DF01: UK_DF01, the card checked after the write
+        let addr: Address = "DF01EF06|23|28|$".parse().unwrap();
+        let w = c.begin_two_step_write(&addr, "DF01EF06|济南市|ABC|$").unwrap();
+        assert_eq!(w.key(), "UK_DF01");
+        let answer = two_step::backend_answer_for(&backend, &w.step1(), &w.key()).unwrap();
+        w.finish(&answer).unwrap();
+        assert_eq!(c.read_items(&NoKeys, &addr, None).unwrap().to_national(), "DF01EF06|济南市|ABC|$", "gen {gen}");
+        // SSSE: UKMF, the card checked before the write
+        let addr: Address = "SSSEEF06|0A|$".parse().unwrap();
+        let w = c.begin_two_step_write(&addr, "SSSEEF06|2|$").unwrap();
+        assert_eq!(w.key(), "UKMF");
+        let answer = two_step::backend_answer_for(&backend, &w.step1(), &w.key()).unwrap();
+        w.finish(&answer).unwrap();
+        let back = c.read_items(&keys(), &addr, None).unwrap().to_national();
+        assert_eq!(back, "SSSEEF06|2|$", "gen {gen}");
+
+        // a cryptogram for another key: the card refuses, nothing is written
+        let w = c.begin_two_step_write(&addr, "SSSEEF06|1|$").unwrap();
+        let wrong = two_step::backend_answer_for(&backend, &w.step1(), "STK").unwrap();
+        assert!(matches!(w.finish(&wrong), Err(Error::AuthFailed { .. })), "gen {gen}");
+        assert_eq!(c.read_items(&keys(), &addr, None).unwrap().to_national(), "SSSEEF06|2|$");
+        // a back end that does not know the card (wrong IRK answer): in SSSE nothing is written
+        let w = c.begin_two_step_write(&addr, "SSSEEF06|1|$").unwrap();
+        let mut answer = two_step::backend_answer_for(&backend, &w.step1(), &w.key()).unwrap();
+        answer.replace_range(0..2, if answer.starts_with("00") { "11" } else { "00" });
+        assert!(matches!(w.finish(&answer), Err(Error::InternalAuthFailed)));
+        assert_eq!(c.read_items(&keys(), &addr, None).unwrap().to_national(), "SSSEEF06|2|$");
+        // files of two DFs in one exchange, or a value that does not fit: refused after the SELECT that tells
+        // the generation, before anything else is sent
+        let two: Address = "SSSEEF06|0A|$DF01EF06|23|$".parse().unwrap();
+        let before = c.transport().counters();
+        assert!(matches!(c.begin_two_step_write(&two, "SSSEEF06|1|$DF01EF06|x|$"), Err(Error::BadParameter(_))));
+        assert!(c.begin_two_step_write(&addr, "SSSEEF06|12|$").is_err(), "sex is one character");
+        assert_eq!((c.transport().counters() - before).apdus, 2, "one SELECT each");
+    }
+}
