@@ -196,11 +196,11 @@ pub(crate) fn read(s: &mut Session<'_>, address: &Address) -> Result<ItemValues,
     Ok(ItemValues { address: address.clone(), values })
 }
 
+/// One item of a write, encoded: its file, tag and value bytes.
+pub(crate) type EncodedItem<'v> = (&'v FileAddress, u8, Vec<u8>);
+
 /// Encodes every value of a write for the card's generation: a bad value is refused before anything is written.
-pub(crate) fn encode<'v>(
-    s: &Session<'_>,
-    values: &'v ItemValues,
-) -> Result<Vec<(&'v FileAddress, u8, Vec<u8>)>, Error> {
+pub(crate) fn encode<'v>(s: &Session<'_>, values: &'v ItemValues) -> Result<Vec<EncodedItem<'v>>, Error> {
     let mut plan = Vec::new();
     for (seg, vals) in values.address.0.iter().zip(&values.values) {
         let profile = s.profile;
