@@ -62,6 +62,47 @@ impl SecurityModule for Replay<'_> {
     }
 }
 
+/// Step 1's string from what the card said: the region from the card identifier, fresh `R1`, `R2`, `R4`.
+fn new_step1(algorithm: crate::crypto::Algorithm, hist: Vec<u8>, card_id: Vec<u8>, r3: &[u8]) -> Result<Step1, Error> {
+    let region = RegionCode::from_bcd(card_id.get(..3).unwrap_or_default())?;
+    let r3: [u8; 8] = r3.try_into().map_err(|_| Error::BadParameter("challenge".into()))?;
+    Ok(Step1 {
+        region,
+        historical_bytes: hist,
+        algorithm,
+        card_id,
+        r1: rand::random(),
+        r2: rand::random(),
+        r3,
+        r4: rand::random(),
+    })
+}
+
+/// The session of Step 2, resumed in the transaction of Step 1 with `df` current and nothing authenticated.
+fn resume_session<'s>(
+    tx: &'s mut (dyn CardTransaction + '_),
+    profile: &'s Profile,
+    sm: &'s dyn SecurityModule,
+    read_all: &'s mut Option<bool>,
+    generation: crate::profile::Generation,
+    step1: &Step1,
+    df: &str,
+) -> Result<Session<'s>, Error> {
+    Ok(Session {
+        tx,
+        profile,
+        sm,
+        pin: None,
+        read_all,
+        generation,
+        historical_bytes: step1.historical_bytes.clone(),
+        ctx: step1.card_context()?,
+        df: df.to_owned(),
+        keys: Default::default(),
+        pin_verified: false,
+    })
+}
+
 impl<'a> TwoStepRead<'a> {
     pub(crate) fn begin(
         mut tx: Box<dyn CardTransaction + 'a>,
@@ -78,18 +119,7 @@ impl<'a> TwoStepRead<'a> {
             let r3 = s.challenge(8)?;
             (s.generation, s.ctx.clone(), s.historical_bytes.clone(), rec.value, r3)
         };
-        let region = RegionCode::from_bcd(card_id.get(..3).unwrap_or_default())?;
-        let r3: [u8; 8] = r3.as_slice().try_into().map_err(|_| Error::BadParameter("challenge".into()))?;
-        let step1 = Step1 {
-            region,
-            historical_bytes: hist,
-            algorithm: ctx.algorithm,
-            card_id,
-            r1: rand::random(),
-            r2: rand::random(),
-            r3,
-            r4: rand::random(),
-        };
+        let step1 = new_step1(ctx.algorithm, hist, card_id, &r3)?;
         Ok(TwoStepRead { tx, profile, read_all, step1, generation })
     }
 
@@ -103,20 +133,8 @@ impl<'a> TwoStepRead<'a> {
     pub fn finish(mut self, answer: &str) -> Result<BasicInfo, Error> {
         let answer: Step2Answer = answer.parse()?;
         let replay = Replay { answer: &answer, key: "RKSSSE" };
-        let ctx = self.step1.card_context()?;
-        let mut s = Session {
-            tx: &mut *self.tx,
-            profile: self.profile,
-            sm: &replay,
-            pin: None,
-            read_all: self.read_all,
-            generation: self.generation,
-            historical_bytes: self.step1.historical_bytes.clone(),
-            ctx,
-            df: SSSE.to_owned(),
-            keys: Default::default(),
-            pin_verified: false,
-        };
+        let mut s =
+            resume_session(&mut *self.tx, self.profile, &replay, self.read_all, self.generation, &self.step1, SSSE)?;
         if s.df_spec(SSSE)?.key("RKSSSE").is_some_and(|k| k.generations.contains(s.generation)) {
             s.external_auth_with("RKSSSE", &answer.external, &self.step1.r4)?;
         }
@@ -184,18 +202,7 @@ impl<'a> TwoStepWrite<'a> {
             let r3 = s.challenge(8)?;
             (s.generation, s.ctx.clone(), s.historical_bytes.clone(), rec.value, r3, df, key)
         };
-        let region = RegionCode::from_bcd(card_id.get(..3).unwrap_or_default())?;
-        let r3: [u8; 8] = r3.as_slice().try_into().map_err(|_| Error::BadParameter("challenge".into()))?;
-        let step1 = Step1 {
-            region,
-            historical_bytes: hist,
-            algorithm: ctx.algorithm,
-            card_id,
-            r1: rand::random(),
-            r2: rand::random(),
-            r3,
-            r4: rand::random(),
-        };
+        let step1 = new_step1(ctx.algorithm, hist, card_id, &r3)?;
         Ok(TwoStepWrite { tx, profile, read_all, step1, generation, df, key, values })
     }
 
@@ -214,20 +221,15 @@ impl<'a> TwoStepWrite<'a> {
         let answer: Step2Answer = answer.parse()?;
         let inventory = self.key();
         let replay = Replay { answer: &answer, key: &inventory };
-        let ctx = self.step1.card_context()?;
-        let mut s = Session {
-            tx: &mut *self.tx,
-            profile: self.profile,
-            sm: &replay,
-            pin: None,
-            read_all: self.read_all,
-            generation: self.generation,
-            historical_bytes: self.step1.historical_bytes.clone(),
-            ctx,
-            df: self.df.clone(),
-            keys: Default::default(),
-            pin_verified: false,
-        };
+        let mut s = resume_session(
+            &mut *self.tx,
+            self.profile,
+            &replay,
+            self.read_all,
+            self.generation,
+            &self.step1,
+            &self.df,
+        )?;
         s.external_auth_with(&self.key, &answer.external, &self.step1.r4)?;
         let check = |s: &mut Session<'_>, step1: &Step1| -> Result<(), Error> {
             let card = s.internal_auth_raw(&step1.r1, &step1.r2)?;
