@@ -153,23 +153,41 @@ impl StoreKeySource {
     pub fn new(store: KeyStore) -> Self {
         StoreKeySource { store: Mutex::new(store) }
     }
+
+    /// The region keys of `region` for cards of algorithm `alg` (the highest active version of each key with
+    /// that algorithm), as a local security module for desk services (PIN unblock and reload).
+    pub fn region_module(&self, region: &str, alg: Algorithm) -> Result<card_core::security::LocalKeys, Error> {
+        let store = self.store.lock().map_err(|_| Error::Internal("key store lock poisoned".into()))?;
+        let set = store.region_keys_with(region, &VersionSelect::Exact(active_versions(&store, alg)?))?;
+        let region = RegionCode::parse(region).map_err(card_core::Error::from)?;
+        let mut local = card_core::security::LocalKeys::new(region);
+        for (name, entry) in set.iter() {
+            local.insert(name, entry.key.try_clone());
+        }
+        Ok(local)
+    }
+}
+
+/// The highest active issuer-level version of each key whose algorithm is `alg`.
+fn active_versions(store: &KeyStore, alg: Algorithm) -> Result<BTreeMap<String, u8>, Error> {
+    let mut exact = BTreeMap::new();
+    for rec in store.list()? {
+        if rec.region.is_empty()
+            && rec.state == key_mgmt::inventory::KeyState::Active
+            && rec.alg().ok() == Some(alg)
+            && exact.get(&rec.name).is_none_or(|v| *v < rec.version)
+        {
+            exact.insert(rec.name.clone(), rec.version);
+        }
+    }
+    Ok(exact)
 }
 
 impl KeySource for StoreKeySource {
     fn card_keys(&self, region: &str, card_factor: &[u8; 8], alg: Algorithm) -> Result<CardKeys, Error> {
         let store = self.store.lock().map_err(|_| Error::Internal("key store lock poisoned".into()))?;
         // the highest active version of each key whose algorithm is the card's
-        let mut exact = BTreeMap::new();
-        for rec in store.list()? {
-            if rec.region.is_empty()
-                && rec.state == key_mgmt::inventory::KeyState::Active
-                && rec.alg().ok() == Some(alg)
-                && exact.get(&rec.name).is_none_or(|v| *v < rec.version)
-            {
-                exact.insert(rec.name.clone(), rec.version);
-            }
-        }
-        let set = store.card_keys(region, card_factor, &VersionSelect::Exact(exact))?;
+        let set = store.card_keys(region, card_factor, &VersionSelect::Exact(active_versions(&store, alg)?))?;
         let mut keys = BTreeMap::new();
         for (name, e) in set.iter() {
             if e.algorithm() == alg {

@@ -3,6 +3,7 @@
 //! the command line.
 
 mod personalize;
+mod pin;
 mod plan;
 mod report;
 mod resume;
@@ -72,6 +73,10 @@ enum Command {
     Status(status::Args),
     /// Per-card costs (APDUs, bytes, modeled time) and totals, as CSV or JSON.
     Report(report::Args),
+    /// At the desk: unblock a holder's blocked PIN with a new PIN (PUK from the key store).
+    UnblockPin(pin::Args),
+    /// At the desk: set a holder's PIN to a new value (RLK from the key store).
+    ReloadPin(pin::Args),
 }
 
 /// Batch settings shared by `validate`, `plan` and `personalize`.
@@ -124,6 +129,8 @@ impl Cli {
             Command::Verify(a) => verify::run(&g, a),
             Command::Status(a) => status::run(&g, a),
             Command::Report(a) => report::run(&g, a),
+            Command::UnblockPin(a) => pin::run(&g, a, pin::Service::Unblock),
+            Command::ReloadPin(a) => pin::run(&g, a, pin::Service::Reload),
         };
         match result {
             Ok(()) => ExitCode::SUCCESS,

@@ -1,0 +1,69 @@
+//! `issuance unblock-pin` and `reload-pin`: PIN services for a holder at the desk. The new PIN is read
+//! from a file (first line), never from the command line; the PUK (unblock) or RLK (reload) cryptograms come
+//! from the key store's region keys for the card's algorithm.
+
+use std::path::PathBuf;
+
+use card_core::card::SocialSecurityCard;
+use card_core::transport::{PcscTransport, ReaderSelector};
+use secrecy::SecretString;
+use serde_json::json;
+use zeroize::Zeroizing;
+
+use super::{print_json, usage, Failure, Global, JSON_FORMAT};
+use crate::Error;
+
+/// Arguments of `unblock-pin` and `reload-pin`.
+#[derive(clap::Args)]
+pub struct Args {
+    /// The reader holding the holder's card (name, unique part of a name, or index).
+    #[arg(long)]
+    reader: String,
+    /// File whose first line is the new PIN (digits).
+    #[arg(long, value_name = "FILE")]
+    new_pin_file: PathBuf,
+    /// The region of the card's keys (6 digits).
+    #[arg(long, default_value = "371700")]
+    region: String,
+}
+
+/// Which PIN service.
+#[derive(Clone, Copy)]
+pub enum Service {
+    /// PIN UNBLOCK (`84 24`, PUK): a blocked PIN gets a new value and its tries back.
+    Unblock,
+    /// RELOAD PIN (`80 5E 00 00`, RLK): the PIN is set to a new value.
+    Reload,
+}
+
+pub fn run(g: &Global, a: Args, service: Service) -> Result<(), Failure> {
+    let text = Zeroizing::new(
+        std::fs::read_to_string(&a.new_pin_file)
+            .map_err(|e| usage(format!("--new-pin-file {}: {e}", a.new_pin_file.display())))?,
+    );
+    let pin_text = text.lines().next().unwrap_or_default().trim();
+    if !(4..=12).contains(&pin_text.len()) || !pin_text.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(usage("the new PIN must be 4 to 12 digits"));
+    }
+    let pin = SecretString::from(pin_text.to_owned());
+    let keys = g.keys()?;
+    let selector: ReaderSelector = a.reader.parse().map_err(|_| usage("--reader"))?;
+    let mut card = SocialSecurityCard::new(PcscTransport::connect(&selector)?);
+    let info = card.detect().map_err(Error::from)?;
+    let module = keys.region_module(&a.region, info.algorithm)?;
+    let what = match service {
+        Service::Unblock => {
+            card.unblock_pin(&module, &pin).map_err(Error::from)?;
+            "PIN unblocked"
+        }
+        Service::Reload => {
+            card.reload_pin(&module, &pin).map_err(Error::from)?;
+            "PIN reloaded"
+        }
+    };
+    if g.json {
+        return print_json(&json!({ "format": JSON_FORMAT, "result": what, "reader": a.reader }));
+    }
+    println!("{what}");
+    Ok(())
+}
