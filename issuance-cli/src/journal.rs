@@ -64,6 +64,10 @@ pub mod state {
     pub const FAILED: &str = "failed";
     /// Cannot be issued; the holder can be issued another card.
     pub const REJECTED: &str = "rejected";
+    /// Replaced by a new card of the same holder.
+    pub const REPLACED: &str = "replaced";
+    /// Withdrawn (`issuance cancel`); the holder can be issued another card.
+    pub const CANCELLED: &str = "cancelled";
 }
 
 fn now() -> String {

@@ -78,3 +78,41 @@ fn photo_is_written_in_chunks_and_read_back() {
     // 1004 bytes: 5 UPDATE BINARY and 5 READ BINARY more than a card without a photo
     assert_eq!(costs.apdus, 190 + 10);
 }
+
+/// `issuance cancel`: an issued card is withdrawn; the holder may then be issued a new card; a card cannot be
+/// cancelled twice, and an unknown card is bad input.
+#[test]
+fn cancel_withdraws_an_issued_card() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("keys.db");
+    common::make_store(&store);
+    let keys = common::key_source(&store);
+    let journal_path = dir.path().join("journal.db");
+    let journal = Journal::open(&journal_path).unwrap();
+    let gen = Generation::new(2).unwrap();
+    let holders = common::sample(gen);
+    let settings = Settings::new(gen);
+    let issuer = Issuer { profile: Profile::builtin(), cos: &ReferenceCos, keys: &keys, journal: &journal, settings };
+    let mut sim = SimTransport::new(common::blank(2, 0x0A0B_0C0D_0E0F_1011));
+    let (id, _) = issuer.issue(&mut sim, &holders[0], None).unwrap();
+    let row = journal.card(id).unwrap();
+    assert!(journal.ssn_has_card(&row.ssn).unwrap());
+
+    let cli = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_issuance"))
+            .arg("--journal")
+            .arg(&journal_path)
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let o = cli(&["--json", "cancel", "--card-number", &row.card_number, "--reason", "reported lost"]);
+    assert!(o.status.success(), "{o:?}");
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!((v["previous_state"].as_str(), v["state"].as_str()), (Some("issued"), Some("cancelled")));
+    let after = journal.card(id).unwrap();
+    assert_eq!((after.state.as_str(), after.error.as_deref()), ("cancelled", Some("reported lost")));
+    assert!(!journal.ssn_has_card(&row.ssn).unwrap(), "the holder may be issued a new card");
+    assert_eq!(cli(&["cancel", "--card-id", &row.card_id]).status.code(), Some(2), "already cancelled");
+    assert_eq!(cli(&["cancel", "--card-number", "ZZZZZZZZZ"]).status.code(), Some(2), "no such card");
+}

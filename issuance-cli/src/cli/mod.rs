@@ -2,6 +2,7 @@
 //! codes by who is at fault. Secrets (the key store passphrase, PINs) are read from files, never from
 //! the command line.
 
+mod cancel;
 mod personalize;
 mod pin;
 mod plan;
@@ -73,6 +74,8 @@ enum Command {
     Status(status::Args),
     /// Per-card costs (APDUs, bytes, modeled time) and totals, as CSV or JSON.
     Report(report::Args),
+    /// Withdraw a card (lost, reported): marked cancelled; the holder may be issued a new one.
+    Cancel(cancel::Args),
     /// At the desk: unblock a holder's blocked PIN with a new PIN (PUK from the key store).
     UnblockPin(pin::Args),
     /// At the desk: set a holder's PIN to a new value (RLK from the key store).
@@ -129,6 +132,7 @@ impl Cli {
             Command::Verify(a) => verify::run(&g, a),
             Command::Status(a) => status::run(&g, a),
             Command::Report(a) => report::run(&g, a),
+            Command::Cancel(a) => cancel::run(&g, a),
             Command::UnblockPin(a) => pin::run(&g, a, pin::Service::Unblock),
             Command::ReloadPin(a) => pin::run(&g, a, pin::Service::Reload),
         };

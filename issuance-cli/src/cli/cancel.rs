@@ -1,0 +1,50 @@
+//! `issuance cancel`: a card is withdrawn (lost, reported, refused by the holder). The journal marks it
+//! `cancelled` with the reason; its card id and number stay used, and the holder may be issued a new card.
+
+use serde_json::json;
+
+use super::{print_json, usage, Failure, Global, JSON_FORMAT};
+use crate::journal::state;
+
+/// Arguments of `cancel`.
+#[derive(clap::Args)]
+pub struct Args {
+    /// The card identifier (32 hex digits, as `status` shows it).
+    #[arg(long, conflicts_with = "card_number", required_unless_present = "card_number")]
+    card_id: Option<String>,
+    /// The card number (9 characters).
+    #[arg(long)]
+    card_number: Option<String>,
+    /// Why (kept in the journal).
+    #[arg(long, default_value = "cancelled at the desk")]
+    reason: String,
+}
+
+pub(super) fn run(g: &Global, a: Args) -> Result<(), Failure> {
+    let j = g.journal()?;
+    let cards = j.cards()?;
+    let found: Vec<_> = cards
+        .iter()
+        .filter(|c| {
+            a.card_id.as_deref().is_some_and(|id| c.card_id.eq_ignore_ascii_case(id))
+                || a.card_number.as_deref().is_some_and(|n| c.card_number == n)
+        })
+        .collect();
+    let card = match found.as_slice() {
+        [one] => *one,
+        [] => return Err(usage("no such card in the journal")),
+        _ => return Err(usage("that card number exists in several regions: give --card-id")),
+    };
+    if matches!(card.state.as_str(), state::REJECTED | state::REPLACED | state::CANCELLED) {
+        return Err(usage(format!("card {} is already {}", card.card_number, card.state)));
+    }
+    j.set_state(card.id, state::CANCELLED, Some(&a.reason))?;
+    if g.json {
+        return print_json(&json!({
+            "format": JSON_FORMAT, "card_id": card.card_id, "card_number": card.card_number,
+            "previous_state": card.state, "state": state::CANCELLED,
+        }));
+    }
+    println!("card {} ({}) cancelled; it was {}", card.card_number, card.card_id, card.state);
+    Ok(())
+}
