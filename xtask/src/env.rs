@@ -91,31 +91,51 @@ fn pcscd_answers() -> bool {
     UnixStream::connect(PCSCD_SOCKET).is_ok()
 }
 
+fn start_pcscd() -> Result<()> {
+    eprintln!("xtask: starting pcscd");
+    let _ = std::fs::create_dir_all("/run/pcscd");
+    let log = std::fs::File::create(root().join("target").join("pcscd.log"))
+        .or_else(|_| std::fs::File::create("/tmp/pcscd.log"))
+        .map_err(|e| format!("cannot create the pcscd log: {e}"))?;
+    // its own session: it outlives this process group (a finished shell job)
+    as_root("setsid")
+        .args(["pcscd", "--foreground"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .map_err(|e| format!("cannot start pcscd: {e}"))?;
+    wait_until(Duration::from_secs(15), pcscd_answers).map_err(|()| "pcscd did not open its socket".to_owned())
+}
+
+fn lists_virtual_reader() -> bool {
+    Command::new("opensc-tool")
+        .arg("--list-readers")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).contains("Virtual PCD 00 00"))
+        .unwrap_or(false)
+}
+
 fn ensure_pcscd() -> Result<()> {
-    if !pcscd_answers() {
-        eprintln!("xtask: starting pcscd");
-        let _ = std::fs::create_dir_all("/run/pcscd");
-        let log = std::fs::File::create(root().join("target").join("pcscd.log"))
-            .or_else(|_| std::fs::File::create("/tmp/pcscd.log"))
-            .map_err(|e| format!("cannot create the pcscd log: {e}"))?;
-        as_root("pcscd")
-            .arg("--foreground")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .map_err(|e| format!("cannot start pcscd: {e}"))?;
-        wait_until(Duration::from_secs(15), pcscd_answers).map_err(|()| "pcscd did not open its socket".to_owned())?;
+    let started_here = !pcscd_answers();
+    if started_here {
+        start_pcscd()?;
     }
     // The virtual readers come from /etc/reader.conf.d/vpcd; wait until pcscd lists them.
-    wait_until(Duration::from_secs(15), || {
-        Command::new("opensc-tool")
-            .arg("--list-readers")
-            .output()
-            .map(|o| String::from_utf8_lossy(&o.stdout).contains("Virtual PCD 00 00"))
-            .unwrap_or(false)
-    })
-    .map_err(|()| "pcscd does not list the reader 'Virtual PCD 00 00' (is vsmartcard-vpcd installed?)".to_owned())
+    if wait_until(Duration::from_secs(15), lists_virtual_reader).is_ok() {
+        return Ok(());
+    }
+    if !started_here {
+        // a pcscd started before vsmartcard-vpcd was installed does not know its readers: restart it
+        eprintln!("xtask: pcscd does not list 'Virtual PCD 00 00'; restarting it");
+        let _ = as_root("pkill").args(["-x", "pcscd"]).status();
+        let _ = wait_until(Duration::from_secs(10), || !pcscd_answers());
+        start_pcscd()?;
+        if wait_until(Duration::from_secs(15), lists_virtual_reader).is_ok() {
+            return Ok(());
+        }
+    }
+    Err("pcscd does not list the reader 'Virtual PCD 00 00' (is vsmartcard-vpcd installed?)".to_owned())
 }
 
 fn wait_until(limit: Duration, mut ok: impl FnMut() -> bool) -> std::result::Result<(), ()> {
