@@ -7,7 +7,7 @@
 
 use card_core::apdu::{Command, Ins};
 use card_core::codec;
-use card_core::crypto::{process_key, CardKey};
+use card_core::crypto::{line_mac, process_key, secure_data_encrypt, Algorithm, CardKey};
 use card_core::transport::{CardTransaction, CardTransactionExt};
 use zeroize::Zeroizing;
 
@@ -57,6 +57,31 @@ pub fn authenticate(tx: &mut Tx<'_>, kid: u8, key: &CardKey) -> Result<(), Error
     let x: [u8; 8] = rand::random();
     let c = process_key(key, &r).cryptogram(&x);
     let cmd = Command::new(0x00, Ins::EXTERNAL_AUTHENTICATE, 0x00, kid).with_data([c, x].concat())?.sensitive();
+    tx.exchange_ok(&cmd)?;
+    Ok(())
+}
+
+/// Secure WRITE KEY (reference COS `84 D4 01 kid Lc ENC_MK(Ld‖record‖pad) MAC4`): the key record
+/// `type ‖ version ‖ algorithm ‖ max tries ‖ key` encrypted and MACed (CARD-PROFILE §6.4, after GET
+/// CHALLENGE) under `mk`, the MK the current DF holds now.
+pub fn secure_write_key(
+    tx: &mut Tx<'_>,
+    mk: &CardKey,
+    kid: u8,
+    usage: &str,
+    max_tries: u8,
+    key: (&CardKey, u8),
+) -> Result<(), Error> {
+    let (k, version) = key;
+    let mut rec = Zeroizing::new(vec![key_type(usage)?, version, k.algorithm().id(), max_tries]);
+    rec.extend_from_slice(k.expose_secret());
+    let enc = secure_data_encrypt(mk, &rec).map_err(card_core::Error::from)?;
+    let lc = u8::try_from(enc.len() + 4).map_err(|_| Error::Internal("key record too long".into()))?;
+    let le = if mk.algorithm() == Algorithm::Tdes { 4 } else { 8 };
+    let challenge = tx.exchange_ok(&Command::new(0x00, Ins::GET_CHALLENGE, 0, 0).with_le(le)?)?;
+    let header = [0x84, Ins::WRITE_KEY.0, 0x01, kid, lc];
+    let mac = line_mac(mk, &challenge, &[&header[..], &enc].concat()).map_err(card_core::Error::from)?;
+    let cmd = Command::new(0x84, Ins::WRITE_KEY, 0x01, kid).with_data([enc, mac.to_vec()].concat())?.sensitive();
     tx.exchange_ok(&cmd)?;
     Ok(())
 }

@@ -384,6 +384,15 @@ impl Journal {
         Ok(self.conn.query_row("SELECT attempt FROM cards WHERE id = ?1", [id], |r| r.get(0))?)
     }
 
+    /// Replaces a card's key versions (JSON), after a rekey.
+    pub fn set_key_versions(&self, id: i64, key_versions: &str) -> Result<(), Error> {
+        self.conn.execute(
+            "UPDATE cards SET key_versions = ?2, updated = ?3 WHERE id = ?1",
+            params![id, key_versions, now()],
+        )?;
+        Ok(())
+    }
+
     /// Records the measurements of the last attempt.
     pub fn set_costs(&self, id: i64, apdus: u64, bytes: u64, modeled_us: Option<u64>) -> Result<(), Error> {
         self.conn.execute(

@@ -11,6 +11,7 @@ pub mod holders;
 pub mod journal;
 pub mod plan;
 pub mod prepare;
+pub mod rekey;
 pub mod run;
 pub mod verify;
 

@@ -213,7 +213,7 @@ pub struct Plan {
     pub steps: Vec<Step>,
 }
 
-fn usage_name(u: KeyUsage) -> &'static str {
+pub(crate) fn usage_name(u: KeyUsage) -> &'static str {
     match u {
         KeyUsage::Master => "master",
         KeyUsage::InternalAuth => "internal-auth",

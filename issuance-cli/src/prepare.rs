@@ -141,6 +141,19 @@ pub trait KeySource: Send + Sync {
     /// The card keys for `region` and `card_factor` in `alg`, at the active versions, and the
     /// transport key (re-typed to `alg`: the chip maker's key serves the card's algorithm).
     fn card_keys(&self, region: &str, card_factor: &[u8; 8], alg: Algorithm) -> Result<CardKeys, Error>;
+
+    /// As [`KeySource::card_keys`], but the keys named in `versions` at those versions (the keys a card
+    /// holds now, for rekeying it).
+    fn card_keys_at(
+        &self,
+        region: &str,
+        card_factor: &[u8; 8],
+        alg: Algorithm,
+        versions: &BTreeMap<String, u8>,
+    ) -> Result<CardKeys, Error> {
+        let _ = (region, card_factor, alg, versions);
+        Err(Error::Keys("this key source gives no key versions but the active ones".into()))
+    }
 }
 
 /// [`KeySource`] over a key-mgmt store (unlocked).
@@ -185,9 +198,21 @@ fn active_versions(store: &KeyStore, alg: Algorithm) -> Result<BTreeMap<String, 
 
 impl KeySource for StoreKeySource {
     fn card_keys(&self, region: &str, card_factor: &[u8; 8], alg: Algorithm) -> Result<CardKeys, Error> {
+        self.card_keys_at(region, card_factor, alg, &BTreeMap::new())
+    }
+
+    fn card_keys_at(
+        &self,
+        region: &str,
+        card_factor: &[u8; 8],
+        alg: Algorithm,
+        versions: &BTreeMap<String, u8>,
+    ) -> Result<CardKeys, Error> {
         let store = self.store.lock().map_err(|_| Error::Internal("key store lock poisoned".into()))?;
-        // the highest active version of each key whose algorithm is the card's
-        let set = store.card_keys(region, card_factor, &VersionSelect::Exact(active_versions(&store, alg)?))?;
+        // the highest active version of each key whose algorithm is the card's, but those given
+        let mut exact = active_versions(&store, alg)?;
+        exact.extend(versions.iter().map(|(n, v)| (n.clone(), *v)));
+        let set = store.card_keys(region, card_factor, &VersionSelect::Exact(exact))?;
         let mut keys = BTreeMap::new();
         for (name, e) in set.iter() {
             if e.algorithm() == alg {

@@ -6,6 +6,7 @@ mod cancel;
 mod personalize;
 mod pin;
 mod plan;
+mod rekey;
 mod report;
 mod resume;
 mod status;
@@ -76,6 +77,8 @@ enum Command {
     Report(report::Args),
     /// Withdraw a card (lost, reported): marked cancelled; the holder may be issued a new one.
     Cancel(cancel::Args),
+    /// Update the issued card in a reader to the active key versions (secure WRITE KEY), journalled.
+    Rekey(rekey::Args),
     /// At the desk: unblock a holder's blocked PIN with a new PIN (PUK from the key store).
     UnblockPin(pin::Args),
     /// At the desk: set a holder's PIN to a new value (RLK from the key store).
@@ -133,6 +136,7 @@ impl Cli {
             Command::Status(a) => status::run(&g, a),
             Command::Report(a) => report::run(&g, a),
             Command::Cancel(a) => cancel::run(&g, a),
+            Command::Rekey(a) => rekey::run(&g, a),
             Command::UnblockPin(a) => pin::run(&g, a, pin::Service::Unblock),
             Command::ReloadPin(a) => pin::run(&g, a, pin::Service::Reload),
         };
