@@ -190,6 +190,27 @@ fn read_holders(path: &Path, g: Generation, journal: Option<&Journal>) -> Result
     holders::read_file(path, &ctx).map_err(|e| usage(format!("{}: {e}", path.display())))
 }
 
+/// Connects to the card in `reader` (a name, a unique part of one, or an index).
+fn connect(reader: &str) -> Result<card_core::transport::PcscTransport, Failure> {
+    let selector: card_core::transport::ReaderSelector = match reader.parse() {
+        Ok(s) => s,
+        Err(never) => match never {},
+    };
+    Ok(card_core::transport::PcscTransport::connect(&selector)?)
+}
+
+/// The issuer for a card already in the journal (`verify`, `resume`, `rekey`): its generation and dates come
+/// from the journal row, so the settings only fill the rest.
+fn card_issuer<'a>(journal: &'a Journal, keys: &'a StoreKeySource) -> crate::run::Issuer<'a> {
+    crate::run::Issuer {
+        profile: profile(),
+        cos: &crate::cos::ReferenceCos,
+        keys,
+        journal,
+        settings: Settings::new(Generation::THREE),
+    }
+}
+
 /// The profile in use (built-in).
 fn profile() -> &'static Profile {
     Profile::builtin()

@@ -5,12 +5,11 @@
 use std::path::PathBuf;
 
 use card_core::card::SocialSecurityCard;
-use card_core::transport::{PcscTransport, ReaderSelector};
 use secrecy::SecretString;
 use serde_json::json;
 use zeroize::Zeroizing;
 
-use super::{print_json, usage, Failure, Global, JSON_FORMAT};
+use super::{connect, print_json, usage, Failure, Global, JSON_FORMAT};
 use crate::Error;
 
 /// Arguments of `unblock-pin` and `reload-pin`.
@@ -47,8 +46,7 @@ pub fn run(g: &Global, a: Args, service: Service) -> Result<(), Failure> {
     }
     let pin = SecretString::from(pin_text.to_owned());
     let keys = g.keys()?;
-    let selector: ReaderSelector = a.reader.parse().map_err(|_| usage("--reader"))?;
-    let mut card = SocialSecurityCard::new(PcscTransport::connect(&selector)?);
+    let mut card = SocialSecurityCard::new(connect(&a.reader)?);
     let info = card.detect().map_err(Error::from)?;
     let module = keys.region_module(&a.region, info.algorithm)?;
     let what = match service {

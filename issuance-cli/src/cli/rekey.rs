@@ -1,14 +1,9 @@
 //! `issuance rekey --reader R`: update the keys of the issued card in the reader to the key store's active
 //! versions (secure WRITE KEY under each DF's current MK), check the key info, journal the new versions.
 
-use card_core::profile::Generation;
-use card_core::transport::{PcscTransport, ReaderSelector};
 use serde_json::json;
 
-use super::{print_json, profile, usage, Failure, Global, JSON_FORMAT};
-use crate::cos::ReferenceCos;
-use crate::prepare::Settings;
-use crate::run::Issuer;
+use super::{card_issuer, connect, print_json, Failure, Global, JSON_FORMAT};
 
 /// Arguments of `rekey`.
 #[derive(clap::Args)]
@@ -21,15 +16,8 @@ pub struct Args {
 pub(super) fn run(g: &Global, a: Args) -> Result<(), Failure> {
     let journal = g.journal()?;
     let keys = g.keys()?;
-    let selector: ReaderSelector = a.reader.parse().map_err(|_| usage(format!("bad --reader {}", a.reader)))?;
-    let mut t = PcscTransport::connect(&selector)?;
-    let issuer = Issuer {
-        profile: profile(),
-        cos: &ReferenceCos,
-        keys: &keys,
-        journal: &journal,
-        settings: Settings::new(Generation::THREE),
-    };
+    let mut t = connect(&a.reader)?;
+    let issuer = card_issuer(&journal, &keys);
     let (row, done) = issuer.rekey_card(&mut t)?;
     if g.json {
         return print_json(&json!({"format": JSON_FORMAT, "card": row.id, "card_number": row.card_number,

@@ -5,14 +5,10 @@
 use std::path::PathBuf;
 
 use card_core::profile::Generation;
-use card_core::transport::{PcscTransport, ReaderSelector};
 use secrecy::SecretString;
 use serde_json::json;
 
-use super::{print_json, profile, read_holders, usage, Failure, Global, JSON_FORMAT};
-use crate::cos::ReferenceCos;
-use crate::prepare::Settings;
-use crate::run::Issuer;
+use super::{card_issuer, connect, print_json, read_holders, usage, Failure, Global, JSON_FORMAT};
 
 /// Arguments of `resume`.
 #[derive(clap::Args)]
@@ -38,16 +34,8 @@ pub(super) fn run(g: &Global, a: Args) -> Result<(), Failure> {
             }
         }
     }
-    let selector: ReaderSelector = a.reader.parse().map_err(|_| usage(format!("bad --reader {}", a.reader)))?;
-    let mut t = PcscTransport::connect(&selector)?;
-    // generation and dates come from the journal; the settings only fill the rest
-    let issuer = Issuer {
-        profile: profile(),
-        cos: &ReferenceCos,
-        keys: &keys,
-        journal: &journal,
-        settings: Settings::new(Generation::THREE),
-    };
+    let mut t = connect(&a.reader)?;
+    let issuer = card_issuer(&journal, &keys);
     let pin_of = |ssn: &str| pins.iter().find(|(s, _)| s == ssn).map(|(_, p)| p.clone());
     match issuer.resume(&mut t, &pin_of)? {
         None => Err(usage("the card in the reader is not an unfinished card of this journal")),

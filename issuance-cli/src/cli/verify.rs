@@ -2,14 +2,9 @@
 //! record read back, every key's version, external authentication with each MK and authentication
 //! key, internal authentication with IRK. The initial PIN is not tried (the holder may have changed it).
 
-use card_core::profile::Generation;
-use card_core::transport::{PcscTransport, ReaderSelector};
 use serde_json::json;
 
-use super::{print_json, profile, usage, Failure, Global, JSON_FORMAT};
-use crate::cos::ReferenceCos;
-use crate::prepare::Settings;
-use crate::run::Issuer;
+use super::{card_issuer, connect, print_json, Failure, Global, JSON_FORMAT};
 
 /// Arguments of `verify`.
 #[derive(clap::Args)]
@@ -22,15 +17,8 @@ pub struct Args {
 pub(super) fn run(g: &Global, a: Args) -> Result<(), Failure> {
     let journal = g.journal()?;
     let keys = g.keys()?;
-    let selector: ReaderSelector = a.reader.parse().map_err(|_| usage(format!("bad --reader {}", a.reader)))?;
-    let mut t = PcscTransport::connect(&selector)?;
-    let issuer = Issuer {
-        profile: profile(),
-        cos: &ReferenceCos,
-        keys: &keys,
-        journal: &journal,
-        settings: Settings::new(Generation::THREE),
-    };
+    let mut t = connect(&a.reader)?;
+    let issuer = card_issuer(&journal, &keys);
     let (row, costs) = issuer.verify_card(&mut t)?;
     if g.json {
         print_json(&json!({"format": JSON_FORMAT, "verified": true, "card": row.id, "card_id": row.card_id,
