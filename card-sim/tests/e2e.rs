@@ -222,21 +222,32 @@ fn as_root(program: &str) -> Process {
     }
 }
 
+/// A live pcscd process (a zombie, killed but not yet reaped by its parent, does not count).
 fn pcscd_running() -> bool {
-    Process::new("pgrep").args(["-x", "pcscd"]).stdout(Stdio::null()).status().map(|s| s.success()).unwrap_or(false)
+    let Ok(entries) = std::fs::read_dir("/proc") else { return false };
+    entries.flatten().any(|entry| {
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else { return false };
+        // "<pid> (<comm>) <state> ..."
+        match (stat.find('('), stat.rfind(')')) {
+            (Some(open), Some(close)) if open < close => {
+                &stat[open + 1..close] == "pcscd" && !stat[close + 1..].trim_start().starts_with('Z')
+            }
+            _ => false,
+        }
+    })
 }
 
 /// Starts pcscd in the background; it outlives the test on purpose, as it would after `cargo xtask setup`.
-#[allow(clippy::zombie_processes)]
 fn start_pcscd() {
-    // its own session: it outlives this process group (a finished shell job, a test binary)
-    as_root("setsid")
-        .args(["pcscd", "--foreground"])
+    // `setsid -f`: its own session, not our child: it outlives this test binary and is reaped by init
+    let status = as_root("setsid")
+        .args(["-f", "pcscd", "--foreground"])
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
-        .spawn()
+        .status()
         .expect("start pcscd");
+    assert!(status.success(), "setsid pcscd: {status}");
     let deadline = Instant::now() + Duration::from_secs(15);
     while !pcscd_answers() {
         assert!(Instant::now() < deadline, "pcscd did not come back");

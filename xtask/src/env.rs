@@ -97,14 +97,18 @@ fn start_pcscd() -> Result<()> {
     let log = std::fs::File::create(root().join("target").join("pcscd.log"))
         .or_else(|_| std::fs::File::create("/tmp/pcscd.log"))
         .map_err(|e| format!("cannot create the pcscd log: {e}"))?;
-    // its own session: it outlives this process group (a finished shell job)
-    as_root("setsid")
-        .args(["pcscd", "--foreground"])
+    // `setsid -f`: pcscd forks into its own session and is not our child, so it outlives this process group
+    // (a finished shell job) and, once stopped, is reaped by init instead of lingering as our zombie
+    let status = as_root("setsid")
+        .args(["-f", "pcscd", "--foreground"])
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(log)
-        .spawn()
+        .status()
         .map_err(|e| format!("cannot start pcscd: {e}"))?;
+    if !status.success() {
+        return Err(format!("cannot start pcscd: setsid exited with {status}").into());
+    }
     wait_until(Duration::from_secs(15), pcscd_answers).map_err(|()| "pcscd did not open its socket".to_owned())
 }
 
