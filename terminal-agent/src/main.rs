@@ -1,9 +1,7 @@
-//! `terminal-agent`: the counter's card service; for now its diagnostic subcommands (see `--help`).
-
-mod cli;
+//! `terminal-agent`: the counter's card service (`serve`) and its diagnostic subcommands (see `--help`).
 
 use clap::Parser;
 
 fn main() -> std::process::ExitCode {
-    cli::Cli::parse().run()
+    terminal_agent::cli::Cli::parse().run()
 }

@@ -1,0 +1,1 @@
+//! `terminal-agent serve`: the local HTTP/WebSocket card service.
