@@ -107,7 +107,7 @@ fn start_pcscd() -> Result<()> {
         .status()
         .map_err(|e| format!("cannot start pcscd: {e}"))?;
     if !status.success() {
-        return Err(format!("cannot start pcscd: setsid exited with {status}").into());
+        return Err(format!("cannot start pcscd: setsid exited with {status}"));
     }
     wait_until(Duration::from_secs(15), pcscd_answers).map_err(|()| "pcscd did not open its socket".to_owned())
 }
