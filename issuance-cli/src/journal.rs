@@ -538,6 +538,31 @@ impl Journal {
     }
 }
 
+impl Journal {
+    /// The generation and source of `batch`, or `None` if there is no such batch.
+    pub fn batch_info(&self, batch: i64) -> Result<Option<(u8, String)>, Error> {
+        let row: Option<(i64, String)> = self
+            .conn
+            .query_row("SELECT generation, source FROM batches WHERE id = ?1", [batch], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()?;
+        row.map(|(g, source)| {
+            u8::try_from(g).map(|g| (g, source)).map_err(|_| Error::Journal(format!("batch {batch}: generation {g}")))
+        })
+        .transpose()
+    }
+
+    /// Cards of `batch` that are under way or stopped (`pending` … `verified`, `failed`): `resume` finishes
+    /// them with the card in a reader; continuing the batch leaves their holders alone.
+    pub fn unfinished_cards_of_batch(&self, batch: i64) -> Result<Vec<CardRow>, Error> {
+        let mut st = self.conn.prepare(&format!(
+            "SELECT {CARD_COLS} FROM cards WHERE batch = ?1 AND state IN \
+             ('pending','personalizing','written','verified','failed') ORDER BY id"
+        ))?;
+        let rows = st.query_map([batch], card_row)?.collect::<Result<Vec<_>, _>>()?;
+        Ok(rows)
+    }
+}
+
 /// A replaced card and what became of it.
 #[derive(Clone, Debug, Serialize)]
 pub struct Replacement {

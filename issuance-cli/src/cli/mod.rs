@@ -35,7 +35,8 @@ const EXIT_HELP: &str = "Exit codes:
   3  no reader, no card, card removed, pcscd not running
   4  the card refused a command
   5  verification failed or the card answered nonsense: the card is rejected
-  6  key store: locked, wrong passphrase, key missing";
+  6  key store: locked, wrong passphrase, key missing
+130  interrupted (Ctrl-C): the current card was finished; `personalize --continue BATCH` issues the rest";
 
 /// The version tag of every `--json` output.
 pub const JSON_FORMAT: &str = "issuance/1";
@@ -249,6 +250,14 @@ pub enum Failure {
     /// Output could not be written.
     #[error("cannot write the output")]
     Io(#[from] std::io::Error),
+    /// Ctrl-C: stopped after the card(s) under way; the journal is consistent.
+    #[error("interrupted: {left} holders of batch {batch} not started")]
+    Interrupted {
+        /// The batch, for `personalize --continue`.
+        batch: i64,
+        /// Holders not started.
+        left: usize,
+    },
 }
 
 fn usage(msg: impl Into<String>) -> Failure {
@@ -267,6 +276,7 @@ impl Failure {
         match self {
             Failure::Usage(_) => 2,
             Failure::Io(_) => 1,
+            Failure::Interrupted { .. } => 130,
             Failure::Issuance(e) => match e {
                 Error::Input(_) => 2,
                 Error::Card(C::Transport(_)) => 3,
