@@ -107,7 +107,7 @@ fn start_pcscd() -> Result<()> {
         .status()
         .map_err(|e| format!("cannot start pcscd: {e}"))?;
     if !status.success() {
-        return Err(format!("cannot start pcscd: setsid exited with {status}").into());
+        return Err(format!("cannot start pcscd: setsid exited with {status}"));
     }
     wait_until(Duration::from_secs(15), pcscd_answers).map_err(|()| "pcscd did not open its socket".to_owned())
 }
@@ -167,6 +167,11 @@ fn cargo() -> Command {
 pub fn test(extra: &[String]) -> Result<()> {
     run(cargo().args(["test", "--workspace"]).args(extra))?;
     run(cargo().args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]))
+}
+
+/// Cards per hour of issuance through pcscd, one and two virtual readers (the bench holds the readers' lock).
+pub fn bench_issuance(extra: &[String]) -> Result<()> {
+    run(cargo().args(["bench", "-p", "issuance-cli", "--bench", "pcscd"]).args(extra))
 }
 
 /// Kills the child when dropped (the virtual card leaves the reader) and waits until pcscd has seen the
