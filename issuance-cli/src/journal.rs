@@ -2,7 +2,8 @@
 //!
 //! Card states: `pending → personalizing → written → verified → issued`, or `failed` (torn or refused,
 //! resumable), `rejected` (cannot be issued; its card id and number are burnt), `replaced`,
-//! `cancelled`. Every step is recorded `started` before it runs and `done`/`failed` after. Card ids and
+//! `cancelled` (a replaced card has a `replacements` row: its successor's batch, whether its application was
+//! blocked). Every step is recorded `started` before it runs and `done`/`failed` after. Card ids and
 //! card numbers (per region) are UNIQUE, and a chip has at most one unfinished card. The holders'
 //! initial PINs are never stored.
 
@@ -14,7 +15,7 @@ use serde::Serialize;
 use crate::Error;
 
 /// Schema version this build writes.
-pub const SCHEMA_VERSION: i64 = 1;
+pub const SCHEMA_VERSION: i64 = 2;
 
 const V1: &str = "
 CREATE TABLE batches (
@@ -47,6 +48,20 @@ CREATE TABLE steps (
     started TEXT NOT NULL, finished TEXT, detail TEXT,
     PRIMARY KEY (card, attempt, idx));
 ";
+
+/// Version 2: replacements. A replaced card keeps its row (state `replaced`); this table says which batch
+/// holds its successor and whether the old card's application was blocked (the card was presented) or not
+/// (the card was absent: lost, stolen, not brought).
+const V2: &str = "
+CREATE TABLE replacements (
+    old_card INTEGER PRIMARY KEY REFERENCES cards(id),
+    batch INTEGER NOT NULL REFERENCES batches(id),
+    old_blocked INTEGER NOT NULL CHECK (old_blocked IN (0, 1)),
+    reason TEXT NOT NULL, at TEXT NOT NULL);
+";
+
+/// The source of a replacement's one-holder batch, followed by the old card's number.
+pub const REPLACEMENT_SOURCE: &str = "replacement of card ";
 
 /// Card states.
 pub mod state {
@@ -217,6 +232,12 @@ impl Journal {
             let tx = conn.unchecked_transaction()?;
             tx.execute_batch(V1)?;
             tx.execute("INSERT INTO migrations (version, applied) VALUES (1, ?1)", [now()])?;
+            tx.commit()?;
+        }
+        if have < 2 {
+            let tx = conn.unchecked_transaction()?;
+            tx.execute_batch(V2)?;
+            tx.execute("INSERT INTO migrations (version, applied) VALUES (2, ?1)", [now()])?;
             tx.commit()?;
         }
         Ok(Journal { conn })
@@ -442,4 +463,117 @@ impl Journal {
         let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<Result<Vec<_>, _>>()?;
         Ok(rows)
     }
+
+    /// Marks the issued card `old` replaced and records a one-holder batch for its successor, in one
+    /// transaction: the holder then has no live card, so the successor's row can be made. `blocked` says
+    /// whether the old card's application was blocked (it was presented) or not (it was absent). Returns the
+    /// batch of the successor.
+    pub fn replace_card(
+        &self,
+        old: i64,
+        blocked: bool,
+        reason: &str,
+        holder: &crate::holders::Holder,
+    ) -> Result<i64, Error> {
+        let tx = rusqlite::Transaction::new_unchecked(&self.conn, rusqlite::TransactionBehavior::Immediate)?;
+        let (st, number): (String, String) =
+            tx.query_row("SELECT state, card_number FROM cards WHERE id = ?1", [old], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        if st != state::ISSUED {
+            return Err(Error::Input(format!("card {number} is {st}, not issued: it cannot be replaced")));
+        }
+        let t = now();
+        tx.execute(
+            "INSERT INTO batches (source, generation, created, holders) \
+             SELECT ?3 || card_number, generation, ?2, 1 FROM cards WHERE id = ?1",
+            params![old, t, REPLACEMENT_SOURCE],
+        )?;
+        let batch = tx.last_insert_rowid();
+        let json = serde_json::to_string(holder).map_err(|e| Error::Internal(e.to_string()))?;
+        tx.execute(
+            "INSERT INTO batch_holders (batch, line, ssn, holder) VALUES (?1, ?2, ?3, ?4)",
+            params![batch, holder.line as i64, holder.ssn, json],
+        )?;
+        tx.execute(
+            "INSERT INTO replacements (old_card, batch, old_blocked, reason, at) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![old, batch, blocked, reason, t],
+        )?;
+        let note = if blocked {
+            format!("replaced (batch {batch}): {reason}; application blocked on the card")
+        } else {
+            format!("replaced (batch {batch}): {reason}; card not presented: its application was NOT blocked")
+        };
+        tx.execute(
+            "UPDATE cards SET state = 'replaced', error = ?2, updated = ?3 WHERE id = ?1",
+            params![old, note, t],
+        )?;
+        tx.commit()?;
+        Ok(batch)
+    }
+
+    /// The replacement record of card `old`, if it was replaced.
+    pub fn replacement(&self, old: i64) -> Result<Option<Replacement>, Error> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT old_card, batch, old_blocked, reason, at FROM replacements WHERE old_card = ?1",
+                [old],
+                |r| {
+                    Ok(Replacement {
+                        old_card: r.get(0)?,
+                        batch: r.get(1)?,
+                        old_blocked: r.get(2)?,
+                        reason: r.get(3)?,
+                        at: r.get(4)?,
+                    })
+                },
+            )
+            .optional()?)
+    }
+
+    /// The cards made for `batch`, in id order.
+    pub fn cards_of_batch(&self, batch: i64) -> Result<Vec<CardRow>, Error> {
+        let mut st = self.conn.prepare(&format!("SELECT {CARD_COLS} FROM cards WHERE batch = ?1 ORDER BY id"))?;
+        let rows = st.query_map([batch], card_row)?.collect::<Result<Vec<_>, _>>()?;
+        Ok(rows)
+    }
+}
+
+impl Journal {
+    /// The generation and source of `batch`, or `None` if there is no such batch.
+    pub fn batch_info(&self, batch: i64) -> Result<Option<(u8, String)>, Error> {
+        let row: Option<(i64, String)> = self
+            .conn
+            .query_row("SELECT generation, source FROM batches WHERE id = ?1", [batch], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()?;
+        row.map(|(g, source)| {
+            u8::try_from(g).map(|g| (g, source)).map_err(|_| Error::Journal(format!("batch {batch}: generation {g}")))
+        })
+        .transpose()
+    }
+
+    /// Cards of `batch` that are under way or stopped (`pending` … `verified`, `failed`): `resume` finishes
+    /// them with the card in a reader; continuing the batch leaves their holders alone.
+    pub fn unfinished_cards_of_batch(&self, batch: i64) -> Result<Vec<CardRow>, Error> {
+        let mut st = self.conn.prepare(&format!(
+            "SELECT {CARD_COLS} FROM cards WHERE batch = ?1 AND state IN \
+             ('pending','personalizing','written','verified','failed') ORDER BY id"
+        ))?;
+        let rows = st.query_map([batch], card_row)?.collect::<Result<Vec<_>, _>>()?;
+        Ok(rows)
+    }
+}
+
+/// A replaced card and what became of it.
+#[derive(Clone, Debug, Serialize)]
+pub struct Replacement {
+    /// The replaced card (row id).
+    pub old_card: i64,
+    /// The batch that holds its successor.
+    pub batch: i64,
+    /// Whether the old card's application was blocked (it was presented at the desk).
+    pub old_blocked: bool,
+    /// Why it was replaced.
+    pub reason: String,
+    /// When.
+    pub at: String,
 }

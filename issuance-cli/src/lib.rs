@@ -12,6 +12,7 @@ pub mod journal;
 pub mod plan;
 pub mod prepare;
 pub mod rekey;
+pub mod replace;
 pub mod run;
 pub mod verify;
 

@@ -154,6 +154,19 @@ pub trait KeySource: Send + Sync {
         let _ = (region, card_factor, alg, versions);
         Err(Error::Keys("this key source gives no key versions but the active ones".into()))
     }
+
+    /// The region keys of `region` for cards of algorithm `alg` as a local security module (desk services:
+    /// PIN unblock and reload, application block): the keys named in `versions` at those versions (what a
+    /// card holds), the others at their highest active version.
+    fn region_module_at(
+        &self,
+        region: &str,
+        alg: Algorithm,
+        versions: &BTreeMap<String, u8>,
+    ) -> Result<card_core::security::LocalKeys, Error> {
+        let _ = (region, alg, versions);
+        Err(Error::Keys("this key source gives no region keys".into()))
+    }
 }
 
 /// [`KeySource`] over a key-mgmt store (unlocked).
@@ -170,8 +183,19 @@ impl StoreKeySource {
     /// The region keys of `region` for cards of algorithm `alg` (the highest active version of each key with
     /// that algorithm), as a local security module for desk services (PIN unblock and reload).
     pub fn region_module(&self, region: &str, alg: Algorithm) -> Result<card_core::security::LocalKeys, Error> {
+        self.region_module_at(region, alg, &BTreeMap::new())
+    }
+
+    fn region_module_with(
+        &self,
+        region: &str,
+        alg: Algorithm,
+        versions: &BTreeMap<String, u8>,
+    ) -> Result<card_core::security::LocalKeys, Error> {
         let store = self.store.lock().map_err(|_| Error::Internal("key store lock poisoned".into()))?;
-        let set = store.region_keys_with(region, &VersionSelect::Exact(active_versions(&store, alg)?))?;
+        let mut exact = active_versions(&store, alg)?;
+        exact.extend(versions.iter().map(|(n, v)| (n.clone(), *v)));
+        let set = store.region_keys_with(region, &VersionSelect::Exact(exact))?;
         let region = RegionCode::parse(region).map_err(card_core::Error::from)?;
         let mut local = card_core::security::LocalKeys::new(region);
         for (name, entry) in set.iter() {
@@ -197,6 +221,15 @@ fn active_versions(store: &KeyStore, alg: Algorithm) -> Result<BTreeMap<String, 
 }
 
 impl KeySource for StoreKeySource {
+    fn region_module_at(
+        &self,
+        region: &str,
+        alg: Algorithm,
+        versions: &BTreeMap<String, u8>,
+    ) -> Result<card_core::security::LocalKeys, Error> {
+        self.region_module_with(region, alg, versions)
+    }
+
     fn card_keys(&self, region: &str, card_factor: &[u8; 8], alg: Algorithm) -> Result<CardKeys, Error> {
         self.card_keys_at(region, card_factor, alg, &BTreeMap::new())
     }

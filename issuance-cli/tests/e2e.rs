@@ -182,3 +182,104 @@ fn one_card_through_pcscd_in_process() {
     let sim = card.remove();
     assert_eq!(sim.card().lifecycle(), card_sim::Lifecycle::Personalized);
 }
+
+/// SELECT SSSE by name on a card in process: its status word (`6A81` once the application is blocked).
+fn select_ssse(t: &mut SimTransport) -> card_core::apdu::StatusWord {
+    use card_core::apdu::{Command, Ins};
+    use card_core::transport::{CardTransactionExt, Transport};
+    let aid = b"sx1.sh.\xC9\xE7\xBB\xE1\xB1\xA3\xD5\xCF".to_vec();
+    let mut tx = t.transaction().unwrap();
+    tx.exchange(&Command::new(0x00, Ins::SELECT, 0x04, 0x00).with_data(aid).unwrap().with_le(256).unwrap())
+        .unwrap()
+        .sw()
+}
+
+/// `issuance replace` through pcscd: the old card presented in the reader is application-blocked, then the
+/// blank card in the same reader becomes the replacement; a second holder's card, absent, is only marked
+/// replaced. `status --json` shows both old cards replaced (blocked or not) and the new ones issued as type 2.
+#[test]
+fn cli_replaces_a_presented_card_and_an_absent_one() {
+    let _lock = vpcd_lock();
+    let dir = tempfile::tempdir().unwrap();
+    setup(dir.path());
+    // two cards issued earlier (in process, into the CLI's journal)
+    let keys = common::key_source(&dir.path().join("keys.db"));
+    let journal = Journal::open(&dir.path().join("journal.db")).unwrap();
+    let holders = common::sample(Generation::TWO);
+    let batch = journal.new_batch("sample.csv", 2, &holders).unwrap();
+    let issuer = Issuer {
+        profile: Profile::builtin(),
+        cos: &ReferenceCos,
+        keys: &keys,
+        journal: &journal,
+        settings: Settings::new(Generation::TWO),
+    };
+    let mut old1 = SimTransport::new(common::blank(2, 0x6000));
+    let n1 = journal.card(issuer.issue(&mut old1, &holders[0], Some(batch)).unwrap().0).unwrap().card_number;
+    let mut old2 = SimTransport::new(common::blank(2, 0x6100));
+    let n2 = journal.card(issuer.issue(&mut old2, &holders[1], Some(batch)).unwrap().0).unwrap().card_number;
+
+    // presented: the old card first, then the blank one, in one reader
+    let mut child = issuance(dir.path())
+        .args(["replace", "--card-number", &n1, "--reader", READER, "--card-timeout", "60", "--reason", "damaged"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    expect_line(&rx, "present the old card");
+    let card = Reader0::insert(old1);
+    expect_line(&rx, "application blocked");
+    expect_line(&rx, "remove the old card");
+    let mut old1 = card.remove();
+    expect_line(&rx, "insert a blank card for line 2 ");
+    let card = Reader0::insert(SimTransport::new(common::blank(2, 0x6001)));
+    let done = expect_line(&rx, "issued as the replacement");
+    assert!(done.contains(&n1), "{done}");
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    drop(card);
+    assert_eq!(select_ssse(&mut old1), card_core::apdu::StatusWord::FUNCTION_NOT_SUPPORTED, "old card blocked");
+
+    // absent: only the blank card is at the desk
+    let card = Reader0::insert(SimTransport::new(common::blank(2, 0x6101)));
+    let out = issuance(dir.path())
+        .args(["--json", "replace", "--card-number", &n2, "--old-card-absent", "--reader", READER])
+        .args(["--card-timeout", "60"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    drop(card);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["old"]["application_blocked"], false);
+    assert_eq!((v["new"]["state"].as_str(), v["new"]["card_type"].as_str()), (Some("issued"), Some("2")));
+    assert_ne!(v["new"]["card_number"].as_str(), Some(n2.as_str()));
+    assert_eq!(select_ssse(&mut old2), card_core::apdu::StatusWord::OK, "the absent card was not touched");
+
+    let status = issuance(dir.path()).args(["status", "--json"]).output().unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
+    assert_eq!((v["counts"]["issued"].as_i64(), v["counts"]["replaced"].as_i64()), (Some(2), Some(2)));
+    let cards = v["cards"].as_array().unwrap();
+    let by_number = |n: &str| cards.iter().find(|c| c["card_number"] == n).unwrap();
+    assert_eq!(by_number(&n1)["state"], "replaced");
+    assert_eq!(by_number(&n1)["replacement"]["application_blocked"], true);
+    assert_eq!(by_number(&n2)["state"], "replaced");
+    assert_eq!(by_number(&n2)["replacement"]["application_blocked"], false);
+    assert!(by_number(&n2)["error"].as_str().unwrap().contains("NOT blocked"));
+    let new: Vec<_> = cards.iter().filter(|c| c["state"] == "issued").collect();
+    assert!(new.iter().all(|c| c["card_type"] == "2"));
+    let report = issuance(dir.path()).args(["report", "--format", "csv"]).output().unwrap();
+    let text = String::from_utf8(report.stdout).unwrap();
+    assert!(text.lines().any(|l| l.contains(&n1) && l.contains(",replaced,")), "{text}");
+
+    // a replaced card is not replaced again
+    let again =
+        issuance(dir.path()).args(["replace", "--card-number", &n1, "--old-card-absent", "--reader", READER]).output();
+    assert_eq!(again.unwrap().status.code(), Some(2));
+}

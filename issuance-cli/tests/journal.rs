@@ -50,3 +50,23 @@ fn card_ids_numbers_and_open_chips_are_unique() {
     let (_, seq) = new_card(&j, "AA", "ID2", "N2").unwrap();
     assert_eq!(seq, 2, "a rejected card's number is not reused");
 }
+
+/// A version 1 journal (before replacements) is upgraded in place on open: its cards are kept and the
+/// replacements table appears.
+#[test]
+fn a_version_1_journal_is_upgraded_to_version_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("j.db");
+    {
+        let j = Journal::open(&path).unwrap();
+        new_card(&j, "AA", "ID1", "N1").unwrap();
+    }
+    // back to version 1 as it was released
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    conn.execute_batch("DROP TABLE replacements; DELETE FROM migrations WHERE version = 2;").unwrap();
+    drop(conn);
+    let j = Journal::open(&path).unwrap();
+    assert_eq!(j.schema_version().unwrap(), 2);
+    assert_eq!(j.cards().unwrap().len(), 1);
+    assert!(j.replacement(1).unwrap().is_none());
+}

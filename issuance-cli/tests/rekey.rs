@@ -85,3 +85,80 @@ fn gen2_card_is_rekeyed() {
 fn gen3_card_is_rekeyed() {
     rekey_one(3);
 }
+
+/// `issuance rekey --reader R` through pcscd: the issued card in the reader gets the rotated keys; `--json`
+/// names each key replaced (MK last) and the journal's versions; a second run has nothing to do; the card
+/// verifies with the new keys; a card that is not issued is refused (exit 2).
+#[test]
+fn cli_rekeys_the_card_in_the_reader() {
+    use testkit::{vpcd_lock, Reader0, READER};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("keys.db");
+    common::make_store(&path);
+    std::fs::write(dir.path().join("pass.txt"), format!("{}\n", common::PASSPHRASE)).unwrap();
+    let journal_path = dir.path().join("journal.db");
+    let keys = common::key_source(&path);
+    let journal = Journal::open(&journal_path).unwrap();
+    let holders = common::sample(Generation::THREE);
+    let batch = journal.new_batch("sample.csv", 3, &holders).unwrap();
+    let issuer = Issuer {
+        profile: Profile::builtin(),
+        cos: &ReferenceCos,
+        keys: &keys,
+        journal: &journal,
+        settings: Settings::new(Generation::THREE),
+    };
+    let mut sim = SimTransport::new(common::blank(3, 0x0C11_0000));
+    let (id, _) = issuer.issue(&mut sim, &holders[2], Some(batch)).unwrap();
+    drop(keys);
+    let mut store = KeyStore::open(&path).unwrap();
+    store.unlock_with_passphrase(common::PASSPHRASE.as_bytes()).unwrap();
+    for name in ["UKMF", "MK"] {
+        assert_eq!(store.rotate(name).unwrap().version, 3);
+    }
+    drop(store);
+
+    let cli = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_issuance"))
+            .arg("--journal")
+            .arg(&journal_path)
+            .arg("--keystore")
+            .arg(&path)
+            .arg("--passphrase-file")
+            .arg(dir.path().join("pass.txt"))
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let _lock = vpcd_lock();
+    let card = Reader0::insert(sim);
+    let o = cli(&["--json", "rekey", "--reader", READER]);
+    assert!(o.status.success(), "{o:?}");
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let done: Vec<(String, String, u64, u64)> = v["rekeyed"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            let s = |k: &str| r[k].as_str().unwrap().to_owned();
+            (s("df"), s("name"), r["from"].as_u64().unwrap(), r["to"].as_u64().unwrap())
+        })
+        .collect();
+    let r = |n: &str| ("SSSE".to_owned(), n.to_owned(), 2, 3);
+    assert_eq!(done, vec![r("UKMF"), r("MK")], "MK last");
+    let versions: BTreeMap<String, u8> = serde_json::from_str(&journal.card(id).unwrap().key_versions).unwrap();
+    assert_eq!((versions["UKMF"], versions["MK"], versions["IRK"]), (3, 3, 2));
+
+    // again: nothing to do (text output says so)
+    let o = cli(&["rekey", "--reader", READER]);
+    assert!(o.status.success(), "{o:?}");
+    assert!(String::from_utf8_lossy(&o.stdout).contains("already at the active versions"), "{o:?}");
+    // the card verifies against the journal with its new keys
+    let o = cli(&["--json", "verify", "--reader", READER]);
+    assert!(o.status.success(), "{o:?}");
+
+    // a cancelled card is not rekeyed
+    journal.set_state(id, "cancelled", Some("test")).unwrap();
+    assert_eq!(cli(&["rekey", "--reader", READER]).status.code(), Some(2));
+    drop(card.remove());
+}

@@ -169,6 +169,11 @@ pub fn test(extra: &[String]) -> Result<()> {
     run(cargo().args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]))
 }
 
+/// Cards per hour of issuance through pcscd, one and two virtual readers (the bench holds the readers' lock).
+pub fn bench_issuance(extra: &[String]) -> Result<()> {
+    run(cargo().args(["bench", "-p", "issuance-cli", "--bench", "pcscd"]).args(extra))
+}
+
 /// Kills the child when dropped (the virtual card leaves the reader) and waits until pcscd has seen the
 /// reader empty, so that the next card is a new insertion.
 struct Guard(Child);

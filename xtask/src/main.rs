@@ -5,6 +5,8 @@
 //! - `test`: prepares the machine the same way, then runs every test of the workspace and clippy.
 //! - `setup`: only prepares the machine.
 //! - `fixtures`: regenerates the card images under `fixtures/cards/`.
+//! - `bench-issuance`: prepares the machine, then measures cards per hour of `issuance` through pcscd on one
+//!   and on two virtual readers (`issuance-cli/benches/pcscd.rs`, release build).
 //!
 //! Uses the standard library only, so it builds before `libpcsclite-dev` is installed.
 
@@ -12,12 +14,14 @@ mod env;
 
 use std::process::ExitCode;
 
-const USAGE: &str = "usage: cargo xtask <demo|test|setup|fixtures>
+const USAGE: &str = "usage: cargo xtask <demo|test|setup|fixtures|bench-issuance>
 
   demo      read the personalized test card through pcscd (virtual reader, no hardware)
   test      install what is missing, start pcscd, run all tests and clippy
   setup     install what is missing and start pcscd
-  fixtures  regenerate fixtures/cards/ from the documented test keys";
+  fixtures  regenerate fixtures/cards/ from the documented test keys
+  bench-issuance  cards per hour through pcscd on one and two virtual readers
+            (ISSUANCE_BENCH_CARDS per reader, default 4; ISSUANCE_BENCH_GENERATION, default 3)";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -26,6 +30,7 @@ fn main() -> ExitCode {
         Some("test") => env::prepare().and_then(|()| env::test(&args[1..])),
         Some("setup") => env::prepare(),
         Some("fixtures") => env::fixtures(),
+        Some("bench-issuance") => env::prepare().and_then(|()| env::bench_issuance(&args[1..])),
         Some("-h" | "--help" | "help") => {
             println!("{USAGE}");
             Ok(())

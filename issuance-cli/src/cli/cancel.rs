@@ -3,7 +3,7 @@
 
 use serde_json::json;
 
-use super::{print_json, usage, Failure, Global, JSON_FORMAT};
+use super::{find_card, print_json, usage, Failure, Global, JSON_FORMAT};
 use crate::journal::state;
 
 /// Arguments of `cancel`.
@@ -22,19 +22,7 @@ pub struct Args {
 
 pub(super) fn run(g: &Global, a: Args) -> Result<(), Failure> {
     let j = g.journal()?;
-    let cards = j.cards()?;
-    let found: Vec<_> = cards
-        .iter()
-        .filter(|c| {
-            a.card_id.as_deref().is_some_and(|id| c.card_id.eq_ignore_ascii_case(id))
-                || a.card_number.as_deref().is_some_and(|n| c.card_number == n)
-        })
-        .collect();
-    let card = match found.as_slice() {
-        [one] => *one,
-        [] => return Err(usage("no such card in the journal")),
-        _ => return Err(usage("that card number exists in several regions: give --card-id")),
-    };
+    let card = find_card(&j, a.card_id.as_deref(), a.card_number.as_deref())?;
     if matches!(card.state.as_str(), state::REJECTED | state::REPLACED | state::CANCELLED) {
         return Err(usage(format!("card {} is already {}", card.card_number, card.state)));
     }

@@ -7,6 +7,7 @@ mod personalize;
 mod pin;
 mod plan;
 mod rekey;
+mod replace;
 mod report;
 mod resume;
 mod status;
@@ -23,7 +24,7 @@ use key_mgmt::KeyStore;
 use zeroize::Zeroizing;
 
 use crate::holders::{self, Context, Parsed};
-use crate::journal::Journal;
+use crate::journal::{CardRow, Journal};
 use crate::prepare::{Settings, StoreKeySource};
 use crate::Error;
 
@@ -34,7 +35,8 @@ const EXIT_HELP: &str = "Exit codes:
   3  no reader, no card, card removed, pcscd not running
   4  the card refused a command
   5  verification failed or the card answered nonsense: the card is rejected
-  6  key store: locked, wrong passphrase, key missing";
+  6  key store: locked, wrong passphrase, key missing
+130  interrupted (Ctrl-C): the current card was finished; `personalize --continue BATCH` issues the rest";
 
 /// The version tag of every `--json` output.
 pub const JSON_FORMAT: &str = "issuance/1";
@@ -77,6 +79,8 @@ enum Command {
     Report(report::Args),
     /// Withdraw a card (lost, reported): marked cancelled; the holder may be issued a new one.
     Cancel(cancel::Args),
+    /// A new card (type replacement) for a holder with an issued card; the old card is blocked if presented.
+    Replace(replace::Args),
     /// Update the issued card in a reader to the active key versions (secure WRITE KEY), journalled.
     Rekey(rekey::Args),
     /// At the desk: unblock a holder's blocked PIN with a new PIN (PUK from the key store).
@@ -137,6 +141,7 @@ impl Cli {
             Command::Report(a) => report::run(&g, a),
             Command::Cancel(a) => cancel::run(&g, a),
             Command::Rekey(a) => rekey::run(&g, a),
+            Command::Replace(a) => replace::run(&g, a),
             Command::UnblockPin(a) => pin::run(&g, a, pin::Service::Unblock),
             Command::ReloadPin(a) => pin::run(&g, a, pin::Service::Reload),
         };
@@ -211,6 +216,23 @@ fn card_issuer<'a>(journal: &'a Journal, keys: &'a StoreKeySource) -> crate::run
     }
 }
 
+/// The journal's card with identifier `card_id` or number `card_number` (exactly one must match).
+fn find_card(j: &Journal, card_id: Option<&str>, card_number: Option<&str>) -> Result<CardRow, Failure> {
+    let found: Vec<CardRow> = j
+        .cards()?
+        .into_iter()
+        .filter(|c| {
+            card_id.is_some_and(|id| c.card_id.eq_ignore_ascii_case(id))
+                || card_number.is_some_and(|n| c.card_number == n)
+        })
+        .collect();
+    match <[CardRow; 1]>::try_from(found) {
+        Ok([one]) => Ok(one),
+        Err(v) if v.is_empty() => Err(usage("no such card in the journal")),
+        Err(_) => Err(usage("that card number exists in several regions: give --card-id")),
+    }
+}
+
 /// The profile in use (built-in).
 fn profile() -> &'static Profile {
     Profile::builtin()
@@ -228,6 +250,14 @@ pub enum Failure {
     /// Output could not be written.
     #[error("cannot write the output")]
     Io(#[from] std::io::Error),
+    /// Ctrl-C: stopped after the card(s) under way; the journal is consistent.
+    #[error("interrupted: {left} holders of batch {batch} not started")]
+    Interrupted {
+        /// The batch, for `personalize --continue`.
+        batch: i64,
+        /// Holders not started.
+        left: usize,
+    },
 }
 
 fn usage(msg: impl Into<String>) -> Failure {
@@ -246,6 +276,7 @@ impl Failure {
         match self {
             Failure::Usage(_) => 2,
             Failure::Io(_) => 1,
+            Failure::Interrupted { .. } => 130,
             Failure::Issuance(e) => match e {
                 Error::Input(_) => 2,
                 Error::Card(C::Transport(_)) => 3,

@@ -4,7 +4,12 @@
 //! (PC/SC status change, no polling of our own), personalize and verify it, then wait for its removal.
 //! With several readers: one worker per reader, each taking the next holder. A progress bar (counts,
 //! rate, ETA) on a terminal; a summary at the end. Ctrl-C while waiting for a card stops at once
-//! (nothing is under way); during a card, it stops after that card, leaving the journal consistent.
+//! (nothing is under way, exit 130); during a card, it stops after that card, leaving the journal
+//! consistent, prints the summary and exits 130.
+//!
+//! `personalize --continue BATCH --reader R`: a stopped batch (Ctrl-C, a failure, a timeout) issues only the
+//! holders that have no card yet (checked by SSN against every card of the journal, so no holder gets two),
+//! at the batch's generation; a holder whose card is unfinished is left to `issuance resume`.
 
 use std::collections::VecDeque;
 use std::path::PathBuf;
@@ -12,6 +17,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use card_core::profile::Generation;
 use card_core::transport::{wait_for_card, wait_for_removal, PcscTransport, ReaderSelector};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
@@ -27,9 +33,13 @@ use crate::Error;
 /// Arguments of `personalize`.
 #[derive(clap::Args)]
 pub struct Args {
-    /// Holders file: CSV or JSON lines.
-    #[arg(long)]
-    holders: PathBuf,
+    /// Holders file: CSV or JSON lines. With `--continue`, only read for the holders' own initial PINs.
+    #[arg(long, required_unless_present = "continue_batch")]
+    holders: Option<PathBuf>,
+    /// Continue a stopped batch (Ctrl-C, a failure): issue only its holders that have no card yet, at the
+    /// batch's generation. Holders whose card is unfinished are left to `issuance resume`.
+    #[arg(long = "continue", value_name = "BATCH", conflicts_with = "skip_invalid")]
+    continue_batch: Option<i64>,
     /// Reader name (or a unique part of it) or index; repeat for one worker per reader.
     #[arg(long = "reader", required = true)]
     readers: Vec<String>,
@@ -77,13 +87,26 @@ impl Shared<'_> {
 }
 
 pub(super) fn run(g: &Global, a: Args) -> Result<(), Failure> {
-    let settings = a.batch.settings()?;
+    let mut settings = a.batch.settings()?;
     let journal = g.journal()?;
-    let parsed = read_holders(&a.holders, settings.generation, Some(&journal))?;
-    validate::check(g, &parsed, a.skip_invalid.as_deref())?;
+    let (batch, holders) = match a.continue_batch {
+        Some(batch) => {
+            let holders = continued(&a, &journal, batch, &mut settings)?;
+            if holders.is_empty() {
+                println!("batch {batch}: no holder is waiting for a card");
+                return Ok(());
+            }
+            (batch, holders)
+        }
+        None => {
+            let path = a.holders.as_ref().ok_or_else(|| usage("--holders or --continue is required"))?;
+            let parsed = read_holders(path, settings.generation, Some(&journal))?;
+            validate::check(g, &parsed, a.skip_invalid.as_deref())?;
+            let holders = parsed.valid;
+            (journal.new_batch(&path.display().to_string(), settings.generation.number(), &holders)?, holders)
+        }
+    };
     let keys = g.keys()?;
-    let holders = parsed.valid;
-    let batch = journal.new_batch(&a.holders.display().to_string(), settings.generation.number(), &holders)?;
     drop(journal);
     let total = holders.len() as u64;
     let bar = if g.json { ProgressBar::hidden() } else { ProgressBar::new(total) };
@@ -127,13 +150,51 @@ pub(super) fn run(g: &Global, a: Args) -> Result<(), Failure> {
             "batch {batch}: {issued} issued, {failed} failed, {left} not started, {secs:.1} s ({per_hour:.0} cards/h)"
         );
     }
+    if left > 0 {
+        let readers: Vec<String> = a.readers.iter().map(|r| format!("--reader '{r}'")).collect();
+        eprintln!("issuance: continue with `issuance personalize --continue {batch} {}`", readers.join(" "));
+    }
     outcomes.into_iter().collect::<Result<Vec<()>, Failure>>()?;
+    if shared.stop.load(Ordering::SeqCst) && left > 0 {
+        return Err(Failure::Interrupted { batch, left });
+    }
     if failed > 0 {
         return Err(Failure::Issuance(Error::Input(format!(
             "{failed} cards failed: see `issuance status`, then `issuance resume`"
         ))));
     }
     Ok(())
+}
+
+/// The holders of stopped batch `batch` still waiting for a card (none issued, none under way), with their own
+/// initial PINs from `--holders`; the settings take the batch's generation.
+fn continued(a: &Args, journal: &Journal, batch: i64, settings: &mut Settings) -> Result<Vec<Holder>, Failure> {
+    let (generation, source) = journal.batch_info(batch)?.ok_or_else(|| usage(format!("no batch {batch}")))?;
+    settings.generation =
+        Generation::new(generation).ok_or_else(|| Error::Journal(format!("batch {batch}: generation {generation}")))?;
+    if source.starts_with(crate::journal::REPLACEMENT_SOURCE) {
+        // the successor of a replaced card that was not made (`issuance replace` stopped)
+        settings.card_type = crate::replace::REPLACEMENT_CARD_TYPE.into();
+    }
+    for c in journal.unfinished_cards_of_batch(batch)? {
+        println!(
+            "batch {batch}: line {} has card {} {} (chip {}): finish it with `issuance resume` (not issued again)",
+            c.holder_line, c.card_number, c.state, c.chip
+        );
+    }
+    let mut holders = journal.waiting_holders(batch)?;
+    if holders.iter().any(|h| h.own_pin) {
+        let own: Vec<String> = holders.iter().filter(|h| h.own_pin).map(|h| h.line.to_string()).collect();
+        let path = a.holders.as_ref().ok_or_else(|| {
+            usage(format!("lines {} have an own initial PIN: give the batch's --holders file", own.join(", ")))
+        })?;
+        let file = read_holders(path, settings.generation, None)?;
+        for h in holders.iter_mut().filter(|h| h.own_pin) {
+            let pin = file.valid.iter().find(|f| f.ssn == h.ssn).and_then(|f| f.pin.clone());
+            h.pin = Some(pin.ok_or_else(|| usage(format!("line {}: no initial PIN in {}", h.line, path.display())))?);
+        }
+    }
+    Ok(holders)
 }
 
 fn worker(sh: &Shared<'_>, reader: &str) -> Result<(), Failure> {

@@ -15,16 +15,18 @@ pub(super) fn run(g: &Global, _a: Args) -> Result<(), Failure> {
     if g.json {
         let counts: serde_json::Map<String, serde_json::Value> =
             counts.into_iter().map(|(s, n)| (s, json!(n))).collect();
-        let cards: Vec<_> = cards
-            .iter()
-            .map(|c| {
-                json!({"id": c.id, "batch": c.batch, "holder_line": c.holder_line, "ssn": c.ssn,
-                       "card_id": c.card_id, "card_number": c.card_number, "chip": c.chip,
-                       "generation": c.generation, "state": c.state, "attempt": c.attempt,
-                       "key_versions": serde_json::from_str::<serde_json::Value>(&c.key_versions).unwrap_or_default(),
-                       "error": c.error, "updated": c.updated})
-            })
-            .collect();
+        let mut rows = Vec::with_capacity(cards.len());
+        for c in &cards {
+            let replacement = j.replacement(c.id)?.map(
+                |r| json!({"batch": r.batch, "application_blocked": r.old_blocked, "reason": r.reason, "at": r.at}),
+            );
+            rows.push(json!({"id": c.id, "batch": c.batch, "holder_line": c.holder_line, "ssn": c.ssn,
+                   "card_id": c.card_id, "card_number": c.card_number, "chip": c.chip,
+                   "generation": c.generation, "card_type": c.card_type, "state": c.state, "attempt": c.attempt,
+                   "key_versions": serde_json::from_str::<serde_json::Value>(&c.key_versions).unwrap_or_default(),
+                   "replacement": replacement, "error": c.error, "updated": c.updated}));
+        }
+        let cards = rows;
         return print_json(&json!({"format": JSON_FORMAT, "counts": counts, "cards": cards}));
     }
     for (s, n) in &counts {

@@ -1,0 +1,147 @@
+//! Cards per hour through pcscd and vsmartcard-vpcd, on one and on two virtual readers (`cargo xtask
+//! bench-issuance`, or `cargo bench -p issuance-cli --bench pcscd`; not run by `cargo test`).
+//!
+//! Each reader has a worker, as `issuance personalize --reader R --reader R2` has: a blank card-sim card is
+//! inserted into the reader (vpcd), the worker waits for pcscd to report it, issues it through `PcscTransport`
+//! (journal on disk, WAL, one connection per worker; keys from a key store; read-back verification), and the
+//! card is removed and the worker waits for pcscd to see it gone. Wall time covers all of that; what the card
+//! itself would take is card-sim's modeled time (9600 bit/s, T=0), printed per card beside the APDU count and
+//! bytes. `ISSUANCE_BENCH_CARDS` sets the cards per reader (default 4), `ISSUANCE_BENCH_GENERATION` the
+//! generation (default 3). Holds the lock on the virtual readers for the whole run.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
+
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use card_core::profile::{Generation, Profile};
+use card_core::transport::{wait_for_card, wait_for_removal, PcscTransport, ReaderSelector};
+use card_sim::vpcd::InsertedCard;
+use card_sim::SimTransport;
+use issuance::cos::ReferenceCos;
+use issuance::holders::Holder;
+use issuance::journal::Journal;
+use issuance::prepare::{Settings, StoreKeySource};
+use issuance::run::Issuer;
+
+const READERS: [(&str, &str); 2] = [("Virtual PCD 00 00", "127.0.0.1:35963"), ("Virtual PCD 00 01", "127.0.0.1:35964")];
+
+/// What one card cost.
+struct Card {
+    apdus: u64,
+    bytes: u64,
+    modeled: Duration,
+    issue: Duration,
+}
+
+/// `n` holders with distinct valid SSNs (GB 11643 check digit), the data of the sample's first holder
+/// (born 19810101, male: odd sequence digits).
+fn holders(n: usize) -> Vec<Holder> {
+    const W: [u32; 17] = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2];
+    let base = common::sample(Generation::THREE).swap_remove(0);
+    (0..n)
+        .map(|i| {
+            let body = format!("37170219810101{:03}", 2 * i + 1);
+            let sum: u32 = body.chars().zip(W).map(|(c, w)| c.to_digit(10).unwrap() * w).sum();
+            let check = b"10X98765432"[(sum % 11) as usize] as char;
+            let mut h = base.clone();
+            h.ssn = format!("{body}{check}");
+            h.line = i as u64 + 2;
+            h
+        })
+        .collect()
+}
+
+fn run(
+    dir: &Path,
+    keys: &StoreKeySource,
+    g: Generation,
+    readers: &[(&str, &str)],
+    per_reader: usize,
+) -> (Duration, Vec<Card>) {
+    let journal_path = dir.join(format!("journal-{}.db", readers.len()));
+    let all = holders(readers.len() * per_reader);
+    let batch = Journal::open(&journal_path).unwrap().new_batch("bench", g.number(), &all).unwrap();
+    let started = Instant::now();
+    let cards = std::thread::scope(|s| {
+        let workers: Vec<_> = readers
+            .iter()
+            .enumerate()
+            .map(|(r, (name, port))| {
+                let mine = &all[r * per_reader..(r + 1) * per_reader];
+                let journal_path = &journal_path;
+                s.spawn(move || {
+                    let journal = Journal::open(journal_path).unwrap();
+                    let issuer = Issuer {
+                        profile: Profile::builtin(),
+                        cos: &ReferenceCos,
+                        keys,
+                        journal: &journal,
+                        settings: Settings::new(g),
+                    };
+                    let sel = ReaderSelector::Name((*name).into());
+                    let mut out = Vec::new();
+                    for (k, holder) in mine.iter().enumerate() {
+                        let serial = 0xBE00_0000 + (r as u64) * 0x1000 + k as u64;
+                        let inserted = InsertedCard::insert(SimTransport::new(common::blank(g.number(), serial)), port)
+                            .expect("connect to vpcd (is pcscd running?)");
+                        wait_for_card(&sel, Duration::from_secs(10)).unwrap();
+                        let mut t = PcscTransport::connect(&sel).unwrap();
+                        let t0 = Instant::now();
+                        let (id, costs) = issuer.issue(&mut t, holder, Some(batch)).unwrap();
+                        let issue = t0.elapsed();
+                        drop(t);
+                        assert_eq!(journal.card(id).unwrap().state, "issued");
+                        let sim = inserted.remove().unwrap();
+                        wait_for_removal(&sel, Duration::from_secs(10)).unwrap();
+                        out.push(Card { apdus: costs.apdus, bytes: costs.bytes, modeled: sim.modeled_time(), issue });
+                    }
+                    out
+                })
+            })
+            .collect();
+        workers.into_iter().flat_map(|w| w.join().unwrap()).collect::<Vec<_>>()
+    });
+    (started.elapsed(), cards)
+}
+
+fn main() {
+    let per_reader: usize =
+        std::env::var("ISSUANCE_BENCH_CARDS").ok().and_then(|v| v.parse().ok()).filter(|n| *n > 0).unwrap_or(4);
+    let g = std::env::var("ISSUANCE_BENCH_GENERATION")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .and_then(Generation::new)
+        .unwrap_or(Generation::THREE);
+    let _lock = testkit::vpcd_lock();
+    let dir = tempfile::tempdir().unwrap();
+    common::make_store(&dir.path().join("keys.db"));
+    let keys = common::key_source(&dir.path().join("keys.db"));
+
+    println!(
+        "issuance through pcscd + vpcd, generation {}, {per_reader} cards per reader (insertion, issue with \
+         verification, removal)",
+        g.number()
+    );
+    println!("{:>7} {:>6} {:>9} {:>9} {:>14}", "readers", "cards", "seconds", "cards/h", "issue s/card");
+    let mut per_card = None;
+    for n in [1, 2] {
+        let (wall, cards) = run(dir.path(), &keys, g, &READERS[..n], per_reader);
+        let secs = wall.as_secs_f64();
+        let issue = cards.iter().map(|c| c.issue.as_secs_f64()).sum::<f64>() / cards.len() as f64;
+        println!("{n:>7} {:>6} {secs:>9.1} {:>9.0} {issue:>14.2}", cards.len(), cards.len() as f64 * 3600.0 / secs);
+        per_card = cards.into_iter().next();
+    }
+    if let Some(c) = per_card {
+        let modeled = c.modeled.as_secs_f64();
+        println!(
+            "per card: {} APDUs, {} bytes, modeled card time {modeled:.2} s (the card alone bounds a reader at \
+             {:.0} cards/h at 9600 bit/s)",
+            c.apdus,
+            c.bytes,
+            3600.0 / modeled
+        );
+    }
+}
