@@ -1,0 +1,1 @@
+//! The reader pool (in progress).
