@@ -233,6 +233,18 @@ impl PcscTransport {
         &self.reader
     }
 
+    /// Whether this connection still reaches the card it was made to: `SCardStatus` on the handle, no APDU.
+    ///
+    /// `false` once that card was removed (even if another card was inserted since), the reader vanished or
+    /// pcscd restarted: connect again then. A reset by another application still counts as live (the next
+    /// transaction reconnects by itself).
+    pub fn is_live(&self) -> bool {
+        match &self.card {
+            Some(card) => matches!(card.status2_owned(), Ok(_) | Err(pcsc::Error::ResetCard)),
+            None => false,
+        }
+    }
+
     /// Re-establishes what is needed: the context if pcscd restarted, then the card handle.
     fn reconnect(&mut self) -> Result<(), TransportError> {
         if self.ctx.is_valid().is_err() {
