@@ -11,11 +11,11 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use card_core::apdu::Sensitivity;
-use card_core::card::TerminalIds;
+use card_core::card::{Address, TerminalIds};
 use card_core::codec::RegionCode;
 use card_core::crypto::{Algorithm, CardKey};
 use card_core::profile::Profile;
-use card_core::security::two_step::backend_answer;
+use card_core::security::two_step::{backend_answer, backend_answer_for};
 use card_core::security::{LocalKeys, NoKeys, SecurityModule};
 use card_core::transport::{Transport, TransportError};
 use card_core::Error;
@@ -314,5 +314,26 @@ async fn an_expired_session_frees_the_reader() {
     assert!(matches!(late, Err(PoolError::SessionExpired { timeout }) if timeout == two_step_timeout), "{late:?}");
     assert_eq!(late.unwrap_err().national_code(), -4);
     impatient.shutdown().await;
+    pool.shutdown().await;
+}
+
+/// A two-step write of a DF01 item under UK_DF01 with the back end's cryptogram; read back through the pool.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_step_write_with_the_backend_answer_writes_the_item() {
+    let _lock = vpcd_lock();
+    let _card = Reader0::insert_fixture("gen2-personalized.json");
+    let pool = pool(Duration::from_secs(20), Duration::from_secs(10), Arc::new(NoKeys));
+    let backend = backend_keys();
+    let address: Address = "DF01EF06|23|$".parse().unwrap();
+
+    let ticket = pool.write_step1(READER, address.clone(), "DF01EF06|济南市历下区|$".into()).await.unwrap();
+    assert_eq!(ticket.key, "UK_DF01");
+    let answer = backend_answer_for(&backend, &ticket.step1, &ticket.key).unwrap();
+    let as_read = pool.read_step2(READER, &ticket.session, answer.clone()).await;
+    assert!(matches!(as_read, Err(PoolError::NoSession { kind: "read", .. })), "{as_read:?}");
+    pool.write_step2(READER, &ticket.session, answer).await.unwrap();
+
+    let read = pool.run(READER, move |card, keys| card.read_items(keys, &address, None)).await.unwrap();
+    assert_eq!(read.to_national(), "DF01EF06|济南市历下区|$");
     pool.shutdown().await;
 }
