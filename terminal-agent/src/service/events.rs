@@ -1,0 +1,150 @@
+//! Reader and card events for `GET /v1/events`: a thin translation of card-core's PC/SC
+//! [`ReaderWatcher`] (status change with the PnP notification, a blocking wait, no polling loop of
+//! our own) into [`Event`]s on a `tokio::sync::broadcast` channel.
+//!
+//! [`EventHub::start`] spawns one watcher thread; dropping the hub cancels the watcher (`SCardCancel`) and the
+//! thread ends, which closes every subscriber's receiver. pcscd restarting is survived by the watcher
+//! (readers reported removed, then added again).
+
+use std::sync::{Arc, Mutex, PoisonError};
+
+use card_core::transport::{ReaderChange, ReaderStatus, ReaderWatcher, WatchCanceller};
+use tokio::sync::broadcast;
+
+/// How many events a slow subscriber may lag behind before it misses some (`RecvError::Lagged`).
+pub const EVENT_BUFFER: usize = 256;
+
+/// A reader or card event, as sent to the counter page (`{"type":"card_inserted","reader":…,"atr":…}`).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Event {
+    /// A reader appeared (also sent for every reader present when the hub starts, and after pcscd restarts).
+    ReaderAdded {
+        /// Reader name.
+        reader: String,
+    },
+    /// A reader disappeared (unplugged, or pcscd stopped).
+    ReaderRemoved {
+        /// Reader name.
+        reader: String,
+    },
+    /// A card was inserted (also sent for a card present when its reader is first seen).
+    CardInserted {
+        /// Reader name.
+        reader: String,
+        /// The card's ATR, uppercase hex.
+        atr: String,
+    },
+    /// The card was removed (also sent before `reader_removed` for a reader that goes away with a card).
+    CardRemoved {
+        /// Reader name.
+        reader: String,
+    },
+}
+
+impl From<ReaderChange> for Event {
+    fn from(c: ReaderChange) -> Self {
+        match c {
+            ReaderChange::ReaderAdded { reader } => Event::ReaderAdded { reader },
+            ReaderChange::ReaderRemoved { reader } => Event::ReaderRemoved { reader },
+            ReaderChange::CardInserted { reader, atr } => Event::CardInserted { reader, atr: hex::encode_upper(atr) },
+            ReaderChange::CardRemoved { reader } => Event::CardRemoved { reader },
+        }
+    }
+}
+
+/// A reader and its card as the hub last saw them.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct ReaderSnapshot {
+    /// Reader name.
+    pub reader: String,
+    /// A card is present (and not mute).
+    pub card_present: bool,
+    /// The card's ATR, uppercase hex, when present.
+    pub atr: Option<String>,
+}
+
+impl From<ReaderStatus> for ReaderSnapshot {
+    fn from(s: ReaderStatus) -> Self {
+        ReaderSnapshot {
+            reader: s.name,
+            card_present: s.card_present,
+            atr: s.card_present.then(|| hex::encode_upper(&s.atr)),
+        }
+    }
+}
+
+/// The source of [`Event`]s: one watcher thread, any number of subscribers.
+///
+/// The snapshot is updated before each batch of events is sent, so a subscriber that receives an event and then
+/// asks for the snapshot sees at least that state.
+pub struct EventHub {
+    sender: broadcast::Sender<Event>,
+    snapshot: Arc<Mutex<Vec<ReaderSnapshot>>>,
+    canceller: WatchCanceller,
+}
+
+impl std::fmt::Debug for EventHub {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EventHub").field("subscribers", &self.sender.receiver_count()).finish()
+    }
+}
+
+impl EventHub {
+    /// Spawns the watcher thread and returns at once (the thread contacts pcscd; the first events describe
+    /// the readers and cards present). Call from anywhere: it does not block.
+    pub fn start() -> Self {
+        let (sender, _) = broadcast::channel(EVENT_BUFFER);
+        let snapshot = Arc::new(Mutex::new(Vec::new()));
+        let watcher = ReaderWatcher::new();
+        let canceller = watcher.canceller();
+        let thread_sender = sender.clone();
+        let thread_snapshot = snapshot.clone();
+        let spawned = std::thread::Builder::new()
+            .name("reader-events".into())
+            .spawn(move || watch(watcher, thread_sender, thread_snapshot));
+        if let Err(e) = spawned {
+            // no thread: subscribers simply receive nothing; the agent keeps serving card requests
+            tracing::error!(error = %e, "cannot start the reader event thread");
+        }
+        EventHub { sender, snapshot, canceller }
+    }
+
+    /// A receiver of every event from now on.
+    pub fn subscribe(&self) -> broadcast::Receiver<Event> {
+        self.sender.subscribe()
+    }
+
+    /// The readers and cards as of the last event batch, in pcscd's order (empty until the watcher's first batch).
+    pub fn snapshot(&self) -> Vec<ReaderSnapshot> {
+        self.snapshot.lock().unwrap_or_else(PoisonError::into_inner).clone()
+    }
+}
+
+impl Drop for EventHub {
+    /// Stops the watcher; the thread ends (closing the subscribers' receivers) without being joined.
+    /// `SCardCancel` is called from a short-lived thread, so dropping the hub never blocks the async runtime.
+    fn drop(&mut self) {
+        let canceller = self.canceller.clone();
+        let spawned = std::thread::Builder::new().name("reader-events-stop".into()).spawn(move || canceller.cancel());
+        if spawned.is_err() {
+            self.canceller.cancel();
+        }
+    }
+}
+
+/// The watcher thread: each batch updates the snapshot, then goes out as events.
+fn watch(watcher: ReaderWatcher, sender: broadcast::Sender<Event>, snapshot: Arc<Mutex<Vec<ReaderSnapshot>>>) {
+    let mut watcher = watcher;
+    while let Some(batch) = watcher.next() {
+        let readers = watcher.readers().into_iter().map(ReaderSnapshot::from).collect();
+        *snapshot.lock().unwrap_or_else(PoisonError::into_inner) = readers;
+        for change in batch {
+            let event = Event::from(change);
+            tracing::debug!(?event, "reader event");
+            // no subscriber is not an error
+            let _ = sender.send(event);
+        }
+    }
+    tracing::debug!("reader event thread stopped");
+}

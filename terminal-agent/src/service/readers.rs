@@ -1,0 +1,597 @@
+//! The reader pool: one card, one operation at a time (issue 7 §3).
+//!
+//! - One worker thread per reader name, created at the first request for a reader pcscd knows. It keeps a
+//!   [`SocialSecurityCard`] connected across jobs, with the deployment's profile and terminal identifiers, and
+//!   connects again when the card it knew is gone (removed, even if re-inserted since), the reader vanished or
+//!   pcscd restarted — checked before each job without an APDU ([`PcscTransport::is_live`]) and after a job
+//!   that failed on the link. The agent never needs a restart for any of these.
+//! - Jobs of one reader run one at a time, in arrival order, on its worker: APDUs of two requests never
+//!   interleave. A job that cannot start within [`PoolConfig::queue_wait`] fails with [`PoolError::Busy`]
+//!   without touching the card (so does a job whose caller went away before it started).
+//! - A two-step exchange (CARD-PROFILE §7) holds the card between its steps: Step 1 runs on the worker, sends
+//!   the [`Ticket`] back and waits, still on the worker and inside the card's PC/SC transaction, up to
+//!   [`PoolConfig::two_step_timeout`] for Step 2 with the ticket's session id. Other jobs wait in the queue
+//!   meanwhile (and may end as `Busy`). An unknown id is [`PoolError::NoSession`]; one that came too late is
+//!   [`PoolError::SessionExpired`], the card having been released at the timeout.
+//! - The async side never blocks: jobs go to the worker over a channel and come back over a
+//!   `tokio::sync::oneshot`; the bounded wait is a `tokio::time::timeout`.
+
+use std::collections::HashMap;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::{mpsc, Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
+
+use card_core::card::{Address, BasicInfo, SocialSecurityCard, TerminalIds, TwoStepRead, TwoStepWrite};
+use card_core::national;
+use card_core::profile::Profile;
+use card_core::security::SecurityModule;
+use card_core::transport::{list_readers, PcscTransport, ReaderSelector, TransportError};
+use tokio::sync::oneshot;
+
+/// The card of a reader, as the pool's jobs see it.
+pub type PcscCard = SocialSecurityCard<PcscTransport>;
+
+/// How the pool treats its readers.
+#[derive(Clone, Debug)]
+pub struct PoolConfig {
+    /// How long a request may wait for its reader before it fails with [`PoolError::Busy`].
+    pub queue_wait: Duration,
+    /// How long Step 1 of a two-step exchange holds the card waiting for Step 2.
+    pub two_step_timeout: Duration,
+    /// The terminal identifiers printed in the national strings (终端机编号, 终端设备号).
+    pub terminal: TerminalIds,
+    /// The card profile of the deployment.
+    pub profile: Arc<Profile>,
+}
+
+/// What Step 1 of a two-step exchange gives the caller, to forward to the back end.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct Ticket {
+    /// The session id to give back with Step 2: 128 random bits, lowercase hex.
+    pub session: String,
+    /// The `…_HSM_Step1` string: `region|hist|algorithm|card id|R1|R2|R3|R4|`.
+    pub step1: String,
+    /// The key (inventory name) whose cryptogram the back end must compute: `RKSSSE` for a read, the files'
+    /// update key (`UKMF`, `UK_DF01`, …) for a write.
+    pub key: String,
+}
+
+/// What can go wrong with a pooled card operation, grouped by who is at fault.
+///
+/// - the reader is in use by other requests: [`PoolError::Busy`];
+/// - the card, the link to it or the operation failed: [`PoolError::Card`] (card-core's error, with its own
+///   grouping);
+/// - the caller's two-step session is not usable: [`PoolError::NoSession`], [`PoolError::SessionExpired`];
+/// - the agent itself failed: [`PoolError::Internal`].
+///
+/// [`PoolError::national_code`] gives the national interface's code (CARD-PROFILE §7). No variant carries a
+/// session id, key material or a PIN.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum PoolError {
+    /// The reader was in use for the whole bounded wait: the request did not start and the card was not
+    /// touched.
+    #[error("reader {reader:?} is busy: the request could not start within {waited:?}")]
+    Busy {
+        /// Reader name.
+        reader: String,
+        /// How long the request waited.
+        waited: Duration,
+    },
+    /// The operation failed on the card or its link (no card, card removed, card refused, …).
+    #[error(transparent)]
+    Card(#[from] card_core::Error),
+    /// No two-step session of this kind with this id is waiting on this reader (never was, already answered,
+    /// or another reader's or operation's).
+    #[error("no two-step {kind} session with this id is waiting on reader {reader:?}")]
+    NoSession {
+        /// Reader name.
+        reader: String,
+        /// `read` or `write`.
+        kind: &'static str,
+    },
+    /// Step 2 came after the session's timeout: the card was released and its challenge is gone; start again
+    /// with Step 1.
+    #[error("the two-step session expired: Step 2 did not come within {timeout:?}; start again with Step 1")]
+    SessionExpired {
+        /// The two-step timeout.
+        timeout: Duration,
+    },
+    /// The pool was shut down ([`ReaderPool::shutdown`]): the agent is stopping.
+    #[error("the reader pool is shut down")]
+    Closed,
+    /// The agent failed: the reader's worker could not be started or the request's job panicked.
+    #[error("internal error of the worker of reader {reader:?}: {what}")]
+    Internal {
+        /// Reader name.
+        reader: String,
+        /// What failed.
+        what: &'static str,
+    },
+}
+
+impl PoolError {
+    /// The national interface's error code (CARD-PROFILE §7): [`national::code`] for card errors;
+    /// −11 (reader connection) for a busy reader, a closed pool and an internal failure; −14 (bad parameter) for an unknown
+    /// session; −4 (no answer) for an expired one, as card-core codes a timeout.
+    pub fn national_code(&self) -> i32 {
+        match self {
+            PoolError::Card(e) => national::code(e),
+            PoolError::Busy { .. } | PoolError::Closed | PoolError::Internal { .. } => national::READER_CONNECTION,
+            PoolError::NoSession { .. } => national::BAD_PARAMETER,
+            PoolError::SessionExpired { .. } => national::NO_ANSWER,
+        }
+    }
+}
+
+/// The readers' workers, shared by every clone of the pool.
+///
+/// Cloning is cheap (an `Arc`); the worker threads end when the last clone is dropped (each after its
+/// current job).
+#[derive(Clone)]
+pub struct ReaderPool {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for ReaderPool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let readers: Vec<String> =
+            lock(&self.inner.workers).as_ref().map(|w| w.keys().cloned().collect()).unwrap_or_default();
+        f.debug_struct("ReaderPool").field("config", &self.inner.shared.config).field("readers", &readers).finish()
+    }
+}
+
+struct Inner {
+    shared: Arc<Shared>,
+    /// Each reader's worker; `None` once shut down.
+    workers: Mutex<Option<HashMap<String, WorkerHandle>>>,
+}
+
+/// The pool's side of a worker thread.
+struct WorkerHandle {
+    /// Its job queue.
+    queue: mpsc::Sender<Job>,
+    /// Completes (or fails) when the thread has ended and released the card.
+    stopped: oneshot::Receiver<()>,
+}
+
+/// What the workers share.
+struct Shared {
+    config: PoolConfig,
+    keys: Arc<dyn SecurityModule + Send + Sync>,
+    sessions: Mutex<HashMap<String, Session>>,
+}
+
+/// The two kinds of two-step exchange.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Kind {
+    Read,
+    Write,
+}
+
+impl Kind {
+    fn name(self) -> &'static str {
+        match self {
+            Kind::Read => "read",
+            Kind::Write => "write",
+        }
+    }
+}
+
+/// What Step 2 produced.
+enum Finished {
+    Read(Box<BasicInfo>),
+    Write,
+}
+
+/// Step 2, sent to the worker holding the session.
+struct Answer {
+    answer: String,
+    reply: oneshot::Sender<Result<Finished, PoolError>>,
+}
+
+/// A two-step session, by id.
+enum Session {
+    /// Step 1 done; the worker waits for the answer on `answer`.
+    Waiting { reader: String, kind: Kind, answer: mpsc::SyncSender<Answer> },
+    /// The worker gave up waiting at this time (kept a while, to tell a late Step 2 from an unknown one).
+    Expired { at: Instant },
+}
+
+/// How long an expired session id is remembered, as a multiple of the two-step timeout (at least a minute).
+const EXPIRED_MEMORY_FACTOR: u32 = 10;
+
+/// A job's state: a job starts only if its caller is still waiting for it.
+struct Claim(AtomicU8);
+
+const PENDING: u8 = 0;
+const STARTED: u8 = 1;
+const ABANDONED: u8 = 2;
+
+impl Claim {
+    /// The worker takes the job; `false` if the caller gave up first.
+    fn start(&self) -> bool {
+        self.0.compare_exchange(PENDING, STARTED, Ordering::AcqRel, Ordering::Acquire).is_ok()
+    }
+    /// The caller gives up; `false` if the job has started already.
+    fn abandon(&self) -> bool {
+        self.0.compare_exchange(PENDING, ABANDONED, Ordering::AcqRel, Ordering::Acquire).is_ok()
+    }
+}
+
+/// Abandons a job that has not started when its caller's future is dropped (e.g. the HTTP client left).
+struct AbandonOnDrop(Arc<Claim>);
+
+impl Drop for AbandonOnDrop {
+    fn drop(&mut self) {
+        self.0.abandon();
+    }
+}
+
+type Work = Box<dyn FnOnce(&mut Worker) + Send>;
+
+struct Job {
+    claim: Arc<Claim>,
+    work: Work,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl ReaderPool {
+    /// A pool with no workers yet; `keys` computes the cryptograms of [`ReaderPool::run`] jobs (a `LocalKeys`,
+    /// or `NoKeys` for an agent that leaves the cryptography to the back end through the two-step exchange).
+    pub fn new(config: PoolConfig, keys: Arc<dyn SecurityModule + Send + Sync>) -> Self {
+        ReaderPool {
+            inner: Arc::new(Inner {
+                shared: Arc::new(Shared { config, keys, sessions: Mutex::new(HashMap::new()) }),
+                workers: Mutex::new(Some(HashMap::new())),
+            }),
+        }
+    }
+
+    /// The pool's configuration.
+    pub fn config(&self) -> &PoolConfig {
+        &self.inner.shared.config
+    }
+
+    /// Runs `job` on the card in the reader named `reader` (exact name), with exclusive use of it: jobs of one
+    /// reader run one at a time in arrival order on that reader's worker thread (APDUs of two requests never
+    /// interleave); a job that cannot start within [`PoolConfig::queue_wait`] fails with [`PoolError::Busy`]
+    /// without touching the card.
+    ///
+    /// The card is connected before the job runs: no card is `Card(Transport(NoCard))` (national −2), an
+    /// unknown reader `Card(Transport(NoReader))`. A card pulled during the job gives the job's card error
+    /// (`card removed`); the next job connects to whatever card is in the reader then.
+    pub async fn run<R, F>(&self, reader: &str, job: F) -> Result<R, PoolError>
+    where
+        F: FnOnce(&mut PcscCard, &dyn SecurityModule) -> Result<R, card_core::Error> + Send + 'static,
+        R: Send + 'static,
+    {
+        self.submit(reader, move |w: &mut Worker, reply: oneshot::Sender<Result<R, PoolError>>| {
+            let _ = reply.send(w.run(job));
+        })
+        .await
+    }
+
+    /// Step 1 of the two-step read of the basic information (`iReadCardBas_HSM_Step1`): the card stays held
+    /// until [`ReaderPool::read_step2`] with the ticket's session, or [`PoolConfig::two_step_timeout`].
+    pub async fn read_step1(&self, reader: &str) -> Result<Ticket, PoolError> {
+        self.submit(reader, |w: &mut Worker, reply| {
+            w.two_step(Kind::Read, reply, |card| {
+                let session = card.begin_two_step()?;
+                Ok(Box::new(session) as Box<dyn TwoStep + '_>)
+            });
+        })
+        .await
+    }
+
+    /// Step 2 of the two-step read: the back end's answer (`internal|external|`) for the ticket's Step 1; the
+    /// basic information when the card accepts it (the card is checked with the answer's internal part).
+    pub async fn read_step2(&self, reader: &str, session: &str, answer: String) -> Result<BasicInfo, PoolError> {
+        match self.step2(reader, Kind::Read, session, answer).await? {
+            Finished::Read(info) => Ok(*info),
+            Finished::Write => Err(PoolError::Internal { reader: reader.to_owned(), what: "step 2 of another kind" }),
+        }
+    }
+
+    /// Step 1 of a two-step write of items (one DF, one update key): `data` mirrors `address`
+    /// (`SSSEEF06|张三|$` for `SSSEEF06|09|$`); the values are checked before the card's challenge is taken.
+    pub async fn write_step1(&self, reader: &str, address: Address, data: String) -> Result<Ticket, PoolError> {
+        self.submit(reader, move |w: &mut Worker, reply| {
+            w.two_step(Kind::Write, reply, move |card| {
+                let session = card.begin_two_step_write(&address, &data)?;
+                Ok(Box::new(session) as Box<dyn TwoStep + '_>)
+            });
+        })
+        .await
+    }
+
+    /// Step 2 of a two-step write: the back end's answer; the items are written when the card accepts it.
+    pub async fn write_step2(&self, reader: &str, session: &str, answer: String) -> Result<(), PoolError> {
+        match self.step2(reader, Kind::Write, session, answer).await? {
+            Finished::Write => Ok(()),
+            Finished::Read(_) => Err(PoolError::Internal { reader: reader.to_owned(), what: "step 2 of another kind" }),
+        }
+    }
+
+    /// Queues `work` on the reader's worker and waits for its reply, at most `queue_wait` for it to start.
+    async fn submit<R, W>(&self, reader: &str, work: W) -> Result<R, PoolError>
+    where
+        W: FnOnce(&mut Worker, oneshot::Sender<Result<R, PoolError>>) + Send + 'static,
+        R: Send + 'static,
+    {
+        let queue = self.worker(reader).await?;
+        let (reply, mut result) = oneshot::channel();
+        let claim = Arc::new(Claim(AtomicU8::new(PENDING)));
+        let _abandon = AbandonOnDrop(claim.clone());
+        let job = Job { claim: claim.clone(), work: Box::new(move |w: &mut Worker| work(w, reply)) };
+        let gone = || PoolError::Internal { reader: reader.to_owned(), what: "the worker stopped" };
+        queue.send(job).map_err(|_| gone())?;
+        let waited = self.inner.shared.config.queue_wait;
+        let outcome = match tokio::time::timeout(waited, &mut result).await {
+            Ok(outcome) => outcome,
+            Err(_) if claim.abandon() => return Err(PoolError::Busy { reader: reader.to_owned(), waited }),
+            // it started just now: wait for it to finish
+            Err(_) => result.await,
+        };
+        outcome.map_err(|_| PoolError::Internal { reader: reader.to_owned(), what: "the request's job failed" })?
+    }
+
+    /// Stops every worker after the jobs already queued and waits until each has released its card
+    /// (`SCardDisconnect`). Later requests fail with [`PoolError::Closed`]. For a graceful shutdown of the agent,
+    /// and for tests that remove the card afterwards: vpcd may miss the next insertion when a card is removed
+    /// while a handle to it is being closed.
+    pub async fn shutdown(&self) {
+        let workers = lock(&self.inner.workers).take().unwrap_or_default();
+        for (_, handle) in workers {
+            drop(handle.queue);
+            // an error means the thread is gone as well
+            let _ = handle.stopped.await;
+        }
+    }
+
+    /// The job queue of `reader`'s worker, starting the worker if the reader is new (and known to pcscd).
+    async fn worker(&self, reader: &str) -> Result<mpsc::Sender<Job>, PoolError> {
+        match lock(&self.inner.workers).as_ref() {
+            None => return Err(PoolError::Closed),
+            Some(workers) => {
+                if let Some(handle) = workers.get(reader) {
+                    return Ok(handle.queue.clone());
+                }
+            }
+        }
+        // a thread per name only for readers that exist: a request cannot make the agent spawn threads at will
+        let readers = tokio::task::spawn_blocking(list_readers)
+            .await
+            .map_err(|_| PoolError::Internal { reader: reader.to_owned(), what: "listing the readers failed" })?
+            .map_err(card_core::Error::from)?;
+        if !readers.iter().any(|r| r == reader) {
+            return Err(card_core::Error::from(TransportError::NoReader(reader.to_owned())).into());
+        }
+        let mut guard = lock(&self.inner.workers);
+        let workers = guard.as_mut().ok_or(PoolError::Closed)?;
+        if let Some(handle) = workers.get(reader) {
+            return Ok(handle.queue.clone());
+        }
+        let (queue, jobs) = mpsc::channel();
+        let (stop, stopped) = oneshot::channel();
+        let worker = Worker { reader: reader.to_owned(), shared: self.inner.shared.clone(), card: None };
+        std::thread::Builder::new()
+            .name(format!("reader {reader}"))
+            .spawn(move || {
+                worker.serve(jobs);
+                let _ = stop.send(());
+            })
+            .map_err(|_| PoolError::Internal { reader: reader.to_owned(), what: "cannot start the worker thread" })?;
+        workers.insert(reader.to_owned(), WorkerHandle { queue: queue.clone(), stopped });
+        Ok(queue)
+    }
+
+    /// Hands Step 2 to the worker holding the session and waits for the outcome.
+    async fn step2(&self, reader: &str, kind: Kind, session: &str, answer: String) -> Result<Finished, PoolError> {
+        let shared = &self.inner.shared;
+        let no_session = || PoolError::NoSession { reader: reader.to_owned(), kind: kind.name() };
+        let expired = PoolError::SessionExpired { timeout: shared.config.two_step_timeout };
+        let (reply, outcome) = oneshot::channel();
+        {
+            let mut sessions = lock(&shared.sessions);
+            match sessions.get(session) {
+                Some(Session::Waiting { reader: r, kind: k, .. }) if r == reader && *k == kind => {}
+                Some(Session::Expired { .. }) => return Err(expired),
+                _ => return Err(no_session()),
+            }
+            // claimed under the lock: the worker, timing out meanwhile, finds the answer in its channel
+            let Some(Session::Waiting { answer: to_worker, .. }) = sessions.remove(session) else {
+                return Err(no_session());
+            };
+            if to_worker.try_send(Answer { answer, reply }).is_err() {
+                return Err(expired);
+            }
+        }
+        outcome.await.map_err(|_| PoolError::Internal { reader: reader.to_owned(), what: "step 2 failed" })?
+    }
+}
+
+/// A two-step exchange in progress on the card, whatever its kind.
+trait TwoStep {
+    fn step1(&self) -> String;
+    fn key(&self) -> String;
+    fn finish(self: Box<Self>, answer: &str) -> Result<Finished, card_core::Error>;
+}
+
+impl TwoStep for TwoStepRead<'_> {
+    fn step1(&self) -> String {
+        TwoStepRead::step1(self)
+    }
+    fn key(&self) -> String {
+        "RKSSSE".to_owned()
+    }
+    fn finish(self: Box<Self>, answer: &str) -> Result<Finished, card_core::Error> {
+        TwoStepRead::finish(*self, answer).map(|info| Finished::Read(Box::new(info)))
+    }
+}
+
+impl TwoStep for TwoStepWrite<'_> {
+    fn step1(&self) -> String {
+        TwoStepWrite::step1(self)
+    }
+    fn key(&self) -> String {
+        TwoStepWrite::key(self)
+    }
+    fn finish(self: Box<Self>, answer: &str) -> Result<Finished, card_core::Error> {
+        TwoStepWrite::finish(*self, answer).map(|()| Finished::Write)
+    }
+}
+
+/// Whether an error means the connection to the card must be made again (anything but the card's own answer
+/// and another application's exclusive use).
+fn link_lost(e: &card_core::Error) -> bool {
+    match e {
+        card_core::Error::Transport(TransportError::ReaderBusy) => false,
+        card_core::Error::Transport(_) => true,
+        _ => false,
+    }
+}
+
+/// A reader's worker thread and the card it holds.
+struct Worker {
+    reader: String,
+    shared: Arc<Shared>,
+    card: Option<PcscCard>,
+}
+
+impl Worker {
+    /// Runs the queue's jobs until the pool is dropped or shut down; the card is released before it returns.
+    fn serve(mut self, jobs: mpsc::Receiver<Job>) {
+        while let Ok(job) = jobs.recv() {
+            if !job.claim.start() {
+                continue; // its caller gave up (busy, or gone): the card is not touched
+            }
+            let work = job.work;
+            if catch_unwind(AssertUnwindSafe(|| work(&mut self))).is_err() {
+                tracing::error!(reader = %self.reader, "a card job panicked; its connection is dropped");
+                self.card = None;
+            }
+        }
+        self.card = None;
+        tracing::debug!(reader = %self.reader, "reader worker stopped");
+    }
+
+    /// The card, connected again if the one known is gone (or none was).
+    fn card(&mut self) -> Result<&mut PcscCard, card_core::Error> {
+        let card = match self.card.take() {
+            Some(card) if card.transport().is_live() => card,
+            _ => {
+                let transport = PcscTransport::connect(&ReaderSelector::Name(self.reader.clone()))?;
+                let config = &self.shared.config;
+                SocialSecurityCard::with_profile(transport, config.profile.clone())
+                    .with_terminal(config.terminal.clone())
+            }
+        };
+        Ok(self.card.insert(card))
+    }
+
+    /// Forgets the connection after an error that lost it.
+    fn after(&mut self, e: &card_core::Error) {
+        if link_lost(e) {
+            self.card = None;
+        }
+    }
+
+    fn run<R>(
+        &mut self,
+        job: impl FnOnce(&mut PcscCard, &dyn SecurityModule) -> Result<R, card_core::Error>,
+    ) -> Result<R, PoolError> {
+        let keys = self.shared.keys.clone();
+        let result = self.card().and_then(|card| job(card, &*keys));
+        if let Err(e) = &result {
+            self.after(e);
+        }
+        Ok(result?)
+    }
+
+    /// Step 1 on the card, the ticket to the caller, then the wait for Step 2 (holding the card).
+    fn two_step<B>(&mut self, kind: Kind, reply: oneshot::Sender<Result<Ticket, PoolError>>, begin: B)
+    where
+        B: for<'c> FnOnce(&'c mut PcscCard) -> Result<Box<dyn TwoStep + 'c>, card_core::Error>,
+    {
+        let shared = self.shared.clone();
+        let reader = self.reader.clone();
+        let lost = match self.card() {
+            Ok(card) => hold(card, &shared, &reader, kind, reply, begin),
+            Err(e) => {
+                let _ = reply.send(Err(e.into()));
+                true
+            }
+        };
+        if lost {
+            self.card = None;
+        }
+    }
+}
+
+/// A fresh session id: 128 random bits, hex.
+fn new_session_id() -> String {
+    hex::encode(rand::random::<[u8; 16]>())
+}
+
+/// Runs a two-step exchange on `card`; whether the connection was lost.
+fn hold<B>(
+    card: &mut PcscCard,
+    shared: &Shared,
+    reader: &str,
+    kind: Kind,
+    reply: oneshot::Sender<Result<Ticket, PoolError>>,
+    begin: B,
+) -> bool
+where
+    B: for<'c> FnOnce(&'c mut PcscCard) -> Result<Box<dyn TwoStep + 'c>, card_core::Error>,
+{
+    let exchange = match begin(card) {
+        Ok(exchange) => exchange,
+        Err(e) => {
+            let lost = link_lost(&e);
+            let _ = reply.send(Err(e.into()));
+            return lost;
+        }
+    };
+    let timeout = shared.config.two_step_timeout;
+    let id = new_session_id();
+    let (to_worker, answers) = mpsc::sync_channel(1);
+    {
+        let mut sessions = lock(&shared.sessions);
+        let memory = timeout.saturating_mul(EXPIRED_MEMORY_FACTOR).max(Duration::from_secs(60));
+        sessions.retain(|_, s| !matches!(s, Session::Expired { at } if at.elapsed() > memory));
+        sessions.insert(id.clone(), Session::Waiting { reader: reader.to_owned(), kind, answer: to_worker });
+    }
+    let ticket = Ticket { session: id.clone(), step1: exchange.step1(), key: exchange.key() };
+    if reply.send(Ok(ticket)).is_err() {
+        // the caller left before the ticket came: nobody can answer it
+        lock(&shared.sessions).remove(&id);
+        return false;
+    }
+    let answer = match answers.recv_timeout(timeout) {
+        Ok(answer) => answer,
+        Err(_) => {
+            let mut sessions = lock(&shared.sessions);
+            if let Some(Session::Waiting { .. }) = sessions.get(&id) {
+                sessions.insert(id, Session::Expired { at: Instant::now() });
+                tracing::info!(reader, kind = kind.name(), "two-step session expired; card released");
+                return false;
+            }
+            drop(sessions);
+            // Step 2 claimed the session under the lock just before: its answer is in the channel
+            match answers.try_recv() {
+                Ok(answer) => answer,
+                Err(_) => return false,
+            }
+        }
+    };
+    let result = exchange.finish(&answer.answer);
+    let lost = matches!(&result, Err(e) if link_lost(e));
+    let _ = answer.reply.send(result.map_err(PoolError::from));
+    lost
+}
