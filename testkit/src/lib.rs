@@ -6,6 +6,8 @@
 //! waits until pcscd sees it; dropping the handle removes the card and waits until pcscd sees it gone.
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
 
+pub mod http;
+
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::time::Duration;

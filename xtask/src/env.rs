@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 type Result<T> = std::result::Result<T, String>;
 
 /// Debian packages the tests and the demo need.
-const PACKAGES: &[&str] = &["pcscd", "vsmartcard-vpcd", "libpcsclite-dev", "pcsc-tools", "opensc"];
+const PACKAGES: &[&str] = &["pcscd", "vsmartcard-vpcd", "libpcsclite-dev", "pcsc-tools", "opensc", "chromium"];
 /// pcscd's client socket on Debian.
 const PCSCD_SOCKET: &str = "/run/pcscd/pcscd.comm";
 /// The vpcd port of reader `Virtual PCD 00 00`.
@@ -65,7 +65,34 @@ pub fn prepare() -> Result<()> {
             .args(&missing))?;
     }
     ensure_python_packages()?;
+    ensure_node_packages()?;
     ensure_pcscd()
+}
+
+fn has_program(name: &str) -> bool {
+    Command::new(name).arg("--version").stdout(Stdio::null()).stderr(Stdio::null()).status().is_ok()
+}
+
+/// The browser test's Node.js packages (playwright-core, pinned by its package-lock.json).
+fn ensure_node_packages() -> Result<()> {
+    let dir = root().join("terminal-agent/tests/browser");
+    if dir.join("node_modules/playwright-core").exists() {
+        return Ok(());
+    }
+    if !has_program("npm") {
+        eprintln!("xtask: installing nodejs npm");
+        run(as_root("apt-get").arg("update").arg("-qq"))?;
+        run(as_root("apt-get").env("DEBIAN_FRONTEND", "noninteractive").args([
+            "install",
+            "-y",
+            "-qq",
+            "--no-install-recommends",
+            "nodejs",
+            "npm",
+        ]))?;
+    }
+    eprintln!("xtask: npm ci in {}", dir.display());
+    run(Command::new("npm").current_dir(&dir).args(["ci", "--no-audit", "--no-fund", "--loglevel=error"]))
 }
 
 /// Python packages of the interoperability tests (an independent TR-31 implementation).

@@ -72,8 +72,18 @@ fn entries(
 }
 
 impl KeyArgs {
+    /// Options from the service's configuration: a key file, or a store with its passphrase file, for `region`.
+    pub fn local(
+        keys: Option<PathBuf>,
+        keystore: Option<PathBuf>,
+        passphrase_file: Option<PathBuf>,
+        region: String,
+    ) -> Self {
+        KeyArgs { keys, keystore, passphrase_file, region }
+    }
+
     /// The security module these options describe.
-    pub fn module(&self) -> Result<Box<dyn SecurityModule>, Failure> {
+    pub fn module(&self) -> Result<Box<dyn SecurityModule + Send + Sync>, Failure> {
         let region = RegionCode::parse(&self.region).map_err(|e| Failure::Usage(format!("--region: {e}")))?;
         if let Some(path) = &self.keys {
             let text = Zeroizing::new(

@@ -7,6 +7,7 @@ mod keys;
 mod pin;
 mod read_basic;
 mod readers;
+mod serve;
 
 use std::process::ExitCode;
 
@@ -48,6 +49,10 @@ enum Command {
     ChangePin(pin::ChangeArgs),
     /// Send raw APDUs (hex) to the card and show the answers, as `opensc-tool -s`.
     Apdu(apdu::Args),
+    /// Run the counter's card service on 127.0.0.1 and ::1 (HTTP + WebSocket, for the counter web application).
+    Serve(serve::ServeArgs),
+    /// Sign an operation token (scope pin or write) with the configured key, as the counter back end does.
+    Token(serve::TokenArgs),
 }
 
 impl Cli {
@@ -61,6 +66,8 @@ impl Cli {
             Command::VerifyPin(a) => pin::verify(a),
             Command::ChangePin(a) => pin::change(a),
             Command::Apdu(a) => apdu::run(a),
+            Command::Serve(a) => serve::serve(a),
+            Command::Token(a) => serve::token(a),
         };
         match result {
             Ok(()) => ExitCode::SUCCESS,

@@ -1,8 +1,280 @@
-//! `terminal-agent serve`: the local HTTP/WebSocket card service.
+//! `terminal-agent serve`: the counter's local card service, HTTP and WebSocket on loopback only.
 //!
-//! - [`readers`]: the reader pool — one worker thread per reader, requests queued with a bounded wait,
-//!   the two-step exchanges held on the worker between their steps;
-//! - [`events`]: reader and card events (PC/SC status change with PnP notification) for subscribers.
+//! - [`config`]: the TOML configuration; [`web`]: Host, Origin and CORS checks before anything else;
+//! - [`api`]: the `/v1` routes; [`token`]: the back end's operation tokens for writes and PIN operations;
+//! - [`readers`]: one worker per reader, requests queued with a bounded wait, two-step sessions held;
+//! - [`events`]: reader and card events from PC/SC status changes, sent to WebSocket clients;
+//! - [`audit`]: one line per operation; [`limit`]: PIN attempts per reader.
 
+pub mod api;
+pub mod audit;
+pub mod config;
 pub mod events;
+pub mod limit;
 pub mod readers;
+pub mod token;
+pub mod web;
+
+use std::future::Future;
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{header, HeaderValue};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use card_core::card::TerminalIds;
+use card_core::profile::Profile;
+use card_core::security::SecurityModule;
+use tokio::net::TcpListener;
+use tokio::sync::broadcast;
+
+use self::audit::AuditLog;
+use self::config::Config;
+use self::events::EventHub;
+use self::limit::RateLimit;
+use self::readers::{PoolConfig, ReaderPool};
+use self::token::TokenVerifier;
+use self::web::Guard;
+
+/// What every handler shares.
+pub struct Shared {
+    /// Host and Origin checks.
+    pub guard: Guard,
+    /// The reader workers.
+    pub pool: ReaderPool,
+    /// Reader and card events.
+    pub events: EventHub,
+    /// Operation tokens.
+    pub tokens: TokenVerifier,
+    /// The audit log.
+    pub audit: AuditLog,
+    /// PIN attempts per reader.
+    pub pin_limit: RateLimit,
+    /// The terminal ids of the national strings.
+    pub terminal: TerminalIds,
+    /// Seconds a two-step session stays open.
+    pub two_step_secs: u64,
+}
+
+/// The handlers' state.
+pub type AppState = Arc<Shared>;
+
+/// Why the service could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// The configuration is wrong.
+    #[error(transparent)]
+    Config(#[from] config::ConfigError),
+    /// The port could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The audit log could not be opened.
+    #[error("cannot open the audit log {path}: {source}")]
+    Audit {
+        /// The file.
+        path: String,
+        /// Why.
+        source: std::io::Error,
+    },
+}
+
+/// A bound, not yet running service.
+pub struct Server {
+    listeners: Vec<TcpListener>,
+    port: u16,
+    app: Router,
+    state: AppState,
+}
+
+const PAGE: &str = include_str!("../../assets/counter.html");
+const PAGE_JS: &str = include_str!("../../assets/counter.js");
+const FAVICON: &str = include_str!("../../assets/favicon.svg");
+const OPENAPI: &str = include_str!("../../openapi.yaml");
+
+fn page_headers(content_type: &'static str) -> [(header::HeaderName, HeaderValue); 5] {
+    [
+        (header::CONTENT_TYPE, HeaderValue::from_static(content_type)),
+        (
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(
+                "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; connect-src 'self'; \
+                 img-src 'self' blob:; frame-ancestors 'none'; base-uri 'none'; form-action 'none'",
+            ),
+        ),
+        (header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY")),
+        (header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")),
+        (header::REFERRER_POLICY, HeaderValue::from_static("no-referrer")),
+    ]
+}
+
+async fn page() -> Response {
+    (page_headers("text/html; charset=utf-8"), PAGE).into_response()
+}
+
+async fn page_js() -> Response {
+    (page_headers("text/javascript; charset=utf-8"), PAGE_JS).into_response()
+}
+
+async fn favicon() -> Response {
+    (page_headers("image/svg+xml"), FAVICON).into_response()
+}
+
+async fn openapi() -> Response {
+    ([(header::CONTENT_TYPE, "application/yaml; charset=utf-8")], OPENAPI).into_response()
+}
+
+/// `GET /v1/events`: a WebSocket of JSON events; first a `snapshot` of the readers, then each change.
+async fn events(State(state): State<AppState>, ws: WebSocketUpgrade) -> Response {
+    let rx = state.events.subscribe();
+    let snapshot = state.events.snapshot();
+    ws.on_upgrade(move |socket| event_stream(socket, rx, snapshot))
+}
+
+async fn event_stream(
+    mut socket: WebSocket,
+    mut rx: broadcast::Receiver<events::Event>,
+    snapshot: Vec<events::ReaderSnapshot>,
+) {
+    let first = serde_json::json!({ "type": "snapshot", "readers": snapshot });
+    if socket.send(Message::Text(first.to_string().into())).await.is_err() {
+        return;
+    }
+    loop {
+        tokio::select! {
+            event = rx.recv() => {
+                let text = match event {
+                    Ok(e) => serde_json::to_string(&e).unwrap_or_default(),
+                    Err(broadcast::error::RecvError::Lagged(n)) => {
+                        serde_json::json!({ "type": "lagged", "missed": n }).to_string()
+                    }
+                    Err(broadcast::error::RecvError::Closed) => return,
+                };
+                if socket.send(Message::Text(text.into())).await.is_err() {
+                    return;
+                }
+            }
+            incoming = socket.recv() => match incoming {
+                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return,
+                Some(Ok(_)) => {} // clients have nothing to say; pings are answered by axum
+            }
+        }
+    }
+}
+
+/// The router over `state` (exposed for in-process tests).
+pub fn router(state: AppState, max_body: usize) -> Router {
+    let v1 = Router::new()
+        .route("/readers", get(api::readers))
+        .route("/readers/{index}/card", get(api::card_status))
+        .route("/readers/{index}/basic", get(api::basic))
+        .route("/readers/{index}/basic/step1", post(api::read_step1))
+        .route("/readers/{index}/basic/step2", post(api::read_step2))
+        .route("/readers/{index}/items", get(api::read_items).post(api::write_items))
+        .route("/readers/{index}/items/step1", post(api::write_step1))
+        .route("/readers/{index}/items/step2", post(api::write_step2))
+        .route("/readers/{index}/photo", get(api::photo))
+        .route("/readers/{index}/pin/{op}", post(api::pin))
+        .route("/events", get(events));
+    Router::new()
+        .route("/", get(page))
+        .route("/counter.js", get(page_js))
+        .route("/favicon.svg", get(favicon))
+        .route("/openapi.yaml", get(openapi))
+        .nest("/v1", v1)
+        .fallback(api::not_found)
+        .layer(DefaultBodyLimit::max(max_body))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), web::guard))
+        .with_state(state)
+}
+
+impl Server {
+    /// Binds 127.0.0.1:PORT and [::1]:PORT (the same port; port 0 picks a free one) and builds the service.
+    /// Nothing else is ever bound: the agent is not reachable from the network.
+    pub async fn bind(config: Config, keys: Arc<dyn SecurityModule + Send + Sync>) -> Result<Server, ServeError> {
+        config.validate()?;
+        let v4 = SocketAddr::from((Ipv4Addr::LOCALHOST, config.port));
+        let first = TcpListener::bind(v4).await.map_err(|source| ServeError::Bind { addr: v4, source })?;
+        let port = first.local_addr().map_err(|source| ServeError::Bind { addr: v4, source })?.port();
+        let mut listeners = vec![first];
+        let v6 = SocketAddr::from((Ipv6Addr::LOCALHOST, port));
+        match TcpListener::bind(v6).await {
+            Ok(l) => listeners.push(l),
+            // a machine without IPv6 on loopback: serve IPv4 only, and say so
+            Err(e) => eprintln!("terminal-agent: not listening on {v6}: {e}"),
+        }
+        let audit = AuditLog::open(config.audit_log.as_deref()).map_err(|source| ServeError::Audit {
+            path: config.audit_log.as_ref().map(|p| p.display().to_string()).unwrap_or_default(),
+            source,
+        })?;
+        let terminal = TerminalIds { terminal_no: config.terminal_no.clone(), device_no: config.device_no.clone() };
+        let pool = ReaderPool::new(
+            PoolConfig {
+                queue_wait: config.queue_wait,
+                two_step_timeout: config.two_step_timeout,
+                terminal: terminal.clone(),
+                profile: Arc::new(Profile::builtin().clone()),
+            },
+            keys,
+        );
+        let state = Arc::new(Shared {
+            guard: Guard::new(port, &config.allowed_origins),
+            pool,
+            events: EventHub::start(),
+            tokens: TokenVerifier::new(config.token_key.clone(), &config.terminal_no, config.token_max_ttl),
+            audit,
+            pin_limit: RateLimit::new(config.pin_attempts_per_minute, Duration::from_secs(60)),
+            terminal,
+            two_step_secs: config.two_step_timeout.as_secs(),
+        });
+        Ok(Server { listeners, port, app: router(state.clone(), config.max_body_bytes), state })
+    }
+
+    /// The port bound.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The addresses bound.
+    pub fn addresses(&self) -> Vec<SocketAddr> {
+        self.listeners.iter().filter_map(|l| l.local_addr().ok()).collect()
+    }
+
+    /// Serves until `shutdown` completes, then lets the requests in flight finish and the reader workers let go of
+    /// their cards.
+    pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let mut tasks = Vec::new();
+        for listener in self.listeners {
+            let app = self.app.clone();
+            let mut rx = stop_rx.clone();
+            tasks.push(tokio::spawn(async move {
+                axum::serve(listener, app)
+                    .with_graceful_shutdown(async move {
+                        let _ = rx.wait_for(|stop| *stop).await;
+                    })
+                    .await
+            }));
+        }
+        shutdown.await;
+        let _ = stop_tx.send(true);
+        let mut result = Ok(());
+        for t in tasks {
+            match t.await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => result = Err(e),
+                Err(e) => result = Err(std::io::Error::other(e)),
+            }
+        }
+        self.state.pool.shutdown().await;
+        result
+    }
+}

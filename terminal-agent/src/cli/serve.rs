@@ -1,0 +1,112 @@
+//! `terminal-agent serve`: runs the counter's card service; `terminal-agent token`: signs an operation token as the
+//! counter back end would (for tests, demos and as the reference of the token format).
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::service::config::{Config, KeyMode, DEFAULT_PORT};
+use crate::service::token::{self, Scope};
+use crate::service::Server;
+
+use super::keys::KeyArgs;
+use super::Failure;
+
+/// Arguments of `serve`.
+#[derive(clap::Args)]
+pub struct ServeArgs {
+    /// The configuration file (TOML; see the README). Flags override it.
+    #[arg(long, short = 'c', value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Port on 127.0.0.1 and ::1 (0: any free port, printed at start).
+    #[arg(long, short = 'p', value_name = "PORT", help = format!("Port on 127.0.0.1 and ::1 [default: {DEFAULT_PORT}]; 0 picks a free one"))]
+    port: Option<u16>,
+    /// An origin allowed to call the API, e.g. https://counter.example.gov.cn (repeat for several; adds to the file's).
+    #[arg(long = "allow-origin", value_name = "URL")]
+    allow_origin: Vec<String>,
+    /// The audit log file (JSON lines).
+    #[arg(long, value_name = "FILE")]
+    audit_log: Option<PathBuf>,
+}
+
+/// Arguments of `token`.
+#[derive(clap::Args)]
+pub struct TokenArgs {
+    /// The agent's configuration file: its token key and terminal number.
+    #[arg(long, short = 'c', value_name = "FILE")]
+    config: PathBuf,
+    /// What the token allows: pin, write (repeat for both).
+    #[arg(long, value_name = "SCOPE", required = true, value_parser = parse_scope)]
+    scope: Vec<Scope>,
+    /// Lifetime in seconds.
+    #[arg(long, default_value_t = 60)]
+    ttl: u64,
+}
+
+fn parse_scope(s: &str) -> Result<Scope, String> {
+    match s {
+        "pin" => Ok(Scope::Pin),
+        "write" => Ok(Scope::Write),
+        other => Err(format!("unknown scope {other:?} (pin, write)")),
+    }
+}
+
+fn load(path: Option<&PathBuf>) -> Result<Config, Failure> {
+    match path {
+        Some(p) => Config::load(p).map_err(|e| Failure::Usage(e.to_string())),
+        None => Ok(Config::default()),
+    }
+}
+
+pub fn serve(a: ServeArgs) -> Result<(), Failure> {
+    let mut config = load(a.config.as_ref())?;
+    if let Some(p) = a.port {
+        config.port = p;
+    }
+    config.allowed_origins.extend(a.allow_origin);
+    if a.audit_log.is_some() {
+        config.audit_log = a.audit_log;
+    }
+    config.validate().map_err(|e| Failure::Usage(e.to_string()))?;
+    let keys: Box<dyn card_core::security::SecurityModule + Send + Sync> = match &config.keys {
+        KeyMode::TwoStep => Box::new(card_core::security::NoKeys),
+        KeyMode::Local { keystore, passphrase_file, key_file, region } => {
+            KeyArgs::local(key_file.clone(), keystore.clone(), passphrase_file.clone(), region.clone()).module()?
+        }
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    runtime.block_on(async move {
+        let server = Server::bind(config, Arc::from(keys)).await.map_err(|e| Failure::Usage(e.to_string()))?;
+        for addr in server.addresses() {
+            println!("terminal-agent: listening on http://{addr}/");
+        }
+        use std::io::Write;
+        let _ = std::io::stdout().flush();
+        server.run(shutdown_signal()).await?;
+        eprintln!("terminal-agent: stopped");
+        Ok(())
+    })
+}
+
+async fn shutdown_signal() {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        () = term => {}
+    }
+}
+
+pub fn token(a: TokenArgs) -> Result<(), Failure> {
+    let config = load(Some(&a.config))?;
+    let key = config.token_key.ok_or_else(|| Failure::Usage(format!("{}: no token key", a.config.display())))?;
+    let claims = token::claims(&a.scope, &config.terminal_no, Duration::from_secs(a.ttl));
+    println!("{}", token::sign(&key, &claims));
+    Ok(())
+}

@@ -1,0 +1,338 @@
+//! The agent's configuration: a TOML file, overridden by `serve` flags.
+//!
+//! ```toml
+//! port = 17788                                  # loopback only; 127.0.0.1 and ::1
+//! allowed_origins = ["https://counter.example.gov.cn"]
+//! reader = "Virtual PCD"                        # preferred reader (name, unique part or index) for index-free clients
+//! terminal_no = "371700000001"                  # 终端机编号
+//! device_no = "SIM-READER-01"                   # 终端设备号
+//! audit_log = "/var/log/sscard/agent-audit.jsonl"
+//! token_key_file = "/etc/sscard/agent-token.key" # HMAC-SHA256 key of the counter back end (hex), or token_key = "…"
+//!
+//! [keys]
+//! mode = "two-step"                             # the back end's HSM answers; the agent holds no keys
+//! # mode = "local", keystore = "keys.db", passphrase_file = "pass", region = "371700"
+//! # mode = "local", key_file = "fixtures/cards/test-keys.toml", region = "371700"   (tests and demos)
+//! ```
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+use zeroize::Zeroizing;
+
+/// The port the agent listens on unless told otherwise (documented in the README and the OpenAPI file).
+pub const DEFAULT_PORT: u16 = 17788;
+
+/// Where the agent's keys come from.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(tag = "mode", rename_all = "kebab-case", deny_unknown_fields)]
+pub enum KeyMode {
+    /// No keys in the agent: reads that need a key go through the two-step operations, answered by the back end's
+    /// HSM (generation 1 and 2 basic reads need no key at all).
+    #[default]
+    TwoStep,
+    /// Keys held locally: a key-mgmt store (with its passphrase file) or a key file (tests, demos).
+    Local {
+        /// key-mgmt store.
+        #[serde(default)]
+        keystore: Option<PathBuf>,
+        /// The store's passphrase, first line of this file.
+        #[serde(default)]
+        passphrase_file: Option<PathBuf>,
+        /// A key file (`sscard-test-keys` or `sscard-region-keys`).
+        #[serde(default)]
+        key_file: Option<PathBuf>,
+        /// The region whose keys to use.
+        #[serde(default = "default_region")]
+        region: String,
+    },
+}
+
+fn default_region() -> String {
+    "371700".into()
+}
+
+/// The configuration file, as read (every field optional).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct File {
+    port: Option<u16>,
+    #[serde(default)]
+    allowed_origins: Vec<String>,
+    reader: Option<String>,
+    terminal_no: Option<String>,
+    device_no: Option<String>,
+    audit_log: Option<PathBuf>,
+    token_key: Option<String>,
+    token_key_file: Option<PathBuf>,
+    token_max_ttl_secs: Option<u64>,
+    queue_wait_ms: Option<u64>,
+    two_step_timeout_secs: Option<u64>,
+    pin_attempts_per_minute: Option<u32>,
+    max_body_bytes: Option<usize>,
+    keys: Option<KeyMode>,
+}
+
+/// The agent's effective configuration.
+pub struct Config {
+    /// TCP port on 127.0.0.1 and ::1 (0: any free port, for tests).
+    pub port: u16,
+    /// Origins allowed to call the API (scheme://host[:port], compared exactly; no wildcard).
+    pub allowed_origins: Vec<String>,
+    /// The preferred reader.
+    pub reader: Option<String>,
+    /// 终端机编号 (also the terminal a token must name).
+    pub terminal_no: String,
+    /// 终端设备号.
+    pub device_no: String,
+    /// The audit log (JSON lines); none: audit lines go to stderr.
+    pub audit_log: Option<PathBuf>,
+    /// The HMAC key of operation tokens; none: writes and PIN operations are refused.
+    pub token_key: Option<Zeroizing<Vec<u8>>>,
+    /// The longest lifetime a token may claim.
+    pub token_max_ttl: Duration,
+    /// How long a request waits for its reader before `busy`.
+    pub queue_wait: Duration,
+    /// How long a two-step step 1 holds the card for its step 2.
+    pub two_step_timeout: Duration,
+    /// PIN operations per reader per minute.
+    pub pin_attempts_per_minute: u32,
+    /// Largest request body.
+    pub max_body_bytes: usize,
+    /// Key mode.
+    pub keys: KeyMode,
+}
+
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field("port", &self.port)
+            .field("allowed_origins", &self.allowed_origins)
+            .field("reader", &self.reader)
+            .field("terminal_no", &self.terminal_no)
+            .field("device_no", &self.device_no)
+            .field("audit_log", &self.audit_log)
+            .field("token_key", &self.token_key.as_ref().map(|_| "REDACTED"))
+            .field("keys", &self.keys)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            port: DEFAULT_PORT,
+            allowed_origins: Vec::new(),
+            reader: None,
+            terminal_no: String::new(),
+            device_no: String::new(),
+            audit_log: None,
+            token_key: None,
+            token_max_ttl: Duration::from_secs(300),
+            queue_wait: Duration::from_secs(10),
+            two_step_timeout: Duration::from_secs(30),
+            pin_attempts_per_minute: 5,
+            max_body_bytes: 16 * 1024,
+            keys: KeyMode::TwoStep,
+        }
+    }
+}
+
+/// A configuration that cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML of this schema.
+    #[error("{path}: {message}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// The parser's message.
+        message: String,
+    },
+    /// A value is wrong.
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// An allowed origin must be `scheme://host[:port]`, without path, query or wildcard.
+pub fn check_origin(origin: &str) -> Result<(), ConfigError> {
+    let bad = |why: &str| ConfigError::Invalid(format!("allowed origin {origin:?}: {why}"));
+    let rest = origin
+        .strip_prefix("https://")
+        .or_else(|| origin.strip_prefix("http://"))
+        .ok_or_else(|| bad("must start with http:// or https://"))?;
+    if rest.is_empty() {
+        return Err(bad("no host"));
+    }
+    if rest.contains('*') {
+        return Err(bad("no wildcards"));
+    }
+    if rest.contains(['/', '?', '#', ' ', '@']) {
+        return Err(bad("scheme://host[:port] only, no path, user or query"));
+    }
+    Ok(())
+}
+
+fn parse_hex_key(text: &str, what: &str) -> Result<Zeroizing<Vec<u8>>, ConfigError> {
+    let key = Zeroizing::new(
+        hex::decode(text.trim()).map_err(|_| ConfigError::Invalid(format!("{what}: the token key must be hex")))?,
+    );
+    if key.len() < 16 {
+        return Err(ConfigError::Invalid(format!("{what}: the token key must be at least 16 bytes")));
+    }
+    Ok(key)
+}
+
+impl Config {
+    /// Reads a configuration file; absent fields keep their defaults.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = Zeroizing::new(
+            std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.into(), source })?,
+        );
+        let file: File = toml::from_str(&text)
+            .map_err(|e| ConfigError::Parse { path: path.into(), message: e.message().to_owned() })?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        let resolve = |p: PathBuf| if p.is_relative() { base.join(p) } else { p };
+        let mut c = Config::default();
+        if let Some(p) = file.port {
+            c.port = p;
+        }
+        c.allowed_origins = file.allowed_origins;
+        c.reader = file.reader;
+        c.terminal_no = file.terminal_no.unwrap_or_default();
+        c.device_no = file.device_no.unwrap_or_default();
+        c.audit_log = file.audit_log.map(resolve);
+        c.token_key = match (file.token_key, file.token_key_file) {
+            (Some(_), Some(_)) => {
+                return Err(ConfigError::Invalid("token_key and token_key_file: give one of them".into()));
+            }
+            (Some(k), None) => Some(parse_hex_key(&Zeroizing::new(k), "token_key")?),
+            (None, Some(f)) => {
+                let f = resolve(f);
+                let text = Zeroizing::new(
+                    std::fs::read_to_string(&f).map_err(|source| ConfigError::Read { path: f.clone(), source })?,
+                );
+                Some(parse_hex_key(&text, &f.display().to_string())?)
+            }
+            (None, None) => None,
+        };
+        if let Some(s) = file.token_max_ttl_secs {
+            c.token_max_ttl = Duration::from_secs(s);
+        }
+        if let Some(ms) = file.queue_wait_ms {
+            c.queue_wait = Duration::from_millis(ms);
+        }
+        if let Some(s) = file.two_step_timeout_secs {
+            c.two_step_timeout = Duration::from_secs(s);
+        }
+        if let Some(n) = file.pin_attempts_per_minute {
+            c.pin_attempts_per_minute = n;
+        }
+        if let Some(n) = file.max_body_bytes {
+            c.max_body_bytes = n;
+        }
+        c.keys = match file.keys.unwrap_or_default() {
+            KeyMode::TwoStep => KeyMode::TwoStep,
+            KeyMode::Local { keystore, passphrase_file, key_file, region } => KeyMode::Local {
+                keystore: keystore.map(resolve),
+                passphrase_file: passphrase_file.map(resolve),
+                key_file: key_file.map(resolve),
+                region,
+            },
+        };
+        Ok(c)
+    }
+
+    /// Checks the values that the file format cannot.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        for o in &self.allowed_origins {
+            check_origin(o)?;
+        }
+        if let KeyMode::Local { keystore, passphrase_file, key_file, .. } = &self.keys {
+            match (keystore, key_file) {
+                (Some(_), Some(_)) | (None, None) => {
+                    return Err(ConfigError::Invalid("keys: mode local needs one of keystore or key_file".into()))
+                }
+                (Some(_), None) if passphrase_file.is_none() => {
+                    return Err(ConfigError::Invalid("keys: a keystore needs its passphrase_file".into()))
+                }
+                _ => {}
+            }
+        }
+        if self.pin_attempts_per_minute == 0 {
+            return Err(ConfigError::Invalid("pin_attempts_per_minute must be at least 1".into()));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(text: &str) -> Result<Config, ConfigError> {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("agent.toml");
+        std::fs::write(&p, text).unwrap();
+        Config::load(&p).and_then(|c| c.validate().map(|()| c))
+    }
+
+    #[test]
+    fn a_full_file_is_read() {
+        let c = load(
+            r#"port = 18000
+allowed_origins = ["https://counter.example", "http://127.0.0.1:9000"]
+terminal_no = "371700000001"
+device_no = "D1"
+token_key = "000102030405060708090a0b0c0d0e0f"
+queue_wait_ms = 250
+[keys]
+mode = "local"
+key_file = "keys.toml"
+"#,
+        )
+        .unwrap();
+        assert_eq!(c.port, 18000);
+        assert_eq!(c.allowed_origins.len(), 2);
+        assert_eq!(c.queue_wait, Duration::from_millis(250));
+        assert!(matches!(&c.keys, KeyMode::Local { key_file: Some(p), .. } if p.ends_with("keys.toml")));
+        assert!(!format!("{c:?}").contains("0001020304"), "the token key is redacted");
+    }
+
+    #[test]
+    fn defaults_are_two_step_on_the_default_port() {
+        let c = load("").unwrap();
+        assert_eq!(c.port, DEFAULT_PORT);
+        assert_eq!(c.keys, KeyMode::TwoStep);
+        assert!(c.token_key.is_none());
+    }
+
+    #[test]
+    fn bad_files_are_refused_precisely() {
+        let e = load("allowed_origins = [\"*\"]").unwrap_err().to_string();
+        assert!(e.contains("http://"), "{e}");
+        let e = load("allowed_origins = [\"https://*.example\"]").unwrap_err().to_string();
+        assert!(e.contains("wildcard"), "{e}");
+        let e = load("allowed_origins = [\"https://a.example/path\"]").unwrap_err().to_string();
+        assert!(e.contains("no path"), "{e}");
+        let e = load("prot = 1").unwrap_err().to_string();
+        assert!(e.contains("unknown field"), "{e}");
+        let e = load("token_key = \"zz\"").unwrap_err().to_string();
+        assert!(e.contains("hex") && !e.contains("zz"), "{e}");
+        let e = load("token_key = \"0011\"").unwrap_err().to_string();
+        assert!(e.contains("16 bytes"), "{e}");
+        let e = load("[keys]\nmode = \"local\"\nkeystore = \"k.db\"").unwrap_err().to_string();
+        assert!(e.contains("passphrase_file"), "{e}");
+        let e = load("[keys]\nmode = \"hsm\"").unwrap_err().to_string();
+        assert!(e.contains("hsm") || e.contains("variant"), "{e}");
+    }
+}

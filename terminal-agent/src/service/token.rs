@@ -1,0 +1,235 @@
+//! Operation tokens: writes and PIN operations need a short-lived token signed by the counter back end.
+//!
+//! A token is `v1.<claims>.<mac>`: `claims` is the base64url (no padding) of a JSON object
+//! `{"scope":["pin"],"terminal":"371700000001","exp":1764201600,"nonce":"…"}`, and `mac` the base64url of
+//! HMAC-SHA256 over the ASCII text `v1.<claims>` with the key shared by the back end and the agent (`token_key`).
+//! The agent checks, in this order: form, MAC (constant time), expiry (`exp` in the future, and no further than
+//! the configured maximum lifetime), terminal (the agent's 终端机编号), scope (the operation's), and that the
+//! nonce was not used before (a token is good for one operation).
+//!
+//! Scopes: `pin` (verify, change, reload, unblock) and `write` (item writes, two-step writes).
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use hmac::{Hmac, KeyInit, Mac};
+use serde::{Deserialize, Serialize};
+use sha2::Sha256;
+use zeroize::Zeroizing;
+
+type HmacSha256 = Hmac<Sha256>;
+
+/// What a token allows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Scope {
+    /// PIN verify, change, reload, unblock.
+    Pin,
+    /// Writing items on the card.
+    Write,
+}
+
+impl Scope {
+    /// The scope's name in tokens.
+    pub fn name(self) -> &'static str {
+        match self {
+            Scope::Pin => "pin",
+            Scope::Write => "write",
+        }
+    }
+}
+
+/// The claims of a token.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Claims {
+    /// The operations it allows.
+    pub scope: Vec<Scope>,
+    /// The terminal (终端机编号) it is for.
+    pub terminal: String,
+    /// Expiry, seconds since the Unix epoch.
+    pub exp: u64,
+    /// Random, unique per token.
+    pub nonce: String,
+}
+
+/// Why a token was refused (the messages name no secret).
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum TokenError {
+    /// No token came with the request.
+    #[error("this operation needs a token from the counter back end (Authorization: Bearer …)")]
+    Missing,
+    /// The agent has no token key configured.
+    #[error("the agent has no token key configured: writes and PIN operations are disabled")]
+    NotConfigured,
+    /// Not a token of this format.
+    #[error("malformed token")]
+    Malformed,
+    /// The MAC does not verify.
+    #[error("token signature does not verify")]
+    BadSignature,
+    /// Past its expiry.
+    #[error("token expired")]
+    Expired,
+    /// Claims a lifetime longer than allowed.
+    #[error("token lifetime exceeds the allowed maximum")]
+    TooLong,
+    /// For another terminal.
+    #[error("token is for another terminal")]
+    WrongTerminal,
+    /// Does not allow this operation.
+    #[error("token does not allow {0} operations")]
+    WrongScope(&'static str),
+    /// Already used.
+    #[error("token already used")]
+    Replayed,
+}
+
+fn now() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+}
+
+fn mac(key: &[u8], signed: &str) -> HmacSha256 {
+    // HMAC takes keys of any length
+    let mut m = <HmacSha256 as KeyInit>::new_from_slice(key).unwrap_or_else(|_| unreachable_hmac());
+    m.update(signed.as_bytes());
+    m
+}
+
+#[allow(clippy::panic)]
+fn unreachable_hmac() -> HmacSha256 {
+    panic!("HMAC accepts keys of every length")
+}
+
+/// Signs claims (what the counter back end does; here for tests, tools and the reference implementation).
+pub fn sign(key: &[u8], claims: &Claims) -> String {
+    let json = serde_json::to_vec(claims).unwrap_or_default();
+    let signed = format!("v1.{}", URL_SAFE_NO_PAD.encode(json));
+    let tag = mac(key, &signed).finalize().into_bytes();
+    format!("{signed}.{}", URL_SAFE_NO_PAD.encode(tag))
+}
+
+/// Makes claims for `scope` on `terminal`, valid for `ttl`, with a fresh nonce.
+pub fn claims(scope: &[Scope], terminal: &str, ttl: Duration) -> Claims {
+    let nonce: [u8; 16] = rand::random();
+    Claims {
+        scope: scope.to_vec(),
+        terminal: terminal.to_owned(),
+        exp: now() + ttl.as_secs(),
+        nonce: hex::encode(nonce),
+    }
+}
+
+/// Checks tokens and remembers the nonces used, until they expire.
+pub struct TokenVerifier {
+    key: Option<Zeroizing<Vec<u8>>>,
+    terminal: String,
+    max_ttl: Duration,
+    used: Mutex<HashMap<String, u64>>,
+}
+
+impl TokenVerifier {
+    /// A verifier with the shared key (none: every token is refused), for `terminal`.
+    pub fn new(key: Option<Zeroizing<Vec<u8>>>, terminal: &str, max_ttl: Duration) -> Self {
+        TokenVerifier { key, terminal: terminal.to_owned(), max_ttl, used: Mutex::new(HashMap::new()) }
+    }
+
+    /// Checks a token for `scope` and spends it.
+    pub fn check(&self, token: Option<&str>, scope: Scope) -> Result<Claims, TokenError> {
+        let key = self.key.as_ref().ok_or(TokenError::NotConfigured)?;
+        let token = token.ok_or(TokenError::Missing)?;
+        let (signed, tag) = token.rsplit_once('.').ok_or(TokenError::Malformed)?;
+        let payload = signed.strip_prefix("v1.").ok_or(TokenError::Malformed)?;
+        let tag = URL_SAFE_NO_PAD.decode(tag).map_err(|_| TokenError::Malformed)?;
+        mac(key, signed).verify_slice(&tag).map_err(|_| TokenError::BadSignature)?;
+        let json = URL_SAFE_NO_PAD.decode(payload).map_err(|_| TokenError::Malformed)?;
+        let claims: Claims = serde_json::from_slice(&json).map_err(|_| TokenError::Malformed)?;
+        let now = now();
+        if claims.exp <= now {
+            return Err(TokenError::Expired);
+        }
+        if claims.exp - now > self.max_ttl.as_secs() {
+            return Err(TokenError::TooLong);
+        }
+        if claims.terminal != self.terminal {
+            return Err(TokenError::WrongTerminal);
+        }
+        if !claims.scope.contains(&scope) {
+            return Err(TokenError::WrongScope(scope.name()));
+        }
+        let mut used = self.used.lock().unwrap_or_else(|p| p.into_inner());
+        used.retain(|_, exp| *exp > now);
+        if used.insert(claims.nonce.clone(), claims.exp).is_some() {
+            return Err(TokenError::Replayed);
+        }
+        Ok(claims)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const KEY: &[u8] = b"0123456789abcdef0123456789abcdef";
+
+    fn verifier() -> TokenVerifier {
+        TokenVerifier::new(Some(Zeroizing::new(KEY.to_vec())), "T1", Duration::from_secs(300))
+    }
+
+    #[test]
+    fn hmac_sha256_known_answer_rfc4231_case_2() {
+        // RFC 4231 test case 2: key "Jefe", data "what do ya want for nothing?"
+        let mut m = <HmacSha256 as KeyInit>::new_from_slice(b"Jefe").unwrap();
+        m.update(b"what do ya want for nothing?");
+        assert_eq!(
+            hex::encode(m.finalize().into_bytes()),
+            "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+        );
+    }
+
+    #[test]
+    fn a_good_token_passes_once() {
+        let v = verifier();
+        let t = sign(KEY, &claims(&[Scope::Pin], "T1", Duration::from_secs(60)));
+        assert_eq!(v.check(Some(&t), Scope::Pin).unwrap().terminal, "T1");
+        assert_eq!(v.check(Some(&t), Scope::Pin), Err(TokenError::Replayed));
+    }
+
+    #[test]
+    fn every_refusal_is_precise() {
+        let v = verifier();
+        let ok = || claims(&[Scope::Pin], "T1", Duration::from_secs(60));
+        assert_eq!(v.check(None, Scope::Pin), Err(TokenError::Missing));
+        assert_eq!(v.check(Some("nonsense"), Scope::Pin), Err(TokenError::Malformed));
+        assert_eq!(v.check(Some(&sign(b"another key", &ok())), Scope::Pin), Err(TokenError::BadSignature));
+        let mut c = ok();
+        c.exp = now() - 1;
+        assert_eq!(v.check(Some(&sign(KEY, &c)), Scope::Pin), Err(TokenError::Expired));
+        assert_eq!(
+            v.check(Some(&sign(KEY, &claims(&[Scope::Pin], "T1", Duration::from_secs(3600)))), Scope::Pin),
+            Err(TokenError::TooLong)
+        );
+        assert_eq!(
+            v.check(Some(&sign(KEY, &claims(&[Scope::Pin], "T2", Duration::from_secs(60)))), Scope::Pin),
+            Err(TokenError::WrongTerminal)
+        );
+        assert_eq!(v.check(Some(&sign(KEY, &ok())), Scope::Write), Err(TokenError::WrongScope("write")));
+        let unconfigured = TokenVerifier::new(None, "T1", Duration::from_secs(300));
+        assert_eq!(unconfigured.check(Some(&sign(KEY, &ok())), Scope::Pin), Err(TokenError::NotConfigured));
+    }
+
+    #[test]
+    fn a_tampered_claim_breaks_the_signature() {
+        let v = verifier();
+        let t = sign(KEY, &claims(&[Scope::Pin], "T1", Duration::from_secs(60)));
+        let (signed, tag) = t.rsplit_once('.').unwrap();
+        let mut c: Claims =
+            serde_json::from_slice(&URL_SAFE_NO_PAD.decode(signed.strip_prefix("v1.").unwrap()).unwrap()).unwrap();
+        c.scope.push(Scope::Write);
+        let forged = format!("v1.{}.{tag}", URL_SAFE_NO_PAD.encode(serde_json::to_vec(&c).unwrap()));
+        assert_eq!(v.check(Some(&forged), Scope::Write), Err(TokenError::BadSignature));
+    }
+}
