@@ -6,8 +6,8 @@
 //! shared by every end-to-end test of the workspace: each test holds `/tmp/sscard-vpcd.lock`.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::process::{Command as Process, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command as Process;
+use std::time::Duration;
 
 use card_core::apdu::{Command, Ins, StatusWord};
 use card_core::transport::{
@@ -18,6 +18,7 @@ use card_core::Error;
 mod common;
 
 use common::{reader, vpcd_lock, Sim, READER, SSSE_AID};
+use testkit::pcscd;
 
 fn select_ssse() -> Command {
     Command::new(0x00, Ins::SELECT, 0x04, 0x00).with_data(hex::decode(SSSE_AID).unwrap()).unwrap().with_le(256).unwrap()
@@ -207,85 +208,21 @@ fn sigterm_saves_the_image() {
     assert!(matches!(tx.exchange_ok(&wrong_pin), Err(Error::WrongPin { tries_left: 1 })));
 }
 
-fn pcscd_answers() -> bool {
-    std::os::unix::net::UnixStream::connect("/run/pcscd/pcscd.comm").is_ok()
-}
-
-fn as_root(program: &str) -> Process {
-    let root = Process::new("id").arg("-u").output().map(|o| o.stdout == b"0\n").unwrap_or(false);
-    if root {
-        Process::new(program)
-    } else {
-        let mut p = Process::new("sudo");
-        p.args(["-n", program]);
-        p
-    }
-}
-
-/// A live pcscd process (a zombie, killed but not yet reaped by its parent, does not count).
-fn pcscd_running() -> bool {
-    let Ok(entries) = std::fs::read_dir("/proc") else { return false };
-    entries.flatten().any(|entry| {
-        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else { return false };
-        // "<pid> (<comm>) <state> ..."
-        match (stat.find('('), stat.rfind(')')) {
-            (Some(open), Some(close)) if open < close => {
-                &stat[open + 1..close] == "pcscd" && !stat[close + 1..].trim_start().starts_with('Z')
-            }
-            _ => false,
-        }
-    })
-}
-
-/// Starts pcscd in the background; it outlives the test on purpose, as it would after `cargo xtask setup`.
-fn start_pcscd() {
-    // `setsid -f`: its own session, not our child: it outlives this test binary and is reaped by init
-    let status = as_root("setsid")
-        .args(["-f", "pcscd", "--foreground"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .expect("start pcscd");
-    assert!(status.success(), "setsid pcscd: {status}");
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while !pcscd_answers() {
-        assert!(Instant::now() < deadline, "pcscd did not come back");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-/// Whatever happens in the test, pcscd runs again afterwards (the other tests need it).
-struct PcscdBack;
-
-impl Drop for PcscdBack {
-    fn drop(&mut self) {
-        if !pcscd_running() {
-            start_pcscd();
-        }
-    }
-}
-
 /// pcscd restarting under a running card and an open transport: card-sim reconnects to vpcd and the
 /// transport re-establishes its PC/SC context, without a restart of either.
 #[test]
 fn pcscd_restart_is_recovered() {
     let _lock = vpcd_lock();
-    let _back = PcscdBack;
+    let _back = pcscd::Back;
     let _sim = Sim::start("gen2-personalized.json", &[]);
     let mut card = PcscTransport::connect(&reader()).unwrap();
     card.transaction().unwrap().exchange_ok(&select_ssse()).unwrap();
 
-    assert!(as_root("pkill").args(["-x", "pcscd"]).status().unwrap().success(), "stop pcscd");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while pcscd_running() {
-        assert!(Instant::now() < deadline, "pcscd does not stop");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    pcscd::stop();
     // while pcscd is gone: the precise error
     let err = card.transaction().map(|_| ()).unwrap_err();
     assert!(matches!(err, TransportError::NoService), "{err:?}");
-    start_pcscd();
+    pcscd::start();
     wait_for_card(&reader(), Duration::from_secs(15)).expect("card-sim reconnected to the new pcscd");
     let mut tx = card.transaction().expect("the transport recovers after the pcscd restart");
     assert!(tx.exchange_ok(&select_ssse()).is_ok());

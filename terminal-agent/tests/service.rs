@@ -10,7 +10,7 @@ use std::time::Duration;
 use card_sim::{SimTransport, Tear, TearPoint};
 use serde_json::{json, Value};
 use terminal_agent::service::token::{claims, sign, Scope};
-use testkit::{fixture, fixture_card, vpcd_lock, Reader0, READER};
+use testkit::{fixture, fixture_card, pcscd, vpcd_lock, Reader0, READER};
 
 use common::{http, start, Agent, Resp, ORIGIN, TERMINAL, TOKEN_KEY};
 
@@ -287,49 +287,94 @@ fn test_issuer_keys() -> Vec<(String, card_core::crypto::CardKey)> {
     out
 }
 
+type Socket = tungstenite::WebSocket<tungstenite::stream::MaybeTlsStream<std::net::TcpStream>>;
+
+/// Opens `/v1/events` with `origin`; reads time out after 15 s.
+fn events_socket(a: &Agent, origin: &str) -> Result<Socket, tungstenite::Error> {
+    let request = tungstenite::http::Request::builder()
+        .uri(format!("ws://127.0.0.1:{}/v1/events", a.port))
+        .header("Host", format!("127.0.0.1:{}", a.port))
+        .header("Origin", origin)
+        .header("Connection", "Upgrade")
+        .header("Upgrade", "websocket")
+        .header("Sec-WebSocket-Version", "13")
+        .header("Sec-WebSocket-Key", tungstenite::handshake::client::generate_key())
+        .body(())
+        .unwrap();
+    let (mut ws, _) = tungstenite::connect(request)?;
+    if let tungstenite::stream::MaybeTlsStream::Plain(s) = ws.get_mut() {
+        s.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
+    }
+    Ok(ws)
+}
+
+/// The next JSON event.
+fn next_event(ws: &mut Socket) -> Value {
+    loop {
+        if let tungstenite::Message::Text(t) = ws.read().expect("an event within 15 s") {
+            return serde_json::from_str(&t).unwrap();
+        }
+    }
+}
+
+/// The next event of `kind` for the test reader, skipping others (e.g. the other virtual reader's).
+fn next_event_of(ws: &mut Socket, kind: &str) -> Value {
+    loop {
+        let e = next_event(ws);
+        if e["type"] == kind && e["reader"] == READER {
+            return e;
+        }
+    }
+}
+
 #[test]
 fn events_socket_announces_cards_and_refuses_foreign_origins() {
     let _lock = vpcd_lock();
     let a = start("local", "");
-    let url = format!("ws://127.0.0.1:{}/v1/events", a.port);
-    let request = |origin: &str| {
-        tungstenite::http::Request::builder()
-            .uri(&url)
-            .header("Host", format!("127.0.0.1:{}", a.port))
-            .header("Origin", origin)
-            .header("Connection", "Upgrade")
-            .header("Upgrade", "websocket")
-            .header("Sec-WebSocket-Version", "13")
-            .header("Sec-WebSocket-Key", tungstenite::handshake::client::generate_key())
-            .body(())
-            .unwrap()
-    };
-    match tungstenite::connect(request("https://evil.example")) {
+    match events_socket(&a, "https://evil.example") {
         Err(tungstenite::Error::Http(resp)) => assert_eq!(resp.status(), 403),
         other => panic!("a foreign origin must be refused: {:?}", other.map(|_| ())),
     }
-    let (mut ws, _) = tungstenite::connect(request(ORIGIN)).expect("allowed origin");
-    if let tungstenite::stream::MaybeTlsStream::Plain(s) = ws.get_mut() {
-        s.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
-    }
-    let mut next = || -> Value {
-        loop {
-            match ws.read().expect("an event within 15 s") {
-                tungstenite::Message::Text(t) => return serde_json::from_str(&t).unwrap(),
-                _ => continue,
-            }
-        }
-    };
-    let snapshot = next();
+    let mut ws = events_socket(&a, ORIGIN).expect("allowed origin");
+    let snapshot = next_event(&mut ws);
     assert_eq!(snapshot["type"], "snapshot");
     assert!(snapshot["readers"].as_array().unwrap().iter().any(|r| r["reader"] == READER), "{snapshot}");
     let card = Reader0::insert_fixture("gen2-personalized.json");
-    let e = next();
+    let e = next_event(&mut ws);
     assert_eq!((e["type"].as_str(), e["reader"].as_str()), (Some("card_inserted"), Some(READER)), "{e}");
     assert_eq!(e["atr"], "3B6F00005353021037170000000000000000A2");
     drop(card);
-    let e = next();
+    let e = next_event(&mut ws);
     assert_eq!((e["type"].as_str(), e["reader"].as_str()), (Some("card_removed"), Some(READER)), "{e}");
+}
+
+/// pcscd restarting under the agent: requests get a precise error while it is gone, and the reads and the events
+/// come back with it, without a restart of the agent.
+#[test]
+fn pcscd_restart_is_recovered_without_restarting_the_agent() {
+    let _lock = vpcd_lock();
+    let _back = pcscd::Back;
+    let card = Reader0::insert_fixture("gen2-personalized.json");
+    let a = start("local", "");
+    let i = reader0(&a);
+    let path = format!("/v1/readers/{i}/basic");
+    assert_eq!(get(&a, &path).status, 200);
+    let mut ws = events_socket(&a, ORIGIN).unwrap();
+    assert_eq!(next_event(&mut ws)["type"], "snapshot");
+
+    pcscd::stop();
+    drop(card); // its vpcd connection went with pcscd
+    let r = get(&a, &path);
+    assert_eq!(r.status, 503, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(r.json()["code"], -12, "national code: no connection");
+    assert_eq!(next_event_of(&mut ws, "card_removed")["reader"], READER);
+
+    pcscd::start();
+    let _card = Reader0::insert_fixture("gen2-personalized.json");
+    assert_eq!(next_event_of(&mut ws, "card_inserted")["atr"], "3B6F00005353021037170000000000000000A2");
+    let r = get(&a, &format!("/v1/readers/{}/basic", reader0(&a)));
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(r.json()["card"]["name"], "张三");
 }
 
 #[test]
