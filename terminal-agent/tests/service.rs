@@ -153,6 +153,37 @@ fn pin_operations_need_a_token_and_are_rate_limited() {
 }
 
 #[test]
+fn pin_change_reload_and_unblock_through_the_api() {
+    let _lock = vpcd_lock();
+    let _card = Reader0::insert_fixture("gen2-personalized.json");
+    let a = start("local", "pin_attempts_per_minute = 20");
+    let i = reader0(&a);
+    let pin = |op: &str, body: Value| post(&a, &format!("/v1/readers/{i}/pin/{op}"), Some(&token(Scope::Pin)), &body);
+    let r = pin("change", json!({ "old_pin": "123456", "new_pin": "246810" }));
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(pin("verify", json!({ "pin": "123456" })).json()["code"], -51, "the old PIN is gone");
+    assert_eq!(pin("verify", json!({ "pin": "246810" })).status, 200);
+    let missing = pin("change", json!({ "old_pin": "246810" }));
+    assert_eq!(missing.status, 400);
+    assert!(missing.json()["message"].as_str().unwrap().contains("new_pin"));
+    // block the PIN with wrong tries, then unblock it with the agent's keys
+    let mut last = json!(null);
+    for _ in 0..3 {
+        last = pin("verify", json!({ "pin": "000000" })).json();
+    }
+    assert_eq!(last["code"], -51, "{last}");
+    assert!(last["message"].as_str().unwrap().contains("0 tries left"), "{last}");
+    assert_eq!(pin("verify", json!({ "pin": "246810" })).json()["code"], -52, "blocked, even for the right PIN");
+    let r = pin("unblock", json!({ "new_pin": "135790" }));
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(pin("verify", json!({ "pin": "135790" })).status, 200);
+    let r = pin("reload", json!({ "new_pin": "123456" }));
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(pin("verify", json!({ "pin": "123456" })).status, 200);
+    assert_eq!(pin("rewind", json!({})).status, 404);
+}
+
+#[test]
 fn bad_bodies_get_precise_errors_that_echo_nothing() {
     let _lock = vpcd_lock();
     let _card = Reader0::insert_fixture("gen2-personalized.json");
@@ -178,6 +209,11 @@ fn bad_bodies_get_precise_errors_that_echo_nothing() {
     let no_reader = get(&a, "/v1/readers/99/basic");
     assert_eq!(no_reader.status, 404);
     assert_eq!(no_reader.json()["error"], "no_reader");
+    assert_eq!(get(&a, "/v1/readers/..%2F..%2Fetc/basic").status, 404);
+    // `default`: the first reader with a card, here Virtual PCD 00 00
+    let d = get(&a, "/v1/readers/default/basic");
+    assert_eq!(d.status, 200);
+    assert_eq!(d.json()["card"]["name"], "张三");
     let unknown = get(&a, "/v1/nothing");
     assert_eq!(unknown.status, 404);
     // the agent still serves
@@ -239,7 +275,7 @@ fn a_card_pulled_mid_request_is_reported_and_the_agent_keeps_serving() {
 fn two_step_read_with_the_back_ends_answer() {
     let _lock = vpcd_lock();
     let _card = Reader0::insert_fixture("gen3-personalized.json");
-    let a = start("two-step", "");
+    let a = start("two-step", "queue_wait_ms = 300");
     let i = reader0(&a);
     // without keys the agent withholds the gen 3 holder data
     let plain = get(&a, &format!("/v1/readers/{i}/basic")).json();
@@ -261,11 +297,35 @@ fn two_step_read_with_the_back_ends_answer() {
         &json!({ "session": "00000000000000000000000000000000", "answer": answer }),
     );
     assert_eq!(wrong.status, 404, "unknown session");
-    let s2 =
-        post(&a, &format!("/v1/readers/{i}/basic/step2"), None, &json!({ "session": s1["session"], "answer": answer }));
+    // while step 1 holds the card, other requests wait for it, and give up as busy after the configured wait
+    let busy = get(&a, &format!("/v1/readers/{i}/card"));
+    assert_eq!(busy.status, 503, "{}", String::from_utf8_lossy(&busy.body));
+    assert_eq!(busy.json()["error"], "busy");
+    assert!(busy.header("retry-after").is_some());
+    let step2 = |session: &Value, answer: &str| {
+        post(&a, &format!("/v1/readers/{i}/basic/step2"), None, &json!({ "session": session, "answer": answer }))
+    };
+    let s2 = step2(&s1["session"], &answer);
     assert_eq!(s2.status, 200, "{}", String::from_utf8_lossy(&s2.body));
     let expected = std::fs::read_to_string(fixture("national/gen3-basic.txt")).unwrap();
     assert_eq!(s2.json()["national"], expected.trim_end());
+    assert_eq!(step2(&s1["session"], &answer).status, 404, "a session is answered once");
+
+    // a two-step write: the token at step 1, the back end answers for the file's update key
+    let w = json!({ "address": "DF01EF06|23|$", "data": "DF01EF06|青岛市|$" });
+    assert_eq!(post(&a, &format!("/v1/readers/{i}/items/step1"), None, &w).status, 401);
+    let t1 = post(&a, &format!("/v1/readers/{i}/items/step1"), Some(&token(Scope::Write)), &w);
+    assert_eq!(t1.status, 200, "{}", String::from_utf8_lossy(&t1.body));
+    let t1 = t1.json();
+    let key = t1["key"].as_str().unwrap();
+    let answer = card_core::security::two_step::backend_answer_for(&keys, t1["step1"].as_str().unwrap(), key).unwrap();
+    let body = json!({ "session": t1["session"], "answer": answer });
+    let t2 = post(&a, &format!("/v1/readers/{i}/items/step2"), None, &body);
+    assert_eq!(t2.status, 200, "{}", String::from_utf8_lossy(&t2.body));
+    let audit: Vec<String> = audit_lines(&a).iter().map(|l| l["operation"].as_str().unwrap().to_owned()).collect();
+    for op in ["read-basic-step1", "read-basic-step2", "write-items-step1", "write-items-step2"] {
+        assert!(audit.iter().any(|o| o == op), "{op} audited: {audit:?}");
+    }
 }
 
 /// The issuer test keys of `fixtures/cards/test-keys.toml` (TEST MATERIAL).

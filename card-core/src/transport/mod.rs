@@ -24,8 +24,8 @@ use std::fmt;
 pub use engine::{exchange, CardTransactionExt, MAX_GET_RESPONSE_ROUNDS, MAX_RESPONSE_LEN};
 #[cfg(feature = "pcsc")]
 pub use pcsc::{
-    list_readers, reader_states, wait_for_card, wait_for_removal, PcscTransport, ReaderChange, ReaderSelector,
-    ReaderStatus, ReaderWatcher, WatchCanceller,
+    list_readers, reader_name, reader_states, wait_for_card, wait_for_removal, PcscTransport, ReaderChange,
+    ReaderSelector, ReaderStatus, ReaderWatcher, WatchCanceller,
 };
 pub use recording::{Counters, Exchange, RecordingTransport};
 pub use replay::ReplayTransport;

@@ -85,6 +85,11 @@ pub fn list_readers() -> Result<Vec<String>, TransportError> {
     readers_of(&establish()?)
 }
 
+/// The full name of the reader `selector` designates now (an index, an exact name, or a part of one name only).
+pub fn reader_name(selector: &ReaderSelector) -> Result<String, TransportError> {
+    resolve(&establish()?, selector)
+}
+
 /// A reader and what is in it, as pcscd reports it now.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ReaderStatus {

@@ -11,7 +11,7 @@ use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use card_core::card::{Address, BasicInfo, SocialSecurityCard};
 use card_core::security::NoKeys;
-use card_core::transport::{PcscTransport, TransportError};
+use card_core::transport::{PcscTransport, ReaderSelector, TransportError};
 use card_core::{codec, national, Error};
 use secrecy::SecretString;
 use serde::de::DeserializeOwned;
@@ -158,15 +158,43 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
     headers.get(header::AUTHORIZATION)?.to_str().ok()?.strip_prefix("Bearer ").map(str::trim)
 }
 
-/// The reader at `index` of pcscd's list.
-async fn reader_name(index: usize) -> Result<String, ApiError> {
-    let readers = tokio::task::spawn_blocking(card_core::transport::list_readers)
-        .await
-        .map_err(|_| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "reader listing failed"))?
-        .map_err(|e| ApiError::from(Error::from(e)))?;
-    readers.into_iter().nth(index).ok_or_else(|| {
-        ApiError::new(StatusCode::NOT_FOUND, "no_reader", format!("no reader at index {index}"))
-            .code(national::READER_CONNECTION)
+/// The reader a path names: an index of `GET /v1/readers`, or `default` — the configured preference (`reader`:
+/// a name, a unique part of one, or an index), else the first reader with a card, else the first reader.
+async fn reader_name(state: &AppState, which: &str) -> Result<String, ApiError> {
+    let selector = match which {
+        "default" => state.preferred.clone(),
+        _ => match which.parse::<usize>() {
+            Ok(i) => Some(ReaderSelector::Index(i)),
+            Err(_) => {
+                return Err(ApiError::new(
+                    StatusCode::NOT_FOUND,
+                    "no_reader",
+                    "a reader is an index of GET /v1/readers, or `default`",
+                )
+                .code(national::READER_CONNECTION))
+            }
+        },
+    };
+    let found = tokio::task::spawn_blocking(move || match selector {
+        Some(sel) => card_core::transport::reader_name(&sel),
+        None => {
+            let states = card_core::transport::reader_states()?;
+            states
+                .iter()
+                .find(|r| r.card_present)
+                .or(states.first())
+                .map(|r| r.name.clone())
+                .ok_or(TransportError::NoReaders)
+        }
+    })
+    .await
+    .map_err(|_| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "reader lookup failed"))?;
+    found.map_err(|e| match e {
+        TransportError::NoReader(_) | TransportError::NoReaders => {
+            ApiError::new(StatusCode::NOT_FOUND, "no_reader", format!("no reader {which}"))
+                .code(national::READER_CONNECTION)
+        }
+        other => ApiError::from(Error::from(other)),
     })
 }
 
@@ -264,9 +292,9 @@ pub async fn readers(State(_state): State<AppState>) -> ApiResult {
 pub async fn card_status(
     State(state): State<AppState>,
     Extension(origin): Extension<RequestOrigin>,
-    Path(index): Path<usize>,
+    Path(which): Path<String>,
 ) -> ApiResult {
-    let reader = reader_name(index).await?;
+    let reader = reader_name(&state, &which).await?;
     let audit = Audit { state: &state, origin: &origin.0, operation: "card-status", reader: Some(&reader) };
     let result = state
         .pool
@@ -294,9 +322,9 @@ pub async fn card_status(
 pub async fn basic(
     State(state): State<AppState>,
     Extension(origin): Extension<RequestOrigin>,
-    Path(index): Path<usize>,
+    Path(which): Path<String>,
 ) -> ApiResult {
-    let reader = reader_name(index).await?;
+    let reader = reader_name(&state, &which).await?;
     let audit = Audit { state: &state, origin: &origin.0, operation: "read-basic", reader: Some(&reader) };
     let result = state.pool.run(&reader, |card, sm| card.read_basic(sm)).await.map_err(ApiError::from);
     audit.record(result.as_ref().ok().map(|i| codec::hex_upper(&i.card_id)).as_deref(), &result);
@@ -317,11 +345,11 @@ fn parse_address(text: &str) -> Result<Address, ApiError> {
 pub async fn read_items(
     State(state): State<AppState>,
     Extension(origin): Extension<RequestOrigin>,
-    Path(index): Path<usize>,
+    Path(which): Path<String>,
     Query(q): Query<ItemsQuery>,
 ) -> ApiResult {
     let address = parse_address(&q.address)?;
-    let reader = reader_name(index).await?;
+    let reader = reader_name(&state, &which).await?;
     let audit = Audit { state: &state, origin: &origin.0, operation: "read-items", reader: Some(&reader) };
     let result = state
         .pool
@@ -348,13 +376,13 @@ pub struct WriteBody {
 pub async fn write_items(
     State(state): State<AppState>,
     Extension(origin): Extension<RequestOrigin>,
-    Path(index): Path<usize>,
+    Path(which): Path<String>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult {
     let b: WriteBody = parse(body)?;
     let address = parse_address(&b.address)?;
-    let reader = reader_name(index).await?;
+    let reader = reader_name(&state, &which).await?;
     let audit = Audit { state: &state, origin: &origin.0, operation: "write-items", reader: Some(&reader) };
     if let Err(e) = state.tokens.check(bearer(&headers), Scope::Write) {
         let r: Result<(), ApiError> = Err(e.into());
@@ -378,9 +406,9 @@ pub async fn write_items(
 pub async fn photo(
     State(state): State<AppState>,
     Extension(origin): Extension<RequestOrigin>,
-    Path(index): Path<usize>,
+    Path(which): Path<String>,
 ) -> ApiResult {
-    let reader = reader_name(index).await?;
+    let reader = reader_name(&state, &which).await?;
     let audit = Audit { state: &state, origin: &origin.0, operation: "read-photo", reader: Some(&reader) };
     let result = state
         .pool
@@ -422,7 +450,7 @@ fn need(v: Option<SecretString>, field: &str) -> Result<SecretString, ApiError> 
 pub async fn pin(
     State(state): State<AppState>,
     Extension(origin): Extension<RequestOrigin>,
-    Path((index, op)): Path<(usize, String)>,
+    Path((which, op)): Path<(String, String)>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult {
@@ -434,7 +462,7 @@ pub async fn pin(
         _ => return Err(ApiError::new(StatusCode::NOT_FOUND, "not_found", format!("no PIN operation {op:?}"))),
     };
     let b: PinBody = parse(body)?;
-    let reader = reader_name(index).await?;
+    let reader = reader_name(&state, &which).await?;
     let audit = Audit { state: &state, origin: &origin.0, operation, reader: Some(&reader) };
     let refused = |e: ApiError| {
         let r: Result<(), ApiError> = Err(e);
@@ -491,9 +519,9 @@ pub struct Step2Body {
 pub async fn read_step1(
     State(state): State<AppState>,
     Extension(origin): Extension<RequestOrigin>,
-    Path(index): Path<usize>,
+    Path(which): Path<String>,
 ) -> ApiResult {
-    let reader = reader_name(index).await?;
+    let reader = reader_name(&state, &which).await?;
     let audit = Audit { state: &state, origin: &origin.0, operation: "read-basic-step1", reader: Some(&reader) };
     let result = state.pool.read_step1(&reader).await.map_err(ApiError::from);
     audit.record(None, &result);
@@ -506,11 +534,11 @@ pub async fn read_step1(
 pub async fn read_step2(
     State(state): State<AppState>,
     Extension(origin): Extension<RequestOrigin>,
-    Path(index): Path<usize>,
+    Path(which): Path<String>,
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult {
     let b: Step2Body = parse(body)?;
-    let reader = reader_name(index).await?;
+    let reader = reader_name(&state, &which).await?;
     let audit = Audit { state: &state, origin: &origin.0, operation: "read-basic-step2", reader: Some(&reader) };
     let result = state.pool.read_step2(&reader, &b.session, b.answer).await.map_err(ApiError::from);
     audit.record(result.as_ref().ok().map(|i| codec::hex_upper(&i.card_id)).as_deref(), &result);
@@ -521,13 +549,13 @@ pub async fn read_step2(
 pub async fn write_step1(
     State(state): State<AppState>,
     Extension(origin): Extension<RequestOrigin>,
-    Path(index): Path<usize>,
+    Path(which): Path<String>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult {
     let b: WriteBody = parse(body)?;
     let address = parse_address(&b.address)?;
-    let reader = reader_name(index).await?;
+    let reader = reader_name(&state, &which).await?;
     let audit = Audit { state: &state, origin: &origin.0, operation: "write-items-step1", reader: Some(&reader) };
     if let Err(e) = state.tokens.check(bearer(&headers), Scope::Write) {
         let r: Result<(), ApiError> = Err(e.into());
@@ -545,11 +573,11 @@ pub async fn write_step1(
 pub async fn write_step2(
     State(state): State<AppState>,
     Extension(origin): Extension<RequestOrigin>,
-    Path(index): Path<usize>,
+    Path(which): Path<String>,
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult {
     let b: Step2Body = parse(body)?;
-    let reader = reader_name(index).await?;
+    let reader = reader_name(&state, &which).await?;
     let audit = Audit { state: &state, origin: &origin.0, operation: "write-items-step2", reader: Some(&reader) };
     let result = state.pool.write_step2(&reader, &b.session, b.answer).await.map_err(ApiError::from);
     audit.record(None, &result);

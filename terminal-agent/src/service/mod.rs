@@ -29,6 +29,7 @@ use axum::Router;
 use card_core::card::TerminalIds;
 use card_core::profile::Profile;
 use card_core::security::SecurityModule;
+use card_core::transport::ReaderSelector;
 use tokio::net::TcpListener;
 use tokio::sync::broadcast;
 
@@ -58,6 +59,8 @@ pub struct Shared {
     pub terminal: TerminalIds,
     /// Seconds a two-step session stays open.
     pub two_step_secs: u64,
+    /// The reader `default` designates (none: the first with a card).
+    pub preferred: Option<card_core::transport::ReaderSelector>,
 }
 
 /// The handlers' state.
@@ -234,6 +237,7 @@ impl Server {
             pin_limit: RateLimit::new(config.pin_attempts_per_minute, Duration::from_secs(60)),
             terminal,
             two_step_secs: config.two_step_timeout.as_secs(),
+            preferred: config.reader.as_deref().map(|r| r.parse().unwrap_or(ReaderSelector::Index(0))),
         });
         Ok(Server { listeners, port, app: router(state.clone(), config.max_body_bytes), state })
     }
@@ -276,5 +280,32 @@ impl Server {
         }
         self.state.pool.shutdown().await;
         result
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// Every route of [`super::router`] is documented in the OpenAPI file, and every documented path is routed.
+    #[test]
+    fn every_route_is_in_the_openapi_file() {
+        let source = include_str!("mod.rs");
+        let routed: Vec<String> = source
+            .lines()
+            .filter_map(|l| l.trim().strip_prefix(".route(\"/"))
+            .filter_map(|l| l.split('"').next())
+            .map(|p| format!("/{p}"))
+            .collect();
+        let in_v1 = |p: &str| ["/readers", "/events"].iter().any(|x| p.starts_with(x));
+        let documented: Vec<&str> = super::OPENAPI
+            .lines()
+            .filter_map(|l| l.strip_prefix("  /v1").and_then(|p| p.strip_suffix(':')))
+            .collect();
+        for p in routed.iter().filter(|p| in_v1(p)) {
+            assert!(documented.contains(&p.as_str()), "route /v1{p} is not in openapi.yaml");
+        }
+        for p in &documented {
+            assert!(routed.iter().any(|r| r == p), "openapi.yaml documents /v1{p}, which is not routed");
+        }
+        assert!(routed.len() >= 14, "{routed:?}");
     }
 }

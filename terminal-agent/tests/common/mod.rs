@@ -50,7 +50,7 @@ pub fn start_with(keys: &str, extra: &str, more_origins: &[&str]) -> Agent {
     };
     let config = format!(
         "allowed_origins = [{origins}]\nterminal_no = \"{TERMINAL}\"\ndevice_no = \"SIM-READER-01\"\n\
-         audit_log = \"audit.jsonl\"\ntoken_key = \"{TOKEN_KEY}\"\nqueue_wait_ms = 3000\n{extra}\n{keys}"
+         audit_log = \"audit.jsonl\"\ntoken_key = \"{TOKEN_KEY}\"\n{extra}\n{keys}"
     );
     std::fs::write(dir.path().join("agent.toml"), config).unwrap();
     let mut child = Command::new(env!("CARGO_BIN_EXE_terminal-agent"))
