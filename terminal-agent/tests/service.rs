@@ -453,3 +453,20 @@ fn the_page_and_the_openapi_file_are_served_with_a_strict_policy() {
     let rebinding = http(a.port, "GET", "/", Some("attacker.example"), &[], b"");
     assert_eq!(rebinding.status, 421);
 }
+
+#[test]
+fn sigterm_stops_the_agent_cleanly() {
+    let mut a = start("two-step", "");
+    let pid = a.child.id().to_string();
+    assert!(std::process::Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(s) = a.child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(std::time::Instant::now() < deadline, "the agent did not stop on SIGTERM");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(status.success(), "{status}");
+    assert!(std::net::TcpStream::connect(("127.0.0.1", a.port)).is_err(), "the port is closed");
+}

@@ -134,7 +134,8 @@ type ApiResult = Result<Response, ApiError>;
 /// (−31…−36), as the attempt was refused before the card saw it.
 pub const PIN_RATE_LIMITED: i32 = -31;
 
-/// The body as JSON of `T`; errors say where, never what (a PIN may be in it).
+/// The body as JSON of `T`; errors say where, never what (a PIN may be in it). The body's buffer is wiped after
+/// parsing when this request holds the only reference to it (PINs do not linger in freed memory).
 fn parse<T: DeserializeOwned>(body: Result<Bytes, BytesRejection>) -> Result<T, ApiError> {
     let body = body.map_err(|e| {
         let too_large = e.status() == StatusCode::PAYLOAD_TOO_LARGE;
@@ -144,14 +145,18 @@ fn parse<T: DeserializeOwned>(body: Result<Bytes, BytesRejection>) -> Result<T, 
             ApiError::bad_request("cannot read the request body")
         }
     })?;
-    serde_json::from_slice(&body).map_err(|e| {
+    let parsed = serde_json::from_slice(&body).map_err(|e| {
         let what = match e.classify() {
             serde_json::error::Category::Syntax | serde_json::error::Category::Eof => "not valid JSON",
             serde_json::error::Category::Data => "JSON of the wrong shape (missing field, unknown field or wrong type)",
             serde_json::error::Category::Io => "unreadable",
         };
         ApiError::bad_request(format!("request body: {what} at line {} column {}", e.line(), e.column()))
-    })
+    });
+    if let Ok(mut unique) = body.try_into_mut() {
+        zeroize::Zeroize::zeroize(&mut unique[..]);
+    }
+    parsed
 }
 
 fn bearer(headers: &HeaderMap) -> Option<&str> {
