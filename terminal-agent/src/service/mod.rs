@@ -296,10 +296,8 @@ mod tests {
             .map(|p| format!("/{p}"))
             .collect();
         let in_v1 = |p: &str| ["/readers", "/events"].iter().any(|x| p.starts_with(x));
-        let documented: Vec<&str> = super::OPENAPI
-            .lines()
-            .filter_map(|l| l.strip_prefix("  /v1").and_then(|p| p.strip_suffix(':')))
-            .collect();
+        let documented: Vec<&str> =
+            super::OPENAPI.lines().filter_map(|l| l.strip_prefix("  /v1").and_then(|p| p.strip_suffix(':'))).collect();
         for p in routed.iter().filter(|p| in_v1(p)) {
             assert!(documented.contains(&p.as_str()), "route /v1{p} is not in openapi.yaml");
         }
