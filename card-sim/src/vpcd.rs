@@ -130,15 +130,31 @@ impl Framer {
                 return Ok(None);
             }
             let mut chunk = [0u8; 4096];
+            // vpcd writes a frame's length and its bytes in two sends under Nagle's algorithm: the bytes wait
+            // for our ACK of the length, which Linux delays up to 40 ms. Acknowledge at once instead.
+            quick_ack(sock);
             match sock.read(&mut chunk) {
                 Ok(0) => return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "vpcd closed the connection")),
-                Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
+                Ok(n) => {
+                    self.buf.extend_from_slice(&chunk[..n]);
+                    quick_ack(sock);
+                }
                 Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {}
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => return Err(e),
             }
         }
     }
+}
+
+/// TCP_QUICKACK (Linux): the mode does not stick, so it is set again around every read.
+fn quick_ack(sock: &TcpStream) {
+    #[cfg(target_os = "linux")]
+    {
+        let _ = socket2::SockRef::from(sock).set_tcp_quickack(true);
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = sock;
 }
 
 fn send(sock: &mut TcpStream, payload: &[u8]) -> io::Result<()> {
