@@ -258,7 +258,8 @@ fn write(dir: &Path, name: &str, text: &str) -> Result<()> {
 /// The demo on the virtual card, embedded defaults, no hardware:
 /// 1. a demo key store (test material) and a blank card in `Virtual PCD 00 00`;
 /// 2. `issuance personalize` issues it for the demo holder, journalled and verified;
-/// 3. `terminal-agent read-basic` reads it back as a counter would;
+/// 3. `terminal-agent read-basic` reads it back as a counter would, then `terminal-agent serve` serves it to an
+///    allowed web origin and refuses a foreign one;
 /// 4. a generation 3 test card: the holder data withheld without keys (−2203), read with them.
 pub fn demo(extra: &[String]) -> Result<()> {
     let _ = extra;
@@ -274,6 +275,10 @@ pub fn demo(extra: &[String]) -> Result<()> {
         "-p",
         "issuance-cli",
     ]))?;
+    // the virtual readers are shared with the end-to-end tests: take their lock (testkit::vpcd_lock)
+    let lock =
+        std::fs::File::create("/tmp/sscard-vpcd.lock").map_err(|e| format!("cannot create the vpcd lock: {e}"))?;
+    lock.lock().map_err(|e| format!("cannot lock the virtual readers: {e}"))?;
     let bin = root().join("target").join("debug");
     let agent = || Command::new(bin.join("terminal-agent"));
     let ids = ["--terminal-no", "371700000001", "--device-no", "SIM-READER-01"];
@@ -344,6 +349,7 @@ pub fn demo(extra: &[String]) -> Result<()> {
 
     step("terminal-agent read-basic: the new card as the counter reads it (national iReadCardBas string)");
     run(agent().arg("read-basic").args(ids))?;
+    serve_demo(&dir, &bin)?;
     drop(card);
 
     step("a generation 3 (SM4) test card: without keys the holder data is withheld (national code -2203)");
@@ -357,6 +363,68 @@ pub fn demo(extra: &[String]) -> Result<()> {
     run(agent().args(["read-basic", "--keys"]).arg(&keys).args(ids))?;
     drop(card);
     let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}
+
+/// A background program, stopped (SIGTERM) and waited for on drop.
+struct Stop(Child);
+
+impl Drop for Stop {
+    fn drop(&mut self) {
+        let _ = Command::new("kill").arg("-TERM").arg(self.0.id().to_string()).status();
+        let _ = self.0.wait();
+    }
+}
+
+/// One HTTP/1.1 GET on loopback; the status line and the body.
+fn http_get(port: u16, path: &str, origin: &str) -> Result<(String, String)> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).map_err(|e| format!("connect to the agent: {e}"))?;
+    let req = format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nOrigin: {origin}\r\nConnection: close\r\n\r\n");
+    s.write_all(req.as_bytes()).map_err(|e| format!("send to the agent: {e}"))?;
+    let mut raw = String::new();
+    s.read_to_string(&mut raw).map_err(|e| format!("read from the agent: {e}"))?;
+    let status = raw.lines().next().unwrap_or("").to_owned();
+    let body = raw.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
+    Ok((status, body))
+}
+
+/// 3b. `terminal-agent serve`: the counter's service; an allowed origin reads the card, a foreign one is refused.
+fn serve_demo(dir: &Path, bin: &Path) -> Result<()> {
+    use std::io::BufRead;
+    step("terminal-agent serve: the counter's card service on 127.0.0.1 and ::1, for the counter's web application");
+    write(
+        dir,
+        "agent.toml",
+        "allowed_origins = [\"https://counter.example\"]\nterminal_no = \"371700000001\"\n\
+         device_no = \"SIM-READER-01\"\naudit_log = \"audit.jsonl\"\n[keys]\nmode = \"two-step\"\n",
+    )?;
+    let mut child = Command::new(bin.join("terminal-agent"))
+        .current_dir(dir)
+        .args(["serve", "--port", "0", "--config", "agent.toml"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("cannot start terminal-agent serve: {e}"))?;
+    let stdout = child.stdout.take();
+    let agent = Stop(child);
+    let mut line = String::new();
+    if let Some(out) = stdout {
+        std::io::BufReader::new(out).read_line(&mut line).map_err(|e| format!("terminal-agent serve: {e}"))?;
+    }
+    print!("{line}");
+    let port: u16 = line
+        .trim()
+        .strip_prefix("terminal-agent: listening on http://127.0.0.1:")
+        .and_then(|r| r.trim_end_matches('/').parse().ok())
+        .ok_or_else(|| format!("terminal-agent serve said {line:?}"))?;
+    for origin in ["https://counter.example", "https://evil.example"] {
+        let (status, body) = http_get(port, "/v1/readers/0/basic", origin)?;
+        println!("GET /v1/readers/0/basic  Origin: {origin}\n  {status}\n  {body}");
+    }
+    println!("(run `terminal-agent serve` and open http://127.0.0.1:17788/ for the counter page)");
+    drop(agent);
+    let audit = std::fs::read_to_string(dir.join("audit.jsonl")).unwrap_or_default();
+    println!("audit log:\n{audit}");
     Ok(())
 }
 
