@@ -216,6 +216,13 @@ fn bad_bodies_get_precise_errors_that_echo_nothing() {
     assert_eq!(d.json()["card"]["name"], "张三");
     let unknown = get(&a, "/v1/nothing");
     assert_eq!(unknown.status, 404);
+    // every refusal is the JSON error shape, the framework's own included
+    let no_address = get(&a, &format!("/v1/readers/{i}/items"));
+    assert_eq!((no_address.status, no_address.json()["error"].as_str()), (400, Some("bad_request")));
+    let not_ws = get(&a, "/v1/events");
+    assert_eq!(not_ws.json()["error"], "not_websocket");
+    let delete = http(a.port, "DELETE", "/v1/readers", None, &[("Origin", ORIGIN)], b"");
+    assert_eq!((delete.status, delete.json()["error"].as_str()), (405, Some("method_not_allowed")));
     // the agent still serves
     assert_eq!(get(&a, &format!("/v1/readers/{i}/basic")).status, 200);
 }

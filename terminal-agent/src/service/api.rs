@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
+use axum::extract::rejection::{BytesRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -351,8 +351,9 @@ pub async fn read_items(
     State(state): State<AppState>,
     Extension(origin): Extension<RequestOrigin>,
     Path(which): Path<String>,
-    Query(q): Query<ItemsQuery>,
+    q: Result<Query<ItemsQuery>, QueryRejection>,
 ) -> ApiResult {
+    let Query(q) = q.map_err(|_| ApiError::bad_request("the query needs address=<national file address>"))?;
     let address = parse_address(&q.address)?;
     let reader = reader_name(&state, &which).await?;
     let audit = Audit { state: &state, origin: &origin.0, operation: "read-items", reader: Some(&reader) };
@@ -593,4 +594,9 @@ pub async fn write_step2(
 /// Unknown routes: the same error shape.
 pub async fn not_found() -> ApiError {
     ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route")
+}
+
+/// A known route with another method.
+pub async fn method_not_allowed() -> ApiError {
+    ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "this route does not take this method")
 }

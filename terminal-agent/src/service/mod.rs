@@ -20,6 +20,7 @@ use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{header, HeaderValue};
@@ -136,7 +137,14 @@ async fn openapi() -> Response {
 }
 
 /// `GET /v1/events`: a WebSocket of JSON events; first a `snapshot` of the readers, then each change.
-async fn events(State(state): State<AppState>, ws: WebSocketUpgrade) -> Response {
+async fn events(State(state): State<AppState>, ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>) -> Response {
+    let ws = match ws {
+        Ok(ws) => ws,
+        Err(e) => {
+            let message = format!("a WebSocket upgrade is expected here: {}", e.body_text());
+            return api::ApiError::new(e.status(), "not_websocket", message).into_response();
+        }
+    };
     let rx = state.events.subscribe();
     let snapshot = state.events.snapshot();
     ws.on_upgrade(move |socket| event_stream(socket, rx, snapshot))
@@ -194,6 +202,7 @@ pub fn router(state: AppState, max_body: usize) -> Router {
         .route("/openapi.yaml", get(openapi))
         .nest("/v1", v1)
         .fallback(api::not_found)
+        .method_not_allowed_fallback(api::method_not_allowed)
         .layer(DefaultBodyLimit::max(max_body))
         .layer(axum::middleware::from_fn_with_state(state.clone(), web::guard))
         .with_state(state)
