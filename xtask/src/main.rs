@@ -1,12 +1,14 @@
 //! Project tasks, run as `cargo xtask <task>`:
 //!
-//! - `demo`: the main job on the virtual card — prepares the machine (packages, pcscd), puts the
-//!   personalized gen 2 test card into `Virtual PCD 00 00` with `card-sim`, and reads it through PC/SC.
+//! - `demo`: the main job on the virtual card — prepares the machine (packages, pcscd), issues a demo card in
+//!   `Virtual PCD 00 00` with `issuance`, and reads it as a counter does (`terminal-agent`, CLI and service).
 //! - `test`: prepares the machine the same way, then runs every test of the workspace and clippy.
 //! - `setup`: only prepares the machine.
 //! - `fixtures`: regenerates the card images under `fixtures/cards/`.
 //! - `bench-issuance`: prepares the machine, then measures cards per hour of `issuance` through pcscd on one
 //!   and on two virtual readers (`issuance-cli/benches/pcscd.rs`, release build).
+//! - `fuzz-api`: runs schemathesis (property-based HTTP tests from `terminal-agent/openapi.yaml`) against
+//!   `terminal-agent serve` with the gen 2 test card in `Virtual PCD 00 00`.
 //!
 //! Uses the standard library only, so it builds before `libpcsclite-dev` is installed.
 
@@ -14,14 +16,15 @@ mod env;
 
 use std::process::ExitCode;
 
-const USAGE: &str = "usage: cargo xtask <demo|test|setup|fixtures|bench-issuance>
+const USAGE: &str = "usage: cargo xtask <demo|test|setup|fixtures|bench-issuance|fuzz-api>
 
-  demo      read the personalized test card through pcscd (virtual reader, no hardware)
+  demo      issue a demo card on the virtual card and read it as a counter does (no hardware)
   test      install what is missing, start pcscd, run all tests and clippy
   setup     install what is missing and start pcscd
   fixtures  regenerate fixtures/cards/ from the documented test keys
   bench-issuance  cards per hour through pcscd on one and two virtual readers
-            (ISSUANCE_BENCH_CARDS per reader, default 4; ISSUANCE_BENCH_GENERATION, default 3)";
+            (ISSUANCE_BENCH_CARDS per reader, default 4; ISSUANCE_BENCH_GENERATION, default 3)
+  fuzz-api  schemathesis against terminal-agent serve and its openapi.yaml (pip installs schemathesis)";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -31,6 +34,7 @@ fn main() -> ExitCode {
         Some("setup") => env::prepare(),
         Some("fixtures") => env::fixtures(),
         Some("bench-issuance") => env::prepare().and_then(|()| env::bench_issuance(&args[1..])),
+        Some("fuzz-api") => env::prepare().and_then(|()| env::fuzz_api(&args[1..])),
         Some("-h" | "--help" | "help") => {
             println!("{USAGE}");
             Ok(())
