@@ -15,7 +15,7 @@ use serde::Serialize;
 use crate::Error;
 
 /// Schema version this build writes.
-pub const SCHEMA_VERSION: i64 = 2;
+pub const SCHEMA_VERSION: i64 = 3;
 
 const V1: &str = "
 CREATE TABLE batches (
@@ -59,6 +59,22 @@ CREATE TABLE replacements (
     old_blocked INTEGER NOT NULL CHECK (old_blocked IN (0, 1)),
     reason TEXT NOT NULL, at TEXT NOT NULL);
 ";
+
+/// Version 3: a batch keeps the settings it was started with, so that continuing it issues its cards alike.
+const V3: &str = "ALTER TABLE batches ADD COLUMN settings TEXT;";
+
+/// The settings a batch was started with (journalled as JSON; no secret in them).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct BatchSettings {
+    /// Validity in years.
+    pub validity_years: u16,
+    /// Card type (EF05 tag 02).
+    pub card_type: String,
+    /// Initialising organisation sequence.
+    pub organisation: String,
+    /// The issue date, when one was given (`YYYYMMDD`); none: the day each card is issued.
+    pub issue_date: Option<String>,
+}
 
 /// The source of a replacement's one-holder batch, followed by the old card's number.
 pub const REPLACEMENT_SOURCE: &str = "replacement of card ";
@@ -240,6 +256,12 @@ impl Journal {
             tx.execute("INSERT INTO migrations (version, applied) VALUES (2, ?1)", [now()])?;
             tx.commit()?;
         }
+        if have < 3 {
+            let tx = conn.unchecked_transaction()?;
+            tx.execute_batch(V3)?;
+            tx.execute("INSERT INTO migrations (version, applied) VALUES (3, ?1)", [now()])?;
+            tx.commit()?;
+        }
         Ok(Journal { conn })
     }
 
@@ -260,10 +282,22 @@ impl Journal {
 
     /// Records a batch and its holders (without PINs); returns its id.
     pub fn new_batch(&self, source: &str, generation: u8, holders: &[crate::holders::Holder]) -> Result<i64, Error> {
+        self.new_batch_with(source, generation, holders, None)
+    }
+
+    /// [`Journal::new_batch`], journalling the batch's settings with it (one transaction).
+    pub fn new_batch_with(
+        &self,
+        source: &str,
+        generation: u8,
+        holders: &[crate::holders::Holder],
+        settings: Option<&BatchSettings>,
+    ) -> Result<i64, Error> {
+        let settings = settings.map(serde_json::to_string).transpose().map_err(|e| Error::Internal(e.to_string()))?;
         let tx = self.conn.unchecked_transaction()?;
         tx.execute(
-            "INSERT INTO batches (source, generation, created, holders) VALUES (?1, ?2, ?3, ?4)",
-            params![source, generation, now(), holders.len() as i64],
+            "INSERT INTO batches (source, generation, created, holders, settings) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![source, generation, now(), holders.len() as i64, settings],
         )?;
         let id = tx.last_insert_rowid();
         for h in holders {
@@ -549,6 +583,15 @@ impl Journal {
             u8::try_from(g).map(|g| (g, source)).map_err(|_| Error::Journal(format!("batch {batch}: generation {g}")))
         })
         .transpose()
+    }
+
+    /// The settings `batch` was started with (none for a batch of an older journal or a replacement).
+    pub fn batch_settings(&self, batch: i64) -> Result<Option<BatchSettings>, Error> {
+        let text: Option<Option<String>> =
+            self.conn.query_row("SELECT settings FROM batches WHERE id = ?1", [batch], |r| r.get(0)).optional()?;
+        text.flatten()
+            .map(|t| serde_json::from_str(&t).map_err(|e| Error::Journal(format!("batch {batch}: settings: {e}"))))
+            .transpose()
     }
 
     /// Cards of `batch` that are under way or stopped (`pending` … `verified`, `failed`): `resume` finishes

@@ -207,7 +207,8 @@ fn a_batch_stopped_by_a_failure_continues_with_the_holders_left() {
 
     let (child, rx) = spawn(
         issuance(dir.path())
-            .args(["personalize", "--generation", "2", "--card-timeout", "3", "--reader", READER, "--holders"])
+            .args(["personalize", "--generation", "2", "--validity-years", "5", "--card-timeout", "3"])
+            .args(["--reader", READER, "--holders"])
             .arg(&holders),
     );
     let asked = expect_line(&rx, "insert a blank card");
@@ -241,4 +242,10 @@ fn a_batch_stopped_by_a_failure_continues_with_the_holders_left() {
     let lines: Vec<_> =
         v["cards"].as_array().unwrap().iter().map(|c| (c["holder_line"].clone(), c["state"].clone())).collect();
     assert_eq!(lines, vec![(2.into(), "issued".into()), (3.into(), "issued".into())]);
+    // the continued card has the batch's 5 years, not the command line's default 10
+    for c in v["cards"].as_array().unwrap() {
+        let (issue, expiry) = (c["issue_date"].as_str().unwrap(), c["expiry_date"].as_str().unwrap());
+        let years = expiry[..4].parse::<u32>().unwrap() - issue[..4].parse::<u32>().unwrap();
+        assert_eq!(years, 5, "{c}");
+    }
 }

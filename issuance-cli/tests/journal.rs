@@ -2,7 +2,7 @@
 //! UNIQUE rules hold (card id; card number per region; one unfinished card per chip).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use issuance::journal::{Assigned, Journal, NewCard, SCHEMA_VERSION};
+use issuance::journal::{Assigned, BatchSettings, Journal, NewCard, SCHEMA_VERSION};
 
 fn new_card(j: &Journal, chip: &str, id: &str, number: &str) -> Result<(i64, u64), issuance::Error> {
     let c = NewCard {
@@ -51,22 +51,44 @@ fn card_ids_numbers_and_open_chips_are_unique() {
     assert_eq!(seq, 2, "a rejected card's number is not reused");
 }
 
-/// A version 1 journal (before replacements) is upgraded in place on open: its cards are kept and the
-/// replacements table appears.
+/// A version 1 journal (before replacements and batch settings) is upgraded in place on open: its cards and
+/// batches are kept, the replacements table appears, and its old batch has no journalled settings.
 #[test]
-fn a_version_1_journal_is_upgraded_to_version_2() {
+fn a_version_1_journal_is_upgraded_to_the_current_version() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("j.db");
-    {
+    let old_batch = {
         let j = Journal::open(&path).unwrap();
         new_card(&j, "AA", "ID1", "N1").unwrap();
-    }
-    // back to version 1 as it was released
+        j.new_batch("old.csv", 2, &[]).unwrap()
+    };
+    // back to version 1 as it was first written
     let conn = rusqlite::Connection::open(&path).unwrap();
-    conn.execute_batch("DROP TABLE replacements; DELETE FROM migrations WHERE version = 2;").unwrap();
+    conn.execute_batch(
+        "DROP TABLE replacements; ALTER TABLE batches DROP COLUMN settings; DELETE FROM migrations WHERE version >= 2;",
+    )
+    .unwrap();
     drop(conn);
     let j = Journal::open(&path).unwrap();
-    assert_eq!(j.schema_version().unwrap(), 2);
+    assert_eq!(j.schema_version().unwrap(), SCHEMA_VERSION);
     assert_eq!(j.cards().unwrap().len(), 1);
     assert!(j.replacement(1).unwrap().is_none());
+    assert_eq!(j.batch_settings(old_batch).unwrap(), None);
+}
+
+/// A batch keeps the settings it was started with.
+#[test]
+fn batch_settings_are_journalled() {
+    let j = Journal::in_memory().unwrap();
+    let s = BatchSettings {
+        validity_years: 5,
+        card_type: "3".into(),
+        organisation: "000002".into(),
+        issue_date: Some("20261201".into()),
+    };
+    let b = j.new_batch_with("x.csv", 3, &[], Some(&s)).unwrap();
+    assert_eq!(j.batch_settings(b).unwrap(), Some(s));
+    let plain = j.new_batch("y.csv", 3, &[]).unwrap();
+    assert_eq!(j.batch_settings(plain).unwrap(), None);
+    assert!(j.batch_settings(999).unwrap().is_none());
 }

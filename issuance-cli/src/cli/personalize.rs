@@ -17,6 +17,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use card_core::codec::Date;
 use card_core::profile::Generation;
 use card_core::transport::{wait_for_card, wait_for_removal, PcscTransport, ReaderSelector};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -25,7 +26,7 @@ use serde_json::json;
 use super::{print_json, profile, read_holders, usage, validate, BatchArgs, Failure, Global, JSON_FORMAT};
 use crate::cos::ReferenceCos;
 use crate::holders::Holder;
-use crate::journal::Journal;
+use crate::journal::{BatchSettings, Journal};
 use crate::prepare::{KeySource, Settings};
 use crate::run::Issuer;
 use crate::Error;
@@ -103,7 +104,14 @@ pub(super) fn run(g: &Global, a: Args) -> Result<(), Failure> {
             let parsed = read_holders(path, settings.generation, Some(&journal))?;
             validate::check(g, &parsed, a.skip_invalid.as_deref())?;
             let holders = parsed.valid;
-            (journal.new_batch(&path.display().to_string(), settings.generation.number(), &holders)?, holders)
+            let journalled = BatchSettings {
+                validity_years: settings.validity_years,
+                card_type: settings.card_type.clone(),
+                organisation: settings.organisation.clone(),
+                issue_date: a.batch.issue_date.clone(),
+            };
+            let source = path.display().to_string();
+            (journal.new_batch_with(&source, settings.generation.number(), &holders, Some(&journalled))?, holders)
         }
     };
     let keys = g.keys()?;
@@ -172,6 +180,22 @@ fn continued(a: &Args, journal: &Journal, batch: i64, settings: &mut Settings) -
     let (generation, source) = journal.batch_info(batch)?.ok_or_else(|| usage(format!("no batch {batch}")))?;
     settings.generation =
         Generation::new(generation).ok_or_else(|| Error::Journal(format!("batch {batch}: generation {generation}")))?;
+    if let Some(b) = journal.batch_settings(batch)? {
+        // the batch's own settings, whatever this command line says: its cards are issued alike
+        settings.validity_years = b.validity_years;
+        settings.card_type = b.card_type;
+        settings.organisation = b.organisation;
+        if let Some(d) = &b.issue_date {
+            settings.issue_date =
+                Date::parse(d).map_err(|e| Error::Journal(format!("batch {batch}: issue date: {e}")))?;
+        }
+        println!(
+            "batch {batch}: continuing with its settings: generation {generation}, card type {}, {} years{}",
+            settings.card_type,
+            settings.validity_years,
+            b.issue_date.as_deref().map(|d| format!(", issue date {d}")).unwrap_or_default()
+        );
+    }
     if source.starts_with(crate::journal::REPLACEMENT_SOURCE) {
         // the successor of a replaced card that was not made (`issuance replace` stopped)
         settings.card_type = crate::replace::REPLACEMENT_CARD_TYPE.into();

@@ -22,7 +22,8 @@ pub(super) fn run(g: &Global, _a: Args) -> Result<(), Failure> {
             );
             rows.push(json!({"id": c.id, "batch": c.batch, "holder_line": c.holder_line, "ssn": c.ssn,
                    "card_id": c.card_id, "card_number": c.card_number, "chip": c.chip,
-                   "generation": c.generation, "card_type": c.card_type, "state": c.state, "attempt": c.attempt,
+                   "generation": c.generation, "card_type": c.card_type, "issue_date": c.issue_date,
+                   "expiry_date": c.expiry_date, "state": c.state, "attempt": c.attempt,
                    "key_versions": serde_json::from_str::<serde_json::Value>(&c.key_versions).unwrap_or_default(),
                    "replacement": replacement, "error": c.error, "updated": c.updated}));
         }
