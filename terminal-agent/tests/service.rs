@@ -116,7 +116,7 @@ fn basic_read_for_an_allowed_origin_and_refusals_for_foreign_ones() {
 fn pin_operations_need_a_token_and_are_rate_limited() {
     let _lock = vpcd_lock();
     let _card = Reader0::insert_fixture("gen2-personalized.json");
-    let a = start("local", "pin_attempts_per_minute = 3");
+    let a = start("local", "pin_attempts_per_minute = 4");
     let i = reader0(&a);
     let path = format!("/v1/readers/{i}/pin/verify");
     let no_token = post(&a, &path, None, &json!({ "pin": "123456" }));
@@ -132,10 +132,21 @@ fn pin_operations_need_a_token_and_are_rate_limited() {
     assert_eq!(replay.status, 403, "a token is good for one operation");
     assert!(replay.json()["message"].as_str().unwrap().contains("already used"));
 
+    // the back end's reference signer, `terminal-agent token`, makes tokens the agent takes
+    let signed = std::process::Command::new(env!("CARGO_BIN_EXE_terminal-agent"))
+        .args(["token", "--scope", "pin", "--ttl", "30", "--config"])
+        .arg(a.dir.path().join("agent.toml"))
+        .output()
+        .unwrap();
+    assert!(signed.status.success(), "{signed:?}");
+    let cli_token = String::from_utf8(signed.stdout).unwrap();
+    let ok = post(&a, &path, Some(cli_token.trim()), &json!({ "pin": "123456" }));
+    assert_eq!(ok.status, 200, "{}", String::from_utf8_lossy(&ok.body));
+
     let wrong = post(&a, &path, Some(&token(Scope::Pin)), &json!({ "pin": "999999" }));
     assert_eq!(wrong.status, 422);
     assert_eq!(wrong.json()["code"], -51, "national code: PIN wrong");
-    // the third attempt in the minute passes the limit; the fourth is refused before the card sees it
+    // the fourth attempt in the minute passes the limit; the fifth is refused before the card sees it
     let ok = post(&a, &path, Some(&token(Scope::Pin)), &json!({ "pin": "123456" }));
     assert_eq!(ok.status, 200, "a right PIN resets the card's counter");
     let limited = post(&a, &path, Some(&token(Scope::Pin)), &json!({ "pin": "123456" }));
@@ -148,7 +159,7 @@ fn pin_operations_need_a_token_and_are_rate_limited() {
     assert!(!text.contains("123456") && !text.contains("999999"), "{text}");
     assert!(!text.contains(&t[..20]), "no token in the audit log");
     let ops: Vec<_> = audit_lines(&a).iter().map(|l| (l["operation"].clone(), l["result"].clone())).collect();
-    assert_eq!(ops.iter().filter(|(o, r)| o == "pin-verify" && r == "ok").count(), 2, "{ops:?}");
+    assert_eq!(ops.iter().filter(|(o, r)| o == "pin-verify" && r == "ok").count(), 3, "{ops:?}");
     assert_eq!(ops.iter().filter(|(o, r)| o == "pin-verify" && r == "error").count(), 5, "{ops:?}");
 }
 

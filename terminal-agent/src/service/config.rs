@@ -309,6 +309,22 @@ key_file = "keys.toml"
     }
 
     #[test]
+    fn the_token_key_file_is_relative_to_the_config() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("token.key"), "000102030405060708090a0b0c0d0e0f1011\n").unwrap();
+        let p = dir.path().join("agent.toml");
+        std::fs::write(&p, "token_key_file = \"token.key\"\naudit_log = \"audit.jsonl\"").unwrap();
+        let c = Config::load(&p).unwrap();
+        assert_eq!(c.token_key.as_deref().map(Vec::len), Some(18));
+        assert_eq!(c.audit_log.as_deref(), Some(dir.path().join("audit.jsonl").as_path()));
+        std::fs::write(&p, "token_key_file = \"missing.key\"").unwrap();
+        let e = Config::load(&p).unwrap_err().to_string();
+        assert!(e.contains("missing.key"), "{e}");
+        std::fs::write(&p, "token_key = \"00112233445566778899aabbccddeeff\"\ntoken_key_file = \"token.key\"").unwrap();
+        assert!(Config::load(&p).unwrap_err().to_string().contains("give one of them"));
+    }
+
+    #[test]
     fn defaults_are_two_step_on_the_default_port() {
         let c = load("").unwrap();
         assert_eq!(c.port, DEFAULT_PORT);
