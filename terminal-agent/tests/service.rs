@@ -446,8 +446,11 @@ fn pcscd_restart_is_recovered_without_restarting_the_agent() {
     assert_eq!(r.status, 503, "{}", String::from_utf8_lossy(&r.body));
     assert_eq!(r.json()["code"], -12, "national code: no connection");
     assert_eq!(next_event_of(&mut ws, "card_removed")["reader"], READER);
+    // with pcscd gone its readers vanish for the agent, and come back with it
+    assert_eq!(next_event_of(&mut ws, "reader_removed")["reader"], READER);
 
     pcscd::start();
+    assert_eq!(next_event_of(&mut ws, "reader_added")["reader"], READER);
     let _card = Reader0::insert_fixture("gen2-personalized.json");
     assert_eq!(next_event_of(&mut ws, "card_inserted")["atr"], "3B6F00005353021037170000000000000000A2");
     let r = get(&a, &format!("/v1/readers/{}/basic", reader0(&a)));
