@@ -28,7 +28,7 @@ fn post(a: &Agent, path: &str, token: Option<&str>, body: &Value) -> Resp {
 }
 
 fn token(scope: Scope) -> String {
-    sign(&hex::decode(TOKEN_KEY).unwrap(), &claims(&[scope], TERMINAL, Duration::from_secs(60)))
+    sign(&hex::decode(TOKEN_KEY).unwrap(), &claims(&[scope], TERMINAL, Duration::from_secs(60))).unwrap()
 }
 
 /// The index of `Virtual PCD 00 00` in the agent's reader list.

@@ -107,6 +107,6 @@ pub fn token(a: TokenArgs) -> Result<(), Failure> {
     let config = load(Some(&a.config))?;
     let key = config.token_key.ok_or_else(|| Failure::Usage(format!("{}: no token key", a.config.display())))?;
     let claims = token::claims(&a.scope, &config.terminal_no, Duration::from_secs(a.ttl));
-    println!("{}", token::sign(&key, &claims));
+    println!("{}", token::sign(&key, &claims).map_err(|e| Failure::Usage(e.to_string()))?);
     Ok(())
 }

@@ -92,24 +92,19 @@ fn now() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
 }
 
-fn mac(key: &[u8], signed: &str) -> HmacSha256 {
-    // HMAC takes keys of any length
-    let mut m = <HmacSha256 as KeyInit>::new_from_slice(key).unwrap_or_else(|_| unreachable_hmac());
+fn mac(key: &[u8], signed: &str) -> Result<HmacSha256, TokenError> {
+    // HMAC takes keys of any length; the error cannot happen, and would mean no usable key
+    let mut m = <HmacSha256 as KeyInit>::new_from_slice(key).map_err(|_| TokenError::NotConfigured)?;
     m.update(signed.as_bytes());
-    m
-}
-
-#[allow(clippy::panic)]
-fn unreachable_hmac() -> HmacSha256 {
-    panic!("HMAC accepts keys of every length")
+    Ok(m)
 }
 
 /// Signs claims (what the counter back end does; here for tests, tools and the reference implementation).
-pub fn sign(key: &[u8], claims: &Claims) -> String {
-    let json = serde_json::to_vec(claims).unwrap_or_default();
+pub fn sign(key: &[u8], claims: &Claims) -> Result<String, TokenError> {
+    let json = serde_json::to_vec(claims).map_err(|_| TokenError::Malformed)?;
     let signed = format!("v1.{}", URL_SAFE_NO_PAD.encode(json));
-    let tag = mac(key, &signed).finalize().into_bytes();
-    format!("{signed}.{}", URL_SAFE_NO_PAD.encode(tag))
+    let tag = mac(key, &signed)?.finalize().into_bytes();
+    Ok(format!("{signed}.{}", URL_SAFE_NO_PAD.encode(tag)))
 }
 
 /// Makes claims for `scope` on `terminal`, valid for `ttl`, with a fresh nonce.
@@ -144,7 +139,7 @@ impl TokenVerifier {
         let (signed, tag) = token.rsplit_once('.').ok_or(TokenError::Malformed)?;
         let payload = signed.strip_prefix("v1.").ok_or(TokenError::Malformed)?;
         let tag = URL_SAFE_NO_PAD.decode(tag).map_err(|_| TokenError::Malformed)?;
-        mac(key, signed).verify_slice(&tag).map_err(|_| TokenError::BadSignature)?;
+        mac(key, signed)?.verify_slice(&tag).map_err(|_| TokenError::BadSignature)?;
         let json = URL_SAFE_NO_PAD.decode(payload).map_err(|_| TokenError::Malformed)?;
         let claims: Claims = serde_json::from_slice(&json).map_err(|_| TokenError::Malformed)?;
         let now = now();
@@ -175,6 +170,10 @@ mod tests {
 
     const KEY: &[u8] = b"0123456789abcdef0123456789abcdef";
 
+    fn signed(key: &[u8], claims: &Claims) -> String {
+        sign(key, claims).unwrap()
+    }
+
     fn verifier() -> TokenVerifier {
         TokenVerifier::new(Some(Zeroizing::new(KEY.to_vec())), "T1", Duration::from_secs(300))
     }
@@ -193,7 +192,7 @@ mod tests {
     #[test]
     fn a_good_token_passes_once() {
         let v = verifier();
-        let t = sign(KEY, &claims(&[Scope::Pin], "T1", Duration::from_secs(60)));
+        let t = signed(KEY, &claims(&[Scope::Pin], "T1", Duration::from_secs(60)));
         assert_eq!(v.check(Some(&t), Scope::Pin).unwrap().terminal, "T1");
         assert_eq!(v.check(Some(&t), Scope::Pin), Err(TokenError::Replayed));
     }
@@ -204,27 +203,27 @@ mod tests {
         let ok = || claims(&[Scope::Pin], "T1", Duration::from_secs(60));
         assert_eq!(v.check(None, Scope::Pin), Err(TokenError::Missing));
         assert_eq!(v.check(Some("nonsense"), Scope::Pin), Err(TokenError::Malformed));
-        assert_eq!(v.check(Some(&sign(b"another key", &ok())), Scope::Pin), Err(TokenError::BadSignature));
+        assert_eq!(v.check(Some(&signed(b"another key", &ok())), Scope::Pin), Err(TokenError::BadSignature));
         let mut c = ok();
         c.exp = now() - 1;
-        assert_eq!(v.check(Some(&sign(KEY, &c)), Scope::Pin), Err(TokenError::Expired));
+        assert_eq!(v.check(Some(&signed(KEY, &c)), Scope::Pin), Err(TokenError::Expired));
         assert_eq!(
-            v.check(Some(&sign(KEY, &claims(&[Scope::Pin], "T1", Duration::from_secs(3600)))), Scope::Pin),
+            v.check(Some(&signed(KEY, &claims(&[Scope::Pin], "T1", Duration::from_secs(3600)))), Scope::Pin),
             Err(TokenError::TooLong)
         );
         assert_eq!(
-            v.check(Some(&sign(KEY, &claims(&[Scope::Pin], "T2", Duration::from_secs(60)))), Scope::Pin),
+            v.check(Some(&signed(KEY, &claims(&[Scope::Pin], "T2", Duration::from_secs(60)))), Scope::Pin),
             Err(TokenError::WrongTerminal)
         );
-        assert_eq!(v.check(Some(&sign(KEY, &ok())), Scope::Write), Err(TokenError::WrongScope("write")));
+        assert_eq!(v.check(Some(&signed(KEY, &ok())), Scope::Write), Err(TokenError::WrongScope("write")));
         let unconfigured = TokenVerifier::new(None, "T1", Duration::from_secs(300));
-        assert_eq!(unconfigured.check(Some(&sign(KEY, &ok())), Scope::Pin), Err(TokenError::NotConfigured));
+        assert_eq!(unconfigured.check(Some(&signed(KEY, &ok())), Scope::Pin), Err(TokenError::NotConfigured));
     }
 
     #[test]
     fn a_tampered_claim_breaks_the_signature() {
         let v = verifier();
-        let t = sign(KEY, &claims(&[Scope::Pin], "T1", Duration::from_secs(60)));
+        let t = signed(KEY, &claims(&[Scope::Pin], "T1", Duration::from_secs(60)));
         let (signed, tag) = t.rsplit_once('.').unwrap();
         let mut c: Claims =
             serde_json::from_slice(&URL_SAFE_NO_PAD.decode(signed.strip_prefix("v1.").unwrap()).unwrap()).unwrap();
