@@ -12,8 +12,25 @@ use crate::service::Server;
 use super::keys::KeyArgs;
 use super::Failure;
 
+const SERVE_HELP: &str = "A configuration (every key optional; paths relative to the file):
+
+  port = 17788
+  allowed_origins = [\"https://counter.example.gov.cn\"]
+  terminal_no = \"371700000001\"          # 终端机编号, also the terminal tokens must name
+  device_no = \"SIM-READER-01\"           # 终端设备号
+  audit_log = \"agent-audit.jsonl\"
+  token_key_file = \"agent-token.key\"    # hex HMAC-SHA256 key shared with the counter back end
+  reader = \"Virtual PCD\"                # the reader /v1/readers/default/... uses
+  [keys]
+  mode = \"two-step\"                     # or \"local\" with keystore + passphrase_file
+
+Then, from an allowed origin:
+  curl -H 'Origin: https://counter.example.gov.cn' http://127.0.0.1:17788/v1/readers/0/basic
+The API: terminal-agent/openapi.yaml (also at /openapi.yaml); the counter page: http://127.0.0.1:17788/";
+
 /// Arguments of `serve`.
 #[derive(clap::Args)]
+#[command(after_help = SERVE_HELP)]
 pub struct ServeArgs {
     /// The configuration file (TOML; see the README). Flags override it.
     #[arg(long, short = 'c', value_name = "FILE")]
