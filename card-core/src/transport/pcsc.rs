@@ -52,6 +52,17 @@ impl fmt::Display for ReaderSelector {
 }
 
 /// Maps a PC/SC error to what it means for the caller.
+/// What pcsc-lite answers on a handle or context whose pcscd went away (stopped or restarted): besides
+/// `NoService` and `InvalidHandle`, a client whose socket to the old pcscd is gone has been seen to get
+/// `SecurityViolation` (and the communication errors are of the same kind). The cure is the same: a new context.
+fn service_lost(e: pcsc::Error) -> bool {
+    use pcsc::Error as E;
+    matches!(
+        e,
+        E::InvalidHandle | E::NoService | E::ServiceStopped | E::SecurityViolation | E::CommError | E::InternalError
+    )
+}
+
 fn map_err(e: pcsc::Error, reader: &str) -> TransportError {
     use pcsc::Error as E;
     match e {
@@ -272,7 +283,7 @@ impl PcscTransport {
         let card = match self.card.take() {
             Some(mut card) => match card.reconnect(ShareMode::Shared, Protocols::ANY, Disposition::LeaveCard) {
                 Ok(()) => card,
-                Err(pcsc::Error::InvalidHandle | pcsc::Error::NoService | pcsc::Error::ServiceStopped) => {
+                Err(e) if service_lost(e) => {
                     self.ctx = establish()?;
                     fresh(&self.ctx).map_err(|e| map_err(e, &self.reader))?
                 }
@@ -280,7 +291,7 @@ impl PcscTransport {
             },
             None => match fresh(&self.ctx) {
                 Ok(c) => c,
-                Err(pcsc::Error::InvalidHandle | pcsc::Error::NoService | pcsc::Error::ServiceStopped) => {
+                Err(e) if service_lost(e) => {
                     self.ctx = establish()?;
                     fresh(&self.ctx).map_err(|e| map_err(e, &self.reader))?
                 }
@@ -306,7 +317,7 @@ impl Transport for PcscTransport {
         };
         match begin {
             Ok(()) => {}
-            Err(pcsc::Error::ResetCard | pcsc::Error::InvalidHandle | pcsc::Error::NoService) => self.reconnect()?,
+            Err(e) if e == pcsc::Error::ResetCard || service_lost(e) => self.reconnect()?,
             Err(pcsc::Error::RemovedCard) => {
                 self.stale = true;
                 return Err(TransportError::NoCard(self.reader.clone()));
@@ -348,7 +359,7 @@ impl PcscTx<'_> {
                 | TransportError::NoCard(_)
                 | TransportError::NoService
                 | TransportError::CardUnresponsive
-        ) || matches!(e, pcsc::Error::InvalidHandle)
+        ) || service_lost(e)
         {
             *self.stale = true;
         }
