@@ -1,12 +1,13 @@
 //! `terminal-agent read-basic`: the national iReadCardBas of the card in a reader.
 
-use card_core::card::{BasicInfo, SocialSecurityCard, TerminalIds};
+use card_core::card::{SocialSecurityCard, TerminalIds};
 use card_core::transport::{RecordingTransport, Transport};
 use card_core::{codec, national};
-use serde_json::{json, Value};
+use serde_json::json;
 
 use super::keys::KeyArgs;
 use super::{open_reader, print_json, Failure, JSON_FORMAT};
+use crate::service::api::basic_json;
 
 /// Arguments of `read-basic`.
 #[derive(clap::Args)]
@@ -28,34 +29,6 @@ pub struct Args {
     json: bool,
 }
 
-fn opt<T: ToString>(v: &Option<T>) -> Value {
-    v.as_ref().map(|x| Value::String(x.to_string())).unwrap_or(Value::Null)
-}
-
-fn card_json(b: &BasicInfo) -> Value {
-    json!({
-        "generation": b.generation.number(),
-        "algorithm": b.algorithm.name(),
-        "historical_bytes": codec::hex_upper(&b.historical_bytes),
-        "card_id": codec::hex_upper(&b.card_id),
-        "region": b.region.as_str(),
-        "card_type": b.card_type,
-        "spec_version": b.spec_version,
-        "init_org": b.init_org,
-        "issue_date": b.issue_date.to_string(),
-        "expiry_date": b.expiry_date.to_string(),
-        "card_number": opt(&b.card_number),
-        "ssn": opt(&b.ssn),
-        "name": opt(&b.name),
-        "name_ext": opt(&b.name_ext),
-        "sex": opt(&b.sex),
-        "ethnicity": opt(&b.ethnicity),
-        "birthplace": opt(&b.birthplace),
-        "birth_date": opt(&b.birth_date),
-        "withheld_for_lack_of": opt(&b.withheld),
-    })
-}
-
 pub fn run(a: Args) -> Result<(), Failure> {
     let sm = a.keys.module()?;
     let terminal = TerminalIds { terminal_no: a.terminal_no, device_no: a.device_no };
@@ -74,7 +47,7 @@ pub fn run(a: Args) -> Result<(), Failure> {
             "national": national_string.as_str(),
             "code": code,
             "message": national::message(code),
-            "card": card_json(&info),
+            "card": basic_json(&info),
             "apdus": c.apdus,
             "bytes_sent": c.bytes_sent,
             "bytes_received": c.bytes_received,

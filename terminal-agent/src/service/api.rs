@@ -19,7 +19,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::audit::{self, Entry};
-use super::readers::PoolError;
+use super::readers::{PoolError, Ticket};
 use super::token::{Scope, TokenError};
 use super::web::RequestOrigin;
 use super::AppState;
@@ -219,10 +219,24 @@ struct Audit<'a> {
 
 impl Audit<'_> {
     fn record<T>(&self, card_id: Option<&str>, result: &Result<T, ApiError>) {
-        let (res, code) = match result {
-            Ok(_) => ("ok", national::OK),
-            Err(e) => ("error", e.code),
-        };
+        match result {
+            Ok(_) => self.line(card_id, "ok", national::OK),
+            Err(e) => self.line(card_id, "error", e.code),
+        }
+    }
+
+    /// Records a request refused before the card was touched, and gives the refusal back.
+    fn refuse(&self, e: ApiError) -> ApiError {
+        self.line(None, "error", e.code);
+        e
+    }
+
+    /// Checks the request's token for `scope`; a refusal is audited.
+    fn authorize(&self, headers: &HeaderMap, scope: Scope) -> Result<(), ApiError> {
+        self.state.tokens.check(bearer(headers), scope).map(drop).map_err(|e| self.refuse(e.into()))
+    }
+
+    fn line(&self, card_id: Option<&str>, res: &str, code: i32) {
         self.state.audit.record(&Entry {
             time: audit::now(),
             origin: self.origin,
@@ -390,11 +404,7 @@ pub async fn write_items(
     let address = parse_address(&b.address)?;
     let reader = reader_name(&state, &which).await?;
     let audit = Audit { state: &state, origin: &origin.0, operation: "write-items", reader: Some(&reader) };
-    if let Err(e) = state.tokens.check(bearer(&headers), Scope::Write) {
-        let r: Result<(), ApiError> = Err(e.into());
-        audit.record(None, &r);
-        return r.map(|()| Response::default());
-    }
+    audit.authorize(&headers, Scope::Write)?;
     let result = state
         .pool
         .run(&reader, move |card, sm| {
@@ -470,16 +480,9 @@ pub async fn pin(
     let b: PinBody = parse(body)?;
     let reader = reader_name(&state, &which).await?;
     let audit = Audit { state: &state, origin: &origin.0, operation, reader: Some(&reader) };
-    let refused = |e: ApiError| {
-        let r: Result<(), ApiError> = Err(e);
-        audit.record(None, &r);
-        r.map(|()| Response::default())
-    };
-    if let Err(e) = state.tokens.check(bearer(&headers), Scope::Pin) {
-        return refused(e.into());
-    }
+    audit.authorize(&headers, Scope::Pin)?;
     if let Err(wait) = state.pin_limit.attempt(&reader) {
-        return refused(ApiError {
+        return Err(audit.refuse(ApiError {
             retry_after: Some(wait),
             ..ApiError::new(
                 StatusCode::TOO_MANY_REQUESTS,
@@ -487,7 +490,7 @@ pub async fn pin(
                 format!("too many PIN operations on this reader; try again in {} s", wait.as_secs().max(1)),
             )
             .code(PIN_RATE_LIMITED)
-        });
+        }));
     }
     let result = match operation {
         "pin-verify" => {
@@ -521,6 +524,12 @@ pub struct Step2Body {
     answer: String,
 }
 
+/// The answer to a step 1: what the back end needs, and how long the card waits for its step 2.
+fn ticket(state: &AppState, t: Ticket) -> Response {
+    Json(json!({ "session": t.session, "step1": t.step1, "key": t.key, "expires_in": state.two_step_secs }))
+        .into_response()
+}
+
 /// `POST /v1/readers/{index}/basic/step1`: iReadCardBas_HSM_Step1; the card stays reserved for step 2.
 pub async fn read_step1(
     State(state): State<AppState>,
@@ -531,9 +540,7 @@ pub async fn read_step1(
     let audit = Audit { state: &state, origin: &origin.0, operation: "read-basic-step1", reader: Some(&reader) };
     let result = state.pool.read_step1(&reader).await.map_err(ApiError::from);
     audit.record(None, &result);
-    let t = result?;
-    Ok(Json(json!({ "session": t.session, "step1": t.step1, "key": t.key, "expires_in": state.two_step_secs }))
-        .into_response())
+    Ok(ticket(&state, result?))
 }
 
 /// `POST /v1/readers/{index}/basic/step2`: iReadCardBas_HSM_Step2 with the back end's answer.
@@ -563,16 +570,10 @@ pub async fn write_step1(
     let address = parse_address(&b.address)?;
     let reader = reader_name(&state, &which).await?;
     let audit = Audit { state: &state, origin: &origin.0, operation: "write-items-step1", reader: Some(&reader) };
-    if let Err(e) = state.tokens.check(bearer(&headers), Scope::Write) {
-        let r: Result<(), ApiError> = Err(e.into());
-        audit.record(None, &r);
-        return r.map(|()| Response::default());
-    }
+    audit.authorize(&headers, Scope::Write)?;
     let result = state.pool.write_step1(&reader, address, b.data).await.map_err(ApiError::from);
     audit.record(None, &result);
-    let t = result?;
-    Ok(Json(json!({ "session": t.session, "step1": t.step1, "key": t.key, "expires_in": state.two_step_secs }))
-        .into_response())
+    Ok(ticket(&state, result?))
 }
 
 /// `POST /v1/readers/{index}/items/step2`: finishes a two-step write with the back end's answer.
