@@ -94,30 +94,30 @@ pub fn serve(a: ServeArgs) -> Result<(), Failure> {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async move {
         let server = Server::bind(config, Arc::from(keys)).await.map_err(|e| Failure::Usage(e.to_string()))?;
+        // the handlers are in place before the agent says it listens: a SIGTERM right after is a clean stop
+        let shutdown = shutdown_signal()?;
         for addr in server.addresses() {
             println!("terminal-agent: listening on http://{addr}/");
         }
         use std::io::Write;
         let _ = std::io::stdout().flush();
-        server.run(shutdown_signal()).await?;
+        server.run(shutdown).await?;
         eprintln!("terminal-agent: stopped");
         Ok(())
     })
 }
 
-async fn shutdown_signal() {
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
+/// SIGTERM or SIGINT (Ctrl-C), their handlers installed now.
+fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    Ok(async move {
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
         }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        () = term => {}
-    }
+    })
 }
 
 pub fn token(a: TokenArgs) -> Result<(), Failure> {
