@@ -7,9 +7,8 @@
 mod common;
 
 use std::collections::BTreeSet;
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -17,67 +16,8 @@ use card_sim::SimTransport;
 use issuance::journal::Journal;
 use testkit::{vpcd_lock, Reader0, READER};
 
-fn issuance(dir: &Path) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_issuance"));
-    c.arg("--journal").arg(dir.join("journal.db"));
-    c.arg("--keystore").arg(dir.join("keys.db"));
-    c.arg("--passphrase-file").arg(dir.join("pass.txt"));
-    c
-}
-
-fn setup(dir: &Path) {
-    common::make_store(&dir.join("keys.db"));
-    std::fs::write(dir.join("pass.txt"), format!("{}\n", common::PASSPHRASE)).unwrap();
-}
-
-/// The `issuance` process under test; killed (by its id) if the test fails before it ends, so that it
-/// does not go on waiting for cards in the shared reader.
-struct Running(Option<Child>);
-
-impl Running {
-    fn id(&self) -> u32 {
-        self.0.as_ref().unwrap().id()
-    }
-    fn wait_with_output(mut self) -> std::io::Result<std::process::Output> {
-        self.0.take().unwrap().wait_with_output()
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.0.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
-/// Starts `cmd` with its stdout as a channel of lines.
-fn spawn(cmd: &mut Command) -> (Running, mpsc::Receiver<String>) {
-    let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
-    (Running(Some(child)), rx)
-}
-
-/// Waits for a line of the program's output containing `what`; returns it.
-fn expect_line(rx: &mpsc::Receiver<String>, what: &str) -> String {
-    loop {
-        match rx.recv_timeout(Duration::from_secs(60)) {
-            Ok(line) if line.contains(what) => return line,
-            Ok(_) => {}
-            Err(e) => panic!("no line with {what:?}: {e}"),
-        }
-    }
-}
-
 /// Ctrl-C, as the terminal sends it.
-fn sigint(child: &Running) {
+fn sigint(child: &common::Running) {
     let ok = Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
     assert!(ok.success());
 }
@@ -99,18 +39,18 @@ fn wait_for_state(journal: &Path, state: &str) {
 /// Runs `personalize` (already spawned) for `lines` one card after another; returns the summary line.
 fn feed(rx: &mpsc::Receiver<String>, lines: &[u64], serial: u64) -> String {
     for (i, line) in lines.iter().enumerate() {
-        let asked = expect_line(rx, "insert a blank card");
+        let asked = common::expect_line(rx, "insert a blank card");
         assert!(asked.contains(&format!("line {line} ")), "expected line {line}: {asked}");
         let card = Reader0::insert(SimTransport::new(common::blank(2, serial + i as u64)));
-        let done = expect_line(rx, &format!("line {line} "));
+        let done = common::expect_line(rx, &format!("line {line} "));
         assert!(done.contains("issued"), "{done}");
         card.remove();
     }
-    expect_line(rx, "batch ")
+    common::expect_line(rx, "batch ")
 }
 
 fn status(dir: &Path) -> serde_json::Value {
-    let out = issuance(dir).args(["status", "--json"]).output().unwrap();
+    let out = common::issuance(dir).args(["status", "--json"]).output().unwrap();
     assert!(out.status.success());
     serde_json::from_slice(&out.stdout).unwrap()
 }
@@ -119,22 +59,22 @@ fn status(dir: &Path) -> serde_json::Value {
 fn ctrl_c_during_a_card_stops_after_it_and_the_batch_continues() {
     let _lock = vpcd_lock();
     let dir = tempfile::tempdir().unwrap();
-    setup(dir.path());
+    common::setup(dir.path());
     let sample = common::fixture("holders/sample.csv");
-    let (child, rx) = spawn(
-        issuance(dir.path())
+    let (child, rx) = common::spawn(
+        common::issuance(dir.path())
             .args(["personalize", "--generation", "2", "--card-timeout", "60", "--reader", READER, "--holders"])
             .arg(&sample),
     );
-    let asked = expect_line(&rx, "insert a blank card");
+    let asked = common::expect_line(&rx, "insert a blank card");
     assert!(asked.contains("line 2 "), "{asked}");
     let card = Reader0::insert(SimTransport::new(common::blank(2, 0x7000)));
     // the first card is under way: Ctrl-C
     wait_for_state(&dir.path().join("journal.db"), "personalizing");
     sigint(&child);
-    let done = expect_line(&rx, "line 2 ");
+    let done = common::expect_line(&rx, "line 2 ");
     assert!(done.contains("issued"), "the card under way is finished: {done}");
-    let summary = expect_line(&rx, "batch 1:");
+    let summary = common::expect_line(&rx, "batch 1:");
     assert!(summary.contains("1 issued, 0 failed, 4 not started"), "{summary}");
     let out = child.wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -148,13 +88,14 @@ fn ctrl_c_during_a_card_stops_after_it_and_the_batch_continues() {
     assert_eq!((cards[0]["holder_line"].as_i64(), cards[0]["state"].as_str()), (Some(2), Some("issued")));
 
     // line 6 has its own initial PIN, which is never journalled: continuing needs the holders file
-    let refused = issuance(dir.path()).args(["personalize", "--continue", "1", "--reader", READER]).output().unwrap();
+    let refused =
+        common::issuance(dir.path()).args(["personalize", "--continue", "1", "--reader", READER]).output().unwrap();
     assert_eq!(refused.status.code(), Some(2), "{refused:?}");
     assert!(String::from_utf8_lossy(&refused.stderr).contains("lines 6"), "{refused:?}");
 
     // continued: lines 3 to 6 only, in the same batch
-    let (child, rx) = spawn(
-        issuance(dir.path())
+    let (child, rx) = common::spawn(
+        common::issuance(dir.path())
             .args(["personalize", "--continue", "1", "--card-timeout", "60", "--reader", READER, "--holders"])
             .arg(&sample),
     );
@@ -170,7 +111,8 @@ fn ctrl_c_during_a_card_stops_after_it_and_the_batch_continues() {
     assert_eq!(ssns.len(), 5, "no holder issued twice");
 
     // nothing left
-    let out = issuance(dir.path()).args(["personalize", "--continue", "1", "--reader", READER]).output().unwrap();
+    let out =
+        common::issuance(dir.path()).args(["personalize", "--continue", "1", "--reader", READER]).output().unwrap();
     assert!(out.status.success());
     assert!(String::from_utf8_lossy(&out.stdout).contains("no holder is waiting"));
 }
@@ -179,13 +121,13 @@ fn ctrl_c_during_a_card_stops_after_it_and_the_batch_continues() {
 fn ctrl_c_while_waiting_for_a_card_stops_at_once() {
     let _lock = vpcd_lock();
     let dir = tempfile::tempdir().unwrap();
-    setup(dir.path());
-    let (child, rx) = spawn(
-        issuance(dir.path())
+    common::setup(dir.path());
+    let (child, rx) = common::spawn(
+        common::issuance(dir.path())
             .args(["personalize", "--generation", "2", "--card-timeout", "60", "--reader", READER, "--holders"])
             .arg(common::fixture("holders/sample.csv")),
     );
-    expect_line(&rx, "insert a blank card for line 2 ");
+    common::expect_line(&rx, "insert a blank card for line 2 ");
     let asked = Instant::now();
     sigint(&child);
     let out = child.wait_with_output().unwrap();
@@ -198,35 +140,35 @@ fn ctrl_c_while_waiting_for_a_card_stops_at_once() {
 fn a_batch_stopped_by_a_failure_continues_with_the_holders_left() {
     let _lock = vpcd_lock();
     let dir = tempfile::tempdir().unwrap();
-    setup(dir.path());
+    common::setup(dir.path());
     // the first two holders of the sample
     let sample = std::fs::read_to_string(common::fixture("holders/sample.csv")).unwrap();
     let two: Vec<&str> = sample.lines().take(3).collect();
     let holders = dir.path().join("two.csv");
     std::fs::write(&holders, two.join("\n") + "\n").unwrap();
 
-    let (child, rx) = spawn(
-        issuance(dir.path())
+    let (child, rx) = common::spawn(
+        common::issuance(dir.path())
             .args(["personalize", "--generation", "2", "--validity-years", "5", "--card-timeout", "3"])
             .args(["--reader", READER, "--holders"])
             .arg(&holders),
     );
-    let asked = expect_line(&rx, "insert a blank card");
+    let asked = common::expect_line(&rx, "insert a blank card");
     assert!(asked.contains("line 2 "), "{asked}");
     let card = Reader0::insert(SimTransport::new(common::blank(2, 0x7200)));
-    assert!(expect_line(&rx, "line 2 ").contains("issued"));
-    expect_line(&rx, "remove the card");
+    assert!(common::expect_line(&rx, "line 2 ").contains("issued"));
+    common::expect_line(&rx, "remove the card");
     card.remove();
     // no card for line 3 within the timeout: the batch stops
-    expect_line(&rx, "insert a blank card for line 3 ");
-    let summary = expect_line(&rx, "batch 1:");
+    common::expect_line(&rx, "insert a blank card for line 3 ");
+    let summary = common::expect_line(&rx, "batch 1:");
     assert!(summary.contains("1 issued, 0 failed, 1 not started"), "{summary}");
     let out = child.wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(3), "reader/card failure: {stderr}");
     assert!(stderr.contains("--continue 1"), "{stderr}");
 
-    let (child, rx) = spawn(issuance(dir.path()).args([
+    let (child, rx) = common::spawn(common::issuance(dir.path()).args([
         "personalize",
         "--continue",
         "1",

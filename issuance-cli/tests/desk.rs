@@ -3,8 +3,10 @@
 //! components).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod common;
+
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 
 use card_core::card::SocialSecurityCard;
 use card_core::crypto::Algorithm;
@@ -35,16 +37,7 @@ fn store(dir: &Path) {
 }
 
 fn issuance(dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_issuance"))
-        .arg("--journal")
-        .arg(dir.join("journal.db"))
-        .arg("--keystore")
-        .arg(dir.join("keys.db"))
-        .arg("--passphrase-file")
-        .arg(dir.join("pass.txt"))
-        .args(args)
-        .output()
-        .unwrap()
+    common::issuance(dir).args(args).output().unwrap()
 }
 
 fn verify(pin: &str) -> Result<(), Error> {

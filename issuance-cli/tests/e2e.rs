@@ -6,10 +6,6 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
-use std::path::Path;
-use std::process::{Command, Stdio};
-use std::sync::mpsc;
 use std::time::Duration;
 
 use card_core::profile::{Generation, Profile};
@@ -21,64 +17,31 @@ use issuance::prepare::Settings;
 use issuance::run::Issuer;
 use testkit::{vpcd_lock, Reader0, READER};
 
-fn issuance(dir: &Path) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_issuance"));
-    c.arg("--journal").arg(dir.join("journal.db"));
-    c.arg("--keystore").arg(dir.join("keys.db"));
-    c.arg("--passphrase-file").arg(dir.join("pass.txt"));
-    c
-}
-
-fn setup(dir: &Path) {
-    common::make_store(&dir.join("keys.db"));
-    std::fs::write(dir.join("pass.txt"), format!("{}\n", common::PASSPHRASE)).unwrap();
-}
-
-/// Waits for a line of the program's output containing `what`; returns it.
-fn expect_line(rx: &mpsc::Receiver<String>, what: &str) -> String {
-    loop {
-        match rx.recv_timeout(Duration::from_secs(60)) {
-            Ok(line) if line.contains(what) => return line,
-            Ok(_) => {}
-            Err(e) => panic!("no line with {what:?}: {e}"),
-        }
-    }
-}
-
 #[test]
 fn cli_personalizes_the_sample_one_card_after_another() {
     let _lock = vpcd_lock();
     let dir = tempfile::tempdir().unwrap();
-    setup(dir.path());
-    let mut child = issuance(dir.path())
-        .args(["personalize", "--generation", "2", "--card-timeout", "60", "--reader", READER, "--holders"])
-        .arg(common::fixture("holders/sample.csv"))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
+    common::setup(dir.path());
+    let (child, rx) = common::spawn(
+        common::issuance(dir.path())
+            .args(["personalize", "--generation", "2", "--card-timeout", "60", "--reader", READER, "--holders"])
+            .arg(common::fixture("holders/sample.csv")),
+    );
     let mut issued = Vec::new();
     for (i, line) in [2, 3, 4, 5, 6].into_iter().enumerate() {
-        let asked = expect_line(&rx, "insert a blank card");
+        let asked = common::expect_line(&rx, "insert a blank card");
         assert!(asked.contains(&format!("line {line} ")), "{asked}");
         let card = Reader0::insert(SimTransport::new(common::blank(2, 0x1000 + i as u64)));
-        let done = expect_line(&rx, &format!("line {line} "));
+        let done = common::expect_line(&rx, &format!("line {line} "));
         assert!(done.contains("issued"), "{done}");
         issued.push(card.remove());
     }
-    let summary = expect_line(&rx, "batch 1:");
+    let summary = common::expect_line(&rx, "batch 1:");
     assert!(summary.contains("5 issued, 0 failed"), "{summary}");
     let out = child.wait_with_output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
 
-    let status = issuance(dir.path()).args(["status", "--json"]).output().unwrap();
+    let status = common::issuance(dir.path()).args(["status", "--json"]).output().unwrap();
     assert!(status.status.success());
     let v: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
     assert_eq!(v["format"], "issuance/1");
@@ -88,13 +51,13 @@ fn cli_personalizes_the_sample_one_card_after_another() {
     let numbers: std::collections::BTreeSet<_> = cards.iter().map(|c| c["card_number"].to_string()).collect();
     assert_eq!(numbers.len(), 5);
 
-    let report = issuance(dir.path()).args(["report", "--format", "json"]).output().unwrap();
+    let report = common::issuance(dir.path()).args(["report", "--format", "json"]).output().unwrap();
     let v: serde_json::Value = serde_json::from_slice(&report.stdout).unwrap();
     assert_eq!(v["average"]["apdus"], 185.0);
 
     // a card of the batch, verified again in the reader (read back, keys, internal authentication)
     let card = Reader0::insert(issued.swap_remove(3));
-    let out = issuance(dir.path()).args(["verify", "--json", "--reader", READER]).output().unwrap();
+    let out = common::issuance(dir.path()).args(["verify", "--json", "--reader", READER]).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["verified"], true);
@@ -108,23 +71,14 @@ fn cli_runs_one_worker_per_reader() {
     use card_sim::vpcd::InsertedCard;
     let _lock = vpcd_lock();
     let dir = tempfile::tempdir().unwrap();
-    setup(dir.path());
+    common::setup(dir.path());
     let readers = [(READER, "127.0.0.1:35963"), ("Virtual PCD 00 01", "127.0.0.1:35964")];
-    let mut child = issuance(dir.path())
-        .args(["personalize", "--generation", "3", "--card-timeout", "60", "--reader", readers[0].0])
-        .args(["--reader", readers[1].0, "--holders"])
-        .arg(common::fixture("holders/sample.csv"))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
+    let (child, rx) = common::spawn(
+        common::issuance(dir.path())
+            .args(["personalize", "--generation", "3", "--card-timeout", "60", "--reader", readers[0].0])
+            .args(["--reader", readers[1].0, "--holders"])
+            .arg(common::fixture("holders/sample.csv")),
+    );
     let mut inserted: [Option<InsertedCard>; 2] = [None, None];
     let mut serial = 0x3000;
     let mut done = Vec::new();
@@ -161,7 +115,7 @@ fn cli_runs_one_worker_per_reader() {
 fn one_card_through_pcscd_in_process() {
     let _lock = vpcd_lock();
     let dir = tempfile::tempdir().unwrap();
-    setup(dir.path());
+    common::setup(dir.path());
     let keys = common::key_source(&dir.path().join("keys.db"));
     let journal = Journal::in_memory().unwrap();
     let holders = common::sample(Generation::THREE);
@@ -183,17 +137,6 @@ fn one_card_through_pcscd_in_process() {
     assert_eq!(sim.card().lifecycle(), card_sim::Lifecycle::Personalized);
 }
 
-/// SELECT SSSE by name on a card in process: its status word (`6A81` once the application is blocked).
-fn select_ssse(t: &mut SimTransport) -> card_core::apdu::StatusWord {
-    use card_core::apdu::{Command, Ins};
-    use card_core::transport::{CardTransactionExt, Transport};
-    let aid = b"sx1.sh.\xC9\xE7\xBB\xE1\xB1\xA3\xD5\xCF".to_vec();
-    let mut tx = t.transaction().unwrap();
-    tx.exchange(&Command::new(0x00, Ins::SELECT, 0x04, 0x00).with_data(aid).unwrap().with_le(256).unwrap())
-        .unwrap()
-        .sw()
-}
-
 /// `issuance replace` through pcscd: the old card presented in the reader is application-blocked, then the
 /// blank card in the same reader becomes the replacement; a second holder's card, absent, is only marked
 /// replaced. `status --json` shows both old cards replaced (blocked or not) and the new ones issued as type 2.
@@ -201,7 +144,7 @@ fn select_ssse(t: &mut SimTransport) -> card_core::apdu::StatusWord {
 fn cli_replaces_a_presented_card_and_an_absent_one() {
     let _lock = vpcd_lock();
     let dir = tempfile::tempdir().unwrap();
-    setup(dir.path());
+    common::setup(dir.path());
     // two cards issued earlier (in process, into the CLI's journal)
     let keys = common::key_source(&dir.path().join("keys.db"));
     let journal = Journal::open(&dir.path().join("journal.db")).unwrap();
@@ -220,36 +163,34 @@ fn cli_replaces_a_presented_card_and_an_absent_one() {
     let n2 = journal.card(issuer.issue(&mut old2, &holders[1], Some(batch)).unwrap().0).unwrap().card_number;
 
     // presented: the old card first, then the blank one, in one reader
-    let mut child = issuance(dir.path())
-        .args(["replace", "--card-number", &n1, "--reader", READER, "--card-timeout", "60", "--reason", "damaged"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
-    expect_line(&rx, "present the old card");
+    let (child, rx) = common::spawn(common::issuance(dir.path()).args([
+        "replace",
+        "--card-number",
+        &n1,
+        "--reader",
+        READER,
+        "--card-timeout",
+        "60",
+        "--reason",
+        "damaged",
+    ]));
+    common::expect_line(&rx, "present the old card");
     let card = Reader0::insert(old1);
-    expect_line(&rx, "application blocked");
-    expect_line(&rx, "remove the old card");
+    common::expect_line(&rx, "application blocked");
+    common::expect_line(&rx, "remove the old card");
     let mut old1 = card.remove();
-    expect_line(&rx, "insert a blank card for line 2 ");
+    common::expect_line(&rx, "insert a blank card for line 2 ");
     let card = Reader0::insert(SimTransport::new(common::blank(2, 0x6001)));
-    let done = expect_line(&rx, "issued as the replacement");
+    let done = common::expect_line(&rx, "issued as the replacement");
     assert!(done.contains(&n1), "{done}");
     let out = child.wait_with_output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     drop(card);
-    assert_eq!(select_ssse(&mut old1), card_core::apdu::StatusWord::FUNCTION_NOT_SUPPORTED, "old card blocked");
+    assert_eq!(common::select_ssse(&mut old1), card_core::apdu::StatusWord::FUNCTION_NOT_SUPPORTED, "old card blocked");
 
     // absent: only the blank card is at the desk
     let card = Reader0::insert(SimTransport::new(common::blank(2, 0x6101)));
-    let out = issuance(dir.path())
+    let out = common::issuance(dir.path())
         .args(["--json", "replace", "--card-number", &n2, "--old-card-absent", "--reader", READER])
         .args(["--card-timeout", "60"])
         .output()
@@ -260,9 +201,9 @@ fn cli_replaces_a_presented_card_and_an_absent_one() {
     assert_eq!(v["old"]["application_blocked"], false);
     assert_eq!((v["new"]["state"].as_str(), v["new"]["card_type"].as_str()), (Some("issued"), Some("2")));
     assert_ne!(v["new"]["card_number"].as_str(), Some(n2.as_str()));
-    assert_eq!(select_ssse(&mut old2), card_core::apdu::StatusWord::OK, "the absent card was not touched");
+    assert_eq!(common::select_ssse(&mut old2), card_core::apdu::StatusWord::OK, "the absent card was not touched");
 
-    let status = issuance(dir.path()).args(["status", "--json"]).output().unwrap();
+    let status = common::issuance(dir.path()).args(["status", "--json"]).output().unwrap();
     let v: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
     assert_eq!((v["counts"]["issued"].as_i64(), v["counts"]["replaced"].as_i64()), (Some(2), Some(2)));
     let cards = v["cards"].as_array().unwrap();
@@ -274,12 +215,13 @@ fn cli_replaces_a_presented_card_and_an_absent_one() {
     assert!(by_number(&n2)["error"].as_str().unwrap().contains("NOT blocked"));
     let new: Vec<_> = cards.iter().filter(|c| c["state"] == "issued").collect();
     assert!(new.iter().all(|c| c["card_type"] == "2"));
-    let report = issuance(dir.path()).args(["report", "--format", "csv"]).output().unwrap();
+    let report = common::issuance(dir.path()).args(["report", "--format", "csv"]).output().unwrap();
     let text = String::from_utf8(report.stdout).unwrap();
     assert!(text.lines().any(|l| l.contains(&n1) && l.contains(",replaced,")), "{text}");
 
     // a replaced card is not replaced again
-    let again =
-        issuance(dir.path()).args(["replace", "--card-number", &n1, "--old-card-absent", "--reader", READER]).output();
+    let again = common::issuance(dir.path())
+        .args(["replace", "--card-number", &n1, "--old-card-absent", "--reader", READER])
+        .output();
     assert_eq!(again.unwrap().status.code(), Some(2));
 }

@@ -94,8 +94,7 @@ fn cli_rekeys_the_card_in_the_reader() {
     use testkit::{vpcd_lock, Reader0, READER};
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("keys.db");
-    common::make_store(&path);
-    std::fs::write(dir.path().join("pass.txt"), format!("{}\n", common::PASSPHRASE)).unwrap();
+    common::setup(dir.path());
     let journal_path = dir.path().join("journal.db");
     let keys = common::key_source(&path);
     let journal = Journal::open(&journal_path).unwrap();
@@ -118,18 +117,7 @@ fn cli_rekeys_the_card_in_the_reader() {
     }
     drop(store);
 
-    let cli = |args: &[&str]| {
-        std::process::Command::new(env!("CARGO_BIN_EXE_issuance"))
-            .arg("--journal")
-            .arg(&journal_path)
-            .arg("--keystore")
-            .arg(&path)
-            .arg("--passphrase-file")
-            .arg(dir.path().join("pass.txt"))
-            .args(args)
-            .output()
-            .unwrap()
-    };
+    let cli = |args: &[&str]| common::issuance(dir.path()).args(args).output().unwrap();
     let _lock = vpcd_lock();
     let card = Reader0::insert(sim);
     let o = cli(&["--json", "rekey", "--reader", READER]);

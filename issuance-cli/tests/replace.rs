@@ -18,20 +18,10 @@ use issuance::prepare::{Settings, StoreKeySource};
 use issuance::replace::OldCard;
 use issuance::run::Issuer;
 
-const SSSE: [u8; 15] = *b"sx1.sh.\xC9\xE7\xBB\xE1\xB1\xA3\xD5\xCF";
-
-/// SELECT SSSE by name: its status word.
-fn select_ssse(t: &mut dyn Transport) -> StatusWord {
-    let mut tx = t.transaction().unwrap();
-    let cmd = Command::new(0x00, Ins::SELECT, 0x04, 0x00).with_data(SSSE.to_vec()).unwrap().with_le(256).unwrap();
-    tx.exchange(&cmd).unwrap().sw()
-}
-
 /// EF05 record 2 (tag 02, card type) as the card holds it.
 fn card_type_on_card(t: &mut dyn Transport) -> Vec<u8> {
     let mut tx = t.transaction().unwrap();
-    let cmd = Command::new(0x00, Ins::SELECT, 0x04, 0x00).with_data(SSSE.to_vec()).unwrap().with_le(256).unwrap();
-    tx.exchange_ok(&cmd).unwrap();
+    tx.exchange_ok(&common::select_ssse_command()).unwrap();
     tx.exchange_ok(&Command::new(0x00, Ins::READ_RECORD, 0x02, 0x2C).with_le(256).unwrap()).unwrap()
 }
 
@@ -70,11 +60,15 @@ fn replace_presented(g: u8) {
     let mut old_card = SimTransport::new(common::blank(g, 0x5100));
     let (old_id, _) = iss.issue(&mut old_card, &d.holders[1], Some(d.batch)).unwrap();
     let old = d.journal.card(old_id).unwrap();
-    assert_eq!(select_ssse(&mut old_card), StatusWord::OK);
+    assert_eq!(common::select_ssse(&mut old_card), StatusWord::OK);
 
     let retired = iss.retire(&old, OldCard::Presented(&mut old_card), None, "damaged").unwrap();
     assert!(retired.blocked);
-    assert_eq!(select_ssse(&mut old_card), StatusWord::FUNCTION_NOT_SUPPORTED, "the old card's SSSE is blocked");
+    assert_eq!(
+        common::select_ssse(&mut old_card),
+        StatusWord::FUNCTION_NOT_SUPPORTED,
+        "the old card's SSSE is blocked"
+    );
     let after = d.journal.card(old_id).unwrap();
     assert_eq!(after.state, "replaced");
     assert!(after.error.as_deref().unwrap().contains("application blocked"), "{:?}", after.error);
@@ -130,7 +124,7 @@ fn absent_old_card_is_marked_replaced_but_not_blocked() {
     assert_eq!(after.state, "replaced");
     assert!(after.error.as_deref().unwrap().contains("NOT blocked"), "{:?}", after.error);
     assert!(!d.journal.replacement(old_id).unwrap().unwrap().old_blocked);
-    assert_eq!(select_ssse(&mut old_card), StatusWord::OK, "the absent card was not touched");
+    assert_eq!(common::select_ssse(&mut old_card), StatusWord::OK, "the absent card was not touched");
 
     let mut new_card = SimTransport::new(common::blank(3, 0x5201));
     let (new_id, _) = iss.issue_replacement(&mut new_card, &retired).unwrap();
@@ -151,7 +145,7 @@ fn wrong_or_unissued_cards_are_refused_and_the_journal_is_unchanged() {
     // card b presented as card a: refused before anything is sent that blocks
     let row_a = d.journal.card(a_id).unwrap();
     assert!(matches!(iss.retire(&row_a, OldCard::Presented(&mut b), None, "x"), Err(issuance::Error::Input(_))));
-    assert_eq!(select_ssse(&mut b), StatusWord::OK, "the wrong card is not blocked");
+    assert_eq!(common::select_ssse(&mut b), StatusWord::OK, "the wrong card is not blocked");
 
     // a cancelled card is not replaced (the holder gets a new card with `personalize`)
     d.journal.set_state(a_id, "cancelled", Some("test")).unwrap();

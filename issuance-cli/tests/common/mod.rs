@@ -1,7 +1,15 @@
-//! Shared test material: a key store made in the test, blank cards, the sample holders.
-#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+//! Shared test material: a key store made in the test, blank cards, the sample holders, and the helpers of the
+//! tests that run the `issuance` program.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use card_core::apdu::{Ins, StatusWord};
+use card_core::transport::{CardTransactionExt, Transport};
 
 use card_core::crypto::Algorithm;
 use card_core::profile::{Generation, Profile};
@@ -30,6 +38,81 @@ pub fn make_store(path: &Path) {
     let a = zeroize::Zeroizing::new(mask.clone());
     let b = zeroize::Zeroizing::new(TRANSPORT.iter().zip(&mask).map(|(x, m)| x ^ m).collect::<Vec<u8>>());
     store.import_components("TRANSPORT", 1, Algorithm::Tdes, &[a, b], true).unwrap();
+}
+
+/// [`make_store`] as `dir/keys.db`, with its passphrase in `dir/pass.txt`: what [`issuance`] uses.
+pub fn setup(dir: &Path) {
+    make_store(&dir.join("keys.db"));
+    std::fs::write(dir.join("pass.txt"), format!("{PASSPHRASE}\n")).unwrap();
+}
+
+/// The `issuance` program with the journal, key store and passphrase file of `dir`.
+pub fn issuance(dir: &Path) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_issuance"));
+    c.arg("--journal").arg(dir.join("journal.db"));
+    c.arg("--keystore").arg(dir.join("keys.db"));
+    c.arg("--passphrase-file").arg(dir.join("pass.txt"));
+    c
+}
+
+/// Waits (at most 60 s) for a line of the program's output containing `what`; returns it.
+pub fn expect_line(rx: &mpsc::Receiver<String>, what: &str) -> String {
+    loop {
+        match rx.recv_timeout(Duration::from_secs(60)) {
+            Ok(line) if line.contains(what) => return line,
+            Ok(_) => {}
+            Err(e) => panic!("no line with {what:?}: {e}"),
+        }
+    }
+}
+
+/// SELECT SSSE by name (its AID `sx1.sh.社会保障`).
+pub fn select_ssse_command() -> card_core::apdu::Command {
+    let aid = b"sx1.sh.\xC9\xE7\xBB\xE1\xB1\xA3\xD5\xCF".to_vec();
+    card_core::apdu::Command::new(0x00, Ins::SELECT, 0x04, 0x00).with_data(aid).unwrap().with_le(256).unwrap()
+}
+
+/// SELECT SSSE by name: its status word (`6A81` once the application is blocked).
+pub fn select_ssse(t: &mut dyn Transport) -> StatusWord {
+    let mut tx = t.transaction().unwrap();
+    tx.exchange(&select_ssse_command()).unwrap().sw()
+}
+
+/// A program under test (`issuance`); killed if the test fails before it ends, so that it
+/// does not go on waiting for cards in the shared reader.
+pub struct Running(Option<Child>);
+
+impl Running {
+    /// The process id.
+    pub fn id(&self) -> u32 {
+        self.0.as_ref().unwrap().id()
+    }
+    /// Waits for the end and collects the output.
+    pub fn wait_with_output(mut self) -> std::io::Result<std::process::Output> {
+        self.0.take().unwrap().wait_with_output()
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.0.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// Starts `cmd` with its stdout as a channel of lines.
+pub fn spawn(cmd: &mut Command) -> (Running, mpsc::Receiver<String>) {
+    let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    (Running(Some(child)), rx)
 }
 
 /// A store, unlocked, as a key source.
