@@ -3,18 +3,14 @@
 
 use serde_json::json;
 
-use super::{find_card, print_json, usage, Failure, Global, JSON_FORMAT};
+use super::{print_json, usage, CardRef, Failure, Global, JSON_FORMAT};
 use crate::journal::state;
 
 /// Arguments of `cancel`.
 #[derive(clap::Args)]
 pub struct Args {
-    /// The card identifier (32 hex digits, as `status` shows it).
-    #[arg(long, conflicts_with = "card_number", required_unless_present = "card_number")]
-    card_id: Option<String>,
-    /// The card number (9 characters).
-    #[arg(long)]
-    card_number: Option<String>,
+    #[command(flatten)]
+    card: CardRef,
     /// Why (kept in the journal).
     #[arg(long, default_value = "cancelled at the desk")]
     reason: String,
@@ -22,7 +18,7 @@ pub struct Args {
 
 pub(super) fn run(g: &Global, a: Args) -> Result<(), Failure> {
     let j = g.journal()?;
-    let card = find_card(&j, a.card_id.as_deref(), a.card_number.as_deref())?;
+    let card = a.card.find(&j)?;
     if matches!(card.state.as_str(), state::REJECTED | state::REPLACED | state::CANCELLED) {
         return Err(usage(format!("card {} is already {}", card.card_number, card.state)));
     }

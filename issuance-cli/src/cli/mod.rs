@@ -216,20 +216,33 @@ fn card_issuer<'a>(journal: &'a Journal, keys: &'a StoreKeySource) -> crate::run
     }
 }
 
-/// The journal's card with identifier `card_id` or number `card_number` (exactly one must match).
-fn find_card(j: &Journal, card_id: Option<&str>, card_number: Option<&str>) -> Result<CardRow, Failure> {
-    let found: Vec<CardRow> = j
-        .cards()?
-        .into_iter()
-        .filter(|c| {
-            card_id.is_some_and(|id| c.card_id.eq_ignore_ascii_case(id))
-                || card_number.is_some_and(|n| c.card_number == n)
-        })
-        .collect();
-    match <[CardRow; 1]>::try_from(found) {
-        Ok([one]) => Ok(one),
-        Err(v) if v.is_empty() => Err(usage("no such card in the journal")),
-        Err(_) => Err(usage("that card number exists in several regions: give --card-id")),
+/// A card of the journal, named on the command line by its identifier or its number.
+#[derive(clap::Args)]
+struct CardRef {
+    /// The card identifier (32 hex digits, as `status` shows it).
+    #[arg(long, conflicts_with = "card_number", required_unless_present = "card_number")]
+    card_id: Option<String>,
+    /// The card number (9 characters).
+    #[arg(long)]
+    card_number: Option<String>,
+}
+
+impl CardRef {
+    /// The journal's card with that identifier or number (exactly one must match).
+    fn find(&self, j: &Journal) -> Result<CardRow, Failure> {
+        let found: Vec<CardRow> = j
+            .cards()?
+            .into_iter()
+            .filter(|c| {
+                self.card_id.as_deref().is_some_and(|id| c.card_id.eq_ignore_ascii_case(id))
+                    || self.card_number.as_deref().is_some_and(|n| c.card_number == n)
+            })
+            .collect();
+        match <[CardRow; 1]>::try_from(found) {
+            Ok([one]) => Ok(one),
+            Err(v) if v.is_empty() => Err(usage("no such card in the journal")),
+            Err(_) => Err(usage("that card number exists in several regions: give --card-id")),
+        }
     }
 }
 

@@ -14,19 +14,15 @@ use secrecy::SecretString;
 use serde_json::json;
 use zeroize::Zeroizing;
 
-use super::{card_issuer, connect, find_card, print_json, usage, Failure, Global, JSON_FORMAT};
+use super::{card_issuer, connect, print_json, usage, CardRef, Failure, Global, JSON_FORMAT};
 use crate::replace::OldCard;
 use crate::Error;
 
 /// Arguments of `replace`.
 #[derive(clap::Args)]
 pub struct Args {
-    /// The card to replace: its identifier (32 hex digits, as `status` shows it).
-    #[arg(long, conflicts_with = "card_number", required_unless_present = "card_number")]
-    card_id: Option<String>,
-    /// The card to replace: its number (9 characters).
-    #[arg(long)]
-    card_number: Option<String>,
+    #[command(flatten)]
+    card: CardRef,
     /// The reader for the new (blank) card.
     #[arg(long)]
     reader: String,
@@ -73,7 +69,7 @@ fn selector(reader: &str) -> Result<ReaderSelector, Failure> {
 
 pub(super) fn run(g: &Global, a: Args) -> Result<(), Failure> {
     let journal = g.journal()?;
-    let old = find_card(&journal, a.card_id.as_deref(), a.card_number.as_deref())?;
+    let old = a.card.find(&journal)?;
     if old.state != crate::journal::state::ISSUED {
         return Err(usage(format!("card {} is {}, not issued: it cannot be replaced", old.card_number, old.state)));
     }
