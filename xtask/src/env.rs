@@ -201,14 +201,23 @@ pub fn bench_issuance(extra: &[String]) -> Result<()> {
     run(cargo().args(["bench", "-p", "issuance-cli", "--bench", "pcscd"]).args(extra))
 }
 
-/// Kills the child when dropped (the virtual card leaves the reader) and waits until pcscd has seen the
-/// reader empty, so that the next card is a new insertion.
-struct Guard(Child);
+/// A background program, stopped (SIGTERM) and waited for on drop.
+struct Stop(Child);
 
-impl Drop for Guard {
+impl Drop for Stop {
     fn drop(&mut self) {
         let _ = Command::new("kill").arg("-TERM").arg(self.0.id().to_string()).status();
         let _ = self.0.wait();
+    }
+}
+
+/// Stops card-sim when dropped (the virtual card leaves the reader) and waits until pcscd has seen the
+/// reader empty, so that the next card is a new insertion.
+struct Guard(Option<Stop>);
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        drop(self.0.take());
         let _ = wait_until(Duration::from_secs(10), || {
             Command::new("opensc-tool")
                 .args(["--reader", "0", "--atr"])
@@ -231,7 +240,7 @@ fn insert_image(image: &Path) -> Result<Guard> {
         .stderr(Stdio::null())
         .spawn()
         .map_err(|e| format!("cannot start card-sim: {e}"))?;
-    let guard = Guard(sim);
+    let guard = Guard(Some(Stop(sim)));
     // wait until pcscd shows the card (opensc-tool asks pcscd; no card-side polling of ours)
     wait_until(Duration::from_secs(10), || {
         Command::new("opensc-tool")
@@ -364,16 +373,6 @@ pub fn demo(extra: &[String]) -> Result<()> {
     drop(card);
     let _ = std::fs::remove_dir_all(&dir);
     Ok(())
-}
-
-/// A background program, stopped (SIGTERM) and waited for on drop.
-struct Stop(Child);
-
-impl Drop for Stop {
-    fn drop(&mut self) {
-        let _ = Command::new("kill").arg("-TERM").arg(self.0.id().to_string()).status();
-        let _ = self.0.wait();
-    }
 }
 
 /// One HTTP/1.1 GET on loopback; the status line and the body.
