@@ -16,11 +16,10 @@ mod common;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use card_core::profile::{Generation, Profile};
+use card_core::profile::Generation;
 use card_core::transport::{wait_for_card, wait_for_removal, PcscTransport, ReaderSelector};
 use card_sim::vpcd::InsertedCard;
 use card_sim::SimTransport;
-use issuance::cos::ReferenceCos;
 use issuance::holders::Holder;
 use issuance::journal::Journal;
 use issuance::prepare::{Settings, StoreKeySource};
@@ -74,13 +73,7 @@ fn run(
                 let journal_path = &journal_path;
                 s.spawn(move || {
                     let journal = Journal::open(journal_path).unwrap();
-                    let issuer = Issuer {
-                        profile: Profile::builtin(),
-                        cos: &ReferenceCos,
-                        keys,
-                        journal: &journal,
-                        settings: Settings::new(g),
-                    };
+                    let issuer = Issuer::reference(keys, &journal, Settings::new(g));
                     let sel = ReaderSelector::Name((*name).into());
                     let mut out = Vec::new();
                     for (k, holder) in mine.iter().enumerate() {

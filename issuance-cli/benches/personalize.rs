@@ -8,10 +8,9 @@ mod common;
 
 use std::time::Duration;
 
-use card_core::profile::{Generation, Profile};
+use card_core::profile::Generation;
 use card_sim::SimTransport;
 use criterion::{criterion_group, criterion_main, Criterion};
-use issuance::cos::ReferenceCos;
 use issuance::journal::Journal;
 use issuance::prepare::Settings;
 use issuance::run::Issuer;
@@ -31,13 +30,7 @@ fn personalize(c: &mut Criterion) {
             b.iter(|| {
                 let journal = Journal::in_memory().unwrap();
                 let batch = journal.new_batch("bench", g, &holders).unwrap();
-                let issuer = Issuer {
-                    profile: Profile::builtin(),
-                    cos: &ReferenceCos,
-                    keys: &keys,
-                    journal: &journal,
-                    settings: Settings::new(gen),
-                };
+                let issuer = Issuer::reference(&keys, &journal, Settings::new(gen));
                 serial += 1;
                 let mut sim = SimTransport::new(common::blank(g, serial));
                 issuer.issue(&mut sim, &holders[0], Some(batch)).unwrap()

@@ -79,6 +79,13 @@ pub struct Issuer<'a> {
     pub settings: Settings,
 }
 
+impl<'a> Issuer<'a> {
+    /// An issuer with the built-in card profile and the reference COS (card-sim's, the first adapter).
+    pub fn reference(keys: &'a dyn KeySource, journal: &'a Journal, settings: Settings) -> Self {
+        Issuer { profile: Profile::builtin(), cos: &crate::cos::ReferenceCos, keys, journal, settings }
+    }
+}
+
 /// The chip serial (card factor) of the card in `t`, hex.
 pub fn chip_of(t: &dyn Transport) -> Result<[u8; 8], Error> {
     let hist = historical_bytes(t.atr()).ok_or_else(|| Error::Malformed("ATR without historical bytes".into()))?;

@@ -8,10 +8,9 @@ mod common;
 
 use std::time::Duration;
 
-use card_core::profile::{Generation, Profile};
+use card_core::profile::Generation;
 use card_core::transport::PcscTransport;
 use card_sim::SimTransport;
-use issuance::cos::ReferenceCos;
 use issuance::journal::Journal;
 use issuance::prepare::Settings;
 use issuance::run::Issuer;
@@ -120,13 +119,7 @@ fn one_card_through_pcscd_in_process() {
     let journal = Journal::in_memory().unwrap();
     let holders = common::sample(Generation::THREE);
     let batch = journal.new_batch("sample.csv", 3, &holders).unwrap();
-    let issuer = Issuer {
-        profile: Profile::builtin(),
-        cos: &ReferenceCos,
-        keys: &keys,
-        journal: &journal,
-        settings: Settings::new(Generation::THREE),
-    };
+    let issuer = Issuer::reference(&keys, &journal, Settings::new(Generation::THREE));
     let card = Reader0::insert(SimTransport::new(common::blank(3, 0x2000)));
     let mut t = PcscTransport::connect(&testkit::reader()).unwrap();
     let (id, costs) = issuer.issue(&mut t, &holders[0], Some(batch)).unwrap();
@@ -150,13 +143,7 @@ fn cli_replaces_a_presented_card_and_an_absent_one() {
     let journal = Journal::open(&dir.path().join("journal.db")).unwrap();
     let holders = common::sample(Generation::TWO);
     let batch = journal.new_batch("sample.csv", 2, &holders).unwrap();
-    let issuer = Issuer {
-        profile: Profile::builtin(),
-        cos: &ReferenceCos,
-        keys: &keys,
-        journal: &journal,
-        settings: Settings::new(Generation::TWO),
-    };
+    let issuer = Issuer::reference(&keys, &journal, Settings::new(Generation::TWO));
     let mut old1 = SimTransport::new(common::blank(2, 0x6000));
     let n1 = journal.card(issuer.issue(&mut old1, &holders[0], Some(batch)).unwrap().0).unwrap().card_number;
     let mut old2 = SimTransport::new(common::blank(2, 0x6100));

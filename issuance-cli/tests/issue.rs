@@ -3,9 +3,8 @@
 
 mod common;
 
-use card_core::profile::{Generation, Profile};
+use card_core::profile::Generation;
 use card_sim::SimTransport;
-use issuance::cos::ReferenceCos;
 use issuance::journal::Journal;
 use issuance::prepare::Settings;
 use issuance::run::Issuer;
@@ -21,7 +20,7 @@ fn issue_one(g: u8) -> (u64, u64, std::time::Duration) {
     let batch = journal.new_batch("sample.csv", g, &holders).unwrap();
     let mut settings = Settings::new(gen);
     settings.issue_date = card_core::codec::Date::new(2026, 1, 15).unwrap();
-    let issuer = Issuer { profile: Profile::builtin(), cos: &ReferenceCos, keys: &keys, journal: &journal, settings };
+    let issuer = Issuer::reference(&keys, &journal, settings);
     let mut sim = SimTransport::new(common::blank(g, 0x0102_0304_0506_0708));
     let (id, costs) = issuer.issue(&mut sim, &holders[3], Some(batch)).unwrap();
     let row = journal.card(id).unwrap();
@@ -65,13 +64,7 @@ fn photo_is_written_in_chunks_and_read_back() {
     std::fs::write(&photo, &jpeg).unwrap();
     holders[1].photo = Some(photo);
     let batch = journal.new_batch("sample.csv", 3, &holders).unwrap();
-    let issuer = Issuer {
-        profile: Profile::builtin(),
-        cos: &ReferenceCos,
-        keys: &keys,
-        journal: &journal,
-        settings: Settings::new(Generation::THREE),
-    };
+    let issuer = Issuer::reference(&keys, &journal, Settings::new(Generation::THREE));
     let mut sim = SimTransport::new(common::blank(3, 77));
     let (id, costs) = issuer.issue(&mut sim, &holders[1], Some(batch)).unwrap();
     assert_eq!(journal.card(id).unwrap().state, "issued");
@@ -92,7 +85,7 @@ fn cancel_withdraws_an_issued_card() {
     let gen = Generation::new(2).unwrap();
     let holders = common::sample(gen);
     let settings = Settings::new(gen);
-    let issuer = Issuer { profile: Profile::builtin(), cos: &ReferenceCos, keys: &keys, journal: &journal, settings };
+    let issuer = Issuer::reference(&keys, &journal, settings);
     let mut sim = SimTransport::new(common::blank(2, 0x0A0B_0C0D_0E0F_1011));
     let (id, _) = issuer.issue(&mut sim, &holders[0], None).unwrap();
     let row = journal.card(id).unwrap();

@@ -26,13 +26,7 @@ fn rekey_one(g: u8) {
     let gen = Generation::new(g).unwrap();
     let holders = common::sample(gen);
     let batch = journal.new_batch("sample.csv", g, &holders).unwrap();
-    let issuer = Issuer {
-        profile: Profile::builtin(),
-        cos: &ReferenceCos,
-        keys: &keys,
-        journal: &journal,
-        settings: Settings::new(gen),
-    };
+    let issuer = Issuer::reference(&keys, &journal, Settings::new(gen));
     let mut sim = SimTransport::new(common::blank(g, 0x1122_3344_5566_7788));
     let (id, _) = issuer.issue(&mut sim, &holders[0], Some(batch)).unwrap();
     let (_, none) = issuer.rekey_card(&mut sim).unwrap();
@@ -100,13 +94,7 @@ fn cli_rekeys_the_card_in_the_reader() {
     let journal = Journal::open(&journal_path).unwrap();
     let holders = common::sample(Generation::THREE);
     let batch = journal.new_batch("sample.csv", 3, &holders).unwrap();
-    let issuer = Issuer {
-        profile: Profile::builtin(),
-        cos: &ReferenceCos,
-        keys: &keys,
-        journal: &journal,
-        settings: Settings::new(Generation::THREE),
-    };
+    let issuer = Issuer::reference(&keys, &journal, Settings::new(Generation::THREE));
     let mut sim = SimTransport::new(common::blank(3, 0x0C11_0000));
     let (id, _) = issuer.issue(&mut sim, &holders[2], Some(batch)).unwrap();
     drop(keys);

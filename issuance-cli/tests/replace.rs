@@ -8,10 +8,9 @@
 mod common;
 
 use card_core::apdu::{Command, Ins, StatusWord};
-use card_core::profile::{Generation, Profile};
+use card_core::profile::Generation;
 use card_core::transport::{CardTransactionExt, Transport};
 use card_sim::SimTransport;
-use issuance::cos::ReferenceCos;
 use issuance::holders::Holder;
 use issuance::journal::Journal;
 use issuance::prepare::{Settings, StoreKeySource};
@@ -45,13 +44,7 @@ fn desk(g: u8) -> Desk {
 }
 
 fn issuer(d: &Desk, g: u8) -> Issuer<'_> {
-    Issuer {
-        profile: Profile::builtin(),
-        cos: &ReferenceCos,
-        keys: &d.keys,
-        journal: &d.journal,
-        settings: Settings::new(Generation::new(g).unwrap()),
-    }
+    Issuer::reference(&d.keys, &d.journal, Settings::new(Generation::new(g).unwrap()))
 }
 
 fn replace_presented(g: u8) {

@@ -6,9 +6,8 @@
 
 mod common;
 
-use card_core::profile::{Generation, Profile};
+use card_core::profile::Generation;
 use card_sim::{SimTransport, Tear, TearPoint};
-use issuance::cos::ReferenceCos;
 use issuance::journal::Journal;
 use issuance::prepare::{KeySource, Settings};
 use issuance::run::Issuer;
@@ -18,7 +17,7 @@ const SERIAL: u64 = 0x0A0B_0C0D_0E0F_1011;
 fn issuer<'a>(keys: &'a dyn KeySource, journal: &'a Journal, g: Generation) -> Issuer<'a> {
     let mut settings = Settings::new(g);
     settings.issue_date = card_core::codec::Date::new(2026, 3, 1).unwrap();
-    Issuer { profile: Profile::builtin(), cos: &ReferenceCos, keys, journal, settings }
+    Issuer::reference(keys, journal, settings)
 }
 
 fn tear_everywhere(g: u8) {

@@ -207,13 +207,7 @@ fn connect(reader: &str) -> Result<card_core::transport::PcscTransport, Failure>
 /// The issuer for a card already in the journal (`verify`, `resume`, `rekey`): its generation and dates come
 /// from the journal row, so the settings only fill the rest.
 fn card_issuer<'a>(journal: &'a Journal, keys: &'a StoreKeySource) -> crate::run::Issuer<'a> {
-    crate::run::Issuer {
-        profile: profile(),
-        cos: &crate::cos::ReferenceCos,
-        keys,
-        journal,
-        settings: Settings::new(Generation::THREE),
-    }
+    crate::run::Issuer::reference(keys, journal, Settings::new(Generation::THREE))
 }
 
 /// A card of the journal, named on the command line by its identifier or its number.

@@ -23,8 +23,7 @@ use card_core::transport::{wait_for_card, wait_for_removal, PcscTransport, Reade
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
 
-use super::{print_json, profile, read_holders, usage, validate, BatchArgs, Failure, Global, JSON_FORMAT};
-use crate::cos::ReferenceCos;
+use super::{print_json, read_holders, usage, validate, BatchArgs, Failure, Global, JSON_FORMAT};
 use crate::holders::Holder;
 use crate::journal::{BatchSettings, Journal};
 use crate::prepare::{KeySource, Settings};
@@ -224,13 +223,7 @@ fn continued(a: &Args, journal: &Journal, batch: i64, settings: &mut Settings) -
 fn worker(sh: &Shared<'_>, reader: &str) -> Result<(), Failure> {
     let selector: ReaderSelector = reader.parse().map_err(|_| usage(format!("bad --reader {reader}")))?;
     let journal = Journal::open(&sh.journal_path)?;
-    let issuer = Issuer {
-        profile: profile(),
-        cos: &ReferenceCos,
-        keys: sh.keys,
-        journal: &journal,
-        settings: sh.settings.clone(),
-    };
+    let issuer = Issuer::reference(sh.keys, &journal, sh.settings.clone());
     loop {
         if sh.stop.load(Ordering::SeqCst) {
             return Ok(());
