@@ -2,19 +2,15 @@
 
 use serde_json::json;
 
-use super::{method, print_json};
+use super::{method, print_json, KeyRef};
 use crate::error::{Error, Result};
 use crate::store::KeyStore;
 
 /// Arguments of `derive-kcv`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Key name.
-    #[arg(long)]
-    name: String,
-    /// Key version.
-    #[arg(long = "version")]
-    key_version: u8,
+    #[command(flatten)]
+    key: KeyRef,
     /// Region code, 6 digits.
     #[arg(long)]
     region: String,
@@ -28,14 +24,21 @@ pub struct Args {
 
 pub(super) fn run(store: &mut KeyStore, a: Args) -> Result<()> {
     let f = hex::decode(a.card_factor.trim()).map_err(|_| Error::InvalidInput("--card-factor is not hex".into()))?;
-    let kcv = store.derive_kcv(&a.name, a.key_version, &a.region, &f)?;
+    let kcv = store.derive_kcv(&a.key.name, a.key.version, &a.region, &f)?;
     if a.json {
         print_json(
             "derive-kcv",
-            json!({ "name": a.name, "version": a.key_version, "region": a.region, "kcv": kcv.to_string(), "kcv_method": method(kcv.method) }),
+            json!({ "name": a.key.name, "version": a.key.version, "region": a.region, "kcv": kcv.to_string(), "kcv_method": method(kcv.method) }),
         );
     } else {
-        println!("{} v{} region {}: card key KCV {} ({})", a.name, a.key_version, a.region, kcv, method(kcv.method));
+        println!(
+            "{} v{} region {}: card key KCV {} ({})",
+            a.key.name,
+            a.key.version,
+            a.region,
+            kcv,
+            method(kcv.method)
+        );
     }
     Ok(())
 }

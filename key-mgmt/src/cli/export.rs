@@ -5,18 +5,15 @@ use std::path::PathBuf;
 use serde_json::json;
 
 use super::print_json;
+use super::KeyRef;
 use crate::error::{Error, Result};
 use crate::store::KeyStore;
 
 /// Arguments of `export`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Key name.
-    #[arg(long)]
-    name: String,
-    /// Key version.
-    #[arg(long = "version")]
-    key_version: u8,
+    #[command(flatten)]
+    key: KeyRef,
     /// Region code for a region-level key (default: the issuer key).
     #[arg(long, default_value = "")]
     region: String,
@@ -35,13 +32,13 @@ pub struct Args {
 }
 
 pub(super) fn run(store: &mut KeyStore, a: Args) -> Result<()> {
-    let block = store.export(&a.name, a.key_version, &a.region, &a.kek, a.kek_version)?;
+    let block = store.export(&a.key.name, a.key.version, &a.region, &a.kek, a.kek_version)?;
     if let Some(p) = &a.out {
         std::fs::write(p, format!("{block}\n"))
             .map_err(|source| Error::Io { path: p.display().to_string(), source })?;
     }
     if a.json {
-        print_json("export", json!({ "name": a.name, "version": a.key_version, "kek": a.kek, "block": block }));
+        print_json("export", json!({ "name": a.key.name, "version": a.key.version, "kek": a.kek, "block": block }));
     } else if a.out.is_none() {
         println!("{block}");
     }

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::json;
 
-use super::{print_json, record_line};
+use super::{print_json, record_line, KeyRef};
 use crate::components::Secret;
 use crate::error::{Error, Result};
 use crate::inventory::parse_algorithm;
@@ -14,12 +14,8 @@ use crate::store::KeyStore;
 /// Arguments of `generate`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Key name.
-    #[arg(long)]
-    name: String,
-    /// Key version (1–255).
-    #[arg(long = "version")]
-    key_version: u8,
+    #[command(flatten)]
+    key: KeyRef,
     /// Algorithm: 3des, sm4 or aes.
     #[arg(long)]
     alg: String,
@@ -48,11 +44,11 @@ pub(super) fn run(store: &mut KeyStore, a: Args) -> Result<()> {
             return Err(Error::InvalidInput(format!("{}: not a directory", dir.display())));
         }
     }
-    let c = store.generate(&a.name, a.key_version, alg, a.components, a.activate)?;
+    let c = store.generate(&a.key.name, a.key.version, alg, a.components, a.activate)?;
     let mut files = Vec::new();
     if !c.components.is_empty() {
         match &a.component_out {
-            Some(dir) => files = write_components(dir, &a.name, a.key_version, &c.components)?,
+            Some(dir) => files = write_components(dir, &a.key.name, a.key.version, &c.components)?,
             None => show_components(&c.components, &c.component_kcvs)?,
         }
     }

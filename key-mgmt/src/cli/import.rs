@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use serde_json::json;
 
-use super::{print_json, prompt_components, read_component_files, record_line};
+use super::{print_json, prompt_components, read_component_files, record_line, KeyRef};
 use crate::error::Result;
 use crate::inventory::parse_algorithm;
 use crate::store::KeyStore;
@@ -12,12 +12,8 @@ use crate::store::KeyStore;
 /// Arguments of `import`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Key name (`UKMF`, `MK_DF01`, `KEK`, …).
-    #[arg(long)]
-    name: String,
-    /// Key version (1–255).
-    #[arg(long = "version")]
-    key_version: u8,
+    #[command(flatten)]
+    key: KeyRef,
     /// Algorithm: 3des, sm4 or aes.
     #[arg(long)]
     alg: String,
@@ -36,11 +32,11 @@ pub struct Args {
 pub(super) fn run(store: &mut KeyStore, a: Args) -> Result<()> {
     let alg = parse_algorithm(&a.alg)?;
     let comps = if a.component_files.is_empty() {
-        prompt_components(&a.name, 16)?
+        prompt_components(&a.key.name, 16)?
     } else {
         read_component_files(&a.component_files, 16)?
     };
-    let c = store.import_components(&a.name, a.key_version, alg, &comps, a.activate)?;
+    let c = store.import_components(&a.key.name, a.key.version, alg, &comps, a.activate)?;
     if a.json {
         print_json("import", json!({ "key": c.record, "component_kcvs": c.component_kcvs }));
     } else {

@@ -2,7 +2,7 @@
 
 use serde_json::json;
 
-use super::{print_json, record_line};
+use super::{print_json, record_line, KeyRef};
 use crate::error::Result;
 use crate::inventory::KeyState;
 use crate::store::KeyStore;
@@ -10,12 +10,8 @@ use crate::store::KeyStore;
 /// Arguments of `activate`, `retire` and `destroy`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Key name.
-    #[arg(long)]
-    name: String,
-    /// Key version.
-    #[arg(long = "version")]
-    key_version: u8,
+    #[command(flatten)]
+    key: KeyRef,
     /// Region code for a region-level key (default: the issuer key).
     #[arg(long, default_value = "")]
     region: String,
@@ -25,7 +21,7 @@ pub struct Args {
 }
 
 pub(super) fn run(store: &mut KeyStore, a: Args, to: KeyState) -> Result<()> {
-    let r = store.set_state(&a.name, a.key_version, &a.region, to)?;
+    let r = store.set_state(&a.key.name, a.key.version, &a.region, to)?;
     if a.json {
         print_json("state", json!({ "key": r }));
     } else {

@@ -173,6 +173,17 @@ impl Global {
 }
 
 /// Reads a file's text as a secret.
+/// A key of the store by name and version, as most subcommands name it.
+#[derive(Debug, clap::Args)]
+struct KeyRef {
+    /// Key name (`UKMF`, `MK_DF01`, `KEK`, …).
+    #[arg(long)]
+    name: String,
+    /// Key version (1–255).
+    #[arg(long = "version")]
+    version: u8,
+}
+
 fn read_secret(path: &Path) -> Result<Zeroizing<String>> {
     std::fs::read_to_string(path)
         .map(Zeroizing::new)
