@@ -1,6 +1,6 @@
 //! Host side of the national social security card (社会保障卡).
 //!
-//! Layers, each knowing only the one below it (see `shared/ARCHITECTURE.md`):
+//! Layers, each knowing only the one below it (see `docs/architecture.md`):
 //!
 //! - [`apdu`]: command and response APDUs, status words with their meanings (CARD-PROFILE §4).
 //! - [`transport`]: the [`transport::Transport`] seam (PC/SC, in-process card, recording, replay)

@@ -135,6 +135,11 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
+    if cli.command.is_some() {
+        // `show … | head`: a closed pipe ends the program quietly, as it does other Unix tools (not the card in its
+        // reader, which must save its image on the way out)
+        sigpipe::reset();
+    }
     let result = match cli.command {
         Some(Command::New(a)) => new(a),
         Some(Command::Fixtures { out }) => fixtures(&out),

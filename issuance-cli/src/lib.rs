@@ -1,6 +1,6 @@
 //! `issuance`: turning a list of holders into working social security cards (社会保障卡) at a desk reader.
 //!
-//! The flow (shared/ARCHITECTURE.md "Issue a card"): holder records ([`holders`]) → validation → data
+//! The flow (docs/architecture.md "Issue a card"): holder records ([`holders`]) → validation → data
 //! preparation ([`prepare`]: card id, card number, dates, card keys) → a personalization [`plan`] of
 //! abstract steps → the COS adapter ([`cos`]) turns steps into APDUs → the card, every step journalled
 //! ([`journal`]) before and after it runs ([`run`]) → read-back verification ([`verify`]) → issued.

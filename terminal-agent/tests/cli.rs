@@ -214,3 +214,45 @@ fn read_basic_gen3_with_a_key_store() {
     let o = agent(&args.concat());
     assert_eq!(o.status.code(), Some(6), "{o:?}");
 }
+
+#[test]
+fn token_key_makes_a_private_key_file_that_signs_and_never_overwrites() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = testkit::tempdir();
+    let key = dir.path().join("agent-token.key");
+    let k = key.to_str().unwrap();
+    let o = agent(&["token-key", "--out", k]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let text = std::fs::read_to_string(&key).unwrap();
+    assert_eq!(text.trim().len(), 64, "32 bytes in hex");
+    assert!(hex::decode(text.trim()).is_ok());
+    assert!(!String::from_utf8_lossy(&o.stderr).contains(text.trim()), "the key is not printed");
+    assert_eq!(std::fs::metadata(&key).unwrap().permissions().mode() & 0o777, 0o600);
+    // a second run leaves the key as it was
+    let o = agent(&["token-key", "--out", k]);
+    assert_eq!(o.status.code(), Some(2));
+    assert_eq!(std::fs::read_to_string(&key).unwrap(), text);
+    // the configuration that names it signs tokens, within its maximum lifetime only
+    let config = dir.path().join("agent.toml");
+    std::fs::write(&config, "token_key_file = \"agent-token.key\"\nterminal_no = \"T1\"\ntoken_max_ttl_secs = 120\n")
+        .unwrap();
+    let c = config.to_str().unwrap();
+    let o = agent(&["token", "--config", c, "--scope", "pin", "--ttl", "120"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(stdout(&o).starts_with("v1."));
+    let o = agent(&["token", "--config", c, "--scope", "pin", "--ttl", "121"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("longer than 120 s"), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(o.stdout.is_empty(), "no token is signed");
+}
+
+#[test]
+fn a_configuration_error_names_its_line() {
+    let dir = testkit::tempdir();
+    let config = dir.path().join("agent.toml");
+    std::fs::write(&config, "port = 17788\n[keys]\nmode = \"local\", keystore = \"keys.db\"\n").unwrap();
+    let o = agent(&["token", "--config", config.to_str().unwrap(), "--scope", "pin"]);
+    assert_eq!(o.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("agent.toml:3:"), "{err}");
+}

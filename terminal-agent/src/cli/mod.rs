@@ -53,11 +53,18 @@ enum Command {
     Serve(serve::ServeArgs),
     /// Sign an operation token (scope pin or write) with the configured key, as the counter back end does.
     Token(serve::TokenArgs),
+    /// Make a new random token key file (the `token_key_file` of the configuration, shared with the back end).
+    TokenKey(serve::TokenKeyArgs),
 }
 
 impl Cli {
     /// Runs the subcommand and turns its outcome into an exit code.
     pub fn run(self) -> ExitCode {
+        if !matches!(self.command, Command::Serve(_)) {
+            // a closed pipe (`… | head`) ends a diagnostic quietly, as it does other Unix tools (not the service:
+            // its sockets never raise SIGPIPE, and nothing it prints should stop it)
+            sigpipe::reset();
+        }
         let result = match self.command {
             Command::Readers(a) => readers::run(a),
             Command::ReadBasic(a) => read_basic::run(a),
@@ -68,6 +75,7 @@ impl Cli {
             Command::Apdu(a) => apdu::run(a),
             Command::Serve(a) => serve::serve(a),
             Command::Token(a) => serve::token(a),
+            Command::TokenKey(a) => serve::token_key(a),
         };
         match result {
             Ok(()) => ExitCode::SUCCESS,

@@ -60,6 +60,32 @@ pub struct TokenArgs {
     ttl: u64,
 }
 
+/// Arguments of `token-key`.
+#[derive(clap::Args)]
+pub struct TokenKeyArgs {
+    /// Where to write the new key (hex, one line; created with mode 0600, never overwritten).
+    #[arg(long, value_name = "FILE")]
+    out: PathBuf,
+}
+
+/// Writes a new random 32-byte token key: the file `token_key_file` names, shared with the counter back end.
+pub fn token_key(a: TokenKeyArgs) -> Result<(), Failure> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut key = zeroize::Zeroizing::new([0u8; 32]);
+    rand::Rng::fill(&mut rand::rng(), &mut key[..]);
+    let text = zeroize::Zeroizing::new(hex::encode_upper(&key[..]) + "\n");
+    let mut file = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&a.out).map_err(|e| {
+        Failure::Usage(format!("cannot create {}: {e} (an existing key is never overwritten)", a.out.display()))
+    })?;
+    file.write_all(text.as_bytes())?;
+    eprintln!(
+        "terminal-agent: wrote a new 32-byte token key to {} (mode 0600); give the same file to the back end",
+        a.out.display()
+    );
+    Ok(())
+}
+
 fn parse_scope(s: &str) -> Result<Scope, String> {
     match s {
         "pin" => Ok(Scope::Pin),
@@ -123,6 +149,18 @@ fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
 pub fn token(a: TokenArgs) -> Result<(), Failure> {
     let config = load(Some(&a.config))?;
     let key = config.token_key.ok_or_else(|| Failure::Usage(format!("{}: no token key", a.config.display())))?;
+    let max = config.token_max_ttl.as_secs();
+    if a.ttl > max {
+        return Err(Failure::Usage(format!(
+            "--ttl {}: the agent refuses tokens living longer than {max} s (token_max_ttl_secs of {}); \
+             sign with --ttl {max} or less",
+            a.ttl,
+            a.config.display()
+        )));
+    }
+    if a.ttl == 0 {
+        return Err(Failure::Usage("--ttl 0: a token must live at least one second".into()));
+    }
     let claims = token::claims(&a.scope, &config.terminal_no, Duration::from_secs(a.ttl));
     println!("{}", token::sign(&key, &claims).map_err(|e| Failure::Usage(e.to_string()))?);
     Ok(())

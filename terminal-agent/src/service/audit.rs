@@ -33,10 +33,17 @@ pub struct AuditLog {
 }
 
 impl AuditLog {
-    /// Appends to `path` (created if absent); none: lines go to stderr.
+    /// Appends to `path` (created if absent, with its directory, readable by owner and group only); none: lines
+    /// go to stderr.
     pub fn open(path: Option<&Path>) -> std::io::Result<AuditLog> {
+        use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
         let file = match path {
-            Some(p) => Some(Mutex::new(OpenOptions::new().create(true).append(true).open(p)?)),
+            Some(p) => {
+                if let Some(dir) = p.parent().filter(|d| !d.as_os_str().is_empty() && !d.exists()) {
+                    std::fs::DirBuilder::new().recursive(true).mode(0o750).create(dir)?;
+                }
+                Some(Mutex::new(OpenOptions::new().create(true).append(true).mode(0o640).open(p)?))
+            }
             None => None,
         };
         Ok(AuditLog { file })

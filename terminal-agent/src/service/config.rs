@@ -151,11 +151,15 @@ pub enum ConfigError {
         source: std::io::Error,
     },
     /// The file is not valid TOML of this schema.
-    #[error("{path}: {message}")]
+    #[error("{path}:{line}:{column}: {message}")]
     Parse {
         /// The file.
         path: PathBuf,
-        /// The parser's message.
+        /// The line the parser stopped at (1-based).
+        line: usize,
+        /// The column in that line (1-based, in characters).
+        column: usize,
+        /// The parser's message (never the file's text: a line may hold the token key).
         message: String,
     },
     /// A value is wrong.
@@ -192,14 +196,24 @@ fn parse_hex_key(text: &str, what: &str) -> Result<Zeroizing<Vec<u8>>, ConfigErr
     Ok(key)
 }
 
+/// The 1-based line and column (in characters) of a byte offset into `text`.
+fn line_and_column(text: &str, offset: usize) -> (usize, usize) {
+    let before = text.get(..offset.min(text.len())).unwrap_or(text);
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    (line, column)
+}
+
 impl Config {
     /// Reads a configuration file; absent fields keep their defaults.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
         let text = Zeroizing::new(
             std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.into(), source })?,
         );
-        let file: File = toml::from_str(&text)
-            .map_err(|e| ConfigError::Parse { path: path.into(), message: e.message().to_owned() })?;
+        let file: File = toml::from_str(&text).map_err(|e| {
+            let (line, column) = line_and_column(&text, e.span().map_or(0, |s| s.start));
+            ConfigError::Parse { path: path.into(), line, column, message: e.message().trim_end().to_owned() }
+        })?;
         let base = path.parent().unwrap_or(Path::new("."));
         let resolve = |p: PathBuf| if p.is_relative() { base.join(p) } else { p };
         let mut c = Config::default();
@@ -350,5 +364,18 @@ key_file = "keys.toml"
         assert!(e.contains("passphrase_file"), "{e}");
         let e = load("[keys]\nmode = \"hsm\"").unwrap_err().to_string();
         assert!(e.contains("hsm") || e.contains("variant"), "{e}");
+    }
+
+    #[test]
+    fn a_syntax_error_names_its_line_and_never_the_text() {
+        // the README's old commented-out local mode, uncommented: several keys on one line
+        let text = "port = 17788\ntoken_key = \"00112233445566778899aabbccddeeff\"\n[keys]\n\
+                    mode = \"local\", keystore = \"keys.db\", passphrase_file = \"pass\"\n";
+        let e = load(text).unwrap_err();
+        assert!(matches!(e, ConfigError::Parse { line: 4, .. }), "{e:?}");
+        let shown = e.to_string();
+        assert!(shown.contains("agent.toml:4:"), "{shown}");
+        let e = load("token_key = \"00112233445566778899aabbccddeeff\" x\n").unwrap_err().to_string();
+        assert!(e.contains(":1:") && !e.contains("00112233"), "{e}");
     }
 }
