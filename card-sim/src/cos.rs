@@ -101,9 +101,13 @@ pub(crate) struct CardState {
     /// READ RECORD "all from P1" (`P2 …101`) supported; off: `6A86` like a COS without it.
     #[serde(default = "yes", skip_serializing_if = "is_true")]
     pub read_all: bool,
-    /// The DF FCIs carry the spec version (`A5` → `9F08`); off: the FCI of older COSes without it.
+    /// The DF FCIs carry the spec version (`A5` → `9F08`, this project's earlier profile decision); real cards
+    /// do not.
+    #[serde(default, skip_serializing_if = "is_false", alias = "fci_version")]
+    pub fci_spec_version: bool,
+    /// The DF FCIs carry the algorithm (`A5` → `9F0C` → `86`) as real cards do; off: a COS without it.
     #[serde(default = "yes", skip_serializing_if = "is_true")]
-    pub fci_version: bool,
+    pub fci_algorithm: bool,
     pub mf: Df,
 }
 
@@ -114,6 +118,11 @@ fn yes() -> bool {
 #[allow(clippy::trivially_copy_pass_by_ref)]
 fn is_true(b: &bool) -> bool {
     *b
+}
+
+#[allow(clippy::trivially_copy_pass_by_ref)]
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 /// The volatile state, lost on reset and power-off.
@@ -276,7 +285,8 @@ impl Card {
             card_blocked: false,
             t0_mode: false,
             read_all: true,
-            fci_version: true,
+            fci_spec_version: false,
+            fci_algorithm: true,
             mf,
         };
         Ok(Card::from_state(state))
@@ -330,15 +340,26 @@ impl Card {
         self.state.read_all
     }
 
-    /// Turns the spec version in the DF FCIs (`A5` → `9F08`, CARD-PROFILE profile decision) on or off.
-    /// Kept in the image (only when off).
-    pub fn set_fci_version(&mut self, on: bool) {
-        self.state.fci_version = on;
+    /// Adds the spec version to the DF FCIs (`A5` → `9F08`, this project's earlier profile decision; real cards
+    /// have no such tag) or leaves it out (the default). Kept in the image (only when on).
+    pub fn set_fci_spec_version(&mut self, on: bool) {
+        self.state.fci_spec_version = on;
     }
 
     /// Whether the DF FCIs carry the spec version.
-    pub fn fci_version(&self) -> bool {
-        self.state.fci_version
+    pub fn fci_spec_version(&self) -> bool {
+        self.state.fci_spec_version
+    }
+
+    /// Puts the algorithm in the DF FCIs (`A5` → `9F0C` → `86`, as real cards do: the default) or leaves it out
+    /// (a COS without it; hosts then read EF05 record 3). Kept in the image (only when off).
+    pub fn set_fci_algorithm(&mut self, on: bool) {
+        self.state.fci_algorithm = on;
+    }
+
+    /// Whether the DF FCIs carry the algorithm.
+    pub fn fci_algorithm(&self) -> bool {
+        self.state.fci_algorithm
     }
 
     /// Whether T=0 mode is on.

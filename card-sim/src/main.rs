@@ -59,9 +59,12 @@ struct RunArgs {
     /// A COS without READ RECORD "all from P1" (P2 …101): it answers 6A86.
     #[arg(long)]
     no_read_all: bool,
-    /// FCIs without the spec version (A5 → 9F08), as on COSes that do not carry it.
+    /// FCIs without the algorithm (A5 → 9F0C → 86), as on COSes that do not carry it: hosts read EF05 record 3.
     #[arg(long)]
-    no_fci_version: bool,
+    no_fci_algorithm: bool,
+    /// FCIs with the spec version (A5 → 9F08), this project's earlier profile decision; real cards have none.
+    #[arg(long)]
+    fci_spec_version: bool,
     /// Remove the card at the Nth APDU (1-based).
     #[arg(long, value_name = "N")]
     tear_after: Option<u64>,
@@ -233,8 +236,11 @@ fn run(args: RunArgs) -> Result<u8> {
     if args.no_read_all {
         card.set_read_all(false);
     }
-    if args.no_fci_version {
-        card.set_fci_version(false);
+    if args.no_fci_algorithm {
+        card.set_fci_algorithm(false);
+    }
+    if args.fci_spec_version {
+        card.set_fci_spec_version(true);
     }
     let mut sim = SimTransport::with_timing(card, TimingModel::with_bit_rate(args.bit_rate));
     if let Some(n) = args.tear_after {

@@ -176,8 +176,10 @@ pub(crate) fn read(s: &mut Session<'_>) -> Result<BasicInfo, Error> {
     let holder_ok = s.can_meet(ef06.read.for_generation(g));
     let mut withheld = None;
     let mut tags05: Vec<u8> = ef05.items(g).map(|i| i.tag).collect();
-    if !card_no_ok || !holder_ok {
+    if !card_no_ok {
         tags05.retain(|t| *t != 0x07);
+    }
+    if !card_no_ok || !holder_ok {
         withheld = Some(
             ef06.read
                 .for_generation(g)
@@ -186,6 +188,8 @@ pub(crate) fn read(s: &mut Session<'_>) -> Result<BasicInfo, Error> {
         );
     }
     let m05 = read_tags(s, ssse, ef05, &tags05)?;
+    s.learn_spec_version(need(&m05, 0x03)?)?;
+    let g = s.generation;
     let card_id = need(&m05, 0x01)?.to_vec();
     let region = RegionCode::from_bcd(card_id.get(..3).unwrap_or_default())?;
     s.ctx.region = Some(region);

@@ -5,12 +5,14 @@
 //! next; a card removed mid-operation surfaces as `Error::Transport(TransportError::CardRemoved)` and the next
 //! operation, after re-insertion, starts clean.
 //!
-//! # Generation detection \[P\]
+//! # Generation detection (CARD-PROFILE §4.2)
 //!
-//! The generation (CARD-PROFILE §1) is in EF05 tag 03, but on a generation 3 card the data a counter wants
-//! (EF05 record 7, EF06) needs RKSSSE first. Profile decision: the SSSE FCI's proprietary template `A5` carries
-//! the spec version as tag `9F08` (`02 0g 00`, e.g. `0200`; a one-byte `0g` is accepted too). When it is
-//! absent (cards whose COS does not put it there) EF05 record 3 is read: one more APDU.
+//! A real card's SSSE FCI names the **algorithm** (`A5` → `9F0C` → `86`: `01` 3DES, `03` SM4) but not the spec
+//! version. An SM4 card is handled as generation 3 at once. A 3DES card is generation 1 or 2: reading the basic
+//! information learns which from EF05 tag 03 in the same READ that fetches EF05; other operations read EF05
+//! record 3 right after SELECT (one more APDU). A card whose FCI names no algorithm gets the same READ of
+//! record 3. A spec version `9F08` in the FCI (an option of card-sim, this project's earlier profile decision)
+//! is used when present.
 //!
 //! # Read all records \[P\]
 //!
@@ -21,9 +23,9 @@
 //!
 //! | card | with read-all | without |
 //! |---|---|---|
-//! | gen 1/2 | 3: SELECT, EF05, EF06 | 16 (first read: 1 + 1 probe + 7 + 7), then 15 |
-//! | gen 3, RKSSSE held | 5: SELECT, GET CHALLENGE, EXTERNAL AUTHENTICATE, EF05, EF06 | 18 |
-//! | gen 3, no keys | 7: SELECT, EF05 records 1–6 (holder data withheld, national −2203) | 7 |
+//! | gen 1/2 (FCI `86` = 3DES) | 3: SELECT, EF05, EF06 | 16 (first read: 1 + 1 probe + 7 + 7), then 15 |
+//! | gen 3 (FCI `86` = SM4), RKSSSE held | 5: SELECT, EF05, GET CHALLENGE, EXTERNAL AUTHENTICATE, EF06 | 18 |
+//! | gen 3, no keys | 2: SELECT, EF05 (holder data withheld, national −2203) | 9 |
 //!
 //! # Use (what a terminal agent does)
 //!
@@ -82,6 +84,15 @@ pub use two_step::{TwoStepRead, TwoStepWrite};
 
 use session::Session;
 
+/// What an operation learnt of a card that the next one on the same card (same ATR) can use.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct CardFacts {
+    /// Whether READ RECORD "all" works (`None`: not tried yet).
+    pub read_all: Option<bool>,
+    /// The generation, once known (a 3DES card's FCI does not tell 1 from 2: EF05 record 3 does).
+    pub generation: Option<Generation>,
+}
+
 /// What SELECT SSSE tells about a card.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CardInfo {
@@ -98,12 +109,13 @@ pub struct CardInfo {
 /// The social security application of the card in a reader.
 ///
 /// Holds the transport, the card profile, the terminal identifiers of the national string and, per card (by
-/// ATR), whether READ RECORD "all" works. Keep one per reader.
+/// ATR), whether READ RECORD "all" works and the generation once learnt. Keep one per reader.
 pub struct SocialSecurityCard<T> {
     transport: T,
     profile: Arc<Profile>,
     terminal: TerminalIds,
-    read_all: HashMap<Vec<u8>, Option<bool>>,
+    /// What was learnt of each card (by ATR): READ RECORD "all" support, the generation.
+    cards: HashMap<Vec<u8>, CardFacts>,
 }
 
 impl<T: Transport> SocialSecurityCard<T> {
@@ -114,7 +126,7 @@ impl<T: Transport> SocialSecurityCard<T> {
 
     /// With a deployment's profile.
     pub fn with_profile(transport: T, profile: Arc<Profile>) -> Self {
-        SocialSecurityCard { transport, profile, terminal: TerminalIds::default(), read_all: HashMap::new() }
+        SocialSecurityCard { transport, profile, terminal: TerminalIds::default(), cards: HashMap::new() }
     }
 
     /// Sets the terminal identifiers printed in the national string (configuration).
@@ -150,7 +162,7 @@ impl<T: Transport> SocialSecurityCard<T> {
 
     /// Whether the card now in the reader supports READ RECORD "all", if known.
     pub fn read_all_support(&self) -> Option<bool> {
-        self.read_all.get(self.transport.atr()).copied().flatten()
+        self.cards.get(self.transport.atr()).and_then(|f| f.read_all)
     }
 
     /// Runs `op` in one transaction on a freshly selected SSSE.
@@ -160,15 +172,27 @@ impl<T: Transport> SocialSecurityCard<T> {
         pin: Option<&SecretString>,
         op: impl FnOnce(&mut Session<'_>) -> Result<R, Error>,
     ) -> Result<R, Error> {
-        let SocialSecurityCard { transport, profile, read_all, .. } = self;
+        self.run_with(sm, pin, true, op)
+    }
+
+    /// [`Self::run`]; `need_generation` false lets a 3DES card's generation wait for the caller's EF05 read.
+    fn run_with<R>(
+        &mut self,
+        sm: &dyn SecurityModule,
+        pin: Option<&SecretString>,
+        need_generation: bool,
+        op: impl FnOnce(&mut Session<'_>) -> Result<R, Error>,
+    ) -> Result<R, Error> {
+        let SocialSecurityCard { transport, profile, cards, .. } = self;
         let mut tx = transport.transaction()?;
         let atr = tx.atr().to_vec();
-        let cache = read_all.entry(atr).or_default();
-        let mut s = Session::open(&mut *tx, profile, sm, pin, cache)?;
+        let cache = cards.entry(atr).or_default();
+        let mut s = Session::open(&mut *tx, profile, sm, pin, cache, need_generation)?;
         op(&mut s)
     }
 
-    /// SELECT SSSE: generation, algorithm, historical bytes. 1 APDU (2 without `9F08` in the FCI).
+    /// SELECT SSSE: generation, algorithm, historical bytes. 1 APDU for an SM4 card, 2 for a 3DES card (EF05
+    /// record 3 tells generation 1 from 2) or a card whose FCI names no algorithm.
     pub fn detect(&mut self) -> Result<CardInfo, Error> {
         let info = self.run(&crate::security::NoKeys, None, |s| Ok(s.card_info()))?;
         Ok(CardInfo { read_all: self.read_all_support(), ..info })
@@ -179,7 +203,8 @@ impl<T: Transport> SocialSecurityCard<T> {
     /// A generation 3 card whose RKSSSE the module does not hold still answers: the card number and the holder
     /// fields are `None` and [`BasicInfo::withheld`] names the key (national −2203).
     pub fn read_basic(&mut self, sm: &dyn SecurityModule) -> Result<BasicInfo, Error> {
-        self.run(sm, None, basic::read)
+        // EF05 holds the spec version: a 3DES card's generation comes from that read, not one of its own
+        self.run_with(sm, None, false, basic::read)
     }
 
     /// Reads the items of a national address; values mirror the address ([`ItemValues::to_national`]).
@@ -249,10 +274,10 @@ impl<T: Transport> SocialSecurityCard<T> {
     /// Starts the two-step read of the basic information for a terminal without keys (CARD-PROFILE §7):
     /// the returned value holds the card's transaction until [`TwoStepRead::finish`] or drop.
     pub fn begin_two_step(&mut self) -> Result<TwoStepRead<'_>, Error> {
-        let SocialSecurityCard { transport, profile, read_all, .. } = self;
+        let SocialSecurityCard { transport, profile, cards, .. } = self;
         let tx = transport.transaction()?;
         let atr = tx.atr().to_vec();
-        let cache = read_all.entry(atr).or_default();
+        let cache = cards.entry(atr).or_default();
         TwoStepRead::begin(tx, profile, cache)
     }
 
@@ -260,10 +285,10 @@ impl<T: Transport> SocialSecurityCard<T> {
     /// value holds the transaction; send [`TwoStepWrite::step1`] and [`TwoStepWrite::key`] to the back end and
     /// pass its answer to [`TwoStepWrite::finish`].
     pub fn begin_two_step_write(&mut self, address: &Address, data: &str) -> Result<TwoStepWrite<'_>, Error> {
-        let SocialSecurityCard { transport, profile, read_all, .. } = self;
+        let SocialSecurityCard { transport, profile, cards, .. } = self;
         let tx = transport.transaction()?;
         let atr = tx.atr().to_vec();
-        let cache = read_all.entry(atr).or_default();
+        let cache = cards.entry(atr).or_default();
         TwoStepWrite::begin(tx, profile, cache, address, data)
     }
 }

@@ -38,21 +38,21 @@ pub(crate) fn read_tags(s: &mut Session<'_>, df: &Df, ef: &Ef, tags: &[u8]) -> R
         ef.items(g).skip(usize::from(from) - 1).all(|i| i.read.as_ref().is_none_or(|r| s.is_met(r.for_generation(g))));
     let mut found = BTreeMap::new();
     let mut done = false;
-    if tail_readable && *s.read_all != Some(false) && to > from && usize::from(from) <= count {
+    if tail_readable && s.facts.read_all != Some(false) && to > from && usize::from(from) <= count {
         let cmd = Command::new(0x00, Ins::READ_RECORD, from, (ef.sfi << 3) | 5).with_le(256)?;
         let resp = s.send_raw(&cmd)?;
         match resp.sw() {
             StatusWord::OK => {
-                *s.read_all = Some(true);
+                s.facts.read_all = Some(true);
                 for r in RecordTlv::parse_all(resp.data())? {
                     found.insert(r.tag, r.value);
                 }
                 done = true;
             }
             StatusWord::WRONG_P1P2 | StatusWord::INS_NOT_SUPPORTED | StatusWord::FUNCTION_NOT_SUPPORTED
-                if *s.read_all != Some(true) =>
+                if s.facts.read_all != Some(true) =>
             {
-                *s.read_all = Some(false);
+                s.facts.read_all = Some(false);
             }
             sw => return Err(Error::from_status(sw)),
         }

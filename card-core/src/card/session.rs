@@ -4,10 +4,10 @@ use std::collections::BTreeSet;
 
 use secrecy::{ExposeSecret, SecretString};
 
-use super::CardInfo;
+use super::{CardFacts, CardInfo};
 use crate::apdu::{Command, Ins, Response, StatusWord};
 use crate::codec::{decode_an, encode_cn};
-use crate::crypto::card_factor;
+use crate::crypto::{card_factor, Algorithm};
 use crate::profile::{Access, Df, Generation, Profile};
 use crate::security::{algorithm_of, key_name, CardContext, SecurityModule};
 use crate::tlv::{find, parse_ber, parse_fci, primitive_value, Limits, RecordTlv};
@@ -22,9 +22,11 @@ pub(crate) struct Session<'a> {
     pub profile: &'a Profile,
     pub sm: &'a dyn SecurityModule,
     pub pin: Option<&'a SecretString>,
-    /// Whether READ RECORD "all" works on this card (`None`: not tried yet).
-    pub read_all: &'a mut Option<bool>,
+    /// What is known of this card from earlier operations (READ RECORD "all" support, generation).
+    pub facts: &'a mut CardFacts,
     pub generation: Generation,
+    /// False while a 3DES card's generation (1 or 2) is provisional: see [`Session::open`].
+    pub generation_known: bool,
     pub ctx: CardContext,
     pub historical_bytes: Vec<u8>,
     /// The DF selected last.
@@ -35,38 +37,56 @@ pub(crate) struct Session<'a> {
 }
 
 impl<'a> Session<'a> {
-    /// Selects SSSE and learns the generation (FCI `9F08`, else EF05 record 3).
+    /// Selects SSSE and learns the generation and the algorithm (see [`Detected`]).
+    ///
+    /// With `need_generation` false, a 3DES card (FCI `86` = `01`: generation 1 or 2) is opened as
+    /// generation 2 without the READ RECORD of EF05 record 3; the caller reads EF05 anyway and corrects it
+    /// with [`Session::learn_spec_version`].
     pub fn open(
         tx: &'a mut dyn CardTransaction,
         profile: &'a Profile,
         sm: &'a dyn SecurityModule,
         pin: Option<&'a SecretString>,
-        read_all: &'a mut Option<bool>,
+        facts: &'a mut CardFacts,
+        need_generation: bool,
     ) -> Result<Session<'a>, Error> {
         let hist = historical_bytes(tx.atr()).map(<[u8]>::to_vec).unwrap_or_default();
         let factor =
             card_factor(&hist).map_err(|_| Error::UnknownCard("ATR has fewer than 8 historical bytes".into()))?;
         let ssse = profile.df(SSSE).ok_or_else(|| Error::UnknownCard("the profile has no SSSE".into()))?;
         let fci = select(tx, ssse, true)?;
-        let generation = match generation_from_fci(&fci) {
-            Some(g) => g,
-            None => {
+        let detected = Detected::from_fci(&fci)?;
+        // a generation learnt before on this card (same ATR) stands if the FCI's algorithm agrees with it
+        let learnt = facts.generation.filter(|g| detected.algorithm.is_none_or(|a| a == algorithm_of(*g)));
+        let detected = Detected { generation: detected.generation.or(learnt), ..detected };
+        let (generation, algorithm, generation_known) = match detected {
+            Detected { generation: Some(g), algorithm } => (g, algorithm.unwrap_or_else(|| algorithm_of(g)), true),
+            // an SM4 card is handled as generation 3 (CARD-PROFILE §4.2)
+            Detected { generation: None, algorithm: Some(Algorithm::Sm4) } => (Generation::THREE, Algorithm::Sm4, true),
+            Detected { generation: None, algorithm: Some(a @ Algorithm::Tdes) } if !need_generation => {
+                (Generation::TWO, a, false)
+            }
+            Detected { generation: None, algorithm } => {
+                // no algorithm in the FCI, or 3DES (generation 1 or 2): EF05 record 3 says which (§4.2)
                 let ef05 = ssse.ef("EF05").ok_or_else(|| Error::UnknownCard("the profile has no SSSE EF05".into()))?;
                 let cmd = Command::new(0x00, Ins::READ_RECORD, 3, (ef05.sfi << 3) | 4).with_le(256)?;
                 let rec = RecordTlv::parse(&tx.exchange_ok(&cmd)?)?;
-                let version = decode_an(&rec.value)?;
-                Generation::from_spec_version(&version)
-                    .ok_or_else(|| Error::UnknownCard(format!("spec version {version:?}")))?
+                let g = generation_of_spec_version(&rec.value)?;
+                (g, algorithm.unwrap_or_else(|| algorithm_of(g)), true)
             }
         };
-        let ctx = CardContext { region: None, card_factor: factor, algorithm: algorithm_of(generation) };
+        if generation_known {
+            facts.generation = Some(generation);
+        }
+        let ctx = CardContext { region: None, card_factor: factor, algorithm };
         Ok(Session {
             tx,
             profile,
             sm,
             pin,
-            read_all,
+            facts,
             generation,
+            generation_known,
             ctx,
             historical_bytes: hist,
             df: SSSE.to_owned(),
@@ -75,12 +95,23 @@ impl<'a> Session<'a> {
         })
     }
 
+    /// Sets the generation from EF05 tag 03 when SELECT left it open (a 3DES card opened without
+    /// `need_generation`); otherwise checks nothing: the FCI or record 3 decided already.
+    pub fn learn_spec_version(&mut self, value: &[u8]) -> Result<(), Error> {
+        if !self.generation_known {
+            self.generation = generation_of_spec_version(value)?;
+            self.generation_known = true;
+            self.facts.generation = Some(self.generation);
+        }
+        Ok(())
+    }
+
     pub fn card_info(&self) -> CardInfo {
         CardInfo {
             generation: self.generation,
             algorithm: self.ctx.algorithm,
             historical_bytes: self.historical_bytes.clone(),
-            read_all: *self.read_all,
+            read_all: self.facts.read_all,
         }
     }
 
@@ -273,13 +304,42 @@ fn select(tx: &mut dyn CardTransaction, df: &Df, ssse: bool) -> Result<Vec<u8>, 
     }
 }
 
-/// `9F08` in the FCI's `A5`: `0g00` (or `0g`) → generation g.
-fn generation_from_fci(fci: &[u8]) -> Option<Generation> {
-    let prop = parse_fci(fci).ok()??.proprietary?;
-    let tlvs = parse_ber(&prop, Limits::default()).ok()?;
-    let v = primitive_value(find(&tlvs, &[0x9F, 0x08])?)?;
-    match v {
-        [g] | [g, 0x00] => Generation::new(*g),
-        _ => None,
+/// What the SSSE FCI says about the card (CARD-PROFILE §4.2).
+///
+/// A real card answers `6F 84 <AID> A5 (88 <SFI>, 9F0C (86 <algorithm>))`: the algorithm (`01` 3DES,
+/// `02` SSF33 — refused, `03` SM4, `04` AES [P]) but no spec version. A COS that follows this project's
+/// earlier profile decision may also carry `9F08` = `0g00` (or `0g`), the spec version g.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Detected {
+    pub generation: Option<Generation>,
+    pub algorithm: Option<Algorithm>,
+}
+
+impl Detected {
+    pub fn from_fci(fci: &[u8]) -> Result<Detected, Error> {
+        let Some(prop) = parse_fci(fci).ok().flatten().and_then(|f| f.proprietary) else {
+            return Ok(Detected::default());
+        };
+        let Ok(tlvs) = parse_ber(&prop, Limits::default()) else { return Ok(Detected::default()) };
+        let generation = find(&tlvs, &[0x9F, 0x08]).and_then(primitive_value).and_then(|v| match v {
+            [g] | [g, 0x00] => Generation::new(*g),
+            _ => None,
+        });
+        let algorithm = find(&tlvs, &[0x9F, 0x0C])
+            .and_then(primitive_value)
+            .and_then(|dd| parse_ber(dd, Limits::default()).ok())
+            .and_then(|inner| find(&inner, &[0x86]).and_then(primitive_value).map(<[u8]>::to_vec));
+        let algorithm = match algorithm.as_deref() {
+            None => None,
+            Some([id]) => Some(Algorithm::from_id(*id)?),
+            Some(_) => return Err(crate::apdu::ProtocolError::Unexpected("FCI tag 86 is not one byte").into()),
+        };
+        Ok(Detected { generation, algorithm })
     }
+}
+
+/// The generation of an EF05 tag 03 value (CARD-PROFILE §4.2).
+fn generation_of_spec_version(value: &[u8]) -> Result<Generation, Error> {
+    let version = decode_an(value)?;
+    Generation::from_spec_version(&version).ok_or_else(|| Error::UnknownCard(format!("spec version {version:?}")))
 }

@@ -4,6 +4,7 @@
 use super::address::{self, Address, ItemValues};
 use super::basic::{self, BasicInfo};
 use super::session::{Session, SSSE};
+use super::CardFacts;
 use crate::codec::RegionCode;
 use crate::crypto::ct_eq;
 use crate::profile::Profile;
@@ -22,7 +23,7 @@ use crate::Error;
 pub struct TwoStepRead<'a> {
     tx: Box<dyn CardTransaction + 'a>,
     profile: &'a Profile,
-    read_all: &'a mut Option<bool>,
+    facts: &'a mut CardFacts,
     step1: Step1,
     generation: crate::profile::Generation,
 }
@@ -83,7 +84,7 @@ fn resume_session<'s>(
     tx: &'s mut (dyn CardTransaction + '_),
     profile: &'s Profile,
     sm: &'s dyn SecurityModule,
-    read_all: &'s mut Option<bool>,
+    facts: &'s mut CardFacts,
     generation: crate::profile::Generation,
     step1: &Step1,
     df: &str,
@@ -93,8 +94,9 @@ fn resume_session<'s>(
         profile,
         sm,
         pin: None,
-        read_all,
+        facts,
         generation,
+        generation_known: true,
         historical_bytes: step1.historical_bytes.clone(),
         ctx: step1.card_context()?,
         df: df.to_owned(),
@@ -107,11 +109,11 @@ impl<'a> TwoStepRead<'a> {
     pub(crate) fn begin(
         mut tx: Box<dyn CardTransaction + 'a>,
         profile: &'a Profile,
-        read_all: &'a mut Option<bool>,
+        facts: &'a mut CardFacts,
     ) -> Result<Self, Error> {
+        let mut cache = *facts;
         let (generation, ctx, hist, card_id, r3) = {
-            let mut cache = *read_all;
-            let mut s = Session::open(&mut *tx, profile, &crate::security::NoKeys, None, &mut cache)?;
+            let mut s = Session::open(&mut *tx, profile, &crate::security::NoKeys, None, &mut cache, true)?;
             let ef05 = s.df_spec(SSSE)?.ef("EF05").ok_or_else(|| Error::UnknownCard("no EF05".into()))?;
             let cmd =
                 crate::apdu::Command::new(0x00, crate::apdu::Ins::READ_RECORD, 1, (ef05.sfi << 3) | 4).with_le(256)?;
@@ -119,8 +121,9 @@ impl<'a> TwoStepRead<'a> {
             let r3 = s.challenge(8)?;
             (s.generation, s.ctx.clone(), s.historical_bytes.clone(), rec.value, r3)
         };
+        *facts = cache;
         let step1 = new_step1(ctx.algorithm, hist, card_id, &r3)?;
-        Ok(TwoStepRead { tx, profile, read_all, step1, generation })
+        Ok(TwoStepRead { tx, profile, facts, step1, generation })
     }
 
     /// The `…_HSM_Step1` string for the back end: `region|hist|algorithm|card id|R1|R2|R3|R4|`.
@@ -134,7 +137,7 @@ impl<'a> TwoStepRead<'a> {
         let answer: Step2Answer = answer.parse()?;
         let replay = Replay { answer: &answer, key: "RKSSSE" };
         let mut s =
-            resume_session(&mut *self.tx, self.profile, &replay, self.read_all, self.generation, &self.step1, SSSE)?;
+            resume_session(&mut *self.tx, self.profile, &replay, self.facts, self.generation, &self.step1, SSSE)?;
         if s.df_spec(SSSE)?.key("RKSSSE").is_some_and(|k| k.generations.contains(s.generation)) {
             s.external_auth_with("RKSSSE", &answer.external, &self.step1.r4)?;
         }
@@ -157,7 +160,7 @@ impl<'a> TwoStepRead<'a> {
 pub struct TwoStepWrite<'a> {
     tx: Box<dyn CardTransaction + 'a>,
     profile: &'a Profile,
-    read_all: &'a mut Option<bool>,
+    facts: &'a mut CardFacts,
     step1: Step1,
     generation: crate::profile::Generation,
     df: String,
@@ -169,16 +172,16 @@ impl<'a> TwoStepWrite<'a> {
     pub(crate) fn begin(
         mut tx: Box<dyn CardTransaction + 'a>,
         profile: &'a Profile,
-        read_all: &'a mut Option<bool>,
+        facts: &'a mut CardFacts,
         address: &Address,
         data: &str,
     ) -> Result<Self, Error> {
         let values = ItemValues::parse(address, data)?;
         let bad = |m: String| Error::BadParameter(format!("two-step write: {m}"));
         let mut target: Option<(String, String)> = None;
+        let mut cache = *facts;
         let (generation, ctx, hist, card_id, r3, df, key) = {
-            let mut cache = *read_all;
-            let mut s = Session::open(&mut *tx, profile, &crate::security::NoKeys, None, &mut cache)?;
+            let mut s = Session::open(&mut *tx, profile, &crate::security::NoKeys, None, &mut cache, true)?;
             // the values are checked against the card's generation right after SELECT, before Step 1 goes on
             address::encode(&s, &values)?;
             for seg in &address.0 {
@@ -202,8 +205,9 @@ impl<'a> TwoStepWrite<'a> {
             let r3 = s.challenge(8)?;
             (s.generation, s.ctx.clone(), s.historical_bytes.clone(), rec.value, r3, df, key)
         };
+        *facts = cache;
         let step1 = new_step1(ctx.algorithm, hist, card_id, &r3)?;
-        Ok(TwoStepWrite { tx, profile, read_all, step1, generation, df, key, values })
+        Ok(TwoStepWrite { tx, profile, facts, step1, generation, df, key, values })
     }
 
     /// The `…_HSM_Step1` string for the back end.
@@ -221,15 +225,8 @@ impl<'a> TwoStepWrite<'a> {
         let answer: Step2Answer = answer.parse()?;
         let inventory = self.key();
         let replay = Replay { answer: &answer, key: &inventory };
-        let mut s = resume_session(
-            &mut *self.tx,
-            self.profile,
-            &replay,
-            self.read_all,
-            self.generation,
-            &self.step1,
-            &self.df,
-        )?;
+        let mut s =
+            resume_session(&mut *self.tx, self.profile, &replay, self.facts, self.generation, &self.step1, &self.df)?;
         s.external_auth_with(&self.key, &answer.external, &self.step1.r4)?;
         let check = |s: &mut Session<'_>, step1: &Step1| -> Result<(), Error> {
             let card = s.internal_auth_raw(&step1.r1, &step1.r2)?;

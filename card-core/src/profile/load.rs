@@ -83,6 +83,8 @@ struct RawKey {
 #[serde(deny_unknown_fields)]
 struct RawEf {
     name: String,
+    /// File id; default: the name's (`EF05` → `EF05`).
+    fid: Option<String>,
     sfi: u8,
     #[serde(rename = "type")]
     kind: String,
@@ -259,13 +261,14 @@ fn unique(entry: &str, what: &str, names: impl Iterator<Item = (String, Generati
 
 fn ef(df: &str, raw: &RawEf) -> Result<Ef, ProfileError> {
     let entry = format!("{df} {}", raw.name);
-    let fid = raw
-        .name
-        .strip_prefix("EF")
-        .and_then(|h| u8::from_str_radix(h, 16).ok())
-        .filter(|_| raw.name.len() == 4)
-        .map(u16::from)
-        .ok_or_else(|| invalid(&entry, "an EF is named EFxx with xx its file id in hex"))?;
+    if raw.name.len() != 4 || raw.name.strip_prefix("EF").and_then(|h| u8::from_str_radix(h, 16).ok()).is_none() {
+        return Err(invalid(&entry, "an EF is named EFxx with xx in hex"));
+    }
+    // vendor reader software selects EF05/EF06 by these FIDs (`00 A4 02 00 02 EF05`, CARD-PROFILE §2)
+    let fid = match &raw.fid {
+        Some(f) => hex_u16(&entry, "fid", f)?,
+        None => hex_u16(&entry, "fid", &raw.name)?,
+    };
     if !(1..=30).contains(&raw.sfi) {
         return Err(invalid(&entry, format!("SFI {} outside 1..=30", raw.sfi)));
     }
@@ -367,6 +370,7 @@ fn df(raw: &RawDf) -> Result<Df, ProfileError> {
     let efs = raw.ef.iter().map(|e| ef(&entry, e)).collect::<Result<Vec<_>, _>>()?;
     unique(&entry, "EF", efs.iter().map(|e| (e.name.clone(), e.generations)))?;
     unique(&entry, "SFI", efs.iter().map(|e| (e.sfi.to_string(), e.generations)))?;
+    unique(&entry, "EF fid", efs.iter().map(|e| (format!("{:04X}", e.fid), e.generations)))?;
     // Every access condition names a key this DF holds on each generation the condition applies to.
     for e in &efs {
         let item_rules = match &e.kind {

@@ -37,11 +37,18 @@ impl Generation {
     }
 
     /// From the spec version of EF05 tag 03 (`1.00`, `2.00`, `3.00`).
+    ///
+    /// As reader specs read it (CARD-PROFILE §4.2): only the first three characters count (`2.01` is
+    /// generation 2), and an empty value means 1.0x.
     pub fn from_spec_version(v: &str) -> Option<Generation> {
-        match v.trim_end_matches(['\0', ' ']) {
-            "1.00" => Some(Generation(1)),
-            "2.00" => Some(Generation(2)),
-            "3.00" => Some(Generation(3)),
+        let v = v.trim_end_matches(['\0', ' ']);
+        if v.is_empty() {
+            return Some(Generation(1));
+        }
+        match v.get(..3)? {
+            "1.0" => Some(Generation(1)),
+            "2.0" => Some(Generation(2)),
+            "3.0" => Some(Generation(3)),
             _ => None,
         }
     }
@@ -242,7 +249,7 @@ pub enum EfKind {
 pub struct Ef {
     /// The profile's name, e.g. `EF05`.
     pub name: String,
-    /// File id (`EF05` → `0005`).
+    /// File id: the profile's `fid`, by default the name (`EF05` → `EF05`, as vendor readers select it).
     pub fid: u16,
     /// Short file id.
     pub sfi: u8,

@@ -41,7 +41,16 @@ fn generation_3_reads_need_rkssse() {
     assert_eq!(ef06.read.for_generation(Generation::TWO), &Access::Free);
     assert_eq!(ef06.read.for_generation(Generation::THREE), &Access::Key("RKSSSE".into()));
     let (_, ef05) = p.file("SSSEEF05").unwrap();
+    // the card number is free as on a real 3.00 card (CARD-PROFILE §3) …
     let (_, card_no) = ef05.record_of(Generation::THREE, 0x07).unwrap();
+    assert_eq!(card_no.read, None);
+    assert_eq!(ef05.read.for_generation(Generation::THREE), &Access::Free);
+    // … and a profile setting: a deployment whose cards protect it says so
+    let protected = with(|t| {
+        t.replacen(r#"format = "an", len = 9 }"#, r#"format = "an", len = 9, read = "free; 3: key RKSSSE" }"#, 1)
+    })
+    .unwrap();
+    let (_, card_no) = protected.file("SSSEEF05").unwrap().1.record_of(Generation::THREE, 0x07).unwrap();
     assert_eq!(card_no.read.as_ref().unwrap().for_generation(Generation::THREE), &Access::Key("RKSSSE".into()));
     assert_eq!(ssse.keys_for(Generation::TWO).count() + 1, ssse.keys_for(Generation::THREE).count());
     assert!(p.file("SSSEEF08").unwrap().1.generations.contains(Generation::TWO));
@@ -96,7 +105,7 @@ fn contradictions_are_refused_naming_the_entry() {
     // RKSSSE exists on generation 3 only
     refused(
         |t| t.replacen("read = \"free; 3: key RKSSSE\"", "read = \"key RKSSSE\"", 1),
-        "SSSE EF05",
+        "SSSE EF06",
         "generation 1 names key RKSSSE",
     );
     refused(
@@ -115,7 +124,7 @@ fn contradictions_are_refused_naming_the_entry() {
     refused(|t| t.replacen("size = 4096", "size = 40000", 1), "SSSE EF08", "size 40000");
     refused(
         |t| t.replacen("read = \"free; 3: key RKSSSE\"", "read = \"free; 4: key RKSSSE\"", 1),
-        "SSSE EF05 item 07",
+        "SSSE EF06",
         "generations",
     );
     refused(|t| t.replacen("read = \"free\"", "read = \"sometimes\"", 1), "SSSE EF05", "unknown access condition");
@@ -149,5 +158,8 @@ fn spec_versions() {
     assert_eq!(Generation::from_spec_version("2.00"), Some(Generation::TWO));
     assert_eq!(Generation::from_spec_version("3.00\0"), Some(Generation::THREE));
     assert_eq!(Generation::from_spec_version("4.00"), None);
+    assert_eq!(Generation::from_spec_version("2.01"), Some(Generation::TWO), "three characters count");
+    assert_eq!(Generation::from_spec_version(""), Some(Generation::ONE), "empty means 1.0x");
+    assert_eq!(Generation::from_spec_version("2."), None);
     assert_eq!(Generation::THREE.spec_version(), "3.00");
 }

@@ -1,14 +1,18 @@
 //! CARD-PROFILE §4 SELECT: by name (`P1 04`), by FID (`P1 00`), EF under the current DF (`P1 02`).
 //!
-//! `P2 00` answers the FCI of a DF, `P2 0C` no data. FCI: `6F L [84 L AID] A5 L (83 02 FID, 8A 01 LCS)`,
-//! LCS `03` before END PERSONALIZATION, `05` after; a DF with an AID adds `9F08 02 gg00`, the spec version
-//! of the card (`0100`, `0200`, `0300`; a profile decision so that a host learns the generation from the
-//! SELECT, before any authentication) unless `Card::set_fci_version(false)`. Selecting an EF answers no data. By FID the card
-//! looks at the MF (`3F00`), the current DF itself, its children, its parent and the parent's children.
+//! `P2 00` answers the FCI of a DF, `P2 0C` no data. A DF with an AID answers as a real card does
+//! (CARD-PROFILE §4.2, from a public trace): `6F L 84 L AID A5 L [88 01 1E] 9F0C 03 86 01 <algorithm>` (`88` in
+//! the directory DF SSSE only, as in the trace, byte for byte `6F1C…`) — the card's
+//! algorithm (`01` 3DES on generations 1 and 2, `03` SM4 on generation 3) in the issuer discretionary data, no
+//! spec version. Options of the image: `fci_algorithm = false` leaves `9F0C` out (a COS without it: hosts
+//! read EF05 record 3), `fci_spec_version = true` adds `9F08 02 0g00` in front (this project's earlier profile
+//! decision). The MF (no AID) answers `6F L A5 L (83 02 FID, 8A 01 LCS)`, LCS `03` before END PERSONALIZATION,
+//! `05` after. Selecting an EF answers no data. By FID the card looks at the MF (`3F00`), the current DF
+//! itself, its children, its parent and the parent's children.
 
 use card_core::apdu::StatusWord;
 
-use super::{blocked_on_path, Exec, Lifecycle, Res};
+use super::{blocked_on_path, CardState, Exec, Lifecycle, Res};
 use crate::fs::{Df, MF_FID};
 
 pub(crate) fn select(x: &mut Exec<'_>) -> Res {
@@ -73,8 +77,7 @@ fn enter_df(x: &mut Exec<'_>, path: Vec<usize>) -> Res {
     if x.cmd.p2 == 0x0C {
         return super::ok(Vec::new());
     }
-    let version = x.st.fci_version.then_some(x.st.generation);
-    let fci = fci(x.df()?, x.st.lifecycle, version);
+    let fci = fci(x.df()?, x.st);
     x.case4_reply(fci)
 }
 
@@ -84,15 +87,28 @@ fn tlv(tag: u8, value: &[u8]) -> Vec<u8> {
     v
 }
 
-fn fci(df: &Df, lifecycle: Lifecycle, generation: Option<u8>) -> Vec<u8> {
-    let lcs = if lifecycle == Lifecycle::Personalized { 0x05 } else { 0x03 };
-    let mut prop = tlv(0x83, &df.fid.to_be_bytes());
-    prop.extend(tlv(0x8A, &[lcs]));
-    if let (Some(g), Some(_)) = (generation, df.aid()) {
-        // spec version `g.00` as two BCD bytes, e.g. 0200 (profile decision, CARD-PROFILE §7 notes in card-core)
-        prop.extend([0x9F, 0x08, 0x02, g, 0x00]);
+fn fci(df: &Df, st: &CardState) -> Vec<u8> {
+    let Some(aid) = df.aid() else {
+        let lcs = if st.lifecycle == Lifecycle::Personalized { 0x05 } else { 0x03 };
+        let mut prop = tlv(0x83, &df.fid.to_be_bytes());
+        prop.extend(tlv(0x8A, &[lcs]));
+        return tlv(0x6F, &tlv(0xA5, &prop));
+    };
+    let mut prop = Vec::new();
+    if !df.dfs.is_empty() {
+        // the directory DF (SSSE): `88 01 1E` as the real card's trace has it (an SFI the reference COS does
+        // not use; hosts skip it)
+        prop.extend([0x88, 0x01, 0x1E]);
     }
-    let mut inner = df.aid().map(|a| tlv(0x84, a)).unwrap_or_default();
+    if st.fci_spec_version {
+        // spec version `g.00` as two BCD bytes, e.g. 0200
+        prop.extend([0x9F, 0x08, 0x02, st.generation, 0x00]);
+    }
+    if st.fci_algorithm {
+        let algorithm = if st.generation == 3 { 0x03 } else { 0x01 };
+        prop.extend([0x9F, 0x0C, 0x03, 0x86, 0x01, algorithm]);
+    }
+    let mut inner = tlv(0x84, aid);
     inner.extend(tlv(0xA5, &prop));
     tlv(0x6F, &inner)
 }

@@ -1,6 +1,7 @@
 //! Basic information, the national string, APDU counts, generation detection, two-step, tearing.
 
 use card_core::card::SocialSecurityCard;
+use card_core::crypto::Algorithm;
 use card_core::national;
 use card_core::security::{two_step, LocalKeys, NoKeys};
 use card_core::transport::{RecordingTransport, TransportError};
@@ -52,15 +53,36 @@ fn without_read_all_16_apdus_then_15() {
 }
 
 #[test]
-fn fci_without_spec_version_costs_one_apdu() {
+fn fci_without_algorithm_costs_one_apdu() {
+    for gen in [2, 3] {
+        let mut card_ = Card::load(repo(&format!("fixtures/cards/gen{gen}-personalized.json"))).unwrap();
+        card_.set_fci_algorithm(false);
+        let mut c =
+            SocialSecurityCard::new(RecordingTransport::counting(SimTransport::new(card_))).with_terminal(terminal());
+        let (info, n) = apdus(&mut c, |c| c.read_basic(&keys()));
+        assert_eq!(info.unwrap().national(&terminal()).to_string(), national(&format!("gen{gen}-basic.txt")));
+        assert_eq!(n, if gen == 2 { 4 } else { 6 }, "gen {gen}: + READ RECORD EF05 3 after SELECT");
+        assert_eq!(c.detect().unwrap().generation.number(), gen);
+    }
+}
+
+#[test]
+fn the_generation_comes_from_the_fci_algorithm() {
+    // SM4 in the FCI: generation 3 with the SELECT alone; 3DES: generation 1 or 2, EF05 record 3 says which
+    for (gen, apdus_to_detect) in [(1, 2), (2, 2), (3, 1)] {
+        let mut c = card(gen, true);
+        let (info, n) = apdus(&mut c, |c| c.detect());
+        let info = info.unwrap();
+        assert_eq!(info.generation.number(), gen);
+        assert_eq!(info.algorithm, if gen == 3 { Algorithm::Sm4 } else { Algorithm::Tdes });
+        assert_eq!(n, apdus_to_detect, "gen {gen}");
+    }
+    // the earlier profile decision (9F08, the spec version) is still understood: one SELECT
     let mut card_ = Card::load(repo("fixtures/cards/gen2-personalized.json")).unwrap();
-    card_.set_fci_version(false);
-    let mut c =
-        SocialSecurityCard::new(RecordingTransport::counting(SimTransport::new(card_))).with_terminal(terminal());
-    let (info, n) = apdus(&mut c, |c| c.read_basic(&NoKeys));
-    assert_eq!(info.unwrap().national(&terminal()).to_string(), national("gen2-basic.txt"));
-    assert_eq!(n, 4);
-    assert_eq!(c.detect().unwrap().generation.number(), 2);
+    card_.set_fci_spec_version(true);
+    let mut c = SocialSecurityCard::new(RecordingTransport::counting(SimTransport::new(card_)));
+    let (info, n) = apdus(&mut c, |c| c.detect());
+    assert_eq!((info.unwrap().generation.number(), n), (2, 1));
 }
 
 #[test]
@@ -87,7 +109,7 @@ fn gen3_without_keys_withholds_holder_data_with_2203() {
         assert_eq!(info.national(&terminal()).to_string(), national("gen3-basic-nokeys.txt"));
         assert_eq!(info.national_code(), national::NO_RKSSSE);
         assert_eq!(info.national_code(), -2203);
-        assert_eq!(n, 7, "SELECT + EF05 records 1-6");
+        assert_eq!(n, 2, "SELECT + EF05 whole (free, as on a real 3.00 card)");
     }
 }
 
@@ -162,4 +184,50 @@ fn not_a_social_security_card() {
     let err = c.read_basic(&NoKeys).unwrap_err();
     assert!(matches!(err, Error::UnknownCard(_)), "{err:?}");
     assert_eq!(national::code(&err), -1);
+}
+
+/// The pattern of vendor reader software in public logs (CARD-PROFILE §4.2): SELECT SSSE by name, SELECT EF05 by
+/// FID, one READ RECORD per item by identifier in the current EF (`00 B2 tag 00 Le`), the same for EF06 — 17
+/// commands for a generation 2 basic read, each answered `9000` with the data `read_basic` gives.
+#[test]
+fn vendor_reader_pattern_reads_the_same_data() {
+    use card_core::codec::{decode_an, decode_cn};
+    use card_core::profile::{Generation, Profile};
+    use card_core::transport::{CardTransactionExt, Transport};
+    let expected = card(2, true).read_basic(&NoKeys).unwrap();
+    let profile = Profile::builtin();
+    let ssse = profile.df("SSSE").unwrap();
+    let mut sim = SimTransport::new(Card::load(repo("fixtures/cards/gen2-personalized.json")).unwrap());
+    let mut tx = sim.transaction().unwrap();
+    let mut commands = vec![format!("00A404000F{}00", hex::encode_upper(ssse.aid.as_ref().unwrap()))];
+    let mut values = std::collections::BTreeMap::new();
+    for ef in ["EF05", "EF06"] {
+        commands.push(format!("00A4020002{ef}"));
+        for item in ssse.ef(ef).unwrap().items(Generation::TWO) {
+            commands.push(format!("00B2{:02X}00{:02X}", item.tag, item.len + 2));
+        }
+    }
+    assert_eq!(commands.len(), 17);
+    for cmd in &commands {
+        let apdu = card_core::apdu::Command::parse(&hex::decode(cmd).unwrap()).unwrap();
+        let r = tx.exchange(&apdu).unwrap();
+        assert_eq!(r.sw(), card_core::apdu::StatusWord::OK, "{cmd}");
+        if cmd.starts_with("00B2") {
+            let rec = card_core::tlv::RecordTlv::parse(r.data()).unwrap();
+            assert_eq!(format!("{:02X}", rec.tag), cmd[4..6], "{cmd}: the record of that identifier");
+            values.insert(rec.tag, rec.value);
+        }
+    }
+    let an = |t: u8| decode_an(&values[&t]).unwrap();
+    assert_eq!(values[&0x01], expected.card_id);
+    assert_eq!(an(0x02), expected.card_type);
+    assert_eq!(an(0x03), expected.spec_version);
+    assert_eq!(decode_cn(&values[&0x05]).unwrap(), expected.issue_date.to_string());
+    assert_eq!(decode_cn(&values[&0x06]).unwrap(), expected.expiry_date.to_string());
+    assert_eq!(Some(an(0x07)), expected.card_number);
+    assert_eq!(Some(an(0x08)), expected.ssn);
+    assert_eq!(Some(an(0x09)), expected.name_09);
+    assert_eq!(Some(an(0x0A)), expected.sex);
+    assert_eq!(Some(decode_cn(&values[&0x0D]).unwrap()), expected.birth_date.map(|d| d.to_string()));
+    assert_eq!(values.len(), 14);
 }

@@ -8,12 +8,29 @@ fn select_by_name_fid_and_fci() {
     for (mut c, g) in both().into_iter().zip([2, 3]) {
         let (fci, sw) = c.send(h(&format!("00A404000F{SSSE_AID}00")));
         assert_eq!(sw, 0x9000);
-        // 6F L 84 0F AID A5 0C 83 02 DDF1 8A 01 05 9F08 02 0g00 (spec version)
-        assert_eq!(fci, h(&format!("6F1F840F{SSSE_AID}A50C 8302DDF1 8A0105 9F0802 0{g}00")));
-        c.card.set_fci_version(false);
+        // as a real card (byte for byte the public trace's 6F1C… on an SM4 card):
+        // 6F 1C 84 0F AID A5 09 88 01 1E 9F0C 03 86 01 <algorithm> (CARD-PROFILE §4.2)
+        let alg = if g == 3 { "03" } else { "01" };
+        assert_eq!(fci, h(&format!("6F1C840F{SSSE_AID}A509 88011E 9F0C03 8601{alg}")));
+        c.card.set_fci_spec_version(true);
         let (fci, _) = c.send(h(&format!("00A404000F{SSSE_AID}00")));
-        assert_eq!(fci, h(&format!("6F1A840F{SSSE_AID}A507 8302DDF1 8A0105")));
-        c.card.set_fci_version(true);
+        assert_eq!(fci, h(&format!("6F21840F{SSSE_AID}A50E 88011E 9F0802 0{g}00 9F0C03 8601{alg}")));
+        c.card.set_fci_algorithm(false);
+        let (fci, _) = c.send(h(&format!("00A404000F{SSSE_AID}00")));
+        assert_eq!(fci, h(&format!("6F1B840F{SSSE_AID}A508 88011E 9F0802 0{g}00")));
+        c.card.set_fci_spec_version(false);
+        let (fci, _) = c.send(h(&format!("00A404000F{SSSE_AID}00")));
+        assert_eq!(fci, h(&format!("6F16840F{SSSE_AID}A503 88011E")));
+        // an application DF (no DFs under it): no 88
+        c.card.set_fci_algorithm(true);
+        let (fci, _) = c.send(h("00A4040006D15600000500"));
+        assert_eq!(fci, h(&format!("6F10 8406D15600000500 A506 9F0C03 8601{alg}")));
+        c.card.set_fci_algorithm(true);
+        assert_eq!(c.select_fid(0x3F00), 0x9000);
+        // the MF, which has no AID: FID and life cycle
+        let (fci, _) = c.send(h("00A40000023F00"));
+        assert_eq!(fci, h("6F09A507 83023F00 8A0105"));
+        assert_eq!(c.select_aid(SSSE_AID), 0x9000);
         assert_eq!(c.select_fid(0xDF01), 0x9000); // child of SSSE
         assert_eq!(c.select_fid(0xDF02), 0x9000); // sibling
         assert_eq!(c.select_fid(0xDDF1), 0x9000); // parent

@@ -103,20 +103,19 @@ fn tear_at_every_point_leaves_old_or_new() {
 fn t0_mode_61xx_and_6cxx_resolved_by_the_engine() {
     let mut c = personalized(KeyAlgorithm::Sm4);
     c.card.set_t0_mode(true);
-    c.card.set_fci_version(false); // the FCI lengths below are without 9F08
-                                   // raw: SELECT answers 61xx, a wrong Le answers 6Cxx
-    assert_eq!(c.send(h(&format!("00A404000F{SSSE_AID}"))), (vec![], 0x611C));
-    assert_eq!(c.sw("00C0000010"), 0x610C);
-    assert_eq!(c.sw("00C0000010"), 0x6C0C);
-    assert_eq!(c.send(h("00C000000C")).1, 0x9000);
-    assert_eq!(c.sw("00C000000C"), 0x6985);
+    // raw: SELECT answers 61xx (the FCI is 6F1C…: 30 bytes), a wrong Le answers 6Cxx
+    assert_eq!(c.send(h(&format!("00A404000F{SSSE_AID}"))), (vec![], 0x611E));
+    assert_eq!(c.sw("00C0000010"), 0x610E);
+    assert_eq!(c.sw("00C0000010"), 0x6C0E);
+    assert_eq!(c.send(h("00C000000E")).1, 0x9000);
+    assert_eq!(c.sw("00C000000E"), 0x6985);
     assert_eq!(c.read_record(5, 2).1, 0x6C03);
     assert_eq!(c.send(h("00B2022C03")), (tlv(0x02, b"1"), 0x9000));
     // through card-core's engine
     let mut sim = SimTransport::new(c.card);
     let mut tx = sim.transaction().unwrap();
     let fci = tx.exchange_ok(&select_ssse()).unwrap();
-    assert_eq!(fci.len(), 0x1C);
+    assert_eq!(fci.len(), 0x1E);
     let rec = tx.exchange_ok(&Command::new(0, Ins::READ_RECORD, 3, 0x2C).with_le(256).unwrap()).unwrap();
     assert_eq!(rec, tlv(0x03, b"3.00"));
     let r1r2 = [1u8; 16];
@@ -131,11 +130,10 @@ fn t0_mode_61xx_and_6cxx_resolved_by_the_engine() {
 #[test]
 fn modeled_time_is_deterministic() {
     let mut c = personalized(KeyAlgorithm::Tdes);
-    c.card.set_fci_version(false); // the character counts below are without 9F08
     let mut sim = SimTransport::new(c.card);
     {
         let mut tx = sim.transaction().unwrap();
-        // SELECT: 20 + (28 + 2) + 1 procedure byte = 51 chars
+        // SELECT: 20 + (30 + 2) + 1 procedure byte = 53 chars (the FCI 6F1C…)
         tx.exchange_ok(&Command::new(0, Ins::SELECT, 4, 0).with_data(h(SSSE_AID)).unwrap()).unwrap();
         // READ RECORD: 5 + (6 + 2) + 1 = 14 chars
         tx.exchange_ok(&Command::new(0, Ins::READ_RECORD, 3, 0x2C).with_le(256).unwrap()).unwrap();
@@ -143,10 +141,10 @@ fn modeled_time_is_deterministic() {
         let r = tx.exchange(&Command::new(0, Ins::VERIFY, 0, 0).with_data(h("000000")).unwrap()).unwrap();
         assert_eq!(r.sw(), StatusWord(0x63C2));
     }
-    // 76 chars × 12 etu / 9600 = 95 ms, 3 × 0.3 ms overhead, 3 ms page write
-    assert_eq!(sim.modeled_time(), Duration::from_micros(95_000 + 900 + 3_000));
+    // 78 chars × 12 etu / 9600 = 97.5 ms, 3 × 0.3 ms overhead, 3 ms page write
+    assert_eq!(sim.modeled_time(), Duration::from_micros(97_500 + 900 + 3_000));
     let fast = TimingModel::with_bit_rate(115_200);
-    assert_eq!(fast.transmission(76), Duration::from_nanos(7_916_666));
+    assert_eq!(fast.transmission(78), Duration::from_nanos(8_125_000));
     sim.reset_counters();
     assert_eq!(sim.modeled_time(), Duration::ZERO);
 }
