@@ -104,6 +104,9 @@ impl Issuer<'_> {
             )));
         }
         let s = &self.settings;
+        // the keys first: a key store without this generation's keys must not leave a failed card behind
+        let keys = self.keys.card_keys(&holder.region, &chip, algorithm_of(s.generation))?;
+        keys.check(self.profile, s.generation)?;
         let new = NewCard {
             batch,
             holder_line: holder.line,
@@ -125,7 +128,7 @@ impl Issuer<'_> {
             })
         })?;
         let row = self.journal.card(id)?;
-        let costs = self.run_card(t, &row, holder)?;
+        let costs = self.run_card(t, &row, holder, &keys)?;
         Ok((id, costs))
     }
 
@@ -145,7 +148,10 @@ impl Issuer<'_> {
                 Error::Input(format!("holder line {} has an own initial PIN: give --holders", holder.line))
             })?);
         }
-        let costs = self.run_card(t, &row, &holder)?;
+        let g = Generation::new(u8::try_from(row.generation).unwrap_or(0))
+            .ok_or_else(|| Error::Journal("generation".into()))?;
+        let keys = self.keys.card_keys(&row.region, &chip_of(t)?, algorithm_of(g))?;
+        let costs = self.run_card(t, &row, &holder, &keys)?;
         Ok(Some((row.id, costs)))
     }
 
@@ -199,15 +205,11 @@ impl Issuer<'_> {
         plan::build(self.profile, &p, keys, photo.as_deref())
     }
 
-    fn run_card(&self, t: &mut dyn Transport, row: &CardRow, holder: &Holder) -> Result<Costs, Error> {
-        let g = Generation::new(u8::try_from(row.generation).unwrap_or(0))
-            .ok_or_else(|| Error::Journal("generation".into()))?;
-        let chip = chip_of(t)?;
-        let keys = self.keys.card_keys(&row.region, &chip, algorithm_of(g))?;
-        let plan = self.plan_for(row, holder, &keys)?;
+    fn run_card(&self, t: &mut dyn Transport, row: &CardRow, holder: &Holder, keys: &CardKeys) -> Result<Costs, Error> {
+        let plan = self.plan_for(row, holder, keys)?;
         let versions = serde_json::to_string(&keys.versions()).map_err(|e| Error::Internal(e.to_string()))?;
         let mut costs = Costs::default();
-        let result = self.personalize(t, row, &plan, &keys, holder.initial_pin(), &versions, &mut costs);
+        let result = self.personalize(t, row, &plan, keys, holder.initial_pin(), &versions, &mut costs);
         let j = self.journal;
         j.set_costs(row.id, costs.apdus, costs.bytes, None)?;
         match result {
@@ -221,7 +223,7 @@ impl Issuer<'_> {
         let verified = {
             let tx = t.transaction().map_err(card_core::Error::from)?;
             let mut tx = Counting { inner: tx, costs: &mut costs };
-            verify::verify(&mut tx, self.cos, self.profile, &plan, &keys, Some(holder.initial_pin()))
+            verify::verify(&mut tx, self.cos, self.profile, &plan, keys, Some(holder.initial_pin()))
         };
         j.set_costs(row.id, costs.apdus, costs.bytes, None)?;
         match verified {

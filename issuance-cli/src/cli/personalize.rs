@@ -89,20 +89,24 @@ impl Shared<'_> {
 pub(super) fn run(g: &Global, a: Args) -> Result<(), Failure> {
     let mut settings = a.batch.settings()?;
     let journal = g.journal()?;
-    let (batch, holders) = match a.continue_batch {
+    let (batch, holders, keys) = match a.continue_batch {
         Some(batch) => {
             let holders = continued(&a, &journal, batch, &mut settings)?;
             if holders.is_empty() {
                 println!("batch {batch}: no holder is waiting for a card");
                 return Ok(());
             }
-            (batch, holders)
+            let keys = g.keys()?;
+            check_keys(&keys, &holders, &settings)?;
+            (batch, holders, keys)
         }
         None => {
             let path = a.holders.as_ref().ok_or_else(|| usage("--holders or --continue is required"))?;
             let parsed = read_holders(path, settings.generation, Some(&journal))?;
             validate::check(g, &parsed, a.skip_invalid.as_deref())?;
             let holders = parsed.valid;
+            let keys = g.keys()?;
+            check_keys(&keys, &holders, &settings)?;
             let journalled = BatchSettings {
                 validity_years: settings.validity_years,
                 card_type: settings.card_type.clone(),
@@ -110,10 +114,9 @@ pub(super) fn run(g: &Global, a: Args) -> Result<(), Failure> {
                 issue_date: a.batch.issue_date.clone(),
             };
             let source = path.display().to_string();
-            (journal.new_batch_with(&source, settings.generation.number(), &holders, Some(&journalled))?, holders)
+            (journal.new_batch_with(&source, settings.generation.number(), &holders, Some(&journalled))?, holders, keys)
         }
     };
-    let keys = g.keys()?;
     drop(journal);
     let total = holders.len() as u64;
     let bar = if g.json { ProgressBar::hidden() } else { ProgressBar::new(total) };
@@ -169,6 +172,16 @@ pub(super) fn run(g: &Global, a: Args) -> Result<(), Failure> {
         return Err(Failure::Issuance(Error::Input(format!(
             "{failed} cards failed: see `issuance status`, then `issuance resume`"
         ))));
+    }
+    Ok(())
+}
+
+/// Before a batch is made: the key store has every key its cards need (else the error says what to do).
+fn check_keys(keys: &dyn KeySource, holders: &[Holder], s: &Settings) -> Result<(), Failure> {
+    if let Some(h) = holders.first() {
+        // key versions do not depend on the card; a zero card factor serves the check
+        let set = keys.card_keys(&h.region, &[0; 8], crate::prepare::algorithm_of(s.generation))?;
+        set.check(super::profile(), s.generation)?;
     }
     Ok(())
 }

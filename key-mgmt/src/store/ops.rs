@@ -17,6 +17,26 @@ use crate::tr31::{self, Exportability};
 
 pub use crate::derive::VersionSelect;
 
+/// What [`KeyStore::generate_profile_keys_explained`] did.
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct ProfileKeys {
+    /// The keys generated.
+    pub generated: Vec<KeyRecord>,
+    /// The profile keys left out, each with the reason.
+    pub skipped: Vec<Skipped>,
+}
+
+/// A profile key that `generate-profile-keys` left out.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Skipped {
+    /// Its store name.
+    pub name: String,
+    /// Why it was not generated.
+    pub reason: String,
+    /// The versions the store holds of it (issuer level).
+    pub held: Vec<KeyRecord>,
+}
+
 /// A key just created, with the KCVs of its components (import) or the components themselves
 /// (generate with components, for the custodians).
 pub struct Created {
@@ -157,12 +177,45 @@ impl KeyStore {
         Ok(Created { record, component_kcvs, components: comps })
     }
 
-    /// Generates every profile card key that the store holds in no version yet.
+    /// Generates every profile card key that the store holds in no version of `alg` yet, at `version`
+    /// (the generated records; [`KeyStore::generate_profile_keys_explained`] also says why a name was left out).
     pub fn generate_profile_keys(&self, alg: Algorithm, version: u8, activate: bool) -> Result<Vec<KeyRecord>> {
-        let held: std::collections::BTreeSet<String> = self.list()?.into_iter().map(|r| r.name).collect();
-        let mut out = Vec::new();
-        for def in key_defs(Profile::builtin()).into_iter().filter(|d| d.is_card_key() && !held.contains(&d.name)) {
-            out.push(self.generate(&def.name, version, alg, None, activate)?.record);
+        Ok(self.generate_profile_keys_explained(alg, version, activate)?.generated)
+    }
+
+    /// Generates every profile card key that the store holds in no version of `alg` yet, at `version`.
+    ///
+    /// A key name may hold versions of different algorithms (generation 1–2 cards use the highest active
+    /// 3DES version, generation 3 cards the highest active SM4 version), so a 3DES set does not stop an SM4
+    /// set from being generated. A name is left out, with the reason, when it already holds a version of
+    /// `alg` that is not destroyed (a new version of it comes from [`KeyStore::rotate`]) or when `version` is
+    /// taken by another of its versions.
+    pub fn generate_profile_keys_explained(&self, alg: Algorithm, version: u8, activate: bool) -> Result<ProfileKeys> {
+        self.keys()?;
+        let all = self.list()?;
+        let mut out = ProfileKeys::default();
+        for def in key_defs(Profile::builtin()).into_iter().filter(|d| d.is_card_key()) {
+            let held: Vec<KeyRecord> =
+                all.iter().filter(|r| r.name == def.name && r.region.is_empty()).cloned().collect();
+            let same_alg: Vec<&KeyRecord> =
+                held.iter().filter(|r| r.alg().ok() == Some(alg) && r.state != KeyState::Destroyed).collect();
+            let reason = if let Some(r) = same_alg.iter().max_by_key(|r| r.version) {
+                Some(format!(
+                    "already holds {} v{} ({}); a new version of it comes from `keymgmt rotate --name {}`",
+                    r.algorithm, r.version, r.state, def.name
+                ))
+            } else {
+                held.iter().find(|r| r.version == version).map(|r| {
+                    format!(
+                        "version {version} is taken by its {} v{} ({}): choose another --version",
+                        r.algorithm, r.version, r.state
+                    )
+                })
+            };
+            match reason {
+                Some(reason) => out.skipped.push(Skipped { name: def.name, reason, held }),
+                None => out.generated.push(self.generate(&def.name, version, alg, None, activate)?.record),
+            }
         }
         Ok(out)
     }
@@ -209,16 +262,45 @@ impl KeyStore {
     /// A new version of an issuer key: random, same algorithm, created pre-active then activated.
     /// The previous versions stay active until retired.
     pub fn rotate(&self, name: &str) -> Result<KeyRecord> {
+        self.rotate_alg(name, None)
+    }
+
+    /// [`KeyStore::rotate`] of the versions of `name` in algorithm `alg`. Without `alg`, the name's versions
+    /// must all be of one algorithm (destroyed ones aside): a name holding 3DES and SM4 versions (for
+    /// generation 1–2 and generation 3 cards) is refused rather than rotated in a guessed algorithm. The new
+    /// version follows the highest version of the name, whatever its algorithm.
+    pub fn rotate_alg(&self, name: &str, alg: Option<Algorithm>) -> Result<KeyRecord> {
         key_def(Profile::builtin(), name)?;
-        let last = self.highest(name, "", None)?.ok_or_else(|| Error::KeyNotFound {
-            name: name.to_string(),
-            version: 0,
-            region: String::new(),
-        })?;
-        let version = last
-            .version
-            .checked_add(1)
-            .ok_or_else(|| Error::InvalidInput(format!("{name} has reached version 255")))?;
+        let not_found = || Error::KeyNotFound { name: name.to_string(), version: 0, region: String::new() };
+        let all = self.versions(name, "")?;
+        let top = all.iter().map(|r| r.version).max().ok_or_else(not_found)?;
+        let live: Vec<&KeyRecord> = all.iter().filter(|r| r.state != KeyState::Destroyed).collect();
+        let last = match alg {
+            Some(a) => live
+                .iter()
+                .copied()
+                .filter(|r| r.alg().ok() == Some(a))
+                .max_by_key(|r| r.version)
+                .ok_or_else(|| Error::InvalidInput(format!("{name} has no {} version to rotate", a.name())))?,
+            None => {
+                let mut algs: Vec<&str> = live.iter().map(|r| r.algorithm.as_str()).collect();
+                algs.sort_unstable();
+                algs.dedup();
+                if algs.len() > 1 {
+                    return Err(Error::InvalidInput(format!(
+                        "{name} holds versions in {}: say which to rotate with --alg",
+                        algs.join(" and ")
+                    )));
+                }
+                live.iter()
+                    .copied()
+                    .max_by_key(|r| r.version)
+                    .or_else(|| all.iter().max_by_key(|r| r.version))
+                    .ok_or_else(not_found)?
+            }
+        };
+        let version =
+            top.checked_add(1).ok_or_else(|| Error::InvalidInput(format!("{name} has reached version 255")))?;
         let key = random_key(last.alg()?);
         let rec = self.new_record(name, version, "", &key, None, &format!("rotate:from-v{}", last.version));
         self.insert_new(&rec, &key, "rotate", json!({ "previous": last.version }))?;
