@@ -325,3 +325,28 @@ fn generate_profile_keys_in_a_second_algorithm_and_why_not() {
     let out = ok(d, &["rotate", "--name", "UKMF", "--alg", "sm4"]);
     assert!(out.contains("UKMF") && out.contains("v3") && out.contains("SM4"), "{out}");
 }
+
+/// `keymgmt list --names` (README: "prints them") needs no store and no passphrase; with them it works too.
+#[test]
+fn list_names_needs_no_store() {
+    let dir = setup();
+    let d = dir.path();
+    let o = run(d, &["list", "--names"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let names = String::from_utf8(o.stdout).unwrap();
+    for n in ["MK_MF", "MK", "UKMF", "RKSSSE", "MK_DF01", "TRANSPORT", "KEK"] {
+        assert!(names.split_whitespace().any(|w| w == n), "{n}: {names}");
+    }
+    let o = run(d, &["list", "--names", "--json"]);
+    assert!(o.status.success());
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["kind"], "names");
+    // with an initialised store and its passphrase: the same
+    ok(d, &["init", "--component-file", "c1.hex", "--component-file", "c2.hex"]);
+    assert_eq!(ok(d, &["list", "--names"]), names);
+    assert!(!d.join("missing.db").exists());
+    let o = run(d, &["--store", "missing.db", "list", "--names"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    // the stored keys still need the store
+    assert_eq!(run(d, &["list"]).status.code(), Some(2));
+}
