@@ -212,3 +212,28 @@ fn cli_replaces_a_presented_card_and_an_absent_one() {
         .output();
     assert_eq!(again.unwrap().status.code(), Some(2));
 }
+
+/// Issue 17: the prompt names the holder as written in the (UTF-8) holders file — 陈𠮷, whose 𠮷 GBK cannot
+/// encode — not as tag 09 holds the name (`陈?`).
+#[test]
+fn cli_prompt_shows_the_name_as_written() {
+    let _lock = vpcd_lock();
+    let dir = tempfile::tempdir().unwrap();
+    common::setup(dir.path());
+    let sample = std::fs::read_to_string(common::fixture("holders/sample.csv")).unwrap();
+    let lines: Vec<&str> = sample.lines().collect();
+    let one = dir.path().join("one.csv");
+    std::fs::write(&one, format!("{}\n{}\n", lines[0], lines[4])).unwrap();
+    let (child, rx) = common::spawn(
+        common::issuance(dir.path())
+            .args(["personalize", "--generation", "2", "--card-timeout", "60", "--reader", READER, "--holders"])
+            .arg(&one),
+    );
+    let asked = common::expect_line(&rx, "insert a blank card");
+    assert!(asked.contains("line 2 陈𠮷 (371721198509090047)"), "{asked}");
+    let card = Reader0::insert(SimTransport::new(common::blank(2, 0x2100)));
+    assert!(common::expect_line(&rx, "line 2 ").contains("issued"));
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    drop(card);
+}

@@ -242,7 +242,12 @@ fn worker(sh: &Shared<'_>, reader: &str) -> Result<(), Failure> {
             return Ok(());
         }
         let Some(holder) = sh.queue.lock().ok().and_then(|mut q| q.pop_front()) else { return Ok(()) };
-        sh.say(format!("{reader}: insert a blank card for line {} {} ({})", holder.line, holder.name, holder.ssn));
+        sh.say(format!(
+            "{reader}: insert a blank card for line {} {} ({})",
+            holder.line,
+            holder.display_name(),
+            holder.ssn
+        ));
         if let Err(e) = wait_for_card(&selector, sh.timeout) {
             if let Ok(mut q) = sh.queue.lock() {
                 q.push_front(holder);
