@@ -53,6 +53,21 @@ fn cli_personalizes_the_sample_one_card_after_another() {
     let report = common::issuance(dir.path()).args(["report", "--format", "json"]).output().unwrap();
     let v: serde_json::Value = serde_json::from_slice(&report.stdout).unwrap();
     assert_eq!(v["average"]["apdus"], 185.0);
+    // the modeled card time of each card (it was empty through pcscd): the host's model of the APDUs it
+    // exchanged through pcscd is what the card itself modeled, and the average is theirs
+    let rows = v["cards"].as_array().unwrap();
+    assert_eq!(rows.len(), issued.len());
+    let mut sum = 0;
+    for (row, sim) in rows.iter().zip(&issued) {
+        let us = sim.modeled_time().as_micros() as i64;
+        assert_eq!(row["modeled_us"].as_i64(), Some(us), "{row}");
+        sum += us;
+    }
+    assert_eq!(rows[3]["modeled_us"].as_i64(), Some(5_497_800), "line 5, as issued in process (tests/issue.rs)");
+    assert_eq!(v["average"]["modeled_us"].as_f64(), Some(sum as f64 / 5.0));
+    let csv = common::issuance(dir.path()).args(["report", "--format", "csv"]).output().unwrap();
+    let csv = String::from_utf8(csv.stdout).unwrap();
+    assert!(csv.lines().any(|l| l.ends_with(",185,3982,5497800")), "{csv}");
 
     // a card of the batch, verified again in the reader (read back, keys, internal authentication)
     let card = Reader0::insert(issued.swap_remove(3));

@@ -28,6 +28,10 @@ fn issue_one(g: u8) -> (u64, u64, std::time::Duration) {
     assert_eq!(row.card_number, "00000001".to_owned() + &row.card_number[8..]);
     assert_eq!(row.expiry_date, "20360115");
     assert_eq!(costs.apdus, sim.apdu_count());
+    // the host's model of the APDUs it exchanged (what it records through PC/SC as well) is the card's own
+    // modeled time, and the journal keeps it for `report`
+    assert_eq!(costs.modeled, sim.modeled_time());
+    assert_eq!(row.modeled_us, Some(sim.modeled_time().as_micros() as i64));
     (costs.apdus, costs.bytes, sim.modeled_time())
 }
 

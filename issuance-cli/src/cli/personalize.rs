@@ -263,11 +263,15 @@ fn worker(sh: &Shared<'_>, reader: &str) -> Result<(), Failure> {
             Ok((id, costs)) => {
                 let row = journal.card(id)?;
                 sh.say(format!(
-                    "{reader}: line {} card {} issued ({} APDUs, {} bytes)",
-                    holder.line, row.card_number, costs.apdus, costs.bytes
+                    "{reader}: line {} card {} issued ({} APDUs, {} bytes, {:.2} s modeled card time)",
+                    holder.line,
+                    row.card_number,
+                    costs.apdus,
+                    costs.bytes,
+                    costs.modeled.as_secs_f64()
                 ));
                 json!({"line": holder.line, "card": id, "card_number": row.card_number, "state": row.state,
-                       "apdus": costs.apdus, "bytes": costs.bytes})
+                       "apdus": costs.apdus, "bytes": costs.bytes, "modeled_us": costs.modeled_us()})
             }
             Err(e) => {
                 sh.say(format!("{reader}: line {} FAILED: {e}", holder.line));
