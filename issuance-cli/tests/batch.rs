@@ -86,6 +86,14 @@ fn ctrl_c_during_a_card_stops_after_it_and_the_batch_continues() {
     let cards = v["cards"].as_array().unwrap();
     assert_eq!(cards.len(), 1);
     assert_eq!((cards[0]["holder_line"].as_i64(), cards[0]["state"].as_str()), (Some(2), Some("issued")));
+    // the text status: the batch, how far it is, and each card's batch
+    let text = common::issuance(dir.path()).arg("status").output().unwrap();
+    let text = String::from_utf8(text.stdout).unwrap();
+    assert!(
+        text.lines().any(|l| l.starts_with("batch 1 (") && l.ends_with(": 5 holders, 1 issued, 4 remaining")),
+        "{text}"
+    );
+    assert!(text.lines().any(|l| l.starts_with("#1    batch 1    line 2 ")), "{text}");
 
     // line 6 has its own initial PIN, which is never journalled: continuing needs the holders file
     let refused =
