@@ -172,12 +172,16 @@ fn profile_keys_of_a_second_algorithm_beside_the_first() {
         taken.skipped[0].reason
     );
 
-    // rotating a name that holds two algorithms: refused without the algorithm, else the next version
-    let e = store.rotate("UKMF").unwrap_err();
-    assert_eq!(e.kind(), ErrorKind::BadInput);
-    assert!(e.to_string().contains("3DES and SM4"), "{e}");
+    // rotating a name that holds two algorithms: the algorithm asked for, at the next version; without one,
+    // the algorithm of the highest version
     let r = store.rotate_alg("UKMF", Some(Algorithm::Tdes)).unwrap();
     assert_eq!((r.version, r.algorithm.as_str(), r.state), (3, "3DES", KeyState::Active));
+    let r = store.rotate("UKMF").unwrap();
+    assert_eq!((r.version, r.algorithm.as_str()), (4, "3DES"));
+    let r = store.rotate_alg("UKMF", Some(Algorithm::Sm4)).unwrap();
+    assert_eq!((r.version, r.algorithm.as_str()), (5, "SM4"));
+    let e = store.rotate_alg("UKMF", Some(Algorithm::Aes128)).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::BadInput);
 }
 
 #[test]

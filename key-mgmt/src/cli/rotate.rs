@@ -13,7 +13,8 @@ pub struct Args {
     /// Key name.
     #[arg(long)]
     name: String,
-    /// Algorithm of the versions to rotate (3des, sm4, aes): needed when the name holds several.
+    /// Algorithm of the versions to rotate (3des, sm4, aes), for a name that holds several (default: the
+    /// algorithm of its highest version).
     #[arg(long)]
     alg: Option<String>,
     /// JSON output.

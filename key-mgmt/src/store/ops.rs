@@ -265,40 +265,24 @@ impl KeyStore {
         self.rotate_alg(name, None)
     }
 
-    /// [`KeyStore::rotate`] of the versions of `name` in algorithm `alg`. Without `alg`, the name's versions
-    /// must all be of one algorithm (destroyed ones aside): a name holding 3DES and SM4 versions (for
-    /// generation 1–2 and generation 3 cards) is refused rather than rotated in a guessed algorithm. The new
-    /// version follows the highest version of the name, whatever its algorithm.
+    /// [`KeyStore::rotate`] of the versions of `name` in algorithm `alg` (its highest version that is not
+    /// destroyed): for a name that holds 3DES versions (generation 1–2 cards) and SM4 versions (generation
+    /// 3), `alg` says which to rotate. Without `alg`, as [`KeyStore::rotate`]: the algorithm of the name's
+    /// highest version. The new version follows the highest version of the name, whatever its algorithm.
     pub fn rotate_alg(&self, name: &str, alg: Option<Algorithm>) -> Result<KeyRecord> {
         key_def(Profile::builtin(), name)?;
         let not_found = || Error::KeyNotFound { name: name.to_string(), version: 0, region: String::new() };
         let all = self.versions(name, "")?;
-        let top = all.iter().map(|r| r.version).max().ok_or_else(not_found)?;
-        let live: Vec<&KeyRecord> = all.iter().filter(|r| r.state != KeyState::Destroyed).collect();
+        let highest = all.iter().max_by_key(|r| r.version).ok_or_else(not_found)?;
         let last = match alg {
-            Some(a) => live
+            Some(a) => all
                 .iter()
-                .copied()
-                .filter(|r| r.alg().ok() == Some(a))
+                .filter(|r| r.state != KeyState::Destroyed && r.alg().ok() == Some(a))
                 .max_by_key(|r| r.version)
                 .ok_or_else(|| Error::InvalidInput(format!("{name} has no {} version to rotate", a.name())))?,
-            None => {
-                let mut algs: Vec<&str> = live.iter().map(|r| r.algorithm.as_str()).collect();
-                algs.sort_unstable();
-                algs.dedup();
-                if algs.len() > 1 {
-                    return Err(Error::InvalidInput(format!(
-                        "{name} holds versions in {}: say which to rotate with --alg",
-                        algs.join(" and ")
-                    )));
-                }
-                live.iter()
-                    .copied()
-                    .max_by_key(|r| r.version)
-                    .or_else(|| all.iter().max_by_key(|r| r.version))
-                    .ok_or_else(not_found)?
-            }
+            None => highest,
         };
+        let top = highest.version;
         let version =
             top.checked_add(1).ok_or_else(|| Error::InvalidInput(format!("{name} has reached version 255")))?;
         let key = random_key(last.alg()?);
