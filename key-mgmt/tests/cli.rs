@@ -312,6 +312,7 @@ fn generate_profile_keys_in_a_second_algorithm_and_why_not() {
     assert!(out.contains("0 key(s) generated"), "{out}");
     let mk = out.lines().find(|l| l.starts_with("MK_MF ")).unwrap();
     assert!(mk.contains("already holds SM4 v2 (active)") && mk.contains("3DES v1 (active)"), "{mk}");
+    assert!(mk.contains("`keymgmt rotate --name MK_MF --alg sm4`"), "{mk}");
     assert_eq!(out.lines().filter(|l| l.contains("not generated")).count(), 28, "{out}");
     let v: serde_json::Value =
         serde_json::from_str(&ok(d, &["generate-profile-keys", "--alg", "sm4", "--version", "3", "--json"])).unwrap();

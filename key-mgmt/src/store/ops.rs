@@ -200,8 +200,13 @@ impl KeyStore {
             let same_alg: Vec<&KeyRecord> =
                 held.iter().filter(|r| r.alg().ok() == Some(alg) && r.state != KeyState::Destroyed).collect();
             let reason = if let Some(r) = same_alg.iter().max_by_key(|r| r.version) {
+                let cli_alg = match alg {
+                    Algorithm::Tdes => "3des",
+                    Algorithm::Sm4 => "sm4",
+                    Algorithm::Aes128 => "aes",
+                };
                 Some(format!(
-                    "already holds {} v{} ({}); a new version of it comes from `keymgmt rotate --name {}`",
+                    "already holds {} v{} ({}); a new version of it comes from `keymgmt rotate --name {} --alg {cli_alg}`",
                     r.algorithm, r.version, r.state, def.name
                 ))
             } else {
