@@ -14,6 +14,7 @@
 //! - [`card`]: [`card::SocialSecurityCard`], the application: basic information and the national
 //!   `iReadCardBas` string, items by national address, PINs, internal authentication.
 //! - [`national`]: the national interface's error codes ↔ [`Error`] (CARD-PROFILE §7).
+//! - [`timing`]: the modeled card time of APDUs (card-sim's timing model, for the host as well).
 
 pub mod apdu;
 pub mod card;
@@ -23,6 +24,7 @@ pub mod error;
 pub mod national;
 pub mod profile;
 pub mod security;
+pub mod timing;
 pub mod tlv;
 pub mod transport;
 

@@ -47,8 +47,9 @@ use crate::hexfmt::SecretHex;
 use crate::keys::{KeyAlgorithm, KeyEntry, KeyType, MAX_TRIES};
 use crate::Error;
 
-/// EEPROM page size used to count page writes for the timing model.
-pub const EEPROM_PAGE: u32 = 64;
+/// EEPROM page size used to count page writes for the timing model, and what a command cost the chip
+/// (both part of the timing model, [`card_core::timing`]).
+pub use card_core::timing::{CardWork, EEPROM_PAGE};
 
 /// Where the card is in its life.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -74,17 +75,6 @@ pub struct BlankParams {
     pub transport_key: [u8; 16],
     /// Algorithm of the transport key.
     pub algorithm: KeyAlgorithm,
-}
-
-/// What a command cost the chip, for the timing model.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct CardWork {
-    /// Block cipher operations (one 3DES/SM4/AES block each).
-    pub block_ops: u32,
-    /// EEPROM bytes programmed (zero when the command was rolled back).
-    pub eeprom_bytes_written: u32,
-    /// EEPROM pages programmed ([`EEPROM_PAGE`] bytes; each write counted from a page boundary).
-    pub eeprom_pages_written: u32,
 }
 
 /// The persistent state: what a card image holds.
@@ -216,14 +206,12 @@ impl Exec<'_> {
 
     /// Counts an EEPROM write of `n` bytes.
     pub fn wrote(&mut self, n: usize) {
-        let n = u32::try_from(n).unwrap_or(u32::MAX);
-        self.work.eeprom_bytes_written = self.work.eeprom_bytes_written.saturating_add(n);
-        self.work.eeprom_pages_written = self.work.eeprom_pages_written.saturating_add(n.div_ceil(EEPROM_PAGE).max(1));
+        self.work.wrote(n);
     }
 
     /// Counts block cipher operations.
     pub fn blocks(&mut self, n: usize) {
-        self.work.block_ops = self.work.block_ops.saturating_add(u32::try_from(n).unwrap_or(u32::MAX));
+        self.work.blocks(n);
     }
 
     /// Answers read data according to Le (truncation; `6Cxx` in T=0 mode).

@@ -59,8 +59,14 @@ pub struct Holder {
     pub line: u64,
     /// SSN (valid citizen id).
     pub ssn: String,
-    /// Tag 09: the name as written (GBK-encodable).
+    /// Tag 09: the name as written when GBK encodes it within 30 bytes; otherwise the name with `?` for
+    /// each character GBK cannot encode (the whole name is then in `name_ext`). What the card holds, not
+    /// what to show: see [`Holder::display_name`].
     pub name: String,
+    /// The name as written in the holders file (UTF-8; may hold characters GBK cannot encode). Empty in the
+    /// holders of journals written before it was kept.
+    #[serde(default)]
+    pub written_name: String,
     /// Tag 4E: the name extension (empty if none).
     pub name_ext: String,
     /// Sex code.
@@ -83,6 +89,16 @@ pub struct Holder {
 }
 
 impl Holder {
+    /// The holder's name to show people (prompts, messages): as written in the holders file, in UTF-8 —
+    /// `陈𠮷`, not the tag 09 form `陈?`.
+    pub fn display_name(&self) -> &str {
+        if self.written_name.is_empty() {
+            &self.name
+        } else {
+            &self.written_name
+        }
+    }
+
     /// The initial PIN (the holder's, else [`DEFAULT_PIN`]).
     pub fn initial_pin(&self) -> &str {
         self.pin.as_ref().map(|p| p.expose_secret()).unwrap_or(DEFAULT_PIN)
@@ -289,6 +305,7 @@ pub fn validate(line: u64, r: &RawHolder, ctx: &Context<'_>) -> Result<Holder, V
         line,
         ssn: id.as_str().to_owned(),
         name,
+        written_name: r.name.clone(),
         name_ext: r.name_ext.clone(),
         sex: r.sex.clone(),
         ethnicity: r.ethnicity.clone(),

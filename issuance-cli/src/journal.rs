@@ -585,6 +585,30 @@ impl Journal {
         .transpose()
     }
 
+    /// Every batch with its holders, cards issued and holders remaining, in id order.
+    pub fn batch_summaries(&self) -> Result<Vec<BatchSummary>, Error> {
+        let mut st = self.conn.prepare(
+            "SELECT b.id, b.source, b.generation, b.holders, \
+             (SELECT count(*) FROM cards c WHERE c.batch = b.id AND c.state = 'issued'), \
+             (SELECT count(*) FROM batch_holders h WHERE h.batch = b.id AND NOT EXISTS (SELECT 1 FROM cards c \
+              WHERE c.ssn = h.ssn AND c.state NOT IN ('rejected','replaced','cancelled'))) \
+             FROM batches b ORDER BY b.id",
+        )?;
+        let rows = st
+            .query_map([], |r| {
+                Ok(BatchSummary {
+                    id: r.get(0)?,
+                    source: r.get(1)?,
+                    generation: r.get(2)?,
+                    holders: r.get(3)?,
+                    issued: r.get(4)?,
+                    remaining: r.get(5)?,
+                })
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(rows)
+    }
+
     /// The settings `batch` was started with (none for a batch of an older journal or a replacement).
     pub fn batch_settings(&self, batch: i64) -> Result<Option<BatchSettings>, Error> {
         let text: Option<Option<String>> =
@@ -604,6 +628,23 @@ impl Journal {
         let rows = st.query_map([batch], card_row)?.collect::<Result<Vec<_>, _>>()?;
         Ok(rows)
     }
+}
+
+/// A batch and how far it is, for `status`.
+#[derive(Clone, Debug, Serialize)]
+pub struct BatchSummary {
+    /// Batch id (what `personalize --continue` takes).
+    pub id: i64,
+    /// The holders file it was made from (or the replaced card).
+    pub source: String,
+    /// Card generation.
+    pub generation: i64,
+    /// Holders in the batch.
+    pub holders: i64,
+    /// Cards of the batch in state `issued`.
+    pub issued: i64,
+    /// Holders with no card in circulation or under way: what `personalize --continue` would issue.
+    pub remaining: i64,
 }
 
 /// A replaced card and what became of it.

@@ -14,6 +14,7 @@ pub mod prepare;
 pub mod rekey;
 pub mod replace;
 pub mod run;
+pub mod timing;
 pub mod verify;
 
 /// Everything that can go wrong in issuance, grouped by who is at fault.

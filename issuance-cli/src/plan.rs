@@ -250,7 +250,7 @@ pub fn build(profile: &Profile, card: &Prepared, keys: &CardKeys, photo: Option<
     let g = card.generation;
     let key = |df: &str, name: &str| -> Result<KeyRef, Error> {
         let n = store_name(df, name);
-        let (_, version) = keys.get(&n).ok_or_else(|| Error::Keys(format!("no active {n} for this card")))?;
+        let (_, version) = keys.require(&n, g)?;
         Ok(KeyRef { name: n, version })
     };
     let transport = KeyRef { name: "TRANSPORT".into(), version: keys.transport.1 };

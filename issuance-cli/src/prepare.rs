@@ -112,12 +112,110 @@ pub struct CardKeys {
     keys: BTreeMap<String, (CardKey, u8)>,
     /// The blank card's transport key and its version.
     pub transport: (CardKey, u8),
+    /// What the key source holds of the profile keys it could not give, to say what to do.
+    absent: BTreeMap<String, Absent>,
+}
+
+/// What a key source holds of a key it could not give at the card's algorithm (no secret in it).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Absent {
+    /// The versions held of the key: algorithm, version, state (`active`, `pre-active`, …).
+    pub held: Vec<(Algorithm, u8, String)>,
+    /// The version a new set of profile keys would take: one above every version held of any key.
+    pub next_version: u8,
+    /// The key store's file, for the command to run.
+    pub store: Option<String>,
+}
+
+/// The card generations whose cards use `alg`, in words.
+fn generations_of(alg: Algorithm) -> &'static str {
+    match alg {
+        Algorithm::Tdes => "for generations 1–2",
+        Algorithm::Sm4 => "for generation 3",
+        Algorithm::Aes128 => "for no card generation",
+    }
+}
+
+/// The `keymgmt --alg` name of `alg`.
+fn keymgmt_alg(alg: Algorithm) -> &'static str {
+    match alg {
+        Algorithm::Tdes => "3des",
+        Algorithm::Sm4 => "sm4",
+        Algorithm::Aes128 => "aes",
+    }
 }
 
 impl CardKeys {
     /// A set from parts.
     pub fn new(keys: BTreeMap<String, (CardKey, u8)>, transport: (CardKey, u8)) -> CardKeys {
-        CardKeys { keys, transport }
+        CardKeys { keys, transport, absent: BTreeMap::new() }
+    }
+
+    /// The set, with what the key source holds of the keys it lacks (see [`CardKeys::require`]).
+    pub fn with_absent(mut self, absent: BTreeMap<String, Absent>) -> CardKeys {
+        self.absent = absent;
+        self
+    }
+
+    /// The key named `name` for a card of generation `g`, or an error that says what the key store holds of
+    /// it and what to do: generate the generation's algorithm's keys, activate them, or issue cards of the
+    /// generation whose algorithm the store has.
+    pub fn require(&self, name: &str, g: Generation) -> Result<(&CardKey, u8), Error> {
+        self.get(name).ok_or_else(|| self.missing(name, g))
+    }
+
+    /// Checks that the set has every key that cards of generation `g` of `profile` need ([`CardKeys::require`]).
+    pub fn check(&self, profile: &card_core::profile::Profile, g: Generation) -> Result<(), Error> {
+        for df in std::iter::once(&profile.mf).chain(profile.dfs_for(g)) {
+            for k in df.keys_for(g) {
+                self.require(&crate::plan::store_name(&df.name, &k.name), g)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn missing(&self, name: &str, g: Generation) -> Error {
+        let alg = algorithm_of(g);
+        let a = self.absent.get(name).cloned().unwrap_or_default();
+        let keymgmt = match &a.store {
+            Some(p) => format!("keymgmt --store {p} --passphrase-file FILE"),
+            None => "keymgmt …".to_owned(),
+        };
+        let generate = format!(
+            "generate them with `{keymgmt} generate-profile-keys --alg {} --version {} --activate`",
+            keymgmt_alg(alg),
+            a.next_version.max(1)
+        );
+        let mut msg =
+            format!("no active {} {name} in the key store (generation {g} cards use {}", alg.name(), alg.name());
+        let mut todo = generate;
+        if !a.held.is_empty() {
+            let held: Vec<String> = a
+                .held
+                .iter()
+                .map(|(al, v, st)| {
+                    let st = if st == "active" { String::new() } else { format!(" ({st})") };
+                    format!("{} v{v}{st}, {}", al.name(), generations_of(*al))
+                })
+                .collect();
+            msg.push_str(&format!("; the store has {name} as {}", held.join("; ")));
+            if let Some((_, v, _)) =
+                a.held.iter().filter(|(al, _, st)| *al == alg && st == "pre-active").max_by_key(|h| h.1)
+            {
+                todo = format!("activate it with `{keymgmt} activate --name {name} --version {v}`");
+            }
+            let other = a.held.iter().find(|(al, _, st)| *al != alg && st == "active").map(|h| h.0);
+            let other_gen = match other {
+                Some(Algorithm::Tdes) => Some(2),
+                Some(Algorithm::Sm4) => Some(3),
+                _ => None,
+            };
+            if let Some(n) = other_gen.filter(|n| *n != g.number()) {
+                todo.push_str(&format!(", or issue generation {n} cards with `--generation {n}`"));
+            }
+        }
+        msg.push_str(&format!("): {todo}"));
+        Error::Keys(msg)
     }
 
     /// The key named `name` (`TRANSPORT` or a store name) with its version.
@@ -220,6 +318,28 @@ fn active_versions(store: &KeyStore, alg: Algorithm) -> Result<BTreeMap<String, 
     Ok(exact)
 }
 
+/// What the store holds (issuer level, not destroyed) of each profile card key that `keys` lacks.
+fn absent_keys(store: &KeyStore, keys: &BTreeMap<String, (CardKey, u8)>) -> Result<BTreeMap<String, Absent>, Error> {
+    use key_mgmt::inventory::KeyState;
+    let all: Vec<_> = store.list()?.into_iter().filter(|r| r.region.is_empty()).collect();
+    let defs: Vec<_> = key_mgmt::inventory::key_defs(card_core::profile::Profile::builtin())
+        .into_iter()
+        .filter(|d| d.is_card_key())
+        .collect();
+    let top = all.iter().filter(|r| defs.iter().any(|d| d.name == r.name)).map(|r| r.version).max().unwrap_or(0);
+    let store_path = store.path().display().to_string();
+    let mut out = BTreeMap::new();
+    for d in defs.into_iter().filter(|d| !keys.contains_key(&d.name)) {
+        let held = all
+            .iter()
+            .filter(|r| r.name == d.name && r.state != KeyState::Destroyed)
+            .filter_map(|r| r.alg().ok().map(|a| (a, r.version, r.state.as_str().to_owned())))
+            .collect();
+        out.insert(d.name, Absent { held, next_version: top.saturating_add(1), store: Some(store_path.clone()) });
+    }
+    Ok(out)
+}
+
 impl KeySource for StoreKeySource {
     fn region_module_at(
         &self,
@@ -254,6 +374,7 @@ impl KeySource for StoreKeySource {
         }
         let (rec, t) = store.transport_key(None)?;
         let transport = CardKey::new(alg, t.expose_secret()).map_err(card_core::Error::from)?;
-        Ok(CardKeys { keys, transport: (transport, rec.version) })
+        let absent = absent_keys(&store, &keys)?;
+        Ok(CardKeys::new(keys, (transport, rec.version)).with_absent(absent))
     }
 }

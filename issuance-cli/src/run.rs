@@ -19,8 +19,10 @@
 //!
 //! A card is `issued` only after verification passed.
 
+use std::time::Duration;
+
 use card_core::apdu::{Command, Ins, Sensitivity, StatusWord};
-use card_core::crypto::card_factor;
+use card_core::crypto::{card_factor, Algorithm};
 use card_core::profile::{Generation, Profile};
 use card_core::transport::{historical_bytes, CardTransaction, CardTransactionExt, Transport, TransportError};
 
@@ -35,18 +37,32 @@ use crate::Error;
 /// The version of the transport key on a blank card (CARD-PROFILE §5.1, card-sim COS.md).
 pub const TRANSPORT_VERSION: u8 = 0x00;
 
-/// APDUs and bytes of one card's run.
+/// APDUs, bytes and modeled card time of one card's run.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Costs {
     /// Command APDUs sent.
     pub apdus: u64,
     /// Bytes sent plus bytes received.
     pub bytes: u64,
+    /// The modeled card time of the APDUs exchanged (card-sim's timing model, [`crate::timing`]): what
+    /// a card would take at 9600 bit/s, whatever the transport (PC/SC or in process).
+    pub modeled: Duration,
 }
 
+impl Costs {
+    /// The modeled card time in whole microseconds (as the journal keeps it).
+    pub fn modeled_us(&self) -> u64 {
+        u64::try_from(self.modeled.as_micros()).unwrap_or(u64::MAX)
+    }
+}
+
+/// A transaction that counts what crosses the wire and models the card's time for it.
 struct Counting<'a> {
     inner: Box<dyn CardTransaction + 'a>,
     costs: &'a mut Costs,
+    cos: &'a dyn CosAdapter,
+    /// The card's algorithm (its block length for the modeled work).
+    alg: Algorithm,
 }
 
 impl CardTransaction for Counting<'_> {
@@ -55,6 +71,8 @@ impl CardTransaction for Counting<'_> {
         self.costs.bytes += command.len() as u64;
         let r = self.inner.transmit(command, s)?;
         self.costs.bytes += r.len() as u64;
+        let work = self.cos.modeled_work(command, &r, self.alg);
+        self.costs.modeled += crate::timing::modeled(command, &r, &work);
         Ok(r)
     }
     fn reset(&mut self) -> Result<Vec<u8>, TransportError> {
@@ -104,6 +122,9 @@ impl Issuer<'_> {
             )));
         }
         let s = &self.settings;
+        // the keys first: a key store without this generation's keys must not leave a failed card behind
+        let keys = self.keys.card_keys(&holder.region, &chip, algorithm_of(s.generation))?;
+        keys.check(self.profile, s.generation)?;
         let new = NewCard {
             batch,
             holder_line: holder.line,
@@ -125,7 +146,7 @@ impl Issuer<'_> {
             })
         })?;
         let row = self.journal.card(id)?;
-        let costs = self.run_card(t, &row, holder)?;
+        let costs = self.run_card(t, &row, holder, &keys)?;
         Ok((id, costs))
     }
 
@@ -145,7 +166,10 @@ impl Issuer<'_> {
                 Error::Input(format!("holder line {} has an own initial PIN: give --holders", holder.line))
             })?);
         }
-        let costs = self.run_card(t, &row, &holder)?;
+        let g = Generation::new(u8::try_from(row.generation).unwrap_or(0))
+            .ok_or_else(|| Error::Journal("generation".into()))?;
+        let keys = self.keys.card_keys(&row.region, &chip_of(t)?, algorithm_of(g))?;
+        let costs = self.run_card(t, &row, &holder, &keys)?;
         Ok(Some((row.id, costs)))
     }
 
@@ -166,7 +190,7 @@ impl Issuer<'_> {
         let mut costs = Costs::default();
         {
             let tx = t.transaction().map_err(card_core::Error::from)?;
-            let mut tx = Counting { inner: tx, costs: &mut costs };
+            let mut tx = Counting { inner: tx, costs: &mut costs, cos: self.cos, alg: algorithm_of(g) };
             verify::verify(&mut tx, self.cos, self.profile, &plan, &keys, None)?;
         }
         Ok((row, costs))
@@ -199,17 +223,13 @@ impl Issuer<'_> {
         plan::build(self.profile, &p, keys, photo.as_deref())
     }
 
-    fn run_card(&self, t: &mut dyn Transport, row: &CardRow, holder: &Holder) -> Result<Costs, Error> {
-        let g = Generation::new(u8::try_from(row.generation).unwrap_or(0))
-            .ok_or_else(|| Error::Journal("generation".into()))?;
-        let chip = chip_of(t)?;
-        let keys = self.keys.card_keys(&row.region, &chip, algorithm_of(g))?;
-        let plan = self.plan_for(row, holder, &keys)?;
+    fn run_card(&self, t: &mut dyn Transport, row: &CardRow, holder: &Holder, keys: &CardKeys) -> Result<Costs, Error> {
+        let plan = self.plan_for(row, holder, keys)?;
         let versions = serde_json::to_string(&keys.versions()).map_err(|e| Error::Internal(e.to_string()))?;
         let mut costs = Costs::default();
-        let result = self.personalize(t, row, &plan, &keys, holder.initial_pin(), &versions, &mut costs);
+        let result = self.personalize(t, row, &plan, keys, holder.initial_pin(), &versions, &mut costs);
         let j = self.journal;
-        j.set_costs(row.id, costs.apdus, costs.bytes, None)?;
+        j.set_costs(row.id, costs.apdus, costs.bytes, Some(costs.modeled_us()))?;
         match result {
             Ok(()) => {}
             Err(e) => {
@@ -220,10 +240,10 @@ impl Issuer<'_> {
         j.set_state(row.id, state::WRITTEN, None)?;
         let verified = {
             let tx = t.transaction().map_err(card_core::Error::from)?;
-            let mut tx = Counting { inner: tx, costs: &mut costs };
-            verify::verify(&mut tx, self.cos, self.profile, &plan, &keys, Some(holder.initial_pin()))
+            let mut tx = Counting { inner: tx, costs: &mut costs, cos: self.cos, alg: keys.transport.0.algorithm() };
+            verify::verify(&mut tx, self.cos, self.profile, &plan, keys, Some(holder.initial_pin()))
         };
-        j.set_costs(row.id, costs.apdus, costs.bytes, None)?;
+        j.set_costs(row.id, costs.apdus, costs.bytes, Some(costs.modeled_us()))?;
         match verified {
             Ok(()) => {}
             Err(e @ Error::Card(card_core::Error::Transport(_))) => {
@@ -257,7 +277,7 @@ impl Issuer<'_> {
         let j = self.journal;
         let attempt = j.begin_attempt(row.id, versions)?;
         let tx = t.transaction().map_err(card_core::Error::from)?;
-        let mut tx = Counting { inner: tx, costs };
+        let mut tx = Counting { inner: tx, costs, cos: self.cos, alg: keys.transport.0.algorithm() };
         let tx: &mut dyn CardTransaction = &mut tx;
         let transport = &keys.transport.0;
         let (mf_mk, mf_v) = keys.get("MK_MF").ok_or_else(|| Error::Keys("no MK_MF".into()))?;

@@ -86,6 +86,14 @@ fn ctrl_c_during_a_card_stops_after_it_and_the_batch_continues() {
     let cards = v["cards"].as_array().unwrap();
     assert_eq!(cards.len(), 1);
     assert_eq!((cards[0]["holder_line"].as_i64(), cards[0]["state"].as_str()), (Some(2), Some("issued")));
+    // the text status: the batch, how far it is, and each card's batch
+    let text = common::issuance(dir.path()).arg("status").output().unwrap();
+    let text = String::from_utf8(text.stdout).unwrap();
+    assert!(
+        text.lines().any(|l| l.starts_with("batch 1 (") && l.ends_with(": 5 holders, 1 issued, 4 remaining")),
+        "{text}"
+    );
+    assert!(text.lines().any(|l| l.starts_with("#1    batch 1    line 2 ")), "{text}");
 
     // line 6 has its own initial PIN, which is never journalled: continuing needs the holders file
     let refused =
@@ -130,10 +138,35 @@ fn ctrl_c_while_waiting_for_a_card_stops_at_once() {
     common::expect_line(&rx, "insert a blank card for line 2 ");
     let asked = Instant::now();
     sigint(&child);
+    // the summary and the command that continues the batch, as after a card (README)
+    let summary = common::expect_line(&rx, "batch 1:");
+    assert!(summary.contains("0 issued, 0 failed, 5 not started"), "{summary}");
     let out = child.wait_with_output().unwrap();
     assert_eq!(out.status.code(), Some(130));
     assert!(asked.elapsed() < Duration::from_secs(10), "stopped at once, not after the card timeout");
     assert_eq!(status(dir.path())["cards"].as_array().unwrap().len(), 0, "no card was started");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains(&format!("issuance personalize --continue 1 --reader '{READER}'")), "{stderr}");
+    assert!(stderr.contains("interrupted: 5 holders of batch 1 not started"), "{stderr}");
+
+    // the same batch continues: its first holder is asked for again
+    let (child, rx) = common::spawn(
+        common::issuance(dir.path())
+            .args(["personalize", "--continue", "1", "--card-timeout", "60", "--reader", READER, "--holders"])
+            .arg(common::fixture("holders/sample.csv")),
+    );
+    common::expect_line(&rx, "insert a blank card for line 2 ");
+    // Ctrl-C while waiting for the removal of an issued card: stops there, the summary counts the card
+    let card = Reader0::insert(SimTransport::new(common::blank(2, 0x7400)));
+    assert!(common::expect_line(&rx, "line 2 ").contains("issued"));
+    common::expect_line(&rx, "remove the card");
+    sigint(&child);
+    let summary = common::expect_line(&rx, "batch 1:");
+    assert!(summary.contains("1 issued, 0 failed, 4 not started"), "{summary}");
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(130));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--continue 1"));
+    card.remove();
 }
 
 #[test]

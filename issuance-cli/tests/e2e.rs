@@ -53,6 +53,21 @@ fn cli_personalizes_the_sample_one_card_after_another() {
     let report = common::issuance(dir.path()).args(["report", "--format", "json"]).output().unwrap();
     let v: serde_json::Value = serde_json::from_slice(&report.stdout).unwrap();
     assert_eq!(v["average"]["apdus"], 185.0);
+    // the modeled card time of each card (it was empty through pcscd): the host's model of the APDUs it
+    // exchanged through pcscd is what the card itself modeled, and the average is theirs
+    let rows = v["cards"].as_array().unwrap();
+    assert_eq!(rows.len(), issued.len());
+    let mut sum = 0;
+    for (row, sim) in rows.iter().zip(&issued) {
+        let us = sim.modeled_time().as_micros() as i64;
+        assert_eq!(row["modeled_us"].as_i64(), Some(us), "{row}");
+        sum += us;
+    }
+    assert_eq!(rows[3]["modeled_us"].as_i64(), Some(5_497_800), "line 5, as issued in process (tests/issue.rs)");
+    assert_eq!(v["average"]["modeled_us"].as_f64(), Some(sum as f64 / 5.0));
+    let csv = common::issuance(dir.path()).args(["report", "--format", "csv"]).output().unwrap();
+    let csv = String::from_utf8(csv.stdout).unwrap();
+    assert!(csv.lines().any(|l| l.ends_with(",185,3982,5497800")), "{csv}");
 
     // a card of the batch, verified again in the reader (read back, keys, internal authentication)
     let card = Reader0::insert(issued.swap_remove(3));
@@ -211,4 +226,29 @@ fn cli_replaces_a_presented_card_and_an_absent_one() {
         .args(["replace", "--card-number", &n1, "--old-card-absent", "--reader", READER])
         .output();
     assert_eq!(again.unwrap().status.code(), Some(2));
+}
+
+/// Issue 17: the prompt names the holder as written in the (UTF-8) holders file — 陈𠮷, whose 𠮷 GBK cannot
+/// encode — not as tag 09 holds the name (`陈?`).
+#[test]
+fn cli_prompt_shows_the_name_as_written() {
+    let _lock = vpcd_lock();
+    let dir = tempfile::tempdir().unwrap();
+    common::setup(dir.path());
+    let sample = std::fs::read_to_string(common::fixture("holders/sample.csv")).unwrap();
+    let lines: Vec<&str> = sample.lines().collect();
+    let one = dir.path().join("one.csv");
+    std::fs::write(&one, format!("{}\n{}\n", lines[0], lines[4])).unwrap();
+    let (child, rx) = common::spawn(
+        common::issuance(dir.path())
+            .args(["personalize", "--generation", "2", "--card-timeout", "60", "--reader", READER, "--holders"])
+            .arg(&one),
+    );
+    let asked = common::expect_line(&rx, "insert a blank card");
+    assert!(asked.contains("line 2 陈𠮷 (371721198509090047)"), "{asked}");
+    let card = Reader0::insert(SimTransport::new(common::blank(2, 0x2100)));
+    assert!(common::expect_line(&rx, "line 2 ").contains("issued"));
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    drop(card);
 }

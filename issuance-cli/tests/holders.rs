@@ -94,3 +94,19 @@ fn cli_refuses_an_invalid_batch_whole_unless_skip_invalid() {
     assert_eq!(rejected.lines().count(), 1 + 6);
     assert!(!rejected.contains("12ab"), "a PIN is never written out");
 }
+
+/// Issue 17: 陈𠮷 (𠮷 is outside GBK) keeps tag 09's `陈?` for the card, and its name as written for people.
+#[test]
+fn a_name_outside_gbk_is_shown_as_written() {
+    for g in [Generation::TWO, Generation::THREE] {
+        let h = &common::sample(g)[3];
+        assert_eq!(h.name, "陈?");
+        assert_eq!(h.display_name(), "陈𠮷");
+        assert_eq!(common::sample(g)[0].display_name(), "张三");
+    }
+    // a holder journalled before the name as written was kept shows tag 09's form
+    let mut old = serde_json::to_value(&common::sample(Generation::TWO)[3]).unwrap();
+    old.as_object_mut().unwrap().remove("written_name");
+    let old: issuance::holders::Holder = serde_json::from_value(old).unwrap();
+    assert_eq!(old.display_name(), "陈?");
+}

@@ -28,6 +28,10 @@ fn issue_one(g: u8) -> (u64, u64, std::time::Duration) {
     assert_eq!(row.card_number, "00000001".to_owned() + &row.card_number[8..]);
     assert_eq!(row.expiry_date, "20360115");
     assert_eq!(costs.apdus, sim.apdu_count());
+    // the host's model of the APDUs it exchanged (what it records through PC/SC as well) is the card's own
+    // modeled time, and the journal keeps it for `report`
+    assert_eq!(costs.modeled, sim.modeled_time());
+    assert_eq!(row.modeled_us, Some(sim.modeled_time().as_micros() as i64));
     (costs.apdus, costs.bytes, sim.modeled_time())
 }
 
@@ -108,4 +112,43 @@ fn cancel_withdraws_an_issued_card() {
     assert!(!journal.ssn_has_card(&row.ssn).unwrap(), "the holder may be issued a new card");
     assert_eq!(cli(&["cancel", "--card-id", &row.card_id]).status.code(), Some(2), "already cancelled");
     assert_eq!(cli(&["cancel", "--card-number", "ZZZZZZZZZ"]).status.code(), Some(2), "no such card");
+}
+
+/// `issuance status` (text) shows each card's batch and a line per batch: holders, issued, remaining (holders
+/// with no card in circulation or under way, by SSN across batches: what `personalize --continue` issues).
+#[test]
+fn status_text_shows_batches() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("keys.db");
+    common::make_store(&store);
+    let keys = common::key_source(&store);
+    let journal_path = dir.path().join("journal.db");
+    let journal = Journal::open(&journal_path).unwrap();
+    let gen = Generation::TWO;
+    let holders = common::sample(gen);
+    let issuer = Issuer::reference(&keys, &journal, Settings::new(gen));
+    let b1 = journal.new_batch("sample.csv", 2, &holders).unwrap();
+    for (i, h) in holders[..2].iter().enumerate() {
+        let mut sim = SimTransport::new(common::blank(2, 0x5000 + i as u64));
+        issuer.issue(&mut sim, h, Some(b1)).unwrap();
+    }
+    let b2 = journal.new_batch("more.csv", 2, &holders[3..]).unwrap();
+    let mut sim = SimTransport::new(common::blank(2, 0x5100));
+    issuer.issue(&mut sim, &holders[3], Some(b2)).unwrap();
+
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_issuance"))
+        .arg("--journal")
+        .arg(&journal_path)
+        .arg("status")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains("batch 1 (sample.csv, generation 2): 5 holders, 2 issued, 2 remaining"), "{text}");
+    assert!(text.contains("batch 2 (more.csv, generation 2): 2 holders, 1 issued, 1 remaining"), "{text}");
+    let cards: Vec<&str> = text.lines().filter(|l| l.starts_with('#')).collect();
+    assert_eq!(cards.len(), 3, "{text}");
+    assert!(cards[0].contains("batch 1 ") && cards[0].contains("line 2 "), "{}", cards[0]);
+    assert!(cards[1].contains("batch 1 ") && cards[1].contains("line 3 "), "{}", cards[1]);
+    assert!(cards[2].contains("batch 2 ") && cards[2].contains("line 5 "), "{}", cards[2]);
 }

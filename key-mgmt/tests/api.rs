@@ -140,6 +140,50 @@ fn profile_keys_and_versions() {
     assert!(v1.get("MK").unwrap().key.expose_secret().iter().all(|b| b.count_ones() % 2 == 1));
 }
 
+/// Issue 17: a store holding the 3DES v1 profile keys (generation 1–2 cards) gets the SM4 set at version 2
+/// (generation 3 cards) from `generate_profile_keys`; the same name then holds versions of both algorithms.
+/// What is left out says why; rotating such a name needs the algorithm.
+#[test]
+fn profile_keys_of_a_second_algorithm_beside_the_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, _) = new_store(dir.path());
+    let n = store.generate_profile_keys(Algorithm::Tdes, 1, true).unwrap().len();
+    let sm4 = store.generate_profile_keys_explained(Algorithm::Sm4, 2, true).unwrap();
+    assert_eq!(sm4.generated.len(), n, "{:?}", sm4.skipped);
+    assert!(sm4.skipped.is_empty());
+    assert!(sm4.generated.iter().all(|r| r.algorithm == "SM4" && r.version == 2 && r.state == KeyState::Active));
+    let mk: Vec<(u8, String)> =
+        store.versions("MK", "").unwrap().into_iter().map(|r| (r.version, r.algorithm)).collect();
+    assert_eq!(mk, vec![(1, "3DES".to_string()), (2, "SM4".to_string())]);
+
+    // again: nothing to do, and each name says what it holds
+    let again = store.generate_profile_keys_explained(Algorithm::Sm4, 3, true).unwrap();
+    assert!(again.generated.is_empty());
+    assert_eq!(again.skipped.len(), n);
+    let mk = again.skipped.iter().find(|s| s.name == "MK").unwrap();
+    assert!(mk.reason.contains("already holds SM4 v2 (active)"), "{}", mk.reason);
+    assert_eq!(mk.held.len(), 2);
+    // a version taken by the other algorithm is left out, not overwritten or refused for the whole set
+    let taken = store.generate_profile_keys_explained(Algorithm::Aes128, 1, false).unwrap();
+    assert!(taken.generated.is_empty());
+    assert!(
+        taken.skipped.iter().all(|s| s.reason.contains("version 1 is taken by its 3DES v1")),
+        "{:?}",
+        taken.skipped[0].reason
+    );
+
+    // rotating a name that holds two algorithms: the algorithm asked for, at the next version; without one,
+    // the algorithm of the highest version
+    let r = store.rotate_alg("UKMF", Some(Algorithm::Tdes)).unwrap();
+    assert_eq!((r.version, r.algorithm.as_str(), r.state), (3, "3DES", KeyState::Active));
+    let r = store.rotate("UKMF").unwrap();
+    assert_eq!((r.version, r.algorithm.as_str()), (4, "3DES"));
+    let r = store.rotate_alg("UKMF", Some(Algorithm::Sm4)).unwrap();
+    assert_eq!((r.version, r.algorithm.as_str()), (5, "SM4"));
+    let e = store.rotate_alg("UKMF", Some(Algorithm::Aes128)).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::BadInput);
+}
+
 #[test]
 fn component_refusals() {
     let dir = tempfile::tempdir().unwrap();

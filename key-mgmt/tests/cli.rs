@@ -293,3 +293,58 @@ sys.exit(os.waitstatus_to_exitcode(status))
     );
     assert!(o.status.success());
 }
+
+/// Issue 17: from the README's 3DES v1 profile keys, `generate-profile-keys --alg sm4 --version 2 --activate`
+/// generates the SM4 set; run again, it generates nothing and says why for each name.
+#[test]
+fn generate_profile_keys_in_a_second_algorithm_and_why_not() {
+    let dir = initialised();
+    let d = dir.path();
+    let out = ok(d, &["generate-profile-keys", "--alg", "3des", "--version", "1", "--activate"]);
+    assert!(out.contains("28 key(s) generated"), "{out}");
+    let out = ok(d, &["generate-profile-keys", "--alg", "sm4", "--version", "2", "--activate"]);
+    assert!(out.contains("28 key(s) generated"), "{out}");
+    assert!(out.lines().any(|l| l.starts_with("MK_MF") && l.contains("SM4") && l.contains("active")), "{out}");
+    let list: serde_json::Value = serde_json::from_str(&ok(d, &["list", "--json"])).unwrap();
+    assert_eq!(list["keys"].as_array().unwrap().len(), 56);
+
+    let out = ok(d, &["generate-profile-keys", "--alg", "sm4", "--version", "3", "--activate"]);
+    assert!(out.contains("0 key(s) generated"), "{out}");
+    let mk = out.lines().find(|l| l.starts_with("MK_MF ")).unwrap();
+    assert!(mk.contains("already holds SM4 v2 (active)") && mk.contains("3DES v1 (active)"), "{mk}");
+    assert!(mk.contains("`keymgmt rotate --name MK_MF --alg sm4`"), "{mk}");
+    assert_eq!(out.lines().filter(|l| l.contains("not generated")).count(), 28, "{out}");
+    let v: serde_json::Value =
+        serde_json::from_str(&ok(d, &["generate-profile-keys", "--alg", "sm4", "--version", "3", "--json"])).unwrap();
+    assert_eq!(v["generated"].as_array().unwrap().len(), 0);
+    assert_eq!(v["skipped"].as_array().unwrap().len(), 28);
+
+    // a name with versions of two algorithms: --alg says which to rotate
+    let out = ok(d, &["rotate", "--name", "UKMF", "--alg", "3des"]);
+    assert!(out.contains("UKMF") && out.contains("v3") && out.contains("3DES"), "{out}");
+}
+
+/// `keymgmt list --names` (README: "prints them") needs no store and no passphrase; with them it works too.
+#[test]
+fn list_names_needs_no_store() {
+    let dir = setup();
+    let d = dir.path();
+    let o = run(d, &["list", "--names"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let names = String::from_utf8(o.stdout).unwrap();
+    for n in ["MK_MF", "MK", "UKMF", "RKSSSE", "MK_DF01", "TRANSPORT", "KEK"] {
+        assert!(names.split_whitespace().any(|w| w == n), "{n}: {names}");
+    }
+    let o = run(d, &["list", "--names", "--json"]);
+    assert!(o.status.success());
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["kind"], "names");
+    // with an initialised store and its passphrase: the same
+    ok(d, &["init", "--component-file", "c1.hex", "--component-file", "c2.hex"]);
+    assert_eq!(ok(d, &["list", "--names"]), names);
+    assert!(!d.join("missing.db").exists());
+    let o = run(d, &["--store", "missing.db", "list", "--names"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    // the stored keys still need the store
+    assert_eq!(run(d, &["list"]).status.code(), Some(2));
+}

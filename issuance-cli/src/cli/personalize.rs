@@ -3,9 +3,9 @@
 //! With one reader: for each holder in turn, say which holder's card is expected, wait for a card
 //! (PC/SC status change, no polling of our own), personalize and verify it, then wait for its removal.
 //! With several readers: one worker per reader, each taking the next holder. A progress bar (counts,
-//! rate, ETA) on a terminal; a summary at the end. Ctrl-C while waiting for a card stops at once
-//! (nothing is under way, exit 130); during a card, it stops after that card, leaving the journal
-//! consistent, prints the summary and exits 130.
+//! rate, ETA) on a terminal; a summary at the end. Ctrl-C while waiting for a card (or for its removal)
+//! stops at once (nothing is under way); during a card, it stops after that card, leaving the journal
+//! consistent. Either way the summary and the `--continue BATCH` command are printed, and the exit code is 130.
 //!
 //! `personalize --continue BATCH --reader R`: a stopped batch (Ctrl-C, a failure, a timeout) issues only the
 //! holders that have no card yet (checked by SSN against every card of the journal, so no holder gets two),
@@ -14,7 +14,7 @@
 use std::collections::VecDeque;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use card_core::codec::Date;
@@ -56,11 +56,19 @@ pub struct Args {
 /// What the workers share.
 struct Shared<'a> {
     queue: Mutex<VecDeque<Holder>>,
-    stop: Arc<AtomicBool>,
-    /// Cards under way; `idle` mirrors `busy == 0` for the signal handler.
+    /// Ctrl-C was pressed: no new card is started.
+    stop: AtomicBool,
+    /// Every worker has ended: `run` prints the summary (set under the `busy` lock).
+    finished: AtomicBool,
+    /// Cards under way. A worker starts a card only under this lock and only if `stop` is not set; Ctrl-C
+    /// sets `stop`, then takes the lock: with no card under way it ends the program there.
     busy: Mutex<usize>,
-    idle: Arc<AtomicBool>,
     results: Mutex<Vec<serde_json::Value>>,
+    /// Holders in the batch run (for the summary).
+    total: usize,
+    started: Instant,
+    json: bool,
+    readers: Vec<String>,
     bar: ProgressBar,
     keys: &'a dyn KeySource,
     settings: Settings,
@@ -78,31 +86,89 @@ impl Shared<'_> {
         }
     }
 
-    fn set_busy(&self, up: bool) {
-        if let Ok(mut b) = self.busy.lock() {
-            *b = if up { *b + 1 } else { b.saturating_sub(1) };
-            self.idle.store(*b == 0, Ordering::SeqCst);
+    /// Starts a card unless Ctrl-C was pressed (then `false`: nothing is started).
+    fn start_card(&self) -> bool {
+        let Ok(mut b) = self.busy.lock() else { return false };
+        if self.stop.load(Ordering::SeqCst) {
+            return false;
         }
+        *b += 1;
+        true
+    }
+
+    fn card_done(&self) {
+        if let Ok(mut b) = self.busy.lock() {
+            *b = b.saturating_sub(1);
+        }
+    }
+
+    /// Ctrl-C: no card is started any more; with none under way (every worker waiting for a card to be
+    /// inserted or removed), the summary and the `--continue` command are printed and the program ends
+    /// (exit 130) at once. Otherwise the workers finish the cards under way and `run` prints them.
+    fn interrupt(&self) {
+        self.stop.store(true, Ordering::SeqCst);
+        let Ok(busy) = self.busy.lock() else { return };
+        if *busy > 0 || self.finished.load(Ordering::SeqCst) {
+            return;
+        }
+        self.bar.finish_and_clear();
+        let results = self.results.lock().map(|r| r.clone()).unwrap_or_default();
+        // every holder without a result: in the queue, or awaited by a worker
+        let left = self.total.saturating_sub(results.len());
+        let code = match self.summary(&results, left) {
+            Ok(()) => 130,
+            Err(_) => 1,
+        };
+        eprintln!("issuance: {}", Failure::Interrupted { batch: self.batch, left });
+        let _ = std::io::Write::flush(&mut std::io::stdout());
+        std::process::exit(code);
+    }
+
+    /// Prints the summary of the batch run (stdout) and, if holders are left, the command that continues it
+    /// (stderr).
+    fn summary(&self, results: &[serde_json::Value], left: usize) -> Result<(), Failure> {
+        let batch = self.batch;
+        let issued = results.iter().filter(|r| r["state"] == "issued").count();
+        let failed = results.len() - issued;
+        let secs = self.started.elapsed().as_secs_f64();
+        let per_hour = if secs > 0.0 { issued as f64 * 3600.0 / secs } else { 0.0 };
+        if self.json {
+            print_json(&json!({"format": JSON_FORMAT, "batch": batch, "issued": issued, "failed": failed,
+                               "not_started": left, "seconds": secs, "cards_per_hour": per_hour, "cards": results}))?;
+        } else {
+            println!(
+                "batch {batch}: {issued} issued, {failed} failed, {left} not started, {secs:.1} s ({per_hour:.0} cards/h)"
+            );
+        }
+        if left > 0 {
+            let readers: Vec<String> = self.readers.iter().map(|r| format!("--reader '{r}'")).collect();
+            eprintln!("issuance: continue with `issuance personalize --continue {batch} {}`", readers.join(" "));
+        }
+        Ok(())
     }
 }
 
 pub(super) fn run(g: &Global, a: Args) -> Result<(), Failure> {
     let mut settings = a.batch.settings()?;
     let journal = g.journal()?;
-    let (batch, holders) = match a.continue_batch {
+    let (batch, holders, keys) = match a.continue_batch {
         Some(batch) => {
             let holders = continued(&a, &journal, batch, &mut settings)?;
             if holders.is_empty() {
                 println!("batch {batch}: no holder is waiting for a card");
                 return Ok(());
             }
-            (batch, holders)
+            let keys = g.keys()?;
+            check_keys(&keys, &holders, &settings)?;
+            (batch, holders, keys)
         }
         None => {
             let path = a.holders.as_ref().ok_or_else(|| usage("--holders or --continue is required"))?;
             let parsed = read_holders(path, settings.generation, Some(&journal))?;
             validate::check(g, &parsed, a.skip_invalid.as_deref())?;
             let holders = parsed.valid;
+            let keys = g.keys()?;
+            check_keys(&keys, &holders, &settings)?;
             let journalled = BatchSettings {
                 validity_years: settings.validity_years,
                 card_type: settings.card_type.clone(),
@@ -110,10 +176,9 @@ pub(super) fn run(g: &Global, a: Args) -> Result<(), Failure> {
                 issue_date: a.batch.issue_date.clone(),
             };
             let source = path.display().to_string();
-            (journal.new_batch_with(&source, settings.generation.number(), &holders, Some(&journalled))?, holders)
+            (journal.new_batch_with(&source, settings.generation.number(), &holders, Some(&journalled))?, holders, keys)
         }
     };
-    let keys = g.keys()?;
     drop(journal);
     let total = holders.len() as u64;
     let bar = if g.json { ProgressBar::hidden() } else { ProgressBar::new(total) };
@@ -122,11 +187,15 @@ pub(super) fn run(g: &Global, a: Args) -> Result<(), Failure> {
             .map_err(|e| usage(e.to_string()))?,
     );
     let shared = Shared {
+        total: holders.len(),
         queue: Mutex::new(holders.into()),
-        stop: Arc::new(AtomicBool::new(false)),
+        stop: AtomicBool::new(false),
+        finished: AtomicBool::new(false),
         busy: Mutex::new(0),
-        idle: Arc::new(AtomicBool::new(true)),
         results: Mutex::new(Vec::new()),
+        started: Instant::now(),
+        json: g.json,
+        readers: a.readers.clone(),
         bar,
         keys: &keys,
         settings,
@@ -134,33 +203,30 @@ pub(super) fn run(g: &Global, a: Args) -> Result<(), Failure> {
         batch,
         timeout: Duration::from_secs(a.card_timeout),
     };
-    // Ctrl-C: exit at once when no card is under way, else stop after the current card(s)
-    signal_hook::flag::register_conditional_shutdown(signal_hook::consts::SIGINT, 130, shared.idle.clone())?;
-    signal_hook::flag::register(signal_hook::consts::SIGINT, shared.stop.clone())?;
-    let started = Instant::now();
+    // Ctrl-C: stop at once (with the summary) when no card is under way, else after the current card(s)
+    let mut signals = signal_hook::iterator::Signals::new([signal_hook::consts::SIGINT])?;
+    let signals_handle = signals.handle();
     let outcomes: Vec<Result<(), Failure>> = std::thread::scope(|s| {
-        let handles: Vec<_> = a.readers.iter().map(|r| s.spawn(|| worker(&shared, r))).collect();
-        handles.into_iter().map(|h| h.join().unwrap_or_else(|_| Err(usage("worker panicked")))).collect()
+        let shared = &shared;
+        s.spawn(move || {
+            for _ in signals.forever() {
+                shared.interrupt();
+            }
+        });
+        let handles: Vec<_> = a.readers.iter().map(|r| s.spawn(move || worker(shared, r))).collect();
+        let outcomes =
+            handles.into_iter().map(|h| h.join().unwrap_or_else(|_| Err(usage("worker panicked")))).collect();
+        if let Ok(_busy) = shared.busy.lock() {
+            shared.finished.store(true, Ordering::SeqCst);
+        }
+        signals_handle.close();
+        outcomes
     });
     shared.bar.finish_and_clear();
-    let results = shared.results.into_inner().unwrap_or_default();
-    let issued = results.iter().filter(|r| r["state"] == "issued").count();
-    let failed = results.len() - issued;
-    let left = shared.queue.into_inner().map(|q| q.len()).unwrap_or(0);
-    let secs = started.elapsed().as_secs_f64();
-    let per_hour = if secs > 0.0 { issued as f64 * 3600.0 / secs } else { 0.0 };
-    if g.json {
-        print_json(&json!({"format": JSON_FORMAT, "batch": batch, "issued": issued, "failed": failed,
-                           "not_started": left, "seconds": secs, "cards_per_hour": per_hour, "cards": results}))?;
-    } else {
-        println!(
-            "batch {batch}: {issued} issued, {failed} failed, {left} not started, {secs:.1} s ({per_hour:.0} cards/h)"
-        );
-    }
-    if left > 0 {
-        let readers: Vec<String> = a.readers.iter().map(|r| format!("--reader '{r}'")).collect();
-        eprintln!("issuance: continue with `issuance personalize --continue {batch} {}`", readers.join(" "));
-    }
+    let results = shared.results.lock().map(|r| r.clone()).unwrap_or_default();
+    let left = shared.queue.lock().map(|q| q.len()).unwrap_or(0);
+    let failed = results.iter().filter(|r| r["state"] != "issued").count();
+    shared.summary(&results, left)?;
     outcomes.into_iter().collect::<Result<Vec<()>, Failure>>()?;
     if shared.stop.load(Ordering::SeqCst) && left > 0 {
         return Err(Failure::Interrupted { batch, left });
@@ -169,6 +235,16 @@ pub(super) fn run(g: &Global, a: Args) -> Result<(), Failure> {
         return Err(Failure::Issuance(Error::Input(format!(
             "{failed} cards failed: see `issuance status`, then `issuance resume`"
         ))));
+    }
+    Ok(())
+}
+
+/// Before a batch is made: the key store has every key its cards need (else the error says what to do).
+fn check_keys(keys: &dyn KeySource, holders: &[Holder], s: &Settings) -> Result<(), Failure> {
+    if let Some(h) = holders.first() {
+        // key versions do not depend on the card; a zero card factor serves the check
+        let set = keys.card_keys(&h.region, &[0; 8], crate::prepare::algorithm_of(s.generation))?;
+        set.check(super::profile(), s.generation)?;
     }
     Ok(())
 }
@@ -229,27 +305,42 @@ fn worker(sh: &Shared<'_>, reader: &str) -> Result<(), Failure> {
             return Ok(());
         }
         let Some(holder) = sh.queue.lock().ok().and_then(|mut q| q.pop_front()) else { return Ok(()) };
-        sh.say(format!("{reader}: insert a blank card for line {} {} ({})", holder.line, holder.name, holder.ssn));
+        sh.say(format!(
+            "{reader}: insert a blank card for line {} {} ({})",
+            holder.line,
+            holder.display_name(),
+            holder.ssn
+        ));
         if let Err(e) = wait_for_card(&selector, sh.timeout) {
             if let Ok(mut q) = sh.queue.lock() {
                 q.push_front(holder);
             }
             return Err(e.into());
         }
-        sh.set_busy(true);
+        if !sh.start_card() {
+            // Ctrl-C while the card was coming: nothing is started
+            if let Ok(mut q) = sh.queue.lock() {
+                q.push_front(holder);
+            }
+            return Ok(());
+        }
         let outcome = PcscTransport::connect(&selector)
             .map_err(Error::from)
             .and_then(|mut t| issuer.issue(&mut t, &holder, Some(sh.batch)));
-        sh.set_busy(false);
+        sh.card_done();
         let result = match outcome {
             Ok((id, costs)) => {
                 let row = journal.card(id)?;
                 sh.say(format!(
-                    "{reader}: line {} card {} issued ({} APDUs, {} bytes)",
-                    holder.line, row.card_number, costs.apdus, costs.bytes
+                    "{reader}: line {} card {} issued ({} APDUs, {} bytes, {:.2} s modeled card time)",
+                    holder.line,
+                    row.card_number,
+                    costs.apdus,
+                    costs.bytes,
+                    costs.modeled.as_secs_f64()
                 ));
                 json!({"line": holder.line, "card": id, "card_number": row.card_number, "state": row.state,
-                       "apdus": costs.apdus, "bytes": costs.bytes})
+                       "apdus": costs.apdus, "bytes": costs.bytes, "modeled_us": costs.modeled_us()})
             }
             Err(e) => {
                 sh.say(format!("{reader}: line {} FAILED: {e}", holder.line));

@@ -118,7 +118,7 @@ pub(super) fn run(g: &Global, a: Args) -> Result<(), Failure> {
 
     let h = &retired.holder;
     let issued = (|| -> Result<(i64, crate::run::Costs), Failure> {
-        say(format!("{}: insert a blank card for line {} {} ({})", a.reader, h.line, h.name, h.ssn));
+        say(format!("{}: insert a blank card for line {} {} ({})", a.reader, h.line, h.display_name(), h.ssn));
         wait_for_card(&selector(&a.reader)?, timeout)?;
         let mut t = connect(&a.reader)?;
         Ok(issuer.issue_replacement(&mut t, &retired)?)

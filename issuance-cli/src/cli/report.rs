@@ -1,5 +1,6 @@
-//! `issuance report --format csv|json`: per-card costs of personalization (APDUs, bytes on the wire,
-//! modeled card time when the card was card-sim in process) and averages over issued cards.
+//! `issuance report --format csv|json`: per-card costs of personalization (APDUs, bytes on the wire, and
+//! the modeled card time of those APDUs — card-sim's timing model, [`crate::timing`], whatever the
+//! transport: through PC/SC the host models what it cannot measure) and averages over issued cards.
 
 use serde_json::json;
 

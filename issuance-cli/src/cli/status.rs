@@ -1,4 +1,4 @@
-//! `issuance status`: cards per state, and each card.
+//! `issuance status`: cards per state, each batch (holders, issued, remaining), and each card with its batch.
 
 use serde_json::json;
 
@@ -11,6 +11,7 @@ pub struct Args {}
 pub(super) fn run(g: &Global, _a: Args) -> Result<(), Failure> {
     let j = g.journal()?;
     let counts = j.counts()?;
+    let batches = j.batch_summaries()?;
     let cards = j.cards()?;
     if g.json {
         let counts: serde_json::Map<String, serde_json::Value> =
@@ -28,15 +29,22 @@ pub(super) fn run(g: &Global, _a: Args) -> Result<(), Failure> {
                    "replacement": replacement, "error": c.error, "updated": c.updated}));
         }
         let cards = rows;
-        return print_json(&json!({"format": JSON_FORMAT, "counts": counts, "cards": cards}));
+        return print_json(&json!({"format": JSON_FORMAT, "counts": counts, "batches": batches, "cards": cards}));
     }
     for (s, n) in &counts {
         println!("{s:>13}: {n}");
     }
+    for b in &batches {
+        println!(
+            "batch {} ({}, generation {}): {} holders, {} issued, {} remaining",
+            b.id, b.source, b.generation, b.holders, b.issued, b.remaining
+        );
+    }
     for c in &cards {
         println!(
-            "#{:<4} line {:<4} {} card {} id {} {} (attempt {}){}",
+            "#{:<4} batch {:<4} line {:<4} {} card {} id {} {} (attempt {}){}",
             c.id,
+            c.batch.map(|b| b.to_string()).unwrap_or_else(|| "-".into()),
             c.holder_line,
             c.ssn,
             c.card_number,

@@ -1,4 +1,4 @@
-//! `keymgmt generate-profile-keys`: every issuer key of the profile not yet held.
+//! `keymgmt generate-profile-keys`: every issuer key of the profile not yet held in the algorithm asked for.
 
 use serde_json::json;
 
@@ -10,7 +10,7 @@ use crate::store::KeyStore;
 /// Arguments of `generate-profile-keys`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Algorithm: 3des, sm4 or aes.
+    /// Algorithm: 3des (generation 1–2 cards), sm4 (generation 3) or aes.
     #[arg(long)]
     alg: String,
     /// Version of the new keys (1–255).
@@ -25,14 +25,19 @@ pub struct Args {
 }
 
 pub(super) fn run(store: &mut KeyStore, a: Args) -> Result<()> {
-    let recs = store.generate_profile_keys(parse_algorithm(&a.alg)?, a.key_version, a.activate)?;
+    let done = store.generate_profile_keys_explained(parse_algorithm(&a.alg)?, a.key_version, a.activate)?;
     if a.json {
-        print_json("generate-profile-keys", json!({ "generated": recs }));
+        print_json("generate-profile-keys", json!({ "generated": done.generated, "skipped": done.skipped }));
     } else {
-        for r in &recs {
+        for r in &done.generated {
             println!("{}", record_line(r));
         }
-        println!("{} key(s) generated", recs.len());
+        for s in &done.skipped {
+            let held: Vec<String> =
+                s.held.iter().map(|r| format!("{} v{} ({})", r.algorithm, r.version, r.state)).collect();
+            println!("{:<10} not generated: {} [holds {}]", s.name, s.reason, held.join(", "));
+        }
+        println!("{} key(s) generated", done.generated.len());
     }
     Ok(())
 }

@@ -19,14 +19,26 @@ pub struct Args {
     json: bool,
 }
 
+impl Args {
+    /// Whether only the profile's key names are asked for: no store is opened for them.
+    pub(super) fn names_only(&self) -> bool {
+        self.names
+    }
+}
+
+/// `list --names`: the key names of the card profile; they need no store and no passphrase.
+pub(super) fn names(a: &Args) {
+    let names: Vec<String> = key_defs(Profile::builtin()).into_iter().map(|d| d.name).collect();
+    if a.json {
+        print_json("names", json!({ "names": names }));
+    } else {
+        println!("{}", names.join(" "));
+    }
+}
+
 pub(super) fn run(store: &mut KeyStore, a: Args) -> Result<()> {
     if a.names {
-        let names: Vec<String> = key_defs(Profile::builtin()).into_iter().map(|d| d.name).collect();
-        if a.json {
-            print_json("names", json!({ "names": names }));
-        } else {
-            println!("{}", names.join(" "));
-        }
+        names(&a);
         return Ok(());
     }
     let recs = store.list()?;

@@ -62,7 +62,7 @@ enum Command {
     Generate(generate::Args),
     /// Generate every issuer key of the card profile that the store does not hold yet.
     GenerateProfileKeys(generate_profile_keys::Args),
-    /// List the stored keys (metadata and KCV, never a key).
+    /// List the stored keys (metadata and KCV, never a key); `--names`: the profile's key names (no store needed).
     List(list::Args),
     /// Show one key's versions (metadata and KCV, never a key).
     Show(show::Args),
@@ -110,6 +110,10 @@ impl Cli {
             Command::Generate(a) => g.with_store("generate", |s| generate::run(s, a)),
             Command::GenerateProfileKeys(a) => {
                 g.with_store("generate-profile-keys", |s| generate_profile_keys::run(s, a))
+            }
+            Command::List(a) if a.names_only() => {
+                list::names(&a);
+                Ok(())
             }
             Command::List(a) => g.with_store("list", |s| list::run(s, a)),
             Command::Show(a) => g.with_store("show", |s| show::run(s, a)),

@@ -4,6 +4,7 @@ use serde_json::json;
 
 use super::{print_json, record_line};
 use crate::error::Result;
+use crate::inventory::parse_algorithm;
 use crate::store::KeyStore;
 
 /// Arguments of `rotate`.
@@ -12,13 +13,18 @@ pub struct Args {
     /// Key name.
     #[arg(long)]
     name: String,
+    /// Algorithm of the versions to rotate (3des, sm4, aes), for a name that holds several (default: the
+    /// algorithm of its highest version).
+    #[arg(long)]
+    alg: Option<String>,
     /// JSON output.
     #[arg(long)]
     json: bool,
 }
 
 pub(super) fn run(store: &mut KeyStore, a: Args) -> Result<()> {
-    let r = store.rotate(&a.name)?;
+    let alg = a.alg.as_deref().map(parse_algorithm).transpose()?;
+    let r = store.rotate_alg(&a.name, alg)?;
     if a.json {
         print_json("rotate", json!({ "key": r }));
     } else {

@@ -27,7 +27,7 @@ use crate::error::{Error, Result};
 use crate::secrets::{aes_kcv, passphrase_key, StoreKeys, ARGON2_PARAMS, KBPK_LEN};
 use crate::tr31::{self, Exportability, Header, KeyUsage, ModeOfUse, Tr31Algorithm};
 
-pub use ops::{Created, VersionSelect};
+pub use ops::{Created, ProfileKeys, Skipped, VersionSelect};
 
 /// Format tag in the `meta` table.
 const FORMAT: &str = "keymgmt-store/1";

@@ -17,6 +17,26 @@ use crate::tr31::{self, Exportability};
 
 pub use crate::derive::VersionSelect;
 
+/// What [`KeyStore::generate_profile_keys_explained`] did.
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct ProfileKeys {
+    /// The keys generated.
+    pub generated: Vec<KeyRecord>,
+    /// The profile keys left out, each with the reason.
+    pub skipped: Vec<Skipped>,
+}
+
+/// A profile key that `generate-profile-keys` left out.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Skipped {
+    /// Its store name.
+    pub name: String,
+    /// Why it was not generated.
+    pub reason: String,
+    /// The versions the store holds of it (issuer level).
+    pub held: Vec<KeyRecord>,
+}
+
 /// A key just created, with the KCVs of its components (import) or the components themselves
 /// (generate with components, for the custodians).
 pub struct Created {
@@ -157,12 +177,50 @@ impl KeyStore {
         Ok(Created { record, component_kcvs, components: comps })
     }
 
-    /// Generates every profile card key that the store holds in no version yet.
+    /// Generates every profile card key that the store holds in no version of `alg` yet, at `version`
+    /// (the generated records; [`KeyStore::generate_profile_keys_explained`] also says why a name was left out).
     pub fn generate_profile_keys(&self, alg: Algorithm, version: u8, activate: bool) -> Result<Vec<KeyRecord>> {
-        let held: std::collections::BTreeSet<String> = self.list()?.into_iter().map(|r| r.name).collect();
-        let mut out = Vec::new();
-        for def in key_defs(Profile::builtin()).into_iter().filter(|d| d.is_card_key() && !held.contains(&d.name)) {
-            out.push(self.generate(&def.name, version, alg, None, activate)?.record);
+        Ok(self.generate_profile_keys_explained(alg, version, activate)?.generated)
+    }
+
+    /// Generates every profile card key that the store holds in no version of `alg` yet, at `version`.
+    ///
+    /// A key name may hold versions of different algorithms (generation 1–2 cards use the highest active
+    /// 3DES version, generation 3 cards the highest active SM4 version), so a 3DES set does not stop an SM4
+    /// set from being generated. A name is left out, with the reason, when it already holds a version of
+    /// `alg` that is not destroyed (a new version of it comes from [`KeyStore::rotate`]) or when `version` is
+    /// taken by another of its versions.
+    pub fn generate_profile_keys_explained(&self, alg: Algorithm, version: u8, activate: bool) -> Result<ProfileKeys> {
+        self.keys()?;
+        let all = self.list()?;
+        let mut out = ProfileKeys::default();
+        for def in key_defs(Profile::builtin()).into_iter().filter(|d| d.is_card_key()) {
+            let held: Vec<KeyRecord> =
+                all.iter().filter(|r| r.name == def.name && r.region.is_empty()).cloned().collect();
+            let same_alg: Vec<&KeyRecord> =
+                held.iter().filter(|r| r.alg().ok() == Some(alg) && r.state != KeyState::Destroyed).collect();
+            let reason = if let Some(r) = same_alg.iter().max_by_key(|r| r.version) {
+                let cli_alg = match alg {
+                    Algorithm::Tdes => "3des",
+                    Algorithm::Sm4 => "sm4",
+                    Algorithm::Aes128 => "aes",
+                };
+                Some(format!(
+                    "already holds {} v{} ({}); a new version of it comes from `keymgmt rotate --name {} --alg {cli_alg}`",
+                    r.algorithm, r.version, r.state, def.name
+                ))
+            } else {
+                held.iter().find(|r| r.version == version).map(|r| {
+                    format!(
+                        "version {version} is taken by its {} v{} ({}): choose another --version",
+                        r.algorithm, r.version, r.state
+                    )
+                })
+            };
+            match reason {
+                Some(reason) => out.skipped.push(Skipped { name: def.name, reason, held }),
+                None => out.generated.push(self.generate(&def.name, version, alg, None, activate)?.record),
+            }
         }
         Ok(out)
     }
@@ -209,16 +267,29 @@ impl KeyStore {
     /// A new version of an issuer key: random, same algorithm, created pre-active then activated.
     /// The previous versions stay active until retired.
     pub fn rotate(&self, name: &str) -> Result<KeyRecord> {
+        self.rotate_alg(name, None)
+    }
+
+    /// [`KeyStore::rotate`] of the versions of `name` in algorithm `alg` (its highest version that is not
+    /// destroyed): for a name that holds 3DES versions (generation 1–2 cards) and SM4 versions (generation
+    /// 3), `alg` says which to rotate. Without `alg`, as [`KeyStore::rotate`]: the algorithm of the name's
+    /// highest version. The new version follows the highest version of the name, whatever its algorithm.
+    pub fn rotate_alg(&self, name: &str, alg: Option<Algorithm>) -> Result<KeyRecord> {
         key_def(Profile::builtin(), name)?;
-        let last = self.highest(name, "", None)?.ok_or_else(|| Error::KeyNotFound {
-            name: name.to_string(),
-            version: 0,
-            region: String::new(),
-        })?;
-        let version = last
-            .version
-            .checked_add(1)
-            .ok_or_else(|| Error::InvalidInput(format!("{name} has reached version 255")))?;
+        let not_found = || Error::KeyNotFound { name: name.to_string(), version: 0, region: String::new() };
+        let all = self.versions(name, "")?;
+        let highest = all.iter().max_by_key(|r| r.version).ok_or_else(not_found)?;
+        let last = match alg {
+            Some(a) => all
+                .iter()
+                .filter(|r| r.state != KeyState::Destroyed && r.alg().ok() == Some(a))
+                .max_by_key(|r| r.version)
+                .ok_or_else(|| Error::InvalidInput(format!("{name} has no {} version to rotate", a.name())))?,
+            None => highest,
+        };
+        let top = highest.version;
+        let version =
+            top.checked_add(1).ok_or_else(|| Error::InvalidInput(format!("{name} has reached version 255")))?;
         let key = random_key(last.alg()?);
         let rec = self.new_record(name, version, "", &key, None, &format!("rotate:from-v{}", last.version));
         self.insert_new(&rec, &key, "rotate", json!({ "previous": last.version }))?;
