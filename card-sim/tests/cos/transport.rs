@@ -129,7 +129,7 @@ fn t0_mode_61xx_and_6cxx_resolved_by_the_engine() {
 
 #[test]
 fn modeled_time_is_deterministic() {
-    let mut c = personalized(KeyAlgorithm::Tdes);
+    let c = personalized(KeyAlgorithm::Tdes);
     let mut sim = SimTransport::new(c.card);
     {
         let mut tx = sim.transaction().unwrap();
