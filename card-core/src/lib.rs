@@ -3,6 +3,9 @@
 //! Layers, each knowing only the one below it (see `docs/architecture.md`):
 //!
 //! - [`apdu`]: command and response APDUs, status words with their meanings (CARD-PROFILE §4).
+//! - [`command`]: every card command of §4 built once, external authentication and line protection (§6) as
+//!   layers over a transaction; [`reference_cos`]: the reference COS's personalization encoding (CREATE FILE
+//!   data, key records, access bytes), shared by issuance (encoding) and card-sim (decoding).
 //! - [`transport`]: the [`transport::Transport`] seam (PC/SC, in-process card, recording, replay)
 //!   and the one APDU engine that does T=0 `61xx`/`6Cxx` handling.
 //! - [`crypto`]: DES/3DES/SM4/AES blocks, ISO/IEC 9797-1 padding and MACs, CMAC,
@@ -19,10 +22,12 @@
 pub mod apdu;
 pub mod card;
 pub mod codec;
+pub mod command;
 pub mod crypto;
 pub mod error;
 pub mod national;
 pub mod profile;
+pub mod reference_cos;
 pub mod security;
 pub mod timing;
 pub mod tlv;

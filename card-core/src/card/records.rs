@@ -3,7 +3,8 @@
 use std::collections::BTreeMap;
 
 use super::session::Session;
-use crate::apdu::{Command, Ins, StatusWord};
+use crate::apdu::StatusWord;
+use crate::command;
 use crate::profile::{Df, Ef, EfKind};
 use crate::tlv::RecordTlv;
 use crate::Error;
@@ -39,8 +40,7 @@ pub(crate) fn read_tags(s: &mut Session<'_>, df: &Df, ef: &Ef, tags: &[u8]) -> R
     let mut found = BTreeMap::new();
     let mut done = false;
     if tail_readable && s.facts.read_all != Some(false) && to > from && usize::from(from) <= count {
-        let cmd = Command::new(0x00, Ins::READ_RECORD, from, (ef.sfi << 3) | 5).with_le(256)?;
-        let resp = s.send_raw(&cmd)?;
+        let resp = s.send_raw(&command::read_records_from(from, ef.sfi)?)?;
         match resp.sw() {
             StatusWord::OK => {
                 s.facts.read_all = Some(true);
@@ -62,8 +62,7 @@ pub(crate) fn read_tags(s: &mut Session<'_>, df: &Df, ef: &Ef, tags: &[u8]) -> R
         wanted.sort_unstable();
         wanted.dedup();
         for n in wanted {
-            let cmd = Command::new(0x00, Ins::READ_RECORD, n, (ef.sfi << 3) | 4).with_le(256)?;
-            let resp = s.send_raw(&cmd)?;
+            let resp = s.send_raw(&command::read_record(n, ef.sfi)?)?;
             match resp.sw() {
                 StatusWord::OK => {
                     let r = RecordTlv::parse(resp.data())?;
@@ -86,8 +85,7 @@ pub(crate) fn write_tag(s: &mut Session<'_>, df: &Df, ef: &Ef, tag: u8, value: V
         .ok_or_else(|| Error::BadParameter(format!("no item {tag:02X} in {}{}", df.name, ef.name)))?;
     s.meet(ef.update.for_generation(g))?;
     let tlv = RecordTlv { tag, value }.encode()?;
-    let cmd = Command::new(0x00, Ins::UPDATE_RECORD, n, (ef.sfi << 3) | 4).with_data(tlv)?;
-    s.send(&cmd)?;
+    s.send(&command::update_record(n, ef.sfi, tlv)?)?;
     Ok(())
 }
 
@@ -108,8 +106,7 @@ fn transparent<'p>(s: &mut Session<'p>, file: &str) -> Result<(&'p Df, &'p Ef, u
 }
 
 fn select_ef(s: &mut Session<'_>, ef: &Ef) -> Result<(), Error> {
-    let cmd = Command::new(0x00, Ins::SELECT, 0x02, 0x00).with_data(ef.fid.to_be_bytes().to_vec())?;
-    s.send(&cmd)?;
+    s.send(&command::select_ef(ef.fid)?)?;
     Ok(())
 }
 
@@ -121,8 +118,8 @@ pub(crate) fn read_file_binary(s: &mut Session<'_>, file: &str) -> Result<Vec<u8
     let mut out = Vec::with_capacity(size);
     while out.len() < size {
         let n = (size - out.len()).min(READ_CHUNK);
-        let [hi, lo] = u16::try_from(out.len()).map_err(|_| Error::BadParameter("offset".into()))?.to_be_bytes();
-        let part = s.send(&Command::new(0x00, Ins::READ_BINARY, hi, lo).with_le(n as u32)?)?;
+        let offset = u16::try_from(out.len()).map_err(|_| Error::BadParameter("offset".into()))?;
+        let part = s.send(&command::read_binary(offset, n as u32)?)?;
         if part.is_empty() {
             return Err(crate::apdu::ProtocolError::Unexpected("empty READ BINARY answer").into());
         }
@@ -141,8 +138,8 @@ pub(crate) fn write_file_binary(s: &mut Session<'_>, file: &str, data: &[u8]) ->
     s.meet(ef.update.for_generation(s.generation))?;
     select_ef(s, ef)?;
     for (i, chunk) in data.chunks(WRITE_CHUNK).enumerate() {
-        let [hi, lo] = u16::try_from(i * WRITE_CHUNK).map_err(|_| Error::BadParameter("offset".into()))?.to_be_bytes();
-        s.send(&Command::new(0x00, Ins::UPDATE_BINARY, hi, lo).with_data(chunk.to_vec())?)?;
+        let offset = u16::try_from(i * WRITE_CHUNK).map_err(|_| Error::BadParameter("offset".into()))?;
+        s.send(&command::update_binary(offset, chunk.to_vec())?)?;
     }
     Ok(())
 }

@@ -5,8 +5,9 @@ use std::collections::BTreeSet;
 use secrecy::{ExposeSecret, SecretString};
 
 use super::{CardFacts, CardInfo};
-use crate::apdu::{Command, Ins, Response, StatusWord};
+use crate::apdu::{Command, Response, StatusWord};
 use crate::codec::{decode_an, encode_cn};
+use crate::command;
 use crate::crypto::{card_factor, Algorithm};
 use crate::profile::{Access, Df, Generation, Profile};
 use crate::security::{algorithm_of, key_name, CardContext, SecurityModule};
@@ -69,8 +70,7 @@ impl<'a> Session<'a> {
             Detected { generation: None, algorithm } => {
                 // no algorithm in the FCI, or 3DES (generation 1 or 2): EF05 record 3 says which (§4.2)
                 let ef05 = ssse.ef("EF05").ok_or_else(|| Error::UnknownCard("the profile has no SSSE EF05".into()))?;
-                let cmd = Command::new(0x00, Ins::READ_RECORD, 3, (ef05.sfi << 3) | 4).with_le(256)?;
-                let rec = RecordTlv::parse(&tx.exchange_ok(&cmd)?)?;
+                let rec = RecordTlv::parse(&tx.exchange_ok(&command::read_record(3, ef05.sfi)?)?)?;
                 let g = generation_of_spec_version(&rec.value)?;
                 (g, algorithm.unwrap_or_else(|| algorithm_of(g)), true)
             }
@@ -138,11 +138,7 @@ impl<'a> Session<'a> {
 
     /// GET CHALLENGE of `len` bytes.
     pub fn challenge(&mut self, len: u32) -> Result<Vec<u8>, Error> {
-        let r = self.tx.exchange_ok(&Command::new(0x00, Ins::GET_CHALLENGE, 0, 0).with_le(len)?)?;
-        if r.len() != len as usize {
-            return Err(crate::apdu::ProtocolError::Unexpected("challenge of the wrong length").into());
-        }
-        Ok(r)
+        command::challenge(self.tx, len)
     }
 
     /// CARD-PROFILE §6.2 with the current DF's key `key` (profile name), cryptogram from the security module.
@@ -151,30 +147,36 @@ impl<'a> Session<'a> {
         if !self.sm.has_key(&self.ctx, &inventory) {
             return Err(Error::MissingKey { key: inventory });
         }
-        let r = self.challenge(8)?;
-        let r: [u8; 8] = r.as_slice().try_into().map_err(|_| Error::BadParameter("challenge".into()))?;
-        let x: [u8; 8] = rand::random();
-        let c = self.sm.external_auth(&self.ctx, &inventory, &r, &x)?;
-        self.external_auth_with(key, &c, &x)
+        let kid = self.kid(key)?;
+        let (sm, ctx) = (self.sm, &self.ctx);
+        let resp = command::authenticate(self.tx, kid, |r, x| sm.external_auth(ctx, &inventory, r, x))?;
+        self.authenticated(key, resp.sw())
     }
 
     /// EXTERNAL AUTHENTICATE with a given cryptogram (the challenge was fetched before).
     pub fn external_auth_with(&mut self, key: &str, c: &[u8; 8], x: &[u8; 8]) -> Result<(), Error> {
-        let inventory = key_name(&self.df, key);
-        let kid = self
-            .df_spec(&self.df.clone())?
+        let kid = self.kid(key)?;
+        let resp = self.tx.exchange(&command::external_authenticate(kid, c, x)?)?;
+        self.authenticated(key, resp.sw())
+    }
+
+    /// The kid of the current DF's key `key`.
+    fn kid(&self, key: &str) -> Result<u8, Error> {
+        self.df_spec(&self.df.clone())?
             .key(key)
             .map(|k| k.kid)
-            .ok_or_else(|| Error::MissingKey { key: inventory.clone() })?;
-        let cmd = Command::new(0x00, Ins::EXTERNAL_AUTHENTICATE, 0x00, kid).with_data([*c, *x].concat())?.sensitive();
-        let resp = self.tx.exchange(&cmd)?;
-        match resp.sw() {
+            .ok_or_else(|| Error::MissingKey { key: key_name(&self.df, key) })
+    }
+
+    /// The card's answer to EXTERNAL AUTHENTICATE with `key`: the security state, or the error with tries left.
+    fn authenticated(&mut self, key: &str, sw: StatusWord) -> Result<(), Error> {
+        match sw {
             StatusWord::OK => {
                 self.keys.insert(key.to_owned());
                 Ok(())
             }
             sw => Err(match sw.tries_left() {
-                Some(tries_left) => Error::AuthFailed { key: inventory, tries_left },
+                Some(tries_left) => Error::AuthFailed { key: key_name(&self.df, key), tries_left },
                 None => Error::from_status(sw),
             }),
         }
@@ -262,9 +264,7 @@ impl<'a> Session<'a> {
     /// INTERNAL AUTHENTICATE `R1 ‖ R2` in SSSE; the card's 8-byte answer.
     pub fn internal_auth_raw(&mut self, r1: &[u8; 8], r2: &[u8; 8]) -> Result<Vec<u8>, Error> {
         self.select_df(SSSE)?;
-        let cmd =
-            Command::new(0x00, Ins::INTERNAL_AUTHENTICATE, 0x00, 0x00).with_data([*r1, *r2].concat())?.with_le(256)?;
-        let answer = self.tx.exchange_ok(&cmd)?;
+        let answer = self.tx.exchange_ok(&command::internal_authenticate(r1, r2)?)?;
         if answer.len() != 8 {
             return Err(crate::apdu::ProtocolError::Unexpected("internal authentication answer is not 8 bytes").into());
         }
@@ -294,9 +294,8 @@ impl<'a> Session<'a> {
 
 /// SELECT by AID (CARD-PROFILE §4); `6A82` means this is not the application: wrong card type for SSSE.
 fn select(tx: &mut dyn CardTransaction, df: &Df, ssse: bool) -> Result<Vec<u8>, Error> {
-    let aid = df.aid.clone().ok_or_else(|| Error::BadParameter(format!("{} has no AID", df.name)))?;
-    let cmd = Command::new(0x00, Ins::SELECT, 0x04, 0x00).with_data(aid)?.with_le(256)?;
-    let resp = tx.exchange(&cmd)?;
+    let aid = df.aid.as_deref().ok_or_else(|| Error::BadParameter(format!("{} has no AID", df.name)))?;
+    let resp = tx.exchange(&command::select_by_name(aid)?)?;
     match resp.sw() {
         StatusWord::OK => Ok(resp.into_data()),
         StatusWord::FILE_NOT_FOUND if ssse => Err(Error::UnknownCard("no SSSE application".into())),

@@ -115,9 +115,7 @@ impl<'a> TwoStepRead<'a> {
         let (generation, ctx, hist, card_id, r3) = {
             let mut s = Session::open(&mut *tx, profile, &crate::security::NoKeys, None, &mut cache, true)?;
             let ef05 = s.df_spec(SSSE)?.ef("EF05").ok_or_else(|| Error::UnknownCard("no EF05".into()))?;
-            let cmd =
-                crate::apdu::Command::new(0x00, crate::apdu::Ins::READ_RECORD, 1, (ef05.sfi << 3) | 4).with_le(256)?;
-            let rec = RecordTlv::parse(&s.send(&cmd)?)?;
+            let rec = RecordTlv::parse(&s.send(&crate::command::read_record(1, ef05.sfi)?)?)?;
             let r3 = s.challenge(8)?;
             (s.generation, s.ctx.clone(), s.historical_bytes.clone(), rec.value, r3)
         };
@@ -198,9 +196,7 @@ impl<'a> TwoStepWrite<'a> {
             }
             let (df, key) = target.ok_or_else(|| bad("nothing to write".into()))?;
             let ef05 = s.df_spec(SSSE)?.ef("EF05").ok_or_else(|| Error::UnknownCard("no EF05".into()))?;
-            let cmd =
-                crate::apdu::Command::new(0x00, crate::apdu::Ins::READ_RECORD, 1, (ef05.sfi << 3) | 4).with_le(256)?;
-            let rec = RecordTlv::parse(&s.send(&cmd)?)?;
+            let rec = RecordTlv::parse(&s.send(&crate::command::read_record(1, ef05.sfi)?)?)?;
             s.select_df(&df)?;
             let r3 = s.challenge(8)?;
             (s.generation, s.ctx.clone(), s.historical_bytes.clone(), rec.value, r3, df, key)
