@@ -260,7 +260,8 @@ impl KeyRecord {
 }
 
 /// The layout of a new EF.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Layout {
     /// Linear, one TLV per record.
     Linear {

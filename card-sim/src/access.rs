@@ -24,56 +24,18 @@
 
 use std::collections::BTreeSet;
 
-use serde::{Deserialize, Serialize};
+/// Who may read or update a file: card-core's reference COS access condition (one type for the issuer that
+/// encodes it and the card that decodes it).
+pub use card_core::reference_cos::Access as AccessCondition;
 
-/// Who may read or update a file.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum AccessCondition {
-    /// Always allowed.
-    Free,
-    /// After a successful VERIFY PIN.
-    Pin,
-    /// After a successful EXTERNAL AUTHENTICATE with the key of this kid.
-    Key(u8),
-    /// PIN verified or the key authenticated (`PIN|KEY`).
-    PinOrKey(u8),
-    /// PIN verified and the key authenticated (`PIN+KEY`).
-    PinAndKey(u8),
-    /// Never allowed.
-    Never,
+/// Checking a condition against the security state.
+pub trait Check {
+    /// Whether the condition holds. `mac_ok`: a line-protection MAC verified for this command.
+    fn is_satisfied(self, state: &SecurityState, mac_ok: bool) -> bool;
 }
 
-impl AccessCondition {
-    /// Decodes the one-byte form (see the module documentation); `None` for an unassigned byte.
-    pub fn from_byte(b: u8) -> Option<AccessCondition> {
-        let kid = b & 0x0F;
-        match b >> 4 {
-            _ if b == 0xFF => Some(AccessCondition::Never),
-            0x0 if b == 0x00 => Some(AccessCondition::Free),
-            0x1 if b == 0x10 => Some(AccessCondition::Pin),
-            0x2 => Some(AccessCondition::Key(kid)),
-            0x3 => Some(AccessCondition::PinOrKey(kid)),
-            0x4 => Some(AccessCondition::PinAndKey(kid)),
-            _ => None,
-        }
-    }
-
-    /// The one-byte form; `None` if the kid does not fit a nibble.
-    pub fn to_byte(self) -> Option<u8> {
-        let with = |kind: u8, kid: u8| (kid <= 0x0F).then_some(kind << 4 | kid);
-        match self {
-            AccessCondition::Free => Some(0x00),
-            AccessCondition::Pin => Some(0x10),
-            AccessCondition::Key(k) => with(2, k),
-            AccessCondition::PinOrKey(k) => with(3, k),
-            AccessCondition::PinAndKey(k) => with(4, k),
-            AccessCondition::Never => Some(0xFF),
-        }
-    }
-
-    /// Whether the condition holds. `mac_ok`: a line-protection MAC verified for this command.
-    pub fn is_satisfied(self, state: &SecurityState, mac_ok: bool) -> bool {
+impl Check for AccessCondition {
+    fn is_satisfied(self, state: &SecurityState, mac_ok: bool) -> bool {
         let key = |k: u8| mac_ok || state.is_authenticated(k);
         match self {
             AccessCondition::Free => true,
@@ -120,16 +82,6 @@ impl SecurityState {
 mod tests {
     use super::AccessCondition as Ac;
     use super::*;
-
-    #[test]
-    fn byte_round_trip() {
-        for ac in [Ac::Free, Ac::Pin, Ac::Key(4), Ac::PinOrKey(0x0A), Ac::PinAndKey(7), Ac::Never] {
-            assert_eq!(Ac::from_byte(ac.to_byte().unwrap()), Some(ac));
-        }
-        assert_eq!(Ac::from_byte(0x01), None);
-        assert_eq!(Ac::from_byte(0x55), None);
-        assert_eq!(Ac::Key(0x10).to_byte(), None);
-    }
 
     #[test]
     fn conditions() {

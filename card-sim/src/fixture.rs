@@ -10,10 +10,12 @@
 
 use std::collections::BTreeMap;
 
-use card_core::apdu::{Command, Ins};
+use card_core::apdu::Command;
 use card_core::codec::{self, CardNumber, CitizenId, Date, Format};
+use card_core::command;
 use card_core::crypto::{process_key, region_factor, Algorithm, CardKey};
-use card_core::profile::{Access, Df, EfKind, Generation, ItemFormat, KeyUsage, Profile};
+use card_core::profile::{Df, EfKind, Generation, ItemFormat, KeyUsage, Profile};
+use card_core::reference_cos::{self, EfSpec, FileSpec, KeyRecord};
 use card_core::tlv::RecordTlv;
 use card_core::transport::{historical_bytes, CardTransaction, CardTransactionExt, Transport};
 use serde::Deserialize;
@@ -236,32 +238,6 @@ pub fn make_card(spec_: &CardSpec, profile: &Profile, keys: &TestKeys) -> Result
     Ok(card)
 }
 
-/// COS access-condition byte (card-sim `access.rs`): `00` free, `10` PIN, `2k`/`3k`/`4k` key k, `FF` never.
-fn ac_byte(df: &Df, ac: &Access) -> Result<u8, FixtureError> {
-    let kid =
-        |name: &str| df.key(name).map(|k| k.kid & 0x0F).ok_or_else(|| spec(format!("{}: no key {name}", df.name)));
-    Ok(match ac {
-        Access::Free => 0x00,
-        Access::Pin => 0x10,
-        Access::Key(k) => 0x20 | kid(k)?,
-        Access::PinOrKey(k) => 0x30 | kid(k)?,
-        Access::PinAndKey(k) => 0x40 | kid(k)?,
-        Access::Never => 0xFF,
-    })
-}
-
-/// COS key type of a profile key usage (card-sim `keys.rs`).
-fn key_type(usage: KeyUsage) -> u8 {
-    match usage {
-        KeyUsage::Master => 0x01,
-        KeyUsage::InternalAuth => 0x02,
-        KeyUsage::ExternalAuth => 0x03,
-        KeyUsage::PinUnblock => 0x04,
-        KeyUsage::Maintenance => 0x05,
-        KeyUsage::PinReload => 0x06,
-    }
-}
-
 struct Personalizer<'a> {
     profile: &'a Profile,
     keys: &'a TestKeys,
@@ -296,66 +272,35 @@ impl Personalizer<'_> {
                 self.select(&mut *tx, "SSSE")?;
                 self.ext_auth(&mut *tx, 0x00, &card_key("SSSE", "MK")?, "SSSE MK")?;
             }
-            self.send(&mut *tx, &format!("create {}", df.name), create(df.fid, [vec![0x38], aid].concat()))?;
+            let create_df = reference_cos::create_file(df.fid, &FileSpec::Df { aid: Some(aid) });
+            self.send(&mut *tx, &format!("create {}", df.name), create_df)?;
             self.select(&mut *tx, &df.name)?;
             let mk = df.key("MK").ok_or_else(|| spec(format!("{} has no MK", df.name)))?;
             let mk_value = card_key(&df.name, "MK")?;
-            self.write_key(&mut *tx, df, mk.kid, key_type(mk.usage), mk.max_tries, &mk_value)?;
+            self.write_key(&mut *tx, df, mk.kid, mk.usage, mk.max_tries, &mk_value)?;
             self.ext_auth(&mut *tx, mk.kid, &mk_value, &format!("{} MK", df.name))?;
             for k in df.keys_for(self.generation).filter(|k| k.name != "MK") {
-                self.write_key(&mut *tx, df, k.kid, key_type(k.usage), k.max_tries, &card_key(&df.name, &k.name)?)?;
+                self.write_key(&mut *tx, df, k.kid, k.usage, k.max_tries, &card_key(&df.name, &k.name)?)?;
             }
             if df.pin {
                 self.write_pin(&mut *tx, &data.pin)?;
             }
             for ef in df.efs_for(self.generation) {
-                self.send(
-                    &mut *tx,
-                    &format!("create {} {}", df.name, ef.name),
-                    create(ef.fid, self.ef_layout(df, ef)?),
-                )?;
+                let what = format!("create {} {}", df.name, ef.name);
+                let spec = step(&what, EfSpec::from_profile(df, ef, self.generation))?;
+                self.send(&mut *tx, &what, reference_cos::create_file(ef.fid, &FileSpec::Ef(spec)))?;
             }
             self.fill(&mut *tx, df, data, holder, &card_key)?;
         }
         // MF: replace the transport key by the card's MF MK, then end personalization (§8 step 6).
-        self.send(&mut *tx, "select MF", Command::new(0x00, Ins::SELECT, 0x00, 0x00).with_data(vec![0x3F, 0x00]))?;
+        self.send(&mut *tx, "select MF", command::select_by_fid(0x3F00).map_err(card_core::Error::from))?;
         self.ext_auth(&mut *tx, 0x00, &transport, "MF transport key")?;
         let mf_mk = card_key("MF", "MK")?;
         let mf_key = self.profile.mf.key("MK").ok_or_else(|| spec("MF has no MK"))?;
-        self.write_key(&mut *tx, &self.profile.mf, 0x00, key_type(KeyUsage::Master), mf_key.max_tries, &mf_mk)?;
+        self.write_key(&mut *tx, &self.profile.mf, 0x00, KeyUsage::Master, mf_key.max_tries, &mf_mk)?;
         self.ext_auth(&mut *tx, 0x00, &mf_mk, "MF MK")?;
-        self.send(&mut *tx, "END PERSONALIZATION", Ok(Command::new(0x80, Ins::END_PERSONALIZATION, 0, 0)))?;
+        self.send(&mut *tx, "END PERSONALIZATION", Ok(reference_cos::end_personalization()))?;
         Ok(())
-    }
-
-    /// CREATE FILE data of an EF (card-sim COS.md).
-    fn ef_layout(&self, df: &Df, ef: &card_core::profile::Ef) -> Result<Vec<u8>, FixtureError> {
-        let g = self.generation;
-        let read = ac_byte(df, ef.read.for_generation(g))?;
-        let update = ac_byte(df, ef.update.for_generation(g))?;
-        let too_big = || spec(format!("{} {}: layout too large", df.name, ef.name));
-        Ok(match &ef.kind {
-            EfKind::Linear { .. } => {
-                let count = u8::try_from(ef.record_count(g).unwrap_or(0)).map_err(|_| too_big())?;
-                let len = u8::try_from(ef.record_len(g).unwrap_or(0)).map_err(|_| too_big())?;
-                let mut v = vec![0x04, ef.sfi, read, update, count, len];
-                for (n, item) in ef.items(g).enumerate() {
-                    if let Some(rule) = &item.read {
-                        v.push(u8::try_from(n + 1).map_err(|_| too_big())?);
-                        v.push(ac_byte(df, rule.for_generation(g))?);
-                    }
-                }
-                v
-            }
-            EfKind::Cyclic { records, .. } => {
-                let len = u8::try_from(ef.record_len(g).unwrap_or(0)).map_err(|_| too_big())?;
-                vec![0x06, ef.sfi, read, update, *records, len]
-            }
-            EfKind::Transparent { .. } => {
-                let size = u16::try_from(ef.size(g).unwrap_or(0)).map_err(|_| too_big())?;
-                [vec![0x01, ef.sfi, read, update], size.to_be_bytes().to_vec()].concat()
-            }
-        })
     }
 
     /// Writes every record of the DF's linear EFs: EF05/EF06 from the card and holder data, application
@@ -396,7 +341,7 @@ impl Personalizer<'_> {
                 let tlv =
                     RecordTlv { tag: item.tag, value: bytes }.encode().map_err(|e| spec(format!("{what}: {e}")))?;
                 let rec = u8::try_from(n + 1).map_err(|_| spec(format!("{what}: record number")))?;
-                let cmd = Command::new(0x00, Ins::UPDATE_RECORD, rec, (ef.sfi << 3) | 4).with_data(tlv);
+                let cmd = command::update_record(rec, ef.sfi, tlv).map_err(card_core::Error::from);
                 self.send(tx, &format!("write {what}"), cmd)?;
             }
         }
@@ -424,67 +369,52 @@ impl Personalizer<'_> {
         &self,
         tx: &mut Tx<'_>,
         what: &str,
-        cmd: Result<Command, card_core::apdu::ApduError>,
+        cmd: Result<Command, card_core::Error>,
     ) -> Result<Vec<u8>, FixtureError> {
-        let cmd = step(what, cmd.map_err(card_core::Error::from))?;
+        let cmd = step(what, cmd)?;
         step(what, tx.exchange_ok(&cmd))
     }
 
     fn select(&self, tx: &mut Tx<'_>, df: &str) -> Result<(), FixtureError> {
         let aid = self.profile.df(df).and_then(|d| d.aid.clone()).ok_or_else(|| spec(format!("no DF {df}")))?;
-        self.send(tx, &format!("select {df}"), Command::new(0x00, Ins::SELECT, 0x04, 0x00).with_data(aid))?;
+        self.send(tx, &format!("select {df}"), command::select_by_name_no_fci(&aid).map_err(card_core::Error::from))?;
         Ok(())
     }
 
     /// CARD-PROFILE §6.2 external authentication.
     fn ext_auth(&self, tx: &mut Tx<'_>, kid: u8, key: &CardKey, what: &str) -> Result<(), FixtureError> {
-        let challenge =
-            self.send(tx, &format!("challenge for {what}"), Command::new(0x00, Ins::GET_CHALLENGE, 0, 0).with_le(8))?;
-        let r: [u8; 8] = challenge.as_slice().try_into().map_err(|_| spec("challenge is not 8 bytes"))?;
-        let x: [u8; 8] = rand::random();
-        let c = process_key(key, &r).cryptogram(&x);
-        let cmd = Command::new(0x00, Ins::EXTERNAL_AUTHENTICATE, 0x00, kid)
-            .with_data([c, x].concat())
-            .map(Command::sensitive);
-        self.send(tx, &format!("authenticate {what}"), cmd)?;
+        let what = format!("authenticate {what}");
+        let answer = command::authenticate(tx, kid, |r, x| Ok(process_key(key, r).cryptogram(x)));
+        step(&what, answer.and_then(|r| r.ok()))?;
         Ok(())
     }
 
-    /// Plain WRITE KEY (personalization state): `type ‖ version ‖ alg ‖ tries ‖ key`.
+    /// Plain WRITE KEY (personalization state): `type ‖ version ‖ alg ‖ tries ‖ key`, version 1.
     fn write_key(
         &self,
         tx: &mut Tx<'_>,
         df: &Df,
         kid: u8,
-        ty: u8,
+        usage: KeyUsage,
         tries: u8,
         key: &CardKey,
     ) -> Result<(), FixtureError> {
-        let mut rec = Zeroizing::new(vec![ty, 0x01, self.alg.id(), tries]);
-        rec.extend_from_slice(key.expose_secret());
-        let cmd = Command::new(0x80, Ins::WRITE_KEY, 0x01, kid).with_data(rec.to_vec()).map(Command::sensitive);
+        let record = KeyRecord::key(usage, 0x01, tries, key);
+        let cmd = reference_cos::write_key(kid, &record).map_err(card_core::Error::from);
         self.send(tx, &format!("write key {:02X} of {}", kid, df.name), cmd)?;
         Ok(())
     }
 
-    /// The PIN as a key record of type `0F` (card-sim COS.md), BCD, `FF`-padded.
+    /// The PIN record (type `0F`, card-sim COS.md): BCD, `FF`-padded.
     fn write_pin(&self, tx: &mut Tx<'_>, pin: &str) -> Result<(), FixtureError> {
         let len = self.profile.pin.length;
         let bcd = Zeroizing::new(
             codec::encode_cn(pin, len).map_err(|source| FixtureError::Value { item: "PIN".into(), source })?,
         );
-        let mut rec = Zeroizing::new(vec![0x0F, 0x00, 0x00, self.profile.pin.max_tries]);
-        rec.extend_from_slice(&bcd);
-        rec.resize(20, 0xFF);
-        let cmd = Command::new(0x80, Ins::WRITE_KEY, 0x01, 0x00).with_data(rec.to_vec()).map(Command::sensitive);
-        self.send(tx, "set PIN", cmd)?;
+        let record = KeyRecord::Pin { max_tries: self.profile.pin.max_tries, bcd };
+        self.send(tx, "set PIN", reference_cos::write_key(0x00, &record).map_err(card_core::Error::from))?;
         Ok(())
     }
-}
-
-fn create(fid: u16, data: Vec<u8>) -> Result<Command, card_core::apdu::ApduError> {
-    let [hi, lo] = fid.to_be_bytes();
-    Command::new(0x80, Ins::CREATE_FILE, hi, lo).with_data(data)
 }
 
 /// An `an` field in GB 18030 (EF06 tag 4E), `00`-padded to `len`.

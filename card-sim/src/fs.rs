@@ -290,49 +290,27 @@ pub(crate) enum NewFile {
     Ef(Ef),
 }
 
-/// Decodes CREATE FILE data (see the module documentation); `None` if malformed.
+/// Decodes CREATE FILE data (card-core's reference COS codec); `None` if malformed.
 pub(crate) fn parse_create(fid: u16, data: &[u8]) -> Option<NewFile> {
-    if matches!(fid, MF_FID | 0x0000 | 0xFFFF) {
-        return None;
-    }
-    match data {
-        [0x38] => Some(NewFile::Df { aid: None }),
-        [0x38, aid @ ..] if (5..=16).contains(&aid.len()) => Some(NewFile::Df { aid: Some(aid.to_vec()) }),
-        [ty, sfi, read, update, a, b, extra @ ..] if extra.len() % 2 == 0 && (extra.is_empty() || *ty == 0x04) => {
-            let read = AccessCondition::from_byte(*read)?;
-            let update = AccessCondition::from_byte(*update)?;
-            if *sfi > 30 {
-                return None;
-            }
-            let body = match ty {
-                0x01 => {
-                    let size = u16::from_be_bytes([*a, *b]);
-                    if size == 0 || size > 0x7FFF {
-                        return None;
-                    }
-                    EfBody::Transparent { size, data: HexBytes(vec![0; usize::from(size)]) }
+    use card_core::reference_cos::{EfSpec, FileSpec, Layout};
+    Some(match FileSpec::decode(fid, data)? {
+        FileSpec::Df { aid } => NewFile::Df { aid },
+        FileSpec::Ef(EfSpec { sfi, read, update, layout }) => {
+            let (body, record_read) = match layout {
+                Layout::Transparent { size } => {
+                    (EfBody::Transparent { size, data: HexBytes(vec![0; usize::from(size)]) }, Vec::new())
                 }
-                0x04 if (1..=0xFE).contains(a) && *b >= 2 => {
-                    EfBody::Linear { max_records: *a, record_len: *b, records: Vec::new() }
+                Layout::Linear { records, record_len, record_read } => (
+                    EfBody::Linear { max_records: records, record_len, records: Vec::new() },
+                    record_read.into_iter().map(|(record, read)| RecordAccess { record, read }).collect(),
+                ),
+                Layout::Cyclic { records, record_len } => {
+                    (EfBody::Cyclic { max_records: records, record_len, records: Vec::new() }, Vec::new())
                 }
-                0x06 if (1..=0xFE).contains(a) && *b >= 1 => {
-                    EfBody::Cyclic { max_records: *a, record_len: *b, records: Vec::new() }
-                }
-                _ => return None,
             };
-            let record_read = extra
-                .chunks(2)
-                .map(|p| match p {
-                    [record, ac] if (1..=*a).contains(record) => {
-                        Some(RecordAccess { record: *record, read: AccessCondition::from_byte(*ac)? })
-                    }
-                    _ => None,
-                })
-                .collect::<Option<Vec<_>>>()?;
-            Some(NewFile::Ef(Ef { fid, sfi: *sfi, read, update, record_read, body }))
+            NewFile::Ef(Ef { fid, sfi, read, update, record_read, body })
         }
-        _ => None,
-    }
+    })
 }
 
 #[cfg(test)]

@@ -24,70 +24,11 @@
 //! without a PIN uses the PIN of the nearest ancestor DF (the PIN of SSSE protects DF01's files).
 
 use serde::{Deserialize, Serialize};
-use zeroize::Zeroizing;
 
 use crate::hexfmt::SecretHex;
 use card_core::crypto::{Algorithm, CardKey};
 
-/// Length of a key record.
-pub const KEY_RECORD_LEN: usize = 20;
-/// Most tries a key or PIN may have (one hex digit in `63Cx`).
-pub const MAX_TRIES: u8 = 15;
-/// Longest PIN, in bytes.
-pub const MAX_PIN_LEN: usize = 8;
-
-/// What a key is for (the `type` byte of the key record).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum KeyType {
-    /// `01` MK, master key of the DF.
-    Master,
-    /// `02` IRK, internal authentication.
-    Internal,
-    /// `03` external authentication (UKMF, UK, RK, RKSSSE).
-    External,
-    /// `04` PUK, PIN unblock.
-    PinUnblock,
-    /// `05` STK, maintenance / line protection.
-    Maintenance,
-    /// `06` RLK, PIN reload.
-    PinReload,
-}
-
-/// Type byte of a PIN record.
-pub const PIN_RECORD_TYPE: u8 = 0x0F;
-
-impl KeyType {
-    /// From the type byte of a key record.
-    pub fn from_byte(b: u8) -> Option<KeyType> {
-        Some(match b {
-            0x01 => KeyType::Master,
-            0x02 => KeyType::Internal,
-            0x03 => KeyType::External,
-            0x04 => KeyType::PinUnblock,
-            0x05 => KeyType::Maintenance,
-            0x06 => KeyType::PinReload,
-            _ => return None,
-        })
-    }
-
-    /// The type byte.
-    pub fn to_byte(self) -> u8 {
-        match self {
-            KeyType::Master => 0x01,
-            KeyType::Internal => 0x02,
-            KeyType::External => 0x03,
-            KeyType::PinUnblock => 0x04,
-            KeyType::Maintenance => 0x05,
-            KeyType::PinReload => 0x06,
-        }
-    }
-
-    /// Whether EXTERNAL AUTHENTICATE may use a key of this type.
-    pub fn can_authenticate(self) -> bool {
-        matches!(self, KeyType::Master | KeyType::External)
-    }
-}
+pub use card_core::reference_cos::{KeyType, KEY_RECORD_LEN, MAX_PIN_LEN, MAX_TRIES, PIN_RECORD_TYPE};
 
 /// A key's algorithm, as stored in images.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -194,33 +135,24 @@ pub(crate) enum KeyRecord {
     Pin(PinEntry),
 }
 
-/// Decodes a 20-byte key record for kid `kid`; `None` if a field is out of range.
+/// Decodes a 20-byte key record for kid `kid` (card-core's reference COS codec); `None` if a field is out of
+/// range.
 pub(crate) fn parse_key_record(kid: u8, rec: &[u8]) -> Option<KeyRecord> {
-    let [ty, version, alg, max_tries, key @ ..] = rec else { return None };
-    if key.len() != 16 || *max_tries == 0 || *max_tries > MAX_TRIES {
-        return None;
-    }
-    if *ty == PIN_RECORD_TYPE {
-        let len = key.iter().position(|b| *b == 0xFF).unwrap_or(key.len());
-        let (pin, pad) = key.split_at(len);
-        if pin.is_empty() || pin.len() > MAX_PIN_LEN || pad.iter().any(|b| *b != 0xFF) {
-            return None;
+    use card_core::reference_cos::KeyRecord as Record;
+    Some(match Record::decode(rec)? {
+        Record::Pin { max_tries, bcd } => {
+            KeyRecord::Pin(PinEntry { max_tries, tries_left: max_tries, value: SecretHex(bcd) })
         }
-        return Some(KeyRecord::Pin(PinEntry {
-            max_tries: *max_tries,
-            tries_left: *max_tries,
-            value: SecretHex(Zeroizing::new(pin.to_vec())),
-        }));
-    }
-    Some(KeyRecord::Key(KeyEntry {
-        kid,
-        key_type: KeyType::from_byte(*ty)?,
-        version: *version,
-        algorithm: KeyAlgorithm::from_id(*alg)?,
-        max_tries: *max_tries,
-        tries_left: *max_tries,
-        value: SecretHex(Zeroizing::new(key.to_vec())),
-    }))
+        Record::Key { key_type, version, algorithm, max_tries, value } => KeyRecord::Key(KeyEntry {
+            kid,
+            key_type,
+            version,
+            algorithm: KeyAlgorithm::from_id(algorithm)?,
+            max_tries,
+            tries_left: max_tries,
+            value: SecretHex(value),
+        }),
+    })
 }
 
 #[cfg(test)]

@@ -5,14 +5,16 @@
 //! Also the ordinary commands every step needs (SELECT, GET CHALLENGE + EXTERNAL AUTHENTICATE,
 //! UPDATE RECORD/BINARY), which are CARD-PROFILE §4 and common to all adapters.
 
-use card_core::apdu::{Command, Ins};
 use card_core::codec;
-use card_core::crypto::{line_mac, process_key, secure_data_encrypt, Algorithm, CardKey};
+use card_core::command;
+use card_core::crypto::{process_key, Algorithm, CardKey};
+use card_core::profile::KeyUsage;
+use card_core::reference_cos::{self, EfSpec, FileSpec, KeyRecord};
 use card_core::timing::CardWork;
 use card_core::transport::{CardTransaction, CardTransactionExt};
 use zeroize::Zeroizing;
 
-use crate::plan::{Ac, Layout, Step};
+use crate::plan::Step;
 use crate::prepare::CardKeys;
 use crate::Error;
 
@@ -45,102 +47,35 @@ pub struct ReferenceCos;
 
 /// CARD-PROFILE §4 SELECT by FID `3F00`.
 pub fn select_mf(tx: &mut Tx<'_>) -> Result<(), Error> {
-    let cmd = Command::new(0x00, Ins::SELECT, 0x00, 0x00).with_data(vec![0x3F, 0x00])?;
-    tx.exchange_ok(&cmd)?;
+    tx.exchange_ok(&command::select_by_fid(0x3F00)?)?;
     Ok(())
 }
 
 /// CARD-PROFILE §4 SELECT by name.
 pub fn select_aid(tx: &mut Tx<'_>, aid: &[u8]) -> Result<(), Error> {
-    let cmd = Command::new(0x00, Ins::SELECT, 0x04, 0x00).with_data(aid.to_vec())?;
-    tx.exchange_ok(&cmd)?;
+    tx.exchange_ok(&command::select_by_name_no_fci(aid)?)?;
     Ok(())
 }
 
 /// CARD-PROFILE §6.2 external authentication with `key` as kid `kid` of the current DF.
 pub fn authenticate(tx: &mut Tx<'_>, kid: u8, key: &CardKey) -> Result<(), Error> {
-    let challenge = tx.exchange_ok(&Command::new(0x00, Ins::GET_CHALLENGE, 0, 0).with_le(8)?)?;
-    let r: [u8; 8] =
-        challenge.as_slice().try_into().map_err(|_| Error::Malformed("challenge is not 8 bytes".into()))?;
-    let x: [u8; 8] = rand::random();
-    let c = process_key(key, &r).cryptogram(&x);
-    let cmd = Command::new(0x00, Ins::EXTERNAL_AUTHENTICATE, 0x00, kid).with_data([c, x].concat())?.sensitive();
-    tx.exchange_ok(&cmd)?;
+    command::authenticate(tx, kid, |r, x| Ok(process_key(key, r).cryptogram(x)))?.ok()?;
     Ok(())
 }
 
-/// Secure WRITE KEY (reference COS `84 D4 01 kid Lc ENC_MK(Ld‖record‖pad) MAC4`): the key record
-/// `type ‖ version ‖ algorithm ‖ max tries ‖ key` encrypted and MACed (CARD-PROFILE §6.4, after GET
-/// CHALLENGE) under `mk`, the MK the current DF holds now.
+/// Secure WRITE KEY of the reference COS (`84 D4 01 kid`, [`reference_cos::secure_write_key`]) under `mk`,
+/// the MK the current DF holds now: `key` at `version` as a key of `usage`.
 pub fn secure_write_key(
     tx: &mut Tx<'_>,
     mk: &CardKey,
     kid: u8,
-    usage: &str,
+    usage: KeyUsage,
     max_tries: u8,
     key: (&CardKey, u8),
 ) -> Result<(), Error> {
     let (k, version) = key;
-    let mut rec = Zeroizing::new(vec![key_type(usage)?, version, k.algorithm().id(), max_tries]);
-    rec.extend_from_slice(k.expose_secret());
-    let enc = secure_data_encrypt(mk, &rec).map_err(card_core::Error::from)?;
-    let lc = u8::try_from(enc.len() + 4).map_err(|_| Error::Internal("key record too long".into()))?;
-    let le = if mk.algorithm() == Algorithm::Tdes { 4 } else { 8 };
-    let challenge = tx.exchange_ok(&Command::new(0x00, Ins::GET_CHALLENGE, 0, 0).with_le(le)?)?;
-    let header = [0x84, Ins::WRITE_KEY.0, 0x01, kid, lc];
-    let mac = line_mac(mk, &challenge, &[&header[..], &enc].concat()).map_err(card_core::Error::from)?;
-    let cmd = Command::new(0x84, Ins::WRITE_KEY, 0x01, kid).with_data([enc, mac.to_vec()].concat())?.sensitive();
-    tx.exchange_ok(&cmd)?;
+    reference_cos::secure_write_key(tx, mk, kid, &KeyRecord::key(usage, version, max_tries, k))?.ok()?;
     Ok(())
-}
-
-/// COS access-condition byte (card-sim `access.rs`).
-pub fn ac_byte(ac: Ac) -> u8 {
-    match ac {
-        Ac::Free => 0x00,
-        Ac::Pin => 0x10,
-        Ac::Key(k) => 0x20 | (k & 0x0F),
-        Ac::PinOrKey(k) => 0x30 | (k & 0x0F),
-        Ac::PinAndKey(k) => 0x40 | (k & 0x0F),
-        Ac::Never => 0xFF,
-    }
-}
-
-/// COS key type of a plan usage (card-sim `keys.rs`).
-fn key_type(usage: &str) -> Result<u8, Error> {
-    Ok(match usage {
-        "master" => 0x01,
-        "internal-auth" => 0x02,
-        "external-auth" => 0x03,
-        "pin-unblock" => 0x04,
-        "maintenance" => 0x05,
-        "pin-reload" => 0x06,
-        other => return Err(Error::Profile(format!("key usage {other} unknown to the reference COS"))),
-    })
-}
-
-fn create(fid: u16, data: Vec<u8>) -> Result<Command, Error> {
-    let [hi, lo] = fid.to_be_bytes();
-    Ok(Command::new(0x80, Ins::CREATE_FILE, hi, lo).with_data(data)?)
-}
-
-/// CREATE FILE data of an EF (card-sim COS.md).
-fn ef_data(sfi: u8, read: Ac, update: Ac, layout: &Layout) -> Vec<u8> {
-    let (r, u) = (ac_byte(read), ac_byte(update));
-    match layout {
-        Layout::Linear { records, record_len, record_read } => {
-            let mut v = vec![0x04, sfi, r, u, *records, *record_len];
-            for (n, a) in record_read {
-                v.extend_from_slice(&[*n, ac_byte(*a)]);
-            }
-            v
-        }
-        Layout::Cyclic { records, record_len } => vec![0x06, sfi, r, u, *records, *record_len],
-        Layout::Transparent { size } => {
-            let [hi, lo] = size.to_be_bytes();
-            vec![0x01, sfi, r, u, hi, lo]
-        }
-    }
 }
 
 fn key_of<'k>(keys: &'k CardKeys, name: &str) -> Result<&'k CardKey, Error> {
@@ -154,61 +89,55 @@ impl CosAdapter for ReferenceCos {
             Step::Select { aid, .. } => select_aid(tx, aid),
             Step::Authenticate { kid, key, .. } => authenticate(tx, *kid, key_of(keys, &key.name)?),
             Step::CreateDf { fid, aid, .. } => {
-                tx.exchange_ok(&create(*fid, [vec![0x38], aid.clone()].concat())?)?;
+                tx.exchange_ok(&reference_cos::create_file(*fid, &FileSpec::Df { aid: Some(aid.clone()) })?)?;
                 Ok(())
             }
             Step::CreateEf { fid, sfi, read, update, layout, .. } => {
-                tx.exchange_ok(&create(*fid, ef_data(*sfi, *read, *update, layout))?)?;
+                let spec = FileSpec::Ef(EfSpec { sfi: *sfi, read: *read, update: *update, layout: layout.clone() });
+                tx.exchange_ok(&reference_cos::create_file(*fid, &spec)?)?;
                 Ok(())
             }
             Step::WriteKey { kid, usage, max_tries, key, .. } => {
                 let (k, version) = keys.get(&key.name).ok_or_else(|| Error::Keys(format!("no key {}", key.name)))?;
-                let mut rec = Zeroizing::new(vec![key_type(usage)?, version, k.algorithm().id(), *max_tries]);
-                rec.extend_from_slice(k.expose_secret());
-                let cmd = Command::new(0x80, Ins::WRITE_KEY, 0x01, *kid).with_data(rec.to_vec())?.sensitive();
-                tx.exchange_ok(&cmd)?;
+                let usage = KeyUsage::from_name(usage)
+                    .ok_or_else(|| Error::Profile(format!("key usage {usage} unknown to the reference COS")))?;
+                tx.exchange_ok(&reference_cos::write_key(*kid, &KeyRecord::key(usage, version, *max_tries, k))?)?;
                 Ok(())
             }
             Step::SetPin { max_tries, length, .. } => {
                 let bcd = Zeroizing::new(codec::encode_cn(pin, *length).map_err(|_| Error::Input("PIN".into()))?);
-                let mut rec = Zeroizing::new(vec![0x0F, 0x00, 0x00, *max_tries]);
-                rec.extend_from_slice(&bcd);
-                rec.resize(20, 0xFF);
-                let cmd = Command::new(0x80, Ins::WRITE_KEY, 0x01, 0x00).with_data(rec.to_vec())?.sensitive();
-                tx.exchange_ok(&cmd)?;
+                let record = KeyRecord::Pin { max_tries: *max_tries, bcd };
+                tx.exchange_ok(&reference_cos::write_key(0x00, &record)?)?;
                 Ok(())
             }
             Step::WriteRecord { sfi, record, tag, value, .. } => {
                 let len = u8::try_from(value.len()).map_err(|_| Error::Input(format!("tag {tag:02X} too long")))?;
                 let tlv = [vec![*tag, len], value.clone()].concat();
-                let cmd = Command::new(0x00, Ins::UPDATE_RECORD, *record, (sfi << 3) | 4).with_data(tlv)?;
-                tx.exchange_ok(&cmd)?;
+                tx.exchange_ok(&command::update_record(*record, *sfi, tlv)?)?;
                 Ok(())
             }
             Step::WriteBinary { sfi, data, .. } => {
                 for (i, chunk) in data.chunks(BINARY_CHUNK).enumerate() {
-                    let off = i * BINARY_CHUNK;
-                    let [hi, lo] =
-                        u16::try_from(off).map_err(|_| Error::Input("binary too long".into()))?.to_be_bytes();
-                    // first chunk selects the EF by SFI (P1 = 80 | SFI, P2 = offset)
+                    let off = u16::try_from(i * BINARY_CHUNK).map_err(|_| Error::Input("binary too long".into()))?;
+                    // the first chunk selects the EF by SFI (P1 = 80 | SFI, offset 0)
                     let cmd = if off == 0 {
-                        Command::new(0x00, Ins::UPDATE_BINARY, 0x80 | sfi, 0)
+                        command::update_binary_sfi(*sfi, chunk.to_vec())
                     } else {
-                        Command::new(0x00, Ins::UPDATE_BINARY, hi, lo)
+                        command::update_binary(off, chunk.to_vec())
                     };
-                    tx.exchange_ok(&cmd.with_data(chunk.to_vec())?)?;
+                    tx.exchange_ok(&cmd?)?;
                 }
                 Ok(())
             }
             Step::EndPersonalization => {
-                tx.exchange_ok(&Command::new(0x80, Ins::END_PERSONALIZATION, 0, 0))?;
+                tx.exchange_ok(&reference_cos::end_personalization())?;
                 Ok(())
             }
         }
     }
 
     fn erase_df(&self, tx: &mut Tx<'_>) -> Result<(), Error> {
-        tx.exchange_ok(&Command::new(0x80, Ins::ERASE_DF, 0, 0))?;
+        tx.exchange_ok(&reference_cos::erase_df())?;
         Ok(())
     }
 
@@ -217,10 +146,7 @@ impl CosAdapter for ReferenceCos {
     }
 
     fn key_info(&self, tx: &mut Tx<'_>) -> Result<Vec<[u8; 4]>, Error> {
-        let data = tx.exchange_ok(&Command::new(0x80, Ins::GET_DATA, 0x00, 0xC1).with_le(256)?)?;
-        if data.len() % 4 != 0 {
-            return Err(Error::Malformed(format!("key info of {} bytes", data.len())));
-        }
-        Ok(data.chunks_exact(4).map(|c| [c[0], c[1], c[2], c[3]]).collect())
+        let data = tx.exchange_ok(&command::get_key_info()?)?;
+        command::parse_key_info(&data).map_err(|_| Error::Malformed(format!("key info of {} bytes", data.len())))
     }
 }

@@ -9,7 +9,8 @@
 //! DFs' records are left for the services that own them.
 
 use card_core::codec;
-use card_core::profile::{Access, Df, Ef, EfKind, Generation, ItemFormat, KeyUsage, Profile};
+use card_core::profile::{Df, Ef, Generation, ItemFormat, Profile};
+use card_core::reference_cos::EfSpec;
 use serde::Serialize;
 
 use crate::prepare::{CardKeys, Prepared};
@@ -24,50 +25,10 @@ pub struct KeyRef {
     pub version: u8,
 }
 
-/// An access condition with the key id resolved (CARD-PROFILE §3).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(tag = "kind", content = "kid", rename_all = "snake_case")]
-pub enum Ac {
-    /// Always.
-    Free,
-    /// PIN verified.
-    Pin,
-    /// External authentication with kid.
-    Key(u8),
-    /// PIN or key.
-    PinOrKey(u8),
-    /// PIN and key.
-    PinAndKey(u8),
-    /// Never.
-    Never,
-}
-
-/// The layout of a new EF.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
-pub enum Layout {
-    /// Linear, one TLV per record.
-    Linear {
-        /// Number of records.
-        records: u8,
-        /// Largest record.
-        record_len: u8,
-        /// Records with a stricter read condition than the file's.
-        record_read: Vec<(u8, Ac)>,
-    },
-    /// Cyclic, fixed records.
-    Cyclic {
-        /// Number of records.
-        records: u8,
-        /// Record length.
-        record_len: u8,
-    },
-    /// Transparent.
-    Transparent {
-        /// Size in bytes.
-        size: u16,
-    },
-}
+/// An access condition with the key id resolved (CARD-PROFILE §3): card-core's reference COS type.
+pub use card_core::reference_cos::Access as Ac;
+/// The layout of a new EF: card-core's reference COS type.
+pub use card_core::reference_cos::Layout;
 
 /// One abstract personalization step.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -213,17 +174,6 @@ pub struct Plan {
     pub steps: Vec<Step>,
 }
 
-pub(crate) fn usage_name(u: KeyUsage) -> &'static str {
-    match u {
-        KeyUsage::Master => "master",
-        KeyUsage::InternalAuth => "internal-auth",
-        KeyUsage::ExternalAuth => "external-auth",
-        KeyUsage::PinUnblock => "pin-unblock",
-        KeyUsage::PinReload => "pin-reload",
-        KeyUsage::Maintenance => "maintenance",
-    }
-}
-
 /// The store name of a profile key (key-mgmt inventory): `MK_MF`, SSSE's bare names, `UK_DF01`.
 pub fn store_name(df: &str, key: &str) -> String {
     if df == "SSSE" {
@@ -231,18 +181,6 @@ pub fn store_name(df: &str, key: &str) -> String {
     } else {
         format!("{key}_{df}")
     }
-}
-
-fn ac(df: &Df, a: &Access) -> Result<Ac, Error> {
-    let kid = |k: &str| df.key(k).map(|s| s.kid).ok_or_else(|| Error::Profile(format!("{}: no key {k}", df.name)));
-    Ok(match a {
-        Access::Free => Ac::Free,
-        Access::Pin => Ac::Pin,
-        Access::Key(k) => Ac::Key(kid(k)?),
-        Access::PinOrKey(k) => Ac::PinOrKey(kid(k)?),
-        Access::PinAndKey(k) => Ac::PinAndKey(kid(k)?),
-        Access::Never => Ac::Never,
-    })
 }
 
 /// Builds the plan of `card` from `profile`; `keys` gives the key versions; `photo` the photo bytes.
@@ -270,7 +208,7 @@ pub fn build(profile: &Profile, card: &Prepared, keys: &CardKeys, photo: Option<
             Ok(Step::WriteKey {
                 df: df.name.clone(),
                 kid: k.kid,
-                usage: usage_name(k.usage).into(),
+                usage: k.usage.name().into(),
                 max_tries: k.max_tries,
                 key: key(&df.name, &k.name)?,
             })
@@ -301,7 +239,7 @@ pub fn build(profile: &Profile, card: &Prepared, keys: &CardKeys, photo: Option<
     s.push(Step::WriteKey {
         df: "MF".into(),
         kid: mf_mk.kid,
-        usage: usage_name(mf_mk.usage).into(),
+        usage: mf_mk.usage.name().into(),
         max_tries: mf_mk.max_tries,
         key: key("MF", "MK")?,
     });
@@ -311,37 +249,15 @@ pub fn build(profile: &Profile, card: &Prepared, keys: &CardKeys, photo: Option<
 }
 
 fn create_ef(df: &Df, ef: &Ef, g: Generation) -> Result<Step, Error> {
-    let big = || Error::Profile(format!("{} {}: layout too large", df.name, ef.name));
-    let layout = match &ef.kind {
-        EfKind::Linear { .. } => {
-            let mut record_read = Vec::new();
-            for (n, item) in ef.items(g).enumerate() {
-                if let Some(rule) = &item.read {
-                    record_read.push((u8::try_from(n + 1).map_err(|_| big())?, ac(df, rule.for_generation(g))?));
-                }
-            }
-            Layout::Linear {
-                records: u8::try_from(ef.record_count(g).unwrap_or(0)).map_err(|_| big())?,
-                record_len: u8::try_from(ef.record_len(g).unwrap_or(0)).map_err(|_| big())?,
-                record_read,
-            }
-        }
-        EfKind::Cyclic { records, .. } => Layout::Cyclic {
-            records: *records,
-            record_len: u8::try_from(ef.record_len(g).unwrap_or(0)).map_err(|_| big())?,
-        },
-        EfKind::Transparent { .. } => {
-            Layout::Transparent { size: u16::try_from(ef.size(g).unwrap_or(0)).map_err(|_| big())? }
-        }
-    };
+    let spec = EfSpec::from_profile(df, ef, g).map_err(|e| Error::Profile(e.to_string()))?;
     Ok(Step::CreateEf {
         df: df.name.clone(),
         ef: ef.name.clone(),
         fid: ef.fid,
-        sfi: ef.sfi,
-        read: ac(df, ef.read.for_generation(g))?,
-        update: ac(df, ef.update.for_generation(g))?,
-        layout,
+        sfi: spec.sfi,
+        read: spec.read,
+        update: spec.update,
+        layout: spec.layout,
     })
 }
 

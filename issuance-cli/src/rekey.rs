@@ -10,7 +10,7 @@ use serde::Serialize;
 
 use crate::cos::{secure_write_key, select_aid, select_mf, Tx};
 use crate::journal::{state, CardRow};
-use crate::plan::{store_name, usage_name};
+use crate::plan::store_name;
 use crate::prepare::algorithm_of;
 use crate::run::{chip_of, Issuer};
 use crate::Error;
@@ -96,7 +96,7 @@ impl Issuer<'_> {
             select(tx, df)?;
             for (k, r) in &todo {
                 let (new, v) = target.get(&r.name).ok_or_else(|| Error::Keys(format!("no active {}", r.name)))?;
-                secure_write_key(tx, mk, k.kid, usage_name(k.usage), k.max_tries, (new, v))?;
+                secure_write_key(tx, mk, k.kid, k.usage, k.max_tries, (new, v))?;
             }
             let info = self.cos.key_info(tx)?;
             for (k, r) in &todo {

@@ -15,7 +15,7 @@
 
 use std::collections::BTreeMap;
 
-use card_core::apdu::{Command, Ins, StatusWord};
+use card_core::apdu::StatusWord;
 use card_core::card::SocialSecurityCard;
 use card_core::profile::Generation;
 use card_core::transport::{CardTransaction, CardTransactionExt, Transport, TransportError};
@@ -134,7 +134,7 @@ impl Issuer<'_> {
         let aid =
             self.profile.df("SSSE").and_then(|d| d.aid.clone()).ok_or_else(|| Error::Profile("no SSSE AID".into()))?;
         let mut tx = t.transaction().map_err(card_core::Error::from)?;
-        let r = tx.exchange(&Command::new(0x00, Ins::SELECT, 0x04, 0x00).with_data(aid)?.with_le(256)?)?;
+        let r = tx.exchange(&card_core::command::select_by_name(&aid)?)?;
         match r.sw() {
             StatusWord::OK => Ok(false),
             StatusWord::FUNCTION_NOT_SUPPORTED => Ok(true),

@@ -21,7 +21,7 @@
 
 use std::time::Duration;
 
-use card_core::apdu::{Command, Ins, Sensitivity, StatusWord};
+use card_core::apdu::{Sensitivity, StatusWord};
 use card_core::crypto::{card_factor, Algorithm};
 use card_core::profile::{Generation, Profile};
 use card_core::transport::{historical_bytes, CardTransaction, CardTransactionExt, Transport, TransportError};
@@ -302,7 +302,7 @@ impl Issuer<'_> {
             Some(v) if v == mf_v && v != TRANSPORT_VERSION => {
                 record("authenticate MF MK_MF", &mut || authenticate(tx, 0, mf_mk))?;
                 return record("END PERSONALIZATION (if not done)", &mut || {
-                    let r = tx.exchange(&Command::new(0x80, Ins::END_PERSONALIZATION, 0, 0))?;
+                    let r = tx.exchange(&card_core::reference_cos::end_personalization())?;
                     match r.sw() {
                         StatusWord::OK | StatusWord::CONDITIONS_NOT_SATISFIED => Ok(()),
                         sw => Err(card_core::Error::from_status(sw).into()),

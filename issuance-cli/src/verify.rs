@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 
-use card_core::apdu::{Command, Ins};
+use card_core::command;
 use card_core::crypto::{ct_eq, process_key};
 use card_core::profile::{Generation, Profile};
 use card_core::transport::CardTransactionExt;
@@ -76,7 +76,7 @@ pub fn verify(
                 authenticate(tx, kid, rk)?;
             }
             if let Some(pin) = pin {
-                verify_pin(tx, pin)?;
+                verify_pin(tx, profile, pin)?;
             }
         }
         for s in records.get(df).into_iter().flatten() {
@@ -89,8 +89,7 @@ pub fn verify(
 fn internal_auth(tx: &mut Tx<'_>, irk: &card_core::crypto::CardKey, df: &str) -> Result<(), Error> {
     let r1: [u8; 8] = rand::random();
     let r2: [u8; 8] = rand::random();
-    let cmd = Command::new(0x00, Ins::INTERNAL_AUTHENTICATE, 0x00, 0x00).with_data([r1, r2].concat())?.with_le(256)?;
-    let answer = tx.exchange_ok(&cmd)?;
+    let answer = tx.exchange_ok(&command::internal_authenticate(&r1, &r2)?)?;
     let expected = process_key(irk, &r1).cryptogram(&r2);
     if !ct_eq(&answer, &expected) {
         return Err(mismatch(format!("{df}: internal authentication answer does not match IRK")));
@@ -99,13 +98,12 @@ fn internal_auth(tx: &mut Tx<'_>, irk: &card_core::crypto::CardKey, df: &str) ->
 }
 
 /// CARD-PROFILE §4 VERIFY PIN with the initial PIN (BCD, `F`-padded).
-fn verify_pin(tx: &mut Tx<'_>, pin: &str) -> Result<(), Error> {
-    let len = Profile::builtin().pin.length;
+fn verify_pin(tx: &mut Tx<'_>, profile: &Profile, pin: &str) -> Result<(), Error> {
     let bcd = zeroize::Zeroizing::new(
-        card_core::codec::encode_cn(pin, len).map_err(|_| Error::Input("initial PIN is not digits".into()))?,
+        card_core::codec::encode_cn(pin, profile.pin.length)
+            .map_err(|_| Error::Input("initial PIN is not digits".into()))?,
     );
-    let cmd = Command::new(0x00, Ins::VERIFY, 0, 0).with_data(bcd.to_vec())?.sensitive();
-    match tx.exchange_ok(&cmd) {
+    match tx.exchange_ok(&command::verify_pin(&bcd)?) {
         Ok(_) => Ok(()),
         Err(e @ card_core::Error::Transport(_)) => Err(e.into()),
         Err(e) => Err(mismatch(format!("initial PIN does not verify: {e}"))),
@@ -116,8 +114,7 @@ fn verify_pin(tx: &mut Tx<'_>, pin: &str) -> Result<(), Error> {
 fn read_back(tx: &mut Tx<'_>, s: &Step) -> Result<(), Error> {
     match s {
         Step::WriteRecord { ef, sfi, record, tag, value, .. } => {
-            let cmd = Command::new(0x00, Ins::READ_RECORD, *record, (sfi << 3) | 4).with_le(256)?;
-            let got = tx.exchange_ok(&cmd)?;
+            let got = tx.exchange_ok(&command::read_record(*record, *sfi)?)?;
             let want = [vec![*tag, u8::try_from(value.len()).unwrap_or(0)], value.clone()].concat();
             if got != want {
                 return Err(mismatch(format!("{ef} record {record} (tag {tag:02X}) reads back differently")));
@@ -128,13 +125,9 @@ fn read_back(tx: &mut Tx<'_>, s: &Step) -> Result<(), Error> {
             while got.len() < data.len() {
                 let want = (data.len() - got.len()).min(BINARY_CHUNK);
                 let off = u16::try_from(got.len()).map_err(|_| Error::Internal("offset".into()))?;
-                let cmd = if off == 0 {
-                    Command::new(0x00, Ins::READ_BINARY, 0x80 | sfi, 0)
-                } else {
-                    let [hi, lo] = off.to_be_bytes();
-                    Command::new(0x00, Ins::READ_BINARY, hi, lo)
-                };
-                let chunk = tx.exchange_ok(&cmd.with_le(u32::try_from(want).unwrap_or(0))?)?;
+                let le = u32::try_from(want).unwrap_or(0);
+                let cmd = if off == 0 { command::read_binary_sfi(*sfi, le) } else { command::read_binary(off, le) };
+                let chunk = tx.exchange_ok(&cmd?)?;
                 if chunk.is_empty() {
                     break;
                 }

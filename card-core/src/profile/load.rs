@@ -192,15 +192,7 @@ fn access_rule(entry: &str, s: &str) -> Result<AccessRule, ProfileError> {
 }
 
 fn usage(entry: &str, s: &str) -> Result<KeyUsage, ProfileError> {
-    Ok(match s {
-        "master" => KeyUsage::Master,
-        "internal-auth" => KeyUsage::InternalAuth,
-        "external-auth" => KeyUsage::ExternalAuth,
-        "pin-unblock" => KeyUsage::PinUnblock,
-        "pin-reload" => KeyUsage::PinReload,
-        "maintenance" => KeyUsage::Maintenance,
-        _ => return Err(invalid(entry, format!("unknown key usage {s:?}"))),
-    })
+    KeyUsage::from_name(s).ok_or_else(|| invalid(entry, format!("unknown key usage {s:?}")))
 }
 
 fn format(entry: &str, s: &str) -> Result<Format, ProfileError> {

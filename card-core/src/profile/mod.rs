@@ -168,6 +168,35 @@ pub enum KeyUsage {
     Maintenance,
 }
 
+impl KeyUsage {
+    /// The profile's word for it (`master`, `internal-auth`, `external-auth`, `pin-unblock`, `pin-reload`,
+    /// `maintenance`), as profile files and plans write it.
+    pub fn name(self) -> &'static str {
+        match self {
+            KeyUsage::Master => "master",
+            KeyUsage::InternalAuth => "internal-auth",
+            KeyUsage::ExternalAuth => "external-auth",
+            KeyUsage::PinUnblock => "pin-unblock",
+            KeyUsage::PinReload => "pin-reload",
+            KeyUsage::Maintenance => "maintenance",
+        }
+    }
+
+    /// The usage a profile's word names.
+    pub fn from_name(s: &str) -> Option<KeyUsage> {
+        [
+            KeyUsage::Master,
+            KeyUsage::InternalAuth,
+            KeyUsage::ExternalAuth,
+            KeyUsage::PinUnblock,
+            KeyUsage::PinReload,
+            KeyUsage::Maintenance,
+        ]
+        .into_iter()
+        .find(|u| u.name() == s)
+    }
+}
+
 /// A key the profile places in a DF.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct KeySpec {

@@ -6,6 +6,7 @@
 //! `6984`; key blocked `6983`; wrong cryptogram `63Cx` (x tries left); wrong MAC `9302`
 //! (the key's tries decrease; at 0 the key answers `6983`).
 
+use crate::access::Check as _;
 use card_core::apdu::StatusWord;
 use rand::RngCore;
 use zeroize::Zeroizing;

@@ -3,6 +3,7 @@
 //! P1 bit 8 set: P1 bits 5–1 are an SFI and P2 the offset; otherwise P1‖P2 is a 15-bit offset into
 //! the current EF. An offset at or past the end answers `6B00`; data past the end `6700`.
 
+use crate::access::Check as _;
 use card_core::apdu::StatusWord;
 
 use super::records::{resolve_sfi, WRONG_STRUCTURE};

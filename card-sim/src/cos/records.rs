@@ -2,6 +2,7 @@
 //! UPDATE RECORD (plain `00 DC`, line-protected `04 DC`) and APPEND RECORD (`00 E2`, ISO/IEC 7816-4,
 //! for cyclic EFs). P2 bits 8–4 carry the SFI (0 = current EF).
 
+use crate::access::Check as _;
 use card_core::apdu::{Ins, StatusWord};
 
 use super::{auth, ok, Exec, Res};
