@@ -120,7 +120,7 @@ pub fn get_key_info() -> Result<Command, ApduError> {
 
 /// Parses GET DATA key info: (kid, version, algorithm id, tries left) per key of the current DF.
 pub fn parse_key_info(data: &[u8]) -> Result<Vec<[u8; 4]>, Error> {
-    if data.len() % 4 != 0 {
+    if !data.len().is_multiple_of(4) {
         return Err(crate::apdu::ProtocolError::Unexpected("key info is not a list of 4-byte entries").into());
     }
     Ok(data.chunks_exact(4).map(|c| [c[0], c[1], c[2], c[3]]).collect())
