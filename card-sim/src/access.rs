@@ -31,13 +31,13 @@ pub use card_core::reference_cos::Access as AccessCondition;
 /// Checking a condition against the security state.
 pub trait Check {
     /// Whether the condition holds. `mac_ok`: a line-protection MAC verified for this command.
-    fn is_satisfied(self, state: &SecurityState, mac_ok: bool) -> bool;
+    fn is_satisfied(&self, state: &SecurityState, mac_ok: bool) -> bool;
 }
 
 impl Check for AccessCondition {
-    fn is_satisfied(self, state: &SecurityState, mac_ok: bool) -> bool {
+    fn is_satisfied(&self, state: &SecurityState, mac_ok: bool) -> bool {
         let key = |k: u8| mac_ok || state.is_authenticated(k);
-        match self {
+        match *self {
             AccessCondition::Free => true,
             AccessCondition::Pin => state.pin_verified,
             AccessCondition::Key(k) => key(k),
