@@ -169,10 +169,10 @@ fn from_text(item: &Item, text: &str) -> Result<Vec<u8>, Error> {
 
 /// Resolves a segment's file for the card's generation and selects its DF.
 fn file<'p>(s: &mut Session<'p>, seg: &FileAddress) -> Result<(&'p crate::profile::Df, &'p crate::profile::Ef), Error> {
-    let profile = s.profile;
+    let profile = s.profile();
     let (df, ef) = profile.file(&seg.file).ok_or_else(|| bad(format!("no file {}", seg.file)))?;
-    if !df.generations.contains(s.generation) || !ef.generations.contains(s.generation) {
-        return Err(bad(format!("no file {} on a generation {} card", seg.file, s.generation)));
+    if !df.generations.contains(s.generation()) || !ef.generations.contains(s.generation()) {
+        return Err(bad(format!("no file {} on a generation {} card", seg.file, s.generation())));
     }
     s.select_df(&df.name)?;
     Ok((df, ef))
@@ -185,7 +185,7 @@ pub(crate) fn read(s: &mut Session<'_>, address: &Address) -> Result<ItemValues,
         let found = read_tags(s, df, ef, &seg.tags)?;
         let mut vals = Vec::new();
         for tag in &seg.tags {
-            let (_, item) = ef.record_of(s.generation, *tag).ok_or_else(|| bad(format!("no item {tag:02X}")))?;
+            let (_, item) = ef.record_of(s.generation(), *tag).ok_or_else(|| bad(format!("no item {tag:02X}")))?;
             vals.push(match found.get(tag) {
                 Some(bytes) => to_text(item, bytes)?,
                 None => String::new(),
@@ -203,10 +203,10 @@ pub(crate) type EncodedItem<'v> = (&'v FileAddress, u8, Vec<u8>);
 pub(crate) fn encode<'v>(s: &Session<'_>, values: &'v ItemValues) -> Result<Vec<EncodedItem<'v>>, Error> {
     let mut plan = Vec::new();
     for (seg, vals) in values.address.0.iter().zip(&values.values) {
-        let profile = s.profile;
+        let profile = s.profile();
         let (_, ef) = profile.file(&seg.file).ok_or_else(|| bad(format!("no file {}", seg.file)))?;
         for (tag, text) in seg.tags.iter().zip(vals) {
-            let (_, item) = ef.record_of(s.generation, *tag).ok_or_else(|| bad(format!("no item {tag:02X}")))?;
+            let (_, item) = ef.record_of(s.generation(), *tag).ok_or_else(|| bad(format!("no item {tag:02X}")))?;
             plan.push((seg, *tag, from_text(item, text)?));
         }
     }

@@ -167,7 +167,7 @@ pub(crate) fn decode_an_gb18030(bytes: &[u8]) -> Result<String, Error> {
 
 /// The read behind [`super::SocialSecurityCard::read_basic`].
 pub(crate) fn read(s: &mut Session<'_>) -> Result<BasicInfo, Error> {
-    let g = s.generation;
+    let g = s.generation();
     let ssse = s.df_spec(SSSE)?;
     let ef05 = ssse.ef("EF05").ok_or_else(|| Error::UnknownCard("no EF05 in the profile".into()))?;
     let ef06 = ssse.ef("EF06").ok_or_else(|| Error::UnknownCard("no EF06 in the profile".into()))?;
@@ -189,15 +189,15 @@ pub(crate) fn read(s: &mut Session<'_>) -> Result<BasicInfo, Error> {
     }
     let m05 = read_tags(s, ssse, ef05, &tags05)?;
     s.learn_spec_version(need(&m05, 0x03)?)?;
-    let g = s.generation;
+    let g = s.generation();
     let card_id = need(&m05, 0x01)?.to_vec();
     let region = RegionCode::from_bcd(card_id.get(..3).unwrap_or_default())?;
-    s.ctx.region = Some(region);
+    s.learn_region(region);
     let spec_version = decode_an(need(&m05, 0x03)?)?;
     let mut info = BasicInfo {
         generation: g,
-        algorithm: s.ctx.algorithm,
-        historical_bytes: s.historical_bytes.clone(),
+        algorithm: s.ctx().algorithm,
+        historical_bytes: s.historical_bytes().to_vec(),
         card_id,
         region,
         card_type: decode_an(need(&m05, 0x02)?)?,

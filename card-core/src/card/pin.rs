@@ -4,13 +4,13 @@
 use secrecy::SecretString;
 
 use super::session::{Session, SSSE};
-use crate::apdu::{Response, StatusWord};
+use crate::apdu::StatusWord;
 use crate::command;
 use crate::security::key_name;
 use crate::Error;
 
 /// A PIN command's status word as an error.
-fn pin_status(sw: StatusWord) -> Result<(), Error> {
+pub(crate) fn pin_status(sw: StatusWord) -> Result<(), Error> {
     match (sw, sw.tries_left()) {
         (StatusWord::OK, _) => Ok(()),
         (_, Some(tries_left)) => Err(Error::WrongPin { tries_left }),
@@ -19,17 +19,10 @@ fn pin_status(sw: StatusWord) -> Result<(), Error> {
     }
 }
 
-/// VERIFY (`00 20 00 00 Lc PIN`) in the current DF (a DF without a PIN of its own uses SSSE's).
-pub(crate) fn verify_in_session(s: &mut Session<'_>, pin: &SecretString) -> Result<(), Error> {
-    let bytes = s.pin_bytes(pin)?;
-    pin_status(s.send_raw(&command::verify_pin(&bytes)?)?.sw())?;
-    s.pin_verified = true;
-    Ok(())
-}
-
+/// VERIFY (`00 20 00 00 Lc PIN`) in SSSE.
 pub(crate) fn verify(s: &mut Session<'_>, pin: &SecretString) -> Result<(), Error> {
     s.select_df(SSSE)?;
-    verify_in_session(s, pin)
+    s.verify(pin)
 }
 
 /// CHANGE PIN `80 5E 01 00 Lc OLD ‖ FF ‖ NEW`.
@@ -43,51 +36,30 @@ pub(crate) fn change(s: &mut Session<'_>, old: &SecretString, new: &SecretString
 pub(crate) fn reload(s: &mut Session<'_>, new: &SecretString) -> Result<(), Error> {
     s.select_df(SSSE)?;
     let pin = s.pin_bytes(new)?;
-    let mac = s.sm.line_mac_zero_iv(&s.ctx, &key_name(SSSE, "RLK"), &pin)?;
+    let mac = s.line_mac_zero_iv("RLK", &pin)?;
     pin_status(s.send_raw(&command::reload_pin(&pin, &mac)?)?.sw())
-}
-
-/// A line-protected command (CARD-PROFILE §6.4) under the current DF's `key`, MAC from the security module.
-fn protected(s: &mut Session<'_>, key: &str, header: [u8; 4], data: &[u8], sensitive: bool) -> Result<Response, Error> {
-    let inventory = key_name(&s.df, key);
-    if !s.sm.has_key(&s.ctx, &inventory) {
-        return Err(Error::MissingKey { key: inventory });
-    }
-    let (sm, ctx) = (s.sm, &s.ctx);
-    command::line_protected(s.tx, ctx.algorithm, header, data, sensitive, |challenge, input| {
-        sm.line_mac(ctx, &inventory, challenge, input)
-    })
 }
 
 /// PIN UNBLOCK `84 24 00 00 Lc ENC_PUK(Ld ‖ PIN ‖ pad) ‖ MAC4`: the new PIN, tries back to the maximum.
 pub(crate) fn unblock(s: &mut Session<'_>, new: &SecretString) -> Result<(), Error> {
     s.select_df(SSSE)?;
     let pin = s.pin_bytes(new)?;
-    let puk = key_name(SSSE, "PUK");
-    if !s.sm.has_key(&s.ctx, &puk) {
-        return Err(Error::MissingKey { key: puk });
+    if !s.holds("PUK") {
+        return Err(Error::MissingKey { key: key_name(SSSE, "PUK") });
     }
-    let enc = s.sm.secure_data(&s.ctx, &puk, &pin)?;
-    pin_status(protected(s, "PUK", command::PIN_UNBLOCK, &enc, true)?.sw())
+    let enc = s.secure_data("PUK", &pin)?;
+    pin_status(s.line_protected("PUK", command::PIN_UNBLOCK, &enc, true)?.sw())
 }
 
 /// APPLICATION BLOCK (`84 1E`) or UNBLOCK (`84 18`) of `df` with its STK. SELECT of a blocked application
 /// answers `6A81` but makes it current, which is what UNBLOCK needs.
 pub(crate) fn application(s: &mut Session<'_>, df: &str, block: bool) -> Result<(), Error> {
-    let spec = s.df_spec(df)?;
     if block {
-        s.select_df(&spec.name)?;
+        s.select_df(df)?;
     } else {
-        let aid = spec.aid.clone().ok_or_else(|| Error::BadParameter(format!("{df} has no AID")))?;
-        let sw = s.send_raw(&command::select_by_name(&aid)?)?.sw();
-        if sw != StatusWord::OK && sw != StatusWord::FUNCTION_NOT_SUPPORTED {
-            return Err(Error::from_status(sw));
-        }
-        s.df = spec.name.clone();
-        s.keys.clear();
-        s.pin_verified = false;
+        s.select_df_even_blocked(df)?;
     }
     let header = if block { command::APPLICATION_BLOCK } else { command::APPLICATION_UNBLOCK };
-    protected(s, "STK", header, &[], false)?.ok()?;
+    s.line_protected("STK", header, &[], false)?.ok()?;
     Ok(())
 }

@@ -19,7 +19,7 @@ pub(crate) const WRITE_CHUNK: usize = 248;
 /// Records the card has not written (`6A83`) are left out. Uses READ RECORD "all from the first wanted
 /// record" when every record from there to the end is readable and the card supports it.
 pub(crate) fn read_tags(s: &mut Session<'_>, df: &Df, ef: &Ef, tags: &[u8]) -> Result<BTreeMap<u8, Vec<u8>>, Error> {
-    let g = s.generation;
+    let g = s.generation();
     let mut records = Vec::new();
     for &tag in tags {
         let (n, item) = ef
@@ -39,20 +39,20 @@ pub(crate) fn read_tags(s: &mut Session<'_>, df: &Df, ef: &Ef, tags: &[u8]) -> R
         ef.items(g).skip(usize::from(from) - 1).all(|i| i.read.as_ref().is_none_or(|r| s.is_met(r.for_generation(g))));
     let mut found = BTreeMap::new();
     let mut done = false;
-    if tail_readable && s.facts.read_all != Some(false) && to > from && usize::from(from) <= count {
+    if tail_readable && s.facts().read_all != Some(false) && to > from && usize::from(from) <= count {
         let resp = s.send_raw(&command::read_records_from(from, ef.sfi)?)?;
         match resp.sw() {
             StatusWord::OK => {
-                s.facts.read_all = Some(true);
+                s.facts().read_all = Some(true);
                 for r in RecordTlv::parse_all(resp.data())? {
                     found.insert(r.tag, r.value);
                 }
                 done = true;
             }
             StatusWord::WRONG_P1P2 | StatusWord::INS_NOT_SUPPORTED | StatusWord::FUNCTION_NOT_SUPPORTED
-                if s.facts.read_all != Some(true) =>
+                if s.facts().read_all != Some(true) =>
             {
-                s.facts.read_all = Some(false);
+                s.facts().read_all = Some(false);
             }
             sw => return Err(Error::from_status(sw)),
         }
@@ -79,7 +79,7 @@ pub(crate) fn read_tags(s: &mut Session<'_>, df: &Df, ef: &Ef, tags: &[u8]) -> R
 
 /// UPDATE RECORD of one item (`00 DC rr SFI<<3|4 TLV`), the update condition met first.
 pub(crate) fn write_tag(s: &mut Session<'_>, df: &Df, ef: &Ef, tag: u8, value: Vec<u8>) -> Result<(), Error> {
-    let g = s.generation;
+    let g = s.generation();
     let (n, _) = ef
         .record_of(g, tag)
         .ok_or_else(|| Error::BadParameter(format!("no item {tag:02X} in {}{}", df.name, ef.name)))?;
@@ -91,9 +91,9 @@ pub(crate) fn write_tag(s: &mut Session<'_>, df: &Df, ef: &Ef, tag: u8, value: V
 
 /// Resolves `DFxxEFyy` to a transparent EF of the card's generation and makes its DF current.
 fn transparent<'p>(s: &mut Session<'p>, file: &str) -> Result<(&'p Df, &'p Ef, usize), Error> {
-    let profile = s.profile;
+    let profile = s.profile();
     let (df, ef) = profile.file(file).ok_or_else(|| Error::BadParameter(format!("no file {file}")))?;
-    let g = s.generation;
+    let g = s.generation();
     if !ef.generations.contains(g) || !df.generations.contains(g) {
         return Err(Error::BadParameter(format!("no file {file} on a generation {g} card")));
     }
@@ -113,7 +113,7 @@ fn select_ef(s: &mut Session<'_>, ef: &Ef) -> Result<(), Error> {
 /// The whole transparent EF, in [`READ_CHUNK`]-byte READ BINARY commands.
 pub(crate) fn read_file_binary(s: &mut Session<'_>, file: &str) -> Result<Vec<u8>, Error> {
     let (_, ef, size) = transparent(s, file)?;
-    s.meet(ef.read.for_generation(s.generation))?;
+    s.meet(ef.read.for_generation(s.generation()))?;
     select_ef(s, ef)?;
     let mut out = Vec::with_capacity(size);
     while out.len() < size {
@@ -135,7 +135,7 @@ pub(crate) fn write_file_binary(s: &mut Session<'_>, file: &str, data: &[u8]) ->
     if data.len() > size {
         return Err(Error::Codec(crate::codec::CodecError::TooLong { len: data.len(), max: size }));
     }
-    s.meet(ef.update.for_generation(s.generation))?;
+    s.meet(ef.update.for_generation(s.generation()))?;
     select_ef(s, ef)?;
     for (i, chunk) in data.chunks(WRITE_CHUNK).enumerate() {
         let offset = u16::try_from(i * WRITE_CHUNK).map_err(|_| Error::BadParameter("offset".into()))?;

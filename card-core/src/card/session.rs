@@ -18,23 +18,26 @@ use crate::Error;
 /// The SSSE DDF's name in the profile.
 pub(crate) const SSSE: &str = "SSSE";
 
+/// One operation's view of the card. Its fields are private: the security state (keys authenticated, PIN
+/// verified) changes only through what the card answered — an authentication, a VERIFY — and is cleared only by
+/// selecting another DF.
 pub(crate) struct Session<'a> {
-    pub tx: &'a mut dyn CardTransaction,
-    pub profile: &'a Profile,
-    pub sm: &'a dyn SecurityModule,
-    pub pin: Option<&'a SecretString>,
+    tx: &'a mut dyn CardTransaction,
+    profile: &'a Profile,
+    sm: &'a dyn SecurityModule,
+    pin: Option<&'a SecretString>,
     /// What is known of this card from earlier operations (READ RECORD "all" support, generation).
-    pub facts: &'a mut CardFacts,
-    pub generation: Generation,
+    facts: &'a mut CardFacts,
+    generation: Generation,
     /// False while a 3DES card's generation (1 or 2) is provisional: see [`Session::open`].
-    pub generation_known: bool,
-    pub ctx: CardContext,
-    pub historical_bytes: Vec<u8>,
+    generation_known: bool,
+    ctx: CardContext,
+    historical_bytes: Vec<u8>,
     /// The DF selected last.
-    pub df: String,
+    df: String,
     /// Keys (profile names) authenticated in the current DF.
-    pub keys: BTreeSet<String>,
-    pub pin_verified: bool,
+    keys: BTreeSet<String>,
+    pin_verified: bool,
 }
 
 impl<'a> Session<'a> {
@@ -103,6 +106,121 @@ impl<'a> Session<'a> {
             self.generation_known = true;
             self.facts.generation = Some(self.generation);
         }
+        Ok(())
+    }
+
+    /// The session of a two-step exchange's Step 2, resumed in the transaction of Step 1 with `df` current and
+    /// nothing authenticated (SELECT of `df` was the last command of Step 1).
+    #[allow(clippy::too_many_arguments)]
+    pub fn resume(
+        tx: &'a mut dyn CardTransaction,
+        profile: &'a Profile,
+        sm: &'a dyn SecurityModule,
+        facts: &'a mut CardFacts,
+        generation: Generation,
+        historical_bytes: Vec<u8>,
+        ctx: CardContext,
+        df: &str,
+    ) -> Session<'a> {
+        Session {
+            tx,
+            profile,
+            sm,
+            pin: None,
+            facts,
+            generation,
+            generation_known: true,
+            ctx,
+            historical_bytes,
+            df: df.to_owned(),
+            keys: BTreeSet::new(),
+            pin_verified: false,
+        }
+    }
+
+    /// The card's generation.
+    pub fn generation(&self) -> Generation {
+        self.generation
+    }
+
+    /// The profile.
+    pub fn profile(&self) -> &'a Profile {
+        self.profile
+    }
+
+    /// What is known of the card across operations.
+    pub fn facts(&mut self) -> &mut CardFacts {
+        self.facts
+    }
+
+    /// The card as the security module sees it.
+    pub fn ctx(&self) -> &CardContext {
+        &self.ctx
+    }
+
+    /// The issuing region, once EF05 told it: the security module needs it for region keys.
+    pub fn learn_region(&mut self, region: crate::codec::RegionCode) {
+        self.ctx.region = Some(region);
+    }
+
+    /// The ATR's historical bytes.
+    pub fn historical_bytes(&self) -> &[u8] {
+        &self.historical_bytes
+    }
+
+    /// Whether the security module holds the current DF's key `key` for this card.
+    pub fn holds(&self, key: &str) -> bool {
+        self.sm.has_key(&self.ctx, &key_name(&self.df, key))
+    }
+
+    /// Secure data (CARD-PROFILE §6.5) under the current DF's `key`, from the security module.
+    pub fn secure_data(&self, key: &str, data: &[u8]) -> Result<Vec<u8>, Error> {
+        self.sm.secure_data(&self.ctx, &key_name(&self.df, key), data)
+    }
+
+    /// The MAC of §6.4 with IV zero under the current DF's `key` (RELOAD PIN), from the security module.
+    pub fn line_mac_zero_iv(&self, key: &str, data: &[u8]) -> Result<[u8; 4], Error> {
+        self.sm.line_mac_zero_iv(&self.ctx, &key_name(&self.df, key), data)
+    }
+
+    /// A line-protected command (CARD-PROFILE §6.4) under the current DF's `key`, MAC from the security module.
+    pub fn line_protected(
+        &mut self,
+        key: &str,
+        header: [u8; 4],
+        data: &[u8],
+        sensitive: bool,
+    ) -> Result<Response, Error> {
+        let inventory = key_name(&self.df, key);
+        if !self.sm.has_key(&self.ctx, &inventory) {
+            return Err(Error::MissingKey { key: inventory });
+        }
+        let (sm, ctx) = (self.sm, &self.ctx);
+        command::line_protected(self.tx, ctx.algorithm, header, data, sensitive, |challenge, input| {
+            sm.line_mac(ctx, &inventory, challenge, input)
+        })
+    }
+
+    /// VERIFY with `pin` in the current DF; the PIN counts as verified in this DF from now on.
+    pub fn verify(&mut self, pin: &SecretString) -> Result<(), Error> {
+        let bytes = self.pin_bytes(pin)?;
+        super::pin::pin_status(self.tx.exchange(&command::verify_pin(&bytes)?)?.sw())?;
+        self.pin_verified = true;
+        Ok(())
+    }
+
+    /// SELECT of `name` that accepts a blocked application (`6A81`: selected, but blocked — what APPLICATION
+    /// UNBLOCK needs); the security state starts empty.
+    pub fn select_df_even_blocked(&mut self, name: &str) -> Result<(), Error> {
+        let df = self.df_spec(name)?;
+        let aid = df.aid.as_deref().ok_or_else(|| Error::BadParameter(format!("{name} has no AID")))?;
+        let sw = self.tx.exchange(&command::select_by_name(aid)?)?.sw();
+        if sw != StatusWord::OK && sw != StatusWord::FUNCTION_NOT_SUPPORTED {
+            return Err(Error::from_status(sw));
+        }
+        self.df = df.name.clone();
+        self.keys.clear();
+        self.pin_verified = false;
         Ok(())
     }
 
@@ -185,7 +303,7 @@ impl<'a> Session<'a> {
     /// VERIFY with the operation's PIN.
     pub fn verify_own_pin(&mut self) -> Result<bool, Error> {
         let Some(pin) = self.pin else { return Ok(false) };
-        super::pin::verify_in_session(self, pin)?;
+        self.verify(pin)?;
         Ok(true)
     }
 

@@ -89,20 +89,8 @@ fn resume_session<'s>(
     step1: &Step1,
     df: &str,
 ) -> Result<Session<'s>, Error> {
-    Ok(Session {
-        tx,
-        profile,
-        sm,
-        pin: None,
-        facts,
-        generation,
-        generation_known: true,
-        historical_bytes: step1.historical_bytes.clone(),
-        ctx: step1.card_context()?,
-        df: df.to_owned(),
-        keys: Default::default(),
-        pin_verified: false,
-    })
+    let ctx = step1.card_context()?;
+    Ok(Session::resume(tx, profile, sm, facts, generation, step1.historical_bytes.clone(), ctx, df))
 }
 
 impl<'a> TwoStepRead<'a> {
@@ -117,7 +105,7 @@ impl<'a> TwoStepRead<'a> {
             let ef05 = s.df_spec(SSSE)?.ef("EF05").ok_or_else(|| Error::UnknownCard("no EF05".into()))?;
             let rec = RecordTlv::parse(&s.send(&crate::command::read_record(1, ef05.sfi)?)?)?;
             let r3 = s.challenge(8)?;
-            (s.generation, s.ctx.clone(), s.historical_bytes.clone(), rec.value, r3)
+            (s.generation(), s.ctx().clone(), s.historical_bytes().to_vec(), rec.value, r3)
         };
         *facts = cache;
         let step1 = new_step1(ctx.algorithm, hist, card_id, &r3)?;
@@ -136,11 +124,11 @@ impl<'a> TwoStepRead<'a> {
         let replay = Replay { answer: &answer, key: "RKSSSE" };
         let mut s =
             resume_session(&mut *self.tx, self.profile, &replay, self.facts, self.generation, &self.step1, SSSE)?;
-        if s.df_spec(SSSE)?.key("RKSSSE").is_some_and(|k| k.generations.contains(s.generation)) {
+        if s.df_spec(SSSE)?.key("RKSSSE").is_some_and(|k| k.generations.contains(s.generation())) {
             s.external_auth_with("RKSSSE", &answer.external, &self.step1.r4)?;
         }
         let card = s.internal_auth_raw(&self.step1.r1, &self.step1.r2)?;
-        replay.check_internal_auth(&s.ctx, &self.step1.r1, &self.step1.r2, &card)?;
+        replay.check_internal_auth(s.ctx(), &self.step1.r1, &self.step1.r2, &card)?;
         basic::read(&mut s)
     }
 }
@@ -184,7 +172,7 @@ impl<'a> TwoStepWrite<'a> {
             address::encode(&s, &values)?;
             for seg in &address.0 {
                 let (df, ef) = profile.file(&seg.file).ok_or_else(|| bad(format!("no file {}", seg.file)))?;
-                let key = match ef.update.for_generation(s.generation) {
+                let key = match ef.update.for_generation(s.generation()) {
                     crate::profile::Access::Key(k) => k.clone(),
                     other => return Err(bad(format!("{} is updated under {other}, not one key", seg.file))),
                 };
@@ -199,7 +187,7 @@ impl<'a> TwoStepWrite<'a> {
             let rec = RecordTlv::parse(&s.send(&crate::command::read_record(1, ef05.sfi)?)?)?;
             s.select_df(&df)?;
             let r3 = s.challenge(8)?;
-            (s.generation, s.ctx.clone(), s.historical_bytes.clone(), rec.value, r3, df, key)
+            (s.generation(), s.ctx().clone(), s.historical_bytes().to_vec(), rec.value, r3, df, key)
         };
         *facts = cache;
         let step1 = new_step1(ctx.algorithm, hist, card_id, &r3)?;
@@ -226,7 +214,7 @@ impl<'a> TwoStepWrite<'a> {
         s.external_auth_with(&self.key, &answer.external, &self.step1.r4)?;
         let check = |s: &mut Session<'_>, step1: &Step1| -> Result<(), Error> {
             let card = s.internal_auth_raw(&step1.r1, &step1.r2)?;
-            replay.check_internal_auth(&s.ctx, &step1.r1, &step1.r2, &card)
+            replay.check_internal_auth(s.ctx(), &step1.r1, &step1.r2, &card)
         };
         if self.df == SSSE {
             check(&mut s, &self.step1)?;
