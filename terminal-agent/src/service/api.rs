@@ -9,9 +9,9 @@ use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
-use card_core::card::{Address, BasicInfo, SocialSecurityCard};
+use card_core::card::{Address, BasicInfo};
 use card_core::security::NoKeys;
-use card_core::transport::{PcscTransport, ReaderSelector, TransportError};
+use card_core::transport::{ReaderSelector, TransportError};
 use card_core::{codec, national, Error};
 use secrecy::SecretString;
 use serde::de::DeserializeOwned;
@@ -19,7 +19,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::audit::{self, Entry};
-use super::readers::{PoolError, Ticket};
+use super::readers::{PoolError, PooledCard, Ticket};
 use super::token::{Scope, TokenError};
 use super::web::RequestOrigin;
 use super::AppState;
@@ -180,10 +180,11 @@ async fn reader_name(state: &AppState, which: &str) -> Result<String, ApiError> 
             }
         },
     };
+    let connector = state.connector.clone();
     let found = tokio::task::spawn_blocking(move || match selector {
-        Some(sel) => card_core::transport::reader_name(&sel),
+        Some(sel) => connector.resolve(&sel),
         None => {
-            let states = card_core::transport::reader_states()?;
+            let states = connector.readers()?;
             states
                 .iter()
                 .find(|r| r.card_present)
@@ -204,7 +205,7 @@ async fn reader_name(state: &AppState, which: &str) -> Result<String, ApiError> 
 }
 
 /// The card identifier, read without keys, for the audit log (none if it cannot be read).
-fn card_id_of(card: &mut SocialSecurityCard<PcscTransport>) -> Option<String> {
+fn card_id_of(card: &mut PooledCard) -> Option<String> {
     let address: Address = "SSSEEF05|01|$".parse().ok()?;
     let values = card.read_items(&NoKeys, &address, None).ok()?;
     values.get("SSSEEF05", 0x01).map(str::to_owned)
@@ -287,8 +288,9 @@ fn basic_answer(state: &AppState, info: &BasicInfo) -> Value {
 }
 
 /// `GET /v1/readers`
-pub async fn readers(State(_state): State<AppState>) -> ApiResult {
-    let states = tokio::task::spawn_blocking(card_core::transport::reader_states)
+pub async fn readers(State(state): State<AppState>) -> ApiResult {
+    let connector = state.connector.clone();
+    let states = tokio::task::spawn_blocking(move || connector.readers())
         .await
         .map_err(|_| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "reader listing failed"))?
         .map_err(|e| ApiError::from(Error::from(e)))?;
