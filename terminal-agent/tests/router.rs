@@ -261,6 +261,10 @@ async fn host_and_origin_are_checked_before_any_handler() {
 
 /// The APDUs a photo read and a PIN verify cost through the agent, after a basic read taught the agent the
 /// card's generation (a 3DES card's FCI does not tell 1 from 2).
+///
+/// The audit line's card identifier comes from the operation's own transaction: one READ RECORD (EF05 record 1)
+/// right after its SELECT SSSE. Before (agent of commit 1097bbe) it was read in a transaction of its own, SELECT
+/// SSSE and READ RECORD, before the operation: a photo read took 2 + 18 = 20 APDUs and a PIN verify 2 + 2 = 4.
 #[tokio::test]
 async fn apdus_per_request() {
     let a = app();
@@ -270,7 +274,47 @@ async fn apdus_per_request() {
     let (t, body) = (token(Scope::Pin), json!({ "pin": "123456" }));
     let (verify, verify_apdus) = a.counted(GEN2_READER, a.post("/v1/readers/0/pin/verify", Some(&t), &body)).await;
     assert_eq!(verify.status, 200, "{}", verify.text());
-    // the card id for the audit line is read in a transaction of its own (SELECT SSSE, READ RECORD EF05 1),
-    // then the operation: SELECT SSSE, SELECT EF08, 16 READ BINARY (4 096 bytes); SELECT SSSE, VERIFY
-    assert_eq!((photo_apdus, verify_apdus), (2 + 18, 2 + 2));
+    // SELECT SSSE, READ RECORD EF05 1, SELECT EF08, 16 READ BINARY (4 096 bytes)
+    assert_eq!(photo_apdus, 19);
+    // SELECT SSSE, READ RECORD EF05 1, VERIFY
+    assert_eq!(verify_apdus, 3);
+    let items = a.get("/v1/readers/0/items?address=SSSEEF05%7C05%7C06%7C07%7C%24");
+    let (items, items_apdus) = a.counted(GEN2_READER, items).await;
+    assert_eq!(items.status, 200, "{}", items.text());
+    // SELECT SSSE, READ RECORD EF05 1, READ RECORD EF05 "all from 5"
+    assert_eq!(items_apdus, 3);
+    // every one of them audited with the card it was done on
+    let audit = a.audit();
+    for op in ["read-photo", "pin-verify", "read-items"] {
+        let line = audit.iter().find(|l| l["operation"] == op).unwrap();
+        assert_eq!(line["card_id"], GEN2_CARD_ID, "{op}: {line}");
+    }
+}
+
+/// A refused PIN is audited with the card it was tried on (the identifier is read before the VERIFY).
+#[tokio::test]
+async fn a_wrong_pin_is_audited_with_its_card() {
+    let a = app();
+    let (t, body) = (token(Scope::Pin), json!({ "pin": "000000" }));
+    let wrong = a.post("/v1/readers/0/pin/verify", Some(&t), &body).await;
+    assert_eq!(wrong.json()["code"], -51);
+    let line = a.audit().into_iter().find(|l| l["operation"] == "pin-verify").unwrap();
+    assert_eq!((line["result"].as_str(), line["card_id"].as_str()), (Some("error"), Some(GEN2_CARD_ID)));
+}
+
+/// Errors say what went wrong in stable words: a card pulled from its reader, an operation the card refuses.
+#[tokio::test]
+async fn errors_are_stable_messages() {
+    let a = app();
+    a.readers.remove(GEN2_READER).unwrap();
+    let r = a.get("/v1/readers/0/basic").await;
+    assert_eq!(r.status, StatusCode::CONFLICT);
+    let v = r.json();
+    assert_eq!((v["error"].as_str(), v["code"].as_i64()), (Some("no_card"), Some(-2)));
+    assert_eq!(v["message"], "no card in the reader");
+    assert!(!v["message"].as_str().unwrap().contains(GEN2_READER), "no reader internals: {v}");
+    // the generation 3 card without keys: its photo needs RKSSSE
+    let photo = a.get("/v1/readers/1/photo").await.json();
+    assert_eq!(photo["error"], "key_not_held", "{photo}");
+    assert!(!photo["message"].as_str().unwrap().contains("RKSSSE"), "{photo}");
 }

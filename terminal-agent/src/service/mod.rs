@@ -2,7 +2,8 @@
 //!
 //! - [`connector`]: where readers and cards come from (pcscd, or in-process cards in tests);
 //! - [`config`]: the TOML configuration; [`web`]: Host, Origin and CORS checks before anything else;
-//! - [`api`]: the `/v1` routes; [`token`]: the back end's operation tokens for writes and PIN operations;
+//! - [`api`]: the `/v1` routes; [`error`]: how failures become responses; [`token`]: the back end's operation
+//!   tokens for writes and PIN operations;
 //! - [`readers`]: one worker per reader, requests queued with a bounded wait, two-step sessions held;
 //! - [`events`]: reader and card events from PC/SC status changes, sent to WebSocket clients;
 //! - [`audit`]: one line per operation; [`limit`]: PIN attempts per reader.
@@ -11,6 +12,7 @@ pub mod api;
 pub mod audit;
 pub mod config;
 pub mod connector;
+pub mod error;
 pub mod events;
 pub mod limit;
 pub mod readers;
