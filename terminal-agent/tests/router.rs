@@ -318,3 +318,42 @@ async fn errors_are_stable_messages() {
     assert_eq!(photo["error"], "key_not_held", "{photo}");
     assert!(!photo["message"].as_str().unwrap().contains("RKSSSE"), "{photo}");
 }
+
+/// The in-process connector is an events source too: the hub sees its readers, then each insertion and removal.
+#[tokio::test]
+async fn in_process_cards_make_reader_events() {
+    use terminal_agent::service::connector::CardConnector;
+    use terminal_agent::service::events::{Event, EventHub};
+
+    let readers: InProcessReaders<SimTransport> = InProcessReaders::new();
+    readers.add_reader(GEN2_READER);
+    let hub = EventHub::start_with(readers.events());
+    // subscribed after the watcher started: its first batch (the reader added) may come before or after
+    let mut rx = hub.subscribe();
+    let within = Duration::from_secs(5);
+    let mut next = async || loop {
+        match tokio::time::timeout(within, rx.recv()).await.unwrap().unwrap() {
+            Event::ReaderAdded { reader } => assert_eq!(reader, GEN2_READER),
+            other => return other,
+        }
+    };
+    readers.insert(GEN2_READER, SimTransport::new(fixture_card("gen2-personalized.json")));
+    let atr = "3B6F00005353021037170000000000000000A2".to_owned();
+    assert_eq!(next().await, Event::CardInserted { reader: GEN2_READER.into(), atr: atr.clone() });
+    let snap = hub.snapshot();
+    assert!(snap.iter().any(|r| r.reader == GEN2_READER && r.card_present && r.atr.as_deref() == Some(atr.as_str())));
+    readers.remove(GEN2_READER).unwrap();
+    assert_eq!(next().await, Event::CardRemoved { reader: GEN2_READER.into() });
+}
+
+/// A card swapped between two requests: the pool's connection to the old card is no longer live, and the next
+/// request reaches the new card (no restart, no error).
+#[tokio::test]
+async fn a_swapped_card_is_reached_by_the_next_request() {
+    let a = app();
+    assert_eq!(a.get("/v1/readers/0/card").await.json()["generation"], 2);
+    a.readers.insert(GEN2_READER, SimTransport::new(fixture_card("gen3-personalized.json")));
+    let r = a.get("/v1/readers/0/card").await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["generation"], 3);
+}

@@ -1,7 +1,7 @@
 //! The HTTP API (`/v1/…`): JSON in and out; every error is `{"error": kind, "code": national code, "message": …}`
 //! (see [`super::error`]). The routes are documented in `terminal-agent/openapi.yaml`, served at `/openapi.yaml`.
 //!
-//! Every card route goes through one [`CardRequest`]: resolve the reader, check the token where one is needed,
+//! Every card route goes through one `CardRequest`: resolve the reader, check the token where one is needed,
 //! hand the job to the reader's worker, write the audit line with the card identifier the operation itself
 //! learnt (in its own transaction), and map the outcome to a response.
 
