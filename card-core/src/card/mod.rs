@@ -84,6 +84,26 @@ pub use two_step::{TwoStepRead, TwoStepWrite};
 
 use session::Session;
 
+/// The card identifier (EF05 tag 01) in an open session, before anything else: `None` when its access rule is not
+/// met yet or the card refuses the READ RECORD; a link failure is an error.
+fn read_card_id(s: &mut Session<'_>) -> Result<Option<Vec<u8>>, Error> {
+    const CARD_ID: u8 = 0x01;
+    let profile: &Profile = s.profile;
+    let g = s.generation;
+    let Some(ef) = profile.df(session::SSSE).and_then(|df| df.ef("EF05")) else { return Ok(None) };
+    let Some((record, item)) = ef.record_of(g, CARD_ID) else { return Ok(None) };
+    let free = s.is_met(ef.read.for_generation(g)) && item.read.as_ref().is_none_or(|r| s.is_met(r.for_generation(g)));
+    if !free {
+        return Ok(None);
+    }
+    let cmd = crate::apdu::Command::new(0x00, crate::apdu::Ins::READ_RECORD, record, (ef.sfi << 3) | 4).with_le(256)?;
+    let resp = s.send_raw(&cmd)?;
+    if resp.sw() != crate::apdu::StatusWord::OK {
+        return Ok(None);
+    }
+    Ok(crate::tlv::RecordTlv::parse(resp.data()).ok().filter(|r| r.tag == CARD_ID).map(|r| r.value))
+}
+
 /// What an operation learnt of a card that the next one on the same card (same ATR) can use.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub(crate) struct CardFacts {
@@ -116,6 +136,8 @@ pub struct SocialSecurityCard<T> {
     terminal: TerminalIds,
     /// What was learnt of each card (by ATR): READ RECORD "all" support, the generation.
     cards: HashMap<Vec<u8>, CardFacts>,
+    /// Inside [`SocialSecurityCard::identified`]: the card identifier the latest operation read.
+    identify: Option<Option<Vec<u8>>>,
 }
 
 impl<T: Transport> SocialSecurityCard<T> {
@@ -126,7 +148,13 @@ impl<T: Transport> SocialSecurityCard<T> {
 
     /// With a deployment's profile.
     pub fn with_profile(transport: T, profile: Arc<Profile>) -> Self {
-        SocialSecurityCard { transport, profile, terminal: TerminalIds::default(), cards: HashMap::new() }
+        SocialSecurityCard {
+            transport,
+            profile,
+            terminal: TerminalIds::default(),
+            cards: HashMap::new(),
+            identify: None,
+        }
     }
 
     /// Sets the terminal identifiers printed in the national string (configuration).
@@ -183,12 +211,35 @@ impl<T: Transport> SocialSecurityCard<T> {
         need_generation: bool,
         op: impl FnOnce(&mut Session<'_>) -> Result<R, Error>,
     ) -> Result<R, Error> {
-        let SocialSecurityCard { transport, profile, cards, .. } = self;
+        let SocialSecurityCard { transport, profile, cards, identify, .. } = self;
         let mut tx = transport.transaction()?;
         let atr = tx.atr().to_vec();
         let cache = cards.entry(atr).or_default();
         let mut s = Session::open(&mut *tx, profile, sm, pin, cache, need_generation)?;
+        if let Some(id) = identify.as_mut() {
+            *id = read_card_id(&mut s)?;
+        }
         op(&mut s)
+    }
+
+    /// Runs `op` (operations of this card) with each operation also reading the card identifier (EF05 tag 01,
+    /// CARD-PROFILE §3) right after its SELECT SSSE, inside the operation's own transaction: one READ RECORD more,
+    /// no transaction of its own. Gives back the identifier the last operation read, even when `op` failed after
+    /// the read, with `op`'s result.
+    ///
+    /// The identifier is `None` when no operation got that far, when the profile protects the item beyond what
+    /// the operation has met at that point (nothing: it is read before any authentication), or when the card
+    /// refuses the read; a link failure during the read fails the operation. The two-step exchanges are not
+    /// covered (their Step 1 reads the identifier anyway), and [`Self::read_basic`] needs none of it: its
+    /// [`BasicInfo::card_id`] is the same item.
+    pub fn identified<R>(
+        &mut self,
+        op: impl FnOnce(&mut Self) -> Result<R, Error>,
+    ) -> (Option<Vec<u8>>, Result<R, Error>) {
+        let outer = self.identify.replace(None);
+        let result = op(self);
+        let id = std::mem::replace(&mut self.identify, outer).flatten();
+        (id, result)
     }
 
     /// SELECT SSSE: generation, algorithm, historical bytes. 1 APDU for an SM4 card, 2 for a 3DES card (EF05

@@ -1,132 +1,35 @@
-//! The HTTP API (`/v1/…`): JSON in and out; every error is `{"error": kind, "code": national code, "message": …}`.
-//! The routes are documented in `terminal-agent/openapi.yaml`, served at `/openapi.yaml`.
+//! The HTTP API (`/v1/…`): JSON in and out; every error is `{"error": kind, "code": national code, "message": …}`
+//! (see [`super::error`]). The routes are documented in `terminal-agent/openapi.yaml`, served at `/openapi.yaml`.
+//!
+//! Every card route goes through one `CardRequest`: resolve the reader, check the token where one is needed,
+//! hand the job to the reader's worker, write the audit line with the card identifier the operation itself
+//! learnt (in its own transaction), and map the outcome to a response.
 
-use std::time::Duration;
+use std::future::Future;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
-use card_core::card::{Address, BasicInfo, SocialSecurityCard};
-use card_core::security::NoKeys;
-use card_core::transport::{PcscTransport, ReaderSelector, TransportError};
+use card_core::card::{Address, BasicInfo};
+use card_core::security::SecurityModule;
+use card_core::transport::{ReaderSelector, TransportError};
 use card_core::{codec, national, Error};
 use secrecy::SecretString;
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+pub use super::error::ApiError;
+
 use super::audit::{self, Entry};
-use super::readers::{PoolError, Ticket};
-use super::token::{Scope, TokenError};
+use super::readers::{PoolError, PooledCard, Ticket};
+use super::token::Scope;
 use super::web::RequestOrigin;
 use super::AppState;
-
-/// An API error: HTTP status, a stable kind, the national code and a message (never a secret in it).
-#[derive(Debug)]
-pub struct ApiError {
-    status: StatusCode,
-    kind: &'static str,
-    code: i32,
-    message: String,
-    retry_after: Option<Duration>,
-}
-
-impl ApiError {
-    /// An error with the national code `-14` (bad parameter) unless set otherwise.
-    pub fn new(status: StatusCode, kind: &'static str, message: impl Into<String>) -> Self {
-        ApiError { status, kind, code: national::BAD_PARAMETER, message: message.into(), retry_after: None }
-    }
-
-    fn code(mut self, code: i32) -> Self {
-        self.code = code;
-        self
-    }
-
-    fn bad_request(message: impl Into<String>) -> Self {
-        ApiError::new(StatusCode::BAD_REQUEST, "bad_request", message)
-    }
-
-    /// The national code.
-    pub fn national_code(&self) -> i32 {
-        self.code
-    }
-}
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let body = json!({ "error": self.kind, "code": self.code, "message": self.message });
-        let mut resp = (self.status, Json(body)).into_response();
-        if let Some(wait) = self.retry_after {
-            if let Ok(v) = HeaderValue::from_str(&wait.as_secs().max(1).to_string()) {
-                resp.headers_mut().insert(header::RETRY_AFTER, v);
-            }
-        }
-        resp
-    }
-}
-
-impl From<Error> for ApiError {
-    fn from(e: Error) -> Self {
-        let code = national::code(&e);
-        let message = e.to_string();
-        let (status, kind) = match &e {
-            Error::Transport(t) => match t {
-                TransportError::NoCard(_) | TransportError::CardRemoved | TransportError::CardReset => {
-                    (StatusCode::CONFLICT, "no_card")
-                }
-                TransportError::NoReader(_) | TransportError::NoReaders => (StatusCode::NOT_FOUND, "no_reader"),
-                TransportError::NoService | TransportError::ReaderBusy => {
-                    (StatusCode::SERVICE_UNAVAILABLE, "reader_unavailable")
-                }
-                _ => (StatusCode::BAD_GATEWAY, "reader_error"),
-            },
-            Error::WrongPin { .. } | Error::PinBlocked => (StatusCode::UNPROCESSABLE_ENTITY, "pin_refused"),
-            Error::Card(_) | Error::Blocked(_) | Error::AuthFailed { .. } | Error::National(_) => {
-                (StatusCode::UNPROCESSABLE_ENTITY, "card_refused")
-            }
-            Error::MissingKey { .. } => (StatusCode::CONFLICT, "key_not_held"),
-            Error::Apdu(_) | Error::Codec(_) | Error::BadParameter(_) => (StatusCode::BAD_REQUEST, "bad_request"),
-            _ => (StatusCode::BAD_GATEWAY, "card_error"),
-        };
-        ApiError { status, kind, code, message, retry_after: None }
-    }
-}
-
-impl From<PoolError> for ApiError {
-    fn from(e: PoolError) -> Self {
-        let code = e.national_code();
-        match e {
-            PoolError::Card(e) => e.into(),
-            PoolError::Busy { .. } => ApiError {
-                retry_after: Some(Duration::from_secs(1)),
-                ..ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "busy", e.to_string()).code(code)
-            },
-            PoolError::NoSession { .. } => ApiError::new(StatusCode::NOT_FOUND, "no_session", e.to_string()).code(code),
-            PoolError::SessionExpired { .. } => {
-                ApiError::new(StatusCode::GONE, "session_expired", e.to_string()).code(code)
-            }
-            PoolError::Closed => {
-                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "shutting_down", e.to_string()).code(code)
-            }
-            other => ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", other.to_string()).code(code),
-        }
-    }
-}
-
-impl From<TokenError> for ApiError {
-    fn from(e: TokenError) -> Self {
-        let status = match e {
-            TokenError::Missing | TokenError::Malformed | TokenError::BadSignature | TokenError::Expired => {
-                StatusCode::UNAUTHORIZED
-            }
-            _ => StatusCode::FORBIDDEN,
-        };
-        ApiError::new(status, "token_refused", e.to_string()).code(national::KEY_LEVEL)
-    }
-}
 
 type ApiResult = Result<Response, ApiError>;
 
@@ -166,24 +69,20 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
 /// The reader a path names: an index of `GET /v1/readers`, or `default` — the configured preference (`reader`:
 /// a name, a unique part of one, or an index), else the first reader with a card, else the first reader.
 async fn reader_name(state: &AppState, which: &str) -> Result<String, ApiError> {
+    let no_reader =
+        |message: String| ApiError::new(StatusCode::NOT_FOUND, "no_reader", message).code(national::READER_CONNECTION);
     let selector = match which {
         "default" => state.preferred.clone(),
         _ => match which.parse::<usize>() {
             Ok(i) => Some(ReaderSelector::Index(i)),
-            Err(_) => {
-                return Err(ApiError::new(
-                    StatusCode::NOT_FOUND,
-                    "no_reader",
-                    "a reader is an index of GET /v1/readers, or `default`",
-                )
-                .code(national::READER_CONNECTION))
-            }
+            Err(_) => return Err(no_reader("a reader is an index of GET /v1/readers, or `default`".into())),
         },
     };
+    let connector = state.connector.clone();
     let found = tokio::task::spawn_blocking(move || match selector {
-        Some(sel) => card_core::transport::reader_name(&sel),
+        Some(sel) => connector.resolve(&sel),
         None => {
-            let states = card_core::transport::reader_states()?;
+            let states = connector.readers()?;
             states
                 .iter()
                 .find(|r| r.card_present)
@@ -193,41 +92,47 @@ async fn reader_name(state: &AppState, which: &str) -> Result<String, ApiError> 
         }
     })
     .await
-    .map_err(|_| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "reader lookup failed"))?;
+    .map_err(|_| ApiError::internal("the reader lookup task failed"))?;
+    // `which` is `default` or a number here: echoing it back quotes nothing else
     found.map_err(|e| match e {
-        TransportError::NoReader(_) | TransportError::NoReaders => {
-            ApiError::new(StatusCode::NOT_FOUND, "no_reader", format!("no reader {which}"))
-                .code(national::READER_CONNECTION)
-        }
+        TransportError::NoReader(_) | TransportError::NoReaders => no_reader(format!("no reader {which}")),
         other => ApiError::from(Error::from(other)),
     })
 }
 
-/// The card identifier, read without keys, for the audit log (none if it cannot be read).
-fn card_id_of(card: &mut SocialSecurityCard<PcscTransport>) -> Option<String> {
-    let address: Address = "SSSEEF05|01|$".parse().ok()?;
-    let values = card.read_items(&NoKeys, &address, None).ok()?;
-    values.get("SSSEEF05", 0x01).map(str::to_owned)
-}
-
-struct Audit<'a> {
+/// One request on one reader's card, from the resolved reader to the audit line.
+struct CardRequest<'a> {
     state: &'a AppState,
     origin: &'a str,
     operation: &'static str,
-    reader: Option<&'a str>,
+    reader: String,
 }
 
-impl Audit<'_> {
-    fn record<T>(&self, card_id: Option<&str>, result: &Result<T, ApiError>) {
-        match result {
-            Ok(_) => self.line(card_id, "ok", national::OK),
-            Err(e) => self.line(card_id, "error", e.code),
-        }
+/// Where the audit line's card identifier comes from.
+enum CardId<R> {
+    /// Read by the operation itself, right after its SELECT, in its own transaction (one READ RECORD more).
+    Read,
+    /// Taken from the operation's result (the basic information carries it).
+    From(fn(&R) -> Option<String>),
+    /// Not needed (card status, Step 1 of a write).
+    None,
+}
+
+impl<'a> CardRequest<'a> {
+    /// Resolves the reader `which` for `operation`. An unknown reader is not audited: no card was addressed.
+    async fn open(
+        state: &'a AppState,
+        origin: &'a RequestOrigin,
+        which: &str,
+        operation: &'static str,
+    ) -> Result<CardRequest<'a>, ApiError> {
+        let reader = reader_name(state, which).await?;
+        Ok(CardRequest { state, origin: &origin.0, operation, reader })
     }
 
     /// Records a request refused before the card was touched, and gives the refusal back.
     fn refuse(&self, e: ApiError) -> ApiError {
-        self.line(None, "error", e.code);
+        self.audit(None, Err(&e));
         e
     }
 
@@ -236,17 +141,76 @@ impl Audit<'_> {
         self.state.tokens.check(bearer(headers), scope).map(drop).map_err(|e| self.refuse(e.into()))
     }
 
-    fn line(&self, card_id: Option<&str>, res: &str, code: i32) {
+    /// Runs `job` on the reader's card through the pool and audits the outcome with the card identifier `id`
+    /// says where to find.
+    async fn run<R, F>(&self, id: CardId<R>, job: F) -> Result<R, ApiError>
+    where
+        F: FnOnce(&mut PooledCard, &dyn SecurityModule) -> Result<R, Error> + Send + 'static,
+        R: Send + 'static,
+    {
+        let result = match id {
+            CardId::Read => {
+                // kept apart from the result, so that a refused operation is audited with its card too
+                let seen: Arc<Mutex<Option<Vec<u8>>>> = Arc::default();
+                let into = seen.clone();
+                let result = self
+                    .state
+                    .pool
+                    .run(&self.reader, move |card, sm| {
+                        let (id, result) = card.identified(|card| job(card, sm));
+                        *into.lock().unwrap_or_else(PoisonError::into_inner) = id;
+                        result
+                    })
+                    .await;
+                let id = seen.lock().unwrap_or_else(PoisonError::into_inner).take();
+                return self.finish(result, id.map(|id| codec::hex_upper(&id)));
+            }
+            CardId::From(_) | CardId::None => self.state.pool.run(&self.reader, job).await,
+        };
+        let id = match (&id, &result) {
+            (CardId::From(of), Ok(r)) => of(r),
+            _ => None,
+        };
+        self.finish(result, id)
+    }
+
+    /// Awaits a pool operation of its own (the two-step exchanges) and audits it like [`CardRequest::run`].
+    async fn wait<R>(
+        &self,
+        operation: impl Future<Output = Result<R, PoolError>>,
+        id: fn(&R) -> Option<String>,
+    ) -> Result<R, ApiError> {
+        let result = operation.await;
+        let card_id = result.as_ref().ok().and_then(id);
+        self.finish(result, card_id)
+    }
+
+    /// The audit line, then the outcome as the API's.
+    fn finish<R>(&self, result: Result<R, PoolError>, card_id: Option<String>) -> Result<R, ApiError> {
+        let result = result.map_err(ApiError::from);
+        self.audit(card_id.as_deref(), result.as_ref().map(drop));
+        result
+    }
+
+    fn audit(&self, card_id: Option<&str>, outcome: Result<(), &ApiError>) {
+        let (res, code) = match outcome {
+            Ok(()) => ("ok", national::OK),
+            Err(e) => ("error", e.national_code()),
+        };
         self.state.audit.record(&Entry {
             time: audit::now(),
             origin: self.origin,
             operation: self.operation,
-            reader: self.reader,
+            reader: Some(&self.reader),
             card_id,
             result: res,
             code,
         });
     }
+}
+
+fn card_id_of_basic(info: &BasicInfo) -> Option<String> {
+    Some(codec::hex_upper(&info.card_id))
 }
 
 /// The typed fields of the basic information.
@@ -287,10 +251,11 @@ fn basic_answer(state: &AppState, info: &BasicInfo) -> Value {
 }
 
 /// `GET /v1/readers`
-pub async fn readers(State(_state): State<AppState>) -> ApiResult {
-    let states = tokio::task::spawn_blocking(card_core::transport::reader_states)
+pub async fn readers(State(state): State<AppState>) -> ApiResult {
+    let connector = state.connector.clone();
+    let states = tokio::task::spawn_blocking(move || connector.readers())
         .await
-        .map_err(|_| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "reader listing failed"))?
+        .map_err(|_| ApiError::internal("the reader listing task failed"))?
         .map_err(|e| ApiError::from(Error::from(e)))?;
     let list: Vec<Value> = states
         .iter()
@@ -313,21 +278,16 @@ pub async fn card_status(
     Extension(origin): Extension<RequestOrigin>,
     Path(which): Path<String>,
 ) -> ApiResult {
-    let reader = reader_name(&state, &which).await?;
-    let audit = Audit { state: &state, origin: &origin.0, operation: "card-status", reader: Some(&reader) };
-    let result = state
-        .pool
-        .run(&reader, |card, _sm| {
+    let req = CardRequest::open(&state, &origin, &which, "card-status").await?;
+    let (info, atr) = req
+        .run(CardId::None, |card, _| {
             let info = card.detect()?;
             let atr = card_core::transport::Transport::atr(card.transport()).to_vec();
             Ok((info, atr))
         })
-        .await
-        .map_err(ApiError::from);
-    audit.record(None, &result);
-    let (info, atr) = result?;
+        .await?;
     Ok(Json(json!({
-        "reader": reader,
+        "reader": req.reader,
         "present": true,
         "atr": codec::hex_upper(&atr),
         "generation": info.generation.number(),
@@ -343,11 +303,9 @@ pub async fn basic(
     Extension(origin): Extension<RequestOrigin>,
     Path(which): Path<String>,
 ) -> ApiResult {
-    let reader = reader_name(&state, &which).await?;
-    let audit = Audit { state: &state, origin: &origin.0, operation: "read-basic", reader: Some(&reader) };
-    let result = state.pool.run(&reader, |card, sm| card.read_basic(sm)).await.map_err(ApiError::from);
-    audit.record(result.as_ref().ok().map(|i| codec::hex_upper(&i.card_id)).as_deref(), &result);
-    Ok(Json(basic_answer(&state, &result?)).into_response())
+    let req = CardRequest::open(&state, &origin, &which, "read-basic").await?;
+    let info = req.run(CardId::From(card_id_of_basic), |card, sm| card.read_basic(sm)).await?;
+    Ok(Json(basic_answer(&state, &info)).into_response())
 }
 
 /// Query of `GET …/items`.
@@ -357,6 +315,7 @@ pub struct ItemsQuery {
 }
 
 fn parse_address(text: &str) -> Result<Address, ApiError> {
+    // the client's own address, quoted back with what is wrong in it
     text.parse().map_err(|e: Error| ApiError::bad_request(format!("address: {e}")).code(national::BAD_PARAMETER))
 }
 
@@ -369,19 +328,9 @@ pub async fn read_items(
 ) -> ApiResult {
     let Query(q) = q.map_err(|_| ApiError::bad_request("the query needs address=<national file address>"))?;
     let address = parse_address(&q.address)?;
-    let reader = reader_name(&state, &which).await?;
-    let audit = Audit { state: &state, origin: &origin.0, operation: "read-items", reader: Some(&reader) };
-    let result = state
-        .pool
-        .run(&reader, move |card, sm| {
-            let id = card_id_of(card);
-            card.read_items(sm, &address, None).map(|v| (id, v.to_national()))
-        })
-        .await
-        .map_err(ApiError::from);
-    audit.record(result.as_ref().ok().and_then(|(id, _)| id.as_deref()), &result);
-    let (_, values) = result?;
-    Ok(Json(json!({ "address": q.address, "national": values })).into_response())
+    let req = CardRequest::open(&state, &origin, &which, "read-items").await?;
+    let values = req.run(CardId::Read, move |card, sm| card.read_items(sm, &address, None)).await?;
+    Ok(Json(json!({ "address": q.address, "national": values.to_national() })).into_response())
 }
 
 /// Body of `POST …/items` and `…/items/step1`.
@@ -402,19 +351,10 @@ pub async fn write_items(
 ) -> ApiResult {
     let b: WriteBody = parse(body)?;
     let address = parse_address(&b.address)?;
-    let reader = reader_name(&state, &which).await?;
-    let audit = Audit { state: &state, origin: &origin.0, operation: "write-items", reader: Some(&reader) };
-    audit.authorize(&headers, Scope::Write)?;
-    let result = state
-        .pool
-        .run(&reader, move |card, sm| {
-            let id = card_id_of(card);
-            card.write_items(sm, &address, &b.data).map(|()| id)
-        })
-        .await
-        .map_err(ApiError::from);
-    audit.record(result.as_ref().ok().and_then(|id| id.as_deref()), &result);
-    result?;
+    let req = CardRequest::open(&state, &origin, &which, "write-items").await?;
+    req.authorize(&headers, Scope::Write)?;
+    let data = b.data;
+    req.run(CardId::Read, move |card, sm| card.write_items(sm, &address, &data)).await?;
     Ok(Json(json!({ "address": b.address, "written": true })).into_response())
 }
 
@@ -424,18 +364,8 @@ pub async fn photo(
     Extension(origin): Extension<RequestOrigin>,
     Path(which): Path<String>,
 ) -> ApiResult {
-    let reader = reader_name(&state, &which).await?;
-    let audit = Audit { state: &state, origin: &origin.0, operation: "read-photo", reader: Some(&reader) };
-    let result = state
-        .pool
-        .run(&reader, |card, sm| {
-            let id = card_id_of(card);
-            card.read_binary(sm, "SSSEEF08").map(|b| (id, b))
-        })
-        .await
-        .map_err(ApiError::from);
-    audit.record(result.as_ref().ok().and_then(|(id, _)| id.as_deref()), &result);
-    let (_, data) = result?;
+    let req = CardRequest::open(&state, &origin, &which, "read-photo").await?;
+    let data = req.run(CardId::Read, |card, sm| card.read_binary(sm, "SSSEEF08")).await?;
     // a JPEG starts with SOI and ends with EOI; the file is padded after it
     let Some(end) = data.starts_with(&[0xFF, 0xD8]).then(|| data.windows(2).rposition(|w| w == [0xFF, 0xD9])).flatten()
     else {
@@ -478,41 +408,37 @@ pub async fn pin(
         _ => return Err(ApiError::new(StatusCode::NOT_FOUND, "not_found", format!("no PIN operation {op:?}"))),
     };
     let b: PinBody = parse(body)?;
-    let reader = reader_name(&state, &which).await?;
-    let audit = Audit { state: &state, origin: &origin.0, operation, reader: Some(&reader) };
-    audit.authorize(&headers, Scope::Pin)?;
-    if let Err(wait) = state.pin_limit.attempt(&reader) {
-        return Err(audit.refuse(ApiError {
-            retry_after: Some(wait),
-            ..ApiError::new(
+    let req = CardRequest::open(&state, &origin, &which, operation).await?;
+    req.authorize(&headers, Scope::Pin)?;
+    if let Err(wait) = state.pin_limit.attempt(&req.reader) {
+        return Err(req.refuse(
+            ApiError::new(
                 StatusCode::TOO_MANY_REQUESTS,
                 "rate_limited",
                 format!("too many PIN operations on this reader; try again in {} s", wait.as_secs().max(1)),
             )
             .code(PIN_RATE_LIMITED)
-        }));
+            .retry_after(wait),
+        ));
     }
-    let result = match operation {
+    match operation {
         "pin-verify" => {
             let pin = need(b.pin, "pin")?;
-            state.pool.run(&reader, move |card, _| Ok((card_id_of(card), card.verify_pin(&pin)?))).await
+            req.run(CardId::Read, move |card, _| card.verify_pin(&pin)).await?;
         }
         "pin-change" => {
             let (old, new) = (need(b.old_pin, "old_pin")?, need(b.new_pin, "new_pin")?);
-            state.pool.run(&reader, move |card, _| Ok((card_id_of(card), card.change_pin(&old, &new)?))).await
+            req.run(CardId::Read, move |card, _| card.change_pin(&old, &new)).await?;
         }
         "pin-reload" => {
             let new = need(b.new_pin, "new_pin")?;
-            state.pool.run(&reader, move |card, sm| Ok((card_id_of(card), card.reload_pin(sm, &new)?))).await
+            req.run(CardId::Read, move |card, sm| card.reload_pin(sm, &new)).await?;
         }
         _ => {
             let new = need(b.new_pin, "new_pin")?;
-            state.pool.run(&reader, move |card, sm| Ok((card_id_of(card), card.unblock_pin(sm, &new)?))).await
+            req.run(CardId::Read, move |card, sm| card.unblock_pin(sm, &new)).await?;
         }
     }
-    .map_err(ApiError::from);
-    audit.record(result.as_ref().ok().and_then(|(id, _)| id.as_deref()), &result);
-    result?;
     Ok(Json(json!({ "ok": true })).into_response())
 }
 
@@ -530,17 +456,19 @@ fn ticket(state: &AppState, t: Ticket) -> Response {
         .into_response()
 }
 
+fn no_card_id<R>(_: &R) -> Option<String> {
+    None
+}
+
 /// `POST /v1/readers/{index}/basic/step1`: iReadCardBas_HSM_Step1; the card stays reserved for step 2.
 pub async fn read_step1(
     State(state): State<AppState>,
     Extension(origin): Extension<RequestOrigin>,
     Path(which): Path<String>,
 ) -> ApiResult {
-    let reader = reader_name(&state, &which).await?;
-    let audit = Audit { state: &state, origin: &origin.0, operation: "read-basic-step1", reader: Some(&reader) };
-    let result = state.pool.read_step1(&reader).await.map_err(ApiError::from);
-    audit.record(None, &result);
-    Ok(ticket(&state, result?))
+    let req = CardRequest::open(&state, &origin, &which, "read-basic-step1").await?;
+    let t = req.wait(state.pool.read_step1(&req.reader), no_card_id).await?;
+    Ok(ticket(&state, t))
 }
 
 /// `POST /v1/readers/{index}/basic/step2`: iReadCardBas_HSM_Step2 with the back end's answer.
@@ -551,11 +479,9 @@ pub async fn read_step2(
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult {
     let b: Step2Body = parse(body)?;
-    let reader = reader_name(&state, &which).await?;
-    let audit = Audit { state: &state, origin: &origin.0, operation: "read-basic-step2", reader: Some(&reader) };
-    let result = state.pool.read_step2(&reader, &b.session, b.answer).await.map_err(ApiError::from);
-    audit.record(result.as_ref().ok().map(|i| codec::hex_upper(&i.card_id)).as_deref(), &result);
-    Ok(Json(basic_answer(&state, &result?)).into_response())
+    let req = CardRequest::open(&state, &origin, &which, "read-basic-step2").await?;
+    let info = req.wait(state.pool.read_step2(&req.reader, &b.session, b.answer), card_id_of_basic).await?;
+    Ok(Json(basic_answer(&state, &info)).into_response())
 }
 
 /// `POST /v1/readers/{index}/items/step1`: a two-step write (token scope `write`); the answer's key is named.
@@ -568,12 +494,10 @@ pub async fn write_step1(
 ) -> ApiResult {
     let b: WriteBody = parse(body)?;
     let address = parse_address(&b.address)?;
-    let reader = reader_name(&state, &which).await?;
-    let audit = Audit { state: &state, origin: &origin.0, operation: "write-items-step1", reader: Some(&reader) };
-    audit.authorize(&headers, Scope::Write)?;
-    let result = state.pool.write_step1(&reader, address, b.data).await.map_err(ApiError::from);
-    audit.record(None, &result);
-    Ok(ticket(&state, result?))
+    let req = CardRequest::open(&state, &origin, &which, "write-items-step1").await?;
+    req.authorize(&headers, Scope::Write)?;
+    let t = req.wait(state.pool.write_step1(&req.reader, address, b.data), no_card_id).await?;
+    Ok(ticket(&state, t))
 }
 
 /// `POST /v1/readers/{index}/items/step2`: finishes a two-step write with the back end's answer.
@@ -584,11 +508,8 @@ pub async fn write_step2(
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult {
     let b: Step2Body = parse(body)?;
-    let reader = reader_name(&state, &which).await?;
-    let audit = Audit { state: &state, origin: &origin.0, operation: "write-items-step2", reader: Some(&reader) };
-    let result = state.pool.write_step2(&reader, &b.session, b.answer).await.map_err(ApiError::from);
-    audit.record(None, &result);
-    result?;
+    let req = CardRequest::open(&state, &origin, &which, "write-items-step2").await?;
+    req.wait(state.pool.write_step2(&req.reader, &b.session, b.answer), no_card_id).await?;
     Ok(Json(json!({ "written": true })).into_response())
 }
 

@@ -8,7 +8,7 @@
 
 use std::sync::{Arc, Mutex, PoisonError};
 
-use card_core::transport::{ReaderChange, ReaderStatus, ReaderWatcher, WatchCanceller};
+use card_core::transport::{ReaderChange, ReaderStatus, ReaderWatcher};
 use tokio::sync::broadcast;
 
 /// How many events a slow subscriber may lag behind before it misses some (`RecvError::Lagged`).
@@ -74,6 +74,33 @@ impl From<ReaderStatus> for ReaderSnapshot {
     }
 }
 
+/// Stops an [`EventSource`] from another thread: its `next_batch` returns `None` soon after.
+pub type Canceller = Arc<dyn Fn() + Send + Sync>;
+
+/// Where reader and card changes come from (a [`super::connector::CardConnector`] gives one): pcscd's
+/// [`ReaderWatcher`], or the in-process readers of tests.
+pub trait EventSource: Send {
+    /// Blocks until the next batch of changes; `None` once cancelled. The first batch describes the present.
+    fn next_batch(&mut self) -> Option<Vec<ReaderChange>>;
+    /// The readers as of the last batch.
+    fn readers(&self) -> Vec<ReaderStatus>;
+    /// A handle that cancels the source.
+    fn canceller(&self) -> Canceller;
+}
+
+impl EventSource for ReaderWatcher {
+    fn next_batch(&mut self) -> Option<Vec<ReaderChange>> {
+        self.next()
+    }
+    fn readers(&self) -> Vec<ReaderStatus> {
+        ReaderWatcher::readers(self)
+    }
+    fn canceller(&self) -> Canceller {
+        let c = ReaderWatcher::canceller(self);
+        Arc::new(move || c.cancel())
+    }
+}
+
 /// The source of [`Event`]s: one watcher thread, any number of subscribers.
 ///
 /// The snapshot is updated before each batch of events is sent, so a subscriber that receives an event and then
@@ -81,7 +108,7 @@ impl From<ReaderStatus> for ReaderSnapshot {
 pub struct EventHub {
     sender: broadcast::Sender<Event>,
     snapshot: Arc<Mutex<Vec<ReaderSnapshot>>>,
-    canceller: WatchCanceller,
+    canceller: Canceller,
 }
 
 impl std::fmt::Debug for EventHub {
@@ -94,9 +121,13 @@ impl EventHub {
     /// Spawns the watcher thread and returns at once (the thread contacts pcscd; the first events describe
     /// the readers and cards present). Call from anywhere: it does not block.
     pub fn start() -> Self {
+        EventHub::start_with(Box::new(ReaderWatcher::new()))
+    }
+
+    /// [`EventHub::start`] with another source of changes (a connector's).
+    pub fn start_with(watcher: Box<dyn EventSource>) -> Self {
         let (sender, _) = broadcast::channel(EVENT_BUFFER);
         let snapshot = Arc::new(Mutex::new(Vec::new()));
-        let watcher = ReaderWatcher::new();
         let canceller = watcher.canceller();
         let thread_sender = sender.clone();
         let thread_snapshot = snapshot.clone();
@@ -126,17 +157,17 @@ impl Drop for EventHub {
     /// `SCardCancel` is called from a short-lived thread, so dropping the hub never blocks the async runtime.
     fn drop(&mut self) {
         let canceller = self.canceller.clone();
-        let spawned = std::thread::Builder::new().name("reader-events-stop".into()).spawn(move || canceller.cancel());
+        let spawned = std::thread::Builder::new().name("reader-events-stop".into()).spawn(move || canceller());
         if spawned.is_err() {
-            self.canceller.cancel();
+            (self.canceller)();
         }
     }
 }
 
 /// The watcher thread: each batch updates the snapshot, then goes out as events.
-fn watch(watcher: ReaderWatcher, sender: broadcast::Sender<Event>, snapshot: Arc<Mutex<Vec<ReaderSnapshot>>>) {
+fn watch(watcher: Box<dyn EventSource>, sender: broadcast::Sender<Event>, snapshot: Arc<Mutex<Vec<ReaderSnapshot>>>) {
     let mut watcher = watcher;
-    while let Some(batch) = watcher.next() {
+    while let Some(batch) = watcher.next_batch() {
         let readers = watcher.readers().into_iter().map(ReaderSnapshot::from).collect();
         *snapshot.lock().unwrap_or_else(PoisonError::into_inner) = readers;
         for change in batch {

@@ -1,7 +1,9 @@
 //! `terminal-agent serve`: the counter's local card service, HTTP and WebSocket on loopback only.
 //!
+//! - [`connector`]: where readers and cards come from (pcscd, or in-process cards in tests);
 //! - [`config`]: the TOML configuration; [`web`]: Host, Origin and CORS checks before anything else;
-//! - [`api`]: the `/v1` routes; [`token`]: the back end's operation tokens for writes and PIN operations;
+//! - [`api`]: the `/v1` routes; [`error`]: how failures become responses; [`token`]: the back end's operation
+//!   tokens for writes and PIN operations;
 //! - [`readers`]: one worker per reader, requests queued with a bounded wait, two-step sessions held;
 //! - [`events`]: reader and card events from PC/SC status changes, sent to WebSocket clients;
 //! - [`audit`]: one line per operation; [`limit`]: PIN attempts per reader.
@@ -9,6 +11,8 @@
 pub mod api;
 pub mod audit;
 pub mod config;
+pub mod connector;
+pub mod error;
 pub mod events;
 pub mod limit;
 pub mod readers;
@@ -36,6 +40,7 @@ use tokio::sync::broadcast;
 
 use self::audit::AuditLog;
 use self::config::Config;
+use self::connector::{CardConnector, PcscReaders};
 use self::events::EventHub;
 use self::limit::RateLimit;
 use self::readers::{PoolConfig, ReaderPool};
@@ -62,6 +67,48 @@ pub struct Shared {
     pub two_step_secs: u64,
     /// The reader `default` designates (none: the first with a card).
     pub preferred: Option<card_core::transport::ReaderSelector>,
+    /// Where readers and cards come from (the pool holds the same).
+    pub connector: Arc<dyn CardConnector>,
+}
+
+impl Shared {
+    /// The handlers' state for an agent answering on `port` (the Host check), with `keys` and the readers of
+    /// `connector`: the reader pool, the events hub (from the connector's events), the token verifier, the
+    /// audit log and the PIN rate limit. For [`Server::bind`], and for tests of [`router`] without a socket.
+    pub fn new(
+        config: &Config,
+        port: u16,
+        keys: Arc<dyn SecurityModule + Send + Sync>,
+        connector: Arc<dyn CardConnector>,
+    ) -> Result<AppState, ServeError> {
+        let audit = AuditLog::open(config.audit_log.as_deref()).map_err(|source| ServeError::Audit {
+            path: config.audit_log.as_ref().map(|p| p.display().to_string()).unwrap_or_default(),
+            source,
+        })?;
+        let terminal = TerminalIds { terminal_no: config.terminal_no.clone(), device_no: config.device_no.clone() };
+        let pool = ReaderPool::with_connector(
+            PoolConfig {
+                queue_wait: config.queue_wait,
+                two_step_timeout: config.two_step_timeout,
+                terminal: terminal.clone(),
+                profile: Arc::new(Profile::builtin().clone()),
+            },
+            keys,
+            connector.clone(),
+        );
+        Ok(Arc::new(Shared {
+            guard: Guard::new(port, &config.allowed_origins),
+            pool,
+            events: EventHub::start_with(connector.events()),
+            tokens: TokenVerifier::new(config.token_key.clone(), &config.terminal_no, config.token_max_ttl),
+            audit,
+            pin_limit: RateLimit::new(config.pin_attempts_per_minute, Duration::from_secs(60)),
+            terminal,
+            two_step_secs: config.two_step_timeout.as_secs(),
+            preferred: config.reader.as_deref().map(|r| r.parse().unwrap_or(ReaderSelector::Index(0))),
+            connector,
+        }))
+    }
 }
 
 /// The handlers' state.
@@ -209,9 +256,18 @@ pub fn router(state: AppState, max_body: usize) -> Router {
 }
 
 impl Server {
-    /// Binds 127.0.0.1:PORT and [::1]:PORT (the same port; port 0 picks a free one) and builds the service.
-    /// Nothing else is ever bound: the agent is not reachable from the network.
+    /// Binds 127.0.0.1:PORT and \[::1\]:PORT (the same port; port 0 picks a free one) and builds the service over
+    /// pcscd's readers. Nothing else is ever bound: the agent is not reachable from the network.
     pub async fn bind(config: Config, keys: Arc<dyn SecurityModule + Send + Sync>) -> Result<Server, ServeError> {
+        Server::bind_with(config, keys, Arc::new(PcscReaders)).await
+    }
+
+    /// [`Server::bind`] over the readers of `connector`.
+    pub async fn bind_with(
+        config: Config,
+        keys: Arc<dyn SecurityModule + Send + Sync>,
+        connector: Arc<dyn CardConnector>,
+    ) -> Result<Server, ServeError> {
         config.validate()?;
         let v4 = SocketAddr::from((Ipv4Addr::LOCALHOST, config.port));
         let first = TcpListener::bind(v4).await.map_err(|source| ServeError::Bind { addr: v4, source })?;
@@ -223,31 +279,7 @@ impl Server {
             // a machine without IPv6 on loopback: serve IPv4 only, and say so
             Err(e) => eprintln!("terminal-agent: not listening on {v6}: {e}"),
         }
-        let audit = AuditLog::open(config.audit_log.as_deref()).map_err(|source| ServeError::Audit {
-            path: config.audit_log.as_ref().map(|p| p.display().to_string()).unwrap_or_default(),
-            source,
-        })?;
-        let terminal = TerminalIds { terminal_no: config.terminal_no.clone(), device_no: config.device_no.clone() };
-        let pool = ReaderPool::new(
-            PoolConfig {
-                queue_wait: config.queue_wait,
-                two_step_timeout: config.two_step_timeout,
-                terminal: terminal.clone(),
-                profile: Arc::new(Profile::builtin().clone()),
-            },
-            keys,
-        );
-        let state = Arc::new(Shared {
-            guard: Guard::new(port, &config.allowed_origins),
-            pool,
-            events: EventHub::start(),
-            tokens: TokenVerifier::new(config.token_key.clone(), &config.terminal_no, config.token_max_ttl),
-            audit,
-            pin_limit: RateLimit::new(config.pin_attempts_per_minute, Duration::from_secs(60)),
-            terminal,
-            two_step_secs: config.two_step_timeout.as_secs(),
-            preferred: config.reader.as_deref().map(|r| r.parse().unwrap_or(ReaderSelector::Index(0))),
-        });
+        let state = Shared::new(&config, port, keys, connector)?;
         Ok(Server { listeners, port, app: router(state.clone(), config.max_body_bytes), state })
     }
 

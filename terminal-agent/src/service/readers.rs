@@ -1,9 +1,9 @@
 //! The reader pool: one card, one operation at a time (issue 7 §3).
 //!
-//! - One worker thread per reader name, created at the first request for a reader pcscd knows. It keeps a
+//! - One worker thread per reader name, created at the first request for a reader the connector knows. It keeps a
 //!   [`SocialSecurityCard`] connected across jobs, with the deployment's profile and terminal identifiers, and
 //!   connects again when the card it knew is gone (removed, even if re-inserted since), the reader vanished or
-//!   pcscd restarted — checked before each job without an APDU ([`PcscTransport::is_live`]) and after a job
+//!   pcscd restarted — checked before each job without an APDU ([`CardLink::is_live`]) and after a job
 //!   that failed on the link. The agent never needs a restart for any of these.
 //! - Jobs of one reader run one at a time, in arrival order, on its worker: APDUs of two requests never
 //!   interleave. A job that cannot start within [`PoolConfig::queue_wait`] fails with [`PoolError::Busy`]
@@ -26,11 +26,13 @@ use card_core::card::{Address, BasicInfo, SocialSecurityCard, TerminalIds, TwoSt
 use card_core::national;
 use card_core::profile::Profile;
 use card_core::security::SecurityModule;
-use card_core::transport::{list_readers, PcscTransport, ReaderSelector, TransportError};
+use card_core::transport::TransportError;
 use tokio::sync::oneshot;
 
-/// The card of a reader, as the pool's jobs see it.
-pub type PcscCard = SocialSecurityCard<PcscTransport>;
+use super::connector::{CardConnector, CardLink, PcscReaders};
+
+/// The card of a reader, as the pool's jobs see it: over the connector's link (pcscd by default).
+pub type PooledCard = SocialSecurityCard<Box<dyn CardLink>>;
 
 /// How the pool treats its readers.
 #[derive(Clone, Debug)]
@@ -160,6 +162,7 @@ struct WorkerHandle {
 struct Shared {
     config: PoolConfig,
     keys: Arc<dyn SecurityModule + Send + Sync>,
+    connector: Arc<dyn CardConnector>,
     sessions: Mutex<HashMap<String, Session>>,
 }
 
@@ -244,9 +247,18 @@ impl ReaderPool {
     /// A pool with no workers yet; `keys` computes the cryptograms of [`ReaderPool::run`] jobs (a `LocalKeys`,
     /// or `NoKeys` for an agent that leaves the cryptography to the back end through the two-step exchange).
     pub fn new(config: PoolConfig, keys: Arc<dyn SecurityModule + Send + Sync>) -> Self {
+        ReaderPool::with_connector(config, keys, Arc::new(PcscReaders))
+    }
+
+    /// [`ReaderPool::new`] over another connector (in-process cards in tests).
+    pub fn with_connector(
+        config: PoolConfig,
+        keys: Arc<dyn SecurityModule + Send + Sync>,
+        connector: Arc<dyn CardConnector>,
+    ) -> Self {
         ReaderPool {
             inner: Arc::new(Inner {
-                shared: Arc::new(Shared { config, keys, sessions: Mutex::new(HashMap::new()) }),
+                shared: Arc::new(Shared { config, keys, connector, sessions: Mutex::new(HashMap::new()) }),
                 workers: Mutex::new(Some(HashMap::new())),
             }),
         }
@@ -267,7 +279,7 @@ impl ReaderPool {
     /// (`card removed`); the next job connects to whatever card is in the reader then.
     pub async fn run<R, F>(&self, reader: &str, job: F) -> Result<R, PoolError>
     where
-        F: FnOnce(&mut PcscCard, &dyn SecurityModule) -> Result<R, card_core::Error> + Send + 'static,
+        F: FnOnce(&mut PooledCard, &dyn SecurityModule) -> Result<R, card_core::Error> + Send + 'static,
         R: Send + 'static,
     {
         self.submit(reader, move |w: &mut Worker, reply: oneshot::Sender<Result<R, PoolError>>| {
@@ -353,7 +365,7 @@ impl ReaderPool {
         }
     }
 
-    /// The job queue of `reader`'s worker, starting the worker if the reader is new (and known to pcscd).
+    /// The job queue of `reader`'s worker, starting the worker if the reader is new (and known to the connector).
     async fn worker(&self, reader: &str) -> Result<mpsc::Sender<Job>, PoolError> {
         match lock(&self.inner.workers).as_ref() {
             None => return Err(PoolError::Closed),
@@ -364,7 +376,8 @@ impl ReaderPool {
             }
         }
         // a thread per name only for readers that exist: a request cannot make the agent spawn threads at will
-        let readers = tokio::task::spawn_blocking(list_readers)
+        let connector = self.inner.shared.connector.clone();
+        let readers = tokio::task::spawn_blocking(move || connector.reader_names())
             .await
             .map_err(|_| PoolError::Internal { reader: reader.to_owned(), what: "listing the readers failed" })?
             .map_err(card_core::Error::from)?;
@@ -460,7 +473,7 @@ fn link_lost(e: &card_core::Error) -> bool {
 struct Worker {
     reader: String,
     shared: Arc<Shared>,
-    card: Option<PcscCard>,
+    card: Option<PooledCard>,
 }
 
 impl Worker {
@@ -481,11 +494,11 @@ impl Worker {
     }
 
     /// The card, connected again if the one known is gone (or none was).
-    fn card(&mut self) -> Result<&mut PcscCard, card_core::Error> {
+    fn card(&mut self) -> Result<&mut PooledCard, card_core::Error> {
         let card = match self.card.take() {
             Some(card) if card.transport().is_live() => card,
             _ => {
-                let transport = PcscTransport::connect(&ReaderSelector::Name(self.reader.clone()))?;
+                let transport = self.shared.connector.connect(&self.reader)?;
                 let config = &self.shared.config;
                 SocialSecurityCard::with_profile(transport, config.profile.clone())
                     .with_terminal(config.terminal.clone())
@@ -503,7 +516,7 @@ impl Worker {
 
     fn run<R>(
         &mut self,
-        job: impl FnOnce(&mut PcscCard, &dyn SecurityModule) -> Result<R, card_core::Error>,
+        job: impl FnOnce(&mut PooledCard, &dyn SecurityModule) -> Result<R, card_core::Error>,
     ) -> Result<R, PoolError> {
         let keys = self.shared.keys.clone();
         let result = self.card().and_then(|card| job(card, &*keys));
@@ -516,7 +529,7 @@ impl Worker {
     /// Step 1 on the card, the ticket to the caller, then the wait for Step 2 (holding the card).
     fn two_step<B>(&mut self, kind: Kind, reply: oneshot::Sender<Result<Ticket, PoolError>>, begin: B)
     where
-        B: for<'c> FnOnce(&'c mut PcscCard) -> Result<Box<dyn TwoStep + 'c>, card_core::Error>,
+        B: for<'c> FnOnce(&'c mut PooledCard) -> Result<Box<dyn TwoStep + 'c>, card_core::Error>,
     {
         let shared = self.shared.clone();
         let reader = self.reader.clone();
@@ -540,7 +553,7 @@ fn new_session_id() -> String {
 
 /// Runs a two-step exchange on `card`; whether the connection was lost.
 fn hold<B>(
-    card: &mut PcscCard,
+    card: &mut PooledCard,
     shared: &Shared,
     reader: &str,
     kind: Kind,
@@ -548,7 +561,7 @@ fn hold<B>(
     begin: B,
 ) -> bool
 where
-    B: for<'c> FnOnce(&'c mut PcscCard) -> Result<Box<dyn TwoStep + 'c>, card_core::Error>,
+    B: for<'c> FnOnce(&'c mut PooledCard) -> Result<Box<dyn TwoStep + 'c>, card_core::Error>,
 {
     let exchange = match begin(card) {
         Ok(exchange) => exchange,
