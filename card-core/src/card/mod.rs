@@ -88,16 +88,15 @@ use session::Session;
 /// met yet or the card refuses the READ RECORD; a link failure is an error.
 fn read_card_id(s: &mut Session<'_>) -> Result<Option<Vec<u8>>, Error> {
     const CARD_ID: u8 = 0x01;
-    let profile: &Profile = s.profile;
-    let g = s.generation;
+    let profile: &Profile = s.profile();
+    let g = s.generation();
     let Some(ef) = profile.df(session::SSSE).and_then(|df| df.ef("EF05")) else { return Ok(None) };
     let Some((record, item)) = ef.record_of(g, CARD_ID) else { return Ok(None) };
     let free = s.is_met(ef.read.for_generation(g)) && item.read.as_ref().is_none_or(|r| s.is_met(r.for_generation(g)));
     if !free {
         return Ok(None);
     }
-    let cmd = crate::apdu::Command::new(0x00, crate::apdu::Ins::READ_RECORD, record, (ef.sfi << 3) | 4).with_le(256)?;
-    let resp = s.send_raw(&cmd)?;
+    let resp = s.send_raw(&crate::command::read_record(record, ef.sfi)?)?;
     if resp.sw() != crate::apdu::StatusWord::OK {
         return Ok(None);
     }
