@@ -7,7 +7,7 @@ use super::session::{Session, SSSE};
 use super::CardFacts;
 use crate::codec::RegionCode;
 use crate::crypto::ct_eq;
-use crate::profile::Profile;
+use crate::profile::{ItemField, Profile};
 use crate::security::two_step::{Step1, Step2Answer};
 use crate::security::{CardContext, SecurityModule};
 use crate::tlv::RecordTlv;
@@ -114,9 +114,12 @@ impl<'a> TwoStepRead<'a> {
         let mut cache = *facts;
         let (generation, ctx, hist, card_id, r3) = {
             let mut s = Session::open(&mut *tx, profile, &crate::security::NoKeys, None, &mut cache, true)?;
-            let ef05 = s.df_spec(SSSE)?.ef("EF05").ok_or_else(|| Error::UnknownCard("no EF05".into()))?;
-            let cmd =
-                crate::apdu::Command::new(0x00, crate::apdu::Ins::READ_RECORD, 1, (ef05.sfi << 3) | 4).with_le(256)?;
+            let (ef05, rec, _) = s
+                .df_spec(SSSE)?
+                .field(s.generation, ItemField::CardId)
+                .ok_or_else(|| Error::UnknownCard("no card_id item in the profile".into()))?;
+            let cmd = crate::apdu::Command::new(0x00, crate::apdu::Ins::READ_RECORD, rec, (ef05.sfi << 3) | 4)
+                .with_le(256)?;
             let rec = RecordTlv::parse(&s.send(&cmd)?)?;
             let r3 = s.challenge(8)?;
             (s.generation, s.ctx.clone(), s.historical_bytes.clone(), rec.value, r3)
@@ -197,9 +200,12 @@ impl<'a> TwoStepWrite<'a> {
                 }
             }
             let (df, key) = target.ok_or_else(|| bad("nothing to write".into()))?;
-            let ef05 = s.df_spec(SSSE)?.ef("EF05").ok_or_else(|| Error::UnknownCard("no EF05".into()))?;
-            let cmd =
-                crate::apdu::Command::new(0x00, crate::apdu::Ins::READ_RECORD, 1, (ef05.sfi << 3) | 4).with_le(256)?;
+            let (ef05, rec, _) = s
+                .df_spec(SSSE)?
+                .field(s.generation, ItemField::CardId)
+                .ok_or_else(|| Error::UnknownCard("no card_id item in the profile".into()))?;
+            let cmd = crate::apdu::Command::new(0x00, crate::apdu::Ins::READ_RECORD, rec, (ef05.sfi << 3) | 4)
+                .with_le(256)?;
             let rec = RecordTlv::parse(&s.send(&cmd)?)?;
             s.select_df(&df)?;
             let r3 = s.challenge(8)?;
