@@ -229,7 +229,7 @@ fn cli_replaces_a_presented_card_and_an_absent_one() {
 }
 
 /// Issue 17: the prompt names the holder as written in the (UTF-8) holders file — 陈𠮷, whose 𠮷 GBK cannot
-/// encode — not as tag 09 holds the name (`陈?`).
+/// encode — not as tag 09 holds the name (`陈〓`).
 #[test]
 fn cli_prompt_shows_the_name_as_written() {
     let _lock = vpcd_lock();
