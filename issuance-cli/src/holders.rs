@@ -6,7 +6,8 @@
 //! `name` item (tag 09, 30 bytes of GBK) holds it with card-core's placeholder `〓` for each character GBK
 //! cannot encode (生僻字, e.g. 𠮷 U+20BB7), and the `name_ext` item (tag 4E, 20 bytes of GB 18030,
 //! generation 2 and later) then holds the full name — or the `name_ext` column when it is given
-//! ([`card_core::card::NameItems`]); `ethnicity` a GB/T 3304 code (01–56, 97, 98); `birthplace` and `region_code` region codes;
+//! ([`card_core::card::NameItems`]); `ethnicity` a GB/T 3304 code (01–56, 97, 98); `birthplace` and
+//! `region_code` region codes;
 //! `initial_pin` empty (the default PIN) or 4–6 digits; `photo` empty or a JPEG file (path relative to
 //! the holders file) no larger than EF08; an SSN at most once per batch.
 
