@@ -11,10 +11,11 @@
 use std::collections::BTreeMap;
 
 use card_core::apdu::Command;
+use card_core::card::NameItems;
 use card_core::codec::{self, CardNumber, CitizenId, Date, Format};
 use card_core::command;
 use card_core::crypto::{process_key, region_factor, Algorithm, CardKey};
-use card_core::profile::{Df, EfKind, Generation, ItemFormat, KeyUsage, Profile};
+use card_core::profile::{Df, EfKind, Generation, ItemField, ItemFormat, KeyUsage, Profile};
 use card_core::reference_cos::{self, EfSpec, FileSpec, KeyRecord};
 use card_core::tlv::RecordTlv;
 use card_core::transport::{historical_bytes, CardTransaction, CardTransactionExt, Transport};
@@ -159,9 +160,10 @@ pub struct CardData {
 pub struct HolderData {
     /// Social security number (citizen id).
     pub ssn: String,
-    /// Name (GBK); a character outside GBK is written as the placeholder 〓 and the full name goes to `name_ext`.
+    /// Name as written (UTF-8). The `name` item (tag 09, GBK) holds it with the placeholder 〓 for each
+    /// character GBK lacks; the full name then goes to `name_ext` unless that is given ([`NameItems`]).
     pub name: String,
-    /// Name extension (v2+), may be empty; written in GB 18030 (characters outside GBK allowed).
+    /// Name extension (v2+), may be empty; written in the `name_ext` item's format (GB 18030).
     #[serde(default)]
     pub name_ext: String,
     /// Sex code.
@@ -225,6 +227,7 @@ pub fn make_card(spec_: &CardSpec, profile: &Profile, keys: &TestKeys) -> Result
         return Err(spec(format!("{}: a personalized card needs [card] and [holder]", spec_.file)));
     };
     check_holder(holder)?;
+    check_name(holder, profile, generation)?;
     let region_bcd = codec::RegionCode::parse(&spec_.region).map_err(|e| spec(format!("region: {e}")))?.to_bcd();
     let mut card_id = [0u8; 16];
     card_id[..3].copy_from_slice(&region_bcd);
@@ -324,15 +327,12 @@ impl Personalizer<'_> {
             }
             for (n, item) in ef.items(g).enumerate() {
                 let what = format!("{} {} item {:02X}", df.name, ef.name, item.tag);
-                let value = match (df.name.as_str(), ef.name.as_str()) {
-                    ("SSSE", "EF05") => self.ef05_value(item.tag, data)?,
-                    ("SSSE", "EF06") => ef06_value(item.tag, holder),
+                // the card and holder data by the item's profile field, in the item's format (4E: gb18030)
+                let value = match (item.field, &item.format) {
+                    (Some(field), ItemFormat::Simple(_)) => self.field_value(field, data, holder)?,
                     _ => None,
                 };
                 let bytes = match (value, &item.format) {
-                    // 姓名扩展: GB 18030, so that a character outside GBK fits (card-core `card::basic`)
-                    (Some(text), ItemFormat::Simple(Format::An)) if item.tag == 0x4E => gb18030_an(&text, item.len)
-                        .map_err(|source| FixtureError::Value { item: what.clone(), source })?,
                     (Some(text), ItemFormat::Simple(f)) => codec::encode(*f, &text, item.len)
                         .map_err(|source| FixtureError::Value { item: what.clone(), source })?,
                     (_, format) => fill_value(format, item.len, item.tag)
@@ -348,20 +348,37 @@ impl Personalizer<'_> {
         Ok(())
     }
 
-    /// EF05 values (CARD-PROFILE §2.1) as text of their formats.
-    fn ef05_value(&self, tag: u8, d: &CardData) -> Result<Option<String>, FixtureError> {
-        Ok(Some(match tag {
-            0x01 => codec::hex_upper(&self.card_id),
-            0x02 => d.card_type.clone(),
-            0x03 => self.generation.spec_version().to_owned(),
-            0x04 => format!("{}{:0>6}", self.region, 1),
-            0x05 => Date::parse(&d.issue_date).map_err(|e| spec(format!("issue_date: {e}")))?.to_string(),
-            0x06 => Date::parse(&d.expiry_date).map_err(|e| spec(format!("expiry_date: {e}")))?.to_string(),
-            0x07 => CardNumber::with_check(&d.card_number)
+    /// The value of a basic-information field (CARD-PROFILE §2.1) as text of its format: card data from
+    /// `d`, holder data from `h`. The name items follow card-core's one rule ([`NameItems`]): the `name`
+    /// item holds 〓 for a character GBK lacks, `name_ext` the explicit extension or else the full name.
+    fn field_value(&self, field: ItemField, d: &CardData, h: &HolderData) -> Result<Option<String>, FixtureError> {
+        let names = || {
+            let format =
+                self.profile.field(self.generation, ItemField::Name).and_then(|f| f.format()).unwrap_or(Format::An);
+            NameItems::new(&h.name, &h.name_ext, format)
+        };
+        Ok(Some(match field {
+            ItemField::CardId => codec::hex_upper(&self.card_id),
+            ItemField::CardType => d.card_type.clone(),
+            ItemField::SpecVersion => self.generation.spec_version().to_owned(),
+            ItemField::InitOrg => format!("{}{:0>6}", self.region, 1),
+            ItemField::IssueDate => {
+                Date::parse(&d.issue_date).map_err(|e| spec(format!("issue_date: {e}")))?.to_string()
+            }
+            ItemField::ExpiryDate => {
+                Date::parse(&d.expiry_date).map_err(|e| spec(format!("expiry_date: {e}")))?.to_string()
+            }
+            ItemField::CardNumber => CardNumber::with_check(&d.card_number)
                 .map_err(|e| spec(format!("card_number: {e}")))?
                 .as_str()
                 .to_owned(),
-            _ => return Ok(None),
+            ItemField::Ssn => h.ssn.clone(),
+            ItemField::Name => names().name,
+            ItemField::NameExt => names().name_ext,
+            ItemField::Sex => h.sex.clone(),
+            ItemField::Ethnicity => h.ethnicity.clone(),
+            ItemField::Birthplace => h.birthplace.clone(),
+            ItemField::BirthDate => h.birth_date.clone(),
         }))
     }
 
@@ -417,29 +434,6 @@ impl Personalizer<'_> {
     }
 }
 
-/// An `an` field in GB 18030 (EF06 tag 4E), `00`-padded to `len`.
-fn gb18030_an(text: &str, len: usize) -> Result<Vec<u8>, codec::CodecError> {
-    let mut bytes = codec::gb18030_encode(text)?;
-    if bytes.len() > len {
-        return Err(codec::CodecError::TooLong { len: bytes.len(), max: len });
-    }
-    bytes.resize(len, 0);
-    Ok(bytes)
-}
-
-fn ef06_value(tag: u8, h: &HolderData) -> Option<String> {
-    Some(match tag {
-        0x08 => h.ssn.clone(),
-        0x09 => h.name.clone(),
-        0x4E => h.name_ext.clone(),
-        0x0A => h.sex.clone(),
-        0x0B => h.ethnicity.clone(),
-        0x0C => h.birthplace.clone(),
-        0x0D => h.birth_date.clone(),
-        _ => return None,
-    })
-}
-
 /// A synthetic value for an item the fixture does not define: `an` "T" + tag, `cn` digits, binary zeros.
 fn fill_value(format: &ItemFormat, len: usize, tag: u8) -> Result<Vec<u8>, codec::CodecError> {
     match format {
@@ -460,6 +454,22 @@ fn fill_value(format: &ItemFormat, len: usize, tag: u8) -> Result<Vec<u8>, codec
             Ok(out)
         }
     }
+}
+
+/// A card without a `name_ext` item (generation 1) holds only names its `name` item holds whole: a character
+/// GBK lacks would be lost to the placeholder, so such a name is refused (as issuance refuses it).
+fn check_name(h: &HolderData, profile: &Profile, g: Generation) -> Result<(), FixtureError> {
+    if profile.field(g, ItemField::NameExt).is_some() {
+        return Ok(());
+    }
+    let format = profile.field(g, ItemField::Name).and_then(|f| f.format()).unwrap_or(Format::An);
+    if NameItems::new(&h.name, &h.name_ext, format).needs_ext() {
+        return Err(spec(format!(
+            "name {:?}: generation {g} cards have no name extension (4E) to hold it whole",
+            if h.name_ext.is_empty() { &h.name } else { &h.name_ext }
+        )));
+    }
+    Ok(())
 }
 
 /// Validates holder data the way issuance will (citizen id check digit, dates).

@@ -10,5 +10,7 @@ mod common;
 mod basic;
 #[path = "app/items.rs"]
 mod items;
+#[path = "app/names.rs"]
+mod names;
 #[path = "app/pin.rs"]
 mod pin;

@@ -2,17 +2,21 @@
 //! before any card is touched. Every refusal names the line and the field.
 //!
 //! Rules (CARD-PROFILE §2.1, §2.3): `ssn` a citizen id with a valid MOD 11-2 check digit, whose birth
-//! date and sex agree with `birth_date` and `sex`; `name` encodable in GBK within 30 bytes, or else a
-//! `name_ext` (generation 2 and later) — tag 09 then holds the name with `?` for what GBK cannot
-//! encode; `ethnicity` a GB/T 3304 code (01–56, 97, 98); `birthplace` and `region_code` region codes;
+//! date and sex agree with `birth_date` and `sex`; `name` whole on the card, never cut: the profile's
+//! `name` item (tag 09, 30 bytes of GBK) holds it with card-core's placeholder `〓` for each character GBK
+//! cannot encode (生僻字, e.g. 𠮷 U+20BB7), and the `name_ext` item (tag 4E, 20 bytes of GB 18030,
+//! generation 2 and later) then holds the full name — or the `name_ext` column when it is given
+//! ([`card_core::card::NameItems`]); `ethnicity` a GB/T 3304 code (01–56, 97, 98); `birthplace` and
+//! `region_code` region codes;
 //! `initial_pin` empty (the default PIN) or 4–6 digits; `photo` empty or a JPEG file (path relative to
 //! the holders file) no larger than EF08; an SSN at most once per batch.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use card_core::codec::{self, CitizenId, Date, RegionCode, Sex};
-use card_core::profile::{Generation, Profile};
+use card_core::card::NameItems;
+use card_core::codec::{self, CitizenId, Date, Format, RegionCode, Sex};
+use card_core::profile::{Generation, ItemField, Profile};
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 
@@ -59,15 +63,16 @@ pub struct Holder {
     pub line: u64,
     /// SSN (valid citizen id).
     pub ssn: String,
-    /// Tag 09: the name as written when GBK encodes it within 30 bytes; otherwise the name with `?` for
-    /// each character GBK cannot encode (the whole name is then in `name_ext`). What the card holds, not
-    /// what to show: see [`Holder::display_name`].
+    /// The profile's `name` item (tag 09): the name as written, with card-core's placeholder `〓` for each
+    /// character GBK cannot encode (the whole name is then in `name_ext`). What the card holds, not what to
+    /// show: see [`Holder::display_name`].
     pub name: String,
     /// The name as written in the holders file (UTF-8; may hold characters GBK cannot encode). Empty in the
     /// holders of journals written before it was kept.
     #[serde(default)]
     pub written_name: String,
-    /// Tag 4E: the name extension (empty if none).
+    /// The profile's `name_ext` item (tag 4E): the `name_ext` column when given, else the full name when tag 09
+    /// cannot hold it whole, else empty.
     pub name_ext: String,
     /// Sex code.
     pub sex: String,
@@ -90,7 +95,7 @@ pub struct Holder {
 
 impl Holder {
     /// The holder's name to show people (prompts, messages): as written in the holders file, in UTF-8 —
-    /// `陈𠮷`, not the tag 09 form `陈?`.
+    /// `陈𠮷`, not the tag 09 form `陈〓`.
     pub fn display_name(&self) -> &str {
         if self.written_name.is_empty() {
             &self.name
@@ -279,14 +284,15 @@ pub fn validate(line: u64, r: &RawHolder, ctx: &Context<'_>) -> Result<Holder, V
     if let Err(x) = RegionCode::parse(&r.region_code) {
         e("region_code", x.to_string());
     }
-    let name = name_field(&r.name, &r.name_ext, ctx.generation).map_err(|x| e("name", x)).ok();
-    if !r.name_ext.is_empty() {
-        if ctx.generation == Generation::ONE {
-            e("name_ext", "generation 1 cards have no name extension (4E)".into());
-        } else if let Err(x) = codec::encode(codec::Format::An, &r.name_ext, 20) {
-            e("name_ext", x.to_string());
+    let names = match name_items(&r.name, &r.name_ext, ctx.generation) {
+        Ok(n) => Some(n),
+        Err(x) => {
+            for (field, reason) in x {
+                e(field, reason);
+            }
+            None
         }
-    }
+    };
     let pin_ok = r.initial_pin.is_empty()
         || ((4..=6).contains(&r.initial_pin.len()) && r.initial_pin.bytes().all(|b| b.is_ascii_digit()));
     if !pin_ok {
@@ -300,13 +306,13 @@ pub fn validate(line: u64, r: &RawHolder, ctx: &Context<'_>) -> Result<Holder, V
     if !errs.is_empty() {
         return Err(errs);
     }
-    let (Some(id), Some(name)) = (id, name) else { return Err(vec![err(line, "row", "invalid")]) };
+    let (Some(id), Some(names)) = (id, names) else { return Err(vec![err(line, "row", "invalid")]) };
     Ok(Holder {
         line,
         ssn: id.as_str().to_owned(),
-        name,
+        name: names.name,
         written_name: r.name.clone(),
-        name_ext: r.name_ext.clone(),
+        name_ext: names.name_ext,
         sex: r.sex.clone(),
         ethnicity: r.ethnicity.clone(),
         birthplace: r.birthplace.clone(),
@@ -318,33 +324,56 @@ pub fn validate(line: u64, r: &RawHolder, ctx: &Context<'_>) -> Result<Holder, V
     })
 }
 
-/// Tag 09 text: the name if GBK encodes it within 30 bytes; otherwise, with a name extension, the name
-/// with `?` for each character GBK cannot encode, cut to 30 bytes.
-fn name_field(name: &str, ext: &str, g: Generation) -> Result<String, String> {
+/// The two name items of a holder by card-core's rule ([`NameItems`]), each checked against its profile item:
+/// tag 09 (`name`) must hold its form whole, tag 4E (`name_ext`) the explicit extension or else the full name
+/// (GB 18030, four-byte sequences included). Never cut: what does not fit is refused, naming the field — the
+/// `name` column for what the name needs, `name_ext` for the column. A card without 4E (generation 1) takes
+/// no name with a character GBK lacks and no `name_ext`.
+fn name_items(name: &str, ext: &str, g: Generation) -> Result<NameItems, Vec<(&'static str, String)>> {
     if name.is_empty() {
-        return Err("empty".into());
+        return Err(vec![("name", "empty".into())]);
     }
-    if codec::encode(codec::Format::An, name, 30).is_ok() {
-        return Ok(name.to_owned());
+    let profile = Profile::builtin();
+    let Some(name_item) = profile.field(g, ItemField::Name) else {
+        return Err(vec![("name", format!("the card profile has no name item on generation {g}"))]);
+    };
+    let format = name_item.format().unwrap_or(Format::An);
+    let items = NameItems::new(name, ext, format);
+    let mut errs = Vec::new();
+    if let Err(x) = codec::encode(format, &items.name, name_item.item.len) {
+        let (tag, len) = (name_item.item.tag, name_item.item.len);
+        errs.push(("name", format!("{name:?} does not fit tag {tag:02X} ({format}, {len} bytes): {x}")));
     }
-    if ext.is_empty() || g == Generation::ONE {
-        return Err(format!("{name:?} does not fit 30 bytes of GBK; give name_ext (generation 2 and later)"));
-    }
-    let mut out = String::new();
-    let mut len = 0;
-    for c in name.chars() {
-        let s = c.to_string();
-        let (piece, n) = match codec::gbk_encode(&s) {
-            Ok(b) => (s, b.len()),
-            Err(_) => ("?".to_owned(), 1),
-        };
-        if len + n > 30 {
-            break;
+    match profile.field(g, ItemField::NameExt) {
+        None => {
+            if let Err(x) = codec::encode(format, name, name_item.item.len) {
+                if items.name != name {
+                    let why = format!("generation {g} cards have no name extension (4E) to hold {name:?} whole");
+                    errs.push(("name", format!("{x}; {why}: issue a generation 2 or 3 card")));
+                }
+            }
+            if !ext.is_empty() {
+                errs.push(("name_ext", format!("generation {g} cards have no name extension (4E)")));
+            }
         }
-        len += n;
-        out.push_str(&piece);
+        Some(ext_item) => {
+            let ext_format = ext_item.format().unwrap_or(Format::Gb18030);
+            if let Err(x) = codec::encode(ext_format, &items.name_ext, ext_item.item.len) {
+                let (field, what) = if ext.is_empty() {
+                    ("name", format!("{name:?} needs the name extension (a character GBK cannot encode) but"))
+                } else {
+                    ("name_ext", format!("{ext:?}"))
+                };
+                let (tag, len) = (ext_item.item.tag, ext_item.item.len);
+                errs.push((field, format!("{what} does not fit tag {tag:02X} ({ext_format}, {len} bytes): {x}")));
+            }
+        }
     }
-    Ok(out)
+    if errs.is_empty() {
+        Ok(items)
+    } else {
+        Err(errs)
+    }
 }
 
 fn check_photo(path: &Path, g: Generation) -> Result<PathBuf, String> {

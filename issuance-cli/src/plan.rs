@@ -4,12 +4,13 @@
 //!
 //! Order: authenticate in the MF with the transport key; for SSSE and every application DF of the
 //! generation: create it, select it, write its MK, authenticate with it, write its other keys (and the
-//! PIN in SSSE), create its EFs; in SSSE authenticate with UKMF and write EF05, EF06 and the photo;
+//! PIN in SSSE), create its EFs; in SSSE authenticate with UKMF and write EF05, EF06 (each item found by its
+//! profile field: tag, record, length and format are the profile's) and the photo;
 //! finally replace the MF's transport key by the card's MF MK and END PERSONALIZATION. The application
 //! DFs' records are left for the services that own them.
 
 use card_core::codec;
-use card_core::profile::{Df, Ef, Generation, ItemFormat, Profile};
+use card_core::profile::{Df, Ef, EfKind, Generation, ItemField, ItemFormat, Profile};
 use card_core::reference_cos::EfSpec;
 use serde::Serialize;
 
@@ -261,26 +262,27 @@ fn create_ef(df: &Df, ef: &Ef, g: Generation) -> Result<Step, Error> {
     })
 }
 
-/// EF05 and EF06 values (CARD-PROFILE §2.1) as text of their formats.
-fn ssse_value(ef: &str, tag: u8, c: &Prepared) -> Option<String> {
+/// The value of a basic-information field (CARD-PROFILE §2.1) as text of its format; the profile says which
+/// item (tag, record, length, format) holds it. The name items are the holder's, as validation made them by
+/// card-core's rule ([`card_core::card::NameItems`]).
+fn field_value(field: ItemField, c: &Prepared) -> String {
     let h = &c.holder;
-    Some(match (ef, tag) {
-        ("EF05", 0x01) => codec::hex_upper(&c.card_id),
-        ("EF05", 0x02) => c.card_type.clone(),
-        ("EF05", 0x03) => c.generation.spec_version().to_owned(),
-        ("EF05", 0x04) => c.organisation.clone(),
-        ("EF05", 0x05) => c.issue_date.clone(),
-        ("EF05", 0x06) => c.expiry_date.clone(),
-        ("EF05", 0x07) => c.card_number.clone(),
-        ("EF06", 0x08) => h.ssn.clone(),
-        ("EF06", 0x09) => h.name.clone(),
-        ("EF06", 0x4E) => h.name_ext.clone(),
-        ("EF06", 0x0A) => h.sex.clone(),
-        ("EF06", 0x0B) => h.ethnicity.clone(),
-        ("EF06", 0x0C) => h.birthplace.clone(),
-        ("EF06", 0x0D) => h.birth_date.clone(),
-        _ => return None,
-    })
+    match field {
+        ItemField::CardId => codec::hex_upper(&c.card_id),
+        ItemField::CardType => c.card_type.clone(),
+        ItemField::SpecVersion => c.generation.spec_version().to_owned(),
+        ItemField::InitOrg => c.organisation.clone(),
+        ItemField::IssueDate => c.issue_date.clone(),
+        ItemField::ExpiryDate => c.expiry_date.clone(),
+        ItemField::CardNumber => c.card_number.clone(),
+        ItemField::Ssn => h.ssn.clone(),
+        ItemField::Name => h.name.clone(),
+        ItemField::NameExt => h.name_ext.clone(),
+        ItemField::Sex => h.sex.clone(),
+        ItemField::Ethnicity => h.ethnicity.clone(),
+        ItemField::Birthplace => h.birthplace.clone(),
+        ItemField::BirthDate => h.birth_date.clone(),
+    }
 }
 
 fn fill_ssse(
@@ -293,16 +295,19 @@ fn fill_ssse(
     let g = card.generation;
     let ukmf = df.key("UKMF").ok_or_else(|| Error::Profile("SSSE has no UKMF".into()))?;
     s.push(Step::Authenticate { df: df.name.clone(), kid: ukmf.kid, key: key("SSSE", "UKMF")? });
-    for ef_name in ["EF05", "EF06"] {
-        let ef = df.ef(ef_name).ok_or_else(|| Error::Profile(format!("SSSE has no {ef_name}")))?;
+    // every item of SSSE's linear EFs (EF05, EF06) that names a field, in record order
+    for ef in df.efs_for(g).filter(|e| matches!(e.kind, EfKind::Linear { .. })) {
         for (n, item) in ef.items(g).enumerate() {
-            let Some(text) = ssse_value(ef_name, item.tag, card) else { continue };
-            let ItemFormat::Simple(f) = &item.format else { continue };
-            let value = codec::encode(*f, &text, item.len)
-                .map_err(|e| Error::Input(format!("{ef_name} tag {:02X}: {e}", item.tag)))?;
+            let (Some(field), ItemFormat::Simple(f)) = (item.field, &item.format) else { continue };
+            let value = codec::encode(*f, &field_value(field, card), item.len).map_err(|e| {
+                Error::Input(format!(
+                    "holder line {}, field {field}: {} tag {:02X} ({f}, {} bytes): {e}",
+                    card.holder.line, ef.name, item.tag, item.len
+                ))
+            })?;
             s.push(Step::WriteRecord {
                 df: df.name.clone(),
-                ef: ef_name.into(),
+                ef: ef.name.clone(),
                 sfi: ef.sfi,
                 record: u8::try_from(n + 1).map_err(|_| Error::Profile("record number".into()))?,
                 tag: item.tag,

@@ -229,7 +229,7 @@ fn cli_replaces_a_presented_card_and_an_absent_one() {
 }
 
 /// Issue 17: the prompt names the holder as written in the (UTF-8) holders file — 陈𠮷, whose 𠮷 GBK cannot
-/// encode — not as tag 09 holds the name (`陈?`).
+/// encode — not as tag 09 holds the name (`陈〓`).
 #[test]
 fn cli_prompt_shows_the_name_as_written() {
     let _lock = vpcd_lock();
@@ -251,4 +251,58 @@ fn cli_prompt_shows_the_name_as_written() {
     let out = child.wait_with_output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     drop(card);
+}
+
+/// Issue 10: through pcscd, the `issuance` program issues holders whose names have a character GBK lacks —
+/// 张𠮷 (𠮷 U+20BB7, CJK extension B) and 李㐀 (㐀 U+3400, extension A), `name_ext` empty — on generations 2
+/// and 3; each card, read back in the reader through card-core's `PcscTransport`, gives the name whole (tag 09
+/// with 〓, tag 4E in GB 18030, the national string).
+#[test]
+fn cli_issues_names_outside_gbk_that_read_back_whole() {
+    use card_core::card::SocialSecurityCard;
+    let _lock = vpcd_lock();
+    let dir = tempfile::tempdir().unwrap();
+    common::setup(dir.path());
+    let keys = common::key_source(&dir.path().join("keys.db"));
+    let names = [("张𠮷", "张〓"), ("李㐀", "李〓")];
+    // one journal: other holders (SSNs of the sample) on each generation
+    let rows = [
+        ("371702198101010112,张𠮷,,1,01,371702,19810101", "371702199002150026,李㐀,,2,01,371702,19900215"),
+        ("371702200006300031,张𠮷,,1,01,371702,20000630", "371721198509090047,李㐀,,2,01,371721,19850909"),
+    ];
+    for (g, (a, b)) in [2u8, 3].into_iter().zip(rows) {
+        let holders = dir.path().join(format!("names-{g}.csv"));
+        let header = issuance::holders::HEADER.join(",");
+        std::fs::write(&holders, format!("{header}\n{a},371700,,\n{b},371700,,\n")).unwrap();
+        let (child, rx) = common::spawn(
+            common::issuance(dir.path())
+                .args(["personalize", "--generation", &g.to_string(), "--card-timeout", "60", "--reader", READER])
+                .arg("--holders")
+                .arg(&holders),
+        );
+        let mut issued = Vec::new();
+        for (i, (line, (name, _))) in [2, 3].into_iter().zip(names).enumerate() {
+            let asked = common::expect_line(&rx, "insert a blank card");
+            assert!(asked.contains(&format!("line {line} {name} ")), "{asked}");
+            let card = Reader0::insert(SimTransport::new(common::blank(g, 0x4000 + u64::from(g) * 16 + i as u64)));
+            let done = common::expect_line(&rx, &format!("line {line} "));
+            assert!(done.contains("issued"), "{done}");
+            issued.push(card.remove());
+        }
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let gen = Generation::new(g).unwrap();
+        let module = keys.region_module("371700", issuance::prepare::algorithm_of(gen)).unwrap();
+        for (sim, (name, name_09)) in issued.into_iter().zip(names) {
+            let card = Reader0::insert(sim);
+            let mut reader = SocialSecurityCard::new(PcscTransport::connect(&testkit::reader()).unwrap());
+            let info = reader.read_basic(&module).unwrap();
+            drop(reader);
+            drop(card);
+            assert_eq!(info.name.as_deref(), Some(name), "gen {g}");
+            assert_eq!(info.name_09.as_deref(), Some(name_09), "gen {g}");
+            assert_eq!(info.name_ext.as_deref(), Some(name), "gen {g}");
+            assert_eq!(info.national(&Default::default()).as_str().split('|').nth(4), Some(name), "gen {g}");
+        }
+    }
 }

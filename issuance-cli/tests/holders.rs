@@ -36,7 +36,7 @@ fn invalid_csv_names_line_and_field_of_each_refusal() {
 fn sample_is_valid_and_name_ext_needs_generation_2() {
     assert_eq!(common::sample(Generation::TWO).len(), 5);
     let h = common::sample(Generation::THREE);
-    assert_eq!(h[3].name, "陈?");
+    assert_eq!(h[3].name, "陈〓");
     assert_eq!(h[3].name_ext, "上土下口吉");
     assert!(h[4].own_pin && !h[0].own_pin);
     let no = |_: &str| false;
@@ -95,12 +95,12 @@ fn cli_refuses_an_invalid_batch_whole_unless_skip_invalid() {
     assert!(!rejected.contains("12ab"), "a PIN is never written out");
 }
 
-/// Issue 17: 陈𠮷 (𠮷 is outside GBK) keeps tag 09's `陈?` for the card, and its name as written for people.
+/// Issue 17: 陈𠮷 (𠮷 is outside GBK) keeps tag 09's `陈〓` for the card, and its name as written for people.
 #[test]
 fn a_name_outside_gbk_is_shown_as_written() {
     for g in [Generation::TWO, Generation::THREE] {
         let h = &common::sample(g)[3];
-        assert_eq!(h.name, "陈?");
+        assert_eq!(h.name, "陈〓");
         assert_eq!(h.display_name(), "陈𠮷");
         assert_eq!(common::sample(g)[0].display_name(), "张三");
     }
@@ -108,5 +108,39 @@ fn a_name_outside_gbk_is_shown_as_written() {
     let mut old = serde_json::to_value(&common::sample(Generation::TWO)[3]).unwrap();
     old.as_object_mut().unwrap().remove("written_name");
     let old: issuance::holders::Holder = serde_json::from_value(old).unwrap();
-    assert_eq!(old.display_name(), "陈?");
+    assert_eq!(old.display_name(), "陈〓");
+}
+
+/// Issue 10: a name outside GBK (生僻字) needs no `name_ext` on generations 2 and 3: tag 09 holds it with 〓,
+/// tag 4E the whole name (GB 18030). Generation 1 (no 4E) refuses it, and a name longer than 4E is refused,
+/// each naming line and field.
+#[test]
+fn a_name_outside_gbk_alone_is_valid_on_generation_2_and_3() {
+    let no = |_: &str| false;
+    let text = "ssn,name,name_ext,sex,ethnicity,birthplace,birth_date,region_code,initial_pin,photo\n\
+                371702198101010112,张𠮷,,1,01,371702,19810101,371700,,\n\
+                371702199002150026,李㐀,,2,01,371702,19900215,371700,,\n\
+                371702200006300031,王小明,,1,01,371702,20000630,371700,,\n\
+                371721198509090047,阿卜杜𠮷热合曼·买买提,,2,01,371721,19850909,371700,,\n";
+    for g in [Generation::TWO, Generation::THREE] {
+        let p = holders::parse_csv(text, &ctx(g, &no));
+        assert_eq!(errors_of(&p), vec![(5, "name".to_owned())]);
+        let reason = &p.rejected[0].errors[0].reason;
+        assert!(reason.contains("tag 4E") && reason.contains("24") && reason.contains("20"), "{reason}");
+        let h = &p.valid;
+        assert_eq!((h[0].name.as_str(), h[0].name_ext.as_str(), h[0].display_name()), ("张〓", "张𠮷", "张𠮷"));
+        assert_eq!((h[1].name.as_str(), h[1].name_ext.as_str()), ("李〓", "李㐀"), "extension A, not in GBK");
+        assert_eq!((h[2].name.as_str(), h[2].name_ext.as_str()), ("王小明", ""), "GBK: 4E stays empty");
+    }
+    let p = holders::parse_csv(text, &ctx(Generation::ONE, &no));
+    assert_eq!(errors_of(&p), vec![(2, "name".to_owned()), (3, "name".to_owned()), (5, "name".to_owned())]);
+    let reason = &p.rejected[0].errors[0].reason;
+    assert!(reason.contains("𠮷") && reason.contains("generation 1") && reason.contains("4E"), "{reason}");
+    // an explicit name_ext is the 4E text; it may hold what GBK cannot encode (GB 18030), within 20 bytes
+    let text = "ssn,name,name_ext,sex,ethnicity,birthplace,birth_date,region_code,initial_pin,photo\n\
+                371702198101010112,张𠮷,张𠮷,1,01,371702,19810101,371700,,\n\
+                371702199002150026,李㐀,𠮷𠮷𠮷𠮷𠮷𠮷,2,01,371702,19900215,371700,,\n";
+    let p = holders::parse_csv(text, &ctx(Generation::TWO, &no));
+    assert_eq!((p.valid[0].name.as_str(), p.valid[0].name_ext.as_str()), ("张〓", "张𠮷"));
+    assert_eq!(errors_of(&p), vec![(3, "name_ext".to_owned())]);
 }

@@ -152,3 +152,107 @@ fn status_text_shows_batches() {
     assert!(cards[1].contains("batch 1 ") && cards[1].contains("line 3 "), "{}", cards[1]);
     assert!(cards[2].contains("batch 2 ") && cards[2].contains("line 5 "), "{}", cards[2]);
 }
+
+/// Holders of `text` (a CSV body after the header) validated for generation `g`.
+fn holders_of(g: Generation, text: &str) -> Vec<issuance::holders::Holder> {
+    let no = |_: &str| false;
+    let ctx = issuance::holders::Context { generation: g, base: common::fixture("holders"), issued: &no };
+    let csv = format!("{}\n{text}", issuance::holders::HEADER.join(","));
+    let p = issuance::holders::parse_csv(&csv, &ctx);
+    assert!(p.rejected.is_empty(), "{:?}", p.rejected);
+    p.valid
+}
+
+/// Reads the basic information of the card in `sim` with the region keys of the store (RKSSSE on generation 3).
+fn read_back(
+    sim: SimTransport,
+    keys: &issuance::prepare::StoreKeySource,
+    g: Generation,
+    profile: &card_core::profile::Profile,
+) -> card_core::card::BasicInfo {
+    let module = keys.region_module("371700", issuance::prepare::algorithm_of(g)).unwrap();
+    let mut card = card_core::card::SocialSecurityCard::with_profile(sim, std::sync::Arc::new(profile.clone()));
+    card.read_basic(&module).unwrap()
+}
+
+/// Issue 10: a holder row with the real name only (`张𠮷`, `李㐀`; `name_ext` empty) is issued on generations 2
+/// and 3, and the card reads back the name whole: tag 09 with the placeholder 〓, tag 4E the name in GB 18030
+/// (𠮷 U+20BB7 extension B, 㐀 U+3400 extension A, both four-byte sequences), the national string whole.
+#[test]
+fn a_name_outside_gbk_is_issued_and_read_back_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("keys.db");
+    common::make_store(&store);
+    let keys = common::key_source(&store);
+    for g in [Generation::TWO, Generation::THREE] {
+        let journal = Journal::in_memory().unwrap();
+        let holders = holders_of(
+            g,
+            "371702198101010112,张𠮷,,1,01,371702,19810101,371700,,\n\
+             371702199002150026,李㐀,,2,01,371702,19900215,371700,,\n",
+        );
+        let issuer = Issuer::reference(&keys, &journal, Settings::new(g));
+        for (i, (h, name_09)) in holders.iter().zip(["张〓", "李〓"]).enumerate() {
+            let mut sim = SimTransport::new(common::blank(g.number(), 0x0500 + u64::from(g.number()) * 16 + i as u64));
+            let (id, _) = issuer.issue(&mut sim, h, None).unwrap();
+            assert_eq!(journal.card(id).unwrap().state, "issued");
+            let name = h.display_name();
+            let info = read_back(sim, &keys, g, card_core::profile::Profile::builtin());
+            assert_eq!(info.name.as_deref(), Some(name), "gen {g}");
+            assert_eq!(info.name_09.as_deref(), Some(name_09), "gen {g}");
+            assert_eq!(info.name_ext.as_deref(), Some(name), "gen {g}");
+            let national = info.national(&Default::default());
+            assert_eq!(national.as_str().split('|').nth(4), Some(name), "gen {g}: {national}");
+        }
+    }
+}
+
+/// Issue 10: a deployment's profile file moves the name extension to tag 4F and 24 bytes; issuance's plan
+/// writes it there (found by its field, not its tag) and card-core's reader with that profile reads it there.
+#[test]
+fn a_deployment_profile_moves_the_name_extension() {
+    use card_core::profile::Profile;
+    use issuance::plan::Step;
+    let text = Profile::builtin_toml().replacen(
+        r#"{ tag = "4E", name = "姓名扩展", field = "name_ext", en = "name extension", format = "gb18030", len = 20"#,
+        r#"{ tag = "4F", name = "姓名扩展", field = "name_ext", en = "name extension", format = "gb18030", len = 24"#,
+        1,
+    );
+    let profile = Profile::from_toml(&text).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("keys.db");
+    common::make_store(&store);
+    let keys = common::key_source(&store);
+    for g in [Generation::TWO, Generation::THREE] {
+        let journal = Journal::in_memory().unwrap();
+        let holders = holders_of(g, "371702198101010112,张𠮷,,1,01,371702,19810101,371700,,\n");
+        // the plan: EF06 record 3 is tag 4F, 24 bytes of GB 18030, 00-padded
+        let card = issuance::prepare::prepare(&holders[0], 9, &Settings::new(g)).unwrap();
+        let mut set = std::collections::BTreeMap::new();
+        let alg = issuance::prepare::algorithm_of(g);
+        for d in key_mgmt::inventory::key_defs(&profile).into_iter().filter(|d| d.is_card_key()) {
+            set.insert(d.name, (card_core::crypto::CardKey::from_array(alg, [0x3C; 16]), 1));
+        }
+        let set = issuance::prepare::CardKeys::new(set, (card_core::crypto::CardKey::from_array(alg, [0x3C; 16]), 1));
+        let plan = issuance::plan::build(&profile, &card, &set, None).unwrap();
+        let ext = plan
+            .steps
+            .iter()
+            .find_map(|s| match s {
+                Step::WriteRecord { ef, record: 3, tag, value, .. } if ef == "EF06" => Some((*tag, value.clone())),
+                _ => None,
+            })
+            .unwrap();
+        let mut want = hex::decode("D5C59534B235").unwrap();
+        want.resize(24, 0);
+        assert_eq!(ext, (0x4F, want));
+        assert!(!plan.steps.iter().any(|s| matches!(s, Step::WriteRecord { tag: 0x4E, .. })));
+        // on a card, and read back with the deployment's profile
+        let issuer = Issuer { profile: &profile, ..Issuer::reference(&keys, &journal, Settings::new(g)) };
+        let mut sim = SimTransport::new(common::blank(g.number(), 0x0600 + u64::from(g.number())));
+        let (id, _) = issuer.issue(&mut sim, &holders[0], None).unwrap();
+        assert_eq!(journal.card(id).unwrap().state, "issued");
+        let info = read_back(sim, &keys, g, &profile);
+        assert_eq!((info.name.as_deref(), info.name_09.as_deref()), (Some("张𠮷"), Some("张〓")), "gen {g}");
+    }
+}

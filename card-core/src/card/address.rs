@@ -6,17 +6,16 @@
 //!
 //! Values mirror the address \[P\]: each tag is replaced by the item's value, the file names stay, e.g.
 //! `SSSEEF05|20200101|20300101|A0000001X|$SSSEEF06|371702198001010019|张三|$`. The text form of a value is
-//! its format's (`an` text — tag 4E in GB 18030, see `basic` —, `cn` digits, `b`/`hex` uppercase hex, `dec`
-//! decimal; a constructed item as the uppercase hex of its value). A value may not contain `|` or `$`.
+//! its format's (`an` text, `gb18030` text — tag 4E, see `basic` —, `cn` digits, `b`/`hex` uppercase hex,
+//! `dec` decimal; a constructed item as the uppercase hex of its value). A value may not contain `|` or `$`.
 //! The same layout is the data of a write.
 
 use std::fmt;
 use std::str::FromStr;
 
-use super::basic::decode_an_gb18030;
 use super::records::{read_tags, write_tag};
 use super::session::Session;
-use crate::codec::{self, gb18030_encode, hex_upper, parse_hex, Format};
+use crate::codec::{self, hex_upper, parse_hex};
 use crate::profile::{Item, ItemFormat};
 use crate::Error;
 
@@ -136,7 +135,6 @@ impl ItemValues {
 
 fn to_text(item: &Item, bytes: &[u8]) -> Result<String, Error> {
     Ok(match &item.format {
-        ItemFormat::Simple(Format::An) if item.tag == 0x4E => decode_an_gb18030(bytes)?,
         ItemFormat::Simple(f) => codec::decode(*f, bytes)?,
         ItemFormat::Constructed(_) => hex_upper(bytes),
     })
@@ -148,14 +146,6 @@ fn from_text(item: &Item, text: &str) -> Result<Vec<u8>, Error> {
         return Err(codec::CodecError::InvalidChar { ch, position, allowed: "anything but | and $" }.into());
     }
     Ok(match &item.format {
-        ItemFormat::Simple(Format::An) if item.tag == 0x4E => {
-            let mut b = gb18030_encode(text)?;
-            if b.len() > item.len {
-                return Err(codec::CodecError::TooLong { len: b.len(), max: item.len }.into());
-            }
-            b.resize(item.len, 0);
-            b
-        }
         ItemFormat::Simple(f) => codec::encode(*f, text, item.len)?,
         ItemFormat::Constructed(_) => {
             let b = parse_hex(text)?;

@@ -8,15 +8,19 @@
 //! covers all of Unicode with its four-byte sequences), `00`-padded. Reading, [`BasicInfo::name`] is `4E`
 //! when it is not empty, else `09`; both raw fields stay available. The national string's 姓名 field carries
 //! the full name; its GB 18030 bytes ([`NationalBasic::to_gb18030`]) are what the C interface hands out.
+//!
+//! Every item is found by its profile field ([`ItemField`]), not by its tag: `name_ext` is tag `4E` of format
+//! `gb18030` in the built-in profile, and read by whatever tag, length and format a deployment's profile
+//! gives it. [`NameItems`] is the one rule for what the two name items hold when writing.
 
 use std::collections::BTreeMap;
 use std::fmt;
 
 use super::records::read_tags;
 use super::session::{Session, SSSE};
-use crate::codec::{decode_an, decode_cn, gb18030_decode, gb18030_encode, hex_upper, Date, RegionCode};
+use crate::codec::{decode, gb18030_encode, hex_upper, parse_hex, Date, Format, RegionCode};
 use crate::crypto::Algorithm;
-use crate::profile::Generation;
+use crate::profile::{Df, Ef, Generation, Item, ItemField, ItemFormat};
 use crate::Error;
 
 /// The placeholder for a character outside GBK in EF06 tag 09.
@@ -155,29 +159,124 @@ pub fn name_for_tag_09(full: &str) -> String {
         .collect()
 }
 
-fn need(m: &BTreeMap<u8, Vec<u8>>, tag: u8) -> Result<&[u8], Error> {
-    m.get(&tag).map(Vec::as_slice).ok_or_else(|| Error::UnknownCard(format!("EF05/EF06 item {tag:02X} missing")))
+/// The texts of the two name items of a holder (the profile's `name` and `name_ext` fields), the one rule that
+/// issuance and the test-card personalizer share.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NameItems {
+    /// The `name` item (tag 09): in an `an` (GBK) item, the name with [`NAME_PLACEHOLDER`] for each character
+    /// GBK lacks ([`name_for_tag_09`]); in a `gb18030` item, the name as written.
+    pub name: String,
+    /// The `name_ext` item (tag 4E): an explicit name extension; else the full name when the `name` item does
+    /// not hold it whole; else empty.
+    pub name_ext: String,
 }
 
-/// `an` in GB 18030 (4E): trailing `00`/`20` stripped.
-pub(crate) fn decode_an_gb18030(bytes: &[u8]) -> Result<String, Error> {
-    let end = bytes.iter().rposition(|&b| b != 0x00 && b != 0x20).map_or(0, |i| i + 1);
-    Ok(gb18030_decode(&bytes[..end])?)
+impl NameItems {
+    /// For a name as written and an explicit name extension (empty if none), with the `name` item in `format`.
+    ///
+    /// ```
+    /// # use card_core::card::NameItems;
+    /// # use card_core::codec::Format;
+    /// let n = NameItems::new("张𠮷", "", Format::An);
+    /// assert_eq!((n.name.as_str(), n.name_ext.as_str()), ("张〓", "张𠮷"));
+    /// let n = NameItems::new("张三", "", Format::An);
+    /// assert_eq!((n.name.as_str(), n.name_ext.as_str()), ("张三", ""));
+    /// ```
+    pub fn new(name: &str, name_ext: &str, format: Format) -> NameItems {
+        let stored = match format {
+            Format::An => name_for_tag_09(name),
+            _ => name.to_owned(),
+        };
+        let ext = if !name_ext.is_empty() {
+            name_ext.to_owned()
+        } else if stored != name {
+            name.to_owned()
+        } else {
+            String::new()
+        };
+        NameItems { name: stored, name_ext: ext }
+    }
+
+    /// Whether the name needs the `name_ext` item (it has characters the `name` item cannot hold).
+    pub fn needs_ext(&self) -> bool {
+        !self.name_ext.is_empty()
+    }
 }
 
-/// The read behind [`super::SocialSecurityCard::read_basic`].
+/// The items of one linear EF as read, found by their profile field (CARD-PROFILE §2.1).
+struct Read<'p> {
+    ef: &'p Ef,
+    g: Generation,
+    values: BTreeMap<u8, Vec<u8>>,
+}
+
+impl Read<'_> {
+    /// The item holding `field` and its value, if the profile has it and the card returned it.
+    fn get(&self, field: ItemField) -> Option<(&Item, &[u8])> {
+        let (_, item) = self.ef.record_of_field(self.g, field)?;
+        self.values.get(&item.tag).map(|v| (item, v.as_slice()))
+    }
+
+    fn need(&self, field: ItemField) -> Result<(&Item, &[u8]), Error> {
+        self.get(field).ok_or_else(|| Error::UnknownCard(format!("{} item {field} missing", self.ef.name)))
+    }
+
+    /// The value as text of the item's format.
+    fn text(&self, field: ItemField) -> Result<Option<String>, Error> {
+        self.get(field).map(|(item, v)| text(item, v)).transpose()
+    }
+
+    fn need_text(&self, field: ItemField) -> Result<String, Error> {
+        let (item, v) = self.need(field)?;
+        text(item, v)
+    }
+
+    fn date(&self, field: ItemField) -> Result<Option<Date>, Error> {
+        self.get(field).map(|(item, v)| date(item, v)).transpose()
+    }
+
+    fn need_date(&self, field: ItemField) -> Result<Date, Error> {
+        let (item, v) = self.need(field)?;
+        date(item, v)
+    }
+}
+
+fn text(item: &Item, bytes: &[u8]) -> Result<String, Error> {
+    match &item.format {
+        ItemFormat::Simple(f) => Ok(decode(*f, bytes)?),
+        ItemFormat::Constructed(_) => Ok(hex_upper(bytes)),
+    }
+}
+
+/// A date item: `cn` as the profile has it, or the `YYYYMMDD` text of another format.
+fn date(item: &Item, bytes: &[u8]) -> Result<Date, Error> {
+    match &item.format {
+        ItemFormat::Simple(Format::Cn) => Ok(Date::from_cn(bytes)?),
+        _ => Ok(Date::parse(&text(item, bytes)?)?),
+    }
+}
+
+/// The linear EF of SSSE that holds `field` on generation `g`.
+fn ef_of(ssse: &Df, g: Generation, field: ItemField) -> Result<&Ef, Error> {
+    ssse.field(g, field)
+        .map(|(ef, _, _)| ef)
+        .ok_or_else(|| Error::UnknownCard(format!("the profile has no {field} item in {SSSE}")))
+}
+
+/// The read behind [`super::SocialSecurityCard::read_basic`]: the card's EF (EF05, the one holding the spec
+/// version) and the holder's (EF06, the one holding the name), each item found by its profile field.
 pub(crate) fn read(s: &mut Session<'_>) -> Result<BasicInfo, Error> {
     let g = s.generation();
     let ssse = s.df_spec(SSSE)?;
-    let ef05 = ssse.ef("EF05").ok_or_else(|| Error::UnknownCard("no EF05 in the profile".into()))?;
-    let ef06 = ssse.ef("EF06").ok_or_else(|| Error::UnknownCard("no EF06 in the profile".into()))?;
-    let card_no_ok =
-        ef05.record_of(g, 0x07).and_then(|(_, i)| i.read.as_ref()).is_none_or(|r| s.can_meet(r.for_generation(g)));
+    let ef05 = ef_of(ssse, g, ItemField::SpecVersion)?;
+    let ef06 = ef_of(ssse, g, ItemField::Name)?;
+    let card_no = ef05.record_of_field(g, ItemField::CardNumber).map(|(_, i)| i);
+    let card_no_ok = card_no.and_then(|i| i.read.as_ref()).is_none_or(|r| s.can_meet(r.for_generation(g)));
     let holder_ok = s.can_meet(ef06.read.for_generation(g));
     let mut withheld = None;
     let mut tags05: Vec<u8> = ef05.items(g).map(|i| i.tag).collect();
     if !card_no_ok {
-        tags05.retain(|t| *t != 0x07);
+        tags05.retain(|t| Some(*t) != card_no.map(|i| i.tag));
     }
     if !card_no_ok || !holder_ok {
         withheld = Some(
@@ -187,25 +286,28 @@ pub(crate) fn read(s: &mut Session<'_>) -> Result<BasicInfo, Error> {
                 .map_or_else(|| "RKSSSE".to_owned(), |k| crate::security::key_name(SSSE, k)),
         );
     }
-    let m05 = read_tags(s, ssse, ef05, &tags05)?;
-    s.learn_spec_version(need(&m05, 0x03)?)?;
+    let card = Read { ef: ef05, g, values: read_tags(s, ssse, ef05, &tags05)? };
+    s.learn_spec_version(card.need(ItemField::SpecVersion)?.1)?;
     let g = s.generation();
-    let card_id = need(&m05, 0x01)?.to_vec();
+    let (card_id_item, card_id) = card.need(ItemField::CardId)?;
+    let card_id = match &card_id_item.format {
+        ItemFormat::Simple(Format::B | Format::Hex) => card_id.to_vec(),
+        _ => parse_hex(&text(card_id_item, card_id)?)?,
+    };
     let region = RegionCode::from_bcd(card_id.get(..3).unwrap_or_default())?;
     s.learn_region(region);
-    let spec_version = decode_an(need(&m05, 0x03)?)?;
     let mut info = BasicInfo {
         generation: g,
         algorithm: s.ctx().algorithm,
         historical_bytes: s.historical_bytes().to_vec(),
         card_id,
         region,
-        card_type: decode_an(need(&m05, 0x02)?)?,
-        spec_version,
-        init_org: decode_cn(need(&m05, 0x04)?)?,
-        issue_date: Date::from_cn(need(&m05, 0x05)?)?,
-        expiry_date: Date::from_cn(need(&m05, 0x06)?)?,
-        card_number: m05.get(&0x07).map(|v| decode_an(v)).transpose()?,
+        card_type: card.need_text(ItemField::CardType)?,
+        spec_version: card.need_text(ItemField::SpecVersion)?,
+        init_org: card.need_text(ItemField::InitOrg)?,
+        issue_date: card.need_date(ItemField::IssueDate)?,
+        expiry_date: card.need_date(ItemField::ExpiryDate)?,
+        card_number: card.text(ItemField::CardNumber)?,
         ssn: None,
         name: None,
         name_09: None,
@@ -219,20 +321,21 @@ pub(crate) fn read(s: &mut Session<'_>) -> Result<BasicInfo, Error> {
     if info.withheld.is_some() {
         return Ok(info);
     }
+    let ef06 = ef_of(ssse, g, ItemField::Name)?;
     let tags06: Vec<u8> = ef06.items(g).map(|i| i.tag).collect();
-    let m06 = read_tags(s, ssse, ef06, &tags06)?;
-    let an = |t: u8| m06.get(&t).map(|v| decode_an(v)).transpose();
-    info.ssn = an(0x08)?;
-    info.name_09 = an(0x09)?;
-    info.name_ext = m06.get(&0x4E).map(|v| decode_an_gb18030(v)).transpose()?;
+    let holder = Read { ef: ef06, g, values: read_tags(s, ssse, ef06, &tags06)? };
+    info.ssn = holder.text(ItemField::Ssn)?;
+    info.name_09 = holder.text(ItemField::Name)?;
+    // decoded by the item's format (gb18030 in the built-in profile), wherever the profile puts it
+    info.name_ext = holder.text(ItemField::NameExt)?;
     info.name = match &info.name_ext {
         Some(ext) if !ext.is_empty() => Some(ext.clone()),
         _ => info.name_09.clone(),
     };
-    info.sex = an(0x0A)?;
-    info.ethnicity = m06.get(&0x0B).map(|v| decode_cn(v)).transpose()?;
-    info.birthplace = m06.get(&0x0C).map(|v| decode_cn(v)).transpose()?;
-    info.birth_date = m06.get(&0x0D).map(|v| Date::from_cn(v)).transpose()?;
+    info.sex = holder.text(ItemField::Sex)?;
+    info.ethnicity = holder.text(ItemField::Ethnicity)?;
+    info.birthplace = holder.text(ItemField::Birthplace)?;
+    info.birth_date = holder.date(ItemField::BirthDate)?;
     Ok(info)
 }
 

@@ -7,7 +7,7 @@ use super::session::{Session, SSSE};
 use super::CardFacts;
 use crate::codec::RegionCode;
 use crate::crypto::ct_eq;
-use crate::profile::Profile;
+use crate::profile::{ItemField, Profile};
 use crate::security::two_step::{Step1, Step2Answer};
 use crate::security::{CardContext, SecurityModule};
 use crate::tlv::RecordTlv;
@@ -102,8 +102,11 @@ impl<'a> TwoStepRead<'a> {
         let mut cache = *facts;
         let (generation, ctx, hist, card_id, r3) = {
             let mut s = Session::open(&mut *tx, profile, &crate::security::NoKeys, None, &mut cache, true)?;
-            let ef05 = s.df_spec(SSSE)?.ef("EF05").ok_or_else(|| Error::UnknownCard("no EF05".into()))?;
-            let rec = RecordTlv::parse(&s.send(&crate::command::read_record(1, ef05.sfi)?)?)?;
+            let (ef05, rec, _) = s
+                .df_spec(SSSE)?
+                .field(s.generation(), ItemField::CardId)
+                .ok_or_else(|| Error::UnknownCard("no card_id item in the profile".into()))?;
+            let rec = RecordTlv::parse(&s.send(&crate::command::read_record(rec, ef05.sfi)?)?)?;
             let r3 = s.challenge(8)?;
             (s.generation(), s.ctx().clone(), s.historical_bytes().to_vec(), rec.value, r3)
         };
@@ -183,8 +186,11 @@ impl<'a> TwoStepWrite<'a> {
                 }
             }
             let (df, key) = target.ok_or_else(|| bad("nothing to write".into()))?;
-            let ef05 = s.df_spec(SSSE)?.ef("EF05").ok_or_else(|| Error::UnknownCard("no EF05".into()))?;
-            let rec = RecordTlv::parse(&s.send(&crate::command::read_record(1, ef05.sfi)?)?)?;
+            let (ef05, rec, _) = s
+                .df_spec(SSSE)?
+                .field(s.generation(), ItemField::CardId)
+                .ok_or_else(|| Error::UnknownCard("no card_id item in the profile".into()))?;
+            let rec = RecordTlv::parse(&s.send(&crate::command::read_record(rec, ef05.sfi)?)?)?;
             s.select_df(&df)?;
             let r3 = s.challenge(8)?;
             (s.generation(), s.ctx().clone(), s.historical_bytes().to_vec(), rec.value, r3, df, key)

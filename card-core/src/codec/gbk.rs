@@ -148,6 +148,16 @@ mod tests {
         assert!(gb18030_decode(&[0x95, 0x34]).is_err());
     }
 
+    /// CJK extension A: GBK holds 52 of its characters (e.g. U+3447 㑇), not 㐀 U+3400, which GB 18030 writes
+    /// in four bytes like extension B's 𠮷 U+20BB7.
+    #[test]
+    fn extension_a_and_b_outside_gbk() {
+        assert_eq!(gbk_encode("㐀").unwrap_err(), CodecError::NotGbk { ch: '㐀', position: 0 });
+        assert_eq!(gb18030_encode("㐀").unwrap(), hex::decode("8139EE39").unwrap());
+        assert_eq!(gbk_encode("\u{3447}").unwrap().len(), 2);
+        assert_eq!(gb18030_encode("张𠮷").unwrap(), hex::decode("D5C59534B235").unwrap());
+    }
+
     #[test]
     fn zhang_san() {
         assert_eq!(gbk_encode("张三").unwrap(), hex::decode("D5C5C8FD").unwrap());

@@ -22,8 +22,8 @@ pub use date::Date;
 pub use gbk::{gb18030_decode, gb18030_encode, gbk_decode, gbk_encode};
 pub use ids::{CardNumber, CitizenId, RegionCode, Sex};
 pub use values::{
-    decode, decode_an, decode_b, decode_cn, decode_dec, encode, encode_an, encode_b, encode_cn, encode_dec, hex_upper,
-    parse_hex,
+    decode, decode_an, decode_b, decode_cn, decode_dec, decode_gb18030, encode, encode_an, encode_b, encode_cn,
+    encode_dec, encode_gb18030, hex_upper, parse_hex,
 };
 
 use core::fmt;
@@ -162,8 +162,8 @@ pub enum CodecError {
     /// An empty value where at least one character is needed.
     #[error("empty value")]
     Empty,
-    /// A format name other than `cn`, `an`, `b`, `dec`, `hex`.
-    #[error("unknown value format {0:?} (expected cn, an, b, dec or hex)")]
+    /// A format name other than `cn`, `an`, `gb18030`, `b`, `dec`, `hex`.
+    #[error("unknown value format {0:?} (expected cn, an, gb18030, b, dec or hex)")]
     UnknownFormat(String),
 }
 
@@ -176,6 +176,10 @@ pub enum Format {
     Cn,
     /// `an`: GBK text, left-justified, padded on the right with `00`.
     An,
+    /// `gb18030`: text in all of GB 18030 (ASCII, the two-byte GBK codes and the four-byte sequences for
+    /// everything else, e.g. 𠮷 U+20BB7), left-justified, padded on the right with `00` — `an` for the
+    /// characters GBK lacks; the name extension EF06 tag `4E` (CARD-PROFILE §2.1, profile decision).
+    Gb18030,
     /// `b`: binary, exact length.
     B,
     /// `dec`: unsigned binary integer, big-endian.
@@ -185,11 +189,12 @@ pub enum Format {
 }
 
 impl Format {
-    /// The profile's spelling: `cn`, `an`, `b`, `dec` or `hex`.
+    /// The profile's spelling: `cn`, `an`, `gb18030`, `b`, `dec` or `hex`.
     pub fn as_str(self) -> &'static str {
         match self {
             Format::Cn => "cn",
             Format::An => "an",
+            Format::Gb18030 => "gb18030",
             Format::B => "b",
             Format::Dec => "dec",
             Format::Hex => "hex",
@@ -208,7 +213,7 @@ impl FromStr for Format {
 
     /// Parses the profile's spelling; ASCII case is ignored (`AN` is `an`).
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        [Format::Cn, Format::An, Format::B, Format::Dec, Format::Hex]
+        [Format::Cn, Format::An, Format::Gb18030, Format::B, Format::Dec, Format::Hex]
             .into_iter()
             .find(|f| f.as_str().eq_ignore_ascii_case(s))
             .ok_or_else(|| CodecError::UnknownFormat(s.to_owned()))
@@ -222,9 +227,10 @@ mod tests {
 
     #[test]
     fn format_names_round_trip() {
-        for f in [Format::Cn, Format::An, Format::B, Format::Dec, Format::Hex] {
+        for f in [Format::Cn, Format::An, Format::Gb18030, Format::B, Format::Dec, Format::Hex] {
             assert_eq!(f.to_string().parse::<Format>().unwrap(), f);
         }
+        assert_eq!("GB18030".parse::<Format>().unwrap(), Format::Gb18030);
         assert_eq!("AN".parse::<Format>().unwrap(), Format::An);
         assert!(matches!("B-TLV".parse::<Format>(), Err(CodecError::UnknownFormat(_))));
     }

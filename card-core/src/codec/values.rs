@@ -1,16 +1,18 @@
-//! The fixed-length field formats `cn`, `an`, `b`, `dec`, `hex` (CARD-PROFILE §2.3).
+//! The fixed-length field formats `cn`, `an`, `gb18030`, `b`, `dec`, `hex` (CARD-PROFILE §2.3).
 
-use super::gbk::{gbk_decode, gbk_encode};
+use super::gbk::{gb18030_decode, gb18030_encode, gbk_decode, gbk_encode};
 use super::{CodecError, Format};
 
 /// Encodes the text form of a value into a field of `len` bytes.
 ///
-/// Text forms: `cn` decimal digits; `an` text (UTF-8, stored as GBK); `b` and `hex` hexadecimal
+/// Text forms: `cn` decimal digits; `an` text (UTF-8, stored as GBK); `gb18030` text (UTF-8, stored as
+/// GB 18030); `b` and `hex` hexadecimal
 /// (either case); `dec` a decimal number. The result is always exactly `len` bytes.
 pub fn encode(format: Format, text: &str, len: usize) -> Result<Vec<u8>, CodecError> {
     match format {
         Format::Cn => encode_cn(text, len),
         Format::An => encode_an(text, len),
+        Format::Gb18030 => encode_gb18030(text, len),
         Format::B | Format::Hex => encode_b(&parse_hex(text)?, len),
         Format::Dec => encode_dec(parse_decimal(text)?, len),
     }
@@ -21,6 +23,7 @@ pub fn decode(format: Format, bytes: &[u8]) -> Result<String, CodecError> {
     match format {
         Format::Cn => decode_cn(bytes),
         Format::An => decode_an(bytes),
+        Format::Gb18030 => decode_gb18030(bytes),
         Format::B | Format::Hex => Ok(hex_upper(bytes)),
         Format::Dec => decode_dec(bytes).map(|v| v.to_string()),
     }
@@ -102,6 +105,36 @@ pub fn decode_an(bytes: &[u8]) -> Result<String, CodecError> {
         return Err(CodecError::NulInText { position });
     }
     gbk_decode(text)
+}
+
+/// `gb18030`: text in GB 18030 (four-byte sequences included), left-justified, padded with `00` to `len`
+/// bytes. As [`encode_an`], but for the characters GBK lacks (the name extension, EF06 tag `4E`).
+///
+/// ```
+/// # use card_core::codec::encode_gb18030;
+/// assert_eq!(encode_gb18030("张𠮷", 8).unwrap(), [0xD5, 0xC5, 0x95, 0x34, 0xB2, 0x35, 0, 0]);
+/// assert!(encode_gb18030("张𠮷", 5).is_err());
+/// ```
+pub fn encode_gb18030(text: &str, len: usize) -> Result<Vec<u8>, CodecError> {
+    if let Some(position) = text.chars().position(|c| c == '\0') {
+        return Err(CodecError::InvalidChar { ch: '\0', position, allowed: "any character but NUL" });
+    }
+    let mut bytes = gb18030_encode(text)?;
+    if bytes.len() > len {
+        return Err(CodecError::TooLong { len: bytes.len(), max: len });
+    }
+    bytes.resize(len, 0x00);
+    Ok(bytes)
+}
+
+/// `gb18030`: strips the trailing padding (`00` and `20`, as [`decode_an`]) and decodes GB 18030.
+pub fn decode_gb18030(bytes: &[u8]) -> Result<String, CodecError> {
+    let end = bytes.iter().rposition(|&b| b != 0x00 && b != 0x20).map_or(0, |i| i + 1);
+    let text = &bytes[..end];
+    if let Some(position) = text.iter().position(|&b| b == 0x00) {
+        return Err(CodecError::NulInText { position });
+    }
+    gb18030_decode(text)
 }
 
 /// `b` (and `hex`): binary of exactly `len` bytes, copied.
@@ -239,6 +272,22 @@ mod tests {
         assert_eq!(encode_an("张三", 3).unwrap_err(), CodecError::TooLong { len: 4, max: 3 });
         assert!(matches!(encode_an("a\0", 3), Err(CodecError::InvalidChar { position: 1, .. })));
         assert_eq!(encode_an("王𠮷", 30).unwrap_err(), CodecError::NotGbk { ch: '𠮷', position: 1 });
+    }
+
+    #[test]
+    fn gb18030_name_extension() {
+        // EF06 tag 4E, 20 bytes: 张𠮷 (𠮷 U+20BB7, CJK extension B, a four-byte sequence)
+        let ext = encode(Format::Gb18030, "张𠮷", 20).unwrap();
+        assert_eq!(&ext[..6], h("D5C59534B235"));
+        assert!(ext[6..].iter().all(|&b| b == 0));
+        assert_eq!(decode(Format::Gb18030, &ext).unwrap(), "张𠮷");
+        assert_eq!(decode_gb18030(&h("D5C5C8FD2000")).unwrap(), "张三");
+        // five four-byte characters: 20 bytes fit, a sixth does not (never truncated)
+        assert_eq!(encode_gb18030(&"𠮷".repeat(5), 20).unwrap().len(), 20);
+        assert_eq!(encode_gb18030(&"𠮷".repeat(6), 20).unwrap_err(), CodecError::TooLong { len: 24, max: 20 });
+        assert!(matches!(encode_gb18030("a\0", 3), Err(CodecError::InvalidChar { position: 1, .. })));
+        assert_eq!(decode_gb18030(&h("41004200")).unwrap_err(), CodecError::NulInText { position: 1 });
+        assert!(decode_gb18030(&h("D5C59534")).is_err(), "a cut four-byte sequence");
     }
 
     #[test]

@@ -5,8 +5,8 @@ use std::collections::HashMap;
 use serde::Deserialize;
 
 use super::{
-    Access, AccessRule, Df, Ef, EfKind, Field, Generation, Generations, Item, ItemFormat, KeySpec, KeyUsage, PinSpec,
-    Profile,
+    Access, AccessRule, Df, Ef, EfKind, Field, Generation, Generations, Item, ItemField, ItemFormat, KeySpec, KeyUsage,
+    PinSpec, Profile,
 };
 use crate::codec::Format;
 
@@ -106,6 +106,8 @@ struct RawEf {
 #[serde(deny_unknown_fields)]
 struct RawItem {
     tag: String,
+    /// What the item holds (`card_id`, `name`, `name_ext`, …): see [`ItemField`].
+    field: Option<String>,
     name: String,
     en: Option<String>,
     format: String,
@@ -196,7 +198,8 @@ fn usage(entry: &str, s: &str) -> Result<KeyUsage, ProfileError> {
 }
 
 fn format(entry: &str, s: &str) -> Result<Format, ProfileError> {
-    s.parse::<Format>().map_err(|_| invalid(entry, format!("unknown format {s:?} (cn, an, b, dec, hex, B-TLV)")))
+    s.parse::<Format>()
+        .map_err(|_| invalid(entry, format!("unknown format {s:?} (cn, an, gb18030, b, dec, hex, B-TLV)")))
 }
 
 fn item(parent: &str, raw: &RawItem, depth: u8) -> Result<Item, ProfileError> {
@@ -228,8 +231,13 @@ fn item(parent: &str, raw: &RawItem, depth: u8) -> Result<Item, ProfileError> {
     if len == 0 || len > 253 {
         return Err(invalid(&entry, format!("len {len}: a record holds 1 to 253 value bytes after tag and length")));
     }
+    let field = match &raw.field {
+        None => None,
+        Some(f) => Some(item_field(&entry, f, &fmt, depth)?),
+    };
     Ok(Item {
         tag,
+        field,
         name: raw.name.clone(),
         en: raw.en.clone(),
         format: fmt,
@@ -237,6 +245,29 @@ fn item(parent: &str, raw: &RawItem, depth: u8) -> Result<Item, ProfileError> {
         generations: generations(&entry, &raw.generations)?,
         read: raw.read.as_deref().map(|r| access_rule(&entry, r)).transpose()?,
     })
+}
+
+/// The `field` of an item: a known name, on a record's simple item, of a format that can carry it (the card
+/// identifier is binary, every other field text).
+fn item_field(entry: &str, name: &str, fmt: &ItemFormat, depth: u8) -> Result<ItemField, ProfileError> {
+    let field = ItemField::parse(name).ok_or_else(|| {
+        let all: Vec<&str> = ItemField::ALL.iter().map(|f| f.as_str()).collect();
+        invalid(entry, format!("unknown field {name:?} ({})", all.join(", ")))
+    })?;
+    let ItemFormat::Simple(f) = fmt else {
+        return Err(invalid(entry, format!("field {field}: a constructed item holds no single field")));
+    };
+    if depth > 0 {
+        return Err(invalid(entry, format!("field {field}: only a record's item names a field")));
+    }
+    let fits = match field {
+        ItemField::CardId => matches!(f, Format::B | Format::Hex),
+        _ => matches!(f, Format::Cn | Format::An | Format::Gb18030),
+    };
+    if !fits {
+        return Err(invalid(entry, format!("field {field} cannot be held in format {f}")));
+    }
+    Ok(field)
 }
 
 /// Fails on the first name seen twice among entries whose generations overlap.
@@ -420,6 +451,21 @@ pub(super) fn parse(text: &str) -> Result<Profile, ProfileError> {
     let all = std::iter::once(&mf).chain(dfs.iter());
     unique("profile", "DF name", all.clone().map(|d| (d.name.to_ascii_uppercase(), d.generations)))?;
     unique("profile", "DF fid", all.clone().map(|d| (format!("{:04X}", d.fid), d.generations)))?;
-    unique("profile", "AID", all.filter_map(|d| Some((hex::encode_upper(d.aid.as_ref()?), d.generations))))?;
+    unique("profile", "AID", all.clone().filter_map(|d| Some((hex::encode_upper(d.aid.as_ref()?), d.generations))))?;
+    // a field is held by one item on each generation: issuance, the personalizer and the reader look it up
+    let mut fields = Vec::new();
+    for d in all {
+        for e in &d.efs {
+            let EfKind::Linear { items } = &e.kind else { continue };
+            for i in items {
+                let Some(f) = i.field else { continue };
+                let gens = Generations(i.generations.0 & e.generations.0 & d.generations.0);
+                if gens.0 != 0 {
+                    fields.push((f.as_str().to_owned(), gens));
+                }
+            }
+        }
+    }
+    unique("profile", "field", fields.into_iter())?;
     Ok(Profile { name: raw.name, pin: PinSpec { length: raw.pin.length, max_tries: raw.pin.max_tries }, mf, dfs })
 }

@@ -221,11 +221,102 @@ pub enum ItemFormat {
     Constructed(Vec<Item>),
 }
 
+/// What an item of the basic information holds (the profile's `field`, CARD-PROFILE §2.1): a datum of the
+/// card (EF05) or of its holder (EF06).
+///
+/// Issuance, the test-card personalizer and the basic-information reader find an item by its field — its
+/// tag, record, length and format are the profile's, so a deployment changes them without code.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ItemField {
+    /// `card_id`: 卡识别码 (`b` or `hex`).
+    CardId,
+    /// `card_type`: 卡的类别.
+    CardType,
+    /// `spec_version`: 规范版本, which tells the generation.
+    SpecVersion,
+    /// `init_org`: 初始化机构编号.
+    InitOrg,
+    /// `issue_date`: 发卡日期, `YYYYMMDD`.
+    IssueDate,
+    /// `expiry_date`: 卡有效期, `YYYYMMDD`.
+    ExpiryDate,
+    /// `card_number`: 卡号.
+    CardNumber,
+    /// `ssn`: 社会保障号码.
+    Ssn,
+    /// `name`: 姓名; in an `an` (GBK) item, characters outside GBK are stored as the placeholder
+    /// (`card::basic::NAME_PLACEHOLDER`).
+    Name,
+    /// `name_ext`: 姓名扩展, the full name when the `name` item cannot hold it.
+    NameExt,
+    /// `sex`: 性别.
+    Sex,
+    /// `ethnicity`: 民族.
+    Ethnicity,
+    /// `birthplace`: 出生地.
+    Birthplace,
+    /// `birth_date`: 出生日期, `YYYYMMDD`.
+    BirthDate,
+}
+
+impl ItemField {
+    /// Every field, card data first.
+    pub const ALL: [ItemField; 14] = [
+        ItemField::CardId,
+        ItemField::CardType,
+        ItemField::SpecVersion,
+        ItemField::InitOrg,
+        ItemField::IssueDate,
+        ItemField::ExpiryDate,
+        ItemField::CardNumber,
+        ItemField::Ssn,
+        ItemField::Name,
+        ItemField::NameExt,
+        ItemField::Sex,
+        ItemField::Ethnicity,
+        ItemField::Birthplace,
+        ItemField::BirthDate,
+    ];
+
+    /// The profile's spelling (`card_id`, `name_ext`, …).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ItemField::CardId => "card_id",
+            ItemField::CardType => "card_type",
+            ItemField::SpecVersion => "spec_version",
+            ItemField::InitOrg => "init_org",
+            ItemField::IssueDate => "issue_date",
+            ItemField::ExpiryDate => "expiry_date",
+            ItemField::CardNumber => "card_number",
+            ItemField::Ssn => "ssn",
+            ItemField::Name => "name",
+            ItemField::NameExt => "name_ext",
+            ItemField::Sex => "sex",
+            ItemField::Ethnicity => "ethnicity",
+            ItemField::Birthplace => "birthplace",
+            ItemField::BirthDate => "birth_date",
+        }
+    }
+
+    /// From the profile's spelling.
+    pub fn parse(s: &str) -> Option<ItemField> {
+        ItemField::ALL.into_iter().find(|f| f.as_str() == s)
+    }
+}
+
+impl fmt::Display for ItemField {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// A data item: one TLV record of a linear EF, or a sub-item of a constructed one.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Item {
     /// The tag.
     pub tag: u8,
+    /// What the item holds, for the items of the basic information (EF05, EF06).
+    pub field: Option<ItemField>,
     /// The profile's (Chinese) name.
     pub name: String,
     /// An English name, if given.
@@ -304,6 +395,14 @@ impl Ef {
         items.iter().filter(move |i| i.generations.contains(g))
     }
 
+    /// Record number (1-based) and item holding `field` on generation `g`.
+    pub fn record_of_field(&self, g: Generation, field: ItemField) -> Option<(u8, &Item)> {
+        self.items(g)
+            .enumerate()
+            .find(|(_, i)| i.field == Some(field))
+            .and_then(|(n, i)| Some((u8::try_from(n + 1).ok()?, i)))
+    }
+
     /// Record number (1-based) and item for `tag` on generation `g`.
     pub fn record_of(&self, g: Generation, tag: u8) -> Option<(u8, &Item)> {
         self.items(g).enumerate().find(|(_, i)| i.tag == tag).and_then(|(n, i)| Some((u8::try_from(n + 1).ok()?, i)))
@@ -379,6 +478,11 @@ impl Df {
     pub fn keys_for(&self, g: Generation) -> impl Iterator<Item = &KeySpec> {
         self.keys.iter().filter(move |k| k.generations.contains(g))
     }
+
+    /// The EF whose item holds `field` on generation `g`, with the record number and the item.
+    pub fn field(&self, g: Generation, field: ItemField) -> Option<(&Ef, u8, &Item)> {
+        self.efs_for(g).find_map(|ef| ef.record_of_field(g, field).map(|(n, i)| (ef, n, i)))
+    }
 }
 
 /// The card's PIN parameters.
@@ -401,6 +505,29 @@ pub struct Profile {
     pub mf: Df,
     /// SSSE and the applications, in file-system order.
     pub dfs: Vec<Df>,
+}
+
+/// Where an [`ItemField`] is: see [`Profile::field`].
+#[derive(Clone, Copy, Debug)]
+pub struct FieldItem<'p> {
+    /// The DF.
+    pub df: &'p Df,
+    /// The linear EF.
+    pub ef: &'p Ef,
+    /// Record number (1-based) on the generation asked for.
+    pub record: u8,
+    /// The item: tag, format, length.
+    pub item: &'p Item,
+}
+
+impl FieldItem<'_> {
+    /// The item's value format (`None` for a constructed item).
+    pub fn format(&self) -> Option<Format> {
+        match &self.item.format {
+            ItemFormat::Simple(f) => Some(*f),
+            ItemFormat::Constructed(_) => None,
+        }
+    }
 }
 
 const BUILTIN: &str = include_str!("default.toml");
@@ -444,6 +571,15 @@ impl Profile {
     /// The DFs (SSSE and applications) present on generation `g`.
     pub fn dfs_for(&self, g: Generation) -> impl Iterator<Item = &Df> {
         self.dfs.iter().filter(move |d| d.generations.contains(g))
+    }
+
+    /// Where `field` is on a card of generation `g`: DF, EF, record number and item (CARD-PROFILE §2.1:
+    /// SSSE EF05 and EF06 in the built-in profile); `None` where the generation has no such item (the name
+    /// extension on generation 1).
+    pub fn field(&self, g: Generation, field: ItemField) -> Option<FieldItem<'_>> {
+        std::iter::once(&self.mf)
+            .chain(self.dfs_for(g))
+            .find_map(|df| df.field(g, field).map(|(ef, record, item)| FieldItem { df, ef, record, item }))
     }
 
     /// Finds the DF and EF of a national file address such as `SSSEEF05` or `DF01EF06`.

@@ -163,3 +163,89 @@ fn spec_versions() {
     assert_eq!(Generation::from_spec_version("2."), None);
     assert_eq!(Generation::THREE.spec_version(), "3.00");
 }
+
+/// Issue 10: every item of the basic information names its field; the name extension is `gb18030`.
+#[test]
+fn basic_information_items_name_their_fields() {
+    let p = builtin();
+    let ssse = p.df("SSSE").unwrap();
+    for g in [Generation::ONE, Generation::TWO, Generation::THREE] {
+        for ef in ["EF05", "EF06"] {
+            for item in ssse.ef(ef).unwrap().items(g) {
+                assert!(item.field.is_some(), "{ef} item {:02X} names no field", item.tag);
+            }
+        }
+    }
+    let at = |g, f| p.field(g, f).map(|fi| (fi.df.name.as_str(), fi.ef.name.as_str(), fi.record, fi.item.tag));
+    assert_eq!(at(Generation::TWO, ItemField::CardId), Some(("SSSE", "EF05", 1, 0x01)));
+    assert_eq!(at(Generation::TWO, ItemField::CardNumber), Some(("SSSE", "EF05", 7, 0x07)));
+    assert_eq!(at(Generation::TWO, ItemField::Name), Some(("SSSE", "EF06", 2, 0x09)));
+    assert_eq!(at(Generation::TWO, ItemField::NameExt), Some(("SSSE", "EF06", 3, 0x4E)));
+    assert_eq!(at(Generation::ONE, ItemField::NameExt), None, "generation 1 has no 4E");
+    assert_eq!(at(Generation::ONE, ItemField::Sex), Some(("SSSE", "EF06", 3, 0x0A)));
+    let ext = p.field(Generation::THREE, ItemField::NameExt).unwrap();
+    assert_eq!((ext.format(), ext.item.len), (Some(crate::codec::Format::Gb18030), 20));
+    assert_eq!(p.field(Generation::TWO, ItemField::Name).unwrap().format(), Some(crate::codec::Format::An));
+    for f in ItemField::ALL {
+        assert_eq!(ItemField::parse(f.as_str()), Some(f));
+        assert!(p.field(Generation::THREE, f).is_some(), "{f}");
+    }
+}
+
+/// A deployment moves the name extension to another tag and length in its profile file: the lookup follows.
+#[test]
+fn a_deployment_can_move_a_field() {
+    let p = with(|t| {
+        t.replacen(
+            r#"{ tag = "4E", name = "姓名扩展", field = "name_ext", en = "name extension", format = "gb18030", len = 20"#,
+            r#"{ tag = "4F", name = "姓名扩展", field = "name_ext", en = "name extension", format = "gb18030", len = 24"#,
+            1,
+        )
+    })
+    .unwrap();
+    let ext = p.field(Generation::TWO, ItemField::NameExt).unwrap();
+    assert_eq!((ext.record, ext.item.tag, ext.item.len), (3, 0x4F, 24));
+}
+
+#[test]
+fn fields_are_checked() {
+    refused(
+        |t| t.replacen(r#"field = "sex""#, r#"field = "gender""#, 1),
+        "SSSE EF06 item 0A",
+        "unknown field \"gender\"",
+    );
+    refused(|t| t.replacen(r#"field = "sex""#, r#"field = "ssn""#, 1), "profile", "duplicate field ssn");
+    refused(
+        |t| {
+            t.replacen(
+                r#"field = "card_id", en = "card identifier", format = "b""#,
+                r#"field = "card_id", en = "card identifier", format = "an""#,
+                1,
+            )
+        },
+        "SSSE EF05 item 01",
+        "field card_id cannot be held in format an",
+    );
+    refused(
+        |t| {
+            t.replacen(
+                r#"field = "name", en = "name", format = "an""#,
+                r#"field = "name", en = "name", format = "dec""#,
+                1,
+            )
+        },
+        "SSSE EF06 item 09",
+        "field name cannot be held in format dec",
+    );
+    // the same field on generations that do not overlap is one item per generation
+    let p = with(|t| {
+        t.replacen(
+            r#"format = "gb18030", len = 20, generations = [2, 3] },"#,
+            r#"format = "gb18030", len = 20, generations = [2, 3] },
+    { tag = "4F", name = "姓名扩展", field = "name_ext", format = "an", len = 20, generations = [1] },"#,
+            1,
+        )
+    })
+    .unwrap();
+    assert_eq!(p.field(Generation::ONE, ItemField::NameExt).unwrap().item.tag, 0x4F);
+}
