@@ -71,9 +71,12 @@ impl<'a> Session<'a> {
                 (Generation::TWO, a, false)
             }
             Detected { generation: None, algorithm } => {
-                // no algorithm in the FCI, or 3DES (generation 1 or 2): EF05 record 3 says which (§4.2)
-                let ef05 = ssse.ef("EF05").ok_or_else(|| Error::UnknownCard("the profile has no SSSE EF05".into()))?;
-                let rec = RecordTlv::parse(&tx.exchange_ok(&command::read_record(3, ef05.sfi)?)?)?;
+                // no algorithm in the FCI, or 3DES (generation 1 or 2): the spec version says which (§4.2), EF05
+                // record 3 in the built-in profile — its record is the same on every generation
+                let (ef05, record, _) = ssse
+                    .field(Generation::ONE, crate::profile::ItemField::SpecVersion)
+                    .ok_or_else(|| Error::UnknownCard("the profile has no spec_version item in SSSE".into()))?;
+                let rec = RecordTlv::parse(&tx.exchange_ok(&command::read_record(record, ef05.sfi)?)?)?;
                 let g = generation_of_spec_version(&rec.value)?;
                 (g, algorithm.unwrap_or_else(|| algorithm_of(g)), true)
             }
