@@ -4,16 +4,43 @@
 
 use tracing::trace;
 
-use super::{CardTransaction, Hex};
-use crate::apdu::{Command, Ins, ProtocolError, Response, StatusWord};
+use super::{CardTransaction, Hex, TransportError};
+use crate::apdu::{ApduError, Command, Ins, ProtocolError, Response, StatusWord};
 use crate::Error;
+
+/// What can go wrong in one exchange, by who is at fault: the link to the card, the card's bytes, or the command
+/// the caller built. The card's status word is not an error here: [`Response::ok`] and
+/// [`CardTransactionExt::exchange_ok`] judge it.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ExchangeError {
+    /// The link to the card failed (no card, removed, reset, pcscd gone …).
+    #[error(transparent)]
+    Transport(#[from] TransportError),
+    /// The card's answer breaks the protocol (no status word, endless `61xx`, `6Cxx` twice, too large).
+    #[error(transparent)]
+    Protocol(#[from] ProtocolError),
+    /// The command cannot be encoded (for the `6Cxx` resend: an Le the command cannot carry).
+    #[error(transparent)]
+    Apdu(#[from] ApduError),
+}
+
+impl From<ExchangeError> for Error {
+    fn from(e: ExchangeError) -> Self {
+        match e {
+            ExchangeError::Transport(e) => Error::Transport(e),
+            ExchangeError::Protocol(e) => Error::Protocol(e),
+            ExchangeError::Apdu(e) => Error::Apdu(e),
+        }
+    }
+}
 
 /// Most GET RESPONSE rounds accepted for one command: a 64 KiB response in 256-byte parts, with slack.
 pub const MAX_GET_RESPONSE_ROUNDS: usize = 300;
 /// Largest chained response accepted (extended Le plus slack).
 pub const MAX_RESPONSE_LEN: usize = 65_536 + 256;
 
-fn send<T: CardTransaction + ?Sized>(tx: &mut T, cmd: &Command) -> Result<Response, Error> {
+fn send<T: CardTransaction + ?Sized>(tx: &mut T, cmd: &Command) -> Result<Response, ExchangeError> {
     let bytes = zeroize::Zeroizing::new(cmd.to_bytes());
     trace!(target: "apdu", "> {cmd}");
     let raw = tx.transmit(&bytes, cmd.sensitivity())?;
@@ -30,7 +57,7 @@ fn send<T: CardTransaction + ?Sized>(tx: &mut T, cmd: &Command) -> Result<Respon
 ///
 /// The status word is returned as is; use [`Response::ok`] or [`CardTransactionExt::exchange_ok`] to turn
 /// a non-`9000` answer into an error.
-pub fn exchange<T: CardTransaction + ?Sized>(tx: &mut T, cmd: &Command) -> Result<Response, Error> {
+pub fn exchange<T: CardTransaction + ?Sized>(tx: &mut T, cmd: &Command) -> Result<Response, ExchangeError> {
     let mut resp = send(tx, cmd)?;
     if resp.sw().sw1() == 0x6C {
         let le = le_of(resp.sw());
@@ -79,8 +106,8 @@ fn le_of(sw: StatusWord) -> u32 {
 }
 
 /// CARD-PROFILE §4 GET RESPONSE: `00 C0 00 00 Le`.
-fn get_response(le: u32) -> Result<Command, Error> {
-    Ok(Command::new(0x00, Ins::GET_RESPONSE, 0, 0).with_le(le)?)
+fn get_response(le: u32) -> Result<Command, ApduError> {
+    Command::new(0x00, Ins::GET_RESPONSE, 0, 0).with_le(le)
 }
 
 /// The engine as methods of any transaction.
@@ -93,7 +120,7 @@ pub trait CardTransactionExt {
 
 impl<T: CardTransaction + ?Sized> CardTransactionExt for T {
     fn exchange(&mut self, cmd: &Command) -> Result<Response, Error> {
-        exchange(self, cmd)
+        Ok(exchange(self, cmd)?)
     }
     fn exchange_ok(&mut self, cmd: &Command) -> Result<Vec<u8>, Error> {
         exchange(self, cmd)?.ok()
@@ -190,6 +217,19 @@ mod tests {
         assert!(matches!(card.exchange(&select()), Err(Error::Protocol(ProtocolError::ResponseTooShort(1)))));
         let mut card = Script::new(&[]);
         assert!(matches!(card.exchange(&select()), Err(Error::Transport(TransportError::CardRemoved))));
+    }
+
+    #[test]
+    fn the_engine_says_who_is_at_fault() {
+        let mut card = Script::new(&["90"]);
+        assert!(matches!(
+            exchange(&mut card, &select()),
+            Err(ExchangeError::Protocol(ProtocolError::ResponseTooShort(1)))
+        ));
+        let mut card = Script::new(&[]);
+        assert!(matches!(exchange(&mut card, &select()), Err(ExchangeError::Transport(TransportError::CardRemoved))));
+        let mut card = Script::new(&["6C05", "6C05"]);
+        assert!(matches!(exchange(&mut card, &select()), Err(ExchangeError::Protocol(ProtocolError::Repeated6C))));
     }
 
     #[test]

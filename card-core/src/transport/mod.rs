@@ -21,7 +21,7 @@ mod replay;
 
 use std::fmt;
 
-pub use engine::{exchange, CardTransactionExt, MAX_GET_RESPONSE_ROUNDS, MAX_RESPONSE_LEN};
+pub use engine::{exchange, CardTransactionExt, ExchangeError, MAX_GET_RESPONSE_ROUNDS, MAX_RESPONSE_LEN};
 #[cfg(feature = "pcsc")]
 pub use pcsc::{
     list_readers, reader_name, reader_states, wait_for_card, wait_for_removal, PcscTransport, ReaderChange,
