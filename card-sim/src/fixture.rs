@@ -191,14 +191,8 @@ impl FixtureSpecs {
     }
 }
 
-/// The card algorithm of a generation (CARD-PROFILE §1).
-pub fn algorithm_of(generation: Generation) -> Algorithm {
-    if generation == Generation::THREE {
-        Algorithm::Sm4
-    } else {
-        Algorithm::Tdes
-    }
-}
+/// The card algorithm of a generation (CARD-PROFILE §1): card-core's.
+pub use card_core::security::algorithm_of;
 
 fn key_algorithm(alg: Algorithm) -> KeyAlgorithm {
     match alg {

@@ -15,14 +15,8 @@ use crate::Error;
 /// RID of the MOHRSS, bytes 3–7 of the card identifier.
 pub const RID: [u8; 5] = [0xD1, 0x56, 0x00, 0x00, 0x05];
 
-/// The card algorithm of a generation (CARD-PROFILE §1).
-pub fn algorithm_of(g: Generation) -> Algorithm {
-    if g == Generation::THREE {
-        Algorithm::Sm4
-    } else {
-        Algorithm::Tdes
-    }
-}
+/// The card algorithm of a generation (CARD-PROFILE §1): card-core's.
+pub use card_core::security::algorithm_of;
 
 /// Issuance settings of a batch.
 #[derive(Clone, Debug)]
