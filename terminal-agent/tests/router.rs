@@ -357,3 +357,35 @@ async fn a_swapped_card_is_reached_by_the_next_request() {
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(r.json()["generation"], 3);
 }
+
+#[tokio::test]
+async fn a_reader_index_is_written_as_the_reader_list_writes_it() {
+    let a = app();
+    assert_eq!(a.get("/v1/readers/0/card").await.status, StatusCode::OK);
+    assert_eq!(a.get("/v1/readers/1/card").await.status, StatusCode::OK);
+    for bad in ["+0", "00", "01", "-0", "0x0", " 0"] {
+        let r = a.get(&format!("/v1/readers/{}/card", bad.replace(' ', "%20"))).await;
+        assert_eq!(r.status, StatusCode::NOT_FOUND, "{bad}: {}", r.text());
+        assert_eq!(r.json()["error"], "no_reader", "{bad}");
+    }
+}
+
+#[tokio::test]
+async fn the_audit_line_says_what_the_client_was_told() {
+    let a = app();
+    // a card without a photo: 404 no_photo to the client, and so in the audit
+    let r = a.get("/v1/readers/0/photo").await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    let told = r.json();
+    // a generation 3 card read without keys: 200 with code −2203, and so in the audit
+    let r = a.get("/v1/readers/1/basic").await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.json()["code"], -2203);
+    let audit = a.audit();
+    let photo = audit.iter().find(|l| l["operation"] == "read-photo").unwrap();
+    assert_eq!(photo["result"], "error", "{photo}");
+    assert_eq!(photo["error"], "no_photo", "{photo}");
+    assert_eq!(photo["code"], told["code"], "{photo}");
+    let basic = audit.iter().find(|l| l["operation"] == "read-basic" && l["reader"] == GEN3_READER).unwrap();
+    assert_eq!(basic["code"], -2203, "{basic}");
+}

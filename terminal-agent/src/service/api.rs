@@ -73,9 +73,10 @@ async fn reader_name(state: &AppState, which: &str) -> Result<String, ApiError> 
         |message: String| ApiError::new(StatusCode::NOT_FOUND, "no_reader", message).code(national::READER_CONNECTION);
     let selector = match which {
         "default" => state.preferred.clone(),
+        // the index exactly as GET /v1/readers writes it: decimal digits, no sign, no leading zero
         _ => match which.parse::<usize>() {
-            Ok(i) => Some(ReaderSelector::Index(i)),
-            Err(_) => return Err(no_reader("a reader is an index of GET /v1/readers, or `default`".into())),
+            Ok(i) if which == i.to_string() => Some(ReaderSelector::Index(i)),
+            _ => return Err(no_reader("a reader is an index of GET /v1/readers, or `default`".into())),
         },
     };
     let connector = state.connector.clone();
@@ -148,6 +149,22 @@ impl<'a> CardRequest<'a> {
         F: FnOnce(&mut PooledCard, &dyn SecurityModule) -> Result<R, Error> + Send + 'static,
         R: Send + 'static,
     {
+        self.run_judged(id, job, |_| Ok(national::OK)).await
+    }
+
+    /// [`CardRequest::run`] whose result is judged before the audit line is written, so that the line says what the
+    /// client is told: `judge` gives the national code of a success (−2203 for withheld holder data) or the refusal
+    /// the client gets (404 `no_photo` for a card without a photo).
+    async fn run_judged<R, F>(
+        &self,
+        id: CardId<R>,
+        job: F,
+        judge: impl FnOnce(&R) -> Result<i32, ApiError>,
+    ) -> Result<R, ApiError>
+    where
+        F: FnOnce(&mut PooledCard, &dyn SecurityModule) -> Result<R, Error> + Send + 'static,
+        R: Send + 'static,
+    {
         let result = match id {
             CardId::Read => {
                 // kept apart from the result, so that a refused operation is audited with its card too
@@ -163,7 +180,7 @@ impl<'a> CardRequest<'a> {
                     })
                     .await;
                 let id = seen.lock().unwrap_or_else(PoisonError::into_inner).take();
-                return self.finish(result, id.map(|id| codec::hex_upper(&id)));
+                return self.finish(result, id.map(|id| codec::hex_upper(&id)), judge);
             }
             CardId::From(_) | CardId::None => self.state.pool.run(&self.reader, job).await,
         };
@@ -171,7 +188,7 @@ impl<'a> CardRequest<'a> {
             (CardId::From(of), Ok(r)) => of(r),
             _ => None,
         };
-        self.finish(result, id)
+        self.finish(result, id, judge)
     }
 
     /// Awaits a pool operation of its own (the two-step exchanges) and audits it like [`CardRequest::run`].
@@ -182,20 +199,28 @@ impl<'a> CardRequest<'a> {
     ) -> Result<R, ApiError> {
         let result = operation.await;
         let card_id = result.as_ref().ok().and_then(id);
-        self.finish(result, card_id)
+        self.finish(result, card_id, |_| Ok(national::OK))
     }
 
-    /// The audit line, then the outcome as the API's.
-    fn finish<R>(&self, result: Result<R, PoolError>, card_id: Option<String>) -> Result<R, ApiError> {
-        let result = result.map_err(ApiError::from);
-        self.audit(card_id.as_deref(), result.as_ref().map(drop));
-        result
+    /// The audit line of what the client is told, then the outcome as the API's.
+    fn finish<R>(
+        &self,
+        result: Result<R, PoolError>,
+        card_id: Option<String>,
+        judge: impl FnOnce(&R) -> Result<i32, ApiError>,
+    ) -> Result<R, ApiError> {
+        let judged = result.map_err(ApiError::from).and_then(|r| judge(&r).map(|code| (r, code)));
+        match &judged {
+            Ok((_, code)) => self.audit(card_id.as_deref(), Ok(*code)),
+            Err(e) => self.audit(card_id.as_deref(), Err(e)),
+        }
+        judged.map(|(r, _)| r)
     }
 
-    fn audit(&self, card_id: Option<&str>, outcome: Result<(), &ApiError>) {
-        let (res, code) = match outcome {
-            Ok(()) => ("ok", national::OK),
-            Err(e) => ("error", e.national_code()),
+    fn audit(&self, card_id: Option<&str>, outcome: Result<i32, &ApiError>) {
+        let (res, error, code) = match outcome {
+            Ok(code) => ("ok", None, code),
+            Err(e) => ("error", Some(e.kind()), e.national_code()),
         };
         self.state.audit.record(&Entry {
             time: audit::now(),
@@ -204,6 +229,7 @@ impl<'a> CardRequest<'a> {
             reader: Some(&self.reader),
             card_id,
             result: res,
+            error,
             code,
         });
     }
@@ -304,7 +330,9 @@ pub async fn basic(
     Path(which): Path<String>,
 ) -> ApiResult {
     let req = CardRequest::open(&state, &origin, &which, "read-basic").await?;
-    let info = req.run(CardId::From(card_id_of_basic), |card, sm| card.read_basic(sm)).await?;
+    let info = req
+        .run_judged(CardId::From(card_id_of_basic), |card, sm| card.read_basic(sm), |info| Ok(info.national_code()))
+        .await?;
     Ok(Json(basic_answer(&state, &info)).into_response())
 }
 
@@ -365,14 +393,27 @@ pub async fn photo(
     Path(which): Path<String>,
 ) -> ApiResult {
     let req = CardRequest::open(&state, &origin, &which, "read-photo").await?;
-    let data = req.run(CardId::Read, |card, sm| card.read_binary(sm, "SSSEEF08")).await?;
-    // a JPEG starts with SOI and ends with EOI; the file is padded after it
-    let Some(end) = data.starts_with(&[0xFF, 0xD8]).then(|| data.windows(2).rposition(|w| w == [0xFF, 0xD9])).flatten()
-    else {
-        return Err(ApiError::new(StatusCode::NOT_FOUND, "no_photo", "the card holds no photo"));
-    };
-    let jpeg = data[..end + 2].to_vec();
+    let data = req
+        .run_judged(
+            CardId::Read,
+            |card, sm| card.read_binary(sm, "SSSEEF08"),
+            |data| {
+                jpeg_end(data)
+                    .map(|_| national::OK)
+                    .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "no_photo", "the card holds no photo"))
+            },
+        )
+        .await?;
+    let end =
+        jpeg_end(&data).ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "no_photo", "the card holds no photo"))?;
+    let jpeg = data[..end].to_vec();
     Ok(([(header::CONTENT_TYPE, "image/jpeg"), (header::CACHE_CONTROL, "no-store")], jpeg).into_response())
+}
+
+/// Where the JPEG in EF08 ends (after its EOI): a JPEG starts with SOI and ends with EOI; the file is padded after
+/// it. `None`: no photo.
+fn jpeg_end(data: &[u8]) -> Option<usize> {
+    data.starts_with(&[0xFF, 0xD8]).then(|| data.windows(2).rposition(|w| w == [0xFF, 0xD9]).map(|i| i + 2)).flatten()
 }
 
 /// Body of the PIN operations: the fields each one needs.

@@ -23,7 +23,10 @@ pub struct Entry<'a> {
     pub card_id: Option<&'a str>,
     /// `ok` or `error`.
     pub result: &'a str,
-    /// The national code (0 for success).
+    /// The error kind the client was told (`no_photo`, `pin_refused` …), for an error.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<&'a str>,
+    /// The national code the client was told (0 for success; −2203 for withheld holder data).
     pub code: i32,
 }
 
