@@ -8,6 +8,7 @@
 //! device_no = "SIM-READER-01"                   # 终端设备号
 //! audit_log = "/var/log/sscard/agent-audit.jsonl"
 //! token_key_file = "/etc/sscard/agent-token.key" # HMAC-SHA256 key of the counter back end (hex), or token_key = "…"
+//! header_read_timeout_ms = 10000                 # slow or idle connections are closed after this
 //!
 //! [keys]
 //! mode = "two-step"                             # the back end's HSM answers; the agent holds no keys
@@ -68,6 +69,7 @@ struct File {
     token_key_file: Option<PathBuf>,
     token_max_ttl_secs: Option<u64>,
     queue_wait_ms: Option<u64>,
+    header_read_timeout_ms: Option<u64>,
     two_step_timeout_secs: Option<u64>,
     pin_attempts_per_minute: Option<u32>,
     max_body_bytes: Option<usize>,
@@ -94,6 +96,9 @@ pub struct Config {
     pub token_max_ttl: Duration,
     /// How long a request waits for its reader before `busy`.
     pub queue_wait: Duration,
+    /// How long a connection may take to send a request's headers, and stay idle between requests, before it
+    /// is closed.
+    pub header_read_timeout: Duration,
     /// How long a two-step step 1 holds the card for its step 2.
     pub two_step_timeout: Duration,
     /// PIN operations per reader per minute.
@@ -131,6 +136,7 @@ impl Default for Config {
             token_key: None,
             token_max_ttl: Duration::from_secs(300),
             queue_wait: Duration::from_secs(10),
+            header_read_timeout: Duration::from_secs(10),
             two_step_timeout: Duration::from_secs(30),
             pin_attempts_per_minute: 5,
             max_body_bytes: 16 * 1024,
@@ -245,6 +251,9 @@ impl Config {
         if let Some(ms) = file.queue_wait_ms {
             c.queue_wait = Duration::from_millis(ms);
         }
+        if let Some(ms) = file.header_read_timeout_ms {
+            c.header_read_timeout = Duration::from_millis(ms);
+        }
         if let Some(s) = file.two_step_timeout_secs {
             c.two_step_timeout = Duration::from_secs(s);
         }
@@ -281,6 +290,9 @@ impl Config {
                 }
                 _ => {}
             }
+        }
+        if self.header_read_timeout.is_zero() {
+            return Err(ConfigError::Invalid("header_read_timeout_ms must be at least 1".into()));
         }
         if self.pin_attempts_per_minute == 0 {
             return Err(ConfigError::Invalid("pin_attempts_per_minute must be at least 1".into()));

@@ -36,7 +36,7 @@ use card_core::profile::Profile;
 use card_core::security::SecurityModule;
 use card_core::transport::ReaderSelector;
 use tokio::net::TcpListener;
-use tokio::sync::broadcast;
+use tokio::sync::{broadcast, watch};
 
 use self::audit::AuditLog;
 use self::config::Config;
@@ -144,6 +144,7 @@ pub struct Server {
     port: u16,
     app: Router,
     state: AppState,
+    header_read_timeout: Duration,
 }
 
 const PAGE: &str = include_str!("../../assets/counter.html");
@@ -280,7 +281,8 @@ impl Server {
             Err(e) => eprintln!("terminal-agent: not listening on {v6}: {e}"),
         }
         let state = Shared::new(&config, port, keys, connector)?;
-        Ok(Server { listeners, port, app: router(state.clone(), config.max_body_bytes), state })
+        let app = router(state.clone(), config.max_body_bytes);
+        Ok(Server { listeners, port, app, state, header_read_timeout: config.header_read_timeout })
     }
 
     /// The port bound.
@@ -299,29 +301,68 @@ impl Server {
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let mut tasks = Vec::new();
         for listener in self.listeners {
-            let app = self.app.clone();
-            let mut rx = stop_rx.clone();
-            tasks.push(tokio::spawn(async move {
-                axum::serve(listener, app)
-                    .with_graceful_shutdown(async move {
-                        let _ = rx.wait_for(|stop| *stop).await;
-                    })
-                    .await
-            }));
+            tasks.push(tokio::spawn(serve(listener, self.app.clone(), self.header_read_timeout, stop_rx.clone())));
         }
         shutdown.await;
         let _ = stop_tx.send(true);
         let mut result = Ok(());
         for t in tasks {
-            match t.await {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => result = Err(e),
-                Err(e) => result = Err(std::io::Error::other(e)),
+            if let Err(e) = t.await {
+                result = Err(std::io::Error::other(e));
             }
         }
         self.state.pool.shutdown().await;
         result
     }
+}
+
+/// Until the stop is signalled (the guard of the value is not kept: the future stays `Send`).
+async fn stopped(stop: &mut watch::Receiver<bool>) {
+    let _ = stop.wait_for(|s| *s).await;
+}
+
+/// How long the requests in flight may take to finish after the stop.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+/// Accepts connections on `listener` and serves each over HTTP/1.1 (with upgrades, for the events WebSocket)
+/// until `stop`: a connection that does not send a request's headers within `header_read_timeout` — a slow
+/// client, or one idle between requests — is closed, so idle connections cannot pile up. Then the requests in
+/// flight finish (at most [`SHUTDOWN_GRACE`]).
+async fn serve(listener: TcpListener, app: Router, header_read_timeout: Duration, mut stop: watch::Receiver<bool>) {
+    use hyper_util::rt::{TokioIo, TokioTimer};
+    use hyper_util::service::TowerToHyperService;
+    let mut connections = tokio::task::JoinSet::new();
+    loop {
+        let stream = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(e) => {
+                    // out of descriptors and the like: say so, breathe, go on
+                    tracing::warn!("terminal-agent: accept failed: {e}");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+            () = stopped(&mut stop) => break,
+        };
+        // finished connections are reaped as new ones come
+        while connections.try_join_next().is_some() {}
+        let conn = hyper::server::conn::http1::Builder::new()
+            .timer(TokioTimer::new())
+            .header_read_timeout(header_read_timeout)
+            .serve_connection(TokioIo::new(stream), TowerToHyperService::new(app.clone()))
+            .with_upgrades();
+        let mut stop = stop.clone();
+        connections.spawn(async move {
+            let mut conn = std::pin::pin!(conn);
+            tokio::select! {
+                _ = conn.as_mut() => return,
+                () = stopped(&mut stop) => conn.as_mut().graceful_shutdown(),
+            }
+            let _ = conn.await;
+        });
+    }
+    let _ = tokio::time::timeout(SHUTDOWN_GRACE, async { while connections.join_next().await.is_some() {} }).await;
 }
 
 #[cfg(test)]
