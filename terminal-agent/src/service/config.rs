@@ -9,6 +9,7 @@
 //! audit_log = "/var/log/sscard/agent-audit.jsonl"
 //! token_key_file = "/etc/sscard/agent-token.key" # HMAC-SHA256 key of the counter back end (hex), or token_key = "…"
 //! header_read_timeout_ms = 10000                 # slow or idle connections are closed after this
+//! spent_tokens_file = "/var/lib/sscard/agent-spent-tokens"  # default: agent-spent-tokens beside this file
 //!
 //! [keys]
 //! mode = "two-step"                             # the back end's HSM answers; the agent holds no keys
@@ -67,6 +68,7 @@ struct File {
     audit_log: Option<PathBuf>,
     token_key: Option<String>,
     token_key_file: Option<PathBuf>,
+    spent_tokens_file: Option<PathBuf>,
     token_max_ttl_secs: Option<u64>,
     queue_wait_ms: Option<u64>,
     header_read_timeout_ms: Option<u64>,
@@ -92,6 +94,9 @@ pub struct Config {
     pub audit_log: Option<PathBuf>,
     /// The HMAC key of operation tokens; none: writes and PIN operations are refused.
     pub token_key: Option<Zeroizing<Vec<u8>>>,
+    /// Where spent tokens are kept until they expire, so that a restart does not make them good again; none: in
+    /// memory only. A configuration file with a token key defaults to `agent-spent-tokens` beside it.
+    pub spent_tokens: Option<PathBuf>,
     /// The longest lifetime a token may claim.
     pub token_max_ttl: Duration,
     /// How long a request waits for its reader before `busy`.
@@ -134,6 +139,7 @@ impl Default for Config {
             device_no: String::new(),
             audit_log: None,
             token_key: None,
+            spent_tokens: None,
             token_max_ttl: Duration::from_secs(300),
             queue_wait: Duration::from_secs(10),
             header_read_timeout: Duration::from_secs(10),
@@ -244,6 +250,11 @@ impl Config {
                 Some(parse_hex_key(&text, &f.display().to_string())?)
             }
             (None, None) => None,
+        };
+        c.spent_tokens = match file.spent_tokens_file {
+            Some(f) => Some(resolve(f)),
+            None if c.token_key.is_some() => Some(base.join("agent-spent-tokens")),
+            None => None,
         };
         if let Some(s) = file.token_max_ttl_secs {
             c.token_max_ttl = Duration::from_secs(s);

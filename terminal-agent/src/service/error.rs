@@ -187,6 +187,7 @@ impl From<TokenError> for ApiError {
             TokenError::Missing | TokenError::Malformed | TokenError::BadSignature | TokenError::Expired => {
                 StatusCode::UNAUTHORIZED
             }
+            TokenError::Unrecorded => StatusCode::SERVICE_UNAVAILABLE,
             _ => StatusCode::FORBIDDEN,
         };
         ApiError::new(status, "token_refused", e.to_string()).code(national::KEY_LEVEL)

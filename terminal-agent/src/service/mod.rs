@@ -96,11 +96,21 @@ impl Shared {
             keys,
             connector.clone(),
         );
+        let tokens = match &config.spent_tokens {
+            Some(path) => TokenVerifier::with_spent_file(
+                config.token_key.clone(),
+                &config.terminal_no,
+                config.token_max_ttl,
+                path,
+            )
+            .map_err(|source| ServeError::SpentTokens { path: path.clone(), source })?,
+            None => TokenVerifier::new(config.token_key.clone(), &config.terminal_no, config.token_max_ttl),
+        };
         Ok(Arc::new(Shared {
             guard: Guard::new(port, &config.allowed_origins),
             pool,
             events: EventHub::start_with(connector.events()),
-            tokens: TokenVerifier::new(config.token_key.clone(), &config.terminal_no, config.token_max_ttl),
+            tokens,
             audit,
             pin_limit: RateLimit::new(config.pin_attempts_per_minute, Duration::from_secs(60)),
             terminal,
@@ -133,6 +143,14 @@ pub enum ServeError {
     Audit {
         /// The file.
         path: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The spent-token file could not be opened or rewritten.
+    #[error("cannot keep spent tokens in {}: {source}", path.display())]
+    SpentTokens {
+        /// The file.
+        path: std::path::PathBuf,
         /// Why.
         source: std::io::Error,
     },

@@ -86,6 +86,9 @@ pub enum TokenError {
     /// Already used.
     #[error("token already used")]
     Replayed,
+    /// The spent-token file could not record it: the token is not accepted (it could be replayed after a restart).
+    #[error("the agent cannot record the token as spent")]
+    Unrecorded,
 }
 
 fn now() -> u64 {
@@ -118,18 +121,72 @@ pub fn claims(scope: &[Scope], terminal: &str, ttl: Duration) -> Claims {
     }
 }
 
-/// Checks tokens and remembers the nonces used, until they expire.
+/// Checks tokens and remembers the nonces used, until they expire — across restarts when it has a spent-token file
+/// (one `nonce exp` line per spent token, appended and synced before the token is accepted; expired lines are
+/// dropped when the file is opened).
 pub struct TokenVerifier {
     key: Option<Zeroizing<Vec<u8>>>,
     terminal: String,
     max_ttl: Duration,
-    used: Mutex<HashMap<String, u64>>,
+    used: Mutex<Spent>,
 }
 
+struct Spent {
+    nonces: HashMap<String, u64>,
+    file: Option<std::fs::File>,
+}
+
+/// Longest nonce accepted (hex of 16 bytes is 32; some slack for other back ends).
+const MAX_NONCE_LEN: usize = 128;
+/// Most lines read back from a spent-token file.
+const MAX_SPENT_FILE: u64 = 16 * 1024 * 1024;
+
 impl TokenVerifier {
-    /// A verifier with the shared key (none: every token is refused), for `terminal`.
+    /// A verifier with the shared key (none: every token is refused), for `terminal`; spent tokens are kept in
+    /// memory only.
     pub fn new(key: Option<Zeroizing<Vec<u8>>>, terminal: &str, max_ttl: Duration) -> Self {
-        TokenVerifier { key, terminal: terminal.to_owned(), max_ttl, used: Mutex::new(HashMap::new()) }
+        let used = Mutex::new(Spent { nonces: HashMap::new(), file: None });
+        TokenVerifier { key, terminal: terminal.to_owned(), max_ttl, used }
+    }
+
+    /// [`TokenVerifier::new`] whose spent tokens are also kept in `path` (created if absent, mode 0600), so that a
+    /// token spent before a restart stays spent until it expires.
+    pub fn with_spent_file(
+        key: Option<Zeroizing<Vec<u8>>>,
+        terminal: &str,
+        max_ttl: Duration,
+        path: &std::path::Path,
+    ) -> std::io::Result<Self> {
+        use std::io::{Read, Write};
+        use std::os::unix::fs::OpenOptionsExt;
+        let now = now();
+        let mut nonces = HashMap::new();
+        if let Ok(f) = std::fs::File::open(path) {
+            let mut text = String::new();
+            f.take(MAX_SPENT_FILE).read_to_string(&mut text)?;
+            for line in text.lines() {
+                if let Some((nonce, exp)) = line.split_once(' ') {
+                    if let Ok(exp) = exp.parse::<u64>() {
+                        if exp > now && nonce.len() <= MAX_NONCE_LEN {
+                            nonces.insert(nonce.to_owned(), exp);
+                        }
+                    }
+                }
+            }
+        }
+        // rewritten without the expired lines, then appended to
+        let tmp = path.with_extension("tmp");
+        {
+            let mut f = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&tmp)?;
+            for (nonce, exp) in &nonces {
+                writeln!(f, "{nonce} {exp}")?;
+            }
+            f.sync_all()?;
+        }
+        std::fs::rename(&tmp, path)?;
+        let file = std::fs::OpenOptions::new().append(true).mode(0o600).open(path)?;
+        let used = Mutex::new(Spent { nonces, file: Some(file) });
+        Ok(TokenVerifier { key, terminal: terminal.to_owned(), max_ttl, used })
     }
 
     /// Checks a token for `scope` and spends it.
@@ -142,6 +199,12 @@ impl TokenVerifier {
         mac(key, signed)?.verify_slice(&tag).map_err(|_| TokenError::BadSignature)?;
         let json = URL_SAFE_NO_PAD.decode(payload).map_err(|_| TokenError::Malformed)?;
         let claims: Claims = serde_json::from_slice(&json).map_err(|_| TokenError::Malformed)?;
+        if claims.nonce.is_empty()
+            || claims.nonce.len() > MAX_NONCE_LEN
+            || !claims.nonce.bytes().all(|b| b.is_ascii_alphanumeric())
+        {
+            return Err(TokenError::Malformed);
+        }
         let now = now();
         if claims.exp <= now {
             return Err(TokenError::Expired);
@@ -156,10 +219,17 @@ impl TokenVerifier {
             return Err(TokenError::WrongScope(scope.name()));
         }
         let mut used = self.used.lock().unwrap_or_else(|p| p.into_inner());
-        used.retain(|_, exp| *exp > now);
-        if used.insert(claims.nonce.clone(), claims.exp).is_some() {
+        used.nonces.retain(|_, exp| *exp > now);
+        if used.nonces.contains_key(&claims.nonce) {
             return Err(TokenError::Replayed);
         }
+        if let Some(f) = used.file.as_mut() {
+            use std::io::Write;
+            writeln!(f, "{} {}", claims.nonce, claims.exp)
+                .and_then(|()| f.sync_data())
+                .map_err(|_| TokenError::Unrecorded)?;
+        }
+        used.nonces.insert(claims.nonce.clone(), claims.exp);
         Ok(claims)
     }
 }
@@ -230,5 +300,46 @@ mod tests {
         c.scope.push(Scope::Write);
         let forged = format!("v1.{}.{tag}", URL_SAFE_NO_PAD.encode(serde_json::to_vec(&c).unwrap()));
         assert_eq!(v.check(Some(&forged), Scope::Write), Err(TokenError::BadSignature));
+    }
+}
+
+#[cfg(test)]
+mod spent_file_tests {
+    use super::*;
+
+    const KEY: &[u8] = b"0123456789abcdef0123456789abcdef";
+
+    fn verifier(path: &std::path::Path) -> TokenVerifier {
+        TokenVerifier::with_spent_file(Some(Zeroizing::new(KEY.to_vec())), "T1", Duration::from_secs(300), path)
+            .unwrap()
+    }
+
+    #[test]
+    fn a_token_spent_before_a_restart_stays_spent() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("spent");
+        let token = sign(KEY, &claims(&[Scope::Pin], "T1", Duration::from_secs(120))).unwrap();
+        let other = sign(KEY, &claims(&[Scope::Pin], "T1", Duration::from_secs(120))).unwrap();
+        assert!(verifier(&path).check(Some(&token), Scope::Pin).is_ok());
+        // the agent restarts: the same token is refused, a fresh one is accepted
+        let after = verifier(&path);
+        assert!(matches!(after.check(Some(&token), Scope::Pin), Err(TokenError::Replayed)));
+        assert!(after.check(Some(&other), Scope::Pin).is_ok());
+        assert!(matches!(verifier(&path).check(Some(&other), Scope::Pin), Err(TokenError::Replayed)));
+        // the file holds nonces and expiries only, never a token
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(text.lines().count(), 2, "{text}");
+        assert!(!text.contains("v1."));
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+    }
+
+    #[test]
+    fn expired_entries_are_dropped_and_garbage_ignored() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("spent");
+        std::fs::write(&path, "aaaa 1\nnot a line\nbbbb 99999999999\n").unwrap();
+        let _ = verifier(&path);
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "bbbb 99999999999\n");
     }
 }
