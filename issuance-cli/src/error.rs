@@ -670,3 +670,141 @@ pub enum Defect {
         len: usize,
     },
 }
+
+#[cfg(test)]
+mod tests {
+    use card_core::transport::TransportError;
+
+    use super::*;
+
+    /// The words the user reads are those of the `String` variants these replaced.
+    #[test]
+    fn display_keeps_the_words() {
+        let cases: Vec<(Error, &str)> = vec![
+            (
+                InputError::NotReplaceable { card_number: "00000001X".into(), state: "failed".into() }.into(),
+                "card 00000001X is failed, not issued: it cannot be replaced",
+            ),
+            (
+                InputError::WrongCard {
+                    chip: "01".into(),
+                    card_number: "00000001X".into(),
+                    expected_chip: "02".into(),
+                }
+                .into(),
+                "the card in the reader (chip 01) is not card 00000001X (chip 02)",
+            ),
+            (
+                InputError::Unfinished { chip: "01".into(), card_number: "00000001X".into(), holder_line: 3 }.into(),
+                "this card (chip 01) is card 00000001X of holder line 3, not finished: use `issuance resume`",
+            ),
+            (InputError::PinNeeded { line: 6 }.into(), "holder line 6 has an own initial PIN: give --holders"),
+            (InputError::UnknownCard.into(), "this card is not in the journal"),
+            (Malformed::NoHistoricalBytes.into(), "malformed card answer: ATR without historical bytes"),
+            (
+                Malformed::KeyMissing { df: "SSSE".into(), kid: 0x0A, name: "RKSSSE".into() }.into(),
+                "malformed card answer: SSSE key 0A (RKSSSE) missing from key info",
+            ),
+            (
+                Mismatch::KeyVersion {
+                    df: "DF01".into(),
+                    kid: 1,
+                    name: "UK_DF01".into(),
+                    found: Some([1, 2, 3, 4]),
+                    expected: 2,
+                    after_rekey: false,
+                }
+                .into(),
+                "verification failed: DF01 key 01 (UK_DF01): key info Some([01, 02, 03, 04]), expected version 2",
+            ),
+            (
+                Mismatch::KeyVersion {
+                    df: "MF".into(),
+                    kid: 0,
+                    name: "MK_MF".into(),
+                    found: None,
+                    expected: 2,
+                    after_rekey: true,
+                }
+                .into(),
+                "verification failed: MF key 00 (MK_MF): key info None after rekey, expected version 2",
+            ),
+            (
+                Mismatch::Record { ef: "EF05".into(), record: 7, tag: 0x07 }.into(),
+                "verification failed: EF05 record 7 (tag 07) reads back differently",
+            ),
+            (
+                Mismatch::NotBlocked { df: "SSSE".into() }.into(),
+                "verification failed: after APPLICATION BLOCK, SELECT SSSE still answers 9000",
+            ),
+            (
+                Mismatch::MfKeyVersion { found: 5, transport: 0, mk_mf: 1 }.into(),
+                "verification failed: MF key version 5: neither transport key nor MK_MF",
+            ),
+            (KeyError::NotInSet { name: "RKSSSE".into() }.into(), "keys: no key RKSSSE"),
+            (KeyError::NoActive { name: "MK_MF".into() }.into(), "keys: no active MK_MF"),
+            (ProfileError::NoAid { df: "DF01".into() }.into(), "profile: DF01 has no AID"),
+            (ProfileError::NoKey { df: "SSSE".into(), key: "UKMF".into() }.into(), "profile: SSSE has no UKMF"),
+            (
+                JournalError::NewerSchema { found: 9, supported: 3 }.into(),
+                "journal: journal schema 9 is newer than this program (3)",
+            ),
+            (JournalError::NoBatch { row: Row::Card(4) }.into(), "journal: card 4 has no batch"),
+            (JournalError::Generation { row: Row::Batch(2), generation: 7 }.into(), "journal: batch 2: generation 7"),
+            (Defect::KeyStoreLock.into(), "internal: key store lock poisoned"),
+        ];
+        for (e, words) in cases {
+            assert_eq!(e.to_string(), words);
+        }
+    }
+
+    /// A holder's field that does not fit names its line and field, as the holders file's refusals do, and keeps
+    /// the codec's error as its source.
+    #[test]
+    fn a_holder_fault_names_line_and_field_and_keeps_its_source() {
+        let source = card_core::codec::encode(Format::An, "x".repeat(31).as_str(), 30).unwrap_err();
+        let e = Error::from(HolderFault {
+            line: 5,
+            field: "name",
+            problem: HolderProblem::DoesNotFit { ef: "EF06".into(), tag: 0x09, format: Format::An, len: 30, source },
+        });
+        let words = e.to_string();
+        assert!(words.starts_with("holder line 5, field name: EF06 tag 09 (an, 30 bytes): "), "{words}");
+        let mut chain = std::error::Error::source(&e);
+        let mut causes = 0;
+        while let Some(s) = chain {
+            assert!(words.ends_with(&s.to_string()), "{s}");
+            causes += 1;
+            chain = s.source();
+        }
+        assert!(causes >= 1);
+        assert_eq!(e.fault(), Fault::Input);
+    }
+
+    /// Who is at fault, by group: what the exit codes are made from.
+    #[test]
+    fn fault_by_group() {
+        use card_core::apdu::StatusWord;
+        let card = |e: card_core::Error| Error::from(e).fault();
+        assert_eq!(Error::from(InputError::UnknownCard).fault(), Fault::Input);
+        assert_eq!(card(TransportError::CardRemoved.into()), Fault::Reader);
+        assert_eq!(card(card_core::Error::Card(StatusWord::CONDITIONS_NOT_SATISFIED)), Fault::CardRefused);
+        assert_eq!(card(card_core::Error::WrongPin { tries_left: 2 }), Fault::CardRefused);
+        assert_eq!(card(card_core::Error::PinBlocked), Fault::CardRefused);
+        assert_eq!(Error::from(Malformed::NoHistoricalBytes).fault(), Fault::CardRejected);
+        assert_eq!(Error::from(Mismatch::Binary { ef: "EF08".into() }).fault(), Fault::CardRejected);
+        assert_eq!(Error::from(KeyError::NoRegionKeys).fault(), Fault::KeyStore);
+        assert_eq!(Error::from(ProfileError::NoDf { df: "SSSE".into() }).fault(), Fault::Other);
+        assert_eq!(Error::from(JournalError::Differs { row: Row::Card(1) }).fault(), Fault::Other);
+        assert_eq!(Error::from(Defect::Generation(9)).fault(), Fault::Other);
+    }
+
+    /// No PIN in an error: a PIN that does not fit says how many bytes the card has, not what the PIN is.
+    #[test]
+    fn a_pin_error_holds_no_pin() {
+        let pin = crate::Pin::parse("135790", 4..=6).unwrap();
+        let e = Error::from(InputError::PinTooLong { bytes: 2 });
+        assert!(pin.bcd(2).is_none());
+        assert!(!e.to_string().contains("135790") && !format!("{e:?}").contains("135790"));
+    }
+}

@@ -313,3 +313,23 @@ fn print_json(v: &serde_json::Value) -> Result<(), Failure> {
     println!("{text}");
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{InputError, KeyError, Mismatch};
+
+    /// The exit codes of `EXIT_HELP`, from who is at fault.
+    #[test]
+    fn exit_codes_come_from_the_fault() {
+        let code = |e: Error| Failure::Issuance(e).exit_code();
+        assert_eq!(usage("x").exit_code(), 2);
+        assert_eq!(code(InputError::UnknownCard.into()), 2);
+        assert_eq!(code(card_core::transport::TransportError::CardRemoved.into()), 3);
+        assert_eq!(code(card_core::Error::WrongPin { tries_left: 1 }.into()), 4);
+        assert_eq!(code(Mismatch::Binary { ef: "EF08".into() }.into()), 5);
+        assert_eq!(code(KeyError::NoVersions.into()), 6);
+        assert_eq!(code(crate::Defect::KeyStoreLock.into()), 1);
+        assert_eq!(Failure::Interrupted { batch: 1, left: 2 }.exit_code(), 130);
+    }
+}
