@@ -5,18 +5,17 @@
 //! Also the ordinary commands every step needs (SELECT, GET CHALLENGE + EXTERNAL AUTHENTICATE,
 //! UPDATE RECORD/BINARY), which are CARD-PROFILE §4 and common to all adapters.
 
-use card_core::codec;
 use card_core::command;
 use card_core::crypto::{process_key, Algorithm, CardKey};
 use card_core::profile::KeyUsage;
 use card_core::reference_cos::{self, EfSpec, FileSpec, KeyRecord};
 use card_core::timing::CardWork;
 use card_core::transport::{CardTransaction, CardTransactionExt};
-use zeroize::Zeroizing;
 
+use crate::pin::Pin;
 use crate::plan::Step;
 use crate::prepare::CardKeys;
-use crate::Error;
+use crate::{Defect, Error, InputError, KeyError, Malformed, ProfileError};
 
 /// A card transaction.
 pub type Tx<'t> = dyn CardTransaction + 't;
@@ -27,7 +26,7 @@ pub const BINARY_CHUNK: usize = 0xF0;
 /// Turns steps into APDUs for one chip family.
 pub trait CosAdapter: Send + Sync {
     /// Runs one step. `pin` is the initial PIN (for [`Step::SetPin`]).
-    fn execute(&self, tx: &mut Tx<'_>, step: &Step, keys: &CardKeys, pin: &str) -> Result<(), Error>;
+    fn execute(&self, tx: &mut Tx<'_>, step: &Step, keys: &CardKeys, pin: &Pin) -> Result<(), Error>;
     /// Erases the current DF (its files, child DFs, PIN and keys but its MK); before END PERSONALIZATION.
     fn erase_df(&self, tx: &mut Tx<'_>) -> Result<(), Error>;
     /// Key info of the current DF: (kid, version, algorithm id, tries left) per key.
@@ -79,11 +78,11 @@ pub fn secure_write_key(
 }
 
 fn key_of<'k>(keys: &'k CardKeys, name: &str) -> Result<&'k CardKey, Error> {
-    keys.get(name).map(|(k, _)| k).ok_or_else(|| Error::Keys(format!("no key {name}")))
+    keys.get(name).map(|(k, _)| k).ok_or_else(|| KeyError::NotInSet { name: name.to_owned() }.into())
 }
 
 impl CosAdapter for ReferenceCos {
-    fn execute(&self, tx: &mut Tx<'_>, step: &Step, keys: &CardKeys, pin: &str) -> Result<(), Error> {
+    fn execute(&self, tx: &mut Tx<'_>, step: &Step, keys: &CardKeys, pin: &Pin) -> Result<(), Error> {
         match step {
             Step::SelectMf => select_mf(tx),
             Step::Select { aid, .. } => select_aid(tx, aid),
@@ -98,27 +97,28 @@ impl CosAdapter for ReferenceCos {
                 Ok(())
             }
             Step::WriteKey { kid, usage, max_tries, key, .. } => {
-                let (k, version) = keys.get(&key.name).ok_or_else(|| Error::Keys(format!("no key {}", key.name)))?;
-                let usage = KeyUsage::from_name(usage)
-                    .ok_or_else(|| Error::Profile(format!("key usage {usage} unknown to the reference COS")))?;
+                let (k, version) = keys.get(&key.name).ok_or_else(|| KeyError::NotInSet { name: key.name.clone() })?;
+                let usage =
+                    KeyUsage::from_name(usage).ok_or_else(|| ProfileError::KeyUsage { usage: usage.clone() })?;
                 tx.exchange_ok(&reference_cos::write_key(*kid, &KeyRecord::key(usage, version, *max_tries, k))?)?;
                 Ok(())
             }
             Step::SetPin { max_tries, length, .. } => {
-                let bcd = Zeroizing::new(codec::encode_cn(pin, *length).map_err(|_| Error::Input("PIN".into()))?);
+                let bcd = pin.bcd(*length).ok_or(InputError::PinTooLong { bytes: *length })?;
                 let record = KeyRecord::Pin { max_tries: *max_tries, bcd };
                 tx.exchange_ok(&reference_cos::write_key(0x00, &record)?)?;
                 Ok(())
             }
             Step::WriteRecord { sfi, record, tag, value, .. } => {
-                let len = u8::try_from(value.len()).map_err(|_| Error::Input(format!("tag {tag:02X} too long")))?;
+                let len =
+                    u8::try_from(value.len()).map_err(|_| Defect::ValueTooLong { tag: *tag, len: value.len() })?;
                 let tlv = [vec![*tag, len], value.clone()].concat();
                 tx.exchange_ok(&command::update_record(*record, *sfi, tlv)?)?;
                 Ok(())
             }
             Step::WriteBinary { sfi, data, .. } => {
                 for (i, chunk) in data.chunks(BINARY_CHUNK).enumerate() {
-                    let off = u16::try_from(i * BINARY_CHUNK).map_err(|_| Error::Input("binary too long".into()))?;
+                    let off = u16::try_from(i * BINARY_CHUNK).map_err(|_| Defect::BinaryTooLong { len: data.len() })?;
                     // the first chunk selects the EF by SFI (P1 = 80 | SFI, offset 0)
                     let cmd = if off == 0 {
                         command::update_binary_sfi(*sfi, chunk.to_vec())
@@ -147,6 +147,6 @@ impl CosAdapter for ReferenceCos {
 
     fn key_info(&self, tx: &mut Tx<'_>) -> Result<Vec<[u8; 4]>, Error> {
         let data = tx.exchange_ok(&command::get_key_info()?)?;
-        command::parse_key_info(&data).map_err(|_| Error::Malformed(format!("key info of {} bytes", data.len())))
+        command::parse_key_info(&data).map_err(|source| Malformed::KeyInfo { len: data.len(), source }.into())
     }
 }

@@ -18,17 +18,21 @@ use card_core::card::NameItems;
 use card_core::codec::{self, CitizenId, Date, Format, RegionCode, Sex};
 use card_core::profile::{Generation, ItemField, Profile};
 use secrecy::{ExposeSecret, SecretString};
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize};
+
+use crate::pin::Pin;
+pub use crate::pin::DEFAULT_PIN;
 
 /// The CSV header, in order.
 pub const HEADER: [&str; 10] =
     ["ssn", "name", "name_ext", "sex", "ethnicity", "birthplace", "birth_date", "region_code", "initial_pin", "photo"];
 
-/// The PIN set when `initial_pin` is empty [P]: the customary initial PIN of the card.
-pub const DEFAULT_PIN: &str = "123456";
+/// The lengths of an initial PIN in the holders file.
+pub const PIN_LENGTHS: std::ops::RangeInclusive<usize> = 4..=6;
 
-/// One holder row as read, before validation (text fields).
-#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+/// One holder row as read, before validation (text fields). Its `Debug` shows `REDACTED` for a PIN; it is not
+/// `Clone`: the PIN is not copied.
+#[derive(Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawHolder {
     /// Social security number (citizen id).
@@ -48,16 +52,17 @@ pub struct RawHolder {
     pub birth_date: String,
     /// Issuing region.
     pub region_code: String,
-    /// Initial PIN (digits), may be empty. Never logged, never journalled.
-    #[serde(default, skip_serializing)]
-    pub initial_pin: String,
+    /// Initial PIN (digits), may be empty. Never logged, never journalled, never in `Debug`.
+    #[serde(default, skip_serializing, deserialize_with = "secret_text")]
+    pub initial_pin: SecretString,
     /// Photo file, may be empty.
     #[serde(default)]
     pub photo: String,
 }
 
-/// A validated holder: what is written to EF06 (and EF08), and the initial PIN.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+/// A validated holder: what is written to EF06 (and EF08), and the initial PIN. Its `Debug` shows the PIN as
+/// `Pin(REDACTED)`; it is not `Clone` ([`Holder::without_pin`] copies the rest).
+#[derive(Debug, Serialize, Deserialize)]
 pub struct Holder {
     /// Line of the input file (1-based; CSV: the header is line 1).
     pub line: u64,
@@ -88,9 +93,32 @@ pub struct Holder {
     pub photo: Option<PathBuf>,
     /// Whether the holder has an initial PIN of their own (else [`DEFAULT_PIN`]).
     pub own_pin: bool,
-    /// The initial PIN. Not serialized.
+    /// The holder's own initial PIN. Not serialized.
     #[serde(skip)]
-    pub pin: Option<SecretString>,
+    pub pin: Option<Pin>,
+}
+
+/// A PIN field of JSON lines, read into a secret.
+fn secret_text<'de, D: Deserializer<'de>>(d: D) -> Result<SecretString, D::Error> {
+    String::deserialize(d).map(SecretString::from)
+}
+
+impl std::fmt::Debug for RawHolder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let pin = if self.initial_pin.expose_secret().is_empty() { "" } else { "REDACTED" };
+        f.debug_struct("RawHolder")
+            .field("ssn", &self.ssn)
+            .field("name", &self.name)
+            .field("name_ext", &self.name_ext)
+            .field("sex", &self.sex)
+            .field("ethnicity", &self.ethnicity)
+            .field("birthplace", &self.birthplace)
+            .field("birth_date", &self.birth_date)
+            .field("region_code", &self.region_code)
+            .field("initial_pin", &pin)
+            .field("photo", &self.photo)
+            .finish()
+    }
 }
 
 impl Holder {
@@ -105,8 +133,27 @@ impl Holder {
     }
 
     /// The initial PIN (the holder's, else [`DEFAULT_PIN`]).
-    pub fn initial_pin(&self) -> &str {
-        self.pin.as_ref().map(|p| p.expose_secret()).unwrap_or(DEFAULT_PIN)
+    pub fn initial_pin(&self) -> &Pin {
+        self.pin.as_ref().unwrap_or(Pin::default_initial())
+    }
+
+    /// A copy of the holder's data without the PIN (`own_pin` still says whether there is one).
+    pub fn without_pin(&self) -> Holder {
+        Holder {
+            line: self.line,
+            ssn: self.ssn.clone(),
+            name: self.name.clone(),
+            written_name: self.written_name.clone(),
+            name_ext: self.name_ext.clone(),
+            sex: self.sex.clone(),
+            ethnicity: self.ethnicity.clone(),
+            birthplace: self.birthplace.clone(),
+            birth_date: self.birth_date.clone(),
+            region: self.region.clone(),
+            photo: self.photo.clone(),
+            own_pin: self.own_pin,
+            pin: None,
+        }
     }
 }
 
@@ -123,7 +170,7 @@ pub struct HolderError {
 }
 
 /// A row that failed, with its raw content (for `--skip-invalid`).
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 pub struct Rejected {
     /// The raw fields.
     pub raw: RawHolder,
@@ -153,7 +200,8 @@ pub struct Context<'a> {
 /// Reads and validates a holders file: CSV, or JSON lines when the name ends in `.jsonl`/`.ndjson`
 /// or the first non-blank character is `{`.
 pub fn read_file(path: &Path, ctx: &Context<'_>) -> Result<Parsed, std::io::Error> {
-    let text = std::fs::read_to_string(path)?;
+    // the file holds PINs: its text is wiped when read
+    let text = zeroize::Zeroizing::new(std::fs::read_to_string(path)?);
     let json = path.extension().is_some_and(|e| e == "jsonl" || e == "ndjson") || text.trim_start().starts_with('{');
     Ok(if json { parse_jsonl(&text, ctx) } else { parse_csv(&text, ctx) })
 }
@@ -198,7 +246,7 @@ pub fn parse_csv(text: &str, ctx: &Context<'_>) -> Parsed {
                     birthplace: f(5),
                     birth_date: f(6),
                     region_code: f(7),
-                    initial_pin: f(8),
+                    initial_pin: SecretString::from(f(8)),
                     photo: f(9),
                 };
                 rows.push((line, raw));
@@ -293,11 +341,18 @@ pub fn validate(line: u64, r: &RawHolder, ctx: &Context<'_>) -> Result<Holder, V
             None
         }
     };
-    let pin_ok = r.initial_pin.is_empty()
-        || ((4..=6).contains(&r.initial_pin.len()) && r.initial_pin.bytes().all(|b| b.is_ascii_digit()));
-    if !pin_ok {
-        e("initial_pin", "must be empty or 4 to 6 digits".into());
-    }
+    let pin_text = r.initial_pin.expose_secret();
+    let pin = if pin_text.is_empty() {
+        None
+    } else {
+        match Pin::parse(pin_text, PIN_LENGTHS) {
+            Ok(p) => Some(p),
+            Err(_) => {
+                e("initial_pin", "must be empty or 4 to 6 digits".into());
+                None
+            }
+        }
+    };
     let photo = if r.photo.is_empty() {
         None
     } else {
@@ -319,8 +374,8 @@ pub fn validate(line: u64, r: &RawHolder, ctx: &Context<'_>) -> Result<Holder, V
         birth_date: r.birth_date.clone(),
         region: r.region_code.clone(),
         photo,
-        own_pin: !r.initial_pin.is_empty(),
-        pin: (!r.initial_pin.is_empty()).then(|| SecretString::from(r.initial_pin.clone())),
+        own_pin: pin.is_some(),
+        pin,
     })
 }
 
@@ -403,7 +458,7 @@ pub fn write_rejected(path: &Path, rejected: &[Rejected]) -> Result<(), std::io:
     for r in rejected {
         let x = &r.raw;
         let reasons: Vec<String> = r.errors.iter().map(|e| e.to_string()).collect();
-        let pin = if x.initial_pin.is_empty() { "" } else { "REDACTED" };
+        let pin = if x.initial_pin.expose_secret().is_empty() { "" } else { "REDACTED" };
         w.write_record([
             &x.ssn,
             &x.name,

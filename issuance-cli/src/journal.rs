@@ -12,7 +12,7 @@ use std::path::Path;
 use rusqlite::{params, Connection, OptionalExtension};
 use serde::Serialize;
 
-use crate::Error;
+use crate::{Defect, Error, InputError, JournalError, Row};
 
 /// Schema version this build writes.
 pub const SCHEMA_VERSION: i64 = 3;
@@ -242,7 +242,7 @@ impl Journal {
         )?;
         let have: i64 = conn.query_row("SELECT coalesce(max(version), 0) FROM migrations", [], |r| r.get(0))?;
         if have > SCHEMA_VERSION {
-            return Err(Error::Journal(format!("journal schema {have} is newer than this program ({SCHEMA_VERSION})")));
+            return Err(JournalError::NewerSchema { found: have, supported: SCHEMA_VERSION }.into());
         }
         if have < 1 {
             let tx = conn.unchecked_transaction()?;
@@ -293,7 +293,7 @@ impl Journal {
         holders: &[crate::holders::Holder],
         settings: Option<&BatchSettings>,
     ) -> Result<i64, Error> {
-        let settings = settings.map(serde_json::to_string).transpose().map_err(|e| Error::Internal(e.to_string()))?;
+        let settings = settings.map(serde_json::to_string).transpose().map_err(Defect::Json)?;
         let tx = self.conn.unchecked_transaction()?;
         tx.execute(
             "INSERT INTO batches (source, generation, created, holders, settings) VALUES (?1, ?2, ?3, ?4, ?5)",
@@ -301,7 +301,7 @@ impl Journal {
         )?;
         let id = tx.last_insert_rowid();
         for h in holders {
-            let json = serde_json::to_string(h).map_err(|e| Error::Internal(e.to_string()))?;
+            let json = serde_json::to_string(h).map_err(Defect::Json)?;
             tx.execute(
                 "INSERT INTO batch_holders (batch, line, ssn, holder) VALUES (?1, ?2, ?3, ?4)",
                 params![id, h.line as i64, h.ssn, json],
@@ -318,7 +318,7 @@ impl Journal {
             params![batch, line],
             |r| r.get(0),
         )?;
-        serde_json::from_str(&json).map_err(|e| Error::Journal(format!("holder of batch {batch} line {line}: {e}")))
+        serde_json::from_str(&json).map_err(|source| JournalError::Holder { batch, line: Some(line), source }.into())
     }
 
     /// Holders of `batch` without a card in circulation or under way, in line order.
@@ -330,7 +330,7 @@ impl Journal {
         let rows = st.query_map([batch], |r| r.get::<_, String>(0))?;
         let mut out = Vec::new();
         for j in rows {
-            out.push(serde_json::from_str(&j?).map_err(|e| Error::Journal(format!("holder of batch {batch}: {e}")))?);
+            out.push(serde_json::from_str(&j?).map_err(|source| JournalError::Holder { batch, line: None, source })?);
         }
         Ok(out)
     }
@@ -350,7 +350,9 @@ impl Journal {
         let tx = rusqlite::Transaction::new_unchecked(&self.conn, rusqlite::TransactionBehavior::Immediate)?;
         let last: i64 =
             tx.query_row("SELECT coalesce(max(seq), 0) FROM cards WHERE region = ?1", [c.region], |r| r.get(0))?;
-        let seq = u64::try_from(last).map_err(|_| Error::Journal("negative sequence".into()))? + 1;
+        let seq = u64::try_from(last)
+            .map_err(|_| JournalError::NegativeSequence { region: c.region.to_owned(), seq: last })?
+            + 1;
         let Assigned { card_id, card_number: number, issue_date: issue, expiry_date: expiry, card_type: ty } =
             id_of(seq)?;
         let t = now();
@@ -513,7 +515,7 @@ impl Journal {
         let (st, number): (String, String) =
             tx.query_row("SELECT state, card_number FROM cards WHERE id = ?1", [old], |r| Ok((r.get(0)?, r.get(1)?)))?;
         if st != state::ISSUED {
-            return Err(Error::Input(format!("card {number} is {st}, not issued: it cannot be replaced")));
+            return Err(InputError::NotReplaceable { card_number: number, state: st }.into());
         }
         let t = now();
         tx.execute(
@@ -522,7 +524,7 @@ impl Journal {
             params![old, t, REPLACEMENT_SOURCE],
         )?;
         let batch = tx.last_insert_rowid();
-        let json = serde_json::to_string(holder).map_err(|e| Error::Internal(e.to_string()))?;
+        let json = serde_json::to_string(holder).map_err(Defect::Json)?;
         tx.execute(
             "INSERT INTO batch_holders (batch, line, ssn, holder) VALUES (?1, ?2, ?3, ?4)",
             params![batch, holder.line as i64, holder.ssn, json],
@@ -580,7 +582,9 @@ impl Journal {
             .query_row("SELECT generation, source FROM batches WHERE id = ?1", [batch], |r| Ok((r.get(0)?, r.get(1)?)))
             .optional()?;
         row.map(|(g, source)| {
-            u8::try_from(g).map(|g| (g, source)).map_err(|_| Error::Journal(format!("batch {batch}: generation {g}")))
+            u8::try_from(g)
+                .map(|g| (g, source))
+                .map_err(|_| JournalError::Generation { row: Row::Batch(batch), generation: g }.into())
         })
         .transpose()
     }
@@ -614,7 +618,10 @@ impl Journal {
         let text: Option<Option<String>> =
             self.conn.query_row("SELECT settings FROM batches WHERE id = ?1", [batch], |r| r.get(0)).optional()?;
         text.flatten()
-            .map(|t| serde_json::from_str(&t).map_err(|e| Error::Journal(format!("batch {batch}: settings: {e}"))))
+            .map(|t| {
+                serde_json::from_str(&t)
+                    .map_err(|source| JournalError::Settings { row: Row::Batch(batch), source }.into())
+            })
             .transpose()
     }
 

@@ -15,7 +15,7 @@ use card_core::reference_cos::EfSpec;
 use serde::Serialize;
 
 use crate::prepare::{CardKeys, Prepared};
-use crate::Error;
+use crate::{Error, HolderFault, HolderProblem, ProfileError};
 
 /// A key as the plan names it: store name and version (never the key).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -193,18 +193,18 @@ pub fn build(profile: &Profile, card: &Prepared, keys: &CardKeys, photo: Option<
         Ok(KeyRef { name: n, version })
     };
     let transport = KeyRef { name: "TRANSPORT".into(), version: keys.transport.1 };
-    let ssse = profile.df("SSSE").ok_or_else(|| Error::Profile("no SSSE".into()))?;
-    let ssse_aid = ssse.aid.clone().ok_or_else(|| Error::Profile("SSSE has no AID".into()))?;
+    let ssse = profile.df("SSSE").ok_or_else(|| ProfileError::NoDf { df: "SSSE".into() })?;
+    let ssse_aid = ssse.aid.clone().ok_or_else(|| ProfileError::NoAid { df: "SSSE".into() })?;
     let mut s = vec![Step::SelectMf, Step::Authenticate { df: "MF".into(), kid: 0, key: transport.clone() }];
     for df in profile.dfs_for(g) {
-        let aid = df.aid.clone().ok_or_else(|| Error::Profile(format!("{} has no AID", df.name)))?;
+        let aid = df.aid.clone().ok_or_else(|| ProfileError::NoAid { df: df.name.clone() })?;
         if df.name != "SSSE" {
             s.push(Step::Select { df: "SSSE".into(), aid: ssse_aid.clone() });
             s.push(Step::Authenticate { df: "SSSE".into(), kid: 0, key: key("SSSE", "MK")? });
         }
         s.push(Step::CreateDf { df: df.name.clone(), fid: df.fid, aid: aid.clone() });
         s.push(Step::Select { df: df.name.clone(), aid });
-        let mk = df.key("MK").ok_or_else(|| Error::Profile(format!("{} has no MK", df.name)))?;
+        let mk = df.key("MK").ok_or_else(|| ProfileError::NoKey { df: df.name.clone(), key: "MK".into() })?;
         let write_key = |k: &card_core::profile::KeySpec| -> Result<Step, Error> {
             Ok(Step::WriteKey {
                 df: df.name.clone(),
@@ -234,7 +234,7 @@ pub fn build(profile: &Profile, card: &Prepared, keys: &CardKeys, photo: Option<
             fill_ssse(&mut s, df, card, photo, &key)?;
         }
     }
-    let mf_mk = profile.mf.key("MK").ok_or_else(|| Error::Profile("MF has no MK".into()))?;
+    let mf_mk = profile.mf.key("MK").ok_or_else(|| ProfileError::NoKey { df: "MF".into(), key: "MK".into() })?;
     s.push(Step::SelectMf);
     s.push(Step::Authenticate { df: "MF".into(), kid: 0, key: transport });
     s.push(Step::WriteKey {
@@ -250,7 +250,11 @@ pub fn build(profile: &Profile, card: &Prepared, keys: &CardKeys, photo: Option<
 }
 
 fn create_ef(df: &Df, ef: &Ef, g: Generation) -> Result<Step, Error> {
-    let spec = EfSpec::from_profile(df, ef, g).map_err(|e| Error::Profile(e.to_string()))?;
+    let spec = EfSpec::from_profile(df, ef, g).map_err(|source| ProfileError::Ef {
+        df: df.name.clone(),
+        ef: ef.name.clone(),
+        source,
+    })?;
     Ok(Step::CreateEf {
         df: df.name.clone(),
         ef: ef.name.clone(),
@@ -293,23 +297,29 @@ fn fill_ssse(
     key: &dyn Fn(&str, &str) -> Result<KeyRef, Error>,
 ) -> Result<(), Error> {
     let g = card.generation;
-    let ukmf = df.key("UKMF").ok_or_else(|| Error::Profile("SSSE has no UKMF".into()))?;
+    let ukmf = df.key("UKMF").ok_or_else(|| ProfileError::NoKey { df: df.name.clone(), key: "UKMF".into() })?;
     s.push(Step::Authenticate { df: df.name.clone(), kid: ukmf.kid, key: key("SSSE", "UKMF")? });
     // every item of SSSE's linear EFs (EF05, EF06) that names a field, in record order
     for ef in df.efs_for(g).filter(|e| matches!(e.kind, EfKind::Linear { .. })) {
         for (n, item) in ef.items(g).enumerate() {
             let (Some(field), ItemFormat::Simple(f)) = (item.field, &item.format) else { continue };
-            let value = codec::encode(*f, &field_value(field, card), item.len).map_err(|e| {
-                Error::Input(format!(
-                    "holder line {}, field {field}: {} tag {:02X} ({f}, {} bytes): {e}",
-                    card.holder.line, ef.name, item.tag, item.len
-                ))
+            let value = codec::encode(*f, &field_value(field, card), item.len).map_err(|source| HolderFault {
+                line: card.holder.line,
+                field: field.as_str(),
+                problem: HolderProblem::DoesNotFit {
+                    ef: ef.name.clone(),
+                    tag: item.tag,
+                    format: *f,
+                    len: item.len,
+                    source,
+                },
             })?;
             s.push(Step::WriteRecord {
                 df: df.name.clone(),
                 ef: ef.name.clone(),
                 sfi: ef.sfi,
-                record: u8::try_from(n + 1).map_err(|_| Error::Profile("record number".into()))?,
+                record: u8::try_from(n + 1)
+                    .map_err(|_| ProfileError::RecordNumber { ef: ef.name.clone(), record: n + 1 })?,
                 tag: item.tag,
                 value,
             });

@@ -10,7 +10,7 @@ use card_core::profile::Generation;
 use key_mgmt::{KeyStore, VersionSelect};
 
 use crate::holders::Holder;
-use crate::Error;
+use crate::{Defect, Error, HolderFault, HolderProblem, InputError, KeyError};
 
 /// RID of the MOHRSS, bytes 3–7 of the card identifier.
 pub const RID: [u8; 5] = [0xD1, 0x56, 0x00, 0x00, 0x05];
@@ -47,7 +47,7 @@ impl Settings {
 }
 
 /// Everything written to one card except keys and PIN.
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 pub struct Prepared {
     /// The holder.
     pub holder: Holder,
@@ -73,22 +73,27 @@ pub struct Prepared {
 
 /// Card identifier, card number (8 digits of the per-region sequence + MOD 37-2 check) and dates.
 pub fn prepare(holder: &Holder, seq: u64, s: &Settings) -> Result<Prepared, Error> {
-    let region = RegionCode::parse(&holder.region).map_err(|e| Error::Input(format!("region: {e}")))?;
+    let region = RegionCode::parse(&holder.region).map_err(|e| HolderFault {
+        line: holder.line,
+        field: "region_code",
+        problem: HolderProblem::Region(e),
+    })?;
     let mut card_id = [0u8; 16];
     card_id[..3].copy_from_slice(&region.to_bcd());
     card_id[3..8].copy_from_slice(&RID);
     card_id[8..].copy_from_slice(&seq.to_be_bytes());
     if seq >= 100_000_000 {
-        return Err(Error::Input(format!("region {} has used up its card numbers", holder.region)));
+        return Err(InputError::RegionExhausted { region: holder.region.clone() }.into());
     }
-    let card_number = CardNumber::with_check(&format!("{seq:08}")).map_err(|e| Error::Input(e.to_string()))?;
+    let card_number =
+        CardNumber::with_check(&format!("{seq:08}")).map_err(|source| Defect::CardNumber { seq, source })?;
     let d = s.issue_date;
     let year = d.year().saturating_add(s.validity_years);
     let expiry = Date::new(year, d.month(), d.day())
         .or_else(|_| Date::new(year, d.month(), 28))
-        .map_err(|e| Error::Input(format!("expiry date: {e}")))?;
+        .map_err(|source| InputError::Expiry { issue_date: d.to_string(), validity_years: s.validity_years, source })?;
     Ok(Prepared {
-        holder: holder.clone(),
+        holder: holder.without_pin(),
         generation: s.generation,
         region: region.as_str().to_owned(),
         seq,
@@ -121,24 +126,6 @@ pub struct Absent {
     pub store: Option<String>,
 }
 
-/// The card generations whose cards use `alg`, in words.
-fn generations_of(alg: Algorithm) -> &'static str {
-    match alg {
-        Algorithm::Tdes => "for generations 1–2",
-        Algorithm::Sm4 => "for generation 3",
-        Algorithm::Aes128 => "for no card generation",
-    }
-}
-
-/// The `keymgmt --alg` name of `alg`.
-fn keymgmt_alg(alg: Algorithm) -> &'static str {
-    match alg {
-        Algorithm::Tdes => "3des",
-        Algorithm::Sm4 => "sm4",
-        Algorithm::Aes128 => "aes",
-    }
-}
-
 impl CardKeys {
     /// A set from parts.
     pub fn new(keys: BTreeMap<String, (CardKey, u8)>, transport: (CardKey, u8)) -> CardKeys {
@@ -169,47 +156,8 @@ impl CardKeys {
     }
 
     fn missing(&self, name: &str, g: Generation) -> Error {
-        let alg = algorithm_of(g);
-        let a = self.absent.get(name).cloned().unwrap_or_default();
-        let keymgmt = match &a.store {
-            Some(p) => format!("keymgmt --store {p} --passphrase-file FILE"),
-            None => "keymgmt …".to_owned(),
-        };
-        let generate = format!(
-            "generate them with `{keymgmt} generate-profile-keys --alg {} --version {} --activate`",
-            keymgmt_alg(alg),
-            a.next_version.max(1)
-        );
-        let mut msg =
-            format!("no active {} {name} in the key store (generation {g} cards use {}", alg.name(), alg.name());
-        let mut todo = generate;
-        if !a.held.is_empty() {
-            let held: Vec<String> = a
-                .held
-                .iter()
-                .map(|(al, v, st)| {
-                    let st = if st == "active" { String::new() } else { format!(" ({st})") };
-                    format!("{} v{v}{st}, {}", al.name(), generations_of(*al))
-                })
-                .collect();
-            msg.push_str(&format!("; the store has {name} as {}", held.join("; ")));
-            if let Some((_, v, _)) =
-                a.held.iter().filter(|(al, _, st)| *al == alg && st == "pre-active").max_by_key(|h| h.1)
-            {
-                todo = format!("activate it with `{keymgmt} activate --name {name} --version {v}`");
-            }
-            let other = a.held.iter().find(|(al, _, st)| *al != alg && st == "active").map(|h| h.0);
-            let other_gen = match other {
-                Some(Algorithm::Tdes) => Some(2),
-                Some(Algorithm::Sm4) => Some(3),
-                _ => None,
-            };
-            if let Some(n) = other_gen.filter(|n| *n != g.number()) {
-                todo.push_str(&format!(", or issue generation {n} cards with `--generation {n}`"));
-            }
-        }
-        msg.push_str(&format!("): {todo}"));
-        Error::Keys(msg)
+        let absent = self.absent.get(name).cloned().unwrap_or_default();
+        KeyError::Missing { name: name.to_owned(), generation: g, absent }.into()
     }
 
     /// The key named `name` (`TRANSPORT` or a store name) with its version.
@@ -244,7 +192,7 @@ pub trait KeySource: Send + Sync {
         versions: &BTreeMap<String, u8>,
     ) -> Result<CardKeys, Error> {
         let _ = (region, card_factor, alg, versions);
-        Err(Error::Keys("this key source gives no key versions but the active ones".into()))
+        Err(KeyError::NoVersions.into())
     }
 
     /// The region keys of `region` for cards of algorithm `alg` as a local security module (desk services:
@@ -257,7 +205,7 @@ pub trait KeySource: Send + Sync {
         versions: &BTreeMap<String, u8>,
     ) -> Result<card_core::security::LocalKeys, Error> {
         let _ = (region, alg, versions);
-        Err(Error::Keys("this key source gives no region keys".into()))
+        Err(KeyError::NoRegionKeys.into())
     }
 }
 
@@ -284,7 +232,7 @@ impl StoreKeySource {
         alg: Algorithm,
         versions: &BTreeMap<String, u8>,
     ) -> Result<card_core::security::LocalKeys, Error> {
-        let store = self.store.lock().map_err(|_| Error::Internal("key store lock poisoned".into()))?;
+        let store = self.store.lock().map_err(|_| Defect::KeyStoreLock)?;
         let mut exact = active_versions(&store, alg)?;
         exact.extend(versions.iter().map(|(n, v)| (n.clone(), *v)));
         let set = store.region_keys_with(region, &VersionSelect::Exact(exact))?;
@@ -355,7 +303,7 @@ impl KeySource for StoreKeySource {
         alg: Algorithm,
         versions: &BTreeMap<String, u8>,
     ) -> Result<CardKeys, Error> {
-        let store = self.store.lock().map_err(|_| Error::Internal("key store lock poisoned".into()))?;
+        let store = self.store.lock().map_err(|_| Defect::KeyStoreLock)?;
         // the highest active version of each key whose algorithm is the card's, but those given
         let mut exact = active_versions(&store, alg)?;
         exact.extend(versions.iter().map(|(n, v)| (n.clone(), *v)));

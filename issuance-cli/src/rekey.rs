@@ -5,15 +5,15 @@
 
 use std::collections::BTreeMap;
 
-use card_core::profile::{Df, Generation, KeySpec};
+use card_core::profile::{Df, KeySpec};
 use serde::Serialize;
 
 use crate::cos::{secure_write_key, select_aid, select_mf, Tx};
 use crate::journal::{state, CardRow};
 use crate::plan::store_name;
 use crate::prepare::algorithm_of;
-use crate::run::{chip_of, Issuer};
-use crate::Error;
+use crate::run::{chip_of, generation_of, Issuer};
+use crate::{Defect, Error, InputError, JournalError, KeyError, Malformed, Mismatch, ProfileError, Row};
 
 /// One key replaced on the card.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -32,7 +32,7 @@ fn select(tx: &mut Tx<'_>, df: &Df) -> Result<(), Error> {
     if df.name == "MF" {
         return select_mf(tx);
     }
-    let aid = df.aid.as_ref().ok_or_else(|| Error::Profile(format!("{} has no AID", df.name)))?;
+    let aid = df.aid.as_ref().ok_or_else(|| ProfileError::NoAid { df: df.name.clone() })?;
     select_aid(tx, aid)
 }
 
@@ -41,15 +41,11 @@ impl Issuer<'_> {
     /// the card row (after the update) and the keys replaced (none if the card is up to date).
     pub fn rekey_card(&self, t: &mut dyn card_core::transport::Transport) -> Result<(CardRow, Vec<Rekeyed>), Error> {
         let chip = chip_of(t)?;
-        let row = self
-            .journal
-            .last_card_of_chip(&hex::encode_upper(chip))?
-            .ok_or_else(|| Error::Input("this card is not in the journal".into()))?;
+        let row = self.journal.last_card_of_chip(&hex::encode_upper(chip))?.ok_or(InputError::UnknownCard)?;
         if row.state != state::ISSUED {
-            return Err(Error::Input(format!("card {} is {}, not issued", row.card_number, row.state)));
+            return Err(InputError::NotIssued { card_number: row.card_number, state: row.state }.into());
         }
-        let g = Generation::new(u8::try_from(row.generation).unwrap_or(0))
-            .ok_or_else(|| Error::Journal(format!("card {}: generation {}", row.id, row.generation)))?;
+        let g = generation_of(&row)?;
         let alg = algorithm_of(g);
         let target = self.keys.card_keys(&row.region, &chip, alg)?;
         let dfs: Vec<&Df> = std::iter::once(&self.profile.mf).chain(self.profile.dfs_for(g)).collect();
@@ -62,8 +58,10 @@ impl Issuer<'_> {
             select(tx, df)?;
             let info = self.cos.key_info(tx)?;
             for k in df.keys_for(g) {
-                let v = info.iter().find(|i| i[0] == k.kid).map(|i| i[1]).ok_or_else(|| {
-                    Error::Malformed(format!("{} key {:02X} ({}) missing from key info", df.name, k.kid, k.name))
+                let v = info.iter().find(|i| i[0] == k.kid).map(|i| i[1]).ok_or_else(|| Malformed::KeyMissing {
+                    df: df.name.clone(),
+                    kid: k.kid,
+                    name: k.name.clone(),
                 })?;
                 held.insert(store_name(&df.name, &k.name), v);
             }
@@ -74,7 +72,7 @@ impl Issuer<'_> {
         for df in &dfs {
             let stale = |k: &&KeySpec| -> Result<Option<Rekeyed>, Error> {
                 let name = store_name(&df.name, &k.name);
-                let to = target.get(&name).ok_or_else(|| Error::Keys(format!("no active {name}")))?.1;
+                let to = target.get(&name).ok_or_else(|| KeyError::NoActive { name: name.clone() })?.1;
                 let from = held.get(&name).copied().unwrap_or(0);
                 Ok((from < to).then(|| Rekeyed { df: df.name.clone(), name, from, to }))
             };
@@ -91,21 +89,28 @@ impl Issuer<'_> {
                 continue;
             }
             let mk_name = store_name(&df.name, "MK");
-            let (mk, _) =
-                current.get(&mk_name).ok_or_else(|| Error::Keys(format!("no {mk_name} at the card's version")))?;
+            let (mk, _) = current.get(&mk_name).ok_or_else(|| KeyError::NotAtCardVersion {
+                version: held.get(&mk_name).copied().unwrap_or(0),
+                name: mk_name.clone(),
+            })?;
             select(tx, df)?;
             for (k, r) in &todo {
-                let (new, v) = target.get(&r.name).ok_or_else(|| Error::Keys(format!("no active {}", r.name)))?;
+                let (new, v) = target.get(&r.name).ok_or_else(|| KeyError::NoActive { name: r.name.clone() })?;
                 secure_write_key(tx, mk, k.kid, k.usage, k.max_tries, (new, v))?;
             }
             let info = self.cos.key_info(tx)?;
             for (k, r) in &todo {
                 let found = info.iter().find(|i| i[0] == k.kid);
                 if found.map(|i| (i[1], i[2])) != Some((r.to, alg.id())) {
-                    return Err(Error::Verify(format!(
-                        "{} key {:02X} ({}): key info {found:02X?} after rekey, expected version {}",
-                        df.name, k.kid, r.name, r.to
-                    )));
+                    return Err(Mismatch::KeyVersion {
+                        df: df.name.clone(),
+                        kid: k.kid,
+                        name: r.name.clone(),
+                        found: found.copied(),
+                        expected: r.to,
+                        after_rekey: true,
+                    }
+                    .into());
                 }
             }
             done.extend(todo.into_iter().map(|(_, r)| r));
@@ -113,9 +118,9 @@ impl Issuer<'_> {
 
         if !done.is_empty() {
             let mut versions: BTreeMap<String, u8> = serde_json::from_str(&row.key_versions)
-                .map_err(|e| Error::Journal(format!("card {} key versions: {e}", row.id)))?;
+                .map_err(|source| JournalError::KeyVersions { row: Row::Card(row.id), source })?;
             versions.extend(done.iter().map(|r| (r.name.clone(), r.to)));
-            let text = serde_json::to_string(&versions).map_err(|e| Error::Internal(e.to_string()))?;
+            let text = serde_json::to_string(&versions).map_err(Defect::Json)?;
             self.journal.set_key_versions(row.id, &text)?;
         }
         Ok((self.journal.card(row.id)?, done))

@@ -15,17 +15,15 @@
 
 use std::collections::BTreeMap;
 
-use card_core::apdu::StatusWord;
-use card_core::card::SocialSecurityCard;
-use card_core::profile::Generation;
-use card_core::transport::{CardTransaction, CardTransactionExt, Transport, TransportError};
-use secrecy::SecretString;
-
 use crate::holders::Holder;
 use crate::journal::{state, CardRow};
+use crate::pin::Pin;
 use crate::prepare::algorithm_of;
-use crate::run::{chip_of, Costs, Issuer};
-use crate::Error;
+use crate::run::{chip_of, generation_of, Costs, Issuer};
+use crate::{Error, InputError, JournalError, Mismatch, ProfileError, Row};
+use card_core::apdu::StatusWord;
+use card_core::card::SocialSecurityCard;
+use card_core::transport::{CardTransaction, CardTransactionExt, Transport, TransportError};
 
 /// The card type of a replacement card (EF05 tag 02) [P].
 pub const REPLACEMENT_CARD_TYPE: &str = "2";
@@ -67,20 +65,13 @@ impl Issuer<'_> {
     /// Retires the issued card `old`: blocks its application if it is presented, then marks it replaced and
     /// records the successor's batch (see the module docs). `pin` is the new card's initial PIN (`None`:
     /// the default PIN). Nothing is journalled if blocking fails.
-    pub fn retire(
-        &self,
-        old: &CardRow,
-        card: OldCard<'_>,
-        pin: Option<SecretString>,
-        reason: &str,
-    ) -> Result<Retired, Error> {
+    pub fn retire(&self, old: &CardRow, card: OldCard<'_>, pin: Option<Pin>, reason: &str) -> Result<Retired, Error> {
         if old.state != state::ISSUED {
-            return Err(Error::Input(format!(
-                "card {} is {}, not issued: it cannot be replaced",
-                old.card_number, old.state
-            )));
+            return Err(
+                InputError::NotReplaceable { card_number: old.card_number.clone(), state: old.state.clone() }.into()
+            );
         }
-        let batch = old.batch.ok_or_else(|| Error::Journal(format!("card {} has no batch", old.id)))?;
+        let batch = old.batch.ok_or(JournalError::NoBatch { row: Row::Card(old.id) })?;
         let mut holder = self.journal.holder(batch, old.holder_line)?;
         holder.own_pin = pin.is_some();
         holder.pin = pin;
@@ -108,15 +99,16 @@ impl Issuer<'_> {
     fn block_application(&self, t: &mut dyn Transport, old: &CardRow) -> Result<(), Error> {
         let chip = hex::encode_upper(chip_of(t)?);
         if chip != old.chip {
-            return Err(Error::Input(format!(
-                "the card in the reader (chip {chip}) is not card {} (chip {})",
-                old.card_number, old.chip
-            )));
+            return Err(InputError::WrongCard {
+                chip,
+                card_number: old.card_number.clone(),
+                expected_chip: old.chip.clone(),
+            }
+            .into());
         }
-        let g = Generation::new(u8::try_from(old.generation).unwrap_or(0))
-            .ok_or_else(|| Error::Journal(format!("card {}: generation {}", old.id, old.generation)))?;
+        let g = generation_of(old)?;
         let versions: BTreeMap<String, u8> = serde_json::from_str(&old.key_versions)
-            .map_err(|e| Error::Journal(format!("card {} key versions: {e}", old.id)))?;
+            .map_err(|source| JournalError::KeyVersions { row: Row::Card(old.id), source })?;
         let module = self.keys.region_module_at(&old.region, algorithm_of(g), &versions)?;
         if self.ssse_blocked(t)? {
             return Ok(());
@@ -124,15 +116,18 @@ impl Issuer<'_> {
         SocialSecurityCard::with_profile(Borrowed(t), std::sync::Arc::new(self.profile.clone()))
             .block_application(&module, "SSSE")?;
         if !self.ssse_blocked(t)? {
-            return Err(Error::Verify("after APPLICATION BLOCK, SELECT SSSE still answers 9000".into()));
+            return Err(Mismatch::NotBlocked { df: "SSSE".into() }.into());
         }
         Ok(())
     }
 
     /// SELECT SSSE by name: `9000` open, `6A81` blocked.
     fn ssse_blocked(&self, t: &mut dyn Transport) -> Result<bool, Error> {
-        let aid =
-            self.profile.df("SSSE").and_then(|d| d.aid.clone()).ok_or_else(|| Error::Profile("no SSSE AID".into()))?;
+        let aid = self
+            .profile
+            .df("SSSE")
+            .and_then(|d| d.aid.clone())
+            .ok_or_else(|| ProfileError::NoAid { df: "SSSE".into() })?;
         let mut tx = t.transaction().map_err(card_core::Error::from)?;
         let r = tx.exchange(&card_core::command::select_by_name(&aid)?)?;
         match r.sw() {

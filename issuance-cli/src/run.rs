@@ -29,10 +29,11 @@ use card_core::transport::{historical_bytes, CardTransaction, CardTransactionExt
 use crate::cos::{authenticate, select_mf, CosAdapter};
 use crate::holders::Holder;
 use crate::journal::{state, Assigned, CardRow, Journal, NewCard};
+use crate::pin::Pin;
 use crate::plan::{self, Plan};
 use crate::prepare::{self, algorithm_of, CardKeys, KeySource, Prepared, Settings};
 use crate::verify;
-use crate::Error;
+use crate::{Defect, Error, HolderFault, HolderProblem, InputError, JournalError, KeyError, Malformed, Mismatch, Row};
 
 /// The version of the transport key on a blank card (CARD-PROFILE §5.1, card-sim COS.md).
 pub const TRANSPORT_VERSION: u8 = 0x00;
@@ -104,9 +105,17 @@ impl<'a> Issuer<'a> {
     }
 }
 
+/// The generation of a journalled card.
+pub(crate) fn generation_of(row: &CardRow) -> Result<Generation, Error> {
+    u8::try_from(row.generation)
+        .ok()
+        .and_then(Generation::new)
+        .ok_or_else(|| JournalError::Generation { row: Row::Card(row.id), generation: row.generation }.into())
+}
+
 /// The chip serial (card factor) of the card in `t`, hex.
 pub fn chip_of(t: &dyn Transport) -> Result<[u8; 8], Error> {
-    let hist = historical_bytes(t.atr()).ok_or_else(|| Error::Malformed("ATR without historical bytes".into()))?;
+    let hist = historical_bytes(t.atr()).ok_or(Malformed::NoHistoricalBytes)?;
     Ok(card_factor(hist).map_err(card_core::Error::from)?)
 }
 
@@ -116,10 +125,12 @@ impl Issuer<'_> {
         let chip = chip_of(t)?;
         let chip_hex = hex::encode_upper(chip);
         if let Some(open) = self.journal.open_card_of_chip(&chip_hex)? {
-            return Err(Error::Input(format!(
-                "this card (chip {chip_hex}) is card {} of holder line {}, not finished: use `issuance resume`",
-                open.card_number, open.holder_line
-            )));
+            return Err(InputError::Unfinished {
+                chip: chip_hex,
+                card_number: open.card_number,
+                holder_line: open.holder_line,
+            }
+            .into());
         }
         let s = &self.settings;
         // the keys first: a key store without this generation's keys must not leave a failed card behind
@@ -146,30 +157,29 @@ impl Issuer<'_> {
             })
         })?;
         let row = self.journal.card(id)?;
-        let costs = self.run_card(t, &row, holder, &keys)?;
+        let costs = self.run_card(t, &row, holder, holder.initial_pin(), &keys)?;
         Ok((id, costs))
     }
 
     /// Continues the unfinished card in `t` (found by its chip serial). `pin_of` gives a holder's own
     /// initial PIN by SSN (from the holders file); `None` if there is no unfinished card of this chip.
-    pub fn resume(
+    pub fn resume<'p>(
         &self,
         t: &mut dyn Transport,
-        pin_of: &dyn Fn(&str) -> Option<secrecy::SecretString>,
+        pin_of: &dyn Fn(&str) -> Option<&'p Pin>,
     ) -> Result<Option<(i64, Costs)>, Error> {
         let chip = hex::encode_upper(chip_of(t)?);
         let Some(row) = self.journal.open_card_of_chip(&chip)? else { return Ok(None) };
-        let batch = row.batch.ok_or_else(|| Error::Journal(format!("card {} has no batch", row.id)))?;
-        let mut holder = self.journal.holder(batch, row.holder_line)?;
-        if holder.own_pin {
-            holder.pin = Some(pin_of(&holder.ssn).ok_or_else(|| {
-                Error::Input(format!("holder line {} has an own initial PIN: give --holders", holder.line))
-            })?);
-        }
-        let g = Generation::new(u8::try_from(row.generation).unwrap_or(0))
-            .ok_or_else(|| Error::Journal("generation".into()))?;
+        let batch = row.batch.ok_or(JournalError::NoBatch { row: Row::Card(row.id) })?;
+        let holder = self.journal.holder(batch, row.holder_line)?;
+        let pin = if holder.own_pin {
+            pin_of(&holder.ssn).ok_or(InputError::PinNeeded { line: row.holder_line })?
+        } else {
+            Pin::default_initial()
+        };
+        let g = generation_of(&row)?;
         let keys = self.keys.card_keys(&row.region, &chip_of(t)?, algorithm_of(g))?;
-        let costs = self.run_card(t, &row, &holder, &keys)?;
+        let costs = self.run_card(t, &row, &holder, pin, &keys)?;
         Ok(Some((row.id, costs)))
     }
 
@@ -177,14 +187,10 @@ impl Issuer<'_> {
     /// not the PIN). Returns the card row; the journal is not changed.
     pub fn verify_card(&self, t: &mut dyn Transport) -> Result<(CardRow, Costs), Error> {
         let chip = chip_of(t)?;
-        let row = self
-            .journal
-            .last_card_of_chip(&hex::encode_upper(chip))?
-            .ok_or_else(|| Error::Input("this card is not in the journal".into()))?;
-        let batch = row.batch.ok_or_else(|| Error::Journal(format!("card {} has no batch", row.id)))?;
+        let row = self.journal.last_card_of_chip(&hex::encode_upper(chip))?.ok_or(InputError::UnknownCard)?;
+        let batch = row.batch.ok_or(JournalError::NoBatch { row: Row::Card(row.id) })?;
         let holder = self.journal.holder(batch, row.holder_line)?;
-        let g = Generation::new(u8::try_from(row.generation).unwrap_or(0))
-            .ok_or_else(|| Error::Journal("generation".into()))?;
+        let g = generation_of(&row)?;
         let keys = self.keys.card_keys(&row.region, &chip, algorithm_of(g))?;
         let plan = self.plan_for(&row, &holder, &keys)?;
         let mut costs = Costs::default();
@@ -197,9 +203,9 @@ impl Issuer<'_> {
     }
 
     fn prepared(&self, row: &CardRow, holder: &Holder) -> Result<Prepared, Error> {
-        let g = Generation::new(u8::try_from(row.generation).unwrap_or(0))
-            .ok_or_else(|| Error::Journal(format!("card {}: generation {}", row.id, row.generation)))?;
-        let seq = u64::try_from(row.seq).map_err(|_| Error::Journal("sequence".into()))?;
+        let g = generation_of(row)?;
+        let seq =
+            u64::try_from(row.seq).map_err(|_| JournalError::Sequence { row: Row::Card(row.id), seq: row.seq })?;
         let mut s = self.settings.clone();
         s.generation = g;
         let mut p = prepare::prepare(holder, seq, &s)?;
@@ -208,7 +214,7 @@ impl Issuer<'_> {
         p.expiry_date = row.expiry_date.clone();
         p.card_type = row.card_type.clone();
         if hex::encode_upper(p.card_id) != row.card_id || p.card_number != row.card_number {
-            return Err(Error::Journal(format!("card {}: card id or number differs from the journal", row.id)));
+            return Err(JournalError::Differs { row: Row::Card(row.id) }.into());
         }
         Ok(p)
     }
@@ -217,17 +223,28 @@ impl Issuer<'_> {
     pub fn plan_for(&self, row: &CardRow, holder: &Holder, keys: &CardKeys) -> Result<Plan, Error> {
         let p = self.prepared(row, holder)?;
         let photo = match &holder.photo {
-            Some(path) => Some(std::fs::read(path).map_err(|e| Error::Input(format!("{}: {e}", path.display())))?),
+            Some(path) => Some(std::fs::read(path).map_err(|source| HolderFault {
+                line: holder.line,
+                field: "photo",
+                problem: HolderProblem::Photo { path: path.clone(), source },
+            })?),
             None => None,
         };
         plan::build(self.profile, &p, keys, photo.as_deref())
     }
 
-    fn run_card(&self, t: &mut dyn Transport, row: &CardRow, holder: &Holder, keys: &CardKeys) -> Result<Costs, Error> {
+    fn run_card(
+        &self,
+        t: &mut dyn Transport,
+        row: &CardRow,
+        holder: &Holder,
+        pin: &Pin,
+        keys: &CardKeys,
+    ) -> Result<Costs, Error> {
         let plan = self.plan_for(row, holder, keys)?;
-        let versions = serde_json::to_string(&keys.versions()).map_err(|e| Error::Internal(e.to_string()))?;
+        let versions = serde_json::to_string(&keys.versions()).map_err(Defect::Json)?;
         let mut costs = Costs::default();
-        let result = self.personalize(t, row, &plan, keys, holder.initial_pin(), &versions, &mut costs);
+        let result = self.personalize(t, row, &plan, keys, pin, &versions, &mut costs);
         let j = self.journal;
         j.set_costs(row.id, costs.apdus, costs.bytes, Some(costs.modeled_us()))?;
         match result {
@@ -241,7 +258,7 @@ impl Issuer<'_> {
         let verified = {
             let tx = t.transaction().map_err(card_core::Error::from)?;
             let mut tx = Counting { inner: tx, costs: &mut costs, cos: self.cos, alg: keys.transport.0.algorithm() };
-            verify::verify(&mut tx, self.cos, self.profile, &plan, keys, Some(holder.initial_pin()))
+            verify::verify(&mut tx, self.cos, self.profile, &plan, keys, Some(pin))
         };
         j.set_costs(row.id, costs.apdus, costs.bytes, Some(costs.modeled_us()))?;
         match verified {
@@ -270,7 +287,7 @@ impl Issuer<'_> {
         row: &CardRow,
         plan: &Plan,
         keys: &CardKeys,
-        pin: &str,
+        pin: &Pin,
         versions: &str,
         costs: &mut Costs,
     ) -> Result<(), Error> {
@@ -280,7 +297,7 @@ impl Issuer<'_> {
         let mut tx = Counting { inner: tx, costs, cos: self.cos, alg: keys.transport.0.algorithm() };
         let tx: &mut dyn CardTransaction = &mut tx;
         let transport = &keys.transport.0;
-        let (mf_mk, mf_v) = keys.get("MK_MF").ok_or_else(|| Error::Keys("no MK_MF".into()))?;
+        let (mf_mk, mf_v) = keys.get("MK_MF").ok_or_else(|| KeyError::NotInSet { name: "MK_MF".into() })?;
         let mut idx = 0usize;
         let mut record = |label: &str, f: &mut dyn FnMut() -> Result<(), Error>| -> Result<(), Error> {
             j.step_started(row.id, attempt, idx, label)?;
@@ -315,7 +332,9 @@ impl Issuer<'_> {
                     self.cos.erase_df(tx)
                 })?;
             }
-            Some(v) => return Err(Error::Verify(format!("MF key version {v}: neither transport key nor MK_MF"))),
+            Some(found) => {
+                return Err(Mismatch::MfKeyVersion { found, transport: TRANSPORT_VERSION, mk_mf: mf_v }.into())
+            }
             None => {}
         }
         for step in &plan.steps {

@@ -12,13 +12,10 @@ use card_core::profile::{Generation, Profile};
 use card_core::transport::CardTransactionExt;
 
 use crate::cos::{authenticate, select_aid, select_mf, CosAdapter, Tx, BINARY_CHUNK};
+use crate::pin::Pin;
 use crate::plan::{Plan, Step};
 use crate::prepare::CardKeys;
-use crate::Error;
-
-fn mismatch(what: String) -> Error {
-    Error::Verify(what)
-}
+use crate::{Defect, Error, InputError, KeyError, Mismatch, ProfileError};
 
 /// Verifies a written card against its plan; `pin`, the initial PIN, is checked when given (not on a
 /// card in circulation, whose holder may have changed it).
@@ -28,10 +25,10 @@ pub fn verify(
     profile: &Profile,
     plan: &Plan,
     keys: &CardKeys,
-    pin: Option<&str>,
+    pin: Option<&Pin>,
 ) -> Result<(), Error> {
     tx.reset()?;
-    let g = Generation::new(plan.generation).ok_or_else(|| Error::Internal("generation".into()))?;
+    let g = Generation::new(plan.generation).ok_or(Defect::Generation(plan.generation))?;
     // per DF: keys written (kid, usage, name) and data written
     let mut written_keys: BTreeMap<String, Vec<(u8, String, String, u8)>> = BTreeMap::new();
     let mut records: BTreeMap<String, Vec<&Step>> = BTreeMap::new();
@@ -51,17 +48,23 @@ pub fn verify(
             select_mf(tx)?;
         } else {
             let aid =
-                profile.df(df).and_then(|d| d.aid.clone()).ok_or_else(|| Error::Profile(format!("no DF {df}")))?;
+                profile.df(df).and_then(|d| d.aid.clone()).ok_or_else(|| ProfileError::NoDf { df: df.clone() })?;
             select_aid(tx, &aid)?;
         }
         let info = cos.key_info(tx)?;
         for (kid, usage, name, version) in ks {
-            let (key, _) = keys.get(name).ok_or_else(|| Error::Keys(format!("no key {name}")))?;
+            let (key, _) = keys.get(name).ok_or_else(|| KeyError::NotInSet { name: name.clone() })?;
             let found = info.iter().find(|i| i[0] == *kid);
             if found.map(|i| (i[1], i[2])) != Some((*version, key.algorithm().id())) {
-                return Err(mismatch(format!(
-                    "{df} key {kid:02X} ({name}): key info {found:02X?}, expected version {version}"
-                )));
+                return Err(Mismatch::KeyVersion {
+                    df: df.clone(),
+                    kid: *kid,
+                    name: name.clone(),
+                    found: found.copied(),
+                    expected: *version,
+                    after_rekey: false,
+                }
+                .into());
             }
             match usage.as_str() {
                 "master" | "external-auth" => authenticate(tx, *kid, key)?,
@@ -71,7 +74,7 @@ pub fn verify(
         }
         if df == "SSSE" {
             if g == Generation::THREE {
-                let rk = keys.get("RKSSSE").ok_or_else(|| Error::Keys("no key RKSSSE".into()))?.0;
+                let rk = keys.get("RKSSSE").ok_or_else(|| KeyError::NotInSet { name: "RKSSSE".into() })?.0;
                 let kid = profile.df("SSSE").and_then(|d| d.key("RKSSSE")).map(|k| k.kid).unwrap_or(0x0A);
                 authenticate(tx, kid, rk)?;
             }
@@ -92,23 +95,19 @@ fn internal_auth(tx: &mut Tx<'_>, irk: &card_core::crypto::CardKey, df: &str) ->
     let answer = tx.exchange_ok(&command::internal_authenticate(&r1, &r2)?)?;
     let expected = process_key(irk, &r1).cryptogram(&r2);
     if !ct_eq(&answer, &expected) {
-        return Err(mismatch(format!("{df}: internal authentication answer does not match IRK")));
+        return Err(Mismatch::InternalAuth { df: df.to_owned() }.into());
     }
     Ok(())
 }
 
 /// CARD-PROFILE §4 VERIFY PIN with the initial PIN (BCD, `F`-padded).
-fn verify_pin(tx: &mut Tx<'_>, profile: &Profile, pin: &str) -> Result<(), Error> {
-    let bcd = zeroize::Zeroizing::new(
-        card_core::codec::encode_cn(pin, profile.pin.length)
-            .map_err(|_| Error::Input("initial PIN is not digits".into()))?,
-    );
+fn verify_pin(tx: &mut Tx<'_>, profile: &Profile, pin: &Pin) -> Result<(), Error> {
+    let bcd = pin.bcd(profile.pin.length).ok_or(InputError::PinTooLong { bytes: profile.pin.length })?;
     match tx.exchange_ok(&command::verify_pin(&bcd)?) {
         Ok(_) => Ok(()),
         Err(e @ card_core::Error::Transport(_)) => Err(e.into()),
-        Err(e) => Err(mismatch(format!("initial PIN does not verify: {e}"))),
-    }?;
-    Ok(())
+        Err(e) => Err(Mismatch::Pin(e).into()),
+    }
 }
 
 fn read_back(tx: &mut Tx<'_>, s: &Step) -> Result<(), Error> {
@@ -117,14 +116,14 @@ fn read_back(tx: &mut Tx<'_>, s: &Step) -> Result<(), Error> {
             let got = tx.exchange_ok(&command::read_record(*record, *sfi)?)?;
             let want = [vec![*tag, u8::try_from(value.len()).unwrap_or(0)], value.clone()].concat();
             if got != want {
-                return Err(mismatch(format!("{ef} record {record} (tag {tag:02X}) reads back differently")));
+                return Err(Mismatch::Record { ef: ef.clone(), record: *record, tag: *tag }.into());
             }
         }
         Step::WriteBinary { ef, sfi, data, .. } => {
             let mut got = Vec::with_capacity(data.len());
             while got.len() < data.len() {
                 let want = (data.len() - got.len()).min(BINARY_CHUNK);
-                let off = u16::try_from(got.len()).map_err(|_| Error::Internal("offset".into()))?;
+                let off = u16::try_from(got.len()).map_err(|_| Defect::BinaryTooLong { len: data.len() })?;
                 let le = u32::try_from(want).unwrap_or(0);
                 let cmd = if off == 0 { command::read_binary_sfi(*sfi, le) } else { command::read_binary(off, le) };
                 let chunk = tx.exchange_ok(&cmd?)?;
@@ -134,7 +133,7 @@ fn read_back(tx: &mut Tx<'_>, s: &Step) -> Result<(), Error> {
                 got.extend_from_slice(&chunk);
             }
             if got != *data {
-                return Err(mismatch(format!("{ef} reads back differently")));
+                return Err(Mismatch::Binary { ef: ef.clone() }.into());
             }
         }
         _ => {}

@@ -93,6 +93,35 @@ fn cli_refuses_an_invalid_batch_whole_unless_skip_invalid() {
     let rejected = std::fs::read_to_string(&skipped).unwrap();
     assert_eq!(rejected.lines().count(), 1 + 6);
     assert!(!rejected.contains("12ab"), "a PIN is never written out");
+    let pin_row = rejected.lines().find(|l| l.starts_with("371702198101010112,")).expect("line 8 is rejected");
+    assert!(pin_row.contains(",REDACTED,"), "a refused row's PIN is REDACTED: {pin_row}");
+}
+
+/// A holder's PIN, valid or refused, is never in a `Debug` (which logs and panics print) nor in the
+/// `--skip-invalid` report, which says `REDACTED` for it.
+#[test]
+fn a_pin_is_in_no_debug_and_redacted_in_the_refusal_report() {
+    let no = |_: &str| false;
+    let text = "ssn,name,name_ext,sex,ethnicity,birthplace,birth_date,region_code,initial_pin,photo\n\
+                371702197703030052,欧阳明,,1,03,371702,19770303,371700,135790,\n\
+                371702198101010113,张三,,1,01,371702,19810101,371700,24680,\n";
+    let p = holders::parse_csv(text, &ctx(Generation::THREE, &no));
+    assert_eq!(p.valid.len(), 1);
+    assert_eq!(p.rejected.len(), 1);
+    let valid = format!("{:?} {:#?}", p.valid[0], p.valid[0]);
+    assert!(!valid.contains("135790"), "{valid}");
+    assert!(valid.contains("REDACTED"), "{valid}");
+    assert!(p.valid[0].own_pin && p.valid[0].pin.is_some());
+    let refused = format!("{:?} {p:?}", p.rejected[0]);
+    assert!(!refused.contains("24680"), "{refused}");
+    assert!(refused.contains("REDACTED"), "{refused}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let report = dir.path().join("rejected.csv");
+    holders::write_rejected(&report, &p.rejected).unwrap();
+    let report = std::fs::read_to_string(&report).unwrap();
+    assert!(!report.contains("24680"), "{report}");
+    assert_eq!(report.lines().nth(1).unwrap().split(',').nth(8), Some("REDACTED"), "{report}");
 }
 
 /// Issue 17: 陈𠮷 (𠮷 is outside GBK) keeps tag 09's `陈〓` for the card, and its name as written for people.

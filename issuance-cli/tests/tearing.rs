@@ -29,7 +29,7 @@ fn tear_everywhere(g: u8) {
     let holders = common::sample(gen);
     // line 6 has an own initial PIN: resume needs it again from the holders file
     let holder = &holders[4];
-    let pin_of = |ssn: &str| holders.iter().find(|h| h.ssn == ssn).and_then(|h| h.pin.clone());
+    let pin_of = |ssn: &str| holders.iter().find(|h| h.ssn == ssn).and_then(|h| h.pin.as_ref());
 
     // the length of one untorn personalization
     let total = {

@@ -26,7 +26,7 @@ use zeroize::Zeroizing;
 use crate::holders::{self, Context, Parsed};
 use crate::journal::{CardRow, Journal};
 use crate::prepare::{Settings, StoreKeySource};
-use crate::Error;
+use crate::{Error, Fault};
 
 const EXIT_HELP: &str = "Exit codes:
   0  success
@@ -148,10 +148,16 @@ impl Cli {
         match result {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
-                eprintln!("issuance: {e}");
+                let mut said = e.to_string();
+                eprintln!("issuance: {said}");
                 let mut source = std::error::Error::source(&e);
                 while let Some(s) = source {
-                    eprintln!("  caused by: {s}");
+                    // a message that already ends with its cause's words does not repeat them
+                    let cause = s.to_string();
+                    if !said.ends_with(&cause) {
+                        eprintln!("  caused by: {cause}");
+                    }
+                    said = cause;
                     source = s.source();
                 }
                 ExitCode::from(e.exit_code())
@@ -278,21 +284,26 @@ impl From<card_core::transport::TransportError> for Failure {
 }
 
 impl Failure {
+    /// The exit code ([`EXIT_HELP`]): an issuance error's from who is at fault ([`Error::fault`]).
     fn exit_code(&self) -> u8 {
-        use card_core::Error as C;
         match self {
-            Failure::Usage(_) => 2,
+            Failure::Usage(_) => exit_code(Fault::Input),
             Failure::Io(_) => 1,
             Failure::Interrupted { .. } => 130,
-            Failure::Issuance(e) => match e {
-                Error::Input(_) => 2,
-                Error::Card(C::Transport(_)) => 3,
-                Error::Card(C::Card(_) | C::WrongPin { .. } | C::Blocked(_)) => 4,
-                Error::Verify(_) | Error::Malformed(_) | Error::Card(C::Protocol(_) | C::Tlv(_)) => 5,
-                Error::KeyStore(_) | Error::Keys(_) => 6,
-                _ => 1,
-            },
+            Failure::Issuance(e) => exit_code(e.fault()),
         }
+    }
+}
+
+/// The exit code of a fault ([`EXIT_HELP`]).
+fn exit_code(fault: Fault) -> u8 {
+    match fault {
+        Fault::Input => 2,
+        Fault::Reader => 3,
+        Fault::CardRefused => 4,
+        Fault::CardRejected => 5,
+        Fault::KeyStore => 6,
+        Fault::Other => 1,
     }
 }
 
@@ -301,4 +312,24 @@ fn print_json(v: &serde_json::Value) -> Result<(), Failure> {
     let text = serde_json::to_string_pretty(v).map_err(|e| usage(e.to_string()))?;
     println!("{text}");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{InputError, KeyError, Mismatch};
+
+    /// The exit codes of `EXIT_HELP`, from who is at fault.
+    #[test]
+    fn exit_codes_come_from_the_fault() {
+        let code = |e: Error| Failure::Issuance(e).exit_code();
+        assert_eq!(usage("x").exit_code(), 2);
+        assert_eq!(code(InputError::UnknownCard.into()), 2);
+        assert_eq!(code(card_core::transport::TransportError::CardRemoved.into()), 3);
+        assert_eq!(code(card_core::Error::WrongPin { tries_left: 1 }.into()), 4);
+        assert_eq!(code(Mismatch::Binary { ef: "EF08".into() }.into()), 5);
+        assert_eq!(code(KeyError::NoVersions.into()), 6);
+        assert_eq!(code(crate::Defect::KeyStoreLock.into()), 1);
+        assert_eq!(Failure::Interrupted { batch: 1, left: 2 }.exit_code(), 130);
+    }
 }

@@ -28,7 +28,7 @@ use crate::holders::Holder;
 use crate::journal::{BatchSettings, Journal};
 use crate::prepare::{KeySource, Settings};
 use crate::run::Issuer;
-use crate::Error;
+use crate::{Error, InputError, JournalError, Row};
 
 /// Arguments of `personalize`.
 #[derive(clap::Args)]
@@ -232,9 +232,7 @@ pub(super) fn run(g: &Global, a: Args) -> Result<(), Failure> {
         return Err(Failure::Interrupted { batch, left });
     }
     if failed > 0 {
-        return Err(Failure::Issuance(Error::Input(format!(
-            "{failed} cards failed: see `issuance status`, then `issuance resume`"
-        ))));
+        return Err(Failure::Issuance(InputError::CardsFailed { failed }.into()));
     }
     Ok(())
 }
@@ -253,16 +251,17 @@ fn check_keys(keys: &dyn KeySource, holders: &[Holder], s: &Settings) -> Result<
 /// initial PINs from `--holders`; the settings take the batch's generation.
 fn continued(a: &Args, journal: &Journal, batch: i64, settings: &mut Settings) -> Result<Vec<Holder>, Failure> {
     let (generation, source) = journal.batch_info(batch)?.ok_or_else(|| usage(format!("no batch {batch}")))?;
-    settings.generation =
-        Generation::new(generation).ok_or_else(|| Error::Journal(format!("batch {batch}: generation {generation}")))?;
+    settings.generation = Generation::new(generation).ok_or_else(|| {
+        Error::from(JournalError::Generation { row: Row::Batch(batch), generation: i64::from(generation) })
+    })?;
     if let Some(b) = journal.batch_settings(batch)? {
         // the batch's own settings, whatever this command line says: its cards are issued alike
         settings.validity_years = b.validity_years;
         settings.card_type = b.card_type;
         settings.organisation = b.organisation;
         if let Some(d) = &b.issue_date {
-            settings.issue_date =
-                Date::parse(d).map_err(|e| Error::Journal(format!("batch {batch}: issue date: {e}")))?;
+            settings.issue_date = Date::parse(d)
+                .map_err(|source| Error::from(JournalError::IssueDate { row: Row::Batch(batch), source }))?;
         }
         println!(
             "batch {batch}: continuing with its settings: generation {generation}, card type {}, {} years{}",
@@ -287,9 +286,10 @@ fn continued(a: &Args, journal: &Journal, batch: i64, settings: &mut Settings) -
         let path = a.holders.as_ref().ok_or_else(|| {
             usage(format!("lines {} have an own initial PIN: give the batch's --holders file", own.join(", ")))
         })?;
-        let file = read_holders(path, settings.generation, None)?;
+        let mut file = read_holders(path, settings.generation, None)?;
         for h in holders.iter_mut().filter(|h| h.own_pin) {
-            let pin = file.valid.iter().find(|f| f.ssn == h.ssn).and_then(|f| f.pin.clone());
+            // the PIN is moved from the file's holder, not copied
+            let pin = file.valid.iter_mut().find(|f| f.ssn == h.ssn).and_then(|f| f.pin.take());
             h.pin = Some(pin.ok_or_else(|| usage(format!("line {}: no initial PIN in {}", h.line, path.display())))?);
         }
     }

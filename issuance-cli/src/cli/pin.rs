@@ -5,11 +5,11 @@
 use std::path::PathBuf;
 
 use card_core::card::SocialSecurityCard;
-use secrecy::SecretString;
 use serde_json::json;
 use zeroize::Zeroizing;
 
 use super::{connect, print_json, usage, Failure, Global, JSON_FORMAT};
+use crate::pin::Pin;
 use crate::Error;
 
 /// Arguments of `unblock-pin` and `reload-pin`.
@@ -41,21 +41,18 @@ pub fn run(g: &Global, a: Args, service: Service) -> Result<(), Failure> {
             .map_err(|e| usage(format!("--new-pin-file {}: {e}", a.new_pin_file.display())))?,
     );
     let pin_text = text.lines().next().unwrap_or_default().trim();
-    if !(4..=12).contains(&pin_text.len()) || !pin_text.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(usage("the new PIN must be 4 to 12 digits"));
-    }
-    let pin = SecretString::from(pin_text.to_owned());
+    let pin = Pin::parse(pin_text, 4..=12).map_err(|_| usage("the new PIN must be 4 to 12 digits"))?;
     let keys = g.keys()?;
     let mut card = SocialSecurityCard::new(connect(&a.reader)?);
     let info = card.detect().map_err(Error::from)?;
     let module = keys.region_module(&a.region, info.algorithm)?;
     let what = match service {
         Service::Unblock => {
-            card.unblock_pin(&module, &pin).map_err(Error::from)?;
+            card.unblock_pin(&module, pin.as_secret()).map_err(Error::from)?;
             "PIN unblocked"
         }
         Service::Reload => {
-            card.reload_pin(&module, &pin).map_err(Error::from)?;
+            card.reload_pin(&module, pin.as_secret()).map_err(Error::from)?;
             "PIN reloaded"
         }
     };

@@ -10,13 +10,12 @@ use std::time::Duration;
 use card_core::codec::Date;
 use card_core::profile::Generation;
 use card_core::transport::{wait_for_card, wait_for_removal, ReaderSelector};
-use secrecy::SecretString;
 use serde_json::json;
 use zeroize::Zeroizing;
 
 use super::{card_issuer, connect, print_json, usage, CardRef, Failure, Global, JSON_FORMAT};
+use crate::pin::Pin;
 use crate::replace::OldCard;
-use crate::Error;
 
 /// Arguments of `replace`.
 #[derive(clap::Args)]
@@ -52,15 +51,12 @@ pub struct Args {
     card_timeout: u64,
 }
 
-fn read_pin(path: &PathBuf) -> Result<SecretString, Failure> {
+fn read_pin(path: &PathBuf) -> Result<Pin, Failure> {
     let text = Zeroizing::new(
         std::fs::read_to_string(path).map_err(|e| usage(format!("--initial-pin-file {}: {e}", path.display())))?,
     );
     let pin = text.lines().next().unwrap_or_default().trim();
-    if !(4..=6).contains(&pin.len()) || !pin.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(usage("the initial PIN must be 4 to 6 digits"));
-    }
-    Ok(SecretString::from(pin.to_owned()))
+    Pin::parse(pin, crate::holders::PIN_LENGTHS).map_err(|_| usage("the initial PIN must be 4 to 6 digits"))
 }
 
 fn selector(reader: &str) -> Result<ReaderSelector, Failure> {
@@ -75,8 +71,7 @@ pub(super) fn run(g: &Global, a: Args) -> Result<(), Failure> {
     }
     let generation = match a.generation {
         Some(n) => Generation::new(n).ok_or_else(|| usage("--generation must be 1, 2 or 3"))?,
-        None => Generation::new(u8::try_from(old.generation).unwrap_or(0))
-            .ok_or_else(|| Error::Journal(format!("card {}: generation {}", old.id, old.generation)))?,
+        None => crate::run::generation_of(&old)?,
     };
     let mut settings = crate::prepare::Settings::new(generation);
     settings.validity_years = a.validity_years;

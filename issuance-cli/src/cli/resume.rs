@@ -5,8 +5,9 @@
 use std::path::PathBuf;
 
 use card_core::profile::Generation;
-use secrecy::SecretString;
 use serde_json::json;
+
+use crate::pin::Pin;
 
 use super::{card_issuer, connect, print_json, read_holders, usage, Failure, Global, JSON_FORMAT};
 
@@ -24,7 +25,7 @@ pub struct Args {
 pub(super) fn run(g: &Global, a: Args) -> Result<(), Failure> {
     let journal = g.journal()?;
     let keys = g.keys()?;
-    let mut pins: Vec<(String, SecretString)> = Vec::new();
+    let mut pins: Vec<(String, Pin)> = Vec::new();
     if let Some(path) = &a.holders {
         for gen in [Generation::THREE, Generation::TWO] {
             for h in read_holders(path, gen, None)?.valid {
@@ -36,7 +37,7 @@ pub(super) fn run(g: &Global, a: Args) -> Result<(), Failure> {
     }
     let mut t = connect(&a.reader)?;
     let issuer = card_issuer(&journal, &keys);
-    let pin_of = |ssn: &str| pins.iter().find(|(s, _)| s == ssn).map(|(_, p)| p.clone());
+    let pin_of = |ssn: &str| pins.iter().find(|(s, _)| s == ssn).map(|(_, p)| p);
     match issuer.resume(&mut t, &pin_of)? {
         None => Err(usage("the card in the reader is not an unfinished card of this journal")),
         Some((id, costs)) => {
