@@ -154,27 +154,8 @@ pub struct CardData {
     pub pin: String,
 }
 
-/// EF06 content.
-#[derive(Deserialize, Clone, Debug)]
-#[serde(deny_unknown_fields)]
-pub struct HolderData {
-    /// Social security number (citizen id).
-    pub ssn: String,
-    /// Name as written (UTF-8). The `name` item (tag 09, GBK) holds it with the placeholder 〓 for each
-    /// character GBK lacks; the full name then goes to `name_ext` unless that is given ([`NameItems`]).
-    pub name: String,
-    /// Name extension (v2+), may be empty; written in the `name_ext` item's format (GB 18030).
-    #[serde(default)]
-    pub name_ext: String,
-    /// Sex code.
-    pub sex: String,
-    /// Ethnicity (two digits).
-    pub ethnicity: String,
-    /// Birthplace region code.
-    pub birthplace: String,
-    /// Birth date YYYYMMDD.
-    pub birth_date: String,
-}
+/// EF06 content: card-core's holder record, the one issuance reads holders files into.
+pub use card_core::card::HolderText as HolderData;
 
 /// `fixtures/cards/fixtures.toml`.
 #[derive(Deserialize)]

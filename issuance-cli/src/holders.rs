@@ -14,7 +14,7 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use card_core::card::NameItems;
+use card_core::card::{HolderText, NameItems};
 use card_core::codec::{self, CitizenId, Date, Format, RegionCode, Sex};
 use card_core::profile::{Generation, ItemField, Profile};
 use secrecy::{ExposeSecret, SecretString};
@@ -33,23 +33,10 @@ pub const PIN_LENGTHS: std::ops::RangeInclusive<usize> = 4..=6;
 /// One holder row as read, before validation (text fields). Its `Debug` shows `REDACTED` for a PIN; it is not
 /// `Clone`: the PIN is not copied.
 #[derive(Default, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
 pub struct RawHolder {
-    /// Social security number (citizen id).
-    pub ssn: String,
-    /// Name.
-    pub name: String,
-    /// Name extension (v2+).
-    #[serde(default)]
-    pub name_ext: String,
-    /// Sex code.
-    pub sex: String,
-    /// Ethnicity, two digits.
-    pub ethnicity: String,
-    /// Birthplace region code.
-    pub birthplace: String,
-    /// Birth date YYYYMMDD.
-    pub birth_date: String,
+    /// The holder's data (card-core's record of the EF06 items, shared with card-sim's test cards).
+    #[serde(flatten)]
+    pub holder: HolderText,
     /// Issuing region.
     pub region_code: String,
     /// Initial PIN (digits), may be empty. Never logged, never journalled, never in `Debug`.
@@ -107,13 +94,7 @@ impl std::fmt::Debug for RawHolder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let pin = if self.initial_pin.expose_secret().is_empty() { "" } else { "REDACTED" };
         f.debug_struct("RawHolder")
-            .field("ssn", &self.ssn)
-            .field("name", &self.name)
-            .field("name_ext", &self.name_ext)
-            .field("sex", &self.sex)
-            .field("ethnicity", &self.ethnicity)
-            .field("birthplace", &self.birthplace)
-            .field("birth_date", &self.birth_date)
+            .field("holder", &self.holder)
             .field("region_code", &self.region_code)
             .field("initial_pin", &pin)
             .field("photo", &self.photo)
@@ -238,13 +219,15 @@ pub fn parse_csv(text: &str, ctx: &Context<'_>) -> Parsed {
                 }
                 let f = |i: usize| r.get(i).unwrap_or_default().trim().to_owned();
                 let raw = RawHolder {
-                    ssn: f(0),
-                    name: f(1),
-                    name_ext: f(2),
-                    sex: f(3),
-                    ethnicity: f(4),
-                    birthplace: f(5),
-                    birth_date: f(6),
+                    holder: HolderText {
+                        ssn: f(0),
+                        name: f(1),
+                        name_ext: f(2),
+                        sex: f(3),
+                        ethnicity: f(4),
+                        birthplace: f(5),
+                        birth_date: f(6),
+                    },
                     region_code: f(7),
                     initial_pin: SecretString::from(f(8)),
                     photo: f(9),
@@ -271,11 +254,16 @@ pub fn parse_jsonl(text: &str, ctx: &Context<'_>) -> Parsed {
         if l.trim().is_empty() {
             continue;
         }
-        match serde_json::from_str::<RawHolder>(l) {
+        match serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(l).map_err(|e| e.to_string()).and_then(
+            |object| match object.keys().find(|k| !HEADER.contains(&k.as_str())) {
+                Some(k) => Err(format!("unknown field `{k}`, expected one of {}", HEADER.join(", "))),
+                None => {
+                    serde_json::from_value::<RawHolder>(serde_json::Value::Object(object)).map_err(|e| e.to_string())
+                }
+            },
+        ) {
             Ok(raw) => rows.push((line, raw)),
-            Err(e) => {
-                out.rejected.push(Rejected { raw: RawHolder::default(), errors: vec![err(line, "row", e.to_string())] })
-            }
+            Err(e) => out.rejected.push(Rejected { raw: RawHolder::default(), errors: vec![err(line, "row", e)] }),
         }
     }
     check_rows(rows, ctx, &mut out);
@@ -308,31 +296,31 @@ fn check_rows(rows: Vec<(u64, RawHolder)>, ctx: &Context<'_>, out: &mut Parsed) 
 pub fn validate(line: u64, r: &RawHolder, ctx: &Context<'_>) -> Result<Holder, Vec<HolderError>> {
     let mut errs = Vec::new();
     let mut e = |field: &str, reason: String| errs.push(err(line, field, reason));
-    let id = CitizenId::parse(&r.ssn).map_err(|x| e("ssn", x.to_string())).ok();
-    let birth = Date::parse(&r.birth_date).map_err(|x| e("birth_date", x.to_string())).ok();
+    let id = CitizenId::parse(&r.holder.ssn).map_err(|x| e("ssn", x.to_string())).ok();
+    let birth = Date::parse(&r.holder.birth_date).map_err(|x| e("birth_date", x.to_string())).ok();
     if let (Some(id), Some(b)) = (&id, birth) {
         if id.birth_date() != b {
-            e("birth_date", format!("{} does not match the SSN's birth date {}", r.birth_date, id.birth_date()));
+            e("birth_date", format!("{} does not match the SSN's birth date {}", r.holder.birth_date, id.birth_date()));
         }
     }
-    match (r.sex.as_str(), &id) {
+    match (r.holder.sex.as_str(), &id) {
         ("1", Some(id)) if id.sex() != Sex::Male => e("sex", "1 (male) but the SSN is a woman's".into()),
         ("2", Some(id)) if id.sex() != Sex::Female => e("sex", "2 (female) but the SSN is a man's".into()),
         ("0" | "1" | "2" | "9", _) => {}
         (s, _) => e("sex", format!("{s:?} is not a GB/T 2261.1 code (0, 1, 2, 9)")),
     }
-    let eth_ok =
-        r.ethnicity.len() == 2 && r.ethnicity.parse::<u8>().is_ok_and(|n| (1..=56).contains(&n) || n == 97 || n == 98);
+    let eth_ok = r.holder.ethnicity.len() == 2
+        && r.holder.ethnicity.parse::<u8>().is_ok_and(|n| (1..=56).contains(&n) || n == 97 || n == 98);
     if !eth_ok {
-        e("ethnicity", format!("{:?} is not a GB/T 3304 code (01–56, 97, 98)", r.ethnicity));
+        e("ethnicity", format!("{:?} is not a GB/T 3304 code (01–56, 97, 98)", r.holder.ethnicity));
     }
-    if let Err(x) = RegionCode::parse(&r.birthplace) {
+    if let Err(x) = RegionCode::parse(&r.holder.birthplace) {
         e("birthplace", x.to_string());
     }
     if let Err(x) = RegionCode::parse(&r.region_code) {
         e("region_code", x.to_string());
     }
-    let names = match name_items(&r.name, &r.name_ext, ctx.generation) {
+    let names = match name_items(&r.holder.name, &r.holder.name_ext, ctx.generation) {
         Ok(n) => Some(n),
         Err(x) => {
             for (field, reason) in x {
@@ -366,12 +354,12 @@ pub fn validate(line: u64, r: &RawHolder, ctx: &Context<'_>) -> Result<Holder, V
         line,
         ssn: id.as_str().to_owned(),
         name: names.name,
-        written_name: r.name.clone(),
+        written_name: r.holder.name.clone(),
         name_ext: names.name_ext,
-        sex: r.sex.clone(),
-        ethnicity: r.ethnicity.clone(),
-        birthplace: r.birthplace.clone(),
-        birth_date: r.birth_date.clone(),
+        sex: r.holder.sex.clone(),
+        ethnicity: r.holder.ethnicity.clone(),
+        birthplace: r.holder.birthplace.clone(),
+        birth_date: r.holder.birth_date.clone(),
         region: r.region_code.clone(),
         photo,
         own_pin: pin.is_some(),
@@ -459,14 +447,15 @@ pub fn write_rejected(path: &Path, rejected: &[Rejected]) -> Result<(), std::io:
         let x = &r.raw;
         let reasons: Vec<String> = r.errors.iter().map(|e| e.to_string()).collect();
         let pin = if x.initial_pin.expose_secret().is_empty() { "" } else { "REDACTED" };
+        let h = &x.holder;
         w.write_record([
-            &x.ssn,
-            &x.name,
-            &x.name_ext,
-            &x.sex,
-            &x.ethnicity,
-            &x.birthplace,
-            &x.birth_date,
+            &h.ssn,
+            &h.name,
+            &h.name_ext,
+            &h.sex,
+            &h.ethnicity,
+            &h.birthplace,
+            &h.birth_date,
             &x.region_code,
             pin,
             &x.photo,

@@ -72,6 +72,20 @@ fn json_lines_are_read_like_csv() {
 }
 
 #[test]
+fn json_lines_with_an_unknown_or_missing_field_are_refused_naming_the_line() {
+    let no = |_: &str| false;
+    let text = r#"{"ssn":"371702198101010112","name":"张三","sex":"1","ethnicity":"01","birthplace":"371702","birth_date":"19810101","region_code":"371700","nickname":"x"}
+{"ssn":"371702198101010112","name":"张三","sex":"1","ethnicity":"01","birthplace":"371702","region_code":"371700"}
+{"ssn":"371702198101010112","name":"张三","sex":"1","ethnicity":"01","birthplace":"371702","birth_date":19810101,"region_code":"371700"}"#;
+    let p = holders::parse_jsonl(text, &ctx(Generation::THREE, &no));
+    assert_eq!(p.valid.len(), 0);
+    assert_eq!(errors_of(&p), vec![(1, "row".to_owned()), (2, "row".to_owned()), (3, "row".to_owned())]);
+    let reasons: Vec<String> = p.rejected.iter().flat_map(|r| r.errors.iter().map(|e| e.to_string())).collect();
+    assert!(reasons[0].contains("unknown field `nickname`"), "{reasons:?}");
+    assert!(reasons[1].contains("birth_date"), "{reasons:?}");
+}
+
+#[test]
 fn cli_refuses_an_invalid_batch_whole_unless_skip_invalid() {
     let dir = tempfile::tempdir().unwrap();
     let journal = dir.path().join("j.db");

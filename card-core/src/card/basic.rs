@@ -159,6 +159,29 @@ pub fn name_for_tag_09(full: &str) -> String {
         .collect()
 }
 
+/// A holder's data as text, as a holders file or a test card's specification gives it (the EF06 items by field,
+/// CARD-PROFILE §2.1): one record type for issuance and for card-sim's fixtures.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct HolderText {
+    /// Social security number (citizen id).
+    pub ssn: String,
+    /// Name as written (UTF-8). The `name` item (tag 09, GBK) holds it with the placeholder 〓 for each character
+    /// GBK lacks; the full name then goes to `name_ext` unless that is given ([`NameItems`]).
+    pub name: String,
+    /// Name extension (v2+), may be empty; written in the `name_ext` item's format (GB 18030).
+    #[serde(default)]
+    pub name_ext: String,
+    /// Sex code.
+    pub sex: String,
+    /// Ethnicity, two digits.
+    pub ethnicity: String,
+    /// Birthplace region code.
+    pub birthplace: String,
+    /// Birth date YYYYMMDD.
+    pub birth_date: String,
+}
+
 /// The texts of the two name items of a holder (the profile's `name` and `name_ext` fields), the one rule that
 /// issuance and the test-card personalizer share.
 #[derive(Clone, Debug, PartialEq, Eq)]

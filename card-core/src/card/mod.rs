@@ -79,7 +79,7 @@ use crate::transport::Transport;
 use crate::Error;
 
 pub use address::{Address, FileAddress, ItemValues};
-pub use basic::{BasicInfo, NameItems, NationalBasic, TerminalIds};
+pub use basic::{BasicInfo, HolderText, NameItems, NationalBasic, TerminalIds};
 pub use two_step::{TwoStepRead, TwoStepWrite};
 
 use session::Session;
