@@ -188,10 +188,8 @@ pub(crate) fn consistent_head(conn: &Connection, audit_key: &[u8]) -> Result<Opt
     }
 }
 
-fn write_head(conn: &Connection, audit_key: &[u8]) -> Result<Head> {
+fn write_head(conn: &Connection, audit_key: &[u8], keys: String) -> Result<Head> {
     let (seq, hash) = last_entry(conn)?.unwrap_or((0, hex::encode_upper([0u8; 32])));
-    let keys: String =
-        conn.query_row("SELECT v FROM meta WHERE k = 'keys_digest'", [], |r| r.get(0)).optional()?.unwrap_or_default();
     let head = Head { seq, hash, keys };
     let v = format!("{}|{}|{}|{}", head.seq, head.hash, head.keys, head_mac(audit_key, &head));
     conn.execute("INSERT OR REPLACE INTO meta (k, v) VALUES ('audit_head', ?1)", params![v])?;
@@ -200,17 +198,18 @@ fn write_head(conn: &Connection, audit_key: &[u8]) -> Result<Head> {
 
 /// Seals the current head. If the previous head is missing, forged, or no longer in the chain
 /// (the log was cut or edited), nothing is sealed and the evidence stays: `audit verify` keeps
-/// failing until the log is restored. Returns the new head if sealed.
-pub(crate) fn seal(conn: &Connection, audit_key: &[u8]) -> Result<Option<Head>> {
-    if consistent_head(conn, audit_key)?.is_none() {
-        return Ok(None);
-    }
-    write_head(conn, audit_key).map(Some)
+/// failing until the log is restored. The digest of the key rows is carried over from the
+/// previous head unless the caller just changed them (`new_keys`, computed under the KBPK): a
+/// digest found in the meta table is never taken on trust. Returns the new head if sealed.
+pub(crate) fn seal(conn: &Connection, audit_key: &[u8], new_keys: Option<String>) -> Result<Option<Head>> {
+    let Some(previous) = consistent_head(conn, audit_key)? else { return Ok(None) };
+    write_head(conn, audit_key, new_keys.unwrap_or(previous.keys)).map(Some)
 }
 
-/// Seals a log that has no format 2 head yet (`init`, the upgrade from format 1).
-pub(crate) fn seal_first(conn: &Connection, audit_key: &[u8]) -> Result<Head> {
-    write_head(conn, audit_key)
+/// Seals a log that has no format 2 head yet (`init`, the upgrade from format 1), with the
+/// (checked) digest of the key rows.
+pub(crate) fn seal_first(conn: &Connection, audit_key: &[u8], keys: String) -> Result<Head> {
+    write_head(conn, audit_key, keys)
 }
 
 /// Every entry, in order.

@@ -45,11 +45,6 @@ fn witness(path: &Path) -> PathBuf {
     PathBuf::from(format!("{}.witness", path.display()))
 }
 
-/// The audit sink beside a store.
-fn sink(path: &Path) -> PathBuf {
-    PathBuf::from(format!("{}.audit.jsonl", path.display()))
-}
-
 fn raw(path: &Path) -> rusqlite::Connection {
     rusqlite::Connection::open(path).unwrap()
 }

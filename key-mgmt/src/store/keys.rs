@@ -139,7 +139,7 @@ impl KeyStore {
 
     /// HMAC over every row's MAC in key order: a removed row, or a row replayed from an older
     /// copy of the file (e.g. a destroyed key brought back), changes it.
-    fn keys_digest(&self, conn: &Connection) -> Result<String> {
+    pub(super) fn keys_digest(&self, conn: &Connection) -> Result<String> {
         keys_digest(conn, &self.keys()?.row_key[..])
     }
 

@@ -172,7 +172,7 @@ impl KeyStore {
                 &json!({"components": components.len(), "component_kcvs": component_kcvs, "kbpk_kcv": kbpk_kcv, "passphrase": passphrase.is_some(), "store_id": store_id}),
                 Some(&keys.audit_key[..]),
             )?;
-            let head = audit::seal_first(&tx, &keys.audit_key[..])?;
+            let head = audit::seal_first(&tx, &keys.audit_key[..], String::new())?;
             tx.commit()?;
             head
         };
@@ -250,7 +250,7 @@ impl KeyStore {
                 detail: json!({ "method": method, "reason": e.to_string() }).to_string(),
                 hash: String::new(),
             };
-            self.to_sink(&entry);
+            self.record_outside(&entry);
             return Err(e);
         }
         self.keys = Some(keys);
@@ -351,7 +351,7 @@ impl KeyStore {
             detail["confirmed_by_sink"] = json!(confirmed);
         }
         audit::append(&tx, "unlock", "ok", &detail, Some(ak))?;
-        let head = audit::seal(&tx, ak)?;
+        let head = audit::seal(&tx, ak, None)?;
         tx.commit()?;
         match head {
             Some(h) => outside::witness_write(&self.outside.witness, ak, &id, &h)?,
@@ -440,12 +440,12 @@ impl KeyStore {
     /// audit sink and (if enabled) the system log. A sink that cannot be written is a warning.
     fn record_locked_failure(&mut self, event: &str, detail: serde_json::Value) -> Result<()> {
         let entry = audit::append(&self.conn, event, "fail", &detail, None)?;
-        self.to_sink(&entry);
+        self.record_outside(&entry);
         Ok(())
     }
 
     /// Writes `entry` to the audit sink and (if enabled) the system log; a failure is a warning.
-    fn to_sink(&mut self, entry: &AuditEntry) {
+    fn record_outside(&mut self, entry: &AuditEntry) {
         let id = self.store_id_unchecked().unwrap_or_default();
         if self.outside.syslog {
             outside::syslog(&id, entry);
@@ -487,16 +487,19 @@ impl KeyStore {
     }
 
     /// Appends a successful event (MAC'd) and seals the audit head, inside `conn`'s transaction;
-    /// returns the head to witness once committed ([`KeyStore::witness`]).
+    /// `keys_changed`: the event wrote key rows (their new digest is sealed). Returns the head to
+    /// witness once committed ([`KeyStore::witness`]).
     pub(crate) fn log_ok(
         &self,
         conn: &Connection,
         event: &str,
         detail: &serde_json::Value,
+        keys_changed: bool,
     ) -> Result<Option<audit::Head>> {
         let ak = &self.keys()?.audit_key[..];
         audit::append(conn, event, "ok", detail, Some(ak))?;
-        audit::seal(conn, ak)
+        let digest = if keys_changed { Some(self.keys_digest(conn)?) } else { None };
+        audit::seal(conn, ak, digest)
     }
 
     /// Writes the witness of a head just sealed and committed.
@@ -508,7 +511,7 @@ impl KeyStore {
 
     /// Appends a successful event, seals the audit head and witnesses it.
     pub(crate) fn audit_ok(&self, event: &str, detail: serde_json::Value) -> Result<()> {
-        let head = self.log_ok(&self.conn, event, &detail)?;
+        let head = self.log_ok(&self.conn, event, &detail, false)?;
         self.witness(head)
     }
 
@@ -520,7 +523,7 @@ impl KeyStore {
             Some(k) => {
                 let ak = &k.audit_key[..];
                 audit::append(&self.conn, event, "fail", &detail, Some(ak))?;
-                let head = audit::seal(&self.conn, ak)?;
+                let head = audit::seal(&self.conn, ak, None)?;
                 self.witness(head)
             }
             None => self.record_locked_failure(event, detail),

@@ -113,7 +113,7 @@ impl KeyStore {
         detail["region"] = json!(rec.region);
         detail["algorithm"] = json!(rec.algorithm);
         detail["kcv"] = json!(rec.kcv);
-        let head = self.log_ok(&tx, event, &detail)?;
+        let head = self.log_ok(&tx, event, &detail, true)?;
         tx.commit()?;
         self.witness(head)
     }
@@ -247,6 +247,7 @@ impl KeyStore {
             &tx,
             event,
             &json!({"name": name, "version": version, "region": region, "from": from.as_str(), "to": to.as_str()}),
+            true,
         )?;
         tx.commit()?;
         self.witness(head)?;

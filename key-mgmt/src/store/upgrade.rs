@@ -50,7 +50,7 @@ pub(super) fn run(
         },
         _ => return Err(refused("the sealed audit head is not in format 1".into())),
     };
-    if seq > raw.len() as i64 || (seq > 0 && !hashes.get((seq - 1) as usize).is_some_and(|h| h == hash)) {
+    if seq > raw.len() as i64 || (seq > 0 && hashes.get((seq - 1) as usize).is_none_or(|h| h != hash)) {
         return Err(refused(format!("the audit log was cut or changed at its sealed head (entry {seq})")));
     }
     // Format 1 sealed entries written while locked (failed unlocks) at the next unlock: accept
@@ -77,7 +77,9 @@ pub(super) fn run(
         "store_id": store_id,
     });
     audit::append(&tx, "upgrade", "ok", &detail, Some(ak))?;
-    audit::seal_first(&tx, ak)?;
+    let digest: String =
+        tx.query_row("SELECT v FROM meta WHERE k = 'keys_digest'", [], |r| r.get(0)).optional()?.unwrap_or_default();
+    audit::seal_first(&tx, ak, digest)?;
     tx.commit()?;
     Ok(detail)
 }
