@@ -6,7 +6,8 @@
 //!   every row authenticated; unlock by passphrase (Argon2id) or by the KBPK's components;
 //! - [`inventory`]: key names from the card profile, levels, lifecycle states;
 //! - [`derive`]: region and card key sets for issuance and the terminal agent;
-//! - [`audit`]: the hash-chained audit log.
+//! - [`audit`]: the hash-chained, MAC'd audit log;
+//! - [`outside`]: the audit sink and the witness, outside the store's file.
 //!
 //! ```no_run
 //! # fn main() -> Result<(), key_mgmt::Error> {
@@ -26,6 +27,7 @@ pub mod components;
 pub mod derive;
 mod error;
 pub mod inventory;
+pub mod outside;
 pub mod secrets;
 pub mod store;
 pub mod tr31;

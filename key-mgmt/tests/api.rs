@@ -40,6 +40,11 @@ fn reopen(path: &Path) -> KeyStore {
     s
 }
 
+/// The witness beside a store (`Outside::beside`).
+fn witness(path: &Path) -> PathBuf {
+    PathBuf::from(format!("{}.witness", path.display()))
+}
+
 fn raw(path: &Path) -> rusqlite::Connection {
     rusqlite::Connection::open(path).unwrap()
 }
@@ -304,6 +309,9 @@ fn a_removed_or_replayed_row_is_detected() {
     drop(store);
     let backup = dir.path().join("backup.db");
     std::fs::copy(&path, &backup).unwrap();
+    // The witness is backed up and restored with the store (else the unlock refuses the
+    // restored copy as a rollback: `witness_refuses_a_rolled_back_store`).
+    std::fs::copy(witness(&path), witness(&backup)).unwrap();
     reopen(&path).set_state("PUK", 1, "", KeyState::Destroyed).unwrap();
     // Replay the retired row (with its key block) over the destroyed one.
     let c = raw(&path);
@@ -314,6 +322,7 @@ fn a_removed_or_replayed_row_is_detected() {
     assert_eq!(e.kind(), ErrorKind::Integrity, "{e}");
     // Removing a row is detected too.
     std::fs::copy(&backup, &path).unwrap();
+    std::fs::copy(witness(&backup), witness(&path)).unwrap();
     raw(&path).execute("DELETE FROM keys WHERE name = 'RLK'", []).unwrap();
     let e = reopen(&path).record("PUK", 1, "").err().unwrap();
     assert!(e.to_string().contains("removed"), "{e}");
@@ -328,6 +337,9 @@ fn audit_tamper(sql: &str, expect: &str) {
     store.audit_verify().unwrap();
     drop(store);
     raw(&path).execute_batch(sql).unwrap();
+    // The witness removed too (an attacker who can also write it): the log's own checks find the
+    // tampering. With the witness, the unlock itself refuses (`witness_*` tests).
+    std::fs::remove_file(witness(&path)).unwrap();
     let st = reopen(&path);
     let e = st.audit_verify().err().unwrap();
     assert_eq!(e.kind(), ErrorKind::Integrity);

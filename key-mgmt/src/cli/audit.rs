@@ -18,8 +18,10 @@ pub struct Args {
 
 #[derive(Debug, clap::Subcommand)]
 enum Action {
-    /// Verify the hash chain and the sealed head (exit code 4 on a changed, removed,
-    /// reordered or cut entry).
+    /// Verify the hash chain, every entry's MAC, the sealed head, the audit sink and the
+    /// witness (exit code 4 on a changed, removed, reordered, forged or cut entry, an entry of
+    /// the sink missing from the store, or a store older than its witness). With the global
+    /// `--witness FILE`, that witness must exist.
     Verify,
 }
 
@@ -31,6 +33,11 @@ pub(super) fn run(store: &mut KeyStore, a: Args) -> Result<()> {
                 print_json("audit-verify", json!({ "ok": true, "verification": v }));
             } else {
                 println!("audit log OK: {} entries, sealed through {}, head {}", v.entries, v.sealed, v.head);
+                let witness = match v.witness {
+                    Some(seq) => format!("the witness has seen entry {seq}"),
+                    None => "no witness".to_string(),
+                };
+                println!("audit sink: {} entries, all in the store; {witness}", v.sink_entries);
             }
         }
         None => {

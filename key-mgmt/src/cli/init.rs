@@ -32,7 +32,7 @@ pub(super) fn run(g: &Global, a: Args) -> Result<()> {
         return Err(Error::InvalidInput("give --component-file for each custodian, or run at a terminal".into()));
     };
     let pass = g.passphrase_file.as_deref().map(read_passphrase).transpose()?;
-    let (_store, report) = KeyStore::init(path, &comps, pass.as_ref().map(|p| p.as_bytes()))?;
+    let (_store, report) = KeyStore::init_with(path, &comps, pass.as_ref().map(|p| p.as_bytes()), g.outside()?)?;
     if a.json {
         print_json("init", json!({ "store": path.display().to_string(), "report": report }));
     } else {

@@ -25,12 +25,13 @@ use zeroize::Zeroizing;
 use crate::components::{self, Secret};
 use crate::error::{Error, Result};
 use crate::inventory::{kcv_method_name, KeyRecord};
+use crate::outside::Outside;
 use crate::secrets::KBPK_LEN;
 use crate::store::KeyStore;
 
 const AFTER_HELP: &str = "Exit codes: 0 success; 1 other failure; 2 bad input (usage, no such store, unknown key \
 name, refused component, illegal state transition, key block that does not authenticate under the KEK, …); 3 store locked, wrong passphrase or wrong components; 4 integrity \
-failure (changed row, key block or audit log).
+failure (changed row, key block or audit log; an audit entry without a valid MAC; an entry of the audit sink missing from the store; a store older than its witness: rollback).
 
 Secrets are never taken from the command line: the passphrase comes from --passphrase-file, components from \
 --component-file / --unlock-component-file (hex text) or are typed at the terminal without echo.";
@@ -48,6 +49,17 @@ pub struct Cli {
     /// Unlock with the KBPK components in these files (hex), one per custodian.
     #[arg(long = "unlock-component-file", global = true, value_name = "FILE")]
     unlock_component_files: Vec<PathBuf>,
+    /// The audit sink: failed unlocks are appended here (JSON lines) as well as to the store
+    /// [default: <store>.audit.jsonl].
+    #[arg(long, global = true, env = "KEYMGMT_AUDIT_SINK", value_name = "FILE")]
+    audit_sink: Option<PathBuf>,
+    /// The witness of the audit head, against rollback of the store [default: <store>.witness].
+    /// Given explicitly, it must exist (except at `init`).
+    #[arg(long, global = true, env = "KEYMGMT_WITNESS", value_name = "FILE")]
+    witness: Option<PathBuf>,
+    /// Do not also send failed unlocks to the system log (/dev/log).
+    #[arg(long, global = true)]
+    no_syslog: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -103,6 +115,9 @@ impl Cli {
             store: self.store,
             passphrase_file: self.passphrase_file,
             unlock_files: self.unlock_component_files,
+            audit_sink: self.audit_sink,
+            witness: self.witness,
+            syslog: !self.no_syslog,
         };
         match self.command {
             Command::Init(a) => init::run(&g, a),
@@ -139,6 +154,9 @@ struct Global {
     store: Option<PathBuf>,
     passphrase_file: Option<PathBuf>,
     unlock_files: Vec<PathBuf>,
+    audit_sink: Option<PathBuf>,
+    witness: Option<PathBuf>,
+    syslog: bool,
 }
 
 impl Global {
@@ -148,10 +166,34 @@ impl Global {
             .ok_or_else(|| Error::InvalidInput("no store: give --store PATH (or KEYMGMT_STORE)".into()))
     }
 
-    /// Opens and unlocks the store, runs `f`, and audits a failure of `f`.
+    /// Where the audit sink and the witness are: as given, else beside the store.
+    fn outside(&self) -> Result<Outside> {
+        let mut o = Outside::beside(self.store_path()?);
+        if let Some(s) = &self.audit_sink {
+            o.sink = s.clone();
+        }
+        if let Some(w) = &self.witness {
+            o.witness = w.clone();
+        }
+        o.syslog = self.syslog;
+        Ok(o)
+    }
+
+    /// Opens and unlocks the store, runs `f`, and audits a failure of `f`. The unlock's warnings
+    /// (entries missing from the store, a witness created, an upgrade) go to stderr.
     fn with_store(&self, event: &str, f: impl FnOnce(&mut KeyStore) -> Result<()>) -> Result<()> {
-        let mut store = KeyStore::open(self.store_path()?)?;
-        self.unlock(&mut store)?;
+        if let Some(w) = self.witness.as_deref().filter(|w| !w.exists()) {
+            return Err(Error::Integrity(format!(
+                "the witness {} does not exist: the store cannot be checked against rollback",
+                w.display()
+            )));
+        }
+        let mut store = KeyStore::open_with(self.store_path()?, self.outside()?)?;
+        let unlocked = self.unlock(&mut store);
+        for w in store.warnings() {
+            eprintln!("keymgmt: warning: {w}");
+        }
+        unlocked?;
         let result = f(&mut store);
         if let Err(e) = &result {
             // Best effort: the operation's own error is what the user needs to see.

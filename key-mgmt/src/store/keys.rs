@@ -5,10 +5,20 @@ use card_core::profile::Profile;
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
 use super::KeyStore;
+use crate::audit::{self, HeadState};
 use crate::error::{Error, Result};
 use crate::inventory::{kcv_method, key_def, KeyRecord, KeyState};
-use crate::secrets::hmac;
+use crate::secrets::{hmac, StoreKeys};
 use crate::tr31::{self, Exportability, Header, Tr31Algorithm};
+
+/// HMAC over every row's MAC in key order, under the row key.
+fn keys_digest(conn: &Connection, row_key: &[u8]) -> Result<String> {
+    let mut st = conn.prepare("SELECT mac FROM keys ORDER BY name, version, region")?;
+    let macs = st.query_map([], |r| r.get::<_, String>(0))?.collect::<Result<Vec<_>, _>>()?;
+    let mut parts: Vec<&[u8]> = vec![b"keys-digest"];
+    parts.extend(macs.iter().map(|m| m.as_bytes()));
+    Ok(hex::encode_upper(hmac(row_key, &parts)))
+}
 
 const COLUMNS: &str =
     "name, version, region, level, algorithm, state, kcv, kcv_method, created, updated, parent, ceremony, block, mac";
@@ -129,27 +139,44 @@ impl KeyStore {
 
     /// HMAC over every row's MAC in key order: a removed row, or a row replayed from an older
     /// copy of the file (e.g. a destroyed key brought back), changes it.
-    fn keys_digest(&self, conn: &Connection) -> Result<String> {
-        let mut st = conn.prepare("SELECT mac FROM keys ORDER BY name, version, region")?;
-        let macs = st.query_map([], |r| r.get::<_, String>(0))?.collect::<Result<Vec<_>, _>>()?;
-        let mut parts: Vec<&[u8]> = vec![b"keys-digest"];
-        parts.extend(macs.iter().map(|m| m.as_bytes()));
-        Ok(hex::encode_upper(hmac(&self.keys()?.row_key[..], &parts)))
+    pub(super) fn keys_digest(&self, conn: &Connection) -> Result<String> {
+        keys_digest(conn, &self.keys()?.row_key[..])
     }
 
-    fn check_keys_digest(&self) -> Result<()> {
+    /// Whether the key rows match the digest in the meta table (a store without keys has none).
+    pub(super) fn keys_digest_matches(&self, keys: &StoreKeys) -> Result<bool> {
         let stored: Option<String> =
             self.conn.query_row("SELECT v FROM meta WHERE k = 'keys_digest'", [], |r| r.get(0)).optional()?;
-        let expected = self.keys_digest(&self.conn)?;
-        let ok = match stored {
+        let expected = keys_digest(&self.conn, &keys.row_key[..])?;
+        Ok(match stored {
             Some(s) => card_core::crypto::ct_eq(s.as_bytes(), expected.as_bytes()),
-            // A store without keys has no digest yet.
             None => self.conn.query_row("SELECT count(*) FROM keys", [], |r| r.get::<_, i64>(0))? == 0,
-        };
-        if ok {
-            Ok(())
-        } else {
-            Err(Error::Integrity("the set of key rows was changed (a row removed, added or replayed)".into()))
+        })
+    }
+
+    /// The key rows against their digest, and the digest against the one sealed with the audit
+    /// head: rolling the `keys` table back together with its digest (to a copy taken before a
+    /// `destroy`, say) does not match the head.
+    fn check_keys_digest(&self) -> Result<()> {
+        let keys = self.keys()?;
+        if !self.keys_digest_matches(keys)? {
+            return Err(Error::Integrity("the set of key rows was changed (a row removed, added or replayed)".into()));
+        }
+        let stored: String = self
+            .conn
+            .query_row("SELECT v FROM meta WHERE k = 'keys_digest'", [], |r| r.get(0))
+            .optional()?
+            .unwrap_or_default();
+        match audit::read_head(&self.conn, &keys.audit_key[..])? {
+            HeadState::Sealed(h) if card_core::crypto::ct_eq(h.keys.as_bytes(), stored.as_bytes()) => Ok(()),
+            HeadState::Sealed(_) => Err(Error::Integrity(
+                "the key rows are not those sealed with the audit head: rolled back or replayed from another copy"
+                    .into(),
+            )),
+            HeadState::Missing | HeadState::Forged => Err(Error::Integrity(
+                "the sealed audit head is missing or changed: the key rows cannot be trusted (see `keymgmt audit                  verify`)"
+                    .into(),
+            )),
         }
     }
 

@@ -1,11 +1,15 @@
 //! The key store: one SQLite file.
 //!
-//! - `meta`: format, the KBPK's check value and KCV, the passphrase wrap (Argon2id salt and
-//!   parameters, the KBPK as a TR-31 block `K1` under the passphrase key), the sealed audit head;
+//! - `meta`: format, the store's id, the KBPK's check value and KCV, the passphrase wrap (Argon2id
+//!   salt and parameters, the KBPK as a TR-31 block `K1` under the passphrase key), the digest of
+//!   the key rows, the sealed audit head;
 //! - `keys`: one row per key version — metadata, the key as a TR-31 version `D` block under the
 //!   KBPK (empty once destroyed), and an HMAC-SHA256 over all of it under a key derived from
 //!   the KBPK, so that a changed row is detected before it is used;
-//! - `audit`: the hash-chained log ([`crate::audit`]).
+//! - `audit`: the hash-chained, MAC'd log ([`crate::audit`]).
+//!
+//! Outside the file ([`crate::outside`]): the audit sink (failed unlocks) and the witness of the
+//! audit head (against rollback).
 //!
 //! The KBPK (AES-256) is never stored in clear: it is the XOR of 2 or 3 custodian components
 //! given at `init`, and can also be wrapped under a passphrase for daily unlock.
@@ -13,6 +17,7 @@
 mod keys;
 mod ops;
 mod transport;
+mod upgrade;
 
 use std::path::{Path, PathBuf};
 
@@ -21,16 +26,17 @@ use serde::Serialize;
 use serde_json::json;
 use zeroize::Zeroizing;
 
-use crate::audit;
+use crate::audit::{self, AuditEntry, HeadState};
 use crate::components::{self, Secret};
 use crate::error::{Error, Result};
-use crate::secrets::{aes_kcv, passphrase_key, StoreKeys, ARGON2_PARAMS, KBPK_LEN};
+use crate::outside::{self, Outside};
+use crate::secrets::{aes_kcv, hmac, passphrase_key, StoreKeys, ARGON2_PARAMS, KBPK_LEN};
 use crate::tr31::{self, Exportability, Header, KeyUsage, ModeOfUse, Tr31Algorithm};
 
 pub use ops::{Created, ProfileKeys, Skipped, VersionSelect};
 
-/// Format tag in the `meta` table.
-const FORMAT: &str = "keymgmt-store/1";
+/// Format tag in the `meta` table. Format 1 (the previous release) is upgraded at its first unlock.
+const FORMAT: &str = "keymgmt-store/2";
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v TEXT NOT NULL);
@@ -59,18 +65,41 @@ pub struct KeyStore {
     conn: Connection,
     path: PathBuf,
     keys: Option<StoreKeys>,
+    outside: Outside,
+    warnings: Vec<String>,
+}
+
+fn store_id_mac(audit_key: &[u8], id: &str) -> String {
+    hex::encode_upper(hmac(audit_key, &[b"store-id", id.as_bytes()]))
+}
+
+fn new_store_id(audit_key: &[u8]) -> (String, String) {
+    let mut b = [0u8; 16];
+    rand::fill(&mut b);
+    let id = hex::encode_upper(b);
+    let row = format!("{id}|{}", store_id_mac(audit_key, &id));
+    (id, row)
 }
 
 impl KeyStore {
-    /// Opens an initialised store (locked).
+    /// Opens an initialised store (locked), with its audit sink and witness beside it
+    /// ([`Outside::beside`]).
     pub fn open(path: &Path) -> Result<KeyStore> {
+        KeyStore::open_with(path, Outside::beside(path))
+    }
+
+    /// Opens an initialised store (locked) with its audit sink and witness at `outside`.
+    pub fn open_with(path: &Path, outside: Outside) -> Result<KeyStore> {
         if !path.exists() {
             return Err(Error::NotInitialised);
         }
         let conn = connect(path)?;
-        let store = KeyStore { conn, path: path.to_path_buf(), keys: None };
-        if store.meta("format")?.as_deref() != Some(FORMAT) {
-            return Err(Error::NotInitialised);
+        let store = KeyStore { conn, path: path.to_path_buf(), keys: None, outside, warnings: Vec::new() };
+        match store.meta("format")?.as_deref() {
+            Some(FORMAT) => {}
+            // Failed unlocks before the upgrade are written with the format 2 columns.
+            Some(upgrade::FORMAT_V1) => audit::add_mac_column(&store.conn)?,
+            _ => return Err(Error::NotInitialised),
         }
         Ok(store)
     }
@@ -80,10 +109,31 @@ impl KeyStore {
         &self.path
     }
 
+    /// Where the audit sink and the witness are.
+    pub fn outside(&self) -> &Outside {
+        &self.outside
+    }
+
+    /// What the last unlock found worth telling (entries missing from the store that the audit
+    /// sink recorded, unauthenticated entries, a witness created, an upgrade). Each is also audited.
+    pub fn warnings(&self) -> &[String] {
+        &self.warnings
+    }
+
     /// Creates a store at `path` (ceremony): the KBPK is the XOR of `components` (2 or 3, 32
     /// bytes each, none trivial, no two equal); with `passphrase`, the KBPK is also wrapped
-    /// under it. The store is returned unlocked.
+    /// under it. The store is returned unlocked. Its sink and witness are beside it.
     pub fn init(path: &Path, components: &[Secret], passphrase: Option<&[u8]>) -> Result<(KeyStore, InitReport)> {
+        KeyStore::init_with(path, components, passphrase, Outside::beside(path))
+    }
+
+    /// [`KeyStore::init`] with the audit sink and witness at `outside`.
+    pub fn init_with(
+        path: &Path,
+        components: &[Secret],
+        passphrase: Option<&[u8]>,
+        outside: Outside,
+    ) -> Result<(KeyStore, InitReport)> {
         let kbpk = components::combine(components, KBPK_LEN, 2, 3, "2 or 3 are required")?;
         let component_kcvs = components.iter().map(|c| aes_kcv(c)).collect::<Result<Vec<_>>>()?;
         let conn = connect(path)?;
@@ -98,12 +148,14 @@ impl KeyStore {
         conn.execute_batch(audit::SCHEMA)?;
         let keys = StoreKeys::new(&kbpk)?;
         let kbpk_kcv = aes_kcv(&kbpk)?;
-        let mut store = KeyStore { conn, path: path.to_path_buf(), keys: None };
-        {
+        let mut store = KeyStore { conn, path: path.to_path_buf(), keys: None, outside, warnings: Vec::new() };
+        let (store_id, store_id_row) = new_store_id(&keys.audit_key[..]);
+        let head = {
             let tx = store.conn.transaction()?;
             for (k, v) in [
                 ("format", FORMAT.to_string()),
                 ("created", audit::now()),
+                ("store_id", store_id_row),
                 ("kbpk_check", keys.check_value()),
                 ("kbpk_kcv", kbpk_kcv.clone()),
                 ("kbpk_components", components.len().to_string()),
@@ -117,11 +169,14 @@ impl KeyStore {
                 &tx,
                 "init",
                 "ok",
-                &json!({"components": components.len(), "component_kcvs": component_kcvs, "kbpk_kcv": kbpk_kcv, "passphrase": passphrase.is_some()}),
+                &json!({"components": components.len(), "component_kcvs": component_kcvs, "kbpk_kcv": kbpk_kcv, "passphrase": passphrase.is_some(), "store_id": store_id}),
+                Some(&keys.audit_key[..]),
             )?;
-            audit::seal(&tx, &keys.audit_key[..])?;
+            let head = audit::seal_first(&tx, &keys.audit_key[..], String::new())?;
             tx.commit()?;
-        }
+            head
+        };
+        outside::witness_write(&store.outside.witness, &keys.audit_key[..], &store_id, &head)?;
         store.keys = Some(keys);
         Ok((store, InitReport { component_kcvs, kbpk_kcv, passphrase: passphrase.is_some() }))
     }
@@ -176,17 +231,231 @@ impl KeyStore {
     }
 
     fn finish_unlock(&mut self, result: Result<StoreKeys>, method: &str) -> Result<()> {
-        match result {
-            Ok(keys) => {
-                audit::append(&self.conn, "unlock", "ok", &json!({ "method": method }))?;
-                audit::seal(&self.conn, &keys.audit_key[..])?;
-                self.keys = Some(keys);
-                Ok(())
-            }
+        self.warnings.clear();
+        let keys = match result {
+            Ok(k) => k,
             Err(e) => {
-                audit::append(&self.conn, "unlock", "fail", &json!({ "method": method, "reason": e.to_string() }))?;
-                Err(e)
+                self.record_locked_failure("unlock", json!({ "method": method, "reason": e.to_string() }))?;
+                return Err(e);
             }
+        };
+        if let Err(e) = self.accept_unlock(&keys, method) {
+            // The right KBPK, but the store is refused (rollback, tampering): the refusal goes to
+            // the sink and the system log only, not into a store that is not to be trusted.
+            let entry = AuditEntry {
+                seq: 0,
+                time: audit::now(),
+                event: "unlock".into(),
+                outcome: "refused".into(),
+                detail: json!({ "method": method, "reason": e.to_string() }).to_string(),
+                hash: String::new(),
+            };
+            self.record_outside(&entry);
+            return Err(e);
+        }
+        self.keys = Some(keys);
+        Ok(())
+    }
+
+    /// With the right KBPK: the store id, the witness (rollback), the upgrade from format 1, the
+    /// audit sink against the log; then the unlock is audited and the head sealed and witnessed.
+    fn accept_unlock(&mut self, keys: &StoreKeys, method: &str) -> Result<()> {
+        let ak = &keys.audit_key[..];
+        let mut detail = json!({ "method": method });
+        let id = if self.meta("format")?.as_deref() == Some(upgrade::FORMAT_V1) {
+            if let Some((_, w)) = outside::witness_read(&self.outside.witness, ak)? {
+                return Err(Error::Integrity(format!(
+                    "rollback: the store file is in format {} but the witness {} has seen this store in format 2 \
+                     (audit entry {}): the file was restored from a copy made before its upgrade",
+                    upgrade::FORMAT_V1,
+                    self.outside.witness.display(),
+                    w.seq
+                )));
+            }
+            let (id, row) = new_store_id(ak);
+            let digest_ok = self.keys_digest_matches(keys)?;
+            upgrade::run(&self.conn, keys, &id, &row, digest_ok)?;
+            self.warnings.push(format!(
+                "the store was upgraded from format {} to {FORMAT} (audited); its witness is {}",
+                upgrade::FORMAT_V1,
+                self.outside.witness.display()
+            ));
+            id
+        } else {
+            let id = self.verified_store_id(ak)?;
+            detail["witness"] = json!(if self.check_witness(ak, &id)?.is_some() { "checked" } else { "created" });
+            if detail["witness"] == "created" {
+                self.warnings.push(format!(
+                    "no witness at {}: it is created now; rollback of the store is detected from now on",
+                    self.outside.witness.display()
+                ));
+            }
+            id
+        };
+        let (sink, bad) = match outside::sink_read(&self.outside.sink, &id) {
+            Ok(x) => x,
+            Err(e) => {
+                self.warnings.push(format!("the audit sink cannot be read: {e}"));
+                (Vec::new(), 0)
+            }
+        };
+        if bad > 0 {
+            self.warnings.push(format!(
+                "{bad} line(s) of the audit sink {} are not keymgmt sink lines",
+                self.outside.sink.display()
+            ));
+        }
+        let tx = self.conn.unchecked_transaction()?;
+        let raw = audit::raw_entries(&tx)?;
+        let mut unconfirmed = Vec::new();
+        let mut confirmed = 0;
+        for r in raw.iter().filter(|r| r.mac.is_empty()) {
+            let e = &r.entry;
+            if sink.iter().any(|s| s.seq == e.seq && s.hash.eq_ignore_ascii_case(&e.hash)) {
+                audit::set_mac(&tx, ak, e.seq, &e.hash)?;
+                confirmed += 1;
+            } else {
+                unconfirmed.push(e.seq);
+            }
+        }
+        let missing = audit::missing_from_log(&raw, &sink);
+        if !missing.is_empty() {
+            let list: Vec<String> =
+                missing.iter().map(|m| format!("{} ({} {} at {})", m.seq, m.event, m.outcome, m.time)).collect();
+            self.warnings.push(format!(
+                "the audit sink {} holds entries the store does not: {} — removed outside keymgmt \
+                 (`audit verify` fails while the sink holds them)",
+                self.outside.sink.display(),
+                list.join(", ")
+            ));
+            let brief: Vec<serde_json::Value> = missing
+                .iter()
+                .map(|m| json!({"seq": m.seq, "time": m.time, "event": m.event, "outcome": m.outcome, "hash": m.hash}))
+                .collect();
+            audit::append(
+                &tx,
+                "audit-sink",
+                "fail",
+                &json!({"missing": brief, "sink": self.outside.sink.display().to_string()}),
+                Some(ak),
+            )?;
+        }
+        if !unconfirmed.is_empty() {
+            self.warnings.push(format!(
+                "audit entries {unconfirmed:?} have no MAC and the audit sink does not confirm them: added outside \
+                 keymgmt (or the sink was lost)"
+            ));
+            audit::append(&tx, "audit-check", "fail", &json!({ "unauthenticated": unconfirmed }), Some(ak))?;
+        }
+        if confirmed > 0 {
+            detail["confirmed_by_sink"] = json!(confirmed);
+        }
+        audit::append(&tx, "unlock", "ok", &detail, Some(ak))?;
+        let head = audit::seal(&tx, ak, None)?;
+        tx.commit()?;
+        match head {
+            Some(h) => outside::witness_write(&self.outside.witness, ak, &id, &h)?,
+            None => self.warnings.push(
+                "the sealed audit head is missing, changed or no longer in the log: not sealed; run `keymgmt audit \
+                 verify`"
+                    .into(),
+            ),
+        }
+        Ok(())
+    }
+
+    /// The store id, its MAC checked.
+    fn verified_store_id(&self, audit_key: &[u8]) -> Result<String> {
+        let row = self.meta("store_id")?.unwrap_or_default();
+        match row.split_once('|') {
+            Some((id, mac)) if card_core::crypto::ct_eq(store_id_mac(audit_key, id).as_bytes(), mac.as_bytes()) => {
+                Ok(id.to_string())
+            }
+            _ => Err(Error::Integrity("the store id is missing or was changed".into())),
+        }
+    }
+
+    /// The store id as found (not checked: for sink lines written while locked).
+    fn store_id_unchecked(&self) -> Result<String> {
+        Ok(self.meta("store_id")?.unwrap_or_default().split('|').next().unwrap_or_default().to_string())
+    }
+
+    /// Compares the store with its witness, if there is one: the witness's head must be in the log
+    /// and not newer than the sealed head (else the store was rolled back). Returns the witnessed
+    /// head.
+    fn check_witness(&self, audit_key: &[u8], id: &str) -> Result<Option<audit::Head>> {
+        let shown = self.outside.witness.display();
+        let Some((wid, w)) = outside::witness_read(&self.outside.witness, audit_key)? else { return Ok(None) };
+        if wid != id {
+            return Err(Error::Integrity(format!(
+                "the witness {shown} belongs to store {wid}, not to this store ({id}): give its own witness"
+            )));
+        }
+        let last: i64 = self.conn.query_row("SELECT coalesce(max(seq), 0) FROM audit", [], |r| r.get(0))?;
+        let at: Option<String> =
+            self.conn.query_row("SELECT hash FROM audit WHERE seq = ?1", params![w.seq], |r| r.get(0)).optional()?;
+        match at {
+            None => {
+                return Err(Error::Integrity(format!(
+                    "rollback: the store's audit log ends at entry {last} but the witness {shown} has seen entry {}: \
+                     the store was restored from an older copy (or its log cut)",
+                    w.seq
+                )))
+            }
+            Some(h) if !h.eq_ignore_ascii_case(&w.hash) => {
+                return Err(Error::Integrity(format!(
+                    "rollback: the store does not hold the entry {} that the witness {shown} has seen: restored from \
+                     an older copy and used since, or its log changed",
+                    w.seq
+                )))
+            }
+            Some(_) => {}
+        }
+        match audit::read_head(&self.conn, audit_key)? {
+            HeadState::Sealed(h) if h.seq > w.seq => {}
+            HeadState::Sealed(h) if h.seq == w.seq && h.keys == w.keys => {}
+            HeadState::Sealed(h) if h.seq == w.seq => {
+                return Err(Error::Integrity(format!(
+                    "rollback: the key rows sealed at audit entry {} differ from those the witness {shown} has seen",
+                    w.seq
+                )))
+            }
+            HeadState::Sealed(h) => {
+                return Err(Error::Integrity(format!(
+                    "rollback: the store's sealed audit head (entry {}) is older than the witness's {shown} (entry {})",
+                    h.seq, w.seq
+                )))
+            }
+            HeadState::Missing | HeadState::Forged => {
+                return Err(Error::Integrity(format!(
+                    "the store's sealed audit head is missing or changed; the witness {shown} has seen entry {}",
+                    w.seq
+                )))
+            }
+        }
+        Ok(Some(w))
+    }
+
+    /// Records a failure while the store is locked: an entry without MAC in the log, a line in the
+    /// audit sink and (if enabled) the system log. A sink that cannot be written is a warning.
+    fn record_locked_failure(&mut self, event: &str, detail: serde_json::Value) -> Result<()> {
+        let entry = audit::append(&self.conn, event, "fail", &detail, None)?;
+        self.record_outside(&entry);
+        Ok(())
+    }
+
+    /// Writes `entry` to the audit sink and (if enabled) the system log; a failure is a warning.
+    fn record_outside(&mut self, entry: &AuditEntry) {
+        let id = self.store_id_unchecked().unwrap_or_default();
+        if self.outside.syslog {
+            outside::syslog(&id, entry);
+        }
+        if let Err(e) = outside::sink_append(&self.outside.sink, &id, entry) {
+            self.warnings.push(format!(
+                "audit entry {} could not be written to the audit sink ({e}): the next unlock will report it as \
+                 unauthenticated",
+                entry.seq
+            ));
         }
     }
 
@@ -217,20 +486,48 @@ impl KeyStore {
         Ok(self.conn.query_row("SELECT v FROM meta WHERE k = ?1", params![k], |r| r.get(0)).optional()?)
     }
 
-    /// Appends a successful event and seals the audit head.
-    pub(crate) fn audit_ok(&self, event: &str, detail: serde_json::Value) -> Result<()> {
-        let keys = self.keys()?;
-        audit::append(&self.conn, event, "ok", &detail)?;
-        audit::seal(&self.conn, &keys.audit_key[..])
+    /// Appends a successful event (MAC'd) and seals the audit head, inside `conn`'s transaction;
+    /// `keys_changed`: the event wrote key rows (their new digest is sealed). Returns the head to
+    /// witness once committed ([`KeyStore::witness`]).
+    pub(crate) fn log_ok(
+        &self,
+        conn: &Connection,
+        event: &str,
+        detail: &serde_json::Value,
+        keys_changed: bool,
+    ) -> Result<Option<audit::Head>> {
+        let ak = &self.keys()?.audit_key[..];
+        audit::append(conn, event, "ok", detail, Some(ak))?;
+        let digest = if keys_changed { Some(self.keys_digest(conn)?) } else { None };
+        audit::seal(conn, ak, digest)
     }
 
-    /// Records a failed operation (the reason is an error message: no secrets). Sealed if unlocked.
-    pub fn audit_failure(&self, event: &str, reason: &str) -> Result<()> {
-        audit::append(&self.conn, event, "fail", &json!({ "reason": reason }))?;
-        if let Some(k) = &self.keys {
-            audit::seal(&self.conn, &k.audit_key[..])?;
+    /// Writes the witness of a head just sealed and committed.
+    pub(crate) fn witness(&self, head: Option<audit::Head>) -> Result<()> {
+        let Some(head) = head else { return Ok(()) };
+        let ak = &self.keys()?.audit_key[..];
+        outside::witness_write(&self.outside.witness, ak, &self.verified_store_id(ak)?, &head)
+    }
+
+    /// Appends a successful event, seals the audit head and witnesses it.
+    pub(crate) fn audit_ok(&self, event: &str, detail: serde_json::Value) -> Result<()> {
+        let head = self.log_ok(&self.conn, event, &detail, false)?;
+        self.witness(head)
+    }
+
+    /// Records a failed operation (the reason is an error message: no secrets). Sealed (and
+    /// witnessed) if unlocked; otherwise written without MAC and to the audit sink.
+    pub fn audit_failure(&mut self, event: &str, reason: &str) -> Result<()> {
+        let detail = json!({ "reason": reason });
+        match &self.keys {
+            Some(k) => {
+                let ak = &k.audit_key[..];
+                audit::append(&self.conn, event, "fail", &detail, Some(ak))?;
+                let head = audit::seal(&self.conn, ak, None)?;
+                self.witness(head)
+            }
+            None => self.record_locked_failure(event, detail),
         }
-        Ok(())
     }
 
     /// Every audit entry, in order.
@@ -238,9 +535,16 @@ impl KeyStore {
         audit::entries(&self.conn)
     }
 
-    /// Verifies the audit chain and its sealed head (needs the store unlocked).
+    /// Verifies the audit log (needs the store unlocked): the chain, every entry's MAC, the
+    /// sealed head, the audit sink's entries (each must be in the log) and the witness (the store
+    /// must not be older than it).
     pub fn audit_verify(&self) -> Result<audit::Verification> {
-        audit::verify(&self.conn, &self.keys()?.audit_key[..])
+        let ak = &self.keys()?.audit_key[..];
+        let id = self.verified_store_id(ak)?;
+        let (sink, _) = outside::sink_read(&self.outside.sink, &id)?;
+        let mut v = audit::verify(&self.conn, ak, &sink)?;
+        v.witness = self.check_witness(ak, &id)?.map(|h| h.seq);
+        Ok(v)
     }
 }
 

@@ -113,10 +113,9 @@ impl KeyStore {
         detail["region"] = json!(rec.region);
         detail["algorithm"] = json!(rec.algorithm);
         detail["kcv"] = json!(rec.kcv);
-        audit::append(&tx, event, "ok", &detail)?;
-        audit::seal(&tx, &self.keys()?.audit_key[..])?;
+        let head = self.log_ok(&tx, event, &detail, true)?;
         tx.commit()?;
-        Ok(())
+        self.witness(head)
     }
 
     /// Imports a key from 2 or 3 XOR components (16 bytes each); 3DES results are parity-adjusted.
@@ -244,14 +243,14 @@ impl KeyStore {
             KeyState::Destroyed => "destroy",
             KeyState::PreActive => "state",
         };
-        audit::append(
+        let head = self.log_ok(
             &tx,
             event,
-            "ok",
             &json!({"name": name, "version": version, "region": region, "from": from.as_str(), "to": to.as_str()}),
+            true,
         )?;
-        audit::seal(&tx, &self.keys()?.audit_key[..])?;
         tx.commit()?;
+        self.witness(head)?;
         Ok(rec)
     }
 
