@@ -178,17 +178,100 @@ pub struct Context<'a> {
     pub issued: &'a dyn Fn(&str) -> bool,
 }
 
-/// Reads and validates a holders file: CSV, or JSON lines when the name ends in `.jsonl`/`.ndjson`
-/// or the first non-blank character is `{`.
-pub fn read_file(path: &Path, ctx: &Context<'_>) -> Result<Parsed, std::io::Error> {
-    // the file holds PINs: its text is wiped when read
-    let text = zeroize::Zeroizing::new(std::fs::read_to_string(path)?);
-    let json = path.extension().is_some_and(|e| e == "jsonl" || e == "ndjson") || text.trim_start().starts_with('{');
-    Ok(if json { parse_jsonl(&text, ctx) } else { parse_csv(&text, ctx) })
+/// The text encoding of a holders file.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum Encoding {
+    /// UTF-8 (a byte-order mark is skipped).
+    #[default]
+    #[value(name = "utf-8")]
+    Utf8,
+    /// GBK, as many Windows tools export.
+    Gbk,
 }
 
+/// A holders file that cannot be read at all.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    /// The file could not be read (missing, not a regular file, too large).
+    #[error(transparent)]
+    File(#[from] crate::files::FileError),
+    /// Not UTF-8 from this line on.
+    #[error(
+        "line {line} is not UTF-8 text: a holders file exported from Windows tools is often GBK — give --encoding gbk, \
+         or save the file as UTF-8"
+    )]
+    NotUtf8 {
+        /// The line (1-based).
+        line: u64,
+    },
+    /// Not GBK from this line on.
+    #[error("line {line} is not GBK text (--encoding gbk): check the file's encoding")]
+    NotGbk {
+        /// The line (1-based).
+        line: u64,
+    },
+    /// A header and no rows: an empty batch.
+    #[error("no holders in the file (a header and no rows): an empty batch is not issued")]
+    Empty,
+}
+
+/// The text of a holders file in `encoding`; errors name the first line that is not text of it.
+fn decode(bytes: &[u8], encoding: Encoding) -> Result<zeroize::Zeroizing<String>, ReadError> {
+    let line_at = |offset: usize| bytes[..offset.min(bytes.len())].iter().filter(|b| **b == b'\n').count() as u64 + 1;
+    match encoding {
+        Encoding::Utf8 => {
+            let body = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
+            let skipped = bytes.len() - body.len();
+            match std::str::from_utf8(body) {
+                Ok(text) => Ok(zeroize::Zeroizing::new(text.to_owned())),
+                Err(e) => Err(ReadError::NotUtf8 { line: line_at(skipped + e.valid_up_to()) }),
+            }
+        }
+        Encoding::Gbk => {
+            let (text, had_errors) = encoding_rs::GBK.decode_without_bom_handling(bytes);
+            if had_errors {
+                // the first replacement character marks the first byte sequence GBK does not have
+                let bad = text.find('\u{FFFD}').unwrap_or(0);
+                let line = text[..bad].matches('\n').count() as u64 + 1;
+                return Err(ReadError::NotGbk { line });
+            }
+            Ok(zeroize::Zeroizing::new(text.into_owned()))
+        }
+    }
+}
+
+/// Reads and validates a holders file: CSV, or JSON lines when the name ends in `.jsonl`/`.ndjson`
+/// or the first non-blank character is `{`. The file is read with a bound ([`crate::files::MAX_HOLDERS_FILE`]);
+/// a file with no holder row is refused ([`ReadError::Empty`]).
+pub fn read_file(path: &Path, ctx: &Context<'_>, encoding: Encoding) -> Result<Parsed, ReadError> {
+    // the file holds PINs: its bytes and text are wiped when read
+    let bytes = zeroize::Zeroizing::new(crate::files::read_limited(path, crate::files::MAX_HOLDERS_FILE)?);
+    let text = decode(&bytes, encoding)?;
+    let json = path.extension().is_some_and(|e| e == "jsonl" || e == "ndjson") || text.trim_start().starts_with('{');
+    let parsed = if json { parse_jsonl(&text, ctx) } else { parse_csv(&text, ctx) };
+    if parsed.valid.is_empty() && parsed.rejected.is_empty() {
+        return Err(ReadError::Empty);
+    }
+    Ok(parsed)
+}
+
+/// Whether a character of a name can go onto the card and through the national strings (CARD-PROFILE §7): no
+/// control characters (TAB, newline, ESC …), no field or segment separators of the national formats (`|`, `$`),
+/// no invisible format characters (zero-width, byte-order mark, line and paragraph separators).
+fn national_text(c: char) -> bool {
+    !(c.is_control()
+        || matches!(c, '|' | '$' | '\u{200B}'..='\u{200F}' | '\u{2028}' | '\u{2029}' | '\u{202A}'..='\u{202E}' | '\u{FEFF}'))
+}
+
+/// Longest reason shown: a value echoed in a refusal is cut (a 1 MB name is not printed whole).
+const MAX_REASON: usize = 200;
+
 fn err(line: u64, field: &str, reason: impl Into<String>) -> HolderError {
-    HolderError { line, field: field.to_owned(), reason: reason.into() }
+    let mut reason: String = reason.into();
+    if reason.chars().count() > MAX_REASON {
+        reason = reason.chars().take(MAX_REASON).collect::<String>() + "… (cut)";
+    }
+    HolderError { line, field: field.to_owned(), reason }
 }
 
 /// Parses CSV text (header required, exactly [`HEADER`]).
@@ -320,6 +403,17 @@ pub fn validate(line: u64, r: &RawHolder, ctx: &Context<'_>) -> Result<Holder, V
     if let Err(x) = RegionCode::parse(&r.region_code) {
         e("region_code", x.to_string());
     }
+    for (field, text) in [("name", &r.holder.name), ("name_ext", &r.holder.name_ext)] {
+        if let Some(c) = text.chars().find(|c| !national_text(*c)) {
+            e(
+                field,
+                format!(
+                    "the character U+{:04X} cannot be written on the card or carried by the national strings",
+                    u32::from(c)
+                ),
+            );
+        }
+    }
     let names = match name_items(&r.holder.name, &r.holder.name_ext, ctx.generation) {
         Ok(n) => Some(n),
         Err(x) => {
@@ -430,7 +524,7 @@ fn check_photo(path: &Path, g: Generation) -> Result<PathBuf, String> {
     if meta.len() > max as u64 {
         return Err(format!("{} is {} bytes, EF08 holds {max}", path.display(), meta.len()));
     }
-    let head = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let head = crate::files::read_limited(path, crate::files::MAX_PHOTO_FILE).map_err(|e| e.to_string())?;
     if !head.starts_with(&[0xFF, 0xD8]) {
         return Err(format!("{} is not a JPEG file", path.display()));
     }

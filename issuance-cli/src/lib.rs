@@ -8,6 +8,7 @@
 pub mod cli;
 pub mod cos;
 mod error;
+pub mod files;
 pub mod holders;
 pub mod journal;
 pub mod pin;

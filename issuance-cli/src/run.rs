@@ -223,11 +223,13 @@ impl Issuer<'_> {
     pub fn plan_for(&self, row: &CardRow, holder: &Holder, keys: &CardKeys) -> Result<Plan, Error> {
         let p = self.prepared(row, holder)?;
         let photo = match &holder.photo {
-            Some(path) => Some(std::fs::read(path).map_err(|source| HolderFault {
-                line: holder.line,
-                field: "photo",
-                problem: HolderProblem::Photo { path: path.clone(), source },
-            })?),
+            Some(path) => {
+                Some(crate::files::read_limited(path, crate::files::MAX_PHOTO_FILE).map_err(|e| HolderFault {
+                    line: holder.line,
+                    field: "photo",
+                    problem: HolderProblem::Photo { path: path.clone(), source: std::io::Error::other(e) },
+                })?)
+            }
             None => None,
         };
         plan::build(self.profile, &p, keys, photo.as_deref())

@@ -19,7 +19,12 @@ fn errors_of(p: &holders::Parsed) -> Vec<(u64, String)> {
 #[test]
 fn invalid_csv_names_line_and_field_of_each_refusal() {
     let no = |_: &str| false;
-    let p = holders::read_file(&common::fixture("holders/invalid.csv"), &ctx(Generation::TWO, &no)).unwrap();
+    let p = holders::read_file(
+        &common::fixture("holders/invalid.csv"),
+        &ctx(Generation::TWO, &no),
+        holders::Encoding::Utf8,
+    )
+    .unwrap();
     let errs = errors_of(&p);
     for want in
         [(2, "ssn"), (3, "birth_date"), (4, "region_code"), (5, "name"), (7, "ssn"), (8, "initial_pin"), (8, "photo")]
@@ -40,7 +45,9 @@ fn sample_is_valid_and_name_ext_needs_generation_2() {
     assert_eq!(h[3].name_ext, "上土下口吉");
     assert!(h[4].own_pin && !h[0].own_pin);
     let no = |_: &str| false;
-    let p = holders::read_file(&common::fixture("holders/sample.csv"), &ctx(Generation::ONE, &no)).unwrap();
+    let p =
+        holders::read_file(&common::fixture("holders/sample.csv"), &ctx(Generation::ONE, &no), holders::Encoding::Utf8)
+            .unwrap();
     assert!(errors_of(&p).contains(&(5, "name".to_owned())));
 }
 
@@ -186,4 +193,97 @@ fn a_name_outside_gbk_alone_is_valid_on_generation_2_and_3() {
     let p = holders::parse_csv(text, &ctx(Generation::TWO, &no));
     assert_eq!((p.valid[0].name.as_str(), p.valid[0].name_ext.as_str()), ("张〓", "张𠮷"));
     assert_eq!(errors_of(&p), vec![(3, "name_ext".to_owned())]);
+}
+
+const HEADER_LINE: &str = "ssn,name,name_ext,sex,ethnicity,birthplace,birth_date,region_code,initial_pin,photo";
+
+/// One valid row with `name` in place of the name (CSV-quoted by the caller when needed).
+fn row(name: &str) -> String {
+    format!("371702198101010112,{name},,1,01,371702,19810101,371700,,")
+}
+
+#[test]
+fn names_with_characters_the_national_formats_cannot_carry_are_refused() {
+    let no = |_: &str| false;
+    for name in ["张\u{1}三", "\"张\t三\"", "\"张\n三\"", "张|三", "张$三", "张\u{1b}[31m三", "张\u{200B}三"]
+    {
+        let text = format!("{HEADER_LINE}\n{}\n", row(name));
+        let p = holders::parse_csv(&text, &ctx(Generation::THREE, &no));
+        assert_eq!(p.valid.len(), 0, "{name:?} was accepted");
+        let e = p.rejected.iter().flat_map(|r| &r.errors).find(|e| e.field == "name").unwrap();
+        assert_eq!(e.line, 2, "{name:?}");
+        assert!(e.reason.contains("cannot be written on the card"), "{name:?}: {e}");
+    }
+    // the middle dot of Uyghur names and characters outside GBK are fine
+    for name in ["阿卜杜·买买提", "张𠮷"] {
+        let text = format!("{HEADER_LINE}\n{}\n", row(name));
+        assert_eq!(holders::parse_csv(&text, &ctx(Generation::THREE, &no)).valid.len(), 1, "{name}");
+    }
+}
+
+fn validate_file(dir: &std::path::Path, file: &std::path::Path, extra: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_issuance"))
+        .args(["--journal", dir.join("j.db").to_str().unwrap()])
+        .args(extra)
+        .args(["validate", "--generation", "2", "--holders"])
+        .arg(file)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn holders_files_in_gbk_garbage_empty_endless_or_huge_get_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // exported from a Windows tool: GBK
+    let text = format!("{HEADER_LINE}\n{}\n", row("张三"));
+    let (gbk, _, unmappable) = encoding_rs::GBK.encode(&text);
+    assert!(!unmappable);
+    let file = d.join("gbk.csv");
+    std::fs::write(&file, &gbk).unwrap();
+    let out = validate_file(d, &file, &[]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("line 2 is not UTF-8") && err.contains("--encoding gbk"), "{err}");
+    let out = validate_file(d, &file, &["--encoding", "gbk"]);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("1 holders valid"));
+    // binary garbage
+    let file = d.join("garbage.csv");
+    std::fs::write(&file, [0xFFu8, 0xFE, 0x00, 0x81, 0x30, 0x9F, 0xC3]).unwrap();
+    let out = validate_file(d, &file, &[]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("line 1 is not UTF-8"));
+    // a header and nothing else: an empty batch is an error
+    let file = d.join("empty.csv");
+    std::fs::write(&file, format!("{HEADER_LINE}\n")).unwrap();
+    let out = validate_file(d, &file, &[]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no holders in the file"), "{out:?}");
+    // a device that never ends
+    let out = validate_file(d, std::path::Path::new("/dev/zero"), &[]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not a regular file"), "{out:?}");
+    // a 1 MB name: refused, and not echoed whole
+    let file = d.join("huge.csv");
+    std::fs::write(&file, format!("{HEADER_LINE}\n{}\n", row(&"张".repeat(350_000)))).unwrap();
+    let out = validate_file(d, &file, &[]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(out.stderr.len() < 4096, "{} bytes of refusal", out.stderr.len());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("line 2, field name:"));
+}
+
+#[test]
+fn a_passphrase_file_that_never_ends_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_issuance"))
+        .args(["--journal", dir.path().join("j.db").to_str().unwrap()])
+        .args(["--keystore", dir.path().join("keys.db").to_str().unwrap(), "--passphrase-file", "/dev/zero"])
+        .args(["plan", "--holders"])
+        .arg(common::fixture("holders/sample.csv"))
+        .args(["--holder-line", "2"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not a regular file"), "{out:?}");
 }

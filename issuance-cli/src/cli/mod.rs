@@ -21,7 +21,6 @@ use card_core::codec::Date;
 use card_core::profile::{Generation, Profile};
 use clap::{Parser, Subcommand};
 use key_mgmt::KeyStore;
-use zeroize::Zeroizing;
 
 use crate::holders::{self, Context, Parsed};
 use crate::journal::{CardRow, Journal};
@@ -57,6 +56,9 @@ pub struct Cli {
     /// Machine-readable output.
     #[arg(long, global = true)]
     json: bool,
+    /// The encoding of holders files: utf-8, or gbk as Windows tools often export.
+    #[arg(long, global = true, value_enum, default_value = "utf-8")]
+    encoding: holders::Encoding,
     #[command(subcommand)]
     command: Command,
 }
@@ -130,6 +132,7 @@ impl Cli {
             keystore: self.keystore,
             passphrase_file: self.passphrase_file,
             json: self.json,
+            encoding: self.encoding,
         };
         let result = match self.command {
             Command::Validate(a) => validate::run(&g, a),
@@ -172,6 +175,7 @@ struct Global {
     keystore: Option<PathBuf>,
     passphrase_file: Option<PathBuf>,
     json: bool,
+    encoding: holders::Encoding,
 }
 
 impl Global {
@@ -183,9 +187,7 @@ impl Global {
     fn keys(&self) -> Result<StoreKeySource, Failure> {
         let path = self.keystore.as_ref().ok_or_else(|| usage("--keystore is required"))?;
         let pf = self.passphrase_file.as_ref().ok_or_else(|| usage("--passphrase-file is required"))?;
-        let text = Zeroizing::new(
-            std::fs::read_to_string(pf).map_err(|e| usage(format!("--passphrase-file {}: {e}", pf.display())))?,
-        );
+        let text = crate::files::read_secret_text(pf).map_err(|e| usage(format!("--passphrase-file {e}")))?;
         let pass = text.lines().next().unwrap_or_default();
         let mut store = KeyStore::open(path).map_err(Error::from)?;
         store.unlock_with_passphrase(pass.as_bytes()).map_err(Error::from)?;
@@ -194,11 +196,14 @@ impl Global {
 }
 
 /// Reads and validates a holders file against the journal.
-fn read_holders(path: &Path, g: Generation, journal: Option<&Journal>) -> Result<Parsed, Failure> {
+fn read_holders(global: &Global, path: &Path, g: Generation, journal: Option<&Journal>) -> Result<Parsed, Failure> {
     let issued = |ssn: &str| journal.is_some_and(|j| j.ssn_has_card(ssn).unwrap_or(false));
     let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
     let ctx = Context { generation: g, base, issued: &issued };
-    holders::read_file(path, &ctx).map_err(|e| usage(format!("{}: {e}", path.display())))
+    holders::read_file(path, &ctx, global.encoding).map_err(|e| match e {
+        holders::ReadError::File(f) => usage(f.to_string()),
+        other => usage(format!("{}: {other}", path.display())),
+    })
 }
 
 /// Connects to the card in `reader` (a name, a unique part of one, or an index).

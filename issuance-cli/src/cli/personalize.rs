@@ -153,7 +153,7 @@ pub(super) fn run(g: &Global, a: Args) -> Result<(), Failure> {
     let journal = g.journal()?;
     let (batch, holders, keys) = match a.continue_batch {
         Some(batch) => {
-            let holders = continued(&a, &journal, batch, &mut settings)?;
+            let holders = continued(g, &a, &journal, batch, &mut settings)?;
             if holders.is_empty() {
                 println!("batch {batch}: no holder is waiting for a card");
                 return Ok(());
@@ -164,7 +164,7 @@ pub(super) fn run(g: &Global, a: Args) -> Result<(), Failure> {
         }
         None => {
             let path = a.holders.as_ref().ok_or_else(|| usage("--holders or --continue is required"))?;
-            let parsed = read_holders(path, settings.generation, Some(&journal))?;
+            let parsed = read_holders(g, path, settings.generation, Some(&journal))?;
             validate::check(g, &parsed, a.skip_invalid.as_deref())?;
             let holders = parsed.valid;
             let keys = g.keys()?;
@@ -249,7 +249,13 @@ fn check_keys(keys: &dyn KeySource, holders: &[Holder], s: &Settings) -> Result<
 
 /// The holders of stopped batch `batch` still waiting for a card (none issued, none under way), with their own
 /// initial PINs from `--holders`; the settings take the batch's generation.
-fn continued(a: &Args, journal: &Journal, batch: i64, settings: &mut Settings) -> Result<Vec<Holder>, Failure> {
+fn continued(
+    g: &Global,
+    a: &Args,
+    journal: &Journal,
+    batch: i64,
+    settings: &mut Settings,
+) -> Result<Vec<Holder>, Failure> {
     let (generation, source) = journal.batch_info(batch)?.ok_or_else(|| usage(format!("no batch {batch}")))?;
     settings.generation = Generation::new(generation).ok_or_else(|| {
         Error::from(JournalError::Generation { row: Row::Batch(batch), generation: i64::from(generation) })
@@ -286,7 +292,7 @@ fn continued(a: &Args, journal: &Journal, batch: i64, settings: &mut Settings) -
         let path = a.holders.as_ref().ok_or_else(|| {
             usage(format!("lines {} have an own initial PIN: give the batch's --holders file", own.join(", ")))
         })?;
-        let mut file = read_holders(path, settings.generation, None)?;
+        let mut file = read_holders(g, path, settings.generation, None)?;
         for h in holders.iter_mut().filter(|h| h.own_pin) {
             // the PIN is moved from the file's holder, not copied
             let pin = file.valid.iter_mut().find(|f| f.ssn == h.ssn).and_then(|f| f.pin.take());

@@ -6,7 +6,6 @@ use std::path::PathBuf;
 
 use card_core::card::SocialSecurityCard;
 use serde_json::json;
-use zeroize::Zeroizing;
 
 use super::{connect, print_json, usage, Failure, Global, JSON_FORMAT};
 use crate::pin::Pin;
@@ -36,10 +35,7 @@ pub enum Service {
 }
 
 pub fn run(g: &Global, a: Args, service: Service) -> Result<(), Failure> {
-    let text = Zeroizing::new(
-        std::fs::read_to_string(&a.new_pin_file)
-            .map_err(|e| usage(format!("--new-pin-file {}: {e}", a.new_pin_file.display())))?,
-    );
+    let text = crate::files::read_secret_text(&a.new_pin_file).map_err(|e| usage(format!("--new-pin-file {e}")))?;
     let pin_text = text.lines().next().unwrap_or_default().trim();
     let pin = Pin::parse(pin_text, 4..=12).map_err(|_| usage("the new PIN must be 4 to 12 digits"))?;
     let keys = g.keys()?;

@@ -22,7 +22,7 @@ pub struct Args {
 
 pub(super) fn run(g: &Global, a: Args) -> Result<(), Failure> {
     let s = a.batch.settings()?;
-    let parsed = read_holders(&a.holders, s.generation, None)?;
+    let parsed = read_holders(g, &a.holders, s.generation, None)?;
     let holder = parsed
         .valid
         .iter()
@@ -33,7 +33,7 @@ pub(super) fn run(g: &Global, a: Args) -> Result<(), Failure> {
     // the card number is assigned at issuance: the preview shows sequence 0
     let card = prepare(holder, 0, &s)?;
     let photo = match &holder.photo {
-        Some(p) => Some(std::fs::read(p)?),
+        Some(p) => Some(crate::files::read_limited(p, crate::files::MAX_PHOTO_FILE).map_err(|e| usage(e.to_string()))?),
         None => None,
     };
     let plan = crate::plan::build(profile(), &card, &keys, photo.as_deref())?;

@@ -11,7 +11,6 @@ use card_core::codec::Date;
 use card_core::profile::Generation;
 use card_core::transport::{wait_for_card, wait_for_removal, ReaderSelector};
 use serde_json::json;
-use zeroize::Zeroizing;
 
 use super::{card_issuer, connect, print_json, usage, CardRef, Failure, Global, JSON_FORMAT};
 use crate::pin::Pin;
@@ -51,10 +50,8 @@ pub struct Args {
     card_timeout: u64,
 }
 
-fn read_pin(path: &PathBuf) -> Result<Pin, Failure> {
-    let text = Zeroizing::new(
-        std::fs::read_to_string(path).map_err(|e| usage(format!("--initial-pin-file {}: {e}", path.display())))?,
-    );
+fn read_pin(path: &std::path::Path) -> Result<Pin, Failure> {
+    let text = crate::files::read_secret_text(path).map_err(|e| usage(format!("--initial-pin-file {e}")))?;
     let pin = text.lines().next().unwrap_or_default().trim();
     Pin::parse(pin, crate::holders::PIN_LENGTHS).map_err(|_| usage("the initial PIN must be 4 to 6 digits"))
 }
@@ -78,7 +75,7 @@ pub(super) fn run(g: &Global, a: Args) -> Result<(), Failure> {
     if let Some(d) = &a.issue_date {
         settings.issue_date = Date::parse(d).map_err(|e| usage(format!("--issue-date: {e}")))?;
     }
-    let pin = a.initial_pin_file.as_ref().map(read_pin).transpose()?;
+    let pin = a.initial_pin_file.as_deref().map(read_pin).transpose()?;
     let keys = g.keys()?;
     let mut issuer = card_issuer(&journal, &keys);
     issuer.settings = settings;

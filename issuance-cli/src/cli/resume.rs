@@ -28,7 +28,7 @@ pub(super) fn run(g: &Global, a: Args) -> Result<(), Failure> {
     let mut pins: Vec<(String, Pin)> = Vec::new();
     if let Some(path) = &a.holders {
         for gen in [Generation::THREE, Generation::TWO] {
-            for h in read_holders(path, gen, None)?.valid {
+            for h in read_holders(g, path, gen, None)?.valid {
                 if let Some(p) = h.pin {
                     pins.push((h.ssn, p));
                 }

@@ -23,7 +23,7 @@ pub struct Args {
 pub(super) fn run(g: &Global, a: Args) -> Result<(), Failure> {
     let s = a.batch.settings()?;
     let journal = if g.journal.exists() { Some(g.journal()?) } else { None };
-    let parsed = read_holders(&a.holders, s.generation, journal.as_ref())?;
+    let parsed = read_holders(g, &a.holders, s.generation, journal.as_ref())?;
     check(g, &parsed, a.skip_invalid.as_deref())?;
     if g.json {
         print_json(&json!({"format": JSON_FORMAT, "valid": parsed.valid.len(), "rejected": parsed.rejected.len()}))?;

@@ -143,7 +143,7 @@ pub fn fixture(rel: &str) -> PathBuf {
 pub fn sample(g: Generation) -> Vec<Holder> {
     let no = |_: &str| false;
     let ctx = Context { generation: g, base: fixture("holders"), issued: &no };
-    let p = holders::read_file(&fixture("holders/sample.csv"), &ctx).unwrap();
+    let p = holders::read_file(&fixture("holders/sample.csv"), &ctx, holders::Encoding::Utf8).unwrap();
     assert!(p.rejected.is_empty(), "{:?}", p.rejected);
     p.valid
 }
