@@ -214,6 +214,32 @@ pub enum InputError {
         /// Its chip serial in the journal.
         expected_chip: String,
     },
+    /// A blank card was expected and the card in the reader is not one: nothing was sent to it but SELECT MF and
+    /// GET DATA, nothing was journalled.
+    #[error(
+        "the card in the reader (chip {chip}) is not a blank card: its MF key is {}{}; insert a blank card",
+        mf_key_version.map_or_else(|| "missing".to_owned(), |v| format!("version {v}")),
+        known.as_deref().map(|k| format!(" — the journal has it as {k}")).unwrap_or_default()
+    )]
+    NotBlank {
+        /// The chip serial of the card in the reader.
+        chip: String,
+        /// The MF master key's version on it (`00` is the transport key of a blank card).
+        mf_key_version: Option<u8>,
+        /// What the journal knows of this chip (card number, state, holder line), if anything.
+        known: Option<String>,
+    },
+    /// The card in the reader is not the journal's card of its chip (another card answers with this chip serial,
+    /// or the card holds another card identifier): nothing that writes or counts a try was sent.
+    #[error("the card in the reader holds card identifier {found}, not {expected} (card {card_number}): not this journal's card")]
+    NotThisCard {
+        /// The card identifier the card holds (hex), or a description when it could not be read.
+        found: String,
+        /// The journal's card identifier.
+        expected: String,
+        /// The journal's card number.
+        card_number: String,
+    },
     /// The card in the reader is an unfinished card of the journal: `resume` finishes it.
     #[error("this card (chip {chip}) is card {card_number} of holder line {holder_line}, not finished: use `issuance resume`")]
     Unfinished {

@@ -136,6 +136,17 @@ impl Issuer<'_> {
         // the keys first: a key store without this generation's keys must not leave a failed card behind
         let keys = self.keys.card_keys(&holder.region, &chip, algorithm_of(s.generation))?;
         keys.check(self.profile, s.generation)?;
+        // which card is in the reader? Only a blank card (the chip maker's transport key in the MF) is personalized:
+        // an issued card is refused before anything that writes or counts a try is sent, and nothing is journalled
+        let mut probe = Costs::default();
+        let mf_version = self.mf_key_version(t, keys.transport.0.algorithm(), &mut probe)?;
+        if mf_version != Some(TRANSPORT_VERSION) {
+            let known = self
+                .journal
+                .last_card_of_chip(&chip_hex)?
+                .map(|c| format!("card {} ({}, holder line {})", c.card_number, c.state, c.holder_line));
+            return Err(InputError::NotBlank { chip: chip_hex, mf_key_version: mf_version, known }.into());
+        }
         let new = NewCard {
             batch,
             holder_line: holder.line,
@@ -157,7 +168,7 @@ impl Issuer<'_> {
             })
         })?;
         let row = self.journal.card(id)?;
-        let costs = self.run_card(t, &row, holder, holder.initial_pin(), &keys)?;
+        let costs = self.run_card(t, &row, holder, holder.initial_pin(), &keys, probe)?;
         Ok((id, costs))
     }
 
@@ -179,7 +190,12 @@ impl Issuer<'_> {
         };
         let g = generation_of(&row)?;
         let keys = self.keys.card_keys(&row.region, &chip_of(t)?, algorithm_of(g))?;
-        let costs = self.run_card(t, &row, &holder, pin, &keys)?;
+        // a card that already holds its MF key must be this row's card before its keys or its PIN are tried
+        let mut probe = Costs::default();
+        if self.mf_key_version(t, keys.transport.0.algorithm(), &mut probe)? != Some(TRANSPORT_VERSION) {
+            self.check_card_id(t, &row, &mut probe)?;
+        }
+        let costs = self.run_card(t, &row, &holder, pin, &keys, probe)?;
         Ok(Some((row.id, costs)))
     }
 
@@ -200,6 +216,34 @@ impl Issuer<'_> {
             verify::verify(&mut tx, self.cos, self.profile, &plan, &keys, None)?;
         }
         Ok((row, costs))
+    }
+
+    /// The version of the MF master key of the card in `t` (`00`: the transport key of a blank card), from GET DATA
+    /// key info after SELECT MF: neither writes nor counts a try. `None`: the MF has no master key.
+    fn mf_key_version(&self, t: &mut dyn Transport, alg: Algorithm, costs: &mut Costs) -> Result<Option<u8>, Error> {
+        let tx = t.transaction().map_err(card_core::Error::from)?;
+        let mut tx = Counting { inner: tx, costs, cos: self.cos, alg };
+        select_mf(&mut tx)?;
+        let info = self.cos.key_info(&mut tx)?;
+        Ok(info.iter().find(|i| i[0] == 0).map(|i| i[1]))
+    }
+
+    /// Checks that the card in `t` holds `row`'s card identifier (SELECT SSSE, READ RECORD EF05 1: free, no try
+    /// counted), so that nothing of this row — its keys, its PIN — is tried on another card.
+    fn check_card_id(&self, t: &mut dyn Transport, row: &CardRow, costs: &mut Costs) -> Result<(), Error> {
+        let g = generation_of(row)?;
+        let tx = t.transaction().map_err(card_core::Error::from)?;
+        let mut tx = Counting { inner: tx, costs, cos: self.cos, alg: algorithm_of(g) };
+        let found = crate::verify::card_id_of(&mut tx, self.profile, g)?;
+        if !found.as_deref().is_some_and(|id| id.eq_ignore_ascii_case(&row.card_id)) {
+            return Err(InputError::NotThisCard {
+                found: found.unwrap_or_else(|| "none (no application or no card identifier)".into()),
+                expected: row.card_id.clone(),
+                card_number: row.card_number.clone(),
+            }
+            .into());
+        }
+        Ok(())
     }
 
     fn prepared(&self, row: &CardRow, holder: &Holder) -> Result<Prepared, Error> {
@@ -235,6 +279,7 @@ impl Issuer<'_> {
         plan::build(self.profile, &p, keys, photo.as_deref())
     }
 
+    /// Runs and verifies `row`'s card; `costs` holds what was already sent to it (the probe).
     fn run_card(
         &self,
         t: &mut dyn Transport,
@@ -242,10 +287,11 @@ impl Issuer<'_> {
         holder: &Holder,
         pin: &Pin,
         keys: &CardKeys,
+        costs: Costs,
     ) -> Result<Costs, Error> {
         let plan = self.plan_for(row, holder, keys)?;
         let versions = serde_json::to_string(&keys.versions()).map_err(Defect::Json)?;
-        let mut costs = Costs::default();
+        let mut costs = costs;
         let result = self.personalize(t, row, &plan, keys, pin, &versions, &mut costs);
         let j = self.journal;
         j.set_costs(row.id, costs.apdus, costs.bytes, Some(costs.modeled_us()))?;

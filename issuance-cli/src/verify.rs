@@ -17,6 +17,24 @@ use crate::plan::{Plan, Step};
 use crate::prepare::CardKeys;
 use crate::{Defect, Error, InputError, KeyError, Mismatch, ProfileError};
 
+/// The card identifier (hex) the card in `tx` holds: SELECT SSSE, READ RECORD of the profile's `card_id` item
+/// (free; no try counted). `None`: no SSSE application, or no such record.
+pub fn card_id_of(tx: &mut Tx<'_>, profile: &Profile, g: Generation) -> Result<Option<String>, Error> {
+    use card_core::apdu::StatusWord;
+    use card_core::profile::ItemField;
+    let Some(ssse) = profile.df("SSSE") else { return Ok(None) };
+    let Some(aid) = ssse.aid.as_deref() else { return Ok(None) };
+    if tx.exchange(&command::select_by_name_no_fci(aid)?)?.sw() != StatusWord::OK {
+        return Ok(None);
+    }
+    let Some((ef, record, _)) = ssse.field(g, ItemField::CardId) else { return Ok(None) };
+    let r = tx.exchange(&command::read_record(record, ef.sfi)?)?;
+    if r.sw() != StatusWord::OK {
+        return Ok(None);
+    }
+    Ok(card_core::tlv::RecordTlv::parse(r.data()).ok().map(|t| hex::encode_upper(t.value)))
+}
+
 /// Verifies a written card against its plan; `pin`, the initial PIN, is checked when given (not on a
 /// card in circulation, whose holder may have changed it).
 pub fn verify(
