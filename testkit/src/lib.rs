@@ -8,6 +8,7 @@
 
 pub mod http;
 pub mod pcscd;
+pub mod script;
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
