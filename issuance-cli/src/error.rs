@@ -240,6 +240,14 @@ pub enum InputError {
         /// The journal's card number.
         card_number: String,
     },
+    /// The card in the reader is not the card the operator named: nothing that changes it or counts a try was sent.
+    #[error("the card in the reader is card {found}, not card {expected}: nothing was sent to it")]
+    OtherCard {
+        /// The card number the card holds (or a description when it could not be read).
+        found: String,
+        /// The card number named on the command line.
+        expected: String,
+    },
     /// The card in the reader is an unfinished card of the journal: `resume` finishes it.
     #[error("this card (chip {chip}) is card {card_number} of holder line {holder_line}, not finished: use `issuance resume`")]
     Unfinished {

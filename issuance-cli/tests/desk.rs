@@ -45,6 +45,9 @@ fn verify(pin: &str) -> Result<(), Error> {
     card.verify_pin(&SecretString::from(pin.to_owned()))
 }
 
+/// The generation 3 fixture card's number.
+const CARD_NUMBER: &str = "B0000002U";
+
 #[test]
 fn unblock_and_reload_a_holders_pin() {
     let dir = tempfile::tempdir().unwrap();
@@ -59,13 +62,19 @@ fn unblock_and_reload_a_holders_pin() {
 
     std::fs::write(dir.path().join("pin.txt"), "246810\n").unwrap();
     let pin_file = dir.path().join("pin.txt").display().to_string();
-    let o = issuance(dir.path(), &["unblock-pin", "--reader", READER, "--new-pin-file", &pin_file]);
+    let o = issuance(
+        dir.path(),
+        &["unblock-pin", "--reader", READER, "--card-number", CARD_NUMBER, "--new-pin-file", &pin_file],
+    );
     assert!(o.status.success(), "{o:?}");
     assert!(!String::from_utf8_lossy(&o.stdout).contains("246810"), "the PIN is never printed");
     verify("246810").unwrap();
 
     std::fs::write(dir.path().join("pin.txt"), "135790\n").unwrap();
-    let o = issuance(dir.path(), &["--json", "reload-pin", "--reader", READER, "--new-pin-file", &pin_file]);
+    let o = issuance(
+        dir.path(),
+        &["--json", "reload-pin", "--reader", READER, "--card-number", CARD_NUMBER, "--new-pin-file", &pin_file],
+    );
     assert!(o.status.success(), "{o:?}");
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(v["result"], "PIN reloaded");
@@ -74,15 +83,35 @@ fn unblock_and_reload_a_holders_pin() {
     // a new PIN that is not digits: refused before the card is touched
     std::fs::write(dir.path().join("pin.txt"), "12ab\n").unwrap();
     assert_eq!(
-        issuance(dir.path(), &["reload-pin", "--reader", READER, "--new-pin-file", &pin_file]).status.code(),
+        issuance(
+            dir.path(),
+            &["reload-pin", "--reader", READER, "--card-number", CARD_NUMBER, "--new-pin-file", &pin_file]
+        )
+        .status
+        .code(),
         Some(2)
     );
     // a wrong passphrase: the key store says no (exit 6)
     std::fs::write(dir.path().join("pass.txt"), "wrong\n").unwrap();
     std::fs::write(dir.path().join("pin.txt"), "111111\n").unwrap();
     assert_eq!(
-        issuance(dir.path(), &["reload-pin", "--reader", READER, "--new-pin-file", &pin_file]).status.code(),
+        issuance(
+            dir.path(),
+            &["reload-pin", "--reader", READER, "--card-number", CARD_NUMBER, "--new-pin-file", &pin_file]
+        )
+        .status
+        .code(),
         Some(6)
     );
+    verify("135790").unwrap();
+
+    // another holder's card in the reader: refused before any PUK or RLK command, its PIN tries untouched
+    std::fs::write(dir.path().join("pass.txt"), "desk pass\n").unwrap();
+    let o = issuance(
+        dir.path(),
+        &["reload-pin", "--reader", READER, "--card-number", "A0000001T", "--new-pin-file", &pin_file],
+    );
+    assert_eq!(o.status.code(), Some(2), "{o:?}");
+    assert!(String::from_utf8_lossy(&o.stderr).contains("is card B0000002U, not card A0000001T"), "{o:?}");
     verify("135790").unwrap();
 }

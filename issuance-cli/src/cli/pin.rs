@@ -17,6 +17,10 @@ pub struct Args {
     /// The reader holding the holder's card (name, unique part of a name, or index).
     #[arg(long)]
     reader: String,
+    /// The holder's card number (9 characters, as printed on the card): the card in the reader must be this one
+    /// before anything is sent that changes it.
+    #[arg(long)]
+    card_number: String,
     /// File whose first line is the new PIN (digits).
     #[arg(long, value_name = "FILE")]
     new_pin_file: PathBuf,
@@ -41,6 +45,16 @@ pub fn run(g: &Global, a: Args, service: Service) -> Result<(), Failure> {
     let keys = g.keys()?;
     let mut card = SocialSecurityCard::new(connect(&a.reader)?);
     let info = card.detect().map_err(Error::from)?;
+    // the holder's card, not another one: its card number (EF05, free to read) before any PUK or RLK command
+    let address: card_core::card::Address = "SSSEEF05|07|$".parse().map_err(Error::from)?;
+    let found = match card.read_items(&card_core::security::NoKeys, &address, None) {
+        Ok(values) => values.to_national().split('|').nth(1).unwrap_or_default().to_owned(),
+        Err(card_core::Error::Transport(e)) => return Err(Error::from(card_core::Error::Transport(e)).into()),
+        Err(e) => format!("unreadable ({e})"),
+    };
+    if !found.eq_ignore_ascii_case(&a.card_number) {
+        return Err(Error::from(crate::InputError::OtherCard { found, expected: a.card_number }).into());
+    }
     let module = keys.region_module(&a.region, info.algorithm)?;
     let what = match service {
         Service::Unblock => {
