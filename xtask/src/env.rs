@@ -190,10 +190,71 @@ fn cargo() -> Command {
     c
 }
 
-/// Runs every test of the workspace, then clippy.
+/// Runs every test of the workspace, then clippy, then a short pass of every fuzz target (a few seconds each).
 pub fn test(extra: &[String]) -> Result<()> {
     run(cargo().args(["test", "--workspace"]).args(extra))?;
-    run(cargo().args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]))
+    run(cargo().args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]))?;
+    fuzz_targets(FUZZ_SMOKE_SECS, true, &[])
+}
+
+/// The cargo fuzz targets (`fuzz/Cargo.toml`).
+const FUZZ_TARGETS: &[&str] =
+    &["apdu", "tlv", "codec", "national", "two_step", "profile", "holders", "token", "tr31", "agent_body"];
+/// Seconds of the smoke pass of each target that `test` runs.
+const FUZZ_SMOKE_SECS: u64 = 5;
+
+/// `cargo xtask fuzz [--minutes N] [TARGET…]`: every target (or those named) for N minutes each (default 1),
+/// with the corpora of `fuzz/corpus/`; a crash stops with its input in `fuzz/artifacts/`.
+pub fn fuzz(extra: &[String]) -> Result<()> {
+    let mut minutes = 1u64;
+    let mut targets = Vec::new();
+    let mut args = extra.iter();
+    while let Some(a) = args.next() {
+        match a.as_str() {
+            "--minutes" => {
+                minutes = args
+                    .next()
+                    .and_then(|m| m.parse().ok())
+                    .filter(|m| *m > 0)
+                    .ok_or_else(|| "--minutes takes a whole number from 1".to_owned())?;
+            }
+            t if FUZZ_TARGETS.contains(&t) => targets.push(t.to_owned()),
+            other => return Err(format!("unknown fuzz target {other} (targets: {})", FUZZ_TARGETS.join(" "))),
+        }
+    }
+    fuzz_targets(minutes * 60, false, &targets)
+}
+
+/// Installs cargo-fuzz when missing, then runs the targets for `secs` each (`dev`: an unoptimized build, quicker to
+/// make, for the smoke pass). The fuzzer runs on stable Rust without a sanitizer (`-s none`).
+fn fuzz_targets(secs: u64, dev: bool, only: &[String]) -> Result<()> {
+    let has_cargo_fuzz = cargo()
+        .args(["fuzz", "--version"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !has_cargo_fuzz {
+        eprintln!("xtask: installing cargo-fuzz");
+        run(cargo().args(["install", "cargo-fuzz", "--locked"]))?;
+    }
+    let dir = root().join("fuzz");
+    // the fuzz workspace builds with the project's locked versions
+    std::fs::copy(root().join("Cargo.lock"), dir.join("Cargo.lock"))
+        .map_err(|e| format!("cannot copy Cargo.lock: {e}"))?;
+    for t in FUZZ_TARGETS.iter().filter(|t| only.is_empty() || only.iter().any(|o| o == *t)) {
+        let corpus = dir.join("corpus").join(t);
+        std::fs::create_dir_all(&corpus).map_err(|e| format!("cannot create {}: {e}", corpus.display()))?;
+        eprintln!("xtask: fuzzing {t} for {secs} s");
+        let mut c = cargo();
+        c.current_dir(&dir).args(["fuzz", "run", "-s", "none"]);
+        if dev {
+            c.arg("--dev");
+        }
+        c.arg(t).arg(&corpus).arg("--").arg(format!("-max_total_time={secs}")).arg("-print_final_stats=1");
+        run(&mut c)?;
+    }
+    Ok(())
 }
 
 /// Cards per hour of issuance through pcscd, one and two virtual readers (the bench holds the readers' lock).

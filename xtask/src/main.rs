@@ -7,6 +7,7 @@
 //! - `fixtures`: regenerates the card images under `fixtures/cards/`.
 //! - `bench-issuance`: prepares the machine, then measures cards per hour of `issuance` through pcscd on one
 //!   and on two virtual readers (`issuance-cli/benches/pcscd.rs`, release build).
+//! - `fuzz`: cargo fuzz targets of every parser (`fuzz/`), N minutes each; `test` runs a short pass of each.
 //! - `fuzz-api`: runs schemathesis (property-based HTTP tests from `terminal-agent/openapi.yaml`) against
 //!   `terminal-agent serve` with the gen 2 test card in `Virtual PCD 00 00`.
 //!
@@ -16,7 +17,7 @@ mod env;
 
 use std::process::ExitCode;
 
-const USAGE: &str = "usage: cargo xtask <demo|test|setup|fixtures|bench-issuance|fuzz-api>
+const USAGE: &str = "usage: cargo xtask <demo|test|setup|fixtures|bench-issuance|fuzz-api|fuzz>
 
   demo      issue a demo card on the virtual card and read it as a counter does (no hardware)
   test      install what is missing, start pcscd, run all tests and clippy
@@ -24,7 +25,11 @@ const USAGE: &str = "usage: cargo xtask <demo|test|setup|fixtures|bench-issuance
   fixtures  regenerate fixtures/cards/ from the documented test keys
   bench-issuance  cards per hour through pcscd on one and two virtual readers
             (ISSUANCE_BENCH_CARDS per reader, default 4; ISSUANCE_BENCH_GENERATION, default 3)
-  fuzz-api  schemathesis against terminal-agent serve and its openapi.yaml (pip installs schemathesis)";
+  fuzz-api  schemathesis against terminal-agent serve and its openapi.yaml (pip installs schemathesis)
+  fuzz [--minutes N] [TARGET...]
+            cargo fuzz (stable, no sanitizer) on every parser of card, file and request input, N minutes
+            each (default 1); targets: apdu tlv codec national two_step profile holders token tr31 agent_body;
+            `test` runs each for a few seconds";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -35,6 +40,7 @@ fn main() -> ExitCode {
         Some("fixtures") => env::fixtures(),
         Some("bench-issuance") => env::prepare().and_then(|()| env::bench_issuance(&args[1..])),
         Some("fuzz-api") => env::prepare().and_then(|()| env::fuzz_api(&args[1..])),
+        Some("fuzz") => env::fuzz(&args[1..]),
         Some("-h" | "--help" | "help") => {
             println!("{USAGE}");
             Ok(())
