@@ -132,9 +132,14 @@ impl Failure {
             Failure::Card(
                 E::Card(_) | E::WrongPin { .. } | E::Blocked(_) | E::PinBlocked | E::AuthFailed { .. } | E::National(_),
             ) => 4,
-            Failure::Card(E::Protocol(_) | E::Tlv(_) | E::InternalAuthFailed | E::UnknownCard(_) | E::CardMismatch) => {
-                5
-            }
+            Failure::Card(
+                E::Protocol(_)
+                | E::Tlv(_)
+                | E::CardData(_)
+                | E::InternalAuthFailed
+                | E::UnknownCard(_)
+                | E::CardMismatch,
+            ) => 5,
             Failure::Card(E::MissingKey { .. }) => 6,
             Failure::Card(E::Apdu(_) | E::Codec(_) | E::BadParameter(_)) => 2,
             Failure::Card(_) => 1,

@@ -133,6 +133,7 @@ fn describe(e: &Error) -> (StatusCode, &'static str, String) {
             "bad_request",
             "the address or the data does not fit the card (items, lengths or characters)",
         ),
+        Error::CardData(_) => fixed(S::BAD_GATEWAY, "card_error", "the card's data is malformed"),
         Error::UnknownCard(_) => fixed(S::BAD_GATEWAY, "card_error", "not a supported social security card"),
         Error::InternalAuthFailed => {
             fixed(S::BAD_GATEWAY, "card_error", "the card failed the check that it is genuine")
