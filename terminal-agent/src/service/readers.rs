@@ -247,7 +247,7 @@ impl ReaderPool {
     /// A pool with no workers yet; `keys` computes the cryptograms of [`ReaderPool::run`] jobs (a `LocalKeys`,
     /// or `NoKeys` for an agent that leaves the cryptography to the back end through the two-step exchange).
     pub fn new(config: PoolConfig, keys: Arc<dyn SecurityModule + Send + Sync>) -> Self {
-        ReaderPool::with_connector(config, keys, Arc::new(PcscReaders))
+        ReaderPool::with_connector(config, keys, Arc::new(PcscReaders::default()))
     }
 
     /// [`ReaderPool::new`] over another connector (in-process cards in tests).
