@@ -475,7 +475,8 @@ impl OwnedTx<'_> {
             Ok(resp) => resp.to_vec(),
             Err(e) => return Err(self.fail(e)),
         };
-        if resp.len() < 2 {
+        // an empty answer may be a vanished card; a 1-byte one is the card's own (malformed) answer, for the engine
+        if resp.is_empty() {
             return Err(self.diagnose_empty_response());
         }
         Ok(resp)
