@@ -108,7 +108,26 @@ pub struct PcscTransport {
     card_timeout: Duration,
     /// The thread that makes the PC/SC calls; `None` after it was abandoned (a new one starts at the next
     /// transaction).
-    owner: Option<mpsc::Sender<Request>>,
+    owner: Option<OwnerLink>,
+}
+
+/// The way to an owner thread, and the sign that it has let the card go.
+struct OwnerLink {
+    requests: mpsc::Sender<Request>,
+    /// Closed when the owner thread has ended (card disconnected, context released).
+    ended: mpsc::Receiver<()>,
+}
+
+impl Drop for PcscTransport {
+    /// Lets the owner disconnect from the card and waits for it (at most the card timeout), so that the card is
+    /// released when the transport is gone, as with a direct `SCardDisconnect`: vpcd has been seen to miss the next
+    /// insertion when a card is removed while a handle to it is being closed. An abandoned owner is not waited for.
+    fn drop(&mut self) {
+        if let Some(OwnerLink { requests, ended }) = self.owner.take() {
+            drop(requests);
+            let _ = ended.recv_timeout(self.card_timeout);
+        }
+    }
 }
 
 impl fmt::Debug for PcscTransport {
@@ -175,7 +194,7 @@ impl PcscTransport {
     pub fn is_live(&self) -> bool {
         let Some(owner) = &self.owner else { return false };
         let (reply, answer) = mpsc::sync_channel(1);
-        if owner.send(Request::Live(reply)).is_err() {
+        if owner.requests.send(Request::Live(reply)).is_err() {
             return false;
         }
         answer.recv_timeout(LIVENESS_WAIT.min(self.card_timeout)).unwrap_or(false)
@@ -184,12 +203,16 @@ impl PcscTransport {
     /// Starts an owner thread over `ctx` (a new context if `None`).
     fn start(&mut self, ctx: Option<Context>) -> Result<(), TransportError> {
         let (requests, calls) = mpsc::channel();
+        let (done, ended) = mpsc::sync_channel::<()>(0);
         let owner = Owner { ctx, reader: self.reader.clone(), card: None, atr: Vec::new(), stale: true };
         std::thread::Builder::new()
             .name(format!("pcsc {}", self.reader))
-            .spawn(move || owner.serve(&calls))
+            .spawn(move || {
+                owner.serve(&calls);
+                drop(done);
+            })
             .map_err(TransportError::Io)?;
-        self.owner = Some(requests);
+        self.owner = Some(OwnerLink { requests, ended });
         Ok(())
     }
 
@@ -199,7 +222,7 @@ impl PcscTransport {
         let waited = self.card_timeout;
         let Some(owner) = &self.owner else { return Err(TransportError::NoAnswer { waited }) };
         let (reply, outcome) = mpsc::sync_channel(1);
-        if owner.send(request(reply)).is_err() {
+        if owner.requests.send(request(reply)).is_err() {
             self.owner = None;
             return Err(owner_gone());
         }
@@ -266,7 +289,7 @@ impl Drop for PcscTx<'_> {
     fn drop(&mut self) {
         if let Some(owner) = &self.t.owner {
             // the owner is gone if this fails: nothing to end
-            let _ = owner.send(Request::End);
+            let _ = owner.requests.send(Request::End);
         }
     }
 }
