@@ -5,7 +5,8 @@
 //!   [`Error::AuthFailed`], [`Error::Blocked`];
 //! - the card is not what it should be: [`Error::UnknownCard`], [`Error::InternalAuthFailed`],
 //!   [`Error::CardMismatch`];
-//! - the card sent bytes that do not make sense: [`Error::Protocol`], [`Error::Tlv`] (when decoding card data);
+//! - the card sent bytes that do not make sense: [`Error::Protocol`], [`Error::Tlv`] (when decoding card data),
+//!   [`Error::CardData`] (an item's value that does not decode in its format, e.g. a name whose bytes are not GBK);
 //! - the caller asked for something impossible: [`Error::Apdu`], [`Error::Codec`], [`Error::BadParameter`],
 //!   [`Error::Unsupported`];
 //! - the security module cannot help: [`Error::MissingKey`];
@@ -83,9 +84,13 @@ pub enum Error {
     /// An APDU the caller asked for cannot be encoded.
     #[error(transparent)]
     Apdu(#[from] ApduError),
-    /// A value cannot be encoded or decoded in its card format.
+    /// A value the caller gave cannot be encoded (or decoded) in its card format.
     #[error(transparent)]
     Codec(#[from] CodecError),
+    /// A value the card returned does not decode in its item's format (a name whose bytes are not GBK, a date
+    /// that is not one, …): the card's data is at fault, not the caller.
+    #[error("the card's data does not decode in its format")]
+    CardData(#[source] CodecError),
     /// TLV data is malformed or exceeds its bounds.
     #[error(transparent)]
     Tlv(#[from] TlvError),

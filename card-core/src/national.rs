@@ -79,7 +79,7 @@ pub fn code(e: &Error) -> i32 {
         Error::Transport(t) => match t {
             TransportError::NoCard(_) | TransportError::CardRemoved => NO_CARD,
             TransportError::CardReset => NOT_POWERED,
-            TransportError::CardUnresponsive | TransportError::Timeout => NO_ANSWER,
+            TransportError::CardUnresponsive | TransportError::Timeout | TransportError::NoAnswer { .. } => NO_ANSWER,
             TransportError::NoService => NO_CONNECTION,
             TransportError::Unsupported(_) => UNSUPPORTED,
             _ => READER_CONNECTION,
@@ -96,7 +96,7 @@ pub fn code(e: &Error) -> i32 {
         Error::BadParameter(_) | Error::Apdu(_) => BAD_PARAMETER,
         Error::Unsupported(_) => UNSUPPORTED,
         Error::Protocol(_) => NO_ANSWER,
-        Error::Tlv(_) => ILLEGAL_DATA,
+        Error::Tlv(_) | Error::CardData(_) => ILLEGAL_DATA,
         Error::Codec(c) => match c {
             CodecError::TooLong { .. } | CodecError::BadLength { .. } | CodecError::OddHexLength { .. } => {
                 ILLEGAL_LENGTH

@@ -12,7 +12,8 @@
 //! - Card images: the whole persistent state as readable JSON ([`Card::to_image`], [`Card::from_image`],
 //!   [`Card::save`], [`Card::load`]).
 //! - [`SimTransport`]: the card in process behind `card_core::transport::Transport`, with tearing
-//!   ([`Tear`]) and the modeled card time ([`TimingModel`]).
+//!   ([`Tear`]) and the modeled card time ([`TimingModel`]), which can also be made a [`Hostile`] card (answers
+//!   that break the protocol, card data that breaks its format).
 //!
 //! The exact encodings of this COS (CREATE FILE data, key records, PIN records, access-condition bytes,
 //! the ATR) are documented in `card-sim/COS.md` and in the module docs.
@@ -23,6 +24,7 @@ mod cos;
 pub mod fixture;
 pub mod fs;
 mod hexfmt;
+pub mod hostile;
 mod image;
 pub mod keys;
 pub mod timing;
@@ -30,6 +32,7 @@ pub mod transport;
 pub mod vpcd;
 
 pub use cos::{BlankParams, Card, CardWork, Lifecycle, EEPROM_PAGE};
+pub use hostile::Hostile;
 pub use image::{IMAGE_FORMAT, IMAGE_VERSION};
 pub use keys::{KeyAlgorithm, KeyType};
 pub use timing::TimingModel;

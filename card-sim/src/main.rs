@@ -11,7 +11,7 @@ use anyhow::{bail, Context, Result};
 use card_core::profile::Profile;
 use card_sim::fixture::{make_card, FixtureSpecs, TestKeys};
 use card_sim::vpcd::{self, Ended};
-use card_sim::{BlankParams, Card, KeyAlgorithm, SimTransport, Tear, TearPoint, TimingModel};
+use card_sim::{BlankParams, Card, Hostile, KeyAlgorithm, SimTransport, Tear, TearPoint, TimingModel};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 /// Exit code when the card was torn out by `--tear-after`.
@@ -31,6 +31,7 @@ const EXIT_TORN: u8 = 3;
     after_help = "Examples:\n  \
         card-sim --vpcd 127.0.0.1:35963 --image fixtures/cards/gen2-personalized.json\n  \
         card-sim new --gen 2 --region 371700 --serial 1 --transport-key 404142434445464748494A4B4C4D4E4F --out blank.json\n  \
+        card-sim --vpcd 127.0.0.1:35963 --image fixtures/cards/gen2-personalized.json --hostile non-gbk-name\n  \
         card-sim fixtures --out fixtures/cards\n\n\
         Exit codes: 0 stopped normally, 1 error, 2 bad arguments, 3 the card was torn out (--tear-after).",
     args_conflicts_with_subcommands = true
@@ -74,6 +75,10 @@ struct RunArgs {
     /// Transmission rate of the timing model, bit/s (ISO 7816-3 initial rate 9600).
     #[arg(long, default_value_t = 9600, value_name = "BPS")]
     bit_rate: u32,
+    /// A hostile card (COS.md "Hostile cards"): non-gbk-name, empty, empty:INS, empty-after:N, long-tlv, oversized,
+    /// endless-61, loop-6c, short-atr or one-byte.
+    #[arg(long, value_name = "KIND")]
+    hostile: Option<Hostile>,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -243,6 +248,10 @@ fn run(args: RunArgs) -> Result<u8> {
         card.set_fci_spec_version(true);
     }
     let mut sim = SimTransport::with_timing(card, TimingModel::with_bit_rate(args.bit_rate));
+    if let Some(hostile) = args.hostile {
+        sim.set_hostile(Some(hostile));
+        eprintln!("card-sim: hostile card: {hostile}");
+    }
     if let Some(n) = args.tear_after {
         let when = match args.tear_point {
             TearPointArg::BeforeWrite => TearPoint::BeforeWrite,
@@ -265,7 +274,10 @@ fn run(args: RunArgs) -> Result<u8> {
             }
         };
         waiting_logged = false;
-        eprintln!("card-sim: card inserted at {addr} (ATR {})", hex::encode_upper(sim.card().atr()));
+        eprintln!(
+            "card-sim: card inserted at {addr} (ATR {})",
+            hex::encode_upper(card_core::transport::Transport::atr(&sim))
+        );
         match vpcd::serve(&mut sock, &mut sim, &stop) {
             Ok(Ended::Stopped) => break,
             Ok(Ended::Torn) => {

@@ -6,13 +6,17 @@
 //! [`TearPoint::AfterWrite`]: it is executed and committed, and its response is lost. Either way the
 //! card is powered off, `transmit` answers `TransportError::CardRemoved` and new transactions
 //! `TransportError::NoCard` until [`SimTransport::reinsert`].
+//!
+//! Hostility: [`SimTransport::set_hostile`] makes the card misbehave on the wire ([`Hostile`]): its answers (and
+//! ATR) are distorted after the COS has executed the command. In process an empty answer is an empty `Ok`; in a
+//! vpcd reader it is a frame of 0 bytes.
 
 use std::time::Duration;
 
 use card_core::apdu::Sensitivity;
 use card_core::transport::{CardTransaction, Transport, TransportError};
 
-use crate::{Card, TimingModel};
+use crate::{Card, Hostile, TimingModel};
 
 /// When a tear removes the card, relative to the command's write.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -43,6 +47,8 @@ pub struct SimTransport {
     modeled: Duration,
     apdus: u64,
     tear: Option<(Tear, u64)>,
+    /// The misbehaviour, and the APDUs seen since it was set.
+    hostile: Option<(Hostile, u64)>,
 }
 
 impl SimTransport {
@@ -56,6 +62,7 @@ impl SimTransport {
         card.power_on();
         let atr = card.atr();
         SimTransport {
+            hostile: None,
             card,
             atr,
             name: "card-sim in process".to_owned(),
@@ -92,6 +99,26 @@ impl SimTransport {
         self.tear = None;
     }
 
+    /// Makes the card hostile (or well-behaved again with `None`); the ATR changes at once for `ShortAtr`.
+    pub fn set_hostile(&mut self, hostile: Option<Hostile>) {
+        self.hostile = hostile.map(|h| (h, 0));
+        self.atr = self.current_atr();
+    }
+
+    /// The misbehaviour, if the card is hostile.
+    pub fn hostile(&self) -> Option<Hostile> {
+        self.hostile.map(|(h, _)| h)
+    }
+
+    /// The card's ATR as the reader sees it (a hostile card's, if it is one).
+    fn current_atr(&self) -> Vec<u8> {
+        let atr = self.card.atr();
+        match &self.hostile {
+            Some((h, _)) => h.atr(atr),
+            None => atr,
+        }
+    }
+
     /// Whether the card is in the reader.
     pub fn is_present(&self) -> bool {
         self.present
@@ -107,7 +134,7 @@ impl SimTransport {
     pub fn reinsert(&mut self) {
         self.present = true;
         self.card.power_on();
-        self.atr = self.card.atr();
+        self.atr = self.current_atr();
     }
 
     /// Total modeled card time so far.
@@ -155,7 +182,13 @@ impl SimTransport {
             self.remove();
             return Err(TransportError::CardRemoved);
         }
-        Ok(response)
+        Ok(match &mut self.hostile {
+            Some((hostile, seen)) => {
+                *seen += 1;
+                hostile.distort(command, response, *seen)
+            }
+            None => response,
+        })
     }
 }
 
@@ -190,7 +223,7 @@ impl CardTransaction for SimTransaction<'_> {
             return Err(TransportError::CardRemoved);
         }
         self.sim.card.reset();
-        self.sim.atr = self.sim.card.atr();
+        self.sim.atr = self.sim.current_atr();
         Ok(self.sim.atr.clone())
     }
 

@@ -11,6 +11,8 @@ use std::net::TcpStream;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use card_core::transport::Transport;
+
 /// What a card must do to sit in a vpcd reader.
 pub trait VpcdCard {
     /// Power off: volatile state is lost.
@@ -84,7 +86,8 @@ impl VpcdCard for crate::SimTransport {
         self.card_mut().reset();
     }
     fn atr(&self) -> Vec<u8> {
-        self.card().atr()
+        // the ATR as the transport has it: a hostile card's short ATR too
+        Transport::atr(self).to_vec()
     }
     fn apdu(&mut self, command: &[u8]) -> Option<Vec<u8>> {
         // A tear (the only error of an inserted card) removes the card: no answer.

@@ -133,9 +133,10 @@ impl ItemValues {
     }
 }
 
+/// A value read from the card as text; bytes that do not decode are the card's fault ([`Error::CardData`]).
 fn to_text(item: &Item, bytes: &[u8]) -> Result<String, Error> {
     Ok(match &item.format {
-        ItemFormat::Simple(f) => codec::decode(*f, bytes)?,
+        ItemFormat::Simple(f) => codec::decode(*f, bytes).map_err(Error::CardData)?,
         ItemFormat::Constructed(_) => hex_upper(bytes),
     })
 }

@@ -264,9 +264,11 @@ impl Read<'_> {
     }
 }
 
+/// The card's value as text of the item's format; bytes that do not decode are the card's fault
+/// ([`Error::CardData`]).
 fn text(item: &Item, bytes: &[u8]) -> Result<String, Error> {
     match &item.format {
-        ItemFormat::Simple(f) => Ok(decode(*f, bytes)?),
+        ItemFormat::Simple(f) => decode(*f, bytes).map_err(Error::CardData),
         ItemFormat::Constructed(_) => Ok(hex_upper(bytes)),
     }
 }
@@ -274,8 +276,8 @@ fn text(item: &Item, bytes: &[u8]) -> Result<String, Error> {
 /// A date item: `cn` as the profile has it, or the `YYYYMMDD` text of another format.
 fn date(item: &Item, bytes: &[u8]) -> Result<Date, Error> {
     match &item.format {
-        ItemFormat::Simple(Format::Cn) => Ok(Date::from_cn(bytes)?),
-        _ => Ok(Date::parse(&text(item, bytes)?)?),
+        ItemFormat::Simple(Format::Cn) => Date::from_cn(bytes).map_err(Error::CardData),
+        _ => Date::parse(&text(item, bytes)?).map_err(Error::CardData),
     }
 }
 
@@ -315,9 +317,9 @@ pub(crate) fn read(s: &mut Session<'_>) -> Result<BasicInfo, Error> {
     let (card_id_item, card_id) = card.need(ItemField::CardId)?;
     let card_id = match &card_id_item.format {
         ItemFormat::Simple(Format::B | Format::Hex) => card_id.to_vec(),
-        _ => parse_hex(&text(card_id_item, card_id)?)?,
+        _ => parse_hex(&text(card_id_item, card_id)?).map_err(Error::CardData)?,
     };
-    let region = RegionCode::from_bcd(card_id.get(..3).unwrap_or_default())?;
+    let region = RegionCode::from_bcd(card_id.get(..3).unwrap_or_default()).map_err(Error::CardData)?;
     s.learn_region(region);
     let mut info = BasicInfo {
         generation: g,

@@ -460,6 +460,6 @@ impl Detected {
 
 /// The generation of an EF05 tag 03 value (CARD-PROFILE §4.2).
 fn generation_of_spec_version(value: &[u8]) -> Result<Generation, Error> {
-    let version = decode_an(value)?;
+    let version = decode_an(value).map_err(Error::CardData)?;
     Generation::from_spec_version(&version).ok_or_else(|| Error::UnknownCard(format!("spec version {version:?}")))
 }

@@ -65,7 +65,7 @@ impl SecurityModule for Replay<'_> {
 
 /// Step 1's string from what the card said: the region from the card identifier, fresh `R1`, `R2`, `R4`.
 fn new_step1(algorithm: crate::crypto::Algorithm, hist: Vec<u8>, card_id: Vec<u8>, r3: &[u8]) -> Result<Step1, Error> {
-    let region = RegionCode::from_bcd(card_id.get(..3).unwrap_or_default())?;
+    let region = RegionCode::from_bcd(card_id.get(..3).unwrap_or_default()).map_err(Error::CardData)?;
     let r3: [u8; 8] = r3.try_into().map_err(|_| Error::BadParameter("challenge".into()))?;
     Ok(Step1 {
         region,

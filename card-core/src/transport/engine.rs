@@ -46,6 +46,11 @@ fn send<T: CardTransaction + ?Sized>(tx: &mut T, cmd: &Command) -> Result<Respon
     let raw = tx.transmit(&bytes, cmd.sensitivity())?;
     let resp = Response::from_bytes(&raw)?;
     trace!(target: "apdu", "< {} {:04X}", Hex(resp.data()), resp.sw().0);
+    // a card never sends more than the Le asked for (at most 256 bytes to a short command)
+    let limit = cmd.le().map_or(MAX_RESPONSE_LEN, |le| usize::try_from(le).unwrap_or(MAX_RESPONSE_LEN));
+    if resp.data().len() > limit {
+        return Err(ProtocolError::ResponseTooLarge { limit }.into());
+    }
     Ok(resp)
 }
 
@@ -54,6 +59,8 @@ fn send<T: CardTransaction + ?Sized>(tx: &mut T, cmd: &Command) -> Result<Respon
 /// - `6Cxx`: the command is sent once more with Le = `xx`; a second `6Cxx` is [`ProtocolError::Repeated6C`].
 /// - `61xx`: GET RESPONSE with Le = `xx` until another status word, concatenating the data; more than
 ///   [`MAX_GET_RESPONSE_ROUNDS`] rounds or more than [`MAX_RESPONSE_LEN`] bytes is an error.
+/// - An answer with more data than the command's Le asked for (a 300-byte answer to a short command) is
+///   [`ProtocolError::ResponseTooLarge`].
 ///
 /// The status word is returned as is; use [`Response::ok`] or [`CardTransactionExt::exchange_ok`] to turn
 /// a non-`9000` answer into an error.
@@ -209,6 +216,17 @@ mod tests {
         let answers: Vec<&str> = std::iter::repeat_n(chunk.as_str(), 290).collect();
         let mut card = Script::new(&answers);
         assert!(matches!(card.exchange(&select()), Err(Error::Protocol(ProtocolError::ResponseTooLarge { .. }))));
+    }
+
+    #[test]
+    fn more_than_le_is_an_error() {
+        let oversized = format!("{}9000", "FF".repeat(298));
+        let mut card = Script::new(&[oversized.as_str()]);
+        let cmd = Command::new(0, Ins::READ_RECORD, 1, 0x2C).with_le(256).unwrap();
+        assert!(matches!(card.exchange(&cmd), Err(Error::Protocol(ProtocolError::ResponseTooLarge { limit: 256 }))));
+        let mut card = Script::new(&["0102039000"]);
+        let cmd = Command::new(0, Ins::READ_RECORD, 1, 0x2C).with_le(2).unwrap();
+        assert!(matches!(card.exchange(&cmd), Err(Error::Protocol(ProtocolError::ResponseTooLarge { limit: 2 }))));
     }
 
     #[test]

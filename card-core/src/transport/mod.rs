@@ -25,7 +25,7 @@ pub use engine::{exchange, CardTransactionExt, ExchangeError, MAX_GET_RESPONSE_R
 #[cfg(feature = "pcsc")]
 pub use pcsc::{
     list_readers, reader_name, reader_states, wait_for_card, wait_for_removal, PcscTransport, ReaderChange,
-    ReaderSelector, ReaderStatus, ReaderWatcher, WatchCanceller,
+    ReaderSelector, ReaderStatus, ReaderWatcher, WatchCanceller, DEFAULT_CARD_TIMEOUT,
 };
 pub use recording::{Counters, Exchange, RecordingTransport};
 pub use replay::ReplayTransport;
@@ -129,6 +129,13 @@ pub enum TransportError {
     /// Waiting for a card or an answer timed out.
     #[error("timed out")]
     Timeout,
+    /// The card (or the reader holding it) gave no answer within the card timeout: the call was abandoned, and the
+    /// connection is made anew at the next transaction.
+    #[error("card does not respond: no answer within {waited:?}")]
+    NoAnswer {
+        /// The card timeout that passed.
+        waited: std::time::Duration,
+    },
     /// Any other PC/SC error, kept typed.
     #[cfg(feature = "pcsc")]
     #[error("PC/SC error")]

@@ -10,15 +10,17 @@ mod readers;
 mod serve;
 
 use std::process::ExitCode;
+use std::sync::OnceLock;
+use std::time::Duration;
 
-use card_core::transport::{PcscTransport, ReaderSelector, TransportError};
+use card_core::transport::{PcscTransport, ReaderSelector, TransportError, DEFAULT_CARD_TIMEOUT};
 use clap::{Parser, Subcommand};
 
 const EXIT_HELP: &str = "Exit codes:
   0  success
   1  other failure
   2  bad arguments or input
-  3  no reader, no card, card removed, pcscd not running
+  3  no reader, no card, card removed, the card does not respond (--card-timeout), pcscd not running
   4  the card refused (status word, wrong PIN, blocked)
   5  the card or its data is not what it should be (malformed answer, failed internal authentication)
   6  keys: a key the operation needs is not held, or the key store cannot be opened or unlocked
@@ -31,6 +33,22 @@ PINs are asked at the terminal without echo, or read from --pin-fd N; never from
 pub struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// The longest wait for one card call (connecting, one APDU), in seconds; a card that takes longer is given
+    /// up on (exit 3, "card does not respond"). `serve` takes `card_timeout_ms` from its configuration instead.
+    #[arg(long, global = true, env = "SSCARD_CARD_TIMEOUT", value_name = "SECONDS", value_parser = parse_seconds)]
+    card_timeout: Option<Duration>,
+}
+
+/// The card timeout of the diagnostic subcommands (`--card-timeout`), set once by [`Cli::run`].
+static CARD_TIMEOUT: OnceLock<Duration> = OnceLock::new();
+
+/// `--card-timeout`: seconds (a decimal fraction allowed), at least 0.1.
+fn parse_seconds(s: &str) -> Result<Duration, String> {
+    let secs: f64 = s.parse().map_err(|_| format!("{s:?} is not a number of seconds"))?;
+    match Duration::try_from_secs_f64(secs) {
+        Ok(d) if d >= Duration::from_millis(100) => Ok(d),
+        _ => Err(format!("{s}: give at least 0.1 seconds")),
+    }
 }
 
 #[derive(Subcommand)]
@@ -65,6 +83,7 @@ impl Cli {
             // its sockets never raise SIGPIPE, and nothing it prints should stop it)
             sigpipe::reset();
         }
+        let _ = CARD_TIMEOUT.set(self.card_timeout.unwrap_or(DEFAULT_CARD_TIMEOUT));
         let result = match self.command {
             Command::Readers(a) => readers::run(a),
             Command::ReadBasic(a) => read_basic::run(a),
@@ -132,9 +151,14 @@ impl Failure {
             Failure::Card(
                 E::Card(_) | E::WrongPin { .. } | E::Blocked(_) | E::PinBlocked | E::AuthFailed { .. } | E::National(_),
             ) => 4,
-            Failure::Card(E::Protocol(_) | E::Tlv(_) | E::InternalAuthFailed | E::UnknownCard(_) | E::CardMismatch) => {
-                5
-            }
+            Failure::Card(
+                E::Protocol(_)
+                | E::Tlv(_)
+                | E::CardData(_)
+                | E::InternalAuthFailed
+                | E::UnknownCard(_)
+                | E::CardMismatch,
+            ) => 5,
             Failure::Card(E::MissingKey { .. }) => 6,
             Failure::Card(E::Apdu(_) | E::Codec(_) | E::BadParameter(_)) => 2,
             Failure::Card(_) => 1,
@@ -148,7 +172,8 @@ fn open_reader(reader: &Option<String>) -> Result<PcscTransport, Failure> {
         Some(r) => r.parse().map_err(|_| Failure::Usage(format!("bad --reader {r}")))?,
         None => ReaderSelector::Index(0),
     };
-    Ok(PcscTransport::connect(&selector)?)
+    let card_timeout = CARD_TIMEOUT.get().copied().unwrap_or(DEFAULT_CARD_TIMEOUT);
+    Ok(PcscTransport::connect_with_timeout(&selector, card_timeout)?)
 }
 
 /// Prints a JSON value, pretty, with a trailing newline.

@@ -9,6 +9,7 @@
 //! audit_log = "/var/log/sscard/agent-audit.jsonl"
 //! token_key_file = "/etc/sscard/agent-token.key" # HMAC-SHA256 key of the counter back end (hex), or token_key = "…"
 //! header_read_timeout_ms = 10000                 # slow or idle connections are closed after this
+//! card_timeout_ms = 10000                        # a card call (one APDU) that takes longer answers 504
 //! spent_tokens_file = "/var/lib/sscard/agent-spent-tokens"  # default: agent-spent-tokens beside this file
 //!
 //! [keys]
@@ -73,6 +74,7 @@ struct File {
     queue_wait_ms: Option<u64>,
     header_read_timeout_ms: Option<u64>,
     two_step_timeout_secs: Option<u64>,
+    card_timeout_ms: Option<u64>,
     pin_attempts_per_minute: Option<u32>,
     max_body_bytes: Option<usize>,
     keys: Option<KeyMode>,
@@ -106,6 +108,9 @@ pub struct Config {
     pub header_read_timeout: Duration,
     /// How long a two-step step 1 holds the card for its step 2.
     pub two_step_timeout: Duration,
+    /// The longest wait for one PC/SC call on a card (connecting, one APDU): a mute card's request is answered
+    /// `504 card_timeout` after it, and its connection abandoned.
+    pub card_timeout: Duration,
     /// PIN operations per reader per minute.
     pub pin_attempts_per_minute: u32,
     /// Largest request body.
@@ -144,6 +149,7 @@ impl Default for Config {
             queue_wait: Duration::from_secs(10),
             header_read_timeout: Duration::from_secs(10),
             two_step_timeout: Duration::from_secs(30),
+            card_timeout: card_core::transport::DEFAULT_CARD_TIMEOUT,
             pin_attempts_per_minute: 5,
             max_body_bytes: 16 * 1024,
             keys: KeyMode::TwoStep,
@@ -268,6 +274,9 @@ impl Config {
         if let Some(s) = file.two_step_timeout_secs {
             c.two_step_timeout = Duration::from_secs(s);
         }
+        if let Some(ms) = file.card_timeout_ms {
+            c.card_timeout = Duration::from_millis(ms);
+        }
         if let Some(n) = file.pin_attempts_per_minute {
             c.pin_attempts_per_minute = n;
         }
@@ -308,6 +317,9 @@ impl Config {
         if self.pin_attempts_per_minute == 0 {
             return Err(ConfigError::Invalid("pin_attempts_per_minute must be at least 1".into()));
         }
+        if self.card_timeout < Duration::from_millis(100) {
+            return Err(ConfigError::Invalid("card_timeout_ms must be at least 100".into()));
+        }
         Ok(())
     }
 }
@@ -332,6 +344,7 @@ terminal_no = "371700000001"
 device_no = "D1"
 token_key = "000102030405060708090a0b0c0d0e0f"
 queue_wait_ms = 250
+card_timeout_ms = 2500
 [keys]
 mode = "local"
 key_file = "keys.toml"
@@ -341,6 +354,7 @@ key_file = "keys.toml"
         assert_eq!(c.port, 18000);
         assert_eq!(c.allowed_origins.len(), 2);
         assert_eq!(c.queue_wait, Duration::from_millis(250));
+        assert_eq!(c.card_timeout, Duration::from_millis(2500));
         assert!(matches!(&c.keys, KeyMode::Local { key_file: Some(p), .. } if p.ends_with("keys.toml")));
         assert!(!format!("{c:?}").contains("0001020304"), "the token key is redacted");
     }

@@ -10,11 +10,12 @@
 //! reaches the card it was made to (the pool connects again when it does not).
 
 use std::sync::{mpsc, Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
 
 use card_core::apdu::Sensitivity;
 use card_core::transport::{
     list_readers, reader_name, reader_states, CardTransaction, PcscTransport, ReaderChange, ReaderSelector,
-    ReaderStatus, ReaderWatcher, Transport, TransportError,
+    ReaderStatus, ReaderWatcher, Transport, TransportError, DEFAULT_CARD_TIMEOUT,
 };
 
 use super::events::{Canceller, EventSource};
@@ -72,9 +73,25 @@ pub trait CardConnector: Send + Sync {
     fn events(&self) -> Box<dyn EventSource>;
 }
 
-/// The readers pcscd knows (the default connector).
-#[derive(Clone, Copy, Debug, Default)]
-pub struct PcscReaders;
+/// The readers pcscd knows (the default connector), with the card timeout of its connections (every PC/SC call on
+/// a card waits at most that long; see `PcscTransport`).
+#[derive(Clone, Copy, Debug)]
+pub struct PcscReaders {
+    card_timeout: Duration,
+}
+
+impl Default for PcscReaders {
+    fn default() -> Self {
+        PcscReaders { card_timeout: DEFAULT_CARD_TIMEOUT }
+    }
+}
+
+impl PcscReaders {
+    /// pcscd's readers, whose connections give up on a card call after `card_timeout`.
+    pub fn with_card_timeout(card_timeout: Duration) -> Self {
+        PcscReaders { card_timeout }
+    }
+}
 
 impl CardConnector for PcscReaders {
     fn readers(&self) -> Result<Vec<ReaderStatus>, TransportError> {
@@ -90,7 +107,8 @@ impl CardConnector for PcscReaders {
     }
 
     fn connect(&self, reader: &str) -> Result<Box<dyn CardLink>, TransportError> {
-        let transport = PcscTransport::connect(&ReaderSelector::Name(reader.to_owned()))?;
+        let transport =
+            PcscTransport::connect_with_timeout(&ReaderSelector::Name(reader.to_owned()), self.card_timeout)?;
         Ok(Box::new(transport))
     }
 

@@ -109,6 +109,12 @@ fn describe(e: &Error) -> (StatusCode, &'static str, String) {
             ),
             TransportError::CardUnresponsive => fixed(S::BAD_GATEWAY, "reader_error", "the card does not respond"),
             TransportError::Timeout => fixed(S::BAD_GATEWAY, "reader_error", "the card did not answer in time"),
+            // the connection was abandoned: the next request connects anew
+            TransportError::NoAnswer { .. } => fixed(
+                S::GATEWAY_TIMEOUT,
+                "card_timeout",
+                "the card does not respond; remove it and insert a working card",
+            ),
             _ => fixed(S::BAD_GATEWAY, "reader_error", "the reader failed to reach the card"),
         },
         // the tries left are the client's business: the clerk tells the holder
@@ -133,6 +139,7 @@ fn describe(e: &Error) -> (StatusCode, &'static str, String) {
             "bad_request",
             "the address or the data does not fit the card (items, lengths or characters)",
         ),
+        Error::CardData(_) => fixed(S::BAD_GATEWAY, "card_error", "the card's data is malformed"),
         Error::UnknownCard(_) => fixed(S::BAD_GATEWAY, "card_error", "not a supported social security card"),
         Error::InternalAuthFailed => {
             fixed(S::BAD_GATEWAY, "card_error", "the card failed the check that it is genuine")
@@ -225,6 +232,10 @@ mod tests {
         let busy = ApiError::from(PoolError::Busy { reader: "Secret Reader".into(), waited: Duration::from_secs(3) });
         assert_eq!((busy.status, busy.kind), (StatusCode::SERVICE_UNAVAILABLE, "busy"));
         assert!(busy.retry_after.is_some() && !busy.message.contains("Secret"));
+        let mute = ApiError::from(Error::Transport(TransportError::NoAnswer { waited: Duration::from_secs(10) }));
+        assert_eq!((mute.status, mute.kind, mute.code), (StatusCode::GATEWAY_TIMEOUT, "card_timeout", -4));
+        let name = ApiError::from(Error::CardData(card_core::codec::CodecError::MalformedGbk { position: 0 }));
+        assert_eq!((name.status, name.kind, name.code), (StatusCode::BAD_GATEWAY, "card_error", -23));
         let gone = ApiError::from(PoolError::Card(Error::Transport(TransportError::CardRemoved)));
         assert_eq!((gone.status, gone.kind, gone.code), (StatusCode::CONFLICT, "no_card", -2));
     }

@@ -278,7 +278,8 @@ impl Server {
     /// Binds 127.0.0.1:PORT and \[::1\]:PORT (the same port; port 0 picks a free one) and builds the service over
     /// pcscd's readers. Nothing else is ever bound: the agent is not reachable from the network.
     pub async fn bind(config: Config, keys: Arc<dyn SecurityModule + Send + Sync>) -> Result<Server, ServeError> {
-        Server::bind_with(config, keys, Arc::new(PcscReaders)).await
+        let readers = PcscReaders::with_card_timeout(config.card_timeout);
+        Server::bind_with(config, keys, Arc::new(readers)).await
     }
 
     /// [`Server::bind`] over the readers of `connector`.

@@ -13,6 +13,10 @@
 //!   [`PoolConfig::two_step_timeout`] for Step 2 with the ticket's session id. Other jobs wait in the queue
 //!   meanwhile (and may end as `Busy`). An unknown id is [`PoolError::NoSession`]; one that came too late is
 //!   [`PoolError::SessionExpired`], the card having been released at the timeout.
+//! - A card that does not answer: every PC/SC call of a pooled connection waits at most the connector's card
+//!   timeout (`card_timeout_ms`; `PcscTransport` abandons the call), so a job on a mute card fails with
+//!   `TransportError::NoAnswer` (504 `card_timeout`) instead of holding the worker, and the worker connects again
+//!   for the next job (the error counts as a lost link).
 //! - The async side never blocks: jobs go to the worker over a channel and come back over a
 //!   `tokio::sync::oneshot`; the bounded wait is a `tokio::time::timeout`.
 
@@ -247,7 +251,7 @@ impl ReaderPool {
     /// A pool with no workers yet; `keys` computes the cryptograms of [`ReaderPool::run`] jobs (a `LocalKeys`,
     /// or `NoKeys` for an agent that leaves the cryptography to the back end through the two-step exchange).
     pub fn new(config: PoolConfig, keys: Arc<dyn SecurityModule + Send + Sync>) -> Self {
-        ReaderPool::with_connector(config, keys, Arc::new(PcscReaders))
+        ReaderPool::with_connector(config, keys, Arc::new(PcscReaders::default()))
     }
 
     /// [`ReaderPool::new`] over another connector (in-process cards in tests).

@@ -12,6 +12,17 @@
 //! Upper layers must not carry card security state across transactions: each logical
 //! operation selects and authenticates within its own transaction.
 //!
+//! # The card timeout
+//!
+//! pcscd waits on the reader for as long as the card takes: a mute card (or one that answers with 0 bytes through
+//! vsmartcard-vpcd) blocks `SCardTransmit` until it is removed, and pcsc-lite holds the context's lock meanwhile,
+//! so not even `SCardDisconnect` gets through. Every PC/SC call on the card is therefore made by the transport's
+//! own thread (the *owner*, which holds the context, the card handle and the transaction), and the transport waits
+//! for its answer at most [`PcscTransport::card_timeout`] ([`DEFAULT_CARD_TIMEOUT`] unless set). When that passes,
+//! the call fails with [`TransportError::NoAnswer`] and the owner is abandoned: when its stuck call finally returns
+//! (the card removed, pcscd restarted), it ends its transaction resetting the card and disconnects. The next
+//! transaction starts a new owner with a new context and connection.
+//!
 //! Modules: the transport (here), [`readers`] (reader selection, listing, waiting for a card) and [`watcher`]
 //! (reader and card events from `SCardGetStatusChange`).
 
@@ -20,7 +31,10 @@ mod watcher;
 
 use std::ffi::CString;
 use std::fmt;
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
+
+use zeroize::Zeroizing;
 
 use pcsc::{Card, Context, Disposition, Protocols, Scope, ShareMode};
 
@@ -80,14 +94,40 @@ pub(crate) fn cstring(name: &str) -> Result<CString, TransportError> {
 /// How long a freshly inserted card may stay unpowered or mute before a connect gives up.
 const POWER_UP_GRACE: Duration = Duration::from_millis(1000);
 
+/// The card timeout unless set otherwise: the longest wait for one PC/SC call on the card (connecting, beginning a
+/// transaction, one APDU). The slowest command of the modeled card takes well under a second.
+pub const DEFAULT_CARD_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long [`PcscTransport::is_live`] waits for the owner's answer at most.
+const LIVENESS_WAIT: Duration = Duration::from_secs(2);
+
 /// A card in a PC/SC reader.
 pub struct PcscTransport {
-    ctx: Context,
     reader: String,
-    card: Option<Card>,
     atr: Vec<u8>,
-    /// The card handle must be re-established before the next transaction.
-    stale: bool,
+    card_timeout: Duration,
+    /// The thread that makes the PC/SC calls; `None` after it was abandoned (a new one starts at the next
+    /// transaction).
+    owner: Option<OwnerLink>,
+}
+
+/// The way to an owner thread, and the sign that it has let the card go.
+struct OwnerLink {
+    requests: mpsc::Sender<Request>,
+    /// Closed when the owner thread has ended (card disconnected, context released).
+    ended: mpsc::Receiver<()>,
+}
+
+impl Drop for PcscTransport {
+    /// Lets the owner disconnect from the card and waits for it (at most the card timeout), so that the card is
+    /// released when the transport is gone, as with a direct `SCardDisconnect`: vpcd has been seen to miss the next
+    /// insertion when a card is removed while a handle to it is being closed. An abandoned owner is not waited for.
+    fn drop(&mut self) {
+        if let Some(OwnerLink { requests, ended }) = self.owner.take() {
+            drop(requests);
+            let _ = ended.recv_timeout(self.card_timeout);
+        }
+    }
 }
 
 impl fmt::Debug for PcscTransport {
@@ -95,17 +135,44 @@ impl fmt::Debug for PcscTransport {
         f.debug_struct("PcscTransport")
             .field("reader", &self.reader)
             .field("atr", &hex::encode_upper(&self.atr))
+            .field("card_timeout", &self.card_timeout)
             .finish()
     }
 }
 
+/// Where the owner sends the outcome of a call.
+type Reply<T> = mpsc::SyncSender<Result<T, TransportError>>;
+
+/// A call for the owner thread.
+enum Request {
+    /// Connect if needed; the ATR.
+    Connect(Reply<Vec<u8>>),
+    /// Whether the handle still reaches the card it was made to.
+    Live(mpsc::SyncSender<bool>),
+    /// Connect if needed and begin a transaction; the ATR. The owner then serves `Transmit`, `Reset` and `End`.
+    Begin(Reply<Vec<u8>>),
+    /// One APDU within the transaction.
+    Transmit(Zeroizing<Vec<u8>>, Reply<Vec<u8>>),
+    /// A warm reset within the transaction; the new ATR.
+    Reset(Reply<Vec<u8>>),
+    /// Ends the transaction, leaving the card as it is.
+    End,
+}
+
 impl PcscTransport {
-    /// Connects (shared mode, T=0 or T=1) to the card in the selected reader.
+    /// Connects (shared mode, T=0 or T=1) to the card in the selected reader, with the [`DEFAULT_CARD_TIMEOUT`].
     pub fn connect(selector: &ReaderSelector) -> Result<Self, TransportError> {
+        PcscTransport::connect_with_timeout(selector, DEFAULT_CARD_TIMEOUT)
+    }
+
+    /// Connects to the card in the selected reader; every PC/SC call on the card may take at most `card_timeout`
+    /// (see [the module documentation](self)).
+    pub fn connect_with_timeout(selector: &ReaderSelector, card_timeout: Duration) -> Result<Self, TransportError> {
         let ctx = establish()?;
         let reader = resolve(&ctx, selector)?;
-        let mut t = PcscTransport { ctx, reader, card: None, atr: Vec::new(), stale: true };
-        t.reconnect()?;
+        let mut t = PcscTransport { reader, atr: Vec::new(), card_timeout, owner: None };
+        t.start(Some(ctx))?;
+        t.atr = t.call(Request::Connect)?;
         Ok(t)
     }
 
@@ -114,12 +181,152 @@ impl PcscTransport {
         &self.reader
     }
 
+    /// The longest wait for one PC/SC call on the card.
+    pub fn card_timeout(&self) -> Duration {
+        self.card_timeout
+    }
+
     /// Whether this connection still reaches the card it was made to: `SCardStatus` on the handle, no APDU.
     ///
     /// `false` once that card was removed (even if another card was inserted since), the reader vanished or
-    /// pcscd restarted: connect again then. A reset by another application still counts as live (the next
-    /// transaction reconnects by itself).
+    /// pcscd restarted, or a call on the card timed out: connect again then. A reset by another application still
+    /// counts as live (the next transaction reconnects by itself).
     pub fn is_live(&self) -> bool {
+        let Some(owner) = &self.owner else { return false };
+        let (reply, answer) = mpsc::sync_channel(1);
+        if owner.requests.send(Request::Live(reply)).is_err() {
+            return false;
+        }
+        answer.recv_timeout(LIVENESS_WAIT.min(self.card_timeout)).unwrap_or(false)
+    }
+
+    /// Starts an owner thread over `ctx` (a new context if `None`).
+    fn start(&mut self, ctx: Option<Context>) -> Result<(), TransportError> {
+        let (requests, calls) = mpsc::channel();
+        let (done, ended) = mpsc::sync_channel::<()>(0);
+        let owner = Owner { ctx, reader: self.reader.clone(), card: None, atr: Vec::new(), stale: true };
+        std::thread::Builder::new()
+            .name(format!("pcsc {}", self.reader))
+            .spawn(move || {
+                owner.serve(&calls);
+                drop(done);
+            })
+            .map_err(TransportError::Io)?;
+        self.owner = Some(OwnerLink { requests, ended });
+        Ok(())
+    }
+
+    /// Gives `request` to the owner and waits for its outcome at most the card timeout; abandons the owner if it
+    /// does not answer in time.
+    fn call<T>(&mut self, request: impl FnOnce(Reply<T>) -> Request) -> Result<T, TransportError> {
+        let waited = self.card_timeout;
+        let Some(owner) = &self.owner else { return Err(TransportError::NoAnswer { waited }) };
+        let (reply, outcome) = mpsc::sync_channel(1);
+        if owner.requests.send(request(reply)).is_err() {
+            self.owner = None;
+            return Err(owner_gone());
+        }
+        match outcome.recv_timeout(waited) {
+            Ok(result) => result,
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                tracing::warn!(reader = %self.reader, ?waited, "no answer from the card in time; connection abandoned");
+                self.owner = None;
+                Err(TransportError::NoAnswer { waited })
+            }
+            Err(mpsc::RecvTimeoutError::Disconnected) => {
+                self.owner = None;
+                Err(owner_gone())
+            }
+        }
+    }
+}
+
+fn owner_gone() -> TransportError {
+    TransportError::Io(std::io::Error::other("the PC/SC thread of the connection ended"))
+}
+
+impl Transport for PcscTransport {
+    fn transaction(&mut self) -> Result<Box<dyn CardTransaction + '_>, TransportError> {
+        if self.owner.is_none() {
+            self.start(None)?;
+        }
+        self.atr = self.call(Request::Begin)?;
+        Ok(Box::new(PcscTx { t: self }))
+    }
+
+    fn atr(&self) -> &[u8] {
+        &self.atr
+    }
+
+    fn name(&self) -> &str {
+        &self.reader
+    }
+}
+
+/// A transaction as the caller holds it: every call goes to the owner, which holds the PC/SC transaction.
+struct PcscTx<'a> {
+    t: &'a mut PcscTransport,
+}
+
+impl CardTransaction for PcscTx<'_> {
+    fn transmit(&mut self, command: &[u8], _: Sensitivity) -> Result<Vec<u8>, TransportError> {
+        let command = Zeroizing::new(command.to_vec());
+        self.t.call(|reply| Request::Transmit(command, reply))
+    }
+
+    fn reset(&mut self) -> Result<Vec<u8>, TransportError> {
+        let atr = self.t.call(Request::Reset)?;
+        self.t.atr.clone_from(&atr);
+        Ok(atr)
+    }
+
+    fn atr(&self) -> &[u8] {
+        &self.t.atr
+    }
+}
+
+impl Drop for PcscTx<'_> {
+    fn drop(&mut self) {
+        if let Some(owner) = &self.t.owner {
+            // the owner is gone if this fails: nothing to end
+            let _ = owner.requests.send(Request::End);
+        }
+    }
+}
+
+/// The owner thread's state: the context, the card handle, and whether it must be re-established.
+struct Owner {
+    ctx: Option<Context>,
+    reader: String,
+    card: Option<Card>,
+    atr: Vec<u8>,
+    /// The card handle must be re-established before the next transaction.
+    stale: bool,
+}
+
+impl Owner {
+    /// Serves calls until the transport is dropped or abandons this owner; then lets the card go (reset).
+    fn serve(mut self, calls: &mpsc::Receiver<Request>) {
+        while let Ok(request) = calls.recv() {
+            match request {
+                Request::Connect(reply) => {
+                    let _ = reply.send(self.reconnect().map(|()| self.atr.clone()));
+                }
+                Request::Live(reply) => {
+                    let _ = reply.send(self.is_live());
+                }
+                Request::Begin(reply) => self.transaction(reply, calls),
+                Request::Transmit(_, reply) | Request::Reset(reply) => {
+                    let _ = reply.send(Err(TransportError::Unsupported("a card command outside a transaction")));
+                }
+                Request::End => {}
+            }
+        }
+        // `Card`'s drop disconnects resetting the card, then the context is released
+        self.card = None;
+    }
+
+    fn is_live(&self) -> bool {
         match &self.card {
             Some(card) => matches!(card.status2_owned(), Ok(_) | Err(pcsc::Error::ResetCard)),
             None => false,
@@ -128,10 +335,13 @@ impl PcscTransport {
 
     /// Re-establishes what is needed: the context if pcscd restarted, then the card handle.
     fn reconnect(&mut self) -> Result<(), TransportError> {
-        if self.ctx.is_valid().is_err() {
-            self.card = None;
-            self.ctx = establish()?;
-        }
+        let mut ctx = match self.ctx.take() {
+            Some(ctx) if ctx.is_valid().is_ok() => ctx,
+            _ => {
+                self.card = None;
+                establish()?
+            }
+        };
         let name = cstring(&self.reader)?;
         // A card that has just been inserted may still be powering up: give it a moment.
         let fresh = |ctx: &Context| {
@@ -145,76 +355,109 @@ impl PcscTransport {
                 }
             }
         };
-        let card = match self.card.take() {
+        let outcome = match self.card.take() {
             Some(mut card) => match card.reconnect(ShareMode::Shared, Protocols::ANY, Disposition::LeaveCard) {
-                Ok(()) => card,
+                Ok(()) => Ok(card),
                 Err(e) if service_lost(e) => {
-                    self.ctx = establish()?;
-                    fresh(&self.ctx).map_err(|e| map_err(e, &self.reader))?
+                    ctx = establish()?;
+                    fresh(&ctx).map_err(|e| map_err(e, &self.reader))
                 }
-                Err(e) => return Err(map_err(e, &self.reader)),
+                Err(e) => Err(map_err(e, &self.reader)),
             },
-            None => match fresh(&self.ctx) {
-                Ok(c) => c,
+            None => match fresh(&ctx) {
+                Ok(c) => Ok(c),
                 Err(e) if service_lost(e) => {
-                    self.ctx = establish()?;
-                    fresh(&self.ctx).map_err(|e| map_err(e, &self.reader))?
+                    ctx = establish()?;
+                    fresh(&ctx).map_err(|e| map_err(e, &self.reader))
                 }
-                Err(e) => return Err(map_err(e, &self.reader)),
+                Err(e) => Err(map_err(e, &self.reader)),
             },
         };
+        self.ctx = Some(ctx);
+        let card = outcome?;
         self.atr = card.status2_owned().map_err(|e| map_err(e, &self.reader))?.atr().to_vec();
         self.card = Some(card);
         self.stale = false;
         Ok(())
     }
-}
 
-impl Transport for PcscTransport {
-    fn transaction(&mut self) -> Result<Box<dyn CardTransaction + '_>, TransportError> {
+    /// Begins a transaction (reconnecting first if needed), answers `begun`, and serves the transaction's calls
+    /// until it ends; a transaction abandoned by the transport ends resetting the card.
+    fn transaction(&mut self, begun: Reply<Vec<u8>>, calls: &mpsc::Receiver<Request>) {
+        if let Err(e) = self.begin() {
+            let _ = begun.send(Err(e));
+            return;
+        }
+        let Owner { card, atr, stale, reader, .. } = self;
+        let Some(card) = card.as_mut() else {
+            let _ = begun.send(Err(TransportError::NoCard(reader.clone())));
+            return;
+        };
+        let tx = match card.transaction() {
+            Ok(tx) => tx,
+            Err(e) => {
+                *stale = true;
+                let _ = begun.send(Err(map_err(e, reader)));
+                return;
+            }
+        };
+        let _ = begun.send(Ok(atr.clone()));
+        let mut tx = OwnedTx { tx, atr, stale, reader };
+        loop {
+            match calls.recv() {
+                Ok(Request::Transmit(command, reply)) => {
+                    let _ = reply.send(tx.transmit(&command));
+                }
+                Ok(Request::Reset(reply)) => {
+                    let _ = reply.send(tx.reset());
+                }
+                Ok(Request::End) => return,
+                Ok(Request::Connect(reply) | Request::Begin(reply)) => {
+                    let _ = reply.send(Err(TransportError::Unsupported("a transaction is open")));
+                }
+                Ok(Request::Live(reply)) => {
+                    let _ = reply.send(true);
+                }
+                Err(_) => {
+                    // abandoned after a timeout: what the card did with the last command is unknown
+                    let _ = tx.tx.end(Disposition::ResetCard);
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Makes sure a transaction can begin: a reset or pcscd restart since the last operation shows up here and is
+    /// answered by a reconnect (nothing of the new operation has been sent yet).
+    fn begin(&mut self) -> Result<(), TransportError> {
         if self.stale || self.card.is_none() {
             self.reconnect()?;
         }
-        // A reset or pcscd restart since the last operation shows up when the transaction begins.
         let begin = match self.card.as_mut() {
             Some(card) => card.transaction().map(|_| ()),
             None => Err(pcsc::Error::InvalidHandle),
         };
         match begin {
-            Ok(()) => {}
-            Err(e) if e == pcsc::Error::ResetCard || service_lost(e) => self.reconnect()?,
+            Ok(()) => Ok(()),
+            Err(e) if e == pcsc::Error::ResetCard || service_lost(e) => self.reconnect(),
             Err(pcsc::Error::RemovedCard) => {
                 self.stale = true;
-                return Err(TransportError::NoCard(self.reader.clone()));
+                Err(TransportError::NoCard(self.reader.clone()))
             }
-            Err(e) => return Err(map_err(e, &self.reader)),
+            Err(e) => Err(map_err(e, &self.reader)),
         }
-        let PcscTransport { card, atr, stale, reader, .. } = self;
-        let card = card.as_mut().ok_or_else(|| TransportError::NoCard(reader.clone()))?;
-        let tx = card.transaction().map_err(|e| {
-            *stale = true;
-            map_err(e, reader)
-        })?;
-        Ok(Box::new(PcscTx { tx, atr, stale, reader }))
-    }
-
-    fn atr(&self) -> &[u8] {
-        &self.atr
-    }
-
-    fn name(&self) -> &str {
-        &self.reader
     }
 }
 
-struct PcscTx<'a> {
+/// The PC/SC transaction, on the owner thread.
+struct OwnedTx<'a> {
     tx: pcsc::Transaction<'a>,
     atr: &'a mut Vec<u8>,
     stale: &'a mut bool,
     reader: &'a str,
 }
 
-impl PcscTx<'_> {
+impl OwnedTx<'_> {
     fn fail(&mut self, e: pcsc::Error) -> TransportError {
         let err = map_err(e, self.reader);
         if matches!(
@@ -230,12 +473,7 @@ impl PcscTx<'_> {
         }
         err
     }
-}
 
-/// How long to watch the reader after an empty response before calling the card mute.
-const REMOVAL_GRACE: Duration = Duration::from_millis(1500);
-
-impl PcscTx<'_> {
     /// Some reader drivers (vpcd among them) answer a command whose card vanished with an empty response
     /// instead of an error, before the reader itself has noticed the removal (pcscd polls presence about
     /// every 400 ms). Watch the card's status for a short while: gone → [`TransportError::CardRemoved`],
@@ -253,16 +491,15 @@ impl PcscTx<'_> {
             }
         }
     }
-}
 
-impl CardTransaction for PcscTx<'_> {
-    fn transmit(&mut self, command: &[u8], _: Sensitivity) -> Result<Vec<u8>, TransportError> {
-        let mut buf = vec![0u8; pcsc::MAX_BUFFER_SIZE_EXTENDED];
+    fn transmit(&mut self, command: &[u8]) -> Result<Vec<u8>, TransportError> {
+        let mut buf = Zeroizing::new(vec![0u8; pcsc::MAX_BUFFER_SIZE_EXTENDED]);
         let resp = match self.tx.transmit(command, &mut buf) {
             Ok(resp) => resp.to_vec(),
             Err(e) => return Err(self.fail(e)),
         };
-        if resp.len() < 2 {
+        // an empty answer may be a vanished card; a 1-byte one is the card's own (malformed) answer, for the engine
+        if resp.is_empty() {
             return Err(self.diagnose_empty_response());
         }
         Ok(resp)
@@ -280,8 +517,7 @@ impl CardTransaction for PcscTx<'_> {
             Err(e) => Err(self.fail(e)),
         }
     }
-
-    fn atr(&self) -> &[u8] {
-        self.atr
-    }
 }
+
+/// How long to watch the reader after an empty response before calling the card mute.
+const REMOVAL_GRACE: Duration = Duration::from_millis(1500);

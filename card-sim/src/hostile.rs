@@ -1,0 +1,216 @@
+//! Hostile cards: a card that breaks the rules on the wire, so that hosts can be tested against it
+//! ([`crate::SimTransport::set_hostile`], `card-sim --hostile KIND`). COS.md "Hostile cards" lists the kinds.
+//!
+//! The card executes every command as usual; [`Hostile`] then distorts the answer (or the ATR) on its way out.
+//! The kinds are written on the command line as:
+//!
+//! | kind | the card |
+//! |---|---|
+//! | `non-gbk-name` | answers READ RECORD with the value of tag `09` (姓名) starting with `81 7F`, which is not GBK |
+//! | `empty`, `empty:INS`, `empty-after:N` | answers with 0 bytes (no data, no status word): every command, commands with instruction byte `INS` (hex), or the Nth APDU and every later one |
+//! | `long-tlv` | announces more bytes than it sends: READ RECORD records with their length byte raised by `40`, FCIs (`6F`) with their length byte `FF` |
+//! | `oversized` | pads every answer that carries data to 298 data bytes (300 with the status word): more than a short Le allows |
+//! | `endless-61` | answers every command, GET RESPONSE included, with 16 bytes and `6110` |
+//! | `loop-6c` | answers every command with `6C10`, the resend with the Le it asked for too |
+//! | `short-atr` | has an ATR with 4 historical bytes (`3B 64 00 00 53 53 gg 10`): no card factor |
+//! | `one-byte` | answers every command with 1 byte (the first byte of its real answer) |
+
+use std::fmt;
+use std::str::FromStr;
+
+use card_core::apdu::Ins;
+
+/// When an `empty` card goes silent.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Trigger {
+    /// Every command.
+    Always,
+    /// Commands with this instruction byte.
+    Ins(u8),
+    /// The Nth APDU (1-based, counted since the card was made hostile) and every later one.
+    FromApdu(u64),
+}
+
+/// One misbehaviour of a hostile card.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Hostile {
+    /// READ RECORD answers tag `09` (姓名) with bytes that are not GBK (`81 7F` in front).
+    NonGbkName,
+    /// Answers of 0 bytes: no data, no status word.
+    Empty(Trigger),
+    /// TLV lengths beyond the bytes sent: records (length byte + `40`) and FCIs (length byte `FF`).
+    LongTlv,
+    /// Answers with data padded to 298 data bytes (300 bytes with the status word).
+    Oversized,
+    /// `61xx` for ever: every answer, GET RESPONSE included, is 16 bytes and `6110`.
+    Endless61,
+    /// `6Cxx` for ever: every answer is `6C10`.
+    Loop6C,
+    /// An ATR with 4 historical bytes, fewer than the 8 the card factor needs.
+    ShortAtr,
+    /// Answers of 1 byte.
+    OneByte,
+}
+
+/// Data bytes of an `oversized` answer.
+pub const OVERSIZED_DATA: usize = 298;
+
+impl Hostile {
+    /// The answer the hostile card gives to `command` (the `n`th APDU since it became hostile) instead of
+    /// `answer` (data ‖ SW1 SW2, as the COS produced it).
+    pub fn distort(&self, command: &[u8], answer: Vec<u8>, n: u64) -> Vec<u8> {
+        let ins = command.get(1).copied().unwrap_or_default();
+        let Some(split) = answer.len().checked_sub(2) else { return answer };
+        let (data, sw) = answer.split_at(split);
+        let ok = sw == [0x90, 0x00];
+        match *self {
+            Hostile::NonGbkName if ins == Ins::READ_RECORD.0 && ok => [non_gbk_name(data), sw.to_vec()].concat(),
+            Hostile::Empty(Trigger::Always) => Vec::new(),
+            Hostile::Empty(Trigger::Ins(i)) if i == ins => Vec::new(),
+            Hostile::Empty(Trigger::FromApdu(from)) if n >= from => Vec::new(),
+            Hostile::LongTlv if ok && data.len() >= 2 => {
+                let mut data = data.to_vec();
+                if data[0] == 0x6F {
+                    data[1] = 0xFF;
+                } else if ins == Ins::READ_RECORD.0 {
+                    data[1] = data[1].saturating_add(0x40);
+                }
+                [data, sw.to_vec()].concat()
+            }
+            Hostile::Oversized if !data.is_empty() => {
+                let mut data = data.to_vec();
+                data.resize(OVERSIZED_DATA.max(data.len()), 0xFF);
+                [data, sw.to_vec()].concat()
+            }
+            Hostile::Endless61 => [vec![0u8; 16], vec![0x61, 0x10]].concat(),
+            Hostile::Loop6C => vec![0x6C, 0x10],
+            Hostile::OneByte => answer.get(..1).map(<[u8]>::to_vec).unwrap_or_default(),
+            _ => answer,
+        }
+    }
+
+    /// The ATR the hostile card gives instead of `atr`.
+    pub fn atr(&self, atr: Vec<u8>) -> Vec<u8> {
+        match self {
+            // TS, T0 = 6 (TB1, TC1) | 4 historical bytes, TB1, TC1, and the first 4 historical bytes (3B 6F 00 00 H1…)
+            Hostile::ShortAtr => {
+                let mut short = vec![0x3B, 0x64, 0x00, 0x00];
+                short.extend(atr.iter().skip(4).take(4));
+                short
+            }
+            _ => atr,
+        }
+    }
+}
+
+/// Every simple TLV with tag `09` in `data` (records back to back) gets `81 7F` as its first value bytes.
+fn non_gbk_name(data: &[u8]) -> Vec<u8> {
+    let mut out = data.to_vec();
+    let mut pos = 0;
+    while pos + 1 < out.len() {
+        let (tag, len) = (out[pos], usize::from(out[pos + 1]));
+        if tag == 0x00 || tag == 0xFF {
+            pos += 1;
+            continue;
+        }
+        if tag == 0x09 {
+            for (i, b) in [0x81, 0x7F].into_iter().enumerate().take(len) {
+                if let Some(slot) = out.get_mut(pos + 2 + i) {
+                    *slot = b;
+                }
+            }
+        }
+        pos += 2 + len;
+    }
+    out
+}
+
+/// The kind's name is not one of [`Hostile`]'s.
+#[derive(Debug, thiserror::Error)]
+#[error("unknown hostile kind {0:?}: use non-gbk-name, empty, empty:INS, empty-after:N, long-tlv, oversized, endless-61, loop-6c, short-atr or one-byte")]
+pub struct UnknownKind(String);
+
+impl FromStr for Hostile {
+    type Err = UnknownKind;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let bad = || UnknownKind(s.to_owned());
+        Ok(match s {
+            "non-gbk-name" => Hostile::NonGbkName,
+            "empty" => Hostile::Empty(Trigger::Always),
+            "long-tlv" => Hostile::LongTlv,
+            "oversized" => Hostile::Oversized,
+            "endless-61" => Hostile::Endless61,
+            "loop-6c" => Hostile::Loop6C,
+            "short-atr" => Hostile::ShortAtr,
+            "one-byte" => Hostile::OneByte,
+            other => match other.split_once(':') {
+                Some(("empty", ins)) => Hostile::Empty(Trigger::Ins(u8::from_str_radix(ins, 16).map_err(|_| bad())?)),
+                Some(("empty-after", n)) => Hostile::Empty(Trigger::FromApdu(n.parse().map_err(|_| bad())?)),
+                _ => return Err(bad()),
+            },
+        })
+    }
+}
+
+impl fmt::Display for Hostile {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Hostile::NonGbkName => f.write_str("non-gbk-name"),
+            Hostile::Empty(Trigger::Always) => f.write_str("empty"),
+            Hostile::Empty(Trigger::Ins(ins)) => write!(f, "empty:{ins:02X}"),
+            Hostile::Empty(Trigger::FromApdu(n)) => write!(f, "empty-after:{n}"),
+            Hostile::LongTlv => f.write_str("long-tlv"),
+            Hostile::Oversized => f.write_str("oversized"),
+            Hostile::Endless61 => f.write_str("endless-61"),
+            Hostile::Loop6C => f.write_str("loop-6c"),
+            Hostile::ShortAtr => f.write_str("short-atr"),
+            Hostile::OneByte => f.write_str("one-byte"),
+        }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip() {
+        for s in [
+            "non-gbk-name",
+            "empty",
+            "empty:B2",
+            "empty-after:3",
+            "long-tlv",
+            "oversized",
+            "endless-61",
+            "loop-6c",
+            "short-atr",
+            "one-byte",
+        ] {
+            assert_eq!(s.parse::<Hostile>().unwrap().to_string(), s);
+        }
+        assert!("empty:ZZ".parse::<Hostile>().is_err());
+        assert!("friendly".parse::<Hostile>().is_err());
+    }
+
+    #[test]
+    fn distortions() {
+        let read = [0x00, 0xB2, 0x01, 0x34, 0x00];
+        let name = hex::decode("0906D5C5C8FD00009000").unwrap();
+        assert_eq!(hex::encode_upper(Hostile::NonGbkName.distort(&read, name.clone(), 1)), "0906817FC8FD00009000");
+        assert_eq!(hex::encode_upper(Hostile::LongTlv.distort(&read, name.clone(), 1)), "0946D5C5C8FD00009000");
+        assert_eq!(Hostile::Oversized.distort(&read, name.clone(), 1).len(), OVERSIZED_DATA + 2);
+        assert!(Hostile::Empty(Trigger::Ins(0xB2)).distort(&read, name.clone(), 1).is_empty());
+        assert_eq!(Hostile::Empty(Trigger::Ins(0xA4)).distort(&read, name.clone(), 1), name);
+        assert_eq!(Hostile::Empty(Trigger::FromApdu(2)).distort(&read, name.clone(), 1), name);
+        assert!(Hostile::Empty(Trigger::FromApdu(2)).distort(&read, name.clone(), 2).is_empty());
+        assert_eq!(Hostile::OneByte.distort(&read, name.clone(), 1), [0x09]);
+        assert_eq!(Hostile::Loop6C.distort(&read, name.clone(), 1), [0x6C, 0x10]);
+        assert_eq!(Hostile::Endless61.distort(&read, name, 1).len(), 18);
+        let atr = hex::decode("3B6F00005353021037170000000000000000A2").unwrap();
+        assert_eq!(hex::encode_upper(Hostile::ShortAtr.atr(atr)), "3B64000053530210");
+    }
+}
