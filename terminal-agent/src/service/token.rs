@@ -143,7 +143,7 @@ struct Spent {
 
 /// Longest nonce accepted (hex of 16 bytes is 32; some slack for other back ends).
 const MAX_NONCE_LEN: usize = 128;
-/// Most lines read back from a spent-token file.
+/// Largest spent-token file read back (a larger one, a FIFO or a device is refused).
 const MAX_SPENT_FILE: u64 = 16 * 1024 * 1024;
 
 impl TokenVerifier {
@@ -162,19 +162,21 @@ impl TokenVerifier {
         max_ttl: Duration,
         path: &std::path::Path,
     ) -> std::io::Result<Self> {
-        use std::io::{Read, Write};
+        use std::io::Write;
         use std::os::unix::fs::OpenOptionsExt;
         let now = now();
         let mut nonces = HashMap::new();
-        if let Ok(f) = std::fs::File::open(path) {
-            let mut text = String::new();
-            f.take(MAX_SPENT_FILE).read_to_string(&mut text)?;
-            for line in text.lines() {
-                if let Some((nonce, exp)) = line.split_once(' ') {
-                    if let Ok(exp) = exp.parse::<u64>() {
-                        if exp > now && nonce.len() <= MAX_NONCE_LEN {
-                            nonces.insert(nonce.to_owned(), exp);
-                        }
+        let text = match card_core::read_limited_string(path, MAX_SPENT_FILE) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+            // a FIFO, device or oversized file: refused (its tokens could not be known as spent)
+            Err(e) => return Err(e),
+        };
+        for line in text.lines() {
+            if let Some((nonce, exp)) = line.split_once(' ') {
+                if let Ok(exp) = exp.parse::<u64>() {
+                    if exp > now && nonce.len() <= MAX_NONCE_LEN {
+                        nonces.insert(nonce.to_owned(), exp);
                     }
                 }
             }
