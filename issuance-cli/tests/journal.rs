@@ -1,6 +1,6 @@
 //! The journal's schema: migrations recorded, reopening is harmless, a newer schema is refused, and the
 //! UNIQUE rules hold (card id; card number per region; one unfinished card per chip).
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use issuance::journal::{Assigned, BatchSettings, Journal, NewCard, SCHEMA_VERSION};
 
