@@ -18,6 +18,8 @@
 //!   `iReadCardBas` string, items by national address, PINs, internal authentication.
 //! - [`national`]: the national interface's error codes ↔ [`Error`] (CARD-PROFILE §7).
 //! - [`timing`]: the modeled card time of APDUs (card-sim's timing model, for the host as well).
+//! - [`files`]: [`read_limited`], reading a file the program is given with a size limit (never `/dev/zero`,
+//!   a FIFO or a device).
 
 pub mod apdu;
 pub mod card;
@@ -25,6 +27,7 @@ pub mod codec;
 pub mod command;
 pub mod crypto;
 pub mod error;
+pub mod files;
 pub mod national;
 pub mod profile;
 pub mod reference_cos;
@@ -34,3 +37,4 @@ pub mod tlv;
 pub mod transport;
 
 pub use error::Error;
+pub use files::{read_limited, read_limited_string};

@@ -16,7 +16,7 @@
 use std::path::{Path, PathBuf};
 
 use card_core::crypto::{
-    aes_cmac, retail_mac, AesKey, Algorithm, CardKey, DesKey, KcvMethod, Padding, Sm4Key, TdesKey,
+    aes_cmac, retail_mac, sm4_cmac, tdes_cmac, AesKey, Algorithm, CardKey, DesKey, KcvMethod, Padding, Sm4Key, TdesKey,
 };
 use serde_json::Value;
 
@@ -39,6 +39,8 @@ fn check_vector(algorithm: &str, v: &Value) -> Checked {
         "sm4-cbc" => check_sm4_cbc(v),
         "aes" => check_aes(v),
         "aes-cmac" => check_aes_cmac(v),
+        "tdes-cmac" => check_tdes_cmac(v),
+        "sm4-cmac" => check_sm4_cmac(v),
         "retail-mac" => check_retail_mac(v),
         "diversification" => check_diversification(v),
         "kcv" => check_kcv(v),
@@ -175,6 +177,20 @@ fn check_aes_cmac(v: &Value) -> Checked {
     let key = AesKey::new(&hex_field(v, "key")?).map_err(err)?;
     let tag = aes_cmac(&key, &hex_field(v, "input")?);
     expect_eq("AES-CMAC", &tag, &hex_field(v, "expected")?)
+}
+
+/// TDES-CMAC with a two-key 3DES key, full 8-byte tag.
+fn check_tdes_cmac(v: &Value) -> Checked {
+    let key = TdesKey::new(&hex_field(v, "key")?).map_err(err)?;
+    let tag = tdes_cmac(&key, &hex_field(v, "input")?);
+    expect_eq("TDES-CMAC", &tag, &hex_field(v, "expected")?)
+}
+
+/// SM4-CMAC, full 16-byte tag.
+fn check_sm4_cmac(v: &Value) -> Checked {
+    let key = Sm4Key::new(&hex_field(v, "key")?).map_err(err)?;
+    let tag = sm4_cmac(&key, &hex_field(v, "input")?);
+    expect_eq("SM4-CMAC", &tag, &hex_field(v, "expected")?)
 }
 
 /// Retail MAC (ISO/IEC 9797-1 MAC algorithm 3); `padding` 1 or 2; optional `iv`.
@@ -327,6 +343,10 @@ vector_file_tests! {
     aes_json => "aes.json",
     // NIST SP 800-38B D.1, D.3; RFC 4493
     aes_cmac_json => "aes-cmac.json",
+    // NIST SP 800-38B D.5 (two-key TDEA), corrected examples
+    tdes_cmac_json => "tdes-cmac.json",
+    // computed with OpenSSL's CMAC + SM4 (no published vector found); see the file
+    sm4_cmac_json => "sm4-cmac.json",
     // ISO/IEC 9797-1 MAC algorithm 3; ICAO 9303-11 D.3
     retail_mac_json => "retail-mac.json",
     // EMV option A

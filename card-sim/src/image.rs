@@ -23,6 +23,8 @@ use crate::Error;
 pub const IMAGE_FORMAT: &str = "sscard-sim-image";
 /// The image version this crate writes and reads.
 pub const IMAGE_VERSION: u32 = 1;
+/// Largest card image file read (a personalized card with a photo is well under 1 MiB).
+pub const MAX_IMAGE_FILE: u64 = 16 * 1024 * 1024;
 
 #[derive(Serialize)]
 struct ImageOut<'a> {
@@ -74,11 +76,12 @@ impl Card {
         })
     }
 
-    /// Reads a card image file.
+    /// Reads a card image file, at most [`MAX_IMAGE_FILE`] bytes: `/dev/zero`, a FIFO or a larger file is refused
+    /// ([`card_core::read_limited`]).
     pub fn load(path: impl AsRef<Path>) -> Result<Card, Error> {
         let path = path.as_ref();
-        let text =
-            std::fs::read_to_string(path).map_err(|source| Error::Io { path: path.display().to_string(), source })?;
+        let text = card_core::read_limited_string(path, MAX_IMAGE_FILE)
+            .map_err(|source| Error::Io { path: path.display().to_string(), source })?;
         Card::from_image(&text)
     }
 }

@@ -33,7 +33,7 @@ pub mod vpcd;
 
 pub use cos::{BlankParams, Card, CardWork, Lifecycle, EEPROM_PAGE};
 pub use hostile::Hostile;
-pub use image::{IMAGE_FORMAT, IMAGE_VERSION};
+pub use image::{IMAGE_FORMAT, IMAGE_VERSION, MAX_IMAGE_FILE};
 pub use keys::{KeyAlgorithm, KeyType};
 pub use timing::TimingModel;
 pub use transport::{SimTransport, Tear, TearPoint};

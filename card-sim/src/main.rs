@@ -158,9 +158,23 @@ fn main() -> ExitCode {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
             eprintln!("card-sim: {e:#}");
-            ExitCode::FAILURE
+            if is_bad_file(&e) {
+                ExitCode::from(2)
+            } else {
+                ExitCode::FAILURE
+            }
         }
     }
+}
+
+/// A file argument that is not a regular file (`/dev/zero`, a FIFO), too large or not text: bad arguments (exit 2).
+fn is_bad_file(e: &anyhow::Error) -> bool {
+    use std::io::ErrorKind;
+    e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>().is_some_and(|io| {
+            matches!(io.kind(), ErrorKind::InvalidInput | ErrorKind::FileTooLarge | ErrorKind::InvalidData)
+        })
+    })
 }
 
 fn new(a: NewArgs) -> Result<u8> {
@@ -184,10 +198,13 @@ fn new(a: NewArgs) -> Result<u8> {
     Ok(0)
 }
 
+/// Largest fixture spec file read (`fixtures.toml`, `test-keys.toml`).
+const MAX_SPEC_FILE: u64 = 1024 * 1024;
+
 fn fixtures(dir: &Path) -> Result<u8> {
     let read = |name: &str| {
         let p = dir.join(name);
-        std::fs::read_to_string(&p).with_context(|| format!("cannot read {}", p.display()))
+        card_core::read_limited_string(&p, MAX_SPEC_FILE).with_context(|| format!("cannot read {}", p.display()))
     };
     let specs = FixtureSpecs::from_toml(&read("fixtures.toml")?)?;
     let keys = TestKeys::from_toml(&read("test-keys.toml")?)?;

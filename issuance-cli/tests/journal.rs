@@ -1,14 +1,17 @@
 //! The journal's schema: migrations recorded, reopening is harmless, a newer schema is refused, and the
 //! UNIQUE rules hold (card id; card number per region; one unfinished card per chip).
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use issuance::journal::{Assigned, BatchSettings, Journal, NewCard, SCHEMA_VERSION};
 
+/// A card for chip `chip`, card id `id`, card number `number`; its SSN is `chip/id` (its own unless a test
+/// repeats chip and id), so that a refusal comes from the rule under test, not from the one live card per SSN.
 fn new_card(j: &Journal, chip: &str, id: &str, number: &str) -> Result<(i64, u64), issuance::Error> {
+    let ssn = format!("{chip}/{id}");
     let c = NewCard {
         batch: None,
         holder_line: 2,
-        ssn: chip,
+        ssn: &ssn,
         region: "371700",
         generation: 2,
         chip,
@@ -35,7 +38,22 @@ fn schema_is_versioned_and_a_newer_one_refused() {
     let conn = rusqlite::Connection::open(&path).unwrap();
     conn.execute("INSERT INTO migrations (version, applied) VALUES (99, 'future')", []).unwrap();
     drop(conn);
-    assert!(Journal::open(&path).is_err());
+    assert!(matches!(
+        Journal::open(&path),
+        Err(issuance::Error::Journal(issuance::JournalError::NewerSchema { found: 99, supported: SCHEMA_VERSION }))
+    ));
+}
+
+/// The columns of the UNIQUE rule that refused `r` (SQLite's "UNIQUE constraint failed: …").
+fn unique_violation(r: Result<(i64, u64), issuance::Error>) -> String {
+    match r {
+        Err(issuance::Error::Sqlite(rusqlite::Error::SqliteFailure(e, Some(msg))))
+            if e.code == rusqlite::ErrorCode::ConstraintViolation =>
+        {
+            msg.strip_prefix("UNIQUE constraint failed: ").unwrap_or(&msg).to_owned()
+        }
+        other => panic!("expected a UNIQUE violation, got {other:?}"),
+    }
 }
 
 #[test]
@@ -43,9 +61,13 @@ fn card_ids_numbers_and_open_chips_are_unique() {
     let j = Journal::in_memory().unwrap();
     let (a, seq) = new_card(&j, "AA", "ID1", "N1").unwrap();
     assert_eq!(seq, 1);
-    assert!(new_card(&j, "AA", "ID2", "N2").is_err(), "one unfinished card per chip");
-    assert!(new_card(&j, "BB", "ID1", "N2").is_err(), "card id unique");
-    assert!(new_card(&j, "BB", "ID2", "N1").is_err(), "card number unique in the region");
+    assert_eq!(unique_violation(new_card(&j, "AA", "ID2", "N2")), "cards.chip", "one unfinished card per chip");
+    assert_eq!(unique_violation(new_card(&j, "BB", "ID1", "N2")), "cards.card_id", "card id unique");
+    assert_eq!(
+        unique_violation(new_card(&j, "BB", "ID2", "N1")),
+        "cards.region, cards.card_number",
+        "card number unique in the region"
+    );
     j.set_state(a, "rejected", Some("test")).unwrap();
     let (_, seq) = new_card(&j, "AA", "ID2", "N2").unwrap();
     assert_eq!(seq, 2, "a rejected card's number is not reused");

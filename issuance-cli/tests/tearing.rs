@@ -1,26 +1,64 @@
 //! Tearing: the card is pulled at every APDU of a full personalization (verification included), before
-//! and after that APDU's write, then put back and `resume`d. Each run must end with a verified, issued
-//! card or a cleanly rejected one whose holder can be issued another card; never `issued` while
-//! incomplete, never two cards with one card id or card number.
+//! and after that APDU's write, then put back and `resume`d.
+//!
+//! The expected outcome of each tear point follows from the resume policy (README "How a card is made"):
+//! the plan ends with SELECT MF, authenticate with the transport key (GET CHALLENGE, EXTERNAL
+//! AUTHENTICATE), WRITE KEY MF MK, authenticate with it, END PERSONALIZATION; verification follows. So,
+//! with `P` the APDUs of the personalization and `V` those of the verification (`P + V` of one card):
+//!
+//! - every torn run fails and leaves the card `failed` (resumable), never `issued`;
+//! - the MF still holds the transport key up to the WRITE KEY of the MF MK (APDU `P - 3`, before its
+//!   write); from its write on it holds the MF MK: resume then authenticates with it and sends END
+//!   PERSONALIZATION only (3 journalled steps), otherwise it erases the MF and runs the whole plan again;
+//! - the card is personalized from the write of END PERSONALIZATION (APDU `P`) on;
+//! - every resume ends `issued`: a torn card is never rejected, since either path leaves a whole card; it
+//!   then verifies again (`verify_card`) and holds the same MF keys as an untorn card.
+//!
+//! Never two cards with one card id or card number: resume makes no other card.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
 
 use card_core::profile::Generation;
-use card_sim::{SimTransport, Tear, TearPoint};
-
-/// The APDUs that establish the card is blank (SELECT MF, GET DATA key info), before anything is journalled.
-const PROBE_APDUS: u64 = 2;
+use card_sim::{Lifecycle, SimTransport, Tear, TearPoint};
 use issuance::journal::Journal;
 use issuance::prepare::{KeySource, Settings};
 use issuance::run::Issuer;
 
 const SERIAL: u64 = 0x0A0B_0C0D_0E0F_1011;
 
+/// SELECT MF + GET DATA key info: the desk's check that the card is blank, before anything is journalled.
+const ISSUE_PROBE: u64 = 2;
+/// SELECT MF + GET DATA key info: resume's look at the card before its attempt.
+const RESUME_LOOK: u64 = 2;
+/// SELECT SSSE + READ RECORD EF05 1: resume's check of the card identifier, when the MF MK is in place.
+const CARD_ID_CHECK: u64 = 2;
+/// SELECT MF + GET DATA key info: resume's probe, the attempt's first step.
+const PROBE_APDUS: u64 = 2;
+/// GET CHALLENGE + EXTERNAL AUTHENTICATE.
+const AUTH_APDUS: u64 = 2;
+/// The transport key's version.
+const TRANSPORT_VERSION: u8 = 0x00;
+
 fn issuer<'a>(keys: &'a dyn KeySource, journal: &'a Journal, g: Generation) -> Issuer<'a> {
     let mut settings = Settings::new(g);
     settings.issue_date = card_core::codec::Date::new(2026, 3, 1).unwrap();
     Issuer::reference(keys, journal, settings)
+}
+
+/// The untorn card: its APDUs (total, personalization, verification), its plan's step count and its
+/// MF key info.
+struct Reference {
+    total: u64,
+    personalize: u64,
+    verify: u64,
+    steps: i64,
+    mf_keys: Vec<[u8; 4]>,
+}
+
+/// Version of the MF MK (kid 00) in `keys`.
+fn mf_version(keys: &[[u8; 4]]) -> Option<u8> {
+    keys.iter().find(|k| k[0] == 0).map(|k| k[1])
 }
 
 fn tear_everywhere(g: u8) {
@@ -34,68 +72,106 @@ fn tear_everywhere(g: u8) {
     let holder = &holders[4];
     let pin_of = |ssn: &str| holders.iter().find(|h| h.ssn == ssn).and_then(|h| h.pin.as_ref());
 
-    // the length of one untorn personalization
-    let total = {
+    let r = {
         let journal = Journal::in_memory().unwrap();
         let batch = journal.new_batch("sample.csv", g, &holders).unwrap();
         let mut sim = SimTransport::new(common::blank(g, SERIAL));
-        issuer(&keys, &journal, gen).issue(&mut sim, holder, Some(batch)).unwrap().1.apdus
+        let iss = issuer(&keys, &journal, gen);
+        let (id, costs) = iss.issue(&mut sim, holder, Some(batch)).unwrap();
+        // verification without the PIN, plus the VERIFY of the initial PIN
+        let verify = iss.verify_card(&mut sim).unwrap().1.apdus + 1;
+        Reference {
+            total: costs.apdus,
+            personalize: costs.apdus - verify,
+            verify,
+            steps: journal.step_count(id, 1, "done").unwrap(),
+            mf_keys: sim.card().mf().key_info(),
+        }
     };
-    let (mut issued, mut rejected, mut probed) = (0, 0, 0);
+    let mk_write = r.personalize - 3;
+    let end_perso = r.personalize;
+    let mk_version = mf_version(&r.mf_keys).unwrap();
+    assert_ne!(mk_version, TRANSPORT_VERSION);
+
     for when in [TearPoint::BeforeWrite, TearPoint::AfterWrite] {
-        for n in 1..=total {
+        // tear point n is "written" when its command ran: at n < point never, at n == point after the write
+        let reached = |n: u64, point: u64| n > point || (n == point && when == TearPoint::AfterWrite);
+        for n in 1..=r.total {
+            let at = format!("tear {when:?} at APDU {n} of {}", r.total);
             let journal = Journal::in_memory().unwrap();
             let batch = journal.new_batch("sample.csv", g, &holders).unwrap();
             let iss = issuer(&keys, &journal, gen);
             let mut sim = SimTransport::new(common::blank(g, SERIAL));
             sim.arm_tear(Tear { after_apdu: n, when });
             let torn = iss.issue(&mut sim, holder, Some(batch));
-            assert!(torn.is_err(), "tear {when:?} at {n}: the run must fail");
+            assert!(torn.is_err(), "{at}: the run must fail");
             let cards = journal.cards().unwrap();
-            if n <= PROBE_APDUS {
-                // torn while the desk was checking that the card is blank: nothing journalled, nothing written
-                assert!(cards.is_empty(), "tear {when:?} at {n}: a card journalled before the card was known");
+            if n <= ISSUE_PROBE {
+                // torn while the desk checked that the card is blank: nothing journalled, nothing written
+                assert!(cards.is_empty(), "{at}: a card journalled before the card was known");
+                assert_eq!(mf_version(&sim.card().mf().key_info()), Some(TRANSPORT_VERSION), "{at}");
                 sim.reinsert();
                 let (id, _) = iss.issue(&mut sim, holder, Some(batch)).unwrap();
-                assert_eq!(journal.card(id).unwrap().state, "issued");
-                probed += 1;
+                assert_eq!(journal.card(id).unwrap().state, "issued", "{at}");
                 continue;
             }
             assert_eq!(cards.len(), 1);
-            assert_ne!(cards[0].state, "issued", "tear {when:?} at {n}: issued while incomplete");
+            assert_eq!(cards[0].state, "failed", "{at}: a torn card is left failed (resumable)");
+
+            // what the card holds after the tear
+            let mk_in_place = reached(n, mk_write);
+            let expected_version = if mk_in_place { mk_version } else { TRANSPORT_VERSION };
+            assert_eq!(mf_version(&sim.card().mf().key_info()), Some(expected_version), "{at}: MF key");
+            assert_eq!(
+                sim.card().lifecycle() == Lifecycle::Personalized,
+                reached(n, end_perso),
+                "{at}: lifecycle {:?}",
+                sim.card().lifecycle()
+            );
+
             sim.reinsert();
             let resumed = iss.resume(&mut sim, &pin_of);
             let cards = journal.cards().unwrap();
-            assert_eq!(cards.len(), 1, "tear {when:?} at {n}: resume made another card");
-            match (&resumed, cards[0].state.as_str()) {
-                (Ok(Some(_)), "issued") => issued += 1,
-                (Err(_), "rejected") => {
-                    rejected += 1;
-                    // the holder can be issued another card, with a new card id and number
-                    let mut fresh = SimTransport::new(common::blank(g, SERIAL + 1));
-                    iss.issue(&mut fresh, holder, Some(batch)).unwrap();
-                    let c = journal.cards().unwrap();
-                    assert_ne!(c[0].card_id, c[1].card_id);
-                    assert_ne!(c[0].card_number, c[1].card_number);
-                }
-                (r, s) => panic!("tear {when:?} at {n}: resume gave {r:?} and state {s}"),
-            }
+            assert_eq!(cards.len(), 1, "{at}: resume made another card");
+            let (id, costs) = match resumed {
+                Ok(Some(done)) => done,
+                other => panic!("{at}: resume gave {other:?}, state {}", cards[0].state),
+            };
+            assert_eq!(cards[0].state, "issued", "{at}");
+            assert_eq!(cards[0].attempt, 2, "{at}");
+            // the path the policy prescribes, and its exact APDU count
+            let (steps, apdus) = if mk_in_place {
+                // the look and the card identifier; probe; authenticate MF MK; END PERSONALIZATION (6985 when
+                // already done); verification
+                (3, RESUME_LOOK + CARD_ID_CHECK + PROBE_APDUS + AUTH_APDUS + 1 + r.verify)
+            } else {
+                // the look; probe; authenticate with the transport key and ERASE DF; the whole plan (without the
+                // desk's blank-card check); verification
+                (2 + r.steps, RESUME_LOOK + PROBE_APDUS + AUTH_APDUS + 1 + (r.personalize - ISSUE_PROBE) + r.verify)
+            };
+            assert_eq!(journal.step_count(id, 2, "done").unwrap(), steps, "{at}: resume steps");
+            assert_eq!(journal.step_count(id, 2, "failed").unwrap(), 0, "{at}: resume steps failed");
+            assert_eq!(costs.apdus, apdus, "{at}: resume APDUs");
+
+            // the resumed card verifies again and holds what an untorn card holds
+            iss.verify_card(&mut sim).unwrap_or_else(|e| panic!("{at}: the resumed card does not verify: {e}"));
+            assert_eq!(sim.card().lifecycle(), Lifecycle::Personalized, "{at}");
+            assert_eq!(sim.card().mf().key_info(), r.mf_keys, "{at}: MF keys");
         }
     }
     println!(
-        "generation {g}: {total} APDUs per card; after 2 × {total} tears: {issued} issued, {rejected} rejected, \
-         {probed} torn while probed"
+        "generation {g}: {} APDUs per card ({} personalization, {} verification); MF MK written at APDU {mk_write}, \
+         END PERSONALIZATION at {end_perso}; 2 × {} tears, every card resumed and issued",
+        r.total, r.personalize, r.verify, r.total
     );
-    assert_eq!(probed, 2 * PROBE_APDUS);
-    assert_eq!(issued + rejected + probed, 2 * total);
 }
 
 #[test]
-fn torn_at_every_apdu_gen2_ends_issued_or_rejected() {
+fn torn_at_every_apdu_gen2_resumes_to_an_issued_card() {
     tear_everywhere(2);
 }
 
 #[test]
-fn torn_at_every_apdu_gen3_ends_issued_or_rejected() {
+fn torn_at_every_apdu_gen3_resumes_to_an_issued_card() {
     tear_everywhere(3);
 }

@@ -49,6 +49,11 @@ impl Outside {
     }
 }
 
+/// Largest audit sink read back (one line per failed unlock; a sink this large is refused, not read).
+const MAX_SINK_FILE: u64 = 64 * 1024 * 1024;
+/// Largest witness file read (one short line).
+const MAX_WITNESS_FILE: u64 = 64 * 1024;
+
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
     move |source| Error::Io { path: path.display().to_string(), source }
 }
@@ -92,7 +97,7 @@ pub(crate) fn sink_append(path: &Path, store: &str, e: &AuditEntry) -> Result<()
 /// lines that are not sink lines. Lines with sequence number 0 (unlocks refused with the right
 /// KBPK: rollback, tampering) record no entry of the log and are left out.
 pub(crate) fn sink_read(path: &Path, store: &str) -> Result<(Vec<AuditEntry>, usize)> {
-    let text = match std::fs::read_to_string(path) {
+    let text = match card_core::read_limited_string(path, MAX_SINK_FILE) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((Vec::new(), 0)),
         Err(e) => return Err(io(path)(e)),
@@ -187,7 +192,7 @@ pub(crate) fn witness_write(path: &Path, audit_key: &[u8], store: &str, head: &H
 /// The store id and head the witness at `path` has seen, authenticated (`None` if there is no
 /// witness file).
 pub(crate) fn witness_read(path: &Path, audit_key: &[u8]) -> Result<Option<(String, Head)>> {
-    let text = match std::fs::read_to_string(path) {
+    let text = match card_core::read_limited_string(path, MAX_WITNESS_FILE) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(io(path)(e)),

@@ -250,7 +250,10 @@ fn lifecycle_and_names() {
         assert!(matches!(e, Error::IllegalTransition { .. }), "{e}");
     }
     store.set_state("STK_DF01", 1, "", KeyState::Active).unwrap();
-    assert!(store.set_state("STK_DF01", 1, "", KeyState::Destroyed).is_err());
+    assert!(matches!(
+        store.set_state("STK_DF01", 1, "", KeyState::Destroyed),
+        Err(Error::IllegalTransition { from: KeyState::Active, to: KeyState::Destroyed, .. })
+    ));
     store.set_state("STK_DF01", 1, "", KeyState::Retired).unwrap();
     assert!(store.set_state("STK_DF01", 1, "", KeyState::Active).is_err());
     store.set_state("STK_DF01", 1, "", KeyState::Destroyed).unwrap();

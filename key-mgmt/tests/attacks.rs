@@ -225,7 +225,7 @@ fn failed_unlocks_kept_are_confirmed_by_the_sink() {
     let path = store_with_keys(dir.path());
     let mut st = KeyStore::open(&path).unwrap();
     for _ in 0..2 {
-        assert!(st.unlock_with_passphrase(b"guessed passphrase").is_err());
+        assert!(matches!(st.unlock_with_passphrase(b"guessed passphrase"), Err(Error::WrongPassphrase)));
     }
     let unmaced: i64 = raw(&path).query_row("SELECT count(*) FROM audit WHERE mac = ''", [], |r| r.get(0)).unwrap();
     assert_eq!(unmaced, 2);
@@ -239,7 +239,7 @@ fn failed_unlocks_kept_are_confirmed_by_the_sink() {
     // told from a forged entry: reported, not sealed.
     drop(st);
     let mut st = KeyStore::open(&path).unwrap();
-    assert!(st.unlock_with_passphrase(b"guessed passphrase").is_err());
+    assert!(matches!(st.unlock_with_passphrase(b"guessed passphrase"), Err(Error::WrongPassphrase)));
     std::fs::remove_file(sink(&path)).unwrap();
     let st = reopen(&path);
     assert!(st.warnings().iter().any(|w| w.contains("does not confirm")), "{:?}", st.warnings());

@@ -246,10 +246,12 @@ fn export_then_import_block_at_another_station() {
 fn interactive_ceremony_does_not_echo_components() {
     let have_pty =
         Command::new("python3").args(["-c", "import pty"]).output().map(|o| o.status.success()).unwrap_or(false);
-    if !have_pty {
-        eprintln!("SKIPPED: python3 with the pty module is needed to drive a terminal");
-        return;
-    }
+    // Fails (never skips) without a terminal driver: an untested ceremony must not pass.
+    assert!(
+        have_pty,
+        "python3 with its standard `pty` module is needed to drive a terminal: install python3 \
+         (e.g. `apt-get install python3`; `pty` is part of the standard library on Linux)"
+    );
     let dir = setup();
     let driver = r#"
 import os, pty, sys, time
@@ -347,4 +349,33 @@ fn list_names_needs_no_store() {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     // the stored keys still need the store
     assert_eq!(run(d, &["list"]).status.code(), Some(2));
+}
+
+/// A component or passphrase file that never ends (`/dev/zero`, a FIFO nobody writes) or is huge is refused at
+/// once with a message naming it and exit 2, without reading it whole (issue 11).
+#[test]
+fn unbounded_component_and_passphrase_files_are_refused_fast() {
+    let dir = initialised();
+    let d = dir.path();
+    std::fs::write(d.join("huge.hex"), vec![b'0'; 1 << 20]).unwrap();
+    let fifo = d.join("fifo");
+    assert!(Command::new("mkfifo").arg(&fifo).status().unwrap().success(), "mkfifo (coreutils) is needed");
+    for bad in ["/dev/zero", "huge.hex", "fifo"] {
+        let t0 = std::time::Instant::now();
+        // as a component file
+        let o = run(d, &["--store", "new.db", "init", "--component-file", bad, "--component-file", "c2.hex"]);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "component file {bad}: {err}");
+        assert!(err.contains(bad), "component file {bad}: the message names it: {err}");
+        // as the passphrase file
+        let o = run(d, &["--store", "keys.db", "--passphrase-file", bad, "list"]);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "passphrase file {bad}: {err}");
+        assert!(err.contains(bad), "passphrase file {bad}: the message names it: {err}");
+        assert!(t0.elapsed() < std::time::Duration::from_secs(30), "{bad}: not refused at once");
+    }
+    ok(d, &["list"]);
+    let o = run(d, &["--store", "keys.db", "--passphrase-file", "huge.hex", "list"]);
+    assert!(String::from_utf8_lossy(&o.stderr).contains("4096 bytes"), "the limit is named");
+    assert!(!d.join("new.db").exists(), "no store was made from a refused component");
 }

@@ -182,10 +182,16 @@ def e(k, p):\n    c = Cipher(algorithms.SM4(k), modes.ECB()).encryptor(); return
 def div(k, d): return e(k, d + bytes(b ^ 0xFF for b in d))\n\
 k = bytes.fromhex(sys.argv[1])\ncard = div(div(k, sys.argv[2].encode() + b'sx'), bytes.fromhex(sys.argv[3]))\n\
 print(e(card, bytes(16))[:3].hex().upper())";
-    if !python_ok("from cryptography.hazmat.primitives.ciphers import algorithms; algorithms.SM4") {
-        eprintln!("SKIPPED (SM4 part only): this cryptography/OpenSSL build has no SM4");
-        return;
-    }
+    // Fails (never skips) when the cross-check cannot run: an untested derivation must not pass.
+    assert!(
+        python_ok(
+            "from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes\n\
+             Cipher(algorithms.SM4(bytes(16)), modes.ECB()).encryptor().update(bytes(16))"
+        ),
+        "python3's `cryptography` cannot encrypt with SM4 (its OpenSSL lacks SM4): install a build that has it, \
+         e.g. `python3 -m pip install --upgrade cryptography` (the PyPI wheels bundle OpenSSL with SM4), \
+         or run `cargo xtask setup`"
+    );
     let py = python(sm4, &["0123456789ABCDEFFEDCBA9876543210", "371700", "1122334455667788"]);
     assert_eq!(v["kcv"].as_str().unwrap(), py);
 }

@@ -259,3 +259,33 @@ fn a_configuration_error_names_its_line() {
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("agent.toml:3:"), "{err}");
 }
+
+/// A configuration, token key file or passphrase file that never ends (`/dev/zero`, a FIFO nobody writes) or is
+/// huge is refused at once, naming the file (and the limit), exit 2 (issue 11).
+#[test]
+fn unbounded_configuration_and_key_files_are_refused_fast() {
+    let dir = testkit::tempdir();
+    let d = dir.path();
+    std::fs::write(d.join("huge.toml"), vec![b'#'; 2 << 20]).unwrap();
+    let fifo = d.join("fifo");
+    assert!(Command::new("mkfifo").arg(&fifo).status().unwrap().success(), "mkfifo (coreutils) is needed");
+    let fifo = fifo.to_str().unwrap().to_owned();
+    let huge = d.join("huge.toml").to_str().unwrap().to_owned();
+    for bad in ["/dev/zero", huge.as_str(), fifo.as_str()] {
+        let t0 = std::time::Instant::now();
+        let o = agent(&["token", "--config", bad, "--scope", "pin"]);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "config {bad}: {err}");
+        assert!(err.contains(bad), "config {bad}: the message names it: {err}");
+        // the token key file the configuration names
+        let config = d.join("agent.toml");
+        std::fs::write(&config, format!("token_key_file = \"{bad}\"\nterminal_no = \"T1\"\n")).unwrap();
+        let o = agent(&["token", "--config", config.to_str().unwrap(), "--scope", "pin"]);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "token key file {bad}: {err}");
+        assert!(err.contains(bad), "token key file {bad}: the message names it: {err}");
+        assert!(t0.elapsed() < std::time::Duration::from_secs(30), "{bad}: not refused at once");
+    }
+    let o = agent(&["token", "--config", &huge, "--scope", "pin"]);
+    assert!(String::from_utf8_lossy(&o.stderr).contains("1048576 bytes"), "the limit is named");
+}

@@ -151,7 +151,9 @@ async fn busy_after_queue_wait_while_another_job_holds_the_reader() {
         }
         other => panic!("expected Busy, got {other:?}"),
     }
-    assert!(waited >= queue_wait && waited < Duration::from_secs(2), "Busy after {waited:?}");
+    // Busy only after queue_wait. No wall-clock upper bound (flaky under a shared pcscd): that it did not wait for
+    // the holder is certain, since the holder is released only after this returned.
+    assert!(waited >= queue_wait, "Busy after {waited:?}");
     assert_eq!(waiting.unwrap_err().national_code(), -11);
 
     release.send(()).unwrap();
@@ -307,7 +309,9 @@ async fn an_expired_session_frees_the_reader() {
     let waited = t0.elapsed();
     assert_eq!(info.withheld.as_deref(), Some("RKSSSE"), "the agent holds no keys");
     assert!(waited >= two_step_timeout - Duration::from_millis(200), "ran after {waited:?}, before the expiry");
-    assert!(waited < two_step_timeout + Duration::from_secs(3), "ran only after {waited:?}");
+    // It ran (not Busy), so it started before the 10 s queue wait ran out: that is the deterministic upper bound;
+    // the tighter wall-clock one (expiry + 3 s) was flaky under a shared pcscd.
+    assert!(waited < Duration::from_secs(10), "ran only after {waited:?}");
 
     let answer = backend_answer(&backend, &ticket.step1).unwrap();
     let late = pool.read_step2(READER, &ticket.session, answer).await;

@@ -331,6 +331,10 @@ fn kcv_methods() {
     t.encrypt_block(&mut ones);
     assert_eq!(k.kcv(KcvMethod::GlobalPlatformOnes).value, [ones[0], ones[1], ones[2]]);
     assert_eq!(k.kcv(KcvMethod::Cmac).value.as_slice(), &tdes_cmac(&t, &[0; 8])[..3]);
+    // Independent values (OpenSSL's CMAC, see test-vectors/kcv.json and tdes-cmac.json): the
+    // line above only checks that kcv() calls tdes_cmac().
+    assert_eq!(tdes_cmac(&t, &[0; 8]), h8("BCF5B92DF3EADB48"));
+    assert_eq!(k.kcv(KcvMethod::Cmac).to_string(), "BCF5B9");
     // SM4: zeros and ones by hand, CMAC over 00×16.
     let s = CardKey::new(Algorithm::Sm4, &h(K16)).unwrap();
     let sk = Sm4Key::new(&h(K16)).unwrap();
@@ -338,6 +342,9 @@ fn kcv_methods() {
     sk.encrypt_block(&mut zeros);
     assert_eq!(s.kcv(KcvMethod::Zeros).value.as_slice(), &zeros[..3]);
     assert_eq!(s.kcv(KcvMethod::Cmac).value.as_slice(), &sm4_cmac(&sk, &[0; 16])[..3]);
+    // Independent value (OpenSSL's CMAC + SM4, see test-vectors/sm4-cmac.json).
+    assert_eq!(sm4_cmac(&sk, &[0; 16]).as_slice(), h("909F5E6ED15518C01252302383C63E8C").as_slice());
+    assert_eq!(s.kcv(KcvMethod::Cmac).to_string(), "909F5E");
 }
 
 #[test]

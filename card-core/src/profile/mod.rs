@@ -549,9 +549,12 @@ impl Profile {
         BUILTIN
     }
 
-    /// Reads a profile file.
+    /// Reads a profile file, at most 4 MiB (`/dev/zero`, a FIFO or a larger file is refused:
+    /// [`crate::read_limited`]).
     pub fn load(path: &std::path::Path) -> Result<Profile, ProfileError> {
-        let text = std::fs::read_to_string(path).map_err(|e| ProfileError::Io(path.display().to_string(), e))?;
+        const MAX_PROFILE_FILE: u64 = 4 * 1024 * 1024;
+        let text = crate::read_limited_string(path, MAX_PROFILE_FILE)
+            .map_err(|e| ProfileError::Io(path.display().to_string(), e))?;
         Profile::from_toml(&text)
     }
 

@@ -96,3 +96,41 @@ fn inspection_api() {
     assert_eq!("SM4".parse::<KeyAlgorithm>().unwrap(), KeyAlgorithm::Sm4);
     assert!("ssf33".parse::<KeyAlgorithm>().is_err());
 }
+
+/// An image that never ends (`/dev/zero`, a FIFO nobody writes) or is larger than the limit is refused at once,
+/// naming the file; the program says so with exit 2 (issue 11).
+#[test]
+fn unbounded_images_are_refused_fast() {
+    let dir = tempfile::tempdir().unwrap();
+    let huge = dir.path().join("huge.json");
+    {
+        let f = std::fs::File::create(&huge).unwrap();
+        f.set_len(card_sim::MAX_IMAGE_FILE + 1).unwrap(); // sparse: no disk used
+    }
+    let fifo = dir.path().join("fifo");
+    assert!(std::process::Command::new("mkfifo").arg(&fifo).status().unwrap().success(), "mkfifo is needed");
+    let cases = [
+        (std::path::PathBuf::from("/dev/zero"), std::io::ErrorKind::InvalidInput),
+        (fifo, std::io::ErrorKind::InvalidInput),
+        (huge, std::io::ErrorKind::FileTooLarge),
+    ];
+    for (path, kind) in cases {
+        let t0 = std::time::Instant::now();
+        match Card::load(&path) {
+            Err(Error::Io { path: p, source }) => {
+                assert_eq!(p, path.display().to_string());
+                assert_eq!(source.kind(), kind, "{}: {source}", path.display());
+            }
+            other => panic!("{}: {other:?}", path.display()),
+        }
+        let o = std::process::Command::new(env!("CARGO_BIN_EXE_card-sim"))
+            .args(["show", "--image"])
+            .arg(&path)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{}: {err}", path.display());
+        assert!(err.contains(&path.display().to_string()), "the message names the file: {err}");
+        assert!(t0.elapsed() < std::time::Duration::from_secs(30), "{}: not refused at once", path.display());
+    }
+}

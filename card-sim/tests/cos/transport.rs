@@ -66,7 +66,8 @@ fn tear_after_write_keeps_the_write() {
     sim.arm_tear(Tear { after_apdu: 4, when: TearPoint::AfterWrite });
     {
         let mut tx = sim.transaction().unwrap();
-        assert!(auth_and_update(&mut *tx, alg, b"9").is_err());
+        let torn = auth_and_update(&mut *tx, alg, b"9");
+        assert!(matches!(torn, Err(CoreError::Transport(TransportError::CardRemoved))), "{torn:?}");
     }
     assert!(!sim.is_present());
     sim.reinsert();

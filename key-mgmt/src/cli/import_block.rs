@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use serde_json::json;
 
 use super::{print_json, record_line};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::store::KeyStore;
 
 /// Arguments of `import-block`.
@@ -32,8 +32,7 @@ pub struct Args {
 }
 
 pub(super) fn run(store: &mut KeyStore, a: Args) -> Result<()> {
-    let text = std::fs::read_to_string(&a.block_file)
-        .map_err(|source| Error::Io { path: a.block_file.display().to_string(), source })?;
+    let text = super::read_input_file(&a.block_file, super::MAX_KEY_BLOCK_FILE)?;
     let r = store.import_block(&a.name, text.trim(), &a.kek, a.kek_version, a.activate)?;
     if a.json {
         print_json("import-block", json!({ "key": r }));

@@ -230,15 +230,31 @@ struct KeyRef {
     version: u8,
 }
 
-fn read_secret(path: &Path) -> Result<Zeroizing<String>> {
-    std::fs::read_to_string(path)
-        .map(Zeroizing::new)
-        .map_err(|source| Error::Io { path: path.display().to_string(), source })
+/// Largest passphrase file read (its first line is the passphrase).
+pub(crate) const MAX_PASSPHRASE_FILE: u64 = 4096;
+/// Largest component file read (hex text of at most 32 bytes, with some room for whitespace and comments).
+pub(crate) const MAX_COMPONENT_FILE: u64 = 4096;
+/// Largest key block file read (a TR-31 block is a few hundred characters).
+pub(crate) const MAX_KEY_BLOCK_FILE: u64 = 16 * 1024;
+
+/// Reads a file the user gave, at most `max` bytes ([`card_core::read_limited_string`]): not a regular file
+/// (`/dev/zero`, a FIFO), larger than `max` or not text is bad input (exit 2); other I/O failures are I/O errors.
+pub(crate) fn read_input_file(path: &Path, max: u64) -> Result<String> {
+    card_core::read_limited_string(path, max).map_err(|source| match source.kind() {
+        std::io::ErrorKind::InvalidInput | std::io::ErrorKind::FileTooLarge | std::io::ErrorKind::InvalidData => {
+            Error::InvalidInput(source.to_string())
+        }
+        _ => Error::Io { path: path.display().to_string(), source },
+    })
+}
+
+fn read_secret(path: &Path, max: u64) -> Result<Zeroizing<String>> {
+    read_input_file(path, max).map(Zeroizing::new)
 }
 
 /// The passphrase: the file's first line.
 fn read_passphrase(path: &Path) -> Result<Zeroizing<String>> {
-    let text = read_secret(path)?;
+    let text = read_secret(path, MAX_PASSPHRASE_FILE)?;
     let line = Zeroizing::new(text.lines().next().unwrap_or("").to_string());
     if line.is_empty() {
         return Err(Error::InvalidInput(format!("{}: empty passphrase", path.display())));
@@ -248,7 +264,11 @@ fn read_passphrase(path: &Path) -> Result<Zeroizing<String>> {
 
 /// Components from files of hex text, each `len` bytes.
 fn read_component_files(files: &[PathBuf], len: usize) -> Result<Vec<Secret>> {
-    files.iter().enumerate().map(|(i, f)| components::parse_hex(&read_secret(f)?, i + 1, len)).collect()
+    files
+        .iter()
+        .enumerate()
+        .map(|(i, f)| components::parse_hex(&read_secret(f, MAX_COMPONENT_FILE)?, i + 1, len))
+        .collect()
 }
 
 /// Asks for the number of components and each component, without echo.

@@ -87,7 +87,7 @@ impl KeyArgs {
         let region = RegionCode::parse(&self.region).map_err(|e| Failure::Usage(format!("--region: {e}")))?;
         if let Some(path) = &self.keys {
             let text = Zeroizing::new(
-                std::fs::read_to_string(path)
+                card_core::read_limited_string(path, MAX_KEY_FILE)
                     .map_err(|e| Failure::Usage(format!("cannot read {}: {e}", path.display())))?,
             );
             let file: KeyFile =
@@ -125,10 +125,16 @@ impl KeyArgs {
     }
 }
 
-/// The first line of a file, as a secret (passphrases, PINs from `--pin-fd`).
+/// Largest key file read (a TOML file of a region's keys is a few KiB).
+pub const MAX_KEY_FILE: u64 = 1024 * 1024;
+/// Largest passphrase file read.
+pub const MAX_PASSPHRASE_FILE: u64 = 4096;
+
+/// The first line of a file, as a secret (passphrases), read with a size limit.
 pub fn read_secret_line(path: &std::path::Path) -> Result<SecretString, Failure> {
     let text = Zeroizing::new(
-        std::fs::read_to_string(path).map_err(|e| Failure::Usage(format!("cannot read {}: {e}", path.display())))?,
+        card_core::read_limited_string(path, MAX_PASSPHRASE_FILE)
+            .map_err(|e| Failure::Usage(format!("cannot read {}: {e}", path.display())))?,
     );
     Ok(SecretString::from(text.lines().next().unwrap_or("").trim_end_matches('\r').to_owned()))
 }

@@ -27,19 +27,9 @@ impl PinSource {
     /// Reads several PINs in order (old, new, …).
     pub fn read_many(&self, what: &[&str]) -> Result<Vec<SecretString>, Failure> {
         if let Some(fd) = self.pin_fd {
-            let text = zeroize::Zeroizing::new(
-                std::fs::read_to_string(format!("/dev/fd/{fd}"))
-                    .map_err(|e| Failure::Usage(format!("--pin-fd {fd}: {e}")))?,
-            );
-            let lines: Vec<&str> = text.lines().collect();
-            if lines.len() < what.len() {
-                return Err(Failure::Usage(format!("--pin-fd {fd}: {} PIN lines expected", what.len())));
-            }
-            return Ok(lines
-                .iter()
-                .take(what.len())
-                .map(|l| SecretString::from(l.trim_end_matches('\r').to_owned()))
-                .collect());
+            let file = std::fs::File::open(format!("/dev/fd/{fd}"))
+                .map_err(|e| Failure::Usage(format!("--pin-fd {fd}: {e}")))?;
+            return read_pin_lines(file, what.len()).map_err(|e| Failure::Usage(format!("--pin-fd {fd}: {e}")));
         }
         if !std::io::stdin().is_terminal() {
             return Err(Failure::Usage("no terminal to ask for the PIN: use --pin-fd N".into()));
@@ -52,6 +42,37 @@ impl PinSource {
             })
             .collect()
     }
+}
+
+/// Longest line read from `--pin-fd` (a PIN is 4–6 digits; some room for a CR and stray spaces).
+const MAX_PIN_LINE: usize = 64;
+
+/// Reads `n` lines (PINs) from `input`, each at most [`MAX_PIN_LINE`] bytes before its newline (the last may end
+/// at end of input), and nothing more: what follows is not read, so a descriptor that never ends (a pipe kept
+/// open, `/dev/zero`) costs at most `n` bounded lines.
+fn read_pin_lines(input: impl std::io::Read, n: usize) -> Result<Vec<SecretString>, String> {
+    use std::io::{BufRead, Read};
+    // one byte at a time past the buffer: never more than n lines are taken from the descriptor
+    let mut reader = std::io::BufReader::with_capacity(1, input);
+    let mut pins = Vec::with_capacity(n);
+    for i in 1..=n {
+        let mut line = zeroize::Zeroizing::new(Vec::with_capacity(MAX_PIN_LINE + 1));
+        (&mut reader).take(MAX_PIN_LINE as u64 + 1).read_until(b'\n', &mut line).map_err(|e| e.to_string())?;
+        if line.is_empty() {
+            return Err(format!("{n} PIN lines expected, got {}", i - 1));
+        }
+        if line.last() == Some(&b'\n') {
+            line.pop();
+        } else if line.len() > MAX_PIN_LINE {
+            return Err(format!("line {i} is longer than {MAX_PIN_LINE} bytes"));
+        }
+        if line.last() == Some(&b'\r') {
+            line.pop();
+        }
+        let text = std::str::from_utf8(&line).map_err(|_| format!("line {i} is not text"))?;
+        pins.push(SecretString::from(text.to_owned()));
+    }
+    Ok(pins)
 }
 
 /// Arguments of `verify-pin`.
@@ -104,4 +125,23 @@ pub fn change(a: ChangeArgs) -> Result<(), Failure> {
     let mut card = SocialSecurityCard::new(RecordingTransport::counting(open_reader(&a.reader)?));
     card.change_pin(&old, &new)?;
     done(a.json, "PIN changed")
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn pin_lines_are_read_one_by_one_and_bounded() {
+        let pins = read_pin_lines(&b"123456\r\n654321\nnot read"[..], 2).unwrap();
+        assert_eq!(pins.iter().map(|p| p.expose_secret().to_owned()).collect::<Vec<_>>(), ["123456", "654321"]);
+        assert_eq!(read_pin_lines(&b"1234"[..], 1).unwrap()[0].expose_secret(), "1234");
+        assert_eq!(read_pin_lines(&b"1234\n"[..], 2).err().unwrap(), "2 PIN lines expected, got 1");
+        // an input that never ends: one bounded line is read, then refused
+        let endless = std::io::repeat(b'0');
+        assert_eq!(read_pin_lines(endless, 1).err().unwrap(), "line 1 is longer than 64 bytes");
+        let zero = std::fs::File::open("/dev/zero").unwrap();
+        assert_eq!(read_pin_lines(zero, 1).err().unwrap(), "line 1 is longer than 64 bytes");
+    }
 }

@@ -222,11 +222,18 @@ fn line_and_column(text: &str, offset: usize) -> (usize, usize) {
     (line, column)
 }
 
+/// Largest configuration file read (a configuration is a few hundred bytes).
+pub const MAX_CONFIG_FILE: u64 = 1024 * 1024;
+/// Largest token key file read (hex of a key, with room for whitespace).
+pub const MAX_TOKEN_KEY_FILE: u64 = 4096;
+
 impl Config {
-    /// Reads a configuration file; absent fields keep their defaults.
+    /// Reads a configuration file; absent fields keep their defaults. The file, and the token key file it names,
+    /// are read with a size limit ([`card_core::read_limited`]): `/dev/zero`, a FIFO or a huge file is refused.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
         let text = Zeroizing::new(
-            std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.into(), source })?,
+            card_core::read_limited_string(path, MAX_CONFIG_FILE)
+                .map_err(|source| ConfigError::Read { path: path.into(), source })?,
         );
         let file: File = toml::from_str(&text).map_err(|e| {
             let (line, column) = line_and_column(&text, e.span().map_or(0, |s| s.start));
@@ -251,7 +258,8 @@ impl Config {
             (None, Some(f)) => {
                 let f = resolve(f);
                 let text = Zeroizing::new(
-                    std::fs::read_to_string(&f).map_err(|source| ConfigError::Read { path: f.clone(), source })?,
+                    card_core::read_limited_string(&f, MAX_TOKEN_KEY_FILE)
+                        .map_err(|source| ConfigError::Read { path: f.clone(), source })?,
                 );
                 Some(parse_hex_key(&text, &f.display().to_string())?)
             }

@@ -8,6 +8,11 @@
 //! nonce was not used before (a token is good for one operation).
 //!
 //! Scopes: `pin` (verify, change, reload, unblock) and `write` (item writes, two-step writes).
+//!
+//! A fixed vector to build a back end against (`tests::fixed_vector_for_back_ends`, computed with Python's
+//! `hmac`/`base64`, not with this file): key = the 32 bytes `00 01 02 … 1F`, claims JSON (exactly these bytes)
+//! `{"scope":["pin","write"],"terminal":"371700000001","exp":4102444800,"nonce":"00112233445566778899aabbccddeeff"}`
+//! → `v1.eyJzY29wZSI6WyJwaW4iLCJ3cml0ZSJdLCJ0ZXJtaW5hbCI6IjM3MTcwMDAwMDAwMSIsImV4cCI6NDEwMjQ0NDgwMCwibm9uY2UiOiIwMDExMjIzMzQ0NTU2Njc3ODg5OWFhYmJjY2RkZWVmZiJ9.eqkH_cu2uXf3RBzQOpX_nLJN_7D4hOA4sC4G-l1VPhg`.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -138,7 +143,7 @@ struct Spent {
 
 /// Longest nonce accepted (hex of 16 bytes is 32; some slack for other back ends).
 const MAX_NONCE_LEN: usize = 128;
-/// Most lines read back from a spent-token file.
+/// Largest spent-token file read back (a larger one, a FIFO or a device is refused).
 const MAX_SPENT_FILE: u64 = 16 * 1024 * 1024;
 
 impl TokenVerifier {
@@ -157,19 +162,21 @@ impl TokenVerifier {
         max_ttl: Duration,
         path: &std::path::Path,
     ) -> std::io::Result<Self> {
-        use std::io::{Read, Write};
+        use std::io::Write;
         use std::os::unix::fs::OpenOptionsExt;
         let now = now();
         let mut nonces = HashMap::new();
-        if let Ok(f) = std::fs::File::open(path) {
-            let mut text = String::new();
-            f.take(MAX_SPENT_FILE).read_to_string(&mut text)?;
-            for line in text.lines() {
-                if let Some((nonce, exp)) = line.split_once(' ') {
-                    if let Ok(exp) = exp.parse::<u64>() {
-                        if exp > now && nonce.len() <= MAX_NONCE_LEN {
-                            nonces.insert(nonce.to_owned(), exp);
-                        }
+        let text = match card_core::read_limited_string(path, MAX_SPENT_FILE) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+            // a FIFO, device or oversized file: refused (its tokens could not be known as spent)
+            Err(e) => return Err(e),
+        };
+        for line in text.lines() {
+            if let Some((nonce, exp)) = line.split_once(' ') {
+                if let Ok(exp) = exp.parse::<u64>() {
+                    if exp > now && nonce.len() <= MAX_NONCE_LEN {
+                        nonces.insert(nonce.to_owned(), exp);
                     }
                 }
             }
@@ -257,6 +264,26 @@ mod tests {
             hex::encode(m.finalize().into_bytes()),
             "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
         );
+    }
+
+    /// A back end's fixed vector: key, claims JSON → the exact token. Computed independently with Python
+    /// (`hmac.new(key, signed, hashlib.sha256)`, `base64.urlsafe_b64encode(..).rstrip(b"=")`), not with `sign`.
+    const VECTOR_KEY_HEX: &str = "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f";
+    const VECTOR_CLAIMS_JSON: &str = r#"{"scope":["pin","write"],"terminal":"371700000001","exp":4102444800,"nonce":"00112233445566778899aabbccddeeff"}"#;
+    const VECTOR_TOKEN: &str = "v1.eyJzY29wZSI6WyJwaW4iLCJ3cml0ZSJdLCJ0ZXJtaW5hbCI6IjM3MTcwMDAwMDAwMSIsImV4cCI6NDEwMjQ0NDgwMCwibm9uY2UiOiIwMDExMjIzMzQ0NTU2Njc3ODg5OWFhYmJjY2RkZWVmZiJ9.eqkH_cu2uXf3RBzQOpX_nLJN_7D4hOA4sC4G-l1VPhg";
+
+    #[test]
+    fn fixed_vector_for_back_ends() {
+        let key = hex::decode(VECTOR_KEY_HEX).unwrap();
+        let claims: Claims = serde_json::from_str(VECTOR_CLAIMS_JSON).unwrap();
+        // sign() serializes the claims to exactly the vector's JSON bytes and signs them to the vector's token
+        assert_eq!(serde_json::to_string(&claims).unwrap(), VECTOR_CLAIMS_JSON);
+        assert_eq!(sign(&key, &claims).unwrap(), VECTOR_TOKEN);
+        // and the verifier accepts the vector token (expiry 2100-01-01: allow that lifetime here)
+        let v = TokenVerifier::new(Some(Zeroizing::new(key)), "371700000001", Duration::from_secs(u64::MAX / 2));
+        let got = v.check(Some(VECTOR_TOKEN), Scope::Write).unwrap();
+        assert_eq!(got, claims);
+        assert_eq!(v.check(Some(VECTOR_TOKEN), Scope::Pin), Err(TokenError::Replayed));
     }
 
     #[test]
