@@ -1,7 +1,6 @@
 //! Files read with a bound: a holders file, a photo, a passphrase or PIN file that is `/dev/zero`, a FIFO or simply
 //! huge is refused with a clear error instead of being read without end.
 
-use std::io::Read;
 use std::path::Path;
 
 /// Largest holders file (a city's batch of a few hundred thousand rows fits).
@@ -45,25 +44,14 @@ pub enum FileError {
     },
 }
 
-/// The whole of the regular file `path`, at most `max` bytes.
+/// The whole of the regular file `path`, at most `max` bytes (card-core's bounded read, its refusals typed).
 pub fn read_limited(path: &Path, max: u64) -> Result<Vec<u8>, FileError> {
     let shown = || path.display().to_string();
-    let io = |source| FileError::Io { path: shown(), source };
-    // a FIFO is refused before it is opened (opening one waits for a writer), and the file as opened is checked
-    // again: a device such as /dev/zero is refused before anything is read
-    if !std::fs::metadata(path).map_err(io)?.is_file() {
-        return Err(FileError::NotAFile { path: shown() });
-    }
-    let file = std::fs::File::open(path).map_err(io)?;
-    if !file.metadata().map_err(io)?.is_file() {
-        return Err(FileError::NotAFile { path: shown() });
-    }
-    let mut out = Vec::new();
-    file.take(max + 1).read_to_end(&mut out).map_err(io)?;
-    if out.len() as u64 > max {
-        return Err(FileError::TooLarge { path: shown(), max });
-    }
-    Ok(out)
+    card_core::files::read_limited(path, max).map_err(|source| match source.kind() {
+        std::io::ErrorKind::InvalidInput => FileError::NotAFile { path: shown() },
+        std::io::ErrorKind::FileTooLarge => FileError::TooLarge { path: shown(), max },
+        _ => FileError::Io { path: shown(), source },
+    })
 }
 
 /// The UTF-8 text of a small secret file (a passphrase, a PIN), at most [`MAX_SECRET_FILE`] bytes, wiped when dropped.
