@@ -108,6 +108,8 @@ impl EventSource for ReaderWatcher {
 pub struct EventHub {
     sender: broadcast::Sender<Event>,
     snapshot: Arc<Mutex<Vec<ReaderSnapshot>>>,
+    /// True once the watcher's first batch (the present readers and cards) is in the snapshot.
+    ready: tokio::sync::watch::Receiver<bool>,
     canceller: Canceller,
 }
 
@@ -131,14 +133,15 @@ impl EventHub {
         let canceller = watcher.canceller();
         let thread_sender = sender.clone();
         let thread_snapshot = snapshot.clone();
+        let (ready_tx, ready) = tokio::sync::watch::channel(false);
         let spawned = std::thread::Builder::new()
             .name("reader-events".into())
-            .spawn(move || watch(watcher, thread_sender, thread_snapshot));
+            .spawn(move || watch(watcher, thread_sender, thread_snapshot, ready_tx));
         if let Err(e) = spawned {
             // no thread: subscribers simply receive nothing; the agent keeps serving card requests
             tracing::error!(error = %e, "cannot start the reader event thread");
         }
-        EventHub { sender, snapshot, canceller }
+        EventHub { sender, snapshot, ready, canceller }
     }
 
     /// A receiver of every event from now on.
@@ -149,6 +152,14 @@ impl EventHub {
     /// The readers and cards as of the last event batch, in pcscd's order (empty until the watcher's first batch).
     pub fn snapshot(&self) -> Vec<ReaderSnapshot> {
         self.snapshot.lock().unwrap_or_else(PoisonError::into_inner).clone()
+    }
+
+    /// [`EventHub::snapshot`], after the watcher's first batch — or after `max_wait` if pcscd does not answer
+    /// by then: a client that connects right after the agent starts sees the readers that are there.
+    pub async fn snapshot_when_ready(&self, max_wait: std::time::Duration) -> Vec<ReaderSnapshot> {
+        let mut ready = self.ready.clone();
+        let _ = tokio::time::timeout(max_wait, ready.wait_for(|r| *r)).await;
+        self.snapshot()
     }
 }
 
@@ -165,11 +176,17 @@ impl Drop for EventHub {
 }
 
 /// The watcher thread: each batch updates the snapshot, then goes out as events.
-fn watch(watcher: Box<dyn EventSource>, sender: broadcast::Sender<Event>, snapshot: Arc<Mutex<Vec<ReaderSnapshot>>>) {
+fn watch(
+    watcher: Box<dyn EventSource>,
+    sender: broadcast::Sender<Event>,
+    snapshot: Arc<Mutex<Vec<ReaderSnapshot>>>,
+    ready: tokio::sync::watch::Sender<bool>,
+) {
     let mut watcher = watcher;
     while let Some(batch) = watcher.next_batch() {
         let readers = watcher.readers().into_iter().map(ReaderSnapshot::from).collect();
         *snapshot.lock().unwrap_or_else(PoisonError::into_inner) = readers;
+        let _ = ready.send(true);
         for change in batch {
             let event = Event::from(change);
             tracing::debug!(?event, "reader event");

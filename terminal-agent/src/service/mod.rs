@@ -211,6 +211,9 @@ async fn events(State(state): State<AppState>, ws: Result<WebSocketUpgrade, WebS
             return api::ApiError::new(e.status(), "not_websocket", message).into_response();
         }
     };
+    // a client that connects right after the agent started waits (a little) for the watcher's first look, so that
+    // its snapshot holds the readers that are there (and the first batch's events are not sent to it again)
+    state.events.snapshot_when_ready(Duration::from_secs(3)).await;
     let rx = state.events.subscribe();
     let snapshot = state.events.snapshot();
     ws.on_upgrade(move |socket| event_stream(socket, rx, snapshot))
