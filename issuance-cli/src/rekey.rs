@@ -53,15 +53,7 @@ impl Issuer<'_> {
         let tx: &mut Tx<'_> = &mut *tx;
         // the card must hold this row's card identifier before any of its keys is tried (an authentication with a
         // wrong key counts a try)
-        let found = crate::verify::card_id_of(tx, self.profile, g)?;
-        if !found.as_deref().is_some_and(|id| id.eq_ignore_ascii_case(&row.card_id)) {
-            return Err(InputError::NotThisCard {
-                found: found.unwrap_or_else(|| "none (no application or no card identifier)".into()),
-                expected: row.card_id.clone(),
-                card_number: row.card_number.clone(),
-            }
-            .into());
-        }
+        crate::verify::ensure_card_id(tx, self.profile, g, &row)?;
 
         // what the card holds: store name → version, per DF
         let mut held = BTreeMap::new();

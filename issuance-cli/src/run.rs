@@ -234,16 +234,7 @@ impl Issuer<'_> {
         let g = generation_of(row)?;
         let tx = t.transaction().map_err(card_core::Error::from)?;
         let mut tx = Counting { inner: tx, costs, cos: self.cos, alg: algorithm_of(g) };
-        let found = crate::verify::card_id_of(&mut tx, self.profile, g)?;
-        if !found.as_deref().is_some_and(|id| id.eq_ignore_ascii_case(&row.card_id)) {
-            return Err(InputError::NotThisCard {
-                found: found.unwrap_or_else(|| "none (no application or no card identifier)".into()),
-                expected: row.card_id.clone(),
-                card_number: row.card_number.clone(),
-            }
-            .into());
-        }
-        Ok(())
+        verify::ensure_card_id(&mut tx, self.profile, g, row)
     }
 
     fn prepared(&self, row: &CardRow, holder: &Holder) -> Result<Prepared, Error> {

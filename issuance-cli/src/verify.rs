@@ -35,6 +35,26 @@ pub fn card_id_of(tx: &mut Tx<'_>, profile: &Profile, g: Generation) -> Result<O
     Ok(card_core::tlv::RecordTlv::parse(r.data()).ok().map(|t| hex::encode_upper(t.value)))
 }
 
+/// Refuses the card in `tx` unless it holds `row`'s card identifier ([`card_id_of`]): nothing of the row — its
+/// keys, its PIN — is tried on another card.
+pub fn ensure_card_id(
+    tx: &mut Tx<'_>,
+    profile: &Profile,
+    g: Generation,
+    row: &crate::journal::CardRow,
+) -> Result<(), Error> {
+    let found = card_id_of(tx, profile, g)?;
+    if !found.as_deref().is_some_and(|id| id.eq_ignore_ascii_case(&row.card_id)) {
+        return Err(InputError::NotThisCard {
+            found: found.unwrap_or_else(|| "none (no application or no card identifier)".into()),
+            expected: row.card_id.clone(),
+            card_number: row.card_number.clone(),
+        }
+        .into());
+    }
+    Ok(())
+}
+
 /// Verifies a written card against its plan; `pin`, the initial PIN, is checked when given (not on a
 /// card in circulation, whose holder may have changed it).
 pub fn verify(
