@@ -46,23 +46,7 @@ pub trait CardConnector: Send + Sync {
 
     /// The full name of the reader `selector` designates: an index, an exact name, or a part of exactly one name.
     fn resolve(&self, selector: &ReaderSelector) -> Result<String, TransportError> {
-        let names = self.reader_names()?;
-        if names.is_empty() {
-            return Err(TransportError::NoReaders);
-        }
-        match selector {
-            ReaderSelector::Index(i) => names.get(*i).cloned().ok_or_else(|| TransportError::NoReader(format!("#{i}"))),
-            ReaderSelector::Name(n) => {
-                if let Some(exact) = names.iter().find(|r| *r == n) {
-                    return Ok(exact.clone());
-                }
-                let mut hits = names.iter().filter(|r| r.contains(n.as_str()));
-                match (hits.next(), hits.next()) {
-                    (Some(one), None) => Ok(one.clone()),
-                    _ => Err(TransportError::NoReader(n.clone())),
-                }
-            }
-        }
+        selector.pick(&self.reader_names()?)
     }
 
     /// Connects to the card in the reader named `reader` (exact name): `NoCard` for an empty reader,

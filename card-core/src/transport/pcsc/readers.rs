@@ -97,20 +97,27 @@ pub fn reader_states() -> Result<Vec<ReaderStatus>, TransportError> {
 }
 
 pub(super) fn resolve(ctx: &Context, selector: &ReaderSelector) -> Result<String, TransportError> {
-    let readers = readers_of(ctx)?;
-    if readers.is_empty() {
-        return Err(TransportError::NoReaders);
-    }
-    match selector {
-        ReaderSelector::Index(i) => readers.get(*i).cloned().ok_or_else(|| TransportError::NoReader(format!("#{i}"))),
-        ReaderSelector::Name(n) => {
-            if let Some(exact) = readers.iter().find(|r| *r == n) {
-                return Ok(exact.clone());
-            }
-            let mut hits = readers.iter().filter(|r| r.contains(n.as_str()));
-            match (hits.next(), hits.next()) {
-                (Some(one), None) => Ok(one.clone()),
-                _ => Err(TransportError::NoReader(n.clone())),
+    selector.pick(&readers_of(ctx)?)
+}
+
+impl ReaderSelector {
+    /// The full name, among `names` (pcscd's order), of the reader this designates: by index, by exact name, or by
+    /// a part of exactly one name.
+    pub fn pick(&self, names: &[String]) -> Result<String, TransportError> {
+        if names.is_empty() {
+            return Err(TransportError::NoReaders);
+        }
+        match self {
+            ReaderSelector::Index(i) => names.get(*i).cloned().ok_or_else(|| TransportError::NoReader(format!("#{i}"))),
+            ReaderSelector::Name(n) => {
+                if let Some(exact) = names.iter().find(|r| *r == n) {
+                    return Ok(exact.clone());
+                }
+                let mut hits = names.iter().filter(|r| r.contains(n.as_str()));
+                match (hits.next(), hits.next()) {
+                    (Some(one), None) => Ok(one.clone()),
+                    _ => Err(TransportError::NoReader(n.clone())),
+                }
             }
         }
     }
