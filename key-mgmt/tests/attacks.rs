@@ -47,6 +47,18 @@ fn store_with_keys(dir: &Path) -> PathBuf {
     path
 }
 
+/// A store with keys, a copy of it taken now (`copy.db`), and then PUK v1 destroyed in the store: the rollback
+/// attacks put (part of) the copy back. Returns (store, copy).
+fn destroyed_after_a_copy(dir: &Path) -> (PathBuf, PathBuf) {
+    let path = store_with_keys(dir);
+    let copy = dir.join("copy.db");
+    std::fs::copy(&path, &copy).unwrap();
+    let st = reopen(&path);
+    st.set_state("PUK", 1, "", KeyState::Retired).unwrap();
+    st.set_state("PUK", 1, "", KeyState::Destroyed).unwrap();
+    (path, copy)
+}
+
 fn reopen(path: &Path) -> KeyStore {
     let mut s = KeyStore::open(path).unwrap();
     s.unlock_with_passphrase(PASS).unwrap();
@@ -251,13 +263,7 @@ fn failed_unlocks_kept_are_confirmed_by_the_sink() {
 #[test]
 fn witness_refuses_a_rolled_back_store() {
     let dir = tempfile::tempdir().unwrap();
-    let path = store_with_keys(dir.path());
-    let copy = dir.path().join("copy.db");
-    std::fs::copy(&path, &copy).unwrap();
-    let st = reopen(&path);
-    st.set_state("PUK", 1, "", KeyState::Retired).unwrap();
-    st.set_state("PUK", 1, "", KeyState::Destroyed).unwrap();
-    drop(st);
+    let (path, copy) = destroyed_after_a_copy(dir.path());
     std::fs::copy(&copy, &path).unwrap();
     let mut st = KeyStore::open(&path).unwrap();
     integrity(st.unlock_with_passphrase(PASS), "rollback");
@@ -272,13 +278,7 @@ fn witness_refuses_a_rolled_back_store() {
 #[test]
 fn keys_rolled_back_with_their_digest_are_refused() {
     let dir = tempfile::tempdir().unwrap();
-    let path = store_with_keys(dir.path());
-    let copy = dir.path().join("copy.db");
-    std::fs::copy(&path, &copy).unwrap();
-    let st = reopen(&path);
-    st.set_state("PUK", 1, "", KeyState::Retired).unwrap();
-    st.set_state("PUK", 1, "", KeyState::Destroyed).unwrap();
-    drop(st);
+    let (path, copy) = destroyed_after_a_copy(dir.path());
     // Only the keys table and its digest go back; the audit log and its head stay.
     let c = raw(&path);
     c.execute("ATTACH DATABASE ?1 AS old", [copy.to_str().unwrap()]).unwrap();
