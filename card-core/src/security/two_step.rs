@@ -4,11 +4,14 @@
 //!    GET CHALLENGE (`R3`), then draws `R1`, `R2` (internal authentication) and `R4` (the `X` of external
 //!    authentication) and sends the back end [`Step1`]:
 //!    `region|ATR historical bytes|algorithm|card identifier|R1|R2|R3|R4|` — all hex uppercase, the
-//!    region as 6 digits, the algorithm as its 2-digit id (`01` 3DES, `03` SM4).
+//!    region as 6 digits, the algorithm as its 2-digit id (`01` 3DES, `03` SM4). As real terminals send it
+//!    (the public generation 3 trace of CARD-PROFILE §7), field 2 may hold the **whole ATR** (its historical
+//!    bytes are taken) and a 9th field (32 zeros in the trace, reserved) may follow; both are accepted.
 //! 2. The back end's HSM answers [`Step2Answer`]: `internal|external|` — the card's expected answer to
 //!    INTERNAL AUTHENTICATE `R1 ‖ R2` with IRK, and the EXTERNAL AUTHENTICATE cryptogram for `R3`, `R4`
-//!    with RKSSSE, 16 hex digits each. (Some sources say 32 hex: "authentication data + original"; a
-//!    32-digit field is accepted and its first 16 digits used.)
+//!    with RKSSSE. The national form, which the back end sends ([`Step2Answer::national`]), is 32 hex each:
+//!    the result ‖ the original it was computed from (`R2`, `R4`); a 16-digit field (the reader-interface
+//!    spec's form) is accepted too, and of a 32-digit one the first 16 digits are used.
 //! 3. The terminal sends EXTERNAL AUTHENTICATE with the cryptogram, INTERNAL AUTHENTICATE with `R1 ‖ R2`
 //!    and compares, then reads.
 //!
@@ -24,6 +27,7 @@ use std::str::FromStr;
 use super::{CardContext, LocalKeys, SecurityModule};
 use crate::codec::{hex_upper, parse_hex, RegionCode};
 use crate::crypto::{card_factor, Algorithm};
+use crate::transport::historical_bytes;
 use crate::Error;
 
 /// The `…_HSM_Step1` string.
@@ -81,17 +85,40 @@ fn bad(what: &str) -> Error {
 
 /// Splits `a|b|…|` into exactly `n` fields (each terminated by `|`).
 fn fields(s: &str, n: usize, what: &str) -> Result<Vec<String>, Error> {
+    fields_between(s, n, n, what)
+}
+
+/// Splits `a|b|…|` into `min..=max` fields (each terminated by `|`).
+fn fields_between(s: &str, min: usize, max: usize, what: &str) -> Result<Vec<String>, Error> {
     let body = s
         .trim_end_matches(['\r', '\n', '\0'])
         .strip_suffix('|')
         .ok_or_else(|| bad(&format!("{what} must end with |")))?;
     let parts: Vec<String> = body.split('|').map(str::to_owned).collect();
-    if parts.len() != n {
-        return Err(bad(&format!("{what} has {} fields, expected {n}", parts.len())));
+    if parts.len() < min || parts.len() > max {
+        let expected = if min == max { format!("{min}") } else { format!("{min} or {max}") };
+        return Err(bad(&format!("{what} has {} fields, expected {expected}", parts.len())));
     }
     Ok(parts)
 }
 
+/// Step 1's field 2: the historical bytes, or a whole ATR (`3B`/`3F` first, the historical bytes ending it,
+/// an optional TCK after them) whose historical bytes are taken. Historical bytes never start with `3B` or
+/// `3F` (ISO/IEC 7816-4 §8.1.1: the category indicator is `00`, `10` or `8x`, others are proprietary).
+fn hist_of(field: Vec<u8>) -> Vec<u8> {
+    if matches!(field.first(), Some(0x3B | 0x3F)) {
+        if let Some(hist) = historical_bytes(&field) {
+            let end = field.len() - hist.len();
+            // the historical bytes end the ATR, or one TCK follows them
+            let ends = field.get(end..).is_some_and(|t| t == hist)
+                || field.get(end - 1..field.len() - 1).is_some_and(|t| t == hist);
+            if ends && !hist.is_empty() {
+                return hist.to_vec();
+            }
+        }
+    }
+    field
+}
 fn eight(text: &str, what: &str) -> Result<[u8; 8], Error> {
     let bytes = parse_hex(text).map_err(|_| bad(&format!("{what} is not hex")))?;
     let head = bytes.get(..8).filter(|_| bytes.len() == 8 || bytes.len() == 16);
@@ -101,9 +128,18 @@ fn eight(text: &str, what: &str) -> Result<[u8; 8], Error> {
 impl FromStr for Step1 {
     type Err = Error;
     fn from_str(s: &str) -> Result<Self, Error> {
-        let f = fields(s, 8, "step 1")?;
+        let f = fields_between(s, 8, 9, "step 1")?;
+        if let Some(reserved) = f.get(8) {
+            if reserved.len() > 64 || parse_hex(reserved).is_err() {
+                return Err(bad("the 9th field must be hex (32 zeros as terminals send it)"));
+            }
+        }
         let region = RegionCode::parse(&f[0]).map_err(|_| bad("region"))?;
-        let historical_bytes = parse_hex(&f[1]).map_err(|_| bad("historical bytes"))?;
+        let field2 = parse_hex(&f[1]).map_err(|_| bad("historical bytes"))?;
+        let historical_bytes = hist_of(field2);
+        if historical_bytes.len() < 8 || historical_bytes.len() > 15 {
+            return Err(bad("historical bytes must be 8 to 15 bytes (or a whole ATR holding them)"));
+        }
         let alg = u8::from_str_radix(&f[2], 16).map_err(|_| bad("algorithm"))?;
         let algorithm = Algorithm::from_id(alg)?;
         let card_id = parse_hex(&f[3]).map_err(|_| bad("card identifier"))?;
@@ -138,6 +174,20 @@ impl fmt::Display for Step2Answer {
     }
 }
 
+impl Step2Answer {
+    /// The national form the back end sends (CARD-PROFILE §7, the public trace): 32 hex each,
+    /// `internal ‖ R2|external ‖ R4|`.
+    pub fn national(&self, step1: &Step1) -> String {
+        format!(
+            "{}{}|{}{}|",
+            hex_upper(&self.internal),
+            hex_upper(&step1.r2),
+            hex_upper(&self.external),
+            hex_upper(&step1.r4)
+        )
+    }
+}
+
 impl FromStr for Step2Answer {
     type Err = Error;
     fn from_str(s: &str) -> Result<Self, Error> {
@@ -146,7 +196,8 @@ impl FromStr for Step2Answer {
     }
 }
 
-/// The back end of the two-step read: answers a Step1 string with the keys of `local` (IRK and RKSSSE).
+/// The back end of the two-step read: answers a Step1 string with the keys of `local` (IRK and RKSSSE), in
+/// the national 32-hex form ([`Step2Answer::national`]).
 pub fn backend_answer(local: &LocalKeys, step1: &str) -> Result<String, Error> {
     backend_answer_for(local, step1, "RKSSSE")
 }
@@ -158,7 +209,7 @@ pub fn backend_answer_for(local: &LocalKeys, step1: &str, key: &str) -> Result<S
     let card = s.card_context()?;
     let internal = local.internal_auth_answer(&card, &s.r1, &s.r2)?;
     let external = local.external_auth(&card, key, &s.r3, &s.r4)?;
-    Ok(Step2Answer { internal, external }.to_string())
+    Ok(Step2Answer { internal, external }.national(&s))
 }
 
 #[cfg(test)]
@@ -178,5 +229,31 @@ mod tests {
         let a: Step2Answer = "00112233445566778899AABBCCDDEEFF|0011223344556677|".parse().unwrap();
         assert_eq!(a.internal, [0x00, 0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77]);
         assert!("0011|".parse::<Step2Answer>().is_err());
+    }
+
+    /// CARD-PROFILE §7, the public trace of a real generation 3 card in HSM mode: the whole ATR in field 2
+    /// and a 9th field of 32 zeros.
+    #[test]
+    fn step1_as_a_real_terminal_sends_it() {
+        let text = "519900|3B6D000000814A444686605199000001AC|03|519900D15600000510000B26FFFFFFFF|\
+                    0101010101010101|0202020202020202|0303030303030303|0404040404040404|\
+                    00000000000000000000000000000000|";
+        let s: Step1 = text.parse().unwrap();
+        assert_eq!(s.region.as_str(), "519900");
+        assert_eq!(hex_upper(&s.historical_bytes), "00814A444686605199000001AC");
+        assert_eq!(s.card_context().unwrap().card_factor, [0x86, 0x60, 0x51, 0x99, 0x00, 0x00, 0x01, 0xAC]);
+        // the historical bytes alone give the same card
+        let plain = text.replace("3B6D000000814A444686605199000001AC", "00814A444686605199000001AC");
+        assert_eq!(plain.parse::<Step1>().unwrap(), s);
+        // a 10th field, a 9th that is not hex
+        let err = format!("{text}00|").parse::<Step1>().unwrap_err().to_string();
+        assert!(err.contains("has 10 fields, expected 8 or 9"), "{err}");
+        let err = text.replace("00000000000000000000000000000000|", "zz|").parse::<Step1>().unwrap_err();
+        assert!(err.to_string().contains("9th field"), "{err}");
+        // the answer in the national form: result ‖ original, 32 hex each, read back
+        let answer = Step2Answer { internal: [0xAA; 8], external: [0xBB; 8] };
+        let national = answer.national(&s);
+        assert_eq!(national, "AAAAAAAAAAAAAAAA0202020202020202|BBBBBBBBBBBBBBBB0404040404040404|");
+        assert_eq!(national.parse::<Step2Answer>().unwrap(), answer);
     }
 }
