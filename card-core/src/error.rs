@@ -78,6 +78,17 @@ pub enum Error {
     /// A national interface error code (CARD-PROFILE §7) with no closer variant, e.g. from a back end.
     #[error("national interface error {0}")]
     National(i32),
+    /// The key service (the back end of the two-step exchanges, `keymgmt serve`) refused the request or could
+    /// not be reached; `code` is the national code it gave (or −11 when no replica answered).
+    #[error("key service: {message} (code {code})")]
+    KeyService {
+        /// The national code.
+        code: i32,
+        /// What the service said, or why it could not be reached (never a key, a random or a PIN).
+        message: String,
+        /// False when no replica could be reached at all (a network fault, not a refusal).
+        reached: bool,
+    },
     /// The card broke the protocol (endless `61xx`, repeated `6Cxx`, short response, …).
     #[error(transparent)]
     Protocol(#[from] ProtocolError),

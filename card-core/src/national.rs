@@ -110,6 +110,7 @@ pub fn code(e: &Error) -> i32 {
         Error::Crypto(CryptoError::UnsupportedAlgorithm(_)) => ALGORITHM_UNSUPPORTED,
         Error::Crypto(_) => CHECK_FAILED,
         Error::National(c) => *c,
+        Error::KeyService { code, .. } => *code,
     }
 }
 

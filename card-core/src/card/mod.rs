@@ -74,6 +74,7 @@ use secrecy::SecretString;
 
 use crate::crypto::Algorithm;
 use crate::profile::{Generation, Profile};
+use crate::security::key_service::{Backend, Operation};
 use crate::security::SecurityModule;
 use crate::transport::Transport;
 use crate::Error;
@@ -319,6 +320,25 @@ impl<T: Transport> SocialSecurityCard<T> {
     /// [`Error::InternalAuthFailed`] when the answer does not match.
     pub fn authenticate_card(&mut self, sm: &dyn SecurityModule) -> Result<(), Error> {
         self.run(sm, None, |s| s.internal_auth())
+    }
+
+    /// Reads the basic information, through the key service when it must: with `sm` for a card it can read (a
+    /// generation 1 or 2 card, or a module holding RKSSSE); a generation 3 card at a terminal without RKSSSE goes
+    /// through the two-step exchange with `backend`, in the same transaction (see `two_step::read_basic_via`).
+    pub fn read_basic_via(&mut self, sm: &dyn SecurityModule, backend: &dyn Backend) -> Result<BasicInfo, Error> {
+        let SocialSecurityCard { transport, profile, cards, .. } = self;
+        let mut tx = transport.transaction()?;
+        let atr = tx.atr().to_vec();
+        let cache = cards.entry(atr).or_default();
+        two_step::read_basic_via(&mut *tx, profile, cache, sm, backend)
+    }
+
+    /// Writes items through the two-step exchange with `backend` (the key service computes the update key's
+    /// cryptogram; one DF, one key per call): Step 1, the back end's answer and Step 2 in one transaction.
+    pub fn write_items_via(&mut self, backend: &dyn Backend, address: &Address, data: &str) -> Result<(), Error> {
+        let w = self.begin_two_step_write(address, data)?;
+        let answer = backend.answer(Operation::Write, &w.step1(), Some(&w.file()))?;
+        w.finish(&answer.answer)
     }
 
     /// Starts the two-step read of the basic information for a terminal without keys (CARD-PROFILE §7):

@@ -8,6 +8,7 @@ use super::CardFacts;
 use crate::codec::RegionCode;
 use crate::crypto::ct_eq;
 use crate::profile::{ItemField, Profile};
+use crate::security::key_service::{Backend, Operation};
 use crate::security::two_step::{Step1, Step2Answer};
 use crate::security::{CardContext, SecurityModule};
 use crate::tlv::RecordTlv;
@@ -93,6 +94,68 @@ fn resume_session<'s>(
     Ok(Session::resume(tx, profile, sm, facts, generation, step1.historical_bytes.clone(), ctx, df))
 }
 
+/// Step 1 in an open session (SSSE selected): EF05's card identifier, GET CHALLENGE, fresh `R1`, `R2`, `R4`.
+fn step1_in(s: &mut Session<'_>) -> Result<Step1, Error> {
+    let (ef05, rec, _) = s
+        .df_spec(SSSE)?
+        .field(s.generation(), ItemField::CardId)
+        .ok_or_else(|| Error::UnknownCard("no card_id item in the profile".into()))?;
+    let rec = RecordTlv::parse(&s.send(&crate::command::read_record(rec, ef05.sfi)?)?)?;
+    let r3 = s.challenge(8)?;
+    new_step1(s.ctx().algorithm, s.historical_bytes().to_vec(), rec.value, &r3)
+}
+
+/// Step 2 of a read: external authentication with the back end's cryptogram (when the generation has RKSSSE),
+/// internal authentication checked against its expected answer, then the basic information.
+fn finish_read(
+    tx: &mut (dyn CardTransaction + '_),
+    profile: &Profile,
+    facts: &mut CardFacts,
+    generation: crate::profile::Generation,
+    step1: &Step1,
+    answer: &str,
+) -> Result<BasicInfo, Error> {
+    let answer: Step2Answer = answer.parse()?;
+    let replay = Replay { answer: &answer, key: "RKSSSE" };
+    let mut s = resume_session(tx, profile, &replay, facts, generation, step1, SSSE)?;
+    if s.df_spec(SSSE)?.key("RKSSSE").is_some_and(|k| k.generations.contains(s.generation())) {
+        s.external_auth_with("RKSSSE", &answer.external, &step1.r4)?;
+    }
+    let card = s.internal_auth_raw(&step1.r1, &step1.r2)?;
+    replay.check_internal_auth(s.ctx(), &step1.r1, &step1.r2, &card)?;
+    basic::read(&mut s)
+}
+
+/// The basic information in one transaction: read with `sm` when it can (a generation 1 or 2 card, or a module
+/// holding RKSSSE), else — a generation 3 card at a terminal without keys — through the two-step exchange with
+/// `backend` (the key service): Step 1, the back end's answer, Step 2, with nothing else sent in between.
+///
+/// APDUs: as [`super::SocialSecurityCard::read_basic`] when no back end is needed; 7 for a generation 3 card
+/// through the back end (SELECT, READ RECORD, GET CHALLENGE; EXTERNAL and INTERNAL AUTHENTICATE, EF05, EF06 with
+/// read-all), plus one HTTPS request.
+pub(crate) fn read_basic_via(
+    tx: &mut (dyn CardTransaction + '_),
+    profile: &Profile,
+    facts: &mut CardFacts,
+    sm: &dyn SecurityModule,
+    backend: &dyn Backend,
+) -> Result<BasicInfo, Error> {
+    let mut cache = *facts;
+    let (generation, step1) = {
+        let mut s = Session::open(&mut *tx, profile, sm, None, &mut cache, false)?;
+        let needs = s.df_spec(SSSE)?.key("RKSSSE").is_some_and(|k| k.generations.contains(s.generation()));
+        if !needs || sm.has_key(s.ctx(), "RKSSSE") {
+            let info = basic::read(&mut s);
+            *facts = cache;
+            return info;
+        }
+        (s.generation(), step1_in(&mut s)?)
+    };
+    *facts = cache;
+    let answer = backend.answer(Operation::Read, &step1.to_string(), None)?;
+    finish_read(tx, profile, facts, generation, &step1, &answer.answer)
+}
+
 impl<'a> TwoStepRead<'a> {
     pub(crate) fn begin(
         mut tx: Box<dyn CardTransaction + 'a>,
@@ -100,18 +163,11 @@ impl<'a> TwoStepRead<'a> {
         facts: &'a mut CardFacts,
     ) -> Result<Self, Error> {
         let mut cache = *facts;
-        let (generation, ctx, hist, card_id, r3) = {
+        let (generation, step1) = {
             let mut s = Session::open(&mut *tx, profile, &crate::security::NoKeys, None, &mut cache, true)?;
-            let (ef05, rec, _) = s
-                .df_spec(SSSE)?
-                .field(s.generation(), ItemField::CardId)
-                .ok_or_else(|| Error::UnknownCard("no card_id item in the profile".into()))?;
-            let rec = RecordTlv::parse(&s.send(&crate::command::read_record(rec, ef05.sfi)?)?)?;
-            let r3 = s.challenge(8)?;
-            (s.generation(), s.ctx().clone(), s.historical_bytes().to_vec(), rec.value, r3)
+            (s.generation(), step1_in(&mut s)?)
         };
         *facts = cache;
-        let step1 = new_step1(ctx.algorithm, hist, card_id, &r3)?;
         Ok(TwoStepRead { tx, profile, facts, step1, generation })
     }
 
@@ -123,16 +179,7 @@ impl<'a> TwoStepRead<'a> {
     /// Step 2: external authentication with the back end's cryptogram, internal authentication checked against
     /// its expected answer ([`Error::InternalAuthFailed`] otherwise), then the basic information.
     pub fn finish(mut self, answer: &str) -> Result<BasicInfo, Error> {
-        let answer: Step2Answer = answer.parse()?;
-        let replay = Replay { answer: &answer, key: "RKSSSE" };
-        let mut s =
-            resume_session(&mut *self.tx, self.profile, &replay, self.facts, self.generation, &self.step1, SSSE)?;
-        if s.df_spec(SSSE)?.key("RKSSSE").is_some_and(|k| k.generations.contains(s.generation())) {
-            s.external_auth_with("RKSSSE", &answer.external, &self.step1.r4)?;
-        }
-        let card = s.internal_auth_raw(&self.step1.r1, &self.step1.r2)?;
-        replay.check_internal_auth(s.ctx(), &self.step1.r1, &self.step1.r2, &card)?;
-        basic::read(&mut s)
+        finish_read(&mut *self.tx, self.profile, self.facts, self.generation, &self.step1, answer)
     }
 }
 
@@ -203,6 +250,12 @@ impl<'a> TwoStepWrite<'a> {
     /// The `…_HSM_Step1` string for the back end.
     pub fn step1(&self) -> String {
         self.step1.to_string()
+    }
+
+    /// The file to write as the key service is told it (`SSSEEF05`, `DF01EF06`: the address's first file; every
+    /// file of one exchange is in one DF under one key).
+    pub fn file(&self) -> String {
+        self.values.address.0.first().map(|seg| seg.file.clone()).unwrap_or_default()
     }
 
     /// The key (inventory name, e.g. `UKMF`, `UK_DF01`) whose cryptogram the back end must compute.

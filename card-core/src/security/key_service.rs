@@ -24,6 +24,17 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::Error;
+
+/// Where a terminal without keys gets the answers of its two-step exchanges: the key service over HTTPS (the
+/// terminal agent's `mode = "key-service"`), or a back end in-process (tests).
+///
+/// A refusal or an unreachable service is [`Error::KeyService`] with the national code.
+pub trait Backend: Send + Sync {
+    /// The answer to `step1` for `operation`; `file` names the file of a [`Operation::Write`].
+    fn answer(&self, operation: Operation, step1: &str, file: Option<&str>) -> Result<Answer, Error>;
+}
+
 /// The route a counter posts to.
 pub const ANSWERS_PATH: &str = "/v1/answers";
 

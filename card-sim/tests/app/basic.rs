@@ -3,6 +3,7 @@
 use card_core::card::SocialSecurityCard;
 use card_core::crypto::Algorithm;
 use card_core::national;
+use card_core::security::key_service::{Answer, Backend, Operation};
 use card_core::security::{two_step, LocalKeys, NoKeys};
 use card_core::transport::{RecordingTransport, TransportError};
 use card_core::Error;
@@ -147,6 +148,67 @@ fn two_step_with_a_back_end_holding_the_keys() {
     // garbage from the back end
     let session = c.begin_two_step().unwrap();
     assert!(matches!(session.finish("nonsense"), Err(Error::BadParameter(_))));
+}
+
+/// A back end in-process, counting the requests it answered.
+struct Counting {
+    keys: LocalKeys,
+    asked: std::sync::Mutex<Vec<(Operation, Option<String>)>>,
+}
+
+impl Backend for Counting {
+    fn answer(&self, operation: Operation, step1: &str, file: Option<&str>) -> Result<Answer, Error> {
+        self.asked.lock().unwrap().push((operation, file.map(str::to_owned)));
+        let key = match file {
+            Some("SSSEEF05" | "SSSEEF06") => "UKMF",
+            Some(_) => "UK_DF01",
+            None => "RKSSSE",
+        };
+        Ok(Answer { answer: two_step::backend_answer_for(&self.keys, step1, key)?, key: key.into(), version: 1 })
+    }
+}
+
+#[test]
+fn read_basic_via_a_back_end_only_when_the_card_needs_it() {
+    let backend = Counting { keys: keys(), asked: Default::default() };
+    // generation 2: read without keys, the back end is not asked (3 APDUs as a plain read)
+    let mut c = card(2, true);
+    let (info, n) = apdus(&mut c, |c| c.read_basic_via(&NoKeys, &backend));
+    assert_eq!(info.unwrap().national(&terminal()).to_string(), national("gen2-basic.txt"));
+    assert_eq!(n, 3);
+    assert!(backend.asked.lock().unwrap().is_empty());
+    // generation 3: Step 1, the back end's answer, Step 2 in one transaction: the whole holder, 7 APDUs
+    let mut c = card(3, true);
+    let (info, n) = apdus(&mut c, |c| c.read_basic_via(&NoKeys, &backend));
+    let info = info.unwrap();
+    assert_eq!(info.national(&terminal()).to_string(), national("gen3-basic.txt"));
+    assert_eq!(info.national_code(), 0);
+    assert_eq!(n, 7);
+    assert_eq!(backend.asked.lock().unwrap().as_slice(), &[(Operation::Read, None)]);
+    // a module holding RKSSSE reads by itself
+    let (info, _) = apdus(&mut c, |c| c.read_basic_via(&keys(), &backend));
+    assert_eq!(info.unwrap().national_code(), 0);
+    assert_eq!(backend.asked.lock().unwrap().len(), 1);
+    // a back end that refuses: its code comes back, nothing read
+    struct Refusing;
+    impl Backend for Refusing {
+        fn answer(&self, _: Operation, _: &str, _: Option<&str>) -> Result<Answer, Error> {
+            Err(Error::KeyService { code: -24, message: "operation not allowed".into(), reached: true })
+        }
+    }
+    let err = c.read_basic_via(&NoKeys, &Refusing).unwrap_err();
+    assert_eq!(national::code(&err), -24);
+}
+
+#[test]
+fn write_items_via_a_back_end() {
+    let backend = Counting { keys: keys(), asked: Default::default() };
+    let mut c = card(3, true);
+    let address: card_core::card::Address = "SSSEEF06|09|$".parse().unwrap();
+    c.write_items_via(&backend, &address, "SSSEEF06|李四|$").unwrap();
+    assert_eq!(backend.asked.lock().unwrap().as_slice(), &[(Operation::Write, Some("SSSEEF06".into()))]);
+    let read = c.read_items(&keys(), &address, None).unwrap();
+    assert_eq!(read.to_national(), "SSSEEF06|李四|$");
 }
 
 #[test]
