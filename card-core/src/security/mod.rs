@@ -9,6 +9,8 @@
 //! Key names are key-mgmt's inventory names ([`key_name`]): `IRK`, `UKMF`, `RKSSSE`, `PUK`, `STK`, `RLK`, `MK`
 //! in SSSE; `UK_DF01`, `RK_DF02`, `STK_DF01`, … in the applications; `MK_MF` in the MF.
 
+#[cfg(feature = "key-service")]
+pub mod key_client;
 pub mod key_service;
 pub mod local;
 pub mod two_step;

@@ -23,7 +23,9 @@ const EXIT_HELP: &str = "Exit codes:
   3  no reader, no card, card removed, the card does not respond (--card-timeout), pcscd not running
   4  the card refused (status word, wrong PIN, blocked)
   5  the card or its data is not what it should be (malformed answer, failed internal authentication)
-  6  keys: a key the operation needs is not held, or the key store cannot be opened or unlocked
+  6  keys: a key the operation needs is not held, the key store cannot be opened or unlocked, or the key
+     service refused (not allowed, rate limited, no keys for the card)
+  7  the key service cannot be reached (no replica answered)
 
 PINs are asked at the terminal without echo, or read from --pin-fd N; never from the command line.";
 
@@ -159,7 +161,8 @@ impl Failure {
                 | E::UnknownCard(_)
                 | E::CardMismatch,
             ) => 5,
-            Failure::Card(E::MissingKey { .. }) => 6,
+            Failure::Card(E::MissingKey { .. } | E::KeyService { reached: true, .. }) => 6,
+            Failure::Card(E::KeyService { reached: false, .. }) => 7,
             Failure::Card(E::Apdu(_) | E::Codec(_) | E::BadParameter(_)) => 2,
             Failure::Card(_) => 1,
         }

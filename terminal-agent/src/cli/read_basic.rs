@@ -1,6 +1,10 @@
 //! `terminal-agent read-basic`: the national iReadCardBas of the card in a reader.
 
+use std::path::PathBuf;
+use std::time::Duration;
+
 use card_core::card::{SocialSecurityCard, TerminalIds};
+use card_core::security::key_client::{ClientConfig, KeyServiceClient};
 use card_core::transport::{RecordingTransport, Transport};
 use card_core::{codec, national};
 use serde_json::json;
@@ -23,6 +27,20 @@ pub struct Args {
     /// 终端设备号 of the national string (configuration of the counter).
     #[arg(long, env = "SSCARD_DEVICE_NO", default_value = "", value_name = "ID")]
     device_no: String,
+    /// The key service (`keymgmt serve`) at this URL reads a generation 3 card for a counter without keys
+    /// (repeat for replicas: failover in order). Needs --service-ca, --terminal-no and, unless the service runs
+    /// --insecure-loopback, --client-cert and --client-key.
+    #[arg(long = "key-service", value_name = "URL")]
+    key_service: Vec<String>,
+    /// The CA of the key service's certificate (PEM).
+    #[arg(long, value_name = "FILE", requires = "key_service")]
+    service_ca: Option<PathBuf>,
+    /// The terminal's client certificate (PEM), for the key service.
+    #[arg(long, value_name = "FILE", requires = "client_key", requires = "key_service")]
+    client_cert: Option<PathBuf>,
+    /// The client certificate's private key (PEM).
+    #[arg(long, value_name = "FILE", requires = "client_cert")]
+    client_key: Option<PathBuf>,
     /// Machine-readable output: `national`, `code`, `card` (typed fields), `apdus` (count) and `exchanges`
     /// (the command-response pairs on the wire, GET RESPONSE included; PINs and keys redacted).
     #[arg(long)]
@@ -34,7 +52,23 @@ pub fn run(a: Args) -> Result<(), Failure> {
     let terminal = TerminalIds { terminal_no: a.terminal_no, device_no: a.device_no };
     let transport = RecordingTransport::new(open_reader(&a.reader)?);
     let mut card = SocialSecurityCard::new(transport).with_terminal(terminal.clone());
-    let info = card.read_basic(sm.as_ref())?;
+    let info = if a.key_service.is_empty() {
+        card.read_basic(sm.as_ref())?
+    } else {
+        let ca = a.service_ca.ok_or_else(|| Failure::Usage("--key-service needs --service-ca".into()))?;
+        if terminal.terminal_no.is_empty() {
+            return Err(Failure::Usage("--key-service needs --terminal-no (the client certificate's)".into()));
+        }
+        let client = KeyServiceClient::new(&ClientConfig {
+            urls: a.key_service,
+            terminal: terminal.terminal_no.clone(),
+            ca_file: ca,
+            client_cert: a.client_cert.zip(a.client_key),
+            timeout: Duration::from_secs(5),
+        })
+        .map_err(|e| Failure::Usage(e.to_string()))?;
+        card.read_basic_via(sm.as_ref(), &client)?
+    };
     let national_string = info.national(&terminal);
     let code = info.national_code();
     let wire = card.transport();

@@ -112,7 +112,7 @@ pub fn serve(a: ServeArgs) -> Result<(), Failure> {
     }
     config.validate().map_err(|e| Failure::Usage(e.to_string()))?;
     let keys: Box<dyn card_core::security::SecurityModule + Send + Sync> = match &config.keys {
-        KeyMode::TwoStep => Box::new(card_core::security::NoKeys),
+        KeyMode::TwoStep | KeyMode::KeyService { .. } => Box::new(card_core::security::NoKeys),
         KeyMode::Local { keystore, passphrase_file, key_file, region } => {
             KeyArgs::local(key_file.clone(), keystore.clone(), passphrase_file.clone(), region.clone()).module()?
         }

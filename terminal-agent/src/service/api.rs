@@ -323,15 +323,24 @@ pub async fn card_status(
     .into_response())
 }
 
-/// `GET /v1/readers/{index}/basic`: iReadCardBas, with the keys the agent holds.
+/// `GET /v1/readers/{index}/basic`: iReadCardBas, with the keys the agent holds — or, in `key-service` mode, a
+/// generation 3 card through the key service (Step 1, the service's answer and Step 2 in the card's transaction).
 pub async fn basic(
     State(state): State<AppState>,
     Extension(origin): Extension<RequestOrigin>,
     Path(which): Path<String>,
 ) -> ApiResult {
     let req = CardRequest::open(&state, &origin, &which, "read-basic").await?;
+    let service = state.key_service.clone();
     let info = req
-        .run_judged(CardId::From(card_id_of_basic), |card, sm| card.read_basic(sm), |info| Ok(info.national_code()))
+        .run_judged(
+            CardId::From(card_id_of_basic),
+            move |card, sm| match &service {
+                Some(backend) => card.read_basic_via(sm, backend.as_ref()),
+                None => card.read_basic(sm),
+            },
+            |info| Ok(info.national_code()),
+        )
         .await?;
     Ok(Json(basic_answer(&state, &info)).into_response())
 }
@@ -382,7 +391,12 @@ pub async fn write_items(
     let req = CardRequest::open(&state, &origin, &which, "write-items").await?;
     req.authorize(&headers, Scope::Write)?;
     let data = b.data;
-    req.run(CardId::Read, move |card, sm| card.write_items(sm, &address, &data)).await?;
+    let service = state.key_service.clone();
+    req.run(CardId::Read, move |card, sm| match &service {
+        Some(backend) => card.write_items_via(backend.as_ref(), &address, &data),
+        None => card.write_items(sm, &address, &data),
+    })
+    .await?;
     Ok(Json(json!({ "address": b.address, "written": true })).into_response())
 }
 

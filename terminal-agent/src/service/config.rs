@@ -16,7 +16,14 @@
 //! mode = "two-step"                             # the back end's HSM answers; the agent holds no keys
 //! # mode = "local", keystore = "keys.db", passphrase_file = "pass", region = "371700"
 //! # mode = "local", key_file = "fixtures/cards/test-keys.toml", region = "371700"   (tests and demos)
+//! # mode = "key-service", urls = ["https://keys1.example:8443", "https://keys2.example:8443"],
+//! #   ca_file = "province-ca.pem", cert_file = "terminal.pem", key_file = "terminal-key.pem"
 //! ```
+//!
+//! With `mode = "key-service"` the agent holds no keys and asks the province's key service (`keymgmt serve`)
+//! itself: a generation 3 card's basic information and every write go through the two-step exchange, Step 1 →
+//! the service → Step 2 inside the card's transaction; with several URLs it fails over when a replica is down.
+//! The terminal number (`terminal_no`) must be the one of the client certificate.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -50,6 +57,49 @@ pub enum KeyMode {
         #[serde(default = "default_region")]
         region: String,
     },
+    /// No keys in the agent: it asks the key service (`keymgmt serve`) over mutual TLS.
+    KeyService {
+        /// The replicas' base URLs, tried in order (failover).
+        urls: Vec<String>,
+        /// The CA of the service's certificate (PEM).
+        ca_file: PathBuf,
+        /// The terminal's client certificate (PEM).
+        #[serde(default)]
+        cert_file: Option<PathBuf>,
+        /// Its private key (PEM).
+        #[serde(default)]
+        key_file: Option<PathBuf>,
+        /// The longest wait for one replica, in milliseconds (default 5000).
+        #[serde(default)]
+        timeout_ms: Option<u64>,
+    },
+}
+
+impl KeyMode {
+    /// The key service client of a `key-service` mode (its files are read here); `None` for the other modes.
+    pub fn key_service_client(
+        &self,
+        terminal_no: &str,
+    ) -> Result<Option<card_core::security::key_client::KeyServiceClient>, ConfigError> {
+        let KeyMode::KeyService { urls, ca_file, cert_file, key_file, timeout_ms } = self else {
+            return Ok(None);
+        };
+        let client_cert = match (cert_file, key_file) {
+            (Some(c), Some(k)) => Some((c.clone(), k.clone())),
+            (None, None) => None,
+            _ => return Err(ConfigError::Invalid("keys: cert_file and key_file go together".into())),
+        };
+        let config = card_core::security::key_client::ClientConfig {
+            urls: urls.clone(),
+            terminal: terminal_no.to_owned(),
+            ca_file: ca_file.clone(),
+            client_cert,
+            timeout: Duration::from_millis(timeout_ms.unwrap_or(5000)),
+        };
+        card_core::security::key_client::KeyServiceClient::new(&config)
+            .map(Some)
+            .map_err(|e| ConfigError::Invalid(format!("keys: {e}")))
+    }
 }
 
 fn default_region() -> String {
@@ -299,6 +349,13 @@ impl Config {
                 key_file: key_file.map(resolve),
                 region,
             },
+            KeyMode::KeyService { urls, ca_file, cert_file, key_file, timeout_ms } => KeyMode::KeyService {
+                urls,
+                ca_file: resolve(ca_file),
+                cert_file: cert_file.map(resolve),
+                key_file: key_file.map(resolve),
+                timeout_ms,
+            },
         };
         Ok(c)
     }
@@ -317,6 +374,16 @@ impl Config {
                     return Err(ConfigError::Invalid("keys: a keystore needs its passphrase_file".into()))
                 }
                 _ => {}
+            }
+        }
+        if let KeyMode::KeyService { urls, .. } = &self.keys {
+            if urls.is_empty() {
+                return Err(ConfigError::Invalid("keys: mode key-service needs at least one URL in urls".into()));
+            }
+            if self.terminal_no.is_empty() {
+                return Err(ConfigError::Invalid(
+                    "keys: mode key-service needs terminal_no (the terminal number of the client certificate)".into(),
+                ));
             }
         }
         if self.header_read_timeout.is_zero() {

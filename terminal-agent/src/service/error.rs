@@ -139,6 +139,16 @@ fn describe(e: &Error) -> (StatusCode, &'static str, String) {
             "bad_request",
             "the address or the data does not fit the card (items, lengths or characters)",
         ),
+        Error::KeyService { reached: false, .. } => fixed(
+            S::SERVICE_UNAVAILABLE,
+            "key_service_unreachable",
+            "the key service cannot be reached; tell the help desk the code",
+        ),
+        Error::KeyService { .. } => fixed(
+            S::BAD_GATEWAY,
+            "key_service_refused",
+            "the key service refused the request for this card or terminal; tell the help desk the code",
+        ),
         Error::CardData(_) => fixed(S::BAD_GATEWAY, "card_error", "the card's data is malformed"),
         Error::UnknownCard(_) => fixed(S::BAD_GATEWAY, "card_error", "not a supported social security card"),
         Error::InternalAuthFailed => {

@@ -33,6 +33,7 @@ use axum::routing::{get, post};
 use axum::Router;
 use card_core::card::TerminalIds;
 use card_core::profile::Profile;
+use card_core::security::key_service::Backend;
 use card_core::security::SecurityModule;
 use card_core::transport::ReaderSelector;
 use tokio::net::TcpListener;
@@ -69,6 +70,9 @@ pub struct Shared {
     pub preferred: Option<card_core::transport::ReaderSelector>,
     /// Where readers and cards come from (the pool holds the same).
     pub connector: Arc<dyn CardConnector>,
+    /// The key service (`[keys] mode = "key-service"`): the back end of the two-step exchanges the agent runs
+    /// itself for a generation 3 card's basic information and for writes.
+    pub key_service: Option<Arc<dyn Backend>>,
 }
 
 impl Shared {
@@ -85,6 +89,8 @@ impl Shared {
             path: config.audit_log.as_ref().map(|p| p.display().to_string()).unwrap_or_default(),
             source,
         })?;
+        let key_service =
+            config.keys.key_service_client(&config.terminal_no)?.map(|c| Arc::new(c) as Arc<dyn Backend>);
         let terminal = TerminalIds { terminal_no: config.terminal_no.clone(), device_no: config.device_no.clone() };
         let pool = ReaderPool::with_connector(
             PoolConfig {
@@ -117,6 +123,7 @@ impl Shared {
             two_step_secs: config.two_step_timeout.as_secs(),
             preferred: config.reader.as_deref().map(|r| r.parse().unwrap_or(ReaderSelector::Index(0))),
             connector,
+            key_service,
         }))
     }
 }
