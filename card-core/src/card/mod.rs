@@ -74,7 +74,7 @@ use secrecy::SecretString;
 
 use crate::crypto::Algorithm;
 use crate::profile::{Generation, Profile};
-use crate::security::key_service::{Backend, Operation};
+use crate::security::key_service::{Backend, Operation, Query};
 use crate::security::SecurityModule;
 use crate::transport::Transport;
 use crate::Error;
@@ -301,6 +301,18 @@ impl<T: Transport> SocialSecurityCard<T> {
         self.run(sm, None, |s| pin::reload(s, new))
     }
 
+    /// RELOAD PIN with the MAC from `backend` (the key service holds RLK): the card named by a Step1 string,
+    /// the new PIN sent inside the service's TLS connection (the national HSM form carries it the same way).
+    pub fn reload_pin_via(&mut self, backend: &dyn Backend, new: &SecretString) -> Result<(), Error> {
+        self.run(&crate::security::NoKeys, None, |s| pin::reload_via(s, backend, new))
+    }
+
+    /// PIN UNBLOCK with the secure data and MAC from `backend` (the key service holds PUK), for the card's
+    /// fresh challenge.
+    pub fn unblock_pin_via(&mut self, backend: &dyn Backend, new: &SecretString) -> Result<(), Error> {
+        self.run(&crate::security::NoKeys, None, |s| pin::unblock_via(s, backend, new))
+    }
+
     /// PIN UNBLOCK (`84 24`, the new PIN as secure data under PUK, MAC under PUK with a fresh challenge).
     pub fn unblock_pin(&mut self, sm: &dyn SecurityModule, new: &SecretString) -> Result<(), Error> {
         self.run(sm, None, |s| pin::unblock(s, new))
@@ -337,7 +349,8 @@ impl<T: Transport> SocialSecurityCard<T> {
     /// cryptogram; one DF, one key per call): Step 1, the back end's answer and Step 2 in one transaction.
     pub fn write_items_via(&mut self, backend: &dyn Backend, address: &Address, data: &str) -> Result<(), Error> {
         let w = self.begin_two_step_write(address, data)?;
-        let answer = backend.answer(Operation::Write, &w.step1(), Some(&w.file()))?;
+        let (step1, file) = (w.step1(), w.file());
+        let answer = backend.answer(&Query { file: Some(&file), ..Query::new(Operation::Write, &step1) })?;
         w.finish(&answer.answer)
     }
 

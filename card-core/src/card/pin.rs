@@ -6,7 +6,10 @@ use secrecy::SecretString;
 use super::session::{Session, SSSE};
 use crate::apdu::StatusWord;
 use crate::command;
+use crate::codec::hex_upper;
 use crate::security::key_name;
+use crate::security::key_service::{Backend, Operation, Query};
+use zeroize::Zeroizing;
 use crate::Error;
 
 /// A PIN command's status word as an error.
@@ -49,6 +52,49 @@ pub(crate) fn unblock(s: &mut Session<'_>, new: &SecretString) -> Result<(), Err
     }
     let enc = s.secure_data("PUK", &pin)?;
     pin_status(s.line_protected("PUK", command::PIN_UNBLOCK, &enc, true)?.sw())
+}
+
+/// The hex fields of a back end's PIN answer.
+fn answer_bytes(answer: &str) -> Result<Vec<u8>, Error> {
+    let text = answer.trim_end_matches(['\r', '\n', '\0']).strip_suffix('|').unwrap_or(answer);
+    if text.contains('|') {
+        return Err(Error::BadParameter("key service: a PIN answer is one field".into()));
+    }
+    crate::codec::parse_hex(text).map_err(|_| Error::BadParameter("key service: a PIN answer is hex".into()))
+}
+
+/// RELOAD PIN with the MAC of a back end (key service, [`Operation::PinReload`]): Step1 names the card,
+/// Step2 is `<new PIN BCD hex>|`, the answer `<MAC 8 hex>|`.
+pub(crate) fn reload_via(s: &mut Session<'_>, backend: &dyn Backend, new: &SecretString) -> Result<(), Error> {
+    s.select_df(SSSE)?;
+    let step1 = super::two_step::step1_in(s)?.to_string();
+    let pin = s.pin_bytes(new)?;
+    let step2 = Zeroizing::new(format!("{}|", hex_upper(&pin)));
+    let answer = backend.answer(&Query { step2: Some(&step2), ..Query::new(Operation::PinReload, &step1) })?;
+    let mac: [u8; 4] = answer_bytes(&answer.answer)?
+        .try_into()
+        .map_err(|_| Error::BadParameter("key service: a RELOAD PIN MAC is 8 hex digits".into()))?;
+    pin_status(s.send_raw(&command::reload_pin(&pin, &mac)?)?.sw())
+}
+
+/// PIN UNBLOCK with the secure data and MAC of a back end ([`Operation::PinUnblock`]): Step2 is
+/// `<card challenge>|<CLA INS P1 P2>|<new PIN BCD>|` (hex), the answer `<ENC_PUK(Ld ‖ PIN ‖ pad)><MAC>|`.
+pub(crate) fn unblock_via(s: &mut Session<'_>, backend: &dyn Backend, new: &SecretString) -> Result<(), Error> {
+    s.select_df(SSSE)?;
+    let step1 = super::two_step::step1_in(s)?.to_string();
+    let pin = s.pin_bytes(new)?;
+    let challenge = s.challenge(command::mac_challenge_len(s.ctx().algorithm))?;
+    let header = command::PIN_UNBLOCK;
+    let step2 = Zeroizing::new(format!("{}|{}|{}|", hex_upper(&challenge), hex_upper(&header), hex_upper(&pin)));
+    let answer = backend.answer(&Query { step2: Some(&step2), ..Query::new(Operation::PinUnblock, &step1) })?;
+    let body = answer_bytes(&answer.answer)?;
+    // secure data of whole cipher blocks, then the 4-byte MAC
+    if body.len() < 12 || (body.len() - 4) % 8 != 0 {
+        return Err(Error::BadParameter("key service: a PIN UNBLOCK answer is secure data and a MAC".into()));
+    }
+    let [cla, ins, p1, p2] = header;
+    let cmd = crate::apdu::Command::new(cla, crate::apdu::Ins(ins), p1, p2).with_data(body)?.sensitive();
+    pin_status(s.send_raw(&cmd)?.sw())
 }
 
 /// APPLICATION BLOCK (`84 1E`) or UNBLOCK (`84 18`) of `df` with its STK. SELECT of a blocked application

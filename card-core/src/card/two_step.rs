@@ -8,7 +8,7 @@ use super::CardFacts;
 use crate::codec::RegionCode;
 use crate::crypto::ct_eq;
 use crate::profile::{ItemField, Profile};
-use crate::security::key_service::{Backend, Operation};
+use crate::security::key_service::{Backend, Operation, Query};
 use crate::security::two_step::{Step1, Step2Answer};
 use crate::security::{CardContext, SecurityModule};
 use crate::tlv::RecordTlv;
@@ -95,7 +95,7 @@ fn resume_session<'s>(
 }
 
 /// Step 1 in an open session (SSSE selected): EF05's card identifier, GET CHALLENGE, fresh `R1`, `R2`, `R4`.
-fn step1_in(s: &mut Session<'_>) -> Result<Step1, Error> {
+pub(crate) fn step1_in(s: &mut Session<'_>) -> Result<Step1, Error> {
     let (ef05, rec, _) = s
         .df_spec(SSSE)?
         .field(s.generation(), ItemField::CardId)
@@ -152,7 +152,7 @@ pub(crate) fn read_basic_via(
         (s.generation(), step1_in(&mut s)?)
     };
     *facts = cache;
-    let answer = backend.answer(Operation::Read, &step1.to_string(), None)?;
+    let answer = backend.answer(&Query::new(Operation::Read, &step1.to_string()))?;
     finish_read(tx, profile, facts, generation, &step1, &answer.answer)
 }
 

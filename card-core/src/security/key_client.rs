@@ -17,7 +17,9 @@ use std::time::Duration;
 
 use ureq::tls::{Certificate, ClientCert, PemItem, PrivateKey, RootCerts, TlsConfig};
 
-use super::key_service::{Answer, AnswerRequest, Backend, Operation, Refusal, ANSWERS_PATH};
+use zeroize::{Zeroize, Zeroizing};
+
+use super::key_service::{Answer, AnswerRequest, Backend, Query, Refusal, ANSWERS_PATH};
 use crate::national;
 use crate::Error;
 
@@ -175,21 +177,27 @@ impl KeyServiceClient {
 }
 
 impl Backend for KeyServiceClient {
-    fn answer(&self, operation: Operation, step1: &str, file: Option<&str>) -> Result<Answer, Error> {
+    fn answer(&self, query: &Query<'_>) -> Result<Answer, Error> {
         let request = AnswerRequest {
-            operation,
-            step1: step1.to_owned(),
+            operation: query.operation,
+            step1: query.step1.to_owned(),
             terminal: self.terminal.clone(),
-            file: file.map(str::to_owned),
-            step2: None,
+            file: query.file.map(str::to_owned),
+            step2: query.step2.map(str::to_owned),
         };
-        let body = serde_json::to_vec(&request).map_err(|e| Error::BadParameter(format!("key service request: {e}")))?;
+        // the body of a PIN operation holds the new PIN: both are wiped after the request
+        let body = Zeroizing::new(
+            serde_json::to_vec(&request).map_err(|e| Error::BadParameter(format!("key service request: {e}")))?,
+        );
+        if let Some(mut step2) = request.step2 {
+            step2.zeroize();
+        }
         let first = self.preferred.load(Ordering::Relaxed) % self.urls.len();
         let mut failures = Vec::new();
         for i in 0..self.urls.len() {
             let n = (first + i) % self.urls.len();
             let url = &self.urls[n];
-            match self.ask(url, &body) {
+            match self.ask(url, body.as_slice()) {
                 Outcome::Answered(a) => {
                     self.preferred.store(n, Ordering::Relaxed);
                     return Ok(a);

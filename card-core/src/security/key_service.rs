@@ -31,8 +31,38 @@ use crate::Error;
 ///
 /// A refusal or an unreachable service is [`Error::KeyService`] with the national code.
 pub trait Backend: Send + Sync {
-    /// The answer to `step1` for `operation`; `file` names the file of a [`Operation::Write`].
-    fn answer(&self, operation: Operation, step1: &str, file: Option<&str>) -> Result<Answer, Error>;
+    /// The answer to `query` (the terminal number is the backend's own).
+    fn answer(&self, query: &Query<'_>) -> Result<Answer, Error>;
+}
+
+/// What a terminal asks a [`Backend`]: an [`AnswerRequest`] without the terminal number.
+#[derive(Clone, Copy)]
+pub struct Query<'a> {
+    /// What to compute.
+    pub operation: Operation,
+    /// The Step1 string.
+    pub step1: &'a str,
+    /// [`Operation::Write`]: the file to write.
+    pub file: Option<&'a str>,
+    /// PIN operations: the second string (holds the new PIN: never logged).
+    pub step2: Option<&'a str>,
+}
+
+impl<'a> Query<'a> {
+    /// A query of `operation` for `step1`, without file or second string.
+    pub fn new(operation: Operation, step1: &'a str) -> Self {
+        Query { operation, step1, file: None, step2: None }
+    }
+}
+
+impl std::fmt::Debug for Query<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Query")
+            .field("operation", &self.operation)
+            .field("file", &self.file)
+            .field("step2", &self.step2.map(|_| "[REDACTED]"))
+            .finish_non_exhaustive()
+    }
 }
 
 /// The route a counter posts to.

@@ -212,6 +212,52 @@ pub fn backend_answer_for(local: &LocalKeys, step1: &str, key: &str) -> Result<S
     Ok(Step2Answer { internal, external }.national(&s))
 }
 
+/// One hex field of a PIN operation's Step2 string.
+fn pin_field(text: &str, what: &str) -> Result<Vec<u8>, Error> {
+    parse_hex(text).map_err(|_| bad(&format!("{what} is not hex")))
+}
+
+/// The back end of a RELOAD PIN (key service `pin-reload`): Step2 `<new PIN BCD hex>|` → `<MAC 8 hex>|`, the
+/// §6.4 MAC with the card's RLK and a zero IV over the new PIN.
+pub fn backend_pin_reload(local: &LocalKeys, step1: &str, step2: &str) -> Result<String, Error> {
+    let card = step1.parse::<Step1>()?.card_context()?;
+    let f = fields(step2, 1, "pin-reload step 2")?;
+    let pin = zeroize::Zeroizing::new(pin_field(&f[0], "the new PIN")?);
+    if pin.is_empty() || pin.len() > 8 {
+        return Err(bad("the new PIN must be 1 to 8 BCD bytes"));
+    }
+    let mac = local.line_mac_zero_iv(&card, "RLK", &pin)?;
+    Ok(format!("{}|", hex_upper(&mac)))
+}
+
+/// The back end of a PIN UNBLOCK (key service `pin-unblock`): Step2 `<card challenge>|<CLA INS P1 P2>|<new PIN
+/// BCD>|` → `<ENC_PUK(Ld ‖ PIN ‖ pad)><MAC>|`: the secure data (§6.5) and the line-protection MAC (§6.4) over
+/// `CLA INS P1 P2 Lc' ‖ secure data` with the card's challenge, both under the card's PUK.
+pub fn backend_pin_unblock(local: &LocalKeys, step1: &str, step2: &str) -> Result<String, Error> {
+    let card = step1.parse::<Step1>()?.card_context()?;
+    let f = fields(step2, 3, "pin-unblock step 2")?;
+    let challenge = pin_field(&f[0], "the challenge")?;
+    if challenge.len() != crate::command::mac_challenge_len(card.algorithm) as usize {
+        return Err(bad("the challenge's length does not fit the card's algorithm"));
+    }
+    let header: [u8; 4] =
+        pin_field(&f[1], "the header")?.try_into().map_err(|_| bad("the header is CLA INS P1 P2, 8 hex digits"))?;
+    if header != crate::command::PIN_UNBLOCK {
+        return Err(bad("the header is not PIN UNBLOCK's"));
+    }
+    let pin = zeroize::Zeroizing::new(pin_field(&f[2], "the new PIN")?);
+    if pin.is_empty() || pin.len() > 8 {
+        return Err(bad("the new PIN must be 1 to 8 BCD bytes"));
+    }
+    let enc = local.secure_data(&card, "PUK", &pin)?;
+    let lc = u8::try_from(enc.len() + 4).map_err(|_| bad("secure data too long"))?;
+    let mut input = header.to_vec();
+    input.push(lc);
+    input.extend_from_slice(&enc);
+    let mac = local.line_mac(&card, "PUK", &challenge, &input)?;
+    Ok(format!("{}{}|", hex_upper(&enc), hex_upper(&mac)))
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {

@@ -3,7 +3,7 @@
 use card_core::card::SocialSecurityCard;
 use card_core::crypto::Algorithm;
 use card_core::national;
-use card_core::security::key_service::{Answer, Backend, Operation};
+use card_core::security::key_service::{Answer, Backend, Operation, Query};
 use card_core::security::{two_step, LocalKeys, NoKeys};
 use card_core::transport::{RecordingTransport, TransportError};
 use card_core::Error;
@@ -157,14 +157,19 @@ struct Counting {
 }
 
 impl Backend for Counting {
-    fn answer(&self, operation: Operation, step1: &str, file: Option<&str>) -> Result<Answer, Error> {
-        self.asked.lock().unwrap().push((operation, file.map(str::to_owned)));
-        let key = match file {
-            Some("SSSEEF05" | "SSSEEF06") => "UKMF",
-            Some(_) => "UK_DF01",
-            None => "RKSSSE",
+    fn answer(&self, q: &Query<'_>) -> Result<Answer, Error> {
+        self.asked.lock().unwrap().push((q.operation, q.file.map(str::to_owned)));
+        let step2 = q.step2.unwrap_or_default();
+        let (answer, key) = match (q.operation, q.file) {
+            (Operation::PinReload, _) => (two_step::backend_pin_reload(&self.keys, q.step1, step2)?, "RLK"),
+            (Operation::PinUnblock, _) => (two_step::backend_pin_unblock(&self.keys, q.step1, step2)?, "PUK"),
+            (_, Some(file)) => {
+                let key = if file.starts_with("SSSE") { "UKMF" } else { "UK_DF01" };
+                (two_step::backend_answer_for(&self.keys, q.step1, key)?, key)
+            }
+            (_, None) => (two_step::backend_answer(&self.keys, q.step1)?, "RKSSSE"),
         };
-        Ok(Answer { answer: two_step::backend_answer_for(&self.keys, step1, key)?, key: key.into(), version: 1 })
+        Ok(Answer { answer, key: key.into(), version: 1 })
     }
 }
 
@@ -192,7 +197,7 @@ fn read_basic_via_a_back_end_only_when_the_card_needs_it() {
     // a back end that refuses: its code comes back, nothing read
     struct Refusing;
     impl Backend for Refusing {
-        fn answer(&self, _: Operation, _: &str, _: Option<&str>) -> Result<Answer, Error> {
+        fn answer(&self, _: &Query<'_>) -> Result<Answer, Error> {
             Err(Error::KeyService { code: -24, message: "operation not allowed".into(), reached: true })
         }
     }
@@ -209,6 +214,33 @@ fn write_items_via_a_back_end() {
     assert_eq!(backend.asked.lock().unwrap().as_slice(), &[(Operation::Write, Some("SSSEEF06".into()))]);
     let read = c.read_items(&keys(), &address, None).unwrap();
     assert_eq!(read.to_national(), "SSSEEF06|李四|$");
+}
+
+#[test]
+fn pin_reload_and_unblock_via_a_back_end_are_accepted_by_the_card() {
+    use secrecy::SecretString;
+    for gen in [2, 3] {
+        let backend = Counting { keys: keys(), asked: Default::default() };
+        let mut c = card(gen, true);
+        // block the PIN with wrong tries, unblock through the back end, then the new PIN verifies
+        while !matches!(c.verify_pin(&SecretString::from("999999")), Err(Error::PinBlocked)) {}
+        c.unblock_pin_via(&backend, &SecretString::from("654321")).unwrap();
+        c.verify_pin(&SecretString::from("654321")).unwrap();
+        c.reload_pin_via(&backend, &SecretString::from("112233")).unwrap();
+        c.verify_pin(&SecretString::from("112233")).unwrap();
+        assert!(matches!(c.verify_pin(&SecretString::from("654321")), Err(Error::WrongPin { .. })), "gen {gen}");
+        let asked: Vec<Operation> = backend.asked.lock().unwrap().iter().map(|(o, _)| *o).collect();
+        assert_eq!(asked, [Operation::PinUnblock, Operation::PinReload]);
+        // a MAC that is not the card's: refused by the card, the PIN unchanged
+        struct Wrong;
+        impl Backend for Wrong {
+            fn answer(&self, _: &Query<'_>) -> Result<Answer, Error> {
+                Ok(Answer { answer: "01020304|".into(), key: "RLK".into(), version: 1 })
+            }
+        }
+        assert!(matches!(c.reload_pin_via(&Wrong, &SecretString::from("445566")), Err(Error::Card(_))));
+        c.verify_pin(&SecretString::from("112233")).unwrap();
+    }
 }
 
 #[test]
