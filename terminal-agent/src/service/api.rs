@@ -447,7 +447,8 @@ fn need(v: Option<SecretString>, field: &str) -> Result<SecretString, ApiError> 
 }
 
 /// `POST /v1/readers/{index}/pin/{op}` with op `verify` (pin), `change` (old_pin, new_pin), `reload` (new_pin,
-/// with the reload key), `unblock` (new_pin, with the unblock key). Token scope `pin`; rate-limited per reader.
+/// with the reload key), `unblock` (new_pin, with the unblock key) — in `key-service` mode the service computes
+/// reload's MAC and unblock's secure data and MAC. Token scope `pin`; rate-limited per reader.
 pub async fn pin(
     State(state): State<AppState>,
     Extension(origin): Extension<RequestOrigin>,
@@ -487,11 +488,21 @@ pub async fn pin(
         }
         "pin-reload" => {
             let new = need(b.new_pin, "new_pin")?;
-            req.run(CardId::Read, move |card, sm| card.reload_pin(sm, &new)).await?;
+            let service = state.key_service.clone();
+            req.run(CardId::Read, move |card, sm| match &service {
+                Some(backend) => card.reload_pin_via(backend.as_ref(), &new),
+                None => card.reload_pin(sm, &new),
+            })
+            .await?;
         }
         _ => {
             let new = need(b.new_pin, "new_pin")?;
-            req.run(CardId::Read, move |card, sm| card.unblock_pin(sm, &new)).await?;
+            let service = state.key_service.clone();
+            req.run(CardId::Read, move |card, sm| match &service {
+                Some(backend) => card.unblock_pin_via(backend.as_ref(), &new),
+                None => card.unblock_pin(sm, &new),
+            })
+            .await?;
         }
     }
     Ok(Json(json!({ "ok": true })).into_response())
