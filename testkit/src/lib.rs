@@ -7,6 +7,7 @@
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
 
 pub mod http;
+pub mod pki;
 pub mod pcscd;
 pub mod script;
 
