@@ -47,11 +47,7 @@ fn row(what: String, mut lat: Vec<Duration>, secs: f64) -> Row {
 }
 
 fn main() {
-    let secs: f64 = std::env::args()
-        .skip_while(|a| a != "--secs")
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(5.0);
+    let secs: f64 = std::env::args().skip_while(|a| a != "--secs").nth(1).and_then(|s| s.parse().ok()).unwrap_or(5.0);
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let store = d.join("keys.db");
@@ -129,9 +125,7 @@ fn main() {
         for c in 0..conns {
             let (agent, url, barrier) = (agent(), url.clone(), barrier.clone());
             handles.push(std::thread::spawn(move || {
-                let body = |i: u64| {
-                    format!(r#"{{"operation":"read","step1":"{}","terminal":"{T1}"}}"#, step1(i))
-                };
+                let body = |i: u64| format!(r#"{{"operation":"read","step1":"{}","terminal":"{T1}"}}"#, step1(i));
                 // the connection: handshake once, then keep-alive
                 let r = agent.post(&url).header("content-type", "application/json").send(body(0)).unwrap();
                 assert_eq!(r.status(), 200);

@@ -93,7 +93,12 @@ impl Service {
         let cfg = dir.join("key-service.toml");
         std::fs::write(&cfg, config).unwrap();
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_keymgmt"));
-        cmd.arg("--passphrase-file").arg(dir.join("pass.txt")).arg("--no-syslog").arg("serve").arg("--config").arg(&cfg);
+        cmd.arg("--passphrase-file")
+            .arg(dir.join("pass.txt"))
+            .arg("--no-syslog")
+            .arg("serve")
+            .arg("--config")
+            .arg(&cfg);
         if insecure {
             cmd.arg("--insecure-loopback");
         }
@@ -178,18 +183,16 @@ fn post(agent: &ureq::Agent, url: &str, body: &Value) -> Result<(u16, Value), St
 }
 
 fn post_raw(agent: &ureq::Agent, url: &str, body: &str) -> Result<(u16, Value), String> {
-    let mut resp = agent
-        .post(url)
-        .header("content-type", "application/json")
-        .send(body)
-        .map_err(|e| e.to_string())?;
+    let mut resp = agent.post(url).header("content-type", "application/json").send(body).map_err(|e| e.to_string())?;
     let status = resp.status().as_u16();
     let text = resp.body_mut().read_to_string().map_err(|e| e.to_string())?;
     Ok((status, serde_json::from_str(&text).unwrap_or(Value::String(text))))
 }
 
 fn card(gen: u8) -> SocialSecurityCard<SimTransport> {
-    SocialSecurityCard::new(SimTransport::new(Card::load(repo(&format!("fixtures/cards/gen{gen}-personalized.json"))).unwrap()))
+    SocialSecurityCard::new(SimTransport::new(
+        Card::load(repo(&format!("fixtures/cards/gen{gen}-personalized.json"))).unwrap(),
+    ))
 }
 
 fn config(dir: &Path, pki: &Pki, server: &Issued, extra: &str) -> String {
@@ -297,9 +300,10 @@ fn answers_are_what_the_cards_accept() {
         session.finish(&answer).unwrap();
 
         // write, DF01 and SSSE
-        for (addr, data, file, key) in
-            [("DF01EF06|23|$", "DF01EF06|济南市|$", "DF01EF06", "UK_DF01"), ("SSSEEF06|0A|$", "SSSEEF06|2|$", "SSSEEF06", "UKMF")]
-        {
+        for (addr, data, file, key) in [
+            ("DF01EF06|23|$", "DF01EF06|济南市|$", "DF01EF06", "UK_DF01"),
+            ("SSSEEF06|0A|$", "SSSEEF06|2|$", "SSSEEF06", "UKMF"),
+        ] {
             let address: Address = addr.parse().unwrap();
             let wr = c.begin_two_step_write(&address, data).unwrap();
             assert_eq!(wr.key(), key);
@@ -439,7 +443,11 @@ fn refusals_audit_and_secrets() {
     std::fs::write(dir.join("revoked.txt"), format!("# lost\n{}\n", t4cert.serial)).unwrap();
     svc.hup();
     refused(&t4, &read_req(&step1, "371700000002"), 403, -24);
-    assert_eq!(post(&t2, &url, &read_req(&step1, "371700000002")).unwrap().0, 200, "another certificate of the terminal");
+    assert_eq!(
+        post(&t2, &url, &read_req(&step1, "371700000002")).unwrap().0,
+        200,
+        "another certificate of the terminal"
+    );
 
     // the card still accepts the first answer (nothing above touched it)
     session.finish(&answer).unwrap();
@@ -453,10 +461,16 @@ fn refusals_audit_and_secrets() {
     assert!(lines.iter().filter(|l| l["event"] == "tls").count() >= 3, "{text}");
     assert!(lines.iter().any(|l| l["result"] == "refused" && l["status"] == 429));
     assert!(lines.iter().any(|l| l["cert_serial"] == t4cert.serial.as_str() && l["status"] == 403));
-    assert!(lines.iter().filter(|l| l["event"] == "answer").all(|l| l["client"].as_str().unwrap().starts_with("127.0.0.1:")));
+    assert!(lines
+        .iter()
+        .filter(|l| l["event"] == "answer")
+        .all(|l| l["client"].as_str().unwrap().starts_with("127.0.0.1:")));
     let ok_line = lines.iter().find(|l| l["result"] == "ok").unwrap();
     assert_eq!(ok_line["card_id"], fields[3]);
-    assert_eq!((ok_line["key"].as_str(), ok_line["version"].as_u64(), ok_line["code"].as_i64()), (Some("RKSSSE"), Some(2), Some(0)));
+    assert_eq!(
+        (ok_line["key"].as_str(), ok_line["version"].as_u64(), ok_line["code"].as_i64()),
+        (Some("RKSSSE"), Some(2), Some(0))
+    );
 
     // no key, cryptogram, random, PIN or Step1 in the log or on stderr
     let mut secrets: Vec<String> = fields[4..8].iter().map(|s| s.to_string()).collect();
@@ -501,7 +515,11 @@ fn rotation_and_the_journal() {
     let step1 = session.step1();
     drop(session);
     let card_id = step1.split('|').nth(3).unwrap().to_string();
-    conn.execute("INSERT INTO cards (card_id, key_versions) VALUES (?1, ?2)", rusqlite::params![card_id, r#"{"RKSSSE":2,"IRK":2}"#]).unwrap();
+    conn.execute(
+        "INSERT INTO cards (card_id, key_versions) VALUES (?1, ?2)",
+        rusqlite::params![card_id, r#"{"RKSSSE":2,"IRK":2}"#],
+    )
+    .unwrap();
     drop(conn);
     let extra = format!("journal = \"{}\"\n", journal.display());
     // `journal` must come before the tables: put it first

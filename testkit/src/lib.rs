@@ -7,8 +7,8 @@
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
 
 pub mod http;
-pub mod pki;
 pub mod pcscd;
+pub mod pki;
 pub mod script;
 
 use std::fs::File;

@@ -76,19 +76,19 @@ struct Loader {
 impl Loader {
     fn load(&self, typed: Option<&[Secret]>) -> Result<Arc<dyn KeySource>> {
         let mut store = KeyStore::open_with(&self.store, self.outside.clone())?;
-        let unlocked = match (&self.unlock, typed) {
-            (Unlock::Passphrase(p), _) => {
-                let pass = read_passphrase(p)?;
-                store.unlock_with_passphrase(pass.as_bytes())
-            }
-            (Unlock::Components(files), _) => store.unlock_with_components(&read_component_files(files, KBPK_LEN)?),
-            (Unlock::Typed, Some(c)) => store.unlock_with_components(c),
-            (Unlock::Typed, None) => {
-                return Err(Error::InvalidInput(
-                    "the store was unlocked with components typed at a terminal: restart the service to reload keys".into(),
-                ))
-            }
-        };
+        let unlocked =
+            match (&self.unlock, typed) {
+                (Unlock::Passphrase(p), _) => {
+                    let pass = read_passphrase(p)?;
+                    store.unlock_with_passphrase(pass.as_bytes())
+                }
+                (Unlock::Components(files), _) => store.unlock_with_components(&read_component_files(files, KBPK_LEN)?),
+                (Unlock::Typed, Some(c)) => store.unlock_with_components(c),
+                (Unlock::Typed, None) => return Err(Error::InvalidInput(
+                    "the store was unlocked with components typed at a terminal: restart the service to reload keys"
+                        .into(),
+                )),
+            };
         for w in store.warnings() {
             eprintln!("keymgmt serve: warning: {w}");
         }
@@ -142,7 +142,9 @@ pub(super) fn run(g: &Global, a: Args) -> Result<()> {
         println!("keymgmt serve: listening on {scheme}://{}", server.local_addr());
         let _ = std::io::stdout().flush();
         if a.insecure_loopback {
-            eprintln!("keymgmt serve: warning: plain HTTP (--insecure-loopback): the terminal is taken from the request");
+            eprintln!(
+                "keymgmt serve: warning: plain HTTP (--insecure-loopback): the terminal is taken from the request"
+            );
         }
         let loader = Arc::new(loader);
         let reload: Arc<dyn Fn() -> Result<Arc<dyn KeySource>> + Send + Sync> = Arc::new(move || loader.load(None));

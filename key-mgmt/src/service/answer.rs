@@ -121,15 +121,18 @@ fn parse_step1(text: &str) -> Result<Step1, Refused> {
 /// The DF and update key of `file` (`SSSEEF05`, `DF01EF06`) on cards of `alg`'s generations; the key must be the
 /// same for all of them (3DES: generations 1 and 2).
 fn update_key(file: &str, alg: Algorithm) -> Result<(String, String), Refused> {
-    let (df, ef) = Profile::builtin()
-        .file(file)
-        .ok_or_else(|| Refused::bad(format!("{:?} is not a file of the profile", file.chars().take(16).collect::<String>())))?;
-    let gens: &[Generation] = if alg == Algorithm::Tdes { &[Generation::ONE, Generation::TWO] } else { &[Generation::THREE] };
+    let (df, ef) = Profile::builtin().file(file).ok_or_else(|| {
+        Refused::bad(format!("{:?} is not a file of the profile", file.chars().take(16).collect::<String>()))
+    })?;
+    let gens: &[Generation] =
+        if alg == Algorithm::Tdes { &[Generation::ONE, Generation::TWO] } else { &[Generation::THREE] };
     let mut key: Option<String> = None;
     for g in gens {
         match ef.update.for_generation(*g) {
             Access::Key(k) if key.as_deref().is_none_or(|prev| prev == k) => key = Some(k.clone()),
-            Access::Key(_) => return Err(Refused::bad(format!("{file} is updated under different keys by generation"))),
+            Access::Key(_) => {
+                return Err(Refused::bad(format!("{file} is updated under different keys by generation")))
+            }
             other => return Err(Refused::bad(format!("{file} is updated under {other}, not by a key"))),
         }
     }
@@ -153,10 +156,20 @@ fn pin_bcd(hex: &str) -> Result<Zeroizing<Vec<u8>>, Refused> {
     let pin = Zeroizing::new(parse_hex(hex).map_err(|_| Refused::bad("the PIN is not hex"))?);
     let digits = Zeroizing::new(hex.trim_end_matches(['F', 'f']).to_string());
     if !digits.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(Refused { status: 400, error: "bad_pin", code: national::ILLEGAL_CHAR, message: "the PIN holds a character that is not a digit".into() });
+        return Err(Refused {
+            status: 400,
+            error: "bad_pin",
+            code: national::ILLEGAL_CHAR,
+            message: "the PIN holds a character that is not a digit".into(),
+        });
     }
     if digits.len() < 4 || digits.len() > 12 || pin.len() > 6 {
-        return Err(Refused { status: 400, error: "bad_pin", code: national::ILLEGAL_LENGTH, message: "a PIN is 4 to 12 digits".into() });
+        return Err(Refused {
+            status: 400,
+            error: "bad_pin",
+            code: national::ILLEGAL_LENGTH,
+            message: "a PIN is 4 to 12 digits".into(),
+        });
     }
     Ok(pin)
 }
@@ -171,12 +184,9 @@ fn hex_n(text: &str, what: &str, lens: &[usize]) -> Result<Vec<u8>, Refused> {
 
 fn card_err(e: card_core::Error) -> Refused {
     match e {
-        card_core::Error::MissingKey { key } => Refused {
-            status: 400,
-            error: "no_key",
-            code: national::NO_RKSSSE,
-            message: format!("no key {key}"),
-        },
+        card_core::Error::MissingKey { key } => {
+            Refused { status: 400, error: "no_key", code: national::NO_RKSSSE, message: format!("no key {key}") }
+        }
         other => Refused::bad(other.to_string()),
     }
 }
@@ -225,7 +235,11 @@ pub fn answer(req: &AnswerRequest, cx: &Context<'_>, facts: &mut Facts) -> Resul
         names.push(("IRK", version_of("IRK")));
     }
     let module = cx.keys.module(region, step1.algorithm, &names)?;
-    let version = module.versions.get(&key).copied().ok_or_else(|| Refused::unavailable("key source answered without the key"))?;
+    let version = module
+        .versions
+        .get(&key)
+        .copied()
+        .ok_or_else(|| Refused::unavailable("key source answered without the key"))?;
     facts.version = Some(version);
     let card = step1.card_context().map_err(card_err)?;
     let sm = &*module.sm;
@@ -252,7 +266,8 @@ pub fn answer(req: &AnswerRequest, cx: &Context<'_>, facts: &mut Facts) -> Resul
             let mut input = header.clone();
             input.push(lc);
             input.extend_from_slice(&enc);
-            let challenge = challenge.get(..if step1.algorithm == Algorithm::Tdes { 4 } else { 8 }).unwrap_or(&challenge);
+            let challenge =
+                challenge.get(..if step1.algorithm == Algorithm::Tdes { 4 } else { 8 }).unwrap_or(&challenge);
             let mac = sm.line_mac(&card, &key, challenge, &input).map_err(card_err)?;
             format!("{}{}|", hex_upper(&enc), hex_upper(&mac))
         }
@@ -263,7 +278,11 @@ pub fn answer(req: &AnswerRequest, cx: &Context<'_>, facts: &mut Facts) -> Resul
 /// IRK's answer to INTERNAL AUTHENTICATE `R1 ‖ R2` (CARD-PROFILE §6.3), through the module's
 /// `check_internal_auth` only being a check, computed with the module's external authentication primitive: the
 /// same process key and cryptogram (§6.1–§6.3 use one construction).
-fn irk_answer(sm: &(dyn card_core::security::SecurityModule + Send + Sync), card: &CardContext, s: &Step1) -> Result<[u8; 8], Refused> {
+fn irk_answer(
+    sm: &(dyn card_core::security::SecurityModule + Send + Sync),
+    card: &CardContext,
+    s: &Step1,
+) -> Result<[u8; 8], Refused> {
     // §6.3: SK from IRK and R1, the answer is the cryptogram of R2 — §6.2's C with challenge R1 and X = R2
     sm.external_auth(card, "IRK", &s.r1, &s.r2).map_err(card_err)
 }

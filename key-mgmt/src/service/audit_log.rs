@@ -139,8 +139,9 @@ impl AuditLog {
                 (0, ZERO_HASH.to_string())
             }
             Some(line) => {
-                let (seq, hash) = line_seq_hash(&line)
-                    .ok_or_else(|| Error::Integrity(format!("{}: the last line is not an audit line", path.display())))?;
+                let (seq, hash) = line_seq_hash(&line).ok_or_else(|| {
+                    Error::Integrity(format!("{}: the last line is not an audit line", path.display()))
+                })?;
                 match head_existing.as_deref().and_then(parse_head) {
                     Some((s, h)) if s == seq && h == hash => {}
                     Some((s, _)) => {

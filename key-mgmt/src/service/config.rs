@@ -260,7 +260,10 @@ impl Config {
         })?;
         let at = |needle: &str| text.find(needle).unwrap_or(0);
         if config.regions.is_empty() || config.regions.contains(&RegionSel::Any) {
-            return Err(invalid(at("regions"), "`regions` lists the 6-digit codes whose keys are held (no \"*\")".into()));
+            return Err(invalid(
+                at("regions"),
+                "`regions` lists the 6-digit codes whose keys are held (no \"*\")".into(),
+            ));
         }
         let limits = [
             config.limits.per_terminal_per_second,

@@ -176,7 +176,8 @@ pub struct Journal {
 impl Journal {
     /// Opens `path` read-only (it must hold the `cards` table).
     pub fn open(path: &Path) -> Result<Journal> {
-        let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)?;
+        let conn =
+            Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)?;
         conn.query_row("SELECT count(*) FROM cards WHERE 0", [], |_| Ok(()))
             .map_err(|e| Error::InvalidInput(format!("{}: not an issuance journal: {e}", path.display())))?;
         Ok(Journal { conn: Mutex::new(conn) })

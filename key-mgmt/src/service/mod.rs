@@ -97,7 +97,11 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 impl Server {
     /// Checks the configuration, opens the audit log, the revocation list and the journal, and binds. With
     /// `insecure_loopback`, plain HTTP on a loopback address only (the terminal is then the request's).
-    pub async fn bind(config: &Config, insecure_loopback: bool, keys: Arc<dyn KeySource>) -> Result<Server, ServeError> {
+    pub async fn bind(
+        config: &Config,
+        insecure_loopback: bool,
+        keys: Arc<dyn KeySource>,
+    ) -> Result<Server, ServeError> {
         let acceptor = if insecure_loopback {
             if !config.listen.ip().is_loopback() {
                 return Err(ServeError::Usage(format!(
@@ -116,16 +120,16 @@ impl Server {
         let journal = config.journal.as_deref().map(Journal::open).transpose()?;
         let audit = AuditLog::open(&config.audit_log)?;
         let limits = RateLimits::new(config.limits.global_per_second, config.limits.global_burst);
-        let shared = Arc::new(Shared::new(
-            keys,
+        let shared = Arc::new(Shared {
+            keys: std::sync::RwLock::new(keys),
             journal,
-            Policies::from_config(config),
+            policies: Policies::from_config(config),
             limits,
-            (config.limits.per_terminal_per_second, config.limits.per_terminal_burst),
+            per_terminal: (config.limits.per_terminal_per_second, config.limits.per_terminal_burst),
             revocations,
             audit,
-            config.max_body_bytes,
-        ));
+            max_body: config.max_body_bytes,
+        });
         let listener = TcpListener::bind(config.listen)
             .await
             .map_err(|source| ServeError::Bind { addr: config.listen, source })?;

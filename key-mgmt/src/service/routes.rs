@@ -25,7 +25,8 @@ pub const OPENAPI: &str = include_str!("../../openapi-key-service.yaml");
 
 /// What every request shares.
 pub struct Shared {
-    keys: RwLock<Arc<dyn KeySource>>,
+    /// The keys (replaced at SIGHUP).
+    pub(super) keys: RwLock<Arc<dyn KeySource>>,
     /// issuance-cli's journal (read-only), if configured.
     pub journal: Option<Journal>,
     /// Terminal policies.
@@ -43,20 +44,6 @@ pub struct Shared {
 }
 
 impl Shared {
-    /// The shared state.
-    pub fn new(
-        keys: Arc<dyn KeySource>,
-        journal: Option<Journal>,
-        policies: Policies,
-        limits: RateLimits,
-        per_terminal: (f64, f64),
-        revocations: Revocations,
-        audit: AuditLog,
-        max_body: usize,
-    ) -> Shared {
-        Shared { keys: RwLock::new(keys), journal, policies, limits, per_terminal, revocations, audit, max_body }
-    }
-
     /// The keys now.
     pub fn keys(&self) -> Option<Arc<dyn KeySource>> {
         self.keys.read().ok().map(|k| Arc::clone(&k))
@@ -215,11 +202,21 @@ async fn openapi() -> Response {
 }
 
 async fn not_found() -> Response {
-    refusal(&Refused { status: 404, error: "not_found", code: card_core::national::BAD_PARAMETER, message: format!("no such route; POST {ANSWERS_PATH}") })
+    refusal(&Refused {
+        status: 404,
+        error: "not_found",
+        code: card_core::national::BAD_PARAMETER,
+        message: format!("no such route; POST {ANSWERS_PATH}"),
+    })
 }
 
 async fn method_not_allowed() -> Response {
-    refusal(&Refused { status: 405, error: "method_not_allowed", code: card_core::national::BAD_PARAMETER, message: format!("POST {ANSWERS_PATH}") })
+    refusal(&Refused {
+        status: 405,
+        error: "method_not_allowed",
+        code: card_core::national::BAD_PARAMETER,
+        message: format!("POST {ANSWERS_PATH}"),
+    })
 }
 
 /// The router over `shared`; bodies larger than its `max_body` are refused (400, −14).
