@@ -275,9 +275,12 @@ pub fn answer(req: &AnswerRequest, cx: &Context<'_>, facts: &mut Facts) -> Resul
     Ok(Answer { answer: text, key, version })
 }
 
-/// IRK's answer to INTERNAL AUTHENTICATE `R1 ‖ R2` (CARD-PROFILE §6.3), through the module's
-/// `check_internal_auth` only being a check, computed with the module's external authentication primitive: the
-/// same process key and cryptogram (§6.1–§6.3 use one construction).
+/// IRK's answer to INTERNAL AUTHENTICATE `R1 ‖ R2` (CARD-PROFILE §6.3). [`SecurityModule`] only *checks* an
+/// internal authentication answer, so the answer is computed with its external authentication primitive, which is
+/// the same construction (§6.1–§6.3: process key from the challenge, cryptogram of the data): `C(IRK, R1, R2)`.
+/// The tests compare it with `LocalKeys::internal_auth_answer` through `backend_answer`.
+///
+/// [`SecurityModule`]: card_core::security::SecurityModule
 fn irk_answer(
     sm: &(dyn card_core::security::SecurityModule + Send + Sync),
     card: &CardContext,
