@@ -4,13 +4,14 @@
 
 use std::sync::{Arc, RwLock};
 
-use axum::body::{Body, Bytes};
+use axum::body::Body;
 use axum::extract::State;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Extension, Json, Router};
 use card_core::security::key_service::{Answer, AnswerRequest, Refusal, ANSWERS_PATH};
+use zeroize::Zeroizing;
 
 use super::answer::{self, Context, Facts, Refused};
 use super::audit_log::{AuditLog, Record};
@@ -68,7 +69,7 @@ fn refusal(r: &Refused) -> Response {
 }
 
 /// Handles one answer request; returns the audit record and the outcome.
-fn handle(shared: &Shared, peer: &Peer, body: Result<Bytes, String>) -> (Record, Result<Answer, Refused>) {
+fn handle(shared: &Shared, peer: &Peer, body: Result<Zeroizing<Vec<u8>>, String>) -> (Record, Result<Answer, Refused>) {
     let mut rec = Record {
         event: "answer",
         terminal: peer.terminal.clone(),
@@ -90,31 +91,22 @@ fn handle(shared: &Shared, peer: &Peer, body: Result<Bytes, String>) -> (Record,
             return Err(Refused::forbidden("the client certificate has no subject CN (the terminal number)"));
         }
         let body = body.map_err(Refused::bad)?;
-        let req: AnswerRequest = serde_json::from_slice(&body).map_err(|e| {
-            // serde's message names the field, never echoes a whole value beyond a short excerpt
-            Refused::bad(format!("request: {}", e.to_string().chars().take(200).collect::<String>()))
+        // serde's messages can quote a value (a PIN sent as a number): only the kind and the place are said
+        let mut req: AnswerRequest = serde_json::from_slice(&body).map_err(|e| {
+            Refused::bad(format!(
+                "the body is not an AnswerRequest ({:?} error at line {}, column {}; see /openapi.yaml)",
+                e.classify(),
+                e.line(),
+                e.column()
+            ))
         })?;
-        rec.operation = Some(req.operation.to_string());
-        if req.terminal.is_empty() || req.terminal.len() > 64 {
-            return Err(Refused::bad("terminal must be 1 to 64 characters"));
+        let outcome = checked(shared, peer, &req, &mut rec, &mut facts);
+        if let Some(step2) = req.step2.as_mut() {
+            zeroize::Zeroize::zeroize(step2);
         }
-        match &peer.terminal {
-            Some(t) if *t != req.terminal => {
-                return Err(Refused::forbidden(format!(
-                    "terminal {:?} is not the certificate's ({t})",
-                    req.terminal.chars().take(64).collect::<String>()
-                )))
-            }
-            Some(_) => {}
-            None => {
-                rec.terminal = Some(req.terminal.clone());
-                limit(shared, &req.terminal)?;
-            }
-        }
-        let keys = shared.keys().ok_or_else(|| Refused::unavailable("keys unavailable"))?;
-        let cx = Context { keys: &*keys, journal: shared.journal.as_ref(), policy: shared.policies.of(&req.terminal) };
-        answer::answer(&req, &cx, &mut facts)
+        outcome
     })();
+
     rec.card_id = facts.card_id;
     rec.region = facts.region;
     rec.key = facts.key;
@@ -136,6 +128,36 @@ fn handle(shared: &Shared, peer: &Peer, body: Result<Bytes, String>) -> (Record,
     (rec, result)
 }
 
+/// The checks after parsing (terminal, rate limit in insecure mode), then the answer.
+fn checked(
+    shared: &Shared,
+    peer: &Peer,
+    req: &AnswerRequest,
+    rec: &mut Record,
+    facts: &mut Facts,
+) -> Result<Answer, Refused> {
+    rec.operation = Some(req.operation.to_string());
+    if req.terminal.is_empty() || req.terminal.len() > 64 {
+        return Err(Refused::bad("terminal must be 1 to 64 characters"));
+    }
+    match &peer.terminal {
+        Some(t) if *t != req.terminal => {
+            return Err(Refused::forbidden(format!(
+                "terminal {:?} is not the certificate's ({t})",
+                req.terminal.chars().take(64).collect::<String>()
+            )))
+        }
+        Some(_) => {}
+        None => {
+            rec.terminal = Some(req.terminal.clone());
+            limit(shared, &req.terminal)?;
+        }
+    }
+    let keys = shared.keys().ok_or_else(|| Refused::unavailable("keys unavailable"))?;
+    let cx = Context { keys: &*keys, journal: shared.journal.as_ref(), policy: shared.policies.of(&req.terminal) };
+    answer::answer(req, &cx, facts)
+}
+
 fn limit(shared: &Shared, terminal: &str) -> Result<(), Refused> {
     let p = shared.policies.of(terminal);
     let rate = p.per_second.unwrap_or(shared.per_terminal.0);
@@ -149,12 +171,12 @@ fn limit(shared: &Shared, terminal: &str) -> Result<(), Refused> {
 /// A body larger than this is not read to its end: the connection is closed after the refusal.
 const DRAIN_MAX: usize = 4 * 1024 * 1024;
 
-/// Reads the body, at most `max` bytes kept. A larger one is read on (and dropped) up to [`DRAIN_MAX`] so that
+/// Reads the body (zeroized when dropped: it may hold a PIN), at most `max` bytes kept. A larger one is read on (and dropped) up to [`DRAIN_MAX`] so that
 /// the client, still sending, gets its 400 rather than a broken connection.
-async fn read_body(body: Body, max: usize) -> Result<Bytes, String> {
+async fn read_body(body: Body, max: usize) -> Result<Zeroizing<Vec<u8>>, String> {
     use http_body_util::BodyExt;
     let mut body = body;
-    let mut kept = Vec::new();
+    let mut kept = Zeroizing::new(Vec::new());
     let mut total = 0usize;
     while let Some(frame) = body.frame().await {
         let frame = frame.map_err(|e| format!("request body: {e}"))?;
@@ -170,7 +192,7 @@ async fn read_body(body: Body, max: usize) -> Result<Bytes, String> {
     if total > max {
         return Err(format!("the request body is larger than {max} bytes"));
     }
-    Ok(Bytes::from(kept))
+    Ok(kept)
 }
 
 /// `POST /v1/answers`.
