@@ -7,7 +7,8 @@
 //! - [`inventory`]: key names from the card profile, levels, lifecycle states;
 //! - [`derive`]: region and card key sets for issuance and the terminal agent;
 //! - [`audit`]: the hash-chained, MAC'd audit log;
-//! - [`outside`]: the audit sink and the witness, outside the store's file.
+//! - [`outside`]: the audit sink and the witness, outside the store's file;
+//! - [`service`]: the key service (`keymgmt serve`): the national two-step answers over mutual TLS.
 //!
 //! ```no_run
 //! # fn main() -> Result<(), key_mgmt::Error> {
@@ -29,6 +30,7 @@ mod error;
 pub mod inventory;
 pub mod outside;
 pub mod secrets;
+pub mod service;
 pub mod store;
 pub mod tr31;
 

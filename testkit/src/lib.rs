@@ -8,6 +8,7 @@
 
 pub mod http;
 pub mod pcscd;
+pub mod pki;
 pub mod script;
 
 use std::fs::File;

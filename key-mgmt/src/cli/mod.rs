@@ -13,6 +13,7 @@ mod init;
 mod lifecycle;
 mod list;
 mod rotate;
+mod serve;
 mod show;
 
 use std::io::{BufRead, IsTerminal, Write};
@@ -94,8 +95,11 @@ enum Command {
     Export(export::Args),
     /// Import a TR-31 version D key block under an AES transport KEK.
     ImportBlock(import_block::Args),
-    /// Show the audit log, or verify its hash chain (`audit verify`).
+    /// Show the audit log, or verify its hash chain (`audit verify`); `audit verify-log FILE`: a key service
+    /// replica's log (no store needed).
     Audit(audit::Args),
+    /// The key service: answers the national two-step strings of counters over mutual TLS.
+    Serve(serve::Args),
 }
 
 impl Cli {
@@ -144,7 +148,9 @@ impl Cli {
             }
             Command::Export(a) => g.with_store("export", |s| export::run(s, a)),
             Command::ImportBlock(a) => g.with_store("import-block", |s| import_block::run(s, a)),
+            Command::Audit(a) if a.is_verify_log() => audit::verify_log(a),
             Command::Audit(a) => g.with_store("audit", |s| audit::run(s, a)),
+            Command::Serve(a) => serve::run(&g, a),
         }
     }
 }
