@@ -7,6 +7,8 @@
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
 
 pub mod http;
+pub mod key_service;
+pub mod keys;
 pub mod pcscd;
 pub mod pki;
 pub mod script;

@@ -30,13 +30,23 @@ impl Drop for Agent {
     }
 }
 
-/// Starts the agent with keys `local` (the test keys) or `two-step`, and `extra` configuration lines.
+/// Starts the agent with keys `local` (the test keys), `two-step`, or a whole `[keys]` table given as it is, and
+/// `extra` configuration lines.
 pub fn start(keys: &str, extra: &str) -> Agent {
     start_with(keys, extra, &[])
 }
 
+/// [`start`] as another terminal than [`TERMINAL`].
+pub fn start_as(terminal: &str, keys: &str, extra: &str) -> Agent {
+    start_full(terminal, keys, extra, &[])
+}
+
 /// [`start`], allowing `more_origins` besides [`ORIGIN`].
 pub fn start_with(keys: &str, extra: &str, more_origins: &[&str]) -> Agent {
+    start_full(TERMINAL, keys, extra, more_origins)
+}
+
+fn start_full(terminal: &str, keys: &str, extra: &str, more_origins: &[&str]) -> Agent {
     let origins: Vec<String> =
         std::iter::once(ORIGIN).chain(more_origins.iter().copied()).map(|o| format!("\"{o}\"")).collect();
     let origins = origins.join(", ");
@@ -46,10 +56,11 @@ pub fn start_with(keys: &str, extra: &str, more_origins: &[&str]) -> Agent {
             "[keys]\nmode = \"local\"\nkey_file = \"{}\"\nregion = \"371700\"\n",
             fixture("cards/test-keys.toml").display()
         ),
+        table if table.starts_with("[keys]") => table.to_owned(),
         _ => "[keys]\nmode = \"two-step\"\n".to_owned(),
     };
     let config = format!(
-        "allowed_origins = [{origins}]\nterminal_no = \"{TERMINAL}\"\ndevice_no = \"SIM-READER-01\"\n\
+        "allowed_origins = [{origins}]\nterminal_no = \"{terminal}\"\ndevice_no = \"SIM-READER-01\"\n\
          audit_log = \"audit.jsonl\"\ntoken_key = \"{TOKEN_KEY}\"\n{extra}\n{keys}"
     );
     std::fs::write(dir.path().join("agent.toml"), config).unwrap();
