@@ -38,12 +38,23 @@ struct Row {
     secs: f64,
     p50: Duration,
     p99: Duration,
+    /// CPU time the service process used for the row, per answer.
+    server_cpu: Option<Duration>,
+}
+
+/// User + system CPU time of process `pid` (Linux `/proc/PID/stat`, clock ticks of 10 ms).
+fn cpu_of(pid: u32) -> Option<Duration> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let after = stat.rsplit(')').next()?;
+    let f: Vec<&str> = after.split_whitespace().collect();
+    let ticks: u64 = f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?;
+    Some(Duration::from_millis(ticks * 10))
 }
 
 fn row(what: String, mut lat: Vec<Duration>, secs: f64) -> Row {
     lat.sort();
     let at = |q: f64| lat.get(((lat.len() as f64 - 1.0) * q) as usize).copied().unwrap_or_default();
-    Row { what, answers: lat.len() as u64, secs, p50: at(0.50), p99: at(0.99) }
+    Row { what, answers: lat.len() as u64, secs, p50: at(0.50), p99: at(0.99), server_cpu: None }
 }
 
 fn main() {
@@ -145,22 +156,34 @@ fn main() {
             }));
         }
         barrier.wait();
+        let cpu0 = cpu_of(child.id());
         let t = Instant::now();
         let lat: Vec<Duration> = handles.into_iter().flat_map(|h| h.join().unwrap()).collect();
-        rows.push(row(format!("keymgmt serve, {conns} TLS connection(s)"), lat, t.elapsed().as_secs_f64()));
+        let mut r = row(format!("keymgmt serve, {conns} TLS connection(s)"), lat, t.elapsed().as_secs_f64());
+        if let (Some(a), Some(b)) = (cpu0, cpu_of(child.id())) {
+            r.server_cpu = Some((b.saturating_sub(a)) / u32::try_from(r.answers.max(1)).unwrap_or(u32::MAX));
+        }
+        rows.push(r);
     }
     let _ = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
     let _ = child.wait();
 
-    println!("| what | answers/s | p50 | p99 |");
-    println!("|---|---:|---:|---:|");
+    println!("| what | answers/s | p50 | p99 | service CPU per answer | answers per service CPU-second |");
+    println!("|---|---:|---:|---:|---:|---:|");
     for r in rows {
+        let (cpu, per_sec) = match r.server_cpu {
+            Some(c) if !c.is_zero() => {
+                (format!("{:.1} µs", c.as_secs_f64() * 1e6), format!("{:.0}", 1.0 / c.as_secs_f64()))
+            }
+            _ => ("–".to_string(), "–".to_string()),
+        };
         println!(
-            "| {} | {:.0} | {:.3} ms | {:.3} ms |",
+            "| {} | {:.0} | {:.3} ms | {:.3} ms | {cpu} | {per_sec} |",
             r.what,
             r.answers as f64 / r.secs,
             r.p50.as_secs_f64() * 1e3,
             r.p99.as_secs_f64() * 1e3
         );
     }
+    println!("\nload average at the end: {}", std::fs::read_to_string("/proc/loadavg").unwrap_or_default().trim());
 }

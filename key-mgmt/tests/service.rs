@@ -571,6 +571,10 @@ fn insecure_loopback() {
     let cfg = config(dir, &w.pki, &w.server, "").replace("127.0.0.1:0", "0.0.0.0:0");
     let err = Service::try_start(dir, &cfg, true).err().unwrap();
     assert!(err.contains("exit status: 2") && err.contains("loopback"), "{err}");
+    // a configuration error names file:line:column, exit 2
+    let cfg = config(dir, &w.pki, &w.server, "").replace("dfs = [\"SSSE\", \"DF01\"]", "dfs = [\"SSSE\", \"DF99\"]");
+    let err = Service::try_start(dir, &cfg, true).err().unwrap();
+    assert!(err.contains("exit status: 2") && err.contains("key-service.toml:20:"), "{err}");
     let svc = Service::start(dir, &config(dir, &w.pki, &w.server, ""), true);
     assert!(svc.base.starts_with("http://"));
     let mut c = card(2);

@@ -251,3 +251,28 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(shared)
 }
+
+#[cfg(test)]
+mod tests {
+    /// Every route of [`super::router`] is in the OpenAPI file, and every documented path is routed.
+    #[test]
+    fn every_route_is_in_the_openapi_file() {
+        let source = include_str!("routes.rs");
+        let routed: Vec<&str> = source
+            .lines()
+            .filter_map(|l| l.trim().strip_prefix(".route(\""))
+            .filter_map(|l| l.split('"').next())
+            .filter(|p| p.starts_with("/v1"))
+            .collect();
+        let documented: Vec<&str> =
+            super::OPENAPI.lines().filter_map(|l| l.strip_prefix("  /").and_then(|p| p.strip_suffix(':'))).collect();
+        for p in &routed {
+            assert!(documented.iter().any(|d| format!("/{d}") == *p), "route {p} is not in openapi-key-service.yaml");
+        }
+        for d in &documented {
+            assert!(routed.iter().any(|r| *r == format!("/{d}")), "openapi documents /{d}, which is not routed");
+        }
+        assert_eq!(routed.len(), 2, "{routed:?}");
+        assert!(super::OPENAPI.contains(card_core::security::key_service::ANSWERS_PATH));
+    }
+}
