@@ -173,8 +173,14 @@ mod tests {
         assert_eq!(Date::parse("2010101").unwrap_err(), CodecError::BadLength { expected: 8, found: 7 });
         assert_eq!(Date::parse("2010-1-1").unwrap_err(), CodecError::NotDigit { ch: '-', position: 4 });
         // F padding inside a date leaves 7 digits; all padding none
-        assert_eq!(Date::from_cn(&[0x20, 0x10, 0x10, 0x0F]).unwrap_err(), CodecError::BadLength { expected: 8, found: 7 });
-        assert_eq!(Date::from_cn(&[0xFF, 0xFF, 0xFF, 0xFF]).unwrap_err(), CodecError::BadLength { expected: 8, found: 0 });
+        assert_eq!(
+            Date::from_cn(&[0x20, 0x10, 0x10, 0x0F]).unwrap_err(),
+            CodecError::BadLength { expected: 8, found: 7 }
+        );
+        assert_eq!(
+            Date::from_cn(&[0xFF, 0xFF, 0xFF, 0xFF]).unwrap_err(),
+            CodecError::BadLength { expected: 8, found: 0 }
+        );
     }
 
     #[test]

@@ -315,7 +315,10 @@ mod tests {
         assert!(matches!(CardNumber::parse_unverified("X0000*019"), Err(CodecError::InvalidChar { position: 5, .. })));
         assert!(CardNumber::parse_unverified("X0000001*").is_ok());
         // 8 characters (10 bytes): counted as characters
-        assert_eq!(CardNumber::parse_unverified("X000000张").unwrap_err(), CodecError::BadLength { expected: 9, found: 8 });
+        assert_eq!(
+            CardNumber::parse_unverified("X000000张").unwrap_err(),
+            CodecError::BadLength { expected: 9, found: 8 }
+        );
     }
 
     #[test]
@@ -327,6 +330,9 @@ mod tests {
         assert!(matches!(RegionCode::parse("37170"), Err(CodecError::BadLength { .. })));
         assert!(matches!(RegionCode::parse("37A700"), Err(CodecError::NotDigit { position: 2, .. })));
         // F padding: 5 digits
-        assert_eq!(RegionCode::from_bcd(&[0x37, 0x17, 0x0F]).unwrap_err(), CodecError::BadLength { expected: 6, found: 5 });
+        assert_eq!(
+            RegionCode::from_bcd(&[0x37, 0x17, 0x0F]).unwrap_err(),
+            CodecError::BadLength { expected: 6, found: 5 }
+        );
     }
 }

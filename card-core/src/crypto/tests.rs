@@ -66,11 +66,20 @@ fn wrong_data_lengths_are_refused() {
     assert!(matches!(tdes.encrypt_block(&mut [0; 16]), Err(CryptoError::WrongDataLength { expected: "8", got: 16 })));
     assert!(matches!(tdes.decrypt_block(&mut [0; 7]), Err(CryptoError::WrongDataLength { expected: "8", got: 7 })));
     assert!(matches!(sm4.encrypt_block(&mut [0; 8]), Err(CryptoError::WrongDataLength { expected: "16", got: 8 })));
-    assert!(matches!(tdes.encrypt_ecb(&[0; 12]), Err(CryptoError::WrongDataLength { expected: "a multiple of 8", got: 12 })));
-    assert!(matches!(sm4.decrypt_ecb(&[0; 24]), Err(CryptoError::WrongDataLength { expected: "a multiple of 16", got: 24 })));
+    assert!(matches!(
+        tdes.encrypt_ecb(&[0; 12]),
+        Err(CryptoError::WrongDataLength { expected: "a multiple of 8", got: 12 })
+    ));
+    assert!(matches!(
+        sm4.decrypt_ecb(&[0; 24]),
+        Err(CryptoError::WrongDataLength { expected: "a multiple of 16", got: 24 })
+    ));
     assert!(tdes.encrypt_ecb(&[]).unwrap().is_empty());
     let k = Sm4Key::new(&h(K16)).unwrap();
-    assert!(matches!(k.encrypt_cbc(&[0; 16], &[0; 17]), Err(CryptoError::WrongDataLength { expected: "a multiple of 16", got: 17 })));
+    assert!(matches!(
+        k.encrypt_cbc(&[0; 16], &[0; 17]),
+        Err(CryptoError::WrongDataLength { expected: "a multiple of 16", got: 17 })
+    ));
     assert!(matches!(card_factor(&[0; 7]), Err(CryptoError::WrongDataLength { got: 7, .. })));
 }
 
@@ -277,7 +286,10 @@ fn line_mac_sm4_is_cbc_mac() {
     let cbc = Sm4Key::new(&h(K16)).unwrap().encrypt_cbc(&iv, &padded).unwrap();
     let last = &cbc[cbc.len() - 16..];
     assert_eq!(line_mac(&key, &challenge, &input).unwrap().as_slice(), &last[..4]);
-    assert!(matches!(line_mac(&key, &challenge[..4], &input), Err(CryptoError::WrongChallengeLength { algorithm: Algorithm::Sm4, expected: 8, got: 4 })));
+    assert!(matches!(
+        line_mac(&key, &challenge[..4], &input),
+        Err(CryptoError::WrongChallengeLength { algorithm: Algorithm::Sm4, expected: 8, got: 4 })
+    ));
     assert_eq!(line_mac_zero_iv(&key, &input), line_mac(&key, &[0; 8], &input).unwrap());
 }
 
@@ -362,7 +374,10 @@ fn secure_data_round_trip() {
             assert_eq!(plain[len + 1], 0x80);
             assert_eq!(secure_data_decrypt(&key, &ct).unwrap().as_slice(), data.as_slice());
         }
-        assert!(matches!(secure_data_encrypt(&key, &[0; 256]), Err(CryptoError::WrongDataLength { expected: "at most 255", got: 256 })));
+        assert!(matches!(
+            secure_data_encrypt(&key, &[0; 256]),
+            Err(CryptoError::WrongDataLength { expected: "at most 255", got: 256 })
+        ));
     }
 }
 
@@ -374,12 +389,24 @@ fn secure_data_tamper_is_detected() {
     for i in 0..8 {
         let mut bad = ct.clone();
         bad[i] ^= 0x01;
-        assert!(matches!(secure_data_decrypt(&key, &bad), Err(CryptoError::BadPadding | CryptoError::SecureDataLength { .. })), "byte {i}");
+        assert!(
+            matches!(
+                secure_data_decrypt(&key, &bad),
+                Err(CryptoError::BadPadding | CryptoError::SecureDataLength { .. })
+            ),
+            "byte {i}"
+        );
     }
-    assert!(matches!(secure_data_decrypt(&key, &ct[..7]), Err(CryptoError::WrongDataLength { expected: "a multiple of 8", got: 7 })));
+    assert!(matches!(
+        secure_data_decrypt(&key, &ct[..7]),
+        Err(CryptoError::WrongDataLength { expected: "a multiple of 8", got: 7 })
+    ));
     assert!(matches!(secure_data_decrypt(&key, &[]), Err(CryptoError::WrongDataLength { got: 0, .. })));
     let other = CardKey::new(Algorithm::Tdes, &h("00112233445566778899AABBCCDDEEFF")).unwrap();
-    assert!(matches!(secure_data_decrypt(&other, &ct), Err(CryptoError::BadPadding | CryptoError::SecureDataLength { .. })));
+    assert!(matches!(
+        secure_data_decrypt(&other, &ct),
+        Err(CryptoError::BadPadding | CryptoError::SecureDataLength { .. })
+    ));
     // A valid padding with a wrong Ld: Ld = 5 but 6 bytes follow.
     let forged = key.encrypt_ecb(&h("0531323334353680")).unwrap();
     assert!(matches!(

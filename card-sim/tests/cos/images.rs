@@ -164,9 +164,9 @@ fn unbounded_fixture_specs_are_refused_fast() {
         assert!(err.contains(&path.display().to_string()), "the message names the file: {err}");
         assert!(err.contains("1048576 bytes"), "the message names the limit: {err}");
         assert!(t0.elapsed() < std::time::Duration::from_secs(30), "{bad}: not refused at once");
-        let images = std::fs::read_dir(dir.path()).unwrap().filter(|e| {
-            e.as_ref().is_ok_and(|e| e.path().extension().is_some_and(|x| x == "json"))
-        });
+        let images = std::fs::read_dir(dir.path())
+            .unwrap()
+            .filter(|e| e.as_ref().is_ok_and(|e| e.path().extension().is_some_and(|x| x == "json")));
         assert_eq!(images.count(), 0, "{bad}: no image is written");
     }
 }
