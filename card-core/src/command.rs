@@ -215,6 +215,9 @@ mod tests {
     #[test]
     fn key_info_is_a_list_of_four_byte_entries() {
         assert_eq!(parse_key_info(&[0, 1, 3, 15, 4, 2, 3, 14]).unwrap(), vec![[0, 1, 3, 15], [4, 2, 3, 14]]);
-        assert!(parse_key_info(&[0, 1, 3]).is_err());
+        assert!(matches!(
+            parse_key_info(&[0, 1, 3]),
+            Err(Error::Protocol(crate::apdu::ProtocolError::Unexpected("key info is not a list of 4-byte entries")))
+        ));
     }
 }

@@ -22,7 +22,10 @@ pub fn read_limited(path: &Path, max: u64) -> io::Result<Vec<u8>> {
         } else {
             Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
-                format!("{name} is not a regular file (a FIFO, device or directory cannot be read as one)"),
+                format!(
+                    "{name} is not a regular file (a FIFO, device or directory is refused; at most {max} bytes \
+                     of a regular file are read)"
+                ),
             ))
         }
     };
@@ -89,7 +92,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let e = read_limited(Path::new("/dev/zero"), 1 << 20).unwrap_err();
         assert_eq!(e.kind(), io::ErrorKind::InvalidInput);
-        assert!(e.to_string().contains("/dev/zero"), "{e}");
+        assert!(e.to_string().contains("/dev/zero") && e.to_string().contains("1048576 bytes"), "{e}");
         assert_eq!(read_limited(dir.path(), 10).unwrap_err().kind(), io::ErrorKind::InvalidInput);
         let fifo = dir.path().join("fifo");
         let made = std::process::Command::new("mkfifo").arg(&fifo).status().map(|s| s.success()).unwrap_or(false);

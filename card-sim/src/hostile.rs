@@ -14,6 +14,9 @@
 //! | `loop-6c` | answers every command with `6C10`, the resend with the Le it asked for too |
 //! | `short-atr` | has an ATR with 4 historical bytes (`3B 64 00 00 53 53 gg 10`): no card factor |
 //! | `one-byte` | answers every command with 1 byte (the first byte of its real answer) |
+//! | `fci-86-length` | answers SELECT of a DF with an FCI whose algorithm `86` is 2 bytes (`86 02 <algorithm> 00`, the templates around it one byte longer) |
+//! | `fci-86-unknown` | answers SELECT of a DF with an FCI whose algorithm `86` is `7F`, no algorithm's id |
+//! | `fci-overrun` | answers SELECT with an FCI whose proprietary template `A5` announces `20` bytes more than its `6F` holds |
 
 use std::fmt;
 use std::str::FromStr;
@@ -51,6 +54,12 @@ pub enum Hostile {
     ShortAtr,
     /// Answers of 1 byte.
     OneByte,
+    /// FCIs whose algorithm `86` is 2 bytes long.
+    Fci86Length,
+    /// FCIs whose algorithm `86` is `7F`.
+    Fci86Unknown,
+    /// FCIs whose `A5` runs past their `6F`.
+    FciOverrun,
 }
 
 /// Data bytes of an `oversized` answer.
@@ -86,6 +95,14 @@ impl Hostile {
             Hostile::Endless61 => [vec![0u8; 16], vec![0x61, 0x10]].concat(),
             Hostile::Loop6C => vec![0x6C, 0x10],
             Hostile::OneByte => answer.get(..1).map(<[u8]>::to_vec).unwrap_or_default(),
+            Hostile::Fci86Length | Hostile::Fci86Unknown | Hostile::FciOverrun
+                if ins == Ins::SELECT.0 && ok && data.first() == Some(&0x6F) =>
+            {
+                match bad_fci(*self, data) {
+                    Some(data) => [data, sw.to_vec()].concat(),
+                    None => answer,
+                }
+            }
             _ => answer,
         }
     }
@@ -126,9 +143,52 @@ fn non_gbk_name(data: &[u8]) -> Vec<u8> {
     out
 }
 
+/// Where the `A5` of an FCI (`6F` with 1-byte lengths, as card-sim answers) starts, and where `9F0C 03 86 01` is.
+fn fci_layout(fci: &[u8]) -> Option<(usize, Option<usize>)> {
+    let (&len, _) = fci.get(1).zip(fci.first().filter(|t| **t == 0x6F))?;
+    if len >= 0x80 || usize::from(len) + 2 != fci.len() {
+        return None;
+    }
+    // the 6F's children: 1-byte tags (84, A5), 1-byte lengths
+    let mut pos = 2;
+    let a5 = loop {
+        let (&tag, &l) = fci.get(pos).zip(fci.get(pos + 1))?;
+        if l >= 0x80 {
+            return None;
+        }
+        if tag == 0xA5 {
+            break pos;
+        }
+        pos += 2 + usize::from(l);
+    };
+    let alg = fci.windows(5).position(|w| w == [0x9F, 0x0C, 0x03, 0x86, 0x01]).filter(|p| *p > a5);
+    Some((a5, alg))
+}
+
+/// The FCI `fci` spoiled as `kind` says; `None` when it has no such place (no `A5`, no `86` for the `86` kinds).
+fn bad_fci(kind: Hostile, fci: &[u8]) -> Option<Vec<u8>> {
+    let (a5, alg) = fci_layout(fci)?;
+    let mut out = fci.to_vec();
+    match kind {
+        Hostile::Fci86Length => {
+            // 9F0C 03 86 01 aa → 9F0C 04 86 02 aa 00: the 9F0C, A5 and 6F one byte longer
+            let alg = alg?;
+            out[alg + 2] += 1;
+            out[alg + 4] += 1;
+            out.insert(alg + 6, 0x00);
+            out[a5 + 1] += 1;
+            out[1] += 1;
+        }
+        Hostile::Fci86Unknown => *out.get_mut(alg? + 5)? = 0x7F,
+        Hostile::FciOverrun => out[a5 + 1] = out[a5 + 1].saturating_add(0x20),
+        _ => return None,
+    }
+    Some(out)
+}
+
 /// The kind's name is not one of [`Hostile`]'s.
 #[derive(Debug, thiserror::Error)]
-#[error("unknown hostile kind {0:?}: use non-gbk-name, empty, empty:INS, empty-after:N, long-tlv, oversized, endless-61, loop-6c, short-atr or one-byte")]
+#[error("unknown hostile kind {0:?}: use non-gbk-name, empty, empty:INS, empty-after:N, long-tlv, oversized, endless-61, loop-6c, short-atr, one-byte, fci-86-length, fci-86-unknown or fci-overrun")]
 pub struct UnknownKind(String);
 
 impl FromStr for Hostile {
@@ -145,6 +205,9 @@ impl FromStr for Hostile {
             "loop-6c" => Hostile::Loop6C,
             "short-atr" => Hostile::ShortAtr,
             "one-byte" => Hostile::OneByte,
+            "fci-86-length" => Hostile::Fci86Length,
+            "fci-86-unknown" => Hostile::Fci86Unknown,
+            "fci-overrun" => Hostile::FciOverrun,
             other => match other.split_once(':') {
                 Some(("empty", ins)) => Hostile::Empty(Trigger::Ins(u8::from_str_radix(ins, 16).map_err(|_| bad())?)),
                 Some(("empty-after", n)) => Hostile::Empty(Trigger::FromApdu(n.parse().map_err(|_| bad())?)),
@@ -167,6 +230,9 @@ impl fmt::Display for Hostile {
             Hostile::Loop6C => f.write_str("loop-6c"),
             Hostile::ShortAtr => f.write_str("short-atr"),
             Hostile::OneByte => f.write_str("one-byte"),
+            Hostile::Fci86Length => f.write_str("fci-86-length"),
+            Hostile::Fci86Unknown => f.write_str("fci-86-unknown"),
+            Hostile::FciOverrun => f.write_str("fci-overrun"),
         }
     }
 }
@@ -189,11 +255,16 @@ mod tests {
             "loop-6c",
             "short-atr",
             "one-byte",
+            "fci-86-length",
+            "fci-86-unknown",
+            "fci-overrun",
         ] {
             assert_eq!(s.parse::<Hostile>().unwrap().to_string(), s);
         }
-        assert!("empty:ZZ".parse::<Hostile>().is_err());
-        assert!("friendly".parse::<Hostile>().is_err());
+        for bad in ["empty:ZZ", "empty-after:x", "friendly"] {
+            let e = bad.parse::<Hostile>().unwrap_err();
+            assert!(e.to_string().starts_with(&format!("unknown hostile kind {bad:?}: use ")), "{e}");
+        }
     }
 
     #[test]
@@ -212,5 +283,25 @@ mod tests {
         assert_eq!(Hostile::Endless61.distort(&read, name, 1).len(), 18);
         let atr = hex::decode("3B6F00005353021037170000000000000000A2").unwrap();
         assert_eq!(hex::encode_upper(Hostile::ShortAtr.atr(atr)), "3B64000053530210");
+    }
+
+    #[test]
+    fn fci_distortions() {
+        // the real card's FCI (CARD-PROFILE §4.2), as card-sim answers SELECT SSSE
+        let select = hex::decode("00A404000F7378312E73682EC9E7BBE1B1A3D5CF00").unwrap();
+        let aid = "840F7378312E73682EC9E7BBE1B1A3D5CF";
+        let fci = hex::decode(format!("6F1C{aid}A50988011E9F0C038601039000")).unwrap();
+        let spoilt = |k: Hostile| hex::encode_upper(k.distort(&select, fci.clone(), 1));
+        assert_eq!(spoilt(Hostile::Fci86Length), format!("6F1D{aid}A50A88011E9F0C0486020300") + "9000");
+        assert_eq!(spoilt(Hostile::Fci86Unknown), format!("6F1C{aid}A50988011E9F0C0386017F") + "9000");
+        assert_eq!(spoilt(Hostile::FciOverrun), format!("6F1C{aid}A52988011E9F0C03860103") + "9000");
+        // not SELECT, not an FCI, an FCI without 86: unchanged
+        let read = [0x00, 0xB2, 0x01, 0x34, 0x00];
+        assert_eq!(Hostile::FciOverrun.distort(&read, fci.clone(), 1), fci);
+        let no_fci = hex::decode("9000").unwrap();
+        assert_eq!(Hostile::Fci86Length.distort(&select, no_fci.clone(), 1), no_fci);
+        let mf = hex::decode("6F09A50783023F008A01059000").unwrap();
+        assert_eq!(Hostile::Fci86Unknown.distort(&select, mf.clone(), 1), mf);
+        assert_eq!(hex::encode_upper(Hostile::FciOverrun.distort(&select, mf, 1)), "6F09A52783023F008A01059000");
     }
 }

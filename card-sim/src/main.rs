@@ -76,7 +76,7 @@ struct RunArgs {
     #[arg(long, default_value_t = 9600, value_name = "BPS")]
     bit_rate: u32,
     /// A hostile card (COS.md "Hostile cards"): non-gbk-name, empty, empty:INS, empty-after:N, long-tlv, oversized,
-    /// endless-61, loop-6c, short-atr or one-byte.
+    /// endless-61, loop-6c, short-atr, one-byte, fci-86-length, fci-86-unknown or fci-overrun.
     #[arg(long, value_name = "KIND")]
     hostile: Option<Hostile>,
 }

@@ -23,10 +23,12 @@ pub enum FileError {
         source: std::io::Error,
     },
     /// Not a regular file (a device such as `/dev/zero`, a FIFO, a directory).
-    #[error("{path}: not a regular file")]
+    #[error("{path}: not a regular file (a FIFO, device or directory is refused; at most {max} bytes of a regular file are read)")]
     NotAFile {
         /// The file.
         path: String,
+        /// The bound it would have been read with.
+        max: u64,
     },
     /// Not UTF-8 text.
     #[error("{path}: not UTF-8 text")]
@@ -48,7 +50,7 @@ pub enum FileError {
 pub fn read_limited(path: &Path, max: u64) -> Result<Vec<u8>, FileError> {
     let shown = || path.display().to_string();
     card_core::files::read_limited(path, max).map_err(|source| match source.kind() {
-        std::io::ErrorKind::InvalidInput => FileError::NotAFile { path: shown() },
+        std::io::ErrorKind::InvalidInput => FileError::NotAFile { path: shown(), max },
         std::io::ErrorKind::FileTooLarge => FileError::TooLarge { path: shown(), max },
         _ => FileError::Io { path: shown(), source },
     })
@@ -68,7 +70,9 @@ mod tests {
 
     #[test]
     fn devices_fifos_and_large_files_are_refused() {
-        assert!(matches!(read_limited(Path::new("/dev/zero"), 10), Err(FileError::NotAFile { .. })));
+        let e = read_limited(Path::new("/dev/zero"), 10).unwrap_err();
+        assert!(matches!(e, FileError::NotAFile { max: 10, .. }));
+        assert!(e.to_string().contains("/dev/zero") && e.to_string().contains("10 bytes"), "{e}");
         let dir = tempfile::tempdir().unwrap();
         assert!(matches!(read_limited(dir.path(), 10), Err(FileError::NotAFile { .. }) | Err(FileError::Io { .. })));
         let big = dir.path().join("big");

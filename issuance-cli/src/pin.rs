@@ -68,10 +68,9 @@ mod tests {
         let pin = Pin::parse("2468", 4..=6).unwrap();
         assert_eq!(pin.bcd(3).unwrap().as_slice(), [0x24, 0x68, 0xFF]);
         assert_eq!(format!("{pin:?}"), "Pin(REDACTED)");
-        assert!(Pin::parse("12a4", 4..=6).is_err());
-        assert!(Pin::parse("123", 4..=6).is_err());
-        assert!(Pin::parse("1234567", 4..=6).is_err());
-        assert_eq!(Pin::parse("1234567", 4..=6).unwrap_err().to_string(), "must be 4 to 6 digits");
+        for bad in ["12a4", "123", "1234567", "", "１２３４"] {
+            assert_eq!(Pin::parse(bad, 4..=6).unwrap_err().to_string(), "must be 4 to 6 digits", "{bad:?}");
+        }
         assert_eq!(Pin::default_initial().bcd(3).unwrap().as_slice(), [0x12, 0x34, 0x56]);
         assert!(pin.bcd(1).is_none());
     }

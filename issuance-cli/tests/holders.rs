@@ -285,5 +285,60 @@ fn a_passphrase_file_that_never_ends_is_refused() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("not a regular file"), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("/dev/zero: not a regular file") && err.contains("4096 bytes"), "{out:?}");
+}
+
+/// A photo that never ends (`/dev/zero`, a FIFO nobody writes) is refused at once, naming the file and the
+/// limit; the batch is refused whole (exit 2) (issue 11).
+#[test]
+fn photo_files_that_never_end_are_refused_fast() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let fifo = d.join("photo.jpg");
+    assert!(Command::new("mkfifo").arg(&fifo).status().unwrap().success(), "mkfifo (coreutils) is needed");
+    for photo in ["/dev/zero", fifo.to_str().unwrap()] {
+        let file = d.join("holders.csv");
+        std::fs::write(&file, format!("{HEADER_LINE}\n{}{photo}\n", row("张三"))).unwrap();
+        let t0 = std::time::Instant::now();
+        let out = Command::new(env!("CARGO_BIN_EXE_issuance"))
+            .args(["--journal", d.join("j.db").to_str().unwrap()])
+            .args(["validate", "--generation", "3", "--holders"])
+            .arg(&file)
+            .output()
+            .unwrap();
+        let said = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        assert_eq!(out.status.code(), Some(2), "{photo}: {said}");
+        assert!(said.contains(&format!("{photo}: not a regular file")), "{photo}: the file is named: {said}");
+        assert!(said.contains("1048576 bytes"), "{photo}: the limit is named: {said}");
+        assert!(t0.elapsed() < std::time::Duration::from_secs(30), "{photo}: not refused at once");
+    }
+}
+
+/// A new-PIN file (`unblock-pin`, `reload-pin`) that never ends or is huge is refused at once, before any reader
+/// or key store is touched, naming the file and the limit, exit 2 (issue 11).
+#[test]
+fn pin_files_that_never_end_are_refused_fast() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let fifo = d.join("fifo");
+    assert!(Command::new("mkfifo").arg(&fifo).status().unwrap().success(), "mkfifo (coreutils) is needed");
+    let huge = d.join("huge.txt");
+    std::fs::File::create(&huge).unwrap().set_len(4097).unwrap();
+    for service in ["unblock-pin", "reload-pin"] {
+        for bad in ["/dev/zero", fifo.to_str().unwrap(), huge.to_str().unwrap()] {
+            let t0 = std::time::Instant::now();
+            let out = Command::new(env!("CARGO_BIN_EXE_issuance"))
+                .args(["--journal", d.join("j.db").to_str().unwrap()])
+                .args(["--keystore", d.join("keys.db").to_str().unwrap(), "--passphrase-file", "/dev/null"])
+                .args([service, "--reader", "no such reader", "--card-number", "X00000019", "--new-pin-file", bad])
+                .output()
+                .unwrap();
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(out.status.code(), Some(2), "{service} {bad}: {err}");
+            assert!(err.contains(&format!("--new-pin-file {bad}")), "{service} {bad}: the file is named: {err}");
+            assert!(err.contains("4096 bytes"), "{service} {bad}: the limit is named: {err}");
+            assert!(t0.elapsed() < std::time::Duration::from_secs(30), "{service} {bad}: not refused at once");
+        }
+    }
 }

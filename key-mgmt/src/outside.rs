@@ -58,6 +58,16 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
     move |source| Error::Io { path: path.display().to_string(), source }
 }
 
+/// A sink or witness that cannot be read: not a regular file (`/dev/zero`, a FIFO) or larger than its limit is bad
+/// input (exit 2, the message names the file and the limit), as for the other files given on the command line;
+/// other failures are I/O errors.
+fn read_failed(path: &Path, e: std::io::Error) -> Error {
+    match e.kind() {
+        std::io::ErrorKind::InvalidInput | std::io::ErrorKind::FileTooLarge => Error::InvalidInput(e.to_string()),
+        _ => io(path)(e),
+    }
+}
+
 #[derive(Serialize, Deserialize)]
 struct SinkLine {
     format: String,
@@ -100,7 +110,7 @@ pub(crate) fn sink_read(path: &Path, store: &str) -> Result<(Vec<AuditEntry>, us
     let text = match card_core::read_limited_string(path, MAX_SINK_FILE) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((Vec::new(), 0)),
-        Err(e) => return Err(io(path)(e)),
+        Err(e) => return Err(read_failed(path, e)),
     };
     let mut out = Vec::new();
     let mut bad = 0;
@@ -195,7 +205,7 @@ pub(crate) fn witness_read(path: &Path, audit_key: &[u8]) -> Result<Option<(Stri
     let text = match card_core::read_limited_string(path, MAX_WITNESS_FILE) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(io(path)(e)),
+        Err(e) => return Err(read_failed(path, e)),
     };
     let shown = path.display();
     let w: WitnessFile = serde_json::from_str(text.trim())

@@ -367,15 +367,53 @@ fn unbounded_component_and_passphrase_files_are_refused_fast() {
         let err = String::from_utf8_lossy(&o.stderr);
         assert_eq!(o.status.code(), Some(2), "component file {bad}: {err}");
         assert!(err.contains(bad), "component file {bad}: the message names it: {err}");
+        assert!(err.contains("4096 bytes"), "component file {bad}: the message names the limit: {err}");
         // as the passphrase file
         let o = run(d, &["--store", "keys.db", "--passphrase-file", bad, "list"]);
         let err = String::from_utf8_lossy(&o.stderr);
         assert_eq!(o.status.code(), Some(2), "passphrase file {bad}: {err}");
         assert!(err.contains(bad), "passphrase file {bad}: the message names it: {err}");
+        assert!(err.contains("4096 bytes"), "passphrase file {bad}: the message names the limit: {err}");
         assert!(t0.elapsed() < std::time::Duration::from_secs(30), "{bad}: not refused at once");
     }
     ok(d, &["list"]);
     let o = run(d, &["--store", "keys.db", "--passphrase-file", "huge.hex", "list"]);
     assert!(String::from_utf8_lossy(&o.stderr).contains("4096 bytes"), "the limit is named");
     assert!(!d.join("new.db").exists(), "no store was made from a refused component");
+}
+
+/// A key block file (`import-block`), a witness or an audit sink that never ends (`/dev/zero`, a FIFO nobody
+/// writes) or is larger than its limit is refused at once, naming the file and the limit, exit 2 (issue 11).
+#[test]
+fn unbounded_key_block_witness_and_sink_files_are_refused_fast() {
+    let dir = initialised();
+    let d = dir.path();
+    let fifo = d.join("fifo");
+    assert!(Command::new("mkfifo").arg(&fifo).status().unwrap().success(), "mkfifo (coreutils) is needed");
+    let huge = |name: &str, len: u64| {
+        std::fs::File::create(d.join(name)).unwrap().set_len(len).unwrap(); // sparse
+        name.to_owned()
+    };
+    let refused = |what: &str, bad: &str, limit: &str, args: &[&str]| {
+        let t0 = std::time::Instant::now();
+        let (code, _, err) = km(d, args);
+        assert_eq!(code, 2, "{what} {bad}: {err}");
+        assert!(err.contains(bad), "{what} {bad}: the message names it: {err}");
+        assert!(err.contains(limit), "{what} {bad}: the message names the limit {limit}: {err}");
+        assert!(t0.elapsed() < std::time::Duration::from_secs(30), "{what} {bad}: not refused at once");
+    };
+    let block = huge("huge.tr31", 16 * 1024 + 1);
+    let witness = huge("huge.witness", 64 * 1024 + 1);
+    let sink = huge("huge.jsonl", 64 * 1024 * 1024 + 1);
+    for bad in ["/dev/zero", "fifo", block.as_str()] {
+        let args = ["import-block", "--name", "UKMF", "--block-file", bad, "--kek", "KEK"];
+        refused("key block file", bad, "16384 bytes", &args);
+    }
+    for bad in ["/dev/zero", "fifo", witness.as_str()] {
+        refused("witness", bad, "65536 bytes", &["--witness", bad, "audit", "verify"]);
+    }
+    for bad in ["/dev/zero", "fifo", sink.as_str()] {
+        refused("audit sink", bad, "67108864 bytes", &["--audit-sink", bad, "audit", "verify"]);
+    }
+    ok(d, &["audit", "verify"]);
 }

@@ -289,3 +289,34 @@ fn unbounded_configuration_and_key_files_are_refused_fast() {
     let o = agent(&["token", "--config", &huge, "--scope", "pin"]);
     assert!(String::from_utf8_lossy(&o.stderr).contains("1048576 bytes"), "the limit is named");
 }
+
+/// A key file (`--keys`) or key store passphrase file (`--passphrase-file`) of a card command that never ends
+/// (`/dev/zero`, a FIFO nobody writes) or is huge is refused at once, before any reader is opened, naming the file
+/// and the limit, exit 2 (issue 11).
+#[test]
+fn unbounded_key_and_passphrase_files_of_card_commands_are_refused_fast() {
+    let dir = testkit::tempdir();
+    let d = dir.path();
+    let fifo = d.join("fifo");
+    assert!(Command::new("mkfifo").arg(&fifo).status().unwrap().success(), "mkfifo (coreutils) is needed");
+    let fifo = fifo.to_str().unwrap().to_owned();
+    let huge = d.join("huge.toml");
+    std::fs::File::create(&huge).unwrap().set_len(1024 * 1024 + 1).unwrap(); // sparse
+    let huge = huge.to_str().unwrap().to_owned();
+    let keystore = d.join("keys.db");
+    let keystore = keystore.to_str().unwrap();
+    for bad in ["/dev/zero", fifo.as_str(), huge.as_str()] {
+        let t0 = std::time::Instant::now();
+        let o = agent(&["read-basic", "-r", "no such reader", "--keys", bad]);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "key file {bad}: {err}");
+        assert!(err.contains(bad), "key file {bad}: the message names it: {err}");
+        assert!(err.contains("1048576 bytes"), "key file {bad}: the message names the limit: {err}");
+        let o = agent(&["read-basic", "-r", "no such reader", "--keystore", keystore, "--passphrase-file", bad]);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "passphrase file {bad}: {err}");
+        assert!(err.contains(bad), "passphrase file {bad}: the message names it: {err}");
+        assert!(err.contains("4096 bytes"), "passphrase file {bad}: the message names the limit: {err}");
+        assert!(t0.elapsed() < std::time::Duration::from_secs(30), "{bad}: not refused at once");
+    }
+}

@@ -151,3 +151,25 @@ fn no_answer_after_two_apdus() {
         Expected { exit: 3, says: "card does not respond", status: 504, error: "card_timeout", code: -4 },
     );
 }
+
+/// SELECT SSSE answered with an FCI whose algorithm `86` is 2 bytes: the card's malformed data, said precisely
+/// (was taken as no FCI at all when the FCI did not parse).
+#[test]
+fn fci_with_a_two_byte_algorithm() {
+    hostile(
+        "fci-86-length",
+        Expected { says: "malformed FCI: 86 (algorithm) is 2 bytes (0100), not 1", code: -23, ..BAD_DATA },
+    );
+}
+
+/// SELECT SSSE answered with an FCI whose algorithm `86` is `7F`, no algorithm's id (was exit 1: a crypto error).
+#[test]
+fn fci_with_an_unknown_algorithm() {
+    hostile("fci-86-unknown", Expected { says: "malformed FCI: 86 (algorithm) is 7F, none of", code: -23, ..BAD_DATA });
+}
+
+/// SELECT SSSE answered with an FCI whose `A5` runs past its `6F` (was ignored: the card was read from EF05).
+#[test]
+fn fci_whose_template_runs_past_the_data() {
+    hostile("fci-overrun", Expected { says: "malformed FCI: TLV at offset", code: -23, ..BAD_DATA });
+}

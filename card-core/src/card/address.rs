@@ -226,12 +226,25 @@ mod tests {
         assert_eq!(a.0.len(), 3);
         assert_eq!(a.0[2], FileAddress { file: "DF01EF06".into(), tags: vec![0x23, 0x28] });
         assert_eq!(a.to_string(), text);
-        for bad in ["SSSEEF05|05|", "SSSEEF05|5|$", "SSSEEF05|$", "|05|$", "SSSEEF05|05$", "SSSEEF05|0G|$"] {
-            assert!(bad.parse::<Address>().is_err(), "{bad}");
+        for (bad, says) in [
+            ("SSSEEF05|05|", "file address must end with $"),
+            ("SSSEEF05|5|$", "\"5\" is not a two-digit hex tag"),
+            ("SSSEEF05|$", "segment \"SSSEEF05\" names no file or no item"),
+            ("|05|$", "segment \"\" names no file or no item"),
+            ("SSSEEF05|05$", "segment \"SSSEEF05|05\" must end with |"),
+            ("SSSEEF05|0G|$", "\"0G\" is not a two-digit hex tag"),
+        ] {
+            match bad.parse::<Address>() {
+                Err(Error::BadParameter(m)) => assert!(m.contains(says), "{bad}: {m}"),
+                other => panic!("{bad}: {other:?}"),
+            }
         }
         let v = ItemValues::parse(&a, "SSSEEF05|a|b|c|$SSSEEF06|d|e|$DF01EF06|f|g|$").unwrap();
         assert_eq!(v.get("DF01EF06", 0x28), Some("g"));
         assert_eq!(v.to_national(), "SSSEEF05|a|b|c|$SSSEEF06|d|e|$DF01EF06|f|g|$");
-        assert!(ItemValues::parse(&a, "SSSEEF05|a|b|$SSSEEF06|d|e|$DF01EF06|f|g|$").is_err());
+        assert!(matches!(
+            ItemValues::parse(&a, "SSSEEF05|a|b|$SSSEEF06|d|e|$DF01EF06|f|g|$"),
+            Err(Error::BadParameter(m)) if m.contains("does not mirror SSSEEF05")
+        ));
     }
 }

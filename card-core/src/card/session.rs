@@ -8,10 +8,10 @@ use super::{CardFacts, CardInfo};
 use crate::apdu::{Command, Response, StatusWord};
 use crate::codec::{decode_an, encode_cn};
 use crate::command;
-use crate::crypto::{card_factor, Algorithm};
+use crate::crypto::{card_factor, Algorithm, CryptoError};
 use crate::profile::{Access, Df, Generation, Profile};
 use crate::security::{algorithm_of, key_name, CardContext, SecurityModule};
-use crate::tlv::{find, parse_ber, parse_fci, primitive_value, Limits, RecordTlv};
+use crate::tlv::{find, parse_ber, parse_fci, primitive_value, Limits, RecordTlv, TlvError};
 use crate::transport::{historical_bytes, CardTransaction, CardTransactionExt};
 use crate::Error;
 
@@ -436,30 +436,109 @@ pub(crate) struct Detected {
 }
 
 impl Detected {
+    /// What the SSSE FCI `fci` says. No FCI (empty data) says nothing; a malformed one is the card's fault
+    /// ([`TlvError::BadFci`], or [`TlvError::NotFci`] when it is not one `6F` template): an `A5`, `9F0C` or `86`
+    /// that does not parse, an `86` that is not one byte or names no algorithm. `86` = `02` (SSF33) is a known
+    /// algorithm this crate does not implement ([`CryptoError::UnsupportedAlgorithm`]).
     pub fn from_fci(fci: &[u8]) -> Result<Detected, Error> {
-        let Some(prop) = parse_fci(fci).ok().flatten().and_then(|f| f.proprietary) else {
+        let bad = |reason: String| Error::Tlv(TlvError::BadFci { reason });
+        let parsed = parse_fci(fci).map_err(|e| match e {
+            e @ TlvError::NotFci { .. } => Error::Tlv(e),
+            e => bad(e.to_string()),
+        })?;
+        let Some(prop) = parsed.and_then(|f| f.proprietary) else {
             return Ok(Detected::default());
         };
-        let Ok(tlvs) = parse_ber(&prop, Limits::default()) else { return Ok(Detected::default()) };
+        let tlvs =
+            parse_ber(&prop, Limits::default()).map_err(|e| bad(format!("in A5 (proprietary template): {e}")))?;
         let generation = find(&tlvs, &[0x9F, 0x08]).and_then(primitive_value).and_then(|v| match v {
             [g] | [g, 0x00] => Generation::new(*g),
             _ => None,
         });
-        let algorithm = find(&tlvs, &[0x9F, 0x0C])
-            .and_then(primitive_value)
-            .and_then(|dd| parse_ber(dd, Limits::default()).ok())
-            .and_then(|inner| find(&inner, &[0x86]).and_then(primitive_value).map(<[u8]>::to_vec));
+        let algorithm = match find(&tlvs, &[0x9F, 0x0C]).and_then(primitive_value) {
+            None => None,
+            Some(dd) => {
+                let inner = parse_ber(dd, Limits::default())
+                    .map_err(|e| bad(format!("in 9F0C (issuer discretionary data): {e}")))?;
+                find(&inner, &[0x86]).and_then(primitive_value).map(<[u8]>::to_vec)
+            }
+        };
         let algorithm = match algorithm.as_deref() {
             None => None,
-            Some([id]) => Some(Algorithm::from_id(*id)?),
-            Some(_) => return Err(crate::apdu::ProtocolError::Unexpected("FCI tag 86 is not one byte").into()),
+            Some([SSF33]) => return Err(CryptoError::UnsupportedAlgorithm(SSF33).into()),
+            Some([id]) => Some(Algorithm::from_id(*id).map_err(|_| {
+                bad(format!("86 (algorithm) is {id:02X}, none of 01 (3DES), 02 (SSF33), 03 (SM4), 04 (AES-128)"))
+            })?),
+            Some(v) => {
+                return Err(bad(format!("86 (algorithm) is {} bytes ({}), not 1", v.len(), hex::encode_upper(v))))
+            }
         };
         Ok(Detected { generation, algorithm })
     }
 }
 
+/// The SSF33 algorithm id in an FCI's `86` (CARD-PROFILE §1): known, not supported.
+const SSF33: u8 = 0x02;
+
 /// The generation of an EF05 tag 03 value (CARD-PROFILE §4.2).
 fn generation_of_spec_version(value: &[u8]) -> Result<Generation, Error> {
     let version = decode_an(value).map_err(Error::CardData)?;
     Generation::from_spec_version(&version).ok_or_else(|| Error::UnknownCard(format!("spec version {version:?}")))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn h(s: &str) -> Vec<u8> {
+        hex::decode(s.replace(' ', "")).unwrap()
+    }
+
+    const AID: &str = "840F 7378312E73682EC9E7BBE1B1A3D5CF";
+
+    /// The reason of a [`TlvError::BadFci`], or a panic.
+    fn bad_fci(fci: &str) -> String {
+        match Detected::from_fci(&h(fci)) {
+            Err(Error::Tlv(TlvError::BadFci { reason })) => reason,
+            other => panic!("{fci}: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn the_real_cards_fci_gives_the_algorithm() {
+        // CARD-PROFILE §4.2, a public trace
+        let d = Detected::from_fci(&h(&format!("6F1C {AID} A509 8801 1E 9F0C03 860103"))).unwrap();
+        assert_eq!(d, Detected { generation: None, algorithm: Some(Algorithm::Sm4) });
+        let d = Detected::from_fci(&h(&format!("6F1E {AID} A50B 9F0802 0200 9F0C03 860101"))).unwrap();
+        assert_eq!(d, Detected { generation: Generation::new(2), algorithm: Some(Algorithm::Tdes) });
+        assert_eq!(Detected::from_fci(&[]).unwrap(), Detected::default());
+        assert_eq!(Detected::from_fci(&h(&format!("6F11 {AID}"))).unwrap(), Detected::default());
+    }
+
+    #[test]
+    fn a_malformed_fci_is_the_cards_fault_and_says_where() {
+        // 86 of two bytes
+        let r = bad_fci(&format!("6F1D {AID} A50A 8801 1E 9F0C04 86020300"));
+        assert_eq!(r, "86 (algorithm) is 2 bytes (0300), not 1");
+        // 86 naming no algorithm
+        let r = bad_fci(&format!("6F1C {AID} A509 8801 1E 9F0C03 86017F"));
+        assert!(r.contains("86 (algorithm) is 7F, none of 01"), "{r}");
+        // A5 whose length runs past the 6F
+        let r = bad_fci(&format!("6F1C {AID} A519 8801 1E 9F0C03 860103"));
+        assert!(r.contains("needs") && r.contains("more bytes"), "{r}");
+        // 6F whose length runs past the answer
+        assert_eq!(bad_fci(&format!("6FFF {AID} A509 8801 1E 9F0C03 860103")), "invalid length field at offset 1");
+        // inside A5 (the pre-scan looks into constructed objects), and inside 9F0C (primitive: parsed here)
+        assert!(bad_fci(&format!("6F17 {AID} A504 9F0C05 86")).contains("more bytes"));
+        let r = bad_fci(&format!("6F19 {AID} A506 9F0C03 860503"));
+        assert!(r.starts_with("in 9F0C (issuer discretionary data): "), "{r}");
+        // not a 6F template at all
+        assert!(matches!(Detected::from_fci(&h("8400")), Err(Error::Tlv(TlvError::NotFci { .. }))));
+        // SSF33: known, not supported
+        assert!(matches!(
+            Detected::from_fci(&h(&format!("6F19 {AID} A506 9F0C03 860102"))),
+            Err(Error::Crypto(CryptoError::UnsupportedAlgorithm(0x02)))
+        ));
+    }
 }

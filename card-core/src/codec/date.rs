@@ -161,19 +161,26 @@ mod tests {
         assert!(Date::parse("20000229").is_ok());
         assert!(Date::parse("20240229").is_ok());
         assert_eq!(Date::parse("19000229").unwrap_err(), CodecError::InvalidDate { year: 1900, month: 2, day: 29 });
-        assert!(Date::parse("20230229").is_err());
-        assert!(Date::parse("20230431").is_err());
-        assert!(Date::parse("20231301").is_err());
-        assert!(Date::parse("20230100").is_err());
-        assert!(Date::parse("00000101").is_err());
+        assert_eq!(Date::parse("20230229").unwrap_err(), CodecError::InvalidDate { year: 2023, month: 2, day: 29 });
+        assert_eq!(Date::parse("20230431").unwrap_err(), CodecError::InvalidDate { year: 2023, month: 4, day: 31 });
+        assert_eq!(Date::parse("20231301").unwrap_err(), CodecError::InvalidDate { year: 2023, month: 13, day: 1 });
+        assert_eq!(Date::parse("20230100").unwrap_err(), CodecError::InvalidDate { year: 2023, month: 1, day: 0 });
+        assert_eq!(Date::parse("00000101").unwrap_err(), CodecError::InvalidDate { year: 0, month: 1, day: 1 });
     }
 
     #[test]
     fn malformed_text() {
         assert_eq!(Date::parse("2010101").unwrap_err(), CodecError::BadLength { expected: 8, found: 7 });
         assert_eq!(Date::parse("2010-1-1").unwrap_err(), CodecError::NotDigit { ch: '-', position: 4 });
-        assert!(Date::from_cn(&[0x20, 0x10, 0x10, 0x0F]).is_err());
-        assert!(Date::from_cn(&[0xFF, 0xFF, 0xFF, 0xFF]).is_err());
+        // F padding inside a date leaves 7 digits; all padding none
+        assert_eq!(
+            Date::from_cn(&[0x20, 0x10, 0x10, 0x0F]).unwrap_err(),
+            CodecError::BadLength { expected: 8, found: 7 }
+        );
+        assert_eq!(
+            Date::from_cn(&[0xFF, 0xFF, 0xFF, 0xFF]).unwrap_err(),
+            CodecError::BadLength { expected: 8, found: 0 }
+        );
     }
 
     #[test]

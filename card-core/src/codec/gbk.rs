@@ -145,7 +145,7 @@ mod tests {
         assert_eq!(bytes, hex::decode("C0EE9534B235").unwrap());
         assert_eq!(gb18030_decode(&bytes).unwrap(), "李𠮷");
         assert_eq!(gb18030_encode("张三").unwrap(), gbk_encode("张三").unwrap());
-        assert!(gb18030_decode(&[0x95, 0x34]).is_err());
+        assert_eq!(gb18030_decode(&[0x95, 0x34]).unwrap_err(), CodecError::MalformedGbk { position: 0 });
     }
 
     /// CJK extension A: GBK holds 52 of its characters (e.g. U+3447 㑇), not 㐀 U+3400, which GB 18030 writes

@@ -292,8 +292,14 @@ mod tests {
         let born_today = format!("11010520250601002{}", mod11_2_check("11010520250601002").unwrap());
         assert!(CitizenId::parse_at(&born_today, t).is_ok());
         // Multi-byte characters count as one and do not split inside a char.
-        assert!(CitizenId::parse_at("11010519491231002张", t).is_err());
-        assert!(CitizenId::parse_at("张张张张张张张张张张张张张张张张张张", t).is_err());
+        assert!(matches!(
+            CitizenId::parse_at("11010519491231002张", t),
+            Err(CodecError::InvalidChar { ch: '张', position: 17, .. })
+        ));
+        assert_eq!(
+            CitizenId::parse_at("张张张张张张张张张张张张张张张张张张", t).unwrap_err(),
+            CodecError::NotDigit { ch: '张', position: 0 }
+        );
     }
 
     #[test]
@@ -308,7 +314,11 @@ mod tests {
         assert!(matches!(CardNumber::parse_unverified("x00000019"), Err(CodecError::InvalidChar { position: 0, .. })));
         assert!(matches!(CardNumber::parse_unverified("X0000*019"), Err(CodecError::InvalidChar { position: 5, .. })));
         assert!(CardNumber::parse_unverified("X0000001*").is_ok());
-        assert!(CardNumber::parse_unverified("X000000张").is_err());
+        // 8 characters (10 bytes): counted as characters
+        assert_eq!(
+            CardNumber::parse_unverified("X000000张").unwrap_err(),
+            CodecError::BadLength { expected: 9, found: 8 }
+        );
     }
 
     #[test]
@@ -319,6 +329,10 @@ mod tests {
         assert!(matches!(RegionCode::parse("001700"), Err(CodecError::InvalidRegion { .. })));
         assert!(matches!(RegionCode::parse("37170"), Err(CodecError::BadLength { .. })));
         assert!(matches!(RegionCode::parse("37A700"), Err(CodecError::NotDigit { position: 2, .. })));
-        assert!(RegionCode::from_bcd(&[0x37, 0x17, 0x0F]).is_err());
+        // F padding: 5 digits
+        assert_eq!(
+            RegionCode::from_bcd(&[0x37, 0x17, 0x0F]).unwrap_err(),
+            CodecError::BadLength { expected: 6, found: 5 }
+        );
     }
 }

@@ -35,8 +35,8 @@ fn algorithm_ids() {
     let e = Algorithm::from_id(0x02).unwrap_err();
     assert!(matches!(e, CryptoError::UnsupportedAlgorithm(0x02)));
     assert!(e.to_string().contains("SSF33"), "{e}");
-    assert!(Algorithm::from_id(0x00).is_err());
-    assert!(Algorithm::from_id(0xFF).is_err());
+    assert!(matches!(Algorithm::from_id(0x00), Err(CryptoError::UnsupportedAlgorithm(0x00))));
+    assert!(matches!(Algorithm::from_id(0xFF), Err(CryptoError::UnsupportedAlgorithm(0xFF))));
 }
 
 #[test]
@@ -48,13 +48,13 @@ fn wrong_key_lengths_are_refused() {
         }
         assert!(CardKey::new(alg, &[0x11; 16]).is_ok());
     }
-    assert!(DesKey::new(&[0; 7]).is_err());
-    assert!(DesKey::new(&[0; 16]).is_err());
+    assert!(matches!(DesKey::new(&[0; 7]), Err(CryptoError::WrongKeyLength { expected: "8", got: 7 })));
+    assert!(matches!(DesKey::new(&[0; 16]), Err(CryptoError::WrongKeyLength { expected: "8", got: 16 })));
     assert!(DesKey::new(&[0; 8]).is_ok());
-    assert!(TdesKey::new(&[0; 8]).is_err());
-    assert!(TdesKey::new(&[0; 24]).is_err());
-    assert!(Sm4Key::new(&[0; 32]).is_err());
-    assert!(AesKey::new(&[0; 24]).is_err());
+    assert!(matches!(TdesKey::new(&[0; 8]), Err(CryptoError::WrongKeyLength { expected: "16", got: 8 })));
+    assert!(matches!(TdesKey::new(&[0; 24]), Err(CryptoError::WrongKeyLength { expected: "16", got: 24 })));
+    assert!(matches!(Sm4Key::new(&[0; 32]), Err(CryptoError::WrongKeyLength { expected: "16", got: 32 })));
+    assert!(matches!(AesKey::new(&[0; 24]), Err(CryptoError::WrongKeyLength { expected: "16 or 32", got: 24 })));
     assert!(AesKey::new(&[0; 16]).is_ok());
     assert!(AesKey::new(&[0; 32]).is_ok());
 }
@@ -63,14 +63,23 @@ fn wrong_key_lengths_are_refused() {
 fn wrong_data_lengths_are_refused() {
     let tdes = CardKey::new(Algorithm::Tdes, &h(K16)).unwrap();
     let sm4 = CardKey::new(Algorithm::Sm4, &h(K16)).unwrap();
-    assert!(tdes.encrypt_block(&mut [0; 16]).is_err());
-    assert!(tdes.decrypt_block(&mut [0; 7]).is_err());
-    assert!(sm4.encrypt_block(&mut [0; 8]).is_err());
-    assert!(tdes.encrypt_ecb(&[0; 12]).is_err());
-    assert!(sm4.decrypt_ecb(&[0; 24]).is_err());
+    assert!(matches!(tdes.encrypt_block(&mut [0; 16]), Err(CryptoError::WrongDataLength { expected: "8", got: 16 })));
+    assert!(matches!(tdes.decrypt_block(&mut [0; 7]), Err(CryptoError::WrongDataLength { expected: "8", got: 7 })));
+    assert!(matches!(sm4.encrypt_block(&mut [0; 8]), Err(CryptoError::WrongDataLength { expected: "16", got: 8 })));
+    assert!(matches!(
+        tdes.encrypt_ecb(&[0; 12]),
+        Err(CryptoError::WrongDataLength { expected: "a multiple of 8", got: 12 })
+    ));
+    assert!(matches!(
+        sm4.decrypt_ecb(&[0; 24]),
+        Err(CryptoError::WrongDataLength { expected: "a multiple of 16", got: 24 })
+    ));
     assert!(tdes.encrypt_ecb(&[]).unwrap().is_empty());
     let k = Sm4Key::new(&h(K16)).unwrap();
-    assert!(k.encrypt_cbc(&[0; 16], &[0; 17]).is_err());
+    assert!(matches!(
+        k.encrypt_cbc(&[0; 16], &[0; 17]),
+        Err(CryptoError::WrongDataLength { expected: "a multiple of 16", got: 17 })
+    ));
     assert!(matches!(card_factor(&[0; 7]), Err(CryptoError::WrongDataLength { got: 7, .. })));
 }
 
@@ -125,14 +134,14 @@ fn padding() {
     assert_eq!(iso9797_pad(&[1; 15], 16, Padding::Method2).len(), 16);
     assert_eq!(iso9797_unpad2(&h("0101800000000000"), 8).unwrap(), &[1, 1]);
     assert_eq!(iso9797_unpad2(&h("8000000000000000"), 8).unwrap(), &[] as &[u8]);
-    assert!(iso9797_unpad2(&h("0101000000000000"), 8).is_err()); // no 80
-    assert!(iso9797_unpad2(&h("0000000000000000"), 8).is_err());
+    assert!(matches!(iso9797_unpad2(&h("0101000000000000"), 8), Err(CryptoError::BadPadding))); // no 80
+    assert!(matches!(iso9797_unpad2(&h("0000000000000000"), 8), Err(CryptoError::BadPadding)));
     assert!(iso9797_unpad2(&h("0101010101010180"), 8).is_ok());
-    assert!(iso9797_unpad2(&h("0101010101010181"), 8).is_err());
+    assert!(matches!(iso9797_unpad2(&h("0101010101010181"), 8), Err(CryptoError::BadPadding)));
     // 80 must sit in the last block.
-    assert!(iso9797_unpad2(&h("01800000000000000000000000000000"), 8).is_err());
-    assert!(iso9797_unpad2(&h("01800000"), 8).is_err());
-    assert!(iso9797_unpad2(&[], 8).is_err());
+    assert!(matches!(iso9797_unpad2(&h("01800000000000000000000000000000"), 8), Err(CryptoError::BadPadding)));
+    assert!(matches!(iso9797_unpad2(&h("01800000"), 8), Err(CryptoError::WrongDataLength { got: 4, .. })));
+    assert!(matches!(iso9797_unpad2(&[], 8), Err(CryptoError::WrongDataLength { got: 0, .. })));
 }
 
 #[test]
@@ -145,7 +154,7 @@ fn factors() {
     let hist = h("00814E43238697159900BF7C7A");
     assert_eq!(card_factor(&hist).unwrap(), h8("8697159900BF7C7A"));
     assert_eq!(card_factor(&hist[5..]).unwrap(), h8("8697159900BF7C7A"));
-    assert!(card_factor(&hist[6..]).is_err());
+    assert!(matches!(card_factor(&hist[6..]), Err(CryptoError::WrongDataLength { expected: "at least 8", got: 7 })));
 }
 
 #[test]
@@ -277,7 +286,10 @@ fn line_mac_sm4_is_cbc_mac() {
     let cbc = Sm4Key::new(&h(K16)).unwrap().encrypt_cbc(&iv, &padded).unwrap();
     let last = &cbc[cbc.len() - 16..];
     assert_eq!(line_mac(&key, &challenge, &input).unwrap().as_slice(), &last[..4]);
-    assert!(line_mac(&key, &challenge[..4], &input).is_err());
+    assert!(matches!(
+        line_mac(&key, &challenge[..4], &input),
+        Err(CryptoError::WrongChallengeLength { algorithm: Algorithm::Sm4, expected: 8, got: 4 })
+    ));
     assert_eq!(line_mac_zero_iv(&key, &input), line_mac(&key, &[0; 8], &input).unwrap());
 }
 
@@ -362,7 +374,10 @@ fn secure_data_round_trip() {
             assert_eq!(plain[len + 1], 0x80);
             assert_eq!(secure_data_decrypt(&key, &ct).unwrap().as_slice(), data.as_slice());
         }
-        assert!(secure_data_encrypt(&key, &[0; 256]).is_err());
+        assert!(matches!(
+            secure_data_encrypt(&key, &[0; 256]),
+            Err(CryptoError::WrongDataLength { expected: "at most 255", got: 256 })
+        ));
     }
 }
 
@@ -374,12 +389,24 @@ fn secure_data_tamper_is_detected() {
     for i in 0..8 {
         let mut bad = ct.clone();
         bad[i] ^= 0x01;
-        assert!(secure_data_decrypt(&key, &bad).is_err(), "byte {i}");
+        assert!(
+            matches!(
+                secure_data_decrypt(&key, &bad),
+                Err(CryptoError::BadPadding | CryptoError::SecureDataLength { .. })
+            ),
+            "byte {i}"
+        );
     }
-    assert!(secure_data_decrypt(&key, &ct[..7]).is_err());
-    assert!(secure_data_decrypt(&key, &[]).is_err());
+    assert!(matches!(
+        secure_data_decrypt(&key, &ct[..7]),
+        Err(CryptoError::WrongDataLength { expected: "a multiple of 8", got: 7 })
+    ));
+    assert!(matches!(secure_data_decrypt(&key, &[]), Err(CryptoError::WrongDataLength { got: 0, .. })));
     let other = CardKey::new(Algorithm::Tdes, &h("00112233445566778899AABBCCDDEEFF")).unwrap();
-    assert!(secure_data_decrypt(&other, &ct).is_err());
+    assert!(matches!(
+        secure_data_decrypt(&other, &ct),
+        Err(CryptoError::BadPadding | CryptoError::SecureDataLength { .. })
+    ));
     // A valid padding with a wrong Ld: Ld = 5 but 6 bytes follow.
     let forged = key.encrypt_ecb(&h("0531323334353680")).unwrap();
     assert!(matches!(

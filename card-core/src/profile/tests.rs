@@ -249,3 +249,30 @@ fn fields_are_checked() {
     .unwrap();
     assert_eq!(p.field(Generation::ONE, ItemField::NameExt).unwrap().item.tag, 0x4F);
 }
+
+/// A profile file that never ends (`/dev/zero`) or is larger than 4 MiB is refused at once, naming the file and
+/// the limit (issue 11).
+#[test]
+fn unbounded_profile_files_are_refused_fast() {
+    let dir = tempfile::tempdir().unwrap();
+    let huge = dir.path().join("huge.toml");
+    std::fs::File::create(&huge).unwrap().set_len(4 * 1024 * 1024 + 1).unwrap(); // sparse
+    let cases = [
+        (std::path::PathBuf::from("/dev/zero"), std::io::ErrorKind::InvalidInput),
+        (huge, std::io::ErrorKind::FileTooLarge),
+    ];
+    for (path, kind) in cases {
+        let t0 = std::time::Instant::now();
+        let e = Profile::load(&path).unwrap_err();
+        assert!(e.to_string().contains(&path.display().to_string()), "{e}");
+        match e {
+            ProfileError::Io(shown, source) => {
+                assert_eq!(shown, path.display().to_string());
+                assert_eq!(source.kind(), kind, "{source}");
+                assert!(source.to_string().contains("4194304 bytes"), "the limit is named: {source}");
+            }
+            other => panic!("{}: {other:?}", path.display()),
+        }
+        assert!(t0.elapsed() < std::time::Duration::from_secs(10), "{}: not refused at once", path.display());
+    }
+}

@@ -71,6 +71,14 @@ pub enum TlvError {
         /// What was found instead.
         reason: String,
     },
+    /// A SELECT response whose FCI is malformed inside (CARD-PROFILE §4.2): a data object whose length runs past
+    /// its template, an `A5` or `9F0C` whose content does not parse, an algorithm `86` that is not one byte or
+    /// names no algorithm.
+    #[error("malformed FCI: {reason}")]
+    BadFci {
+        /// What is wrong, and where.
+        reason: String,
+    },
     /// A record tag of `00` or `FF`, which are padding, never tags.
     #[error("invalid record tag {tag:02X} at offset {offset}")]
     BadRecordTag {

@@ -142,7 +142,10 @@ mod tests {
         assert_eq!(RecordTlv::parse(&h("FF0141")).unwrap_err(), TlvError::BadRecordTag { offset: 0, tag: 0xFF });
         let long = RecordTlv { tag: 0x21, value: vec![0x41; 256] };
         assert_eq!(long.encode().unwrap_err(), TlvError::ValueTooLong { len: 256 });
-        assert!(RecordTlv { tag: 0x00, value: vec![] }.encode().is_err());
+        assert_eq!(
+            RecordTlv { tag: 0x00, value: vec![] }.encode().unwrap_err(),
+            TlvError::BadRecordTag { offset: 0, tag: 0 }
+        );
     }
 
     #[test]

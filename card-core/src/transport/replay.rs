@@ -222,7 +222,8 @@ mod tests {
     #[test]
     fn exhausted_and_unfinished() {
         let mut replay = ReplayTransport::from_transcript("atr 3B00\n> 00840000 08\n< 01020304050607089000\n").unwrap();
-        assert!(replay.finish().is_err());
+        // the GET CHALLENGE on line 2 was not played
+        assert!(matches!(replay.finish(), Err(TransportError::ReplayMismatch { line: 2, .. })));
         {
             let mut tx = replay.transaction().unwrap();
             let gc = Command::new(0, Ins::GET_CHALLENGE, 0, 0).with_le(8).unwrap();

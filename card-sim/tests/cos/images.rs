@@ -131,6 +131,42 @@ fn unbounded_images_are_refused_fast() {
         let err = String::from_utf8_lossy(&o.stderr);
         assert_eq!(o.status.code(), Some(2), "{}: {err}", path.display());
         assert!(err.contains(&path.display().to_string()), "the message names the file: {err}");
+        assert!(err.contains(&format!("{} bytes", card_sim::MAX_IMAGE_FILE)), "the message names the limit: {err}");
         assert!(t0.elapsed() < std::time::Duration::from_secs(30), "{}: not refused at once", path.display());
+    }
+}
+
+/// `card-sim fixtures` whose `fixtures.toml` or `test-keys.toml` never ends (a link to `/dev/zero`, a FIFO nobody
+/// writes) is refused at once naming the file and the 1 MiB limit, exit 2, and writes no image (issue 11).
+#[test]
+fn unbounded_fixture_specs_are_refused_fast() {
+    let specs = concat!(env!("CARGO_MANIFEST_DIR"), "/../fixtures/cards");
+    for (bad, fifo) in [("fixtures.toml", false), ("test-keys.toml", false), ("test-keys.toml", true)] {
+        let dir = tempfile::tempdir().unwrap();
+        for name in ["fixtures.toml", "test-keys.toml"] {
+            std::fs::copy(format!("{specs}/{name}"), dir.path().join(name)).unwrap();
+        }
+        let path = dir.path().join(bad);
+        std::fs::remove_file(&path).unwrap();
+        if fifo {
+            assert!(std::process::Command::new("mkfifo").arg(&path).status().unwrap().success(), "mkfifo is needed");
+        } else {
+            std::os::unix::fs::symlink("/dev/zero", &path).unwrap();
+        }
+        let t0 = std::time::Instant::now();
+        let o = std::process::Command::new(env!("CARGO_BIN_EXE_card-sim"))
+            .args(["fixtures", "--out"])
+            .arg(dir.path())
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{bad}: {err}");
+        assert!(err.contains(&path.display().to_string()), "the message names the file: {err}");
+        assert!(err.contains("1048576 bytes"), "the message names the limit: {err}");
+        assert!(t0.elapsed() < std::time::Duration::from_secs(30), "{bad}: not refused at once");
+        let images = std::fs::read_dir(dir.path())
+            .unwrap()
+            .filter(|e| e.as_ref().is_ok_and(|e| e.path().extension().is_some_and(|x| x == "json")));
+        assert_eq!(images.count(), 0, "{bad}: no image is written");
     }
 }
