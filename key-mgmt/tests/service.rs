@@ -22,46 +22,23 @@ use card_core::profile::Profile;
 use card_core::security::two_step::{self, Step1};
 use card_core::security::{LocalKeys, SecurityModule};
 use card_core::transport::Transport;
-use card_sim::fixture::TestKeys;
 use card_sim::{Card, SimTransport};
-use key_mgmt::{components, KeyStore, VersionSelect};
+use key_mgmt::{KeyStore, VersionSelect};
 use serde_json::{json, Value};
 use testkit::pki::{Issued, Pki};
 
 const T1: &str = "371700000001";
-const PASS: &str = "correct horse battery staple";
+const PASS: &str = testkit::keys::PASSPHRASE;
 
 fn repo(path: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(path)
 }
 
-fn test_keys() -> TestKeys {
-    TestKeys::from_toml(&std::fs::read_to_string(repo("fixtures/cards/test-keys.toml")).unwrap()).unwrap()
-}
+use testkit::keys::{names, test_keys};
 
-/// Names of the test key file (both algorithms hold the same names).
-fn names() -> Vec<String> {
-    let text = std::fs::read_to_string(repo("fixtures/cards/test-keys.toml")).unwrap();
-    let sm4 = text.split("[issuer.sm4]").nth(1).unwrap();
-    sm4.lines().filter_map(|l| l.split_once(" = ").map(|(n, _)| n.trim().to_string())).collect()
-}
-
-/// A store holding the test issuer keys: 3DES v1, SM4 v2, all active.
+/// A store holding the test issuer keys: 3DES v1, SM4 v2, all active (`testkit::keys::issuer_store`).
 fn make_store(dir: &Path) -> PathBuf {
-    let path = dir.join("keys.db");
-    let c1 = components::parse_hex(&"0123456789ABCDEF".repeat(4), 1, 32).unwrap();
-    let c2 = components::parse_hex(&"3C5A3C5A1E2D4B69".repeat(4), 2, 32).unwrap();
-    let (store, _) = KeyStore::init(&path, &[c1, c2], Some(PASS.as_bytes())).unwrap();
-    let keys = test_keys();
-    for (alg, version) in [(Algorithm::Tdes, 1), (Algorithm::Sm4, 2)] {
-        for name in names() {
-            let key = keys.issuer(alg, &name).unwrap();
-            let parts = components::split(key.expose_secret(), 2).unwrap();
-            store.import_components(&name, version, alg, &parts, true).unwrap();
-        }
-    }
-    std::fs::write(dir.join("pass.txt"), format!("{PASS}\n")).unwrap();
-    path
+    testkit::keys::issuer_store(dir)
 }
 
 /// The region keys of 371700 at `version` of every name, as the service's answers must use them.

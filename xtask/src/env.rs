@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 type Result<T> = std::result::Result<T, String>;
 
 /// Debian packages the tests and the demo need.
-const PACKAGES: &[&str] = &["pcscd", "vsmartcard-vpcd", "libpcsclite-dev", "pcsc-tools", "opensc", "chromium", "curl"];
+const PACKAGES: &[&str] = &["pcscd", "vsmartcard-vpcd", "libpcsclite-dev", "pcsc-tools", "opensc", "chromium", "curl", "openssl"];
 /// pcscd's client socket on Debian.
 const PCSCD_SOCKET: &str = "/run/pcscd/pcscd.comm";
 /// The vpcd port of reader `Virtual PCD 00 00`.
@@ -432,7 +432,111 @@ pub fn demo(extra: &[String]) -> Result<()> {
     let keys = root().join("fixtures").join("cards").join("test-keys.toml");
     run(agent().args(["read-basic", "--keys"]).arg(&keys).args(ids))?;
     drop(card);
+    key_service_demo(&dir, &bin, &in_dir)?;
     let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}
+
+/// Step 4 of the demo: a generation 3 card issued at the desk and read at a counter that holds **no keys**,
+/// through the key service (`keymgmt serve`, mutual TLS). The certificates are made here with openssl: demo
+/// material.
+fn key_service_demo(dir: &Path, bin: &Path, in_dir: &dyn Fn(&str) -> Command) -> Result<()> {
+    use std::io::BufRead;
+    step("keymgmt: the SM4 keys (version 2) beside the 3DES ones; issuance: a generation 3 card for a second holder");
+    let store = ["--store", "keys.db", "--passphrase-file", "pass.txt"];
+    run(in_dir("keymgmt").args(store).args(["generate-profile-keys", "--alg", "sm4", "--version", "2", "--activate"]))?;
+    write(
+        dir,
+        "holders3.csv",
+        "ssn,name,name_ext,sex,ethnicity,birthplace,birth_date,region_code,initial_pin,photo
+         371702199002020021,李四,,2,01,371702,19900202,371700,,
+",
+    )?;
+    run(in_dir("card-sim").args([
+        "new",
+        "--gen",
+        "3",
+        "--region",
+        "371700",
+        "--serial",
+        "8",
+        "--transport-key",
+        "01020407080B0D0E10131516191A1C1F",
+        "--out",
+        "blank3.json",
+    ]))?;
+    let card = insert_image(&dir.join("blank3.json"))?;
+    run(in_dir("issuance")
+        .args(["--journal", "journal.db", "--keystore", "keys.db", "--passphrase-file", "pass.txt"])
+        .args(["personalize", "--generation", "3", "--holders", "holders3.csv", "--reader", "Virtual PCD 00 00"]))?;
+
+    step("openssl: the province's terminal CA, the key service's certificate and the counter's (DEMO MATERIAL)");
+    let openssl = |args: &[&str]| {
+        let mut c = Command::new("openssl");
+        c.current_dir(dir).args(args).stdout(Stdio::null()).stderr(Stdio::null());
+        run(&mut c)
+    };
+    let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"];
+    openssl(&[&["req", "-x509"][..], &ec, &["-keyout", "ca.key", "-out", "ca.pem", "-days", "1", "-subj", "/CN=Demo terminal CA"]].concat())
+        .and_then(|()| {
+            openssl(&[&["req"][..], &ec, &["-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=localhost"]]
+                .concat())
+        })
+        .map_err(|e| format!("{e} (is openssl installed?)"))?;
+    write(dir, "server.ext", "subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n")?;
+    write(dir, "terminal.ext", "extendedKeyUsage=clientAuth\n")?;
+    let sign = |csr: &str, ext: &str, out: &str| {
+        openssl(&[
+            "x509", "-req", "-in", csr, "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial", "-days", "1",
+            "-extfile", ext, "-out", out,
+        ])
+    };
+    sign("server.csr", "server.ext", "server.pem")?;
+    openssl(&[&["req"][..], &ec, &["-keyout", "terminal.key", "-out", "terminal.csr", "-subj", "/CN=371700000001"]]
+        .concat())?;
+    sign("terminal.csr", "terminal.ext", "terminal.pem")?;
+
+    step("keymgmt serve: the province's key service holds region 371700's keys; the counter holds none");
+    write(
+        dir,
+        "key-service.toml",
+        "listen = \"127.0.0.1:0\"\nstore = \"keys.db\"\nregions = [\"371700\"]\njournal = \"journal.db\"\n\
+         audit_log = \"key-service-audit.jsonl\"\n\n[tls]\ncert = \"server.pem\"\nkey = \"server.key\"\n\
+         client_ca = \"ca.pem\"\n\n[terminal.371700000001]\noperations = [\"read\"]\nregions = [\"371700\"]\n\
+         dfs = [\"SSSE\"]\n",
+    )?;
+    let mut child = Command::new(bin.join("keymgmt"))
+        .current_dir(dir)
+        .args(["--passphrase-file", "pass.txt", "--no-syslog", "serve", "--config", "key-service.toml"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("cannot start keymgmt serve: {e}"))?;
+    let stdout = child.stdout.take();
+    let service = Stop(child);
+    let mut line = String::new();
+    if let Some(out) = stdout {
+        std::io::BufReader::new(out).read_line(&mut line).map_err(|e| format!("keymgmt serve: {e}"))?;
+    }
+    let url = line
+        .trim()
+        .strip_prefix("keymgmt serve: listening on ")
+        .ok_or_else(|| format!("keymgmt serve did not start: {line:?}"))?
+        .replace("127.0.0.1", "localhost");
+    println!("key service at {url}");
+
+    step("terminal-agent read-basic --key-service: the generation 3 card's holder at a counter without keys");
+    run(Command::new(bin.join("terminal-agent"))
+        .current_dir(dir)
+        .args(["read-basic", "--terminal-no", "371700000001", "--device-no", "SIM-READER-01"])
+        .args(["--key-service", &url, "--service-ca", "ca.pem"])
+        .args(["--client-cert", "terminal.pem", "--client-key", "terminal.key"]))?;
+    step("the key service's audit line: terminal, certificate serial, card, key and version (never a key)");
+    let audit = std::fs::read_to_string(dir.join("key-service-audit.jsonl")).unwrap_or_default();
+    for l in audit.lines().filter(|l| l.contains("\"operation\"")) {
+        println!("{l}");
+    }
+    drop(service);
+    drop(card);
     Ok(())
 }
 

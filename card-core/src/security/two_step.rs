@@ -217,8 +217,34 @@ fn pin_field(text: &str, what: &str) -> Result<Vec<u8>, Error> {
     parse_hex(text).map_err(|_| bad(&format!("{what} is not hex")))
 }
 
-/// The back end of a RELOAD PIN (key service `pin-reload`): Step2 `<new PIN BCD hex>|` → `<MAC 8 hex>|`, the
-/// §6.4 MAC with the card's RLK and a zero IV over the new PIN.
+/// RELOAD PIN's answer (key service `pin-reload`): `<MAC 8 hex>|`, the §6.4 MAC with the card's `key` (RLK)
+/// and a zero IV over the new PIN (BCD). The back end's computation, whatever parsed and checked the request.
+pub fn pin_reload_answer(sm: &dyn SecurityModule, card: &CardContext, key: &str, pin: &[u8]) -> Result<String, Error> {
+    let mac = sm.line_mac_zero_iv(card, key, pin)?;
+    Ok(format!("{}|", hex_upper(&mac)))
+}
+
+/// PIN UNBLOCK's answer (key service `pin-unblock`): `<secure data><MAC 8 hex>|` — `ENC(Ld ‖ PIN ‖ pad)` (§6.5)
+/// and the line-protection MAC (§6.4) over `CLA INS P1 P2 Lc' ‖ secure data` with the card's `challenge`, both
+/// under the card's `key` (PUK).
+pub fn pin_unblock_answer(
+    sm: &dyn SecurityModule,
+    card: &CardContext,
+    key: &str,
+    challenge: &[u8],
+    header: &[u8; 4],
+    pin: &[u8],
+) -> Result<String, Error> {
+    let enc = sm.secure_data(card, key, pin)?;
+    let lc = u8::try_from(enc.len() + 4).map_err(|_| bad("secure data too long"))?;
+    let mut input = header.to_vec();
+    input.push(lc);
+    input.extend_from_slice(&enc);
+    let mac = sm.line_mac(card, key, challenge, &input)?;
+    Ok(format!("{}{}|", hex_upper(&enc), hex_upper(&mac)))
+}
+
+/// The back end of a RELOAD PIN with `local`'s RLK: Step2 `<new PIN BCD hex>|` → [`pin_reload_answer`].
 pub fn backend_pin_reload(local: &LocalKeys, step1: &str, step2: &str) -> Result<String, Error> {
     let card = step1.parse::<Step1>()?.card_context()?;
     let f = fields(step2, 1, "pin-reload step 2")?;
@@ -226,13 +252,11 @@ pub fn backend_pin_reload(local: &LocalKeys, step1: &str, step2: &str) -> Result
     if pin.is_empty() || pin.len() > 8 {
         return Err(bad("the new PIN must be 1 to 8 BCD bytes"));
     }
-    let mac = local.line_mac_zero_iv(&card, "RLK", &pin)?;
-    Ok(format!("{}|", hex_upper(&mac)))
+    pin_reload_answer(local, &card, "RLK", &pin)
 }
 
-/// The back end of a PIN UNBLOCK (key service `pin-unblock`): Step2 `<card challenge>|<CLA INS P1 P2>|<new PIN
-/// BCD>|` → `<ENC_PUK(Ld ‖ PIN ‖ pad)><MAC>|`: the secure data (§6.5) and the line-protection MAC (§6.4) over
-/// `CLA INS P1 P2 Lc' ‖ secure data` with the card's challenge, both under the card's PUK.
+/// The back end of a PIN UNBLOCK with `local`'s PUK: Step2 `<card challenge>|<CLA INS P1 P2>|<new PIN BCD>|` →
+/// [`pin_unblock_answer`].
 pub fn backend_pin_unblock(local: &LocalKeys, step1: &str, step2: &str) -> Result<String, Error> {
     let card = step1.parse::<Step1>()?.card_context()?;
     let f = fields(step2, 3, "pin-unblock step 2")?;
@@ -249,13 +273,7 @@ pub fn backend_pin_unblock(local: &LocalKeys, step1: &str, step2: &str) -> Resul
     if pin.is_empty() || pin.len() > 8 {
         return Err(bad("the new PIN must be 1 to 8 BCD bytes"));
     }
-    let enc = local.secure_data(&card, "PUK", &pin)?;
-    let lc = u8::try_from(enc.len() + 4).map_err(|_| bad("secure data too long"))?;
-    let mut input = header.to_vec();
-    input.push(lc);
-    input.extend_from_slice(&enc);
-    let mac = local.line_mac(&card, "PUK", &challenge, &input)?;
-    Ok(format!("{}{}|", hex_upper(&enc), hex_upper(&mac)))
+    pin_unblock_answer(local, &card, "PUK", &challenge, &header, &pin)
 }
 
 #[cfg(test)]

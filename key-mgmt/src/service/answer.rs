@@ -17,7 +17,7 @@ use card_core::crypto::Algorithm;
 use card_core::national;
 use card_core::profile::{Access, Generation, Profile};
 use card_core::security::key_service::{Answer, AnswerRequest, Operation};
-use card_core::security::two_step::{Step1, Step2Answer};
+use card_core::security::two_step::{self, Step1, Step2Answer};
 use card_core::security::{key_name, CardContext};
 use zeroize::Zeroizing;
 
@@ -252,24 +252,23 @@ pub fn answer(req: &AnswerRequest, cx: &Context<'_>, facts: &mut Facts) -> Resul
         Operation::PinReload => {
             let f = step2_fields(req, 1)?;
             let pin = pin_bcd(f[0])?;
-            let mac = sm.line_mac_zero_iv(&card, &key, &pin).map_err(card_err)?;
-            format!("{}|", hex_upper(&mac))
+            two_step::pin_reload_answer(sm, &card, &key, &pin).map_err(card_err)?
         }
         Operation::PinUnblock => {
             let f = step2_fields(req, 3)?;
             let challenge_len: &[usize] = if step1.algorithm == Algorithm::Tdes { &[4, 8] } else { &[8] };
             let challenge = hex_n(f[0], "the card challenge", challenge_len)?;
-            let header = hex_n(f[1], "CLA INS P1 P2", &[4])?;
+            let header: [u8; 4] = hex_n(f[1], "CLA INS P1 P2", &[4])?
+                .try_into()
+                .map_err(|_| Refused::bad("CLA INS P1 P2 has 4 bytes"))?;
+            // PUK's MAC is given for PIN UNBLOCK only, never for a command of the terminal's choosing
+            if header != card_core::command::PIN_UNBLOCK {
+                return Err(Refused::bad("CLA INS P1 P2 is not PIN UNBLOCK's (84 24 00 00)"));
+            }
             let pin = pin_bcd(f[2])?;
-            let enc = sm.secure_data(&card, &key, &pin).map_err(card_err)?;
-            let lc = u8::try_from(enc.len() + 4).map_err(|_| Refused::bad("secure data too long"))?;
-            let mut input = header.clone();
-            input.push(lc);
-            input.extend_from_slice(&enc);
             let challenge =
                 challenge.get(..if step1.algorithm == Algorithm::Tdes { 4 } else { 8 }).unwrap_or(&challenge);
-            let mac = sm.line_mac(&card, &key, challenge, &input).map_err(card_err)?;
-            format!("{}{}|", hex_upper(&enc), hex_upper(&mac))
+            two_step::pin_unblock_answer(sm, &card, &key, challenge, &header, &pin).map_err(card_err)?
         }
     };
     Ok(Answer { answer: text, key, version })
