@@ -441,7 +441,6 @@ pub fn demo(extra: &[String]) -> Result<()> {
 /// through the key service (`keymgmt serve`, mutual TLS). The certificates are made here with openssl: demo
 /// material.
 fn key_service_demo(dir: &Path, bin: &Path, in_dir: &dyn Fn(&str) -> Command) -> Result<()> {
-    use std::io::BufRead;
     step("keymgmt: the SM4 keys (version 2) beside the 3DES ones; issuance: a generation 3 card for a second holder");
     let store = ["--store", "keys.db", "--passphrase-file", "pass.txt"];
     run(in_dir("keymgmt").args(store).args(["generate-profile-keys", "--alg", "sm4", "--version", "2", "--activate"]))?;
@@ -449,7 +448,7 @@ fn key_service_demo(dir: &Path, bin: &Path, in_dir: &dyn Fn(&str) -> Command) ->
         dir,
         "holders3.csv",
         "ssn,name,name_ext,sex,ethnicity,birthplace,birth_date,region_code,initial_pin,photo
-         371702199002020021,李四,,2,01,371702,19900202,371700,,
+         371702199002020029,李四,,2,01,371702,19900202,371700,,
 ",
     )?;
     run(in_dir("card-sim").args([
@@ -513,10 +512,7 @@ fn key_service_demo(dir: &Path, bin: &Path, in_dir: &dyn Fn(&str) -> Command) ->
         .map_err(|e| format!("cannot start keymgmt serve: {e}"))?;
     let stdout = child.stdout.take();
     let service = Stop(child);
-    let mut line = String::new();
-    if let Some(out) = stdout {
-        std::io::BufReader::new(out).read_line(&mut line).map_err(|e| format!("keymgmt serve: {e}"))?;
-    }
+    let line = first_line(stdout).map_err(|e| format!("keymgmt serve: {e}"))?;
     let url = line
         .trim()
         .strip_prefix("keymgmt serve: listening on ")
@@ -540,6 +536,17 @@ fn key_service_demo(dir: &Path, bin: &Path, in_dir: &dyn Fn(&str) -> Command) ->
     Ok(())
 }
 
+/// The first line a background program writes to its stdout; the rest is read (and dropped) by a thread, so the
+/// program never writes into a closed pipe.
+fn first_line(stdout: Option<std::process::ChildStdout>) -> Result<String> {
+    use std::io::BufRead;
+    let mut reader = std::io::BufReader::new(stdout.ok_or("no stdout")?);
+    let mut line = String::new();
+    reader.read_line(&mut line).map_err(|e| e.to_string())?;
+    std::thread::spawn(move || for _ in reader.lines() {});
+    Ok(line)
+}
+
 /// One HTTP/1.1 GET on loopback; the status line and the body.
 fn http_get(port: u16, path: &str, origin: &str) -> Result<(String, String)> {
     use std::io::{Read, Write};
@@ -555,7 +562,6 @@ fn http_get(port: u16, path: &str, origin: &str) -> Result<(String, String)> {
 
 /// 3b. `terminal-agent serve`: the counter's service; an allowed origin reads the card, a foreign one is refused.
 fn serve_demo(dir: &Path, bin: &Path) -> Result<()> {
-    use std::io::BufRead;
     step("terminal-agent serve: the counter's card service on 127.0.0.1 and ::1, for the counter's web application");
     write(
         dir,
@@ -571,10 +577,7 @@ fn serve_demo(dir: &Path, bin: &Path) -> Result<()> {
         .map_err(|e| format!("cannot start terminal-agent serve: {e}"))?;
     let stdout = child.stdout.take();
     let agent = Stop(child);
-    let mut line = String::new();
-    if let Some(out) = stdout {
-        std::io::BufReader::new(out).read_line(&mut line).map_err(|e| format!("terminal-agent serve: {e}"))?;
-    }
+    let line = first_line(stdout).map_err(|e| format!("terminal-agent serve: {e}"))?;
     print!("{line}");
     let port: u16 = line
         .trim()

@@ -139,7 +139,13 @@ pub(super) fn run(g: &Global, a: Args) -> Result<()> {
     runtime.block_on(async move {
         let server = Server::bind(&config, a.insecure_loopback, keys).await?;
         let scheme = if a.insecure_loopback { "http" } else { "https" };
-        println!("keymgmt serve: listening on {scheme}://{}", server.local_addr());
+        {
+            // a supervisor that read this line and closed the pipe must not stop the service
+            use std::io::Write;
+            let mut out = std::io::stdout().lock();
+            let _ = writeln!(out, "keymgmt serve: listening on {scheme}://{}", server.local_addr());
+            let _ = out.flush();
+        }
         let _ = std::io::stdout().flush();
         if a.insecure_loopback {
             eprintln!(

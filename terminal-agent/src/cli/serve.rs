@@ -122,11 +122,14 @@ pub fn serve(a: ServeArgs) -> Result<(), Failure> {
         let server = Server::bind(config, Arc::from(keys)).await.map_err(|e| Failure::Usage(e.to_string()))?;
         // the handlers are in place before the agent says it listens: a SIGTERM right after is a clean stop
         let shutdown = shutdown_signal()?;
-        for addr in server.addresses() {
-            println!("terminal-agent: listening on http://{addr}/");
-        }
+        // a supervisor that read the first line and closed the pipe must not stop the service
         use std::io::Write;
-        let _ = std::io::stdout().flush();
+        let mut out = std::io::stdout().lock();
+        for addr in server.addresses() {
+            let _ = writeln!(out, "terminal-agent: listening on http://{addr}/");
+        }
+        let _ = out.flush();
+        drop(out);
         server.run(shutdown).await?;
         eprintln!("terminal-agent: stopped");
         Ok(())
