@@ -7,13 +7,16 @@
 //! card numbers (per region) are UNIQUE, and a chip has at most one unfinished card. The holders'
 //! initial PINs are never stored.
 //!
-//! One interface, [`Backend`], backends: [`sqlite::SqliteJournal`] (one file, the default) so far; PostgreSQL
-//! (several desks sharing one journal) comes next. Both keep the same schema versions in a `migrations` table.
+//! One interface, [`Backend`], two backends: [`sqlite::SqliteJournal`] (one file, the default) and — where
+//! several desks share one journal — PostgreSQL. Both keep the same schema versions in a `migrations` table.
 
+pub mod pg;
 pub mod sqlite;
 
 use std::ops::Deref;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+
+use secrecy::SecretString;
 
 use serde::Serialize;
 
@@ -263,9 +266,47 @@ impl Journal {
         Ok(Journal::from_backend(sqlite::SqliteJournal::in_memory()?))
     }
 
+    /// Opens (creating or upgrading) the journal at `location`; `password` serves a PostgreSQL server that asks
+    /// for one.
+    pub fn open_at(location: &Location, password: Option<&SecretString>) -> Result<Journal, Error> {
+        match location {
+            Location::Sqlite(path) => Journal::open(path),
+            Location::Postgres(url) => Ok(Journal::from_backend(pg::PgJournal::connect(url, password)?)),
+        }
+    }
+
     /// A journal on `backend`.
     pub fn from_backend(backend: impl Backend + Send + 'static) -> Journal {
         Journal { backend: Box::new(backend) }
+    }
+}
+
+/// Where the journal is: what `--journal` (`ISSUANCE_JOURNAL`) says.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Location {
+    /// A SQLite file (created if missing).
+    Sqlite(PathBuf),
+    /// A PostgreSQL database: a `postgresql://` (or `postgres://`) URL without a password.
+    Postgres(String),
+}
+
+impl Location {
+    /// A `postgresql://` or `postgres://` URL is a PostgreSQL database, anything else a SQLite file.
+    pub fn new(arg: PathBuf) -> Location {
+        match arg.to_str() {
+            Some(s) if s.starts_with("postgresql://") || s.starts_with("postgres://") => {
+                Location::Postgres(s.to_owned())
+            }
+            _ => Location::Sqlite(arg),
+        }
+    }
+
+    /// Whether the journal exists already (a database is taken to exist: it is made by its administrator).
+    pub fn exists(&self) -> bool {
+        match self {
+            Location::Sqlite(path) => path.exists(),
+            Location::Postgres(_) => true,
+        }
     }
 }
 
