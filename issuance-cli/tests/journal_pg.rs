@@ -133,7 +133,9 @@ impl Db {
                     admin.password(p.expose_secret());
                 }
                 let mut client = admin.connect(postgres::NoTls).unwrap();
-                client.batch_execute(&format!("DROP DATABASE IF EXISTS {db}; CREATE DATABASE {db}")).unwrap();
+                // one statement each: DROP DATABASE refuses a (multi-statement) transaction
+                client.batch_execute(&format!("DROP DATABASE IF EXISTS {db}")).unwrap();
+                client.batch_execute(&format!("CREATE DATABASE {db}")).unwrap();
                 Db { url: format!("{base}/{db}"), cluster: None }
             }
             Err(_) => {
@@ -185,6 +187,39 @@ fn opens_migrates_and_refuses_a_newer_schema() {
         }
         other => panic!("expected a refusal of the newer schema, got {:?}", other.err()),
     }
+    drop(db.cluster);
+}
+
+#[test]
+fn an_older_schema_is_upgraded_on_open() {
+    let db = Db::new("upgrade");
+    drop(db.journal());
+    // back to schema 1: no replacements, no batch settings
+    let mut c: postgres::Config = db.url.parse().unwrap();
+    if let Some(p) = password() {
+        use secrecy::ExposeSecret;
+        c.password(p.expose_secret());
+    }
+    let mut client = c.connect(postgres::NoTls).unwrap();
+    client
+        .batch_execute(
+            "DROP TABLE replacements; ALTER TABLE batches DROP COLUMN settings; DELETE FROM migrations WHERE version > 1",
+        )
+        .unwrap();
+    let j = db.journal();
+    assert_eq!(j.schema_version().unwrap(), SCHEMA_VERSION);
+    let versions: Vec<i64> = client
+        .query("SELECT version FROM migrations ORDER BY version", &[])
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(versions, (1..=SCHEMA_VERSION).collect::<Vec<_>>());
+    assert_eq!(j.replacement(1).unwrap().map(|r| r.old_card), None);
+    let b = j.new_batch("x.csv", 3, &[]).unwrap();
+    assert_eq!(j.batch_settings(b).unwrap(), None);
+    drop(j);
+    drop(client);
     drop(db.cluster);
 }
 
