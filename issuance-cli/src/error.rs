@@ -36,6 +36,8 @@ pub enum Error {
     Profile(ProfileError),
     /// The journal (SQLite) failed.
     Sqlite(rusqlite::Error),
+    /// The journal (PostgreSQL) failed: the server, the link to it, or a statement it refused.
+    Postgres(postgres::Error),
     /// The journal's content is inconsistent.
     Journal(JournalError),
     /// A defect of this program.
@@ -73,7 +75,9 @@ impl Error {
             Error::Card(C::Protocol(_) | C::Tlv(_)) | Error::Malformed(_) | Error::Verify(_) => Fault::CardRejected,
             Error::Card(_) => Fault::Other,
             Error::KeyStore(_) | Error::Keys(_) => Fault::KeyStore,
-            Error::Profile(_) | Error::Sqlite(_) | Error::Journal(_) | Error::Internal(_) => Fault::Other,
+            Error::Profile(_) | Error::Sqlite(_) | Error::Postgres(_) | Error::Journal(_) | Error::Internal(_) => {
+                Fault::Other
+            }
         }
     }
 }
@@ -90,6 +94,7 @@ impl fmt::Display for Error {
             Error::Keys(e) => write!(f, "keys: {e}"),
             Error::Profile(e) => write!(f, "profile: {e}"),
             Error::Sqlite(e) => write!(f, "journal: {e}"),
+            Error::Postgres(e) => write!(f, "journal: {e}"),
             Error::Journal(e) => write!(f, "journal: {e}"),
             Error::Internal(e) => write!(f, "internal: {e}"),
         }
@@ -109,6 +114,7 @@ impl std::error::Error for Error {
             Error::Keys(e) => e.source(),
             Error::Profile(e) => e.source(),
             Error::Sqlite(e) => Some(e),
+            Error::Postgres(e) => Some(e),
             Error::Journal(e) => e.source(),
             Error::Internal(e) => e.source(),
         }
@@ -135,6 +141,7 @@ from_group! {
     KeyError => Keys,
     ProfileError => Profile,
     rusqlite::Error => Sqlite,
+    postgres::Error => Postgres,
     JournalError => Journal,
     Defect => Internal,
 }
@@ -201,6 +208,15 @@ pub enum HolderProblem {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum InputError {
+    /// The journal's `postgresql://` URL cannot be read (the URL is not repeated: it may hold a secret).
+    #[error("the journal URL is not a valid postgresql:// URL")]
+    JournalUrl,
+    /// The journal's URL holds a password: passwords are never given on the command line.
+    #[error(
+        "the journal URL holds a password: remove it, and give it in --journal-password-file \
+         (ISSUANCE_JOURNAL_PASSWORD_FILE) or PGPASSWORD"
+    )]
+    JournalPasswordInUrl,
     /// The card in the reader has no card in the journal.
     #[error("this card is not in the journal")]
     UnknownCard,
@@ -671,6 +687,12 @@ pub enum JournalError {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Defect {
+    /// A thread panicked holding the journal's connection.
+    #[error("journal connection lock poisoned")]
+    JournalLock,
+    /// A count or size above what the journal keeps (2^63 - 1).
+    #[error("{0} is too big for the journal")]
+    TooBig(u64),
     /// A value could not be written as JSON.
     #[error("{0}")]
     Json(#[source] serde_json::Error),

@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 
 type Result<T> = std::result::Result<T, String>;
 
-/// Debian packages the tests and the demo need.
-const PACKAGES: &[&str] = &["pcscd", "vsmartcard-vpcd", "libpcsclite-dev", "pcsc-tools", "opensc", "chromium", "curl", "openssl"];
+/// Debian packages the tests and the demo need (postgresql: the journal tests start a throwaway cluster).
+const PACKAGES: &[&str] = &["pcscd", "vsmartcard-vpcd", "libpcsclite-dev", "pcsc-tools", "opensc", "chromium", "curl", "openssl", "postgresql"];
 /// pcscd's client socket on Debian.
 const PCSCD_SOCKET: &str = "/run/pcscd/pcscd.comm";
 /// The vpcd port of reader `Virtual PCD 00 00`.

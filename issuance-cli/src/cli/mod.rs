@@ -21,9 +21,10 @@ use card_core::codec::Date;
 use card_core::profile::{Generation, Profile};
 use clap::{Parser, Subcommand};
 use key_mgmt::KeyStore;
+use secrecy::SecretString;
 
 use crate::holders::{self, Context, Parsed};
-use crate::journal::{CardRow, Journal};
+use crate::journal::{CardRow, Journal, Location};
 use crate::prepare::{Settings, StoreKeySource};
 use crate::{Error, Fault};
 
@@ -44,9 +45,13 @@ pub const JSON_FORMAT: &str = "issuance/1";
 #[derive(Parser)]
 #[command(name = "issuance", version, after_help = EXIT_HELP)]
 pub struct Cli {
-    /// The journal (SQLite); created if missing.
+    /// The journal: a SQLite file (created if missing), or a PostgreSQL database shared by several desks,
+    /// `postgresql://user@host:port/db` (no password in it: see --journal-password-file).
     #[arg(long, global = true, env = "ISSUANCE_JOURNAL", default_value = "issuance.db")]
     journal: PathBuf,
+    /// File holding the PostgreSQL journal's password (first line); else PGPASSWORD, if set.
+    #[arg(long, global = true, env = "ISSUANCE_JOURNAL_PASSWORD_FILE")]
+    journal_password_file: Option<PathBuf>,
     /// The key store (keymgmt).
     #[arg(long, global = true, env = "ISSUANCE_KEYSTORE")]
     keystore: Option<PathBuf>,
@@ -128,7 +133,8 @@ impl Cli {
     /// Runs the subcommand and turns its outcome into an exit code.
     pub fn run(self) -> ExitCode {
         let g = Global {
-            journal: self.journal,
+            journal: Location::new(self.journal),
+            journal_password_file: self.journal_password_file,
             keystore: self.keystore,
             passphrase_file: self.passphrase_file,
             json: self.json,
@@ -171,7 +177,8 @@ impl Cli {
 
 /// Global options.
 struct Global {
-    journal: PathBuf,
+    journal: Location,
+    journal_password_file: Option<PathBuf>,
     keystore: Option<PathBuf>,
     passphrase_file: Option<PathBuf>,
     json: bool,
@@ -180,7 +187,21 @@ struct Global {
 
 impl Global {
     fn journal(&self) -> Result<Journal, Failure> {
-        Ok(Journal::open(&self.journal)?)
+        let password = self.journal_password()?;
+        Ok(Journal::open_at(&self.journal, password.as_ref())?)
+    }
+
+    /// The PostgreSQL journal's password: the first line of --journal-password-file, else PGPASSWORD; none for
+    /// a SQLite journal.
+    fn journal_password(&self) -> Result<Option<SecretString>, Failure> {
+        if matches!(self.journal, Location::Sqlite(_)) {
+            return Ok(None);
+        }
+        if let Some(pf) = &self.journal_password_file {
+            let text = crate::files::read_secret_text(pf).map_err(|e| usage(format!("--journal-password-file {e}")))?;
+            return Ok(Some(SecretString::from(text.lines().next().unwrap_or_default())));
+        }
+        Ok(std::env::var("PGPASSWORD").ok().map(SecretString::from))
     }
 
     /// The key store, unlocked with the passphrase file.

@@ -72,7 +72,8 @@ struct Shared<'a> {
     bar: ProgressBar,
     keys: &'a dyn KeySource,
     settings: Settings,
-    journal_path: PathBuf,
+    journal: crate::journal::Location,
+    journal_password: Option<secrecy::SecretString>,
     batch: i64,
     timeout: Duration,
 }
@@ -199,7 +200,8 @@ pub(super) fn run(g: &Global, a: Args) -> Result<(), Failure> {
         bar,
         keys: &keys,
         settings,
-        journal_path: g.journal.clone(),
+        journal: g.journal.clone(),
+        journal_password: g.journal_password()?,
         batch,
         timeout: Duration::from_secs(a.card_timeout),
     };
@@ -304,7 +306,7 @@ fn continued(
 
 fn worker(sh: &Shared<'_>, reader: &str) -> Result<(), Failure> {
     let selector: ReaderSelector = reader.parse().map_err(|_| usage(format!("bad --reader {reader}")))?;
-    let journal = Journal::open(&sh.journal_path)?;
+    let journal = Journal::open_at(&sh.journal, sh.journal_password.as_ref())?;
     let issuer = Issuer::reference(sh.keys, &journal, sh.settings.clone());
     loop {
         if sh.stop.load(Ordering::SeqCst) {

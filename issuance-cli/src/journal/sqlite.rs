@@ -1,21 +1,15 @@
-//! The journal: one SQLite file (WAL) with batches, the holders of each batch, cards and their steps.
-//!
-//! Card states: `pending → personalizing → written → verified → issued`, or `failed` (torn or refused,
-//! resumable), `rejected` (cannot be issued; its card id and number are burnt), `replaced`,
-//! `cancelled` (a replaced card has a `replacements` row: its successor's batch, whether its application was
-//! blocked). Every step is recorded `started` before it runs and `done`/`failed` after. Card ids and
-//! card numbers (per region) are UNIQUE, and a chip has at most one unfinished card. The holders'
-//! initial PINs are never stored.
+//! The SQLite backend of the journal: one file (WAL), one writer at a time (`BEGIN IMMEDIATE` where a
+//! sequence number is allocated).
 
 use std::path::Path;
 
 use rusqlite::{params, Connection, OptionalExtension};
-use serde::Serialize;
 
+use super::{
+    now, state, Assigned, Backend, BatchSettings, BatchSummary, CardRow, NewCard, Replacement, REPLACEMENT_SOURCE,
+    SCHEMA_VERSION,
+};
 use crate::{Defect, Error, InputError, JournalError, Row};
-
-/// Schema version this build writes.
-pub const SCHEMA_VERSION: i64 = 3;
 
 const V1: &str = "
 CREATE TABLE batches (
@@ -63,131 +57,8 @@ CREATE TABLE replacements (
 /// Version 3: a batch keeps the settings it was started with, so that continuing it issues its cards alike.
 const V3: &str = "ALTER TABLE batches ADD COLUMN settings TEXT;";
 
-/// The settings a batch was started with (journalled as JSON; no secret in them).
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct BatchSettings {
-    /// Validity in years.
-    pub validity_years: u16,
-    /// Card type (EF05 tag 02).
-    pub card_type: String,
-    /// Initialising organisation sequence.
-    pub organisation: String,
-    /// The issue date, when one was given (`YYYYMMDD`); none: the day each card is issued.
-    pub issue_date: Option<String>,
-}
-
-/// The source of a replacement's one-holder batch, followed by the old card's number.
-pub const REPLACEMENT_SOURCE: &str = "replacement of card ";
-
-/// Card states.
-pub mod state {
-    /// Row made, nothing sent.
-    pub const PENDING: &str = "pending";
-    /// Steps running.
-    pub const PERSONALIZING: &str = "personalizing";
-    /// Every step done, END PERSONALIZATION included.
-    pub const WRITTEN: &str = "written";
-    /// Read back and authenticated.
-    pub const VERIFIED: &str = "verified";
-    /// In circulation.
-    pub const ISSUED: &str = "issued";
-    /// Stopped (torn, refused); `resume` continues it.
-    pub const FAILED: &str = "failed";
-    /// Cannot be issued; the holder can be issued another card.
-    pub const REJECTED: &str = "rejected";
-    /// Replaced by a new card of the same holder.
-    pub const REPLACED: &str = "replaced";
-    /// Withdrawn (`issuance cancel`); the holder can be issued another card.
-    pub const CANCELLED: &str = "cancelled";
-}
-
-fn now() -> String {
-    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
-}
-
-/// A card row.
-#[derive(Clone, Debug, Serialize)]
-pub struct CardRow {
-    /// Row id.
-    pub id: i64,
-    /// Batch.
-    pub batch: Option<i64>,
-    /// Holder line in the batch file.
-    pub holder_line: i64,
-    /// SSN.
-    pub ssn: String,
-    /// Region.
-    pub region: String,
-    /// Per-region sequence.
-    pub seq: i64,
-    /// Card identifier (hex).
-    pub card_id: String,
-    /// Card number.
-    pub card_number: String,
-    /// Generation.
-    pub generation: i64,
-    /// Chip serial (card factor, hex).
-    pub chip: String,
-    /// State.
-    pub state: String,
-    /// Attempt (1 = first personalization).
-    pub attempt: i64,
-    /// Key versions written (JSON).
-    pub key_versions: String,
-    /// Last error.
-    pub error: Option<String>,
-    /// APDUs of the last attempt.
-    pub apdus: Option<i64>,
-    /// Bytes on the wire of the last attempt.
-    pub bytes: Option<i64>,
-    /// Modeled card time of the last attempt (µs), when known.
-    pub modeled_us: Option<i64>,
-    /// Issue date.
-    pub issue_date: String,
-    /// Expiry date.
-    pub expiry_date: String,
-    /// Card type.
-    pub card_type: String,
-    /// Last update.
-    pub updated: String,
-}
-
-/// What a new card row holds.
-pub struct NewCard<'a> {
-    /// Batch.
-    pub batch: Option<i64>,
-    /// Holder line.
-    pub holder_line: u64,
-    /// SSN.
-    pub ssn: &'a str,
-    /// Region.
-    pub region: &'a str,
-    /// Generation.
-    pub generation: u8,
-    /// Chip serial (hex).
-    pub chip: &'a str,
-    /// ATR (hex).
-    pub atr: &'a str,
-    /// Reader.
-    pub reader: &'a str,
-}
-
-/// What preparation assigns to a card once its sequence number is known.
-pub struct Assigned {
-    /// Card identifier (hex).
-    pub card_id: String,
-    /// Card number.
-    pub card_number: String,
-    /// Issue date.
-    pub issue_date: String,
-    /// Expiry date.
-    pub expiry_date: String,
-    /// Card type.
-    pub card_type: String,
-}
-
-/// The journal.
-pub struct Journal {
+/// The journal in one SQLite file.
+pub struct SqliteJournal {
     conn: Connection,
 }
 
@@ -220,21 +91,21 @@ fn card_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<CardRow> {
     })
 }
 
-impl Journal {
+impl SqliteJournal {
     /// Opens (creating or upgrading) the journal at `path`.
-    pub fn open(path: &Path) -> Result<Journal, Error> {
+    pub fn open(path: &Path) -> Result<SqliteJournal, Error> {
         let conn = Connection::open(path)?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "FULL")?;
-        Journal::init(conn)
+        SqliteJournal::init(conn)
     }
 
     /// An in-memory journal (tests, benchmarks).
-    pub fn in_memory() -> Result<Journal, Error> {
-        Journal::init(Connection::open_in_memory()?)
+    pub fn in_memory() -> Result<SqliteJournal, Error> {
+        SqliteJournal::init(Connection::open_in_memory()?)
     }
 
-    fn init(conn: Connection) -> Result<Journal, Error> {
+    fn init(conn: Connection) -> Result<SqliteJournal, Error> {
         conn.busy_timeout(std::time::Duration::from_secs(10))?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
         conn.execute_batch(
@@ -262,16 +133,18 @@ impl Journal {
             tx.execute("INSERT INTO migrations (version, applied) VALUES (3, ?1)", [now()])?;
             tx.commit()?;
         }
-        Ok(Journal { conn })
+        Ok(SqliteJournal { conn })
     }
+}
 
+impl Backend for SqliteJournal {
     /// The schema version.
-    pub fn schema_version(&self) -> Result<i64, Error> {
+    fn schema_version(&self) -> Result<i64, Error> {
         Ok(self.conn.query_row("SELECT max(version) FROM migrations", [], |r| r.get(0))?)
     }
 
     /// Whether `ssn` has a card in circulation or under way.
-    pub fn ssn_has_card(&self, ssn: &str) -> Result<bool, Error> {
+    fn ssn_has_card(&self, ssn: &str) -> Result<bool, Error> {
         let n: i64 = self.conn.query_row(
             "SELECT count(*) FROM cards WHERE ssn = ?1 AND state NOT IN ('rejected','replaced','cancelled')",
             [ssn],
@@ -280,13 +153,8 @@ impl Journal {
         Ok(n > 0)
     }
 
-    /// Records a batch and its holders (without PINs); returns its id.
-    pub fn new_batch(&self, source: &str, generation: u8, holders: &[crate::holders::Holder]) -> Result<i64, Error> {
-        self.new_batch_with(source, generation, holders, None)
-    }
-
     /// [`Journal::new_batch`], journalling the batch's settings with it (one transaction).
-    pub fn new_batch_with(
+    fn new_batch_with(
         &self,
         source: &str,
         generation: u8,
@@ -312,7 +180,7 @@ impl Journal {
     }
 
     /// The stored holder of a card (no PIN).
-    pub fn holder(&self, batch: i64, line: i64) -> Result<crate::holders::Holder, Error> {
+    fn holder(&self, batch: i64, line: i64) -> Result<crate::holders::Holder, Error> {
         let json: String = self.conn.query_row(
             "SELECT holder FROM batch_holders WHERE batch = ?1 AND line = ?2",
             params![batch, line],
@@ -322,7 +190,7 @@ impl Journal {
     }
 
     /// Holders of `batch` without a card in circulation or under way, in line order.
-    pub fn waiting_holders(&self, batch: i64) -> Result<Vec<crate::holders::Holder>, Error> {
+    fn waiting_holders(&self, batch: i64) -> Result<Vec<crate::holders::Holder>, Error> {
         let mut st = self.conn.prepare(
             "SELECT holder FROM batch_holders h WHERE batch = ?1 AND NOT EXISTS (SELECT 1 FROM cards c \
              WHERE c.ssn = h.ssn AND c.state NOT IN ('rejected','replaced','cancelled')) ORDER BY line",
@@ -336,16 +204,12 @@ impl Journal {
     }
 
     /// The latest batch, if any.
-    pub fn last_batch(&self) -> Result<Option<i64>, Error> {
+    fn last_batch(&self) -> Result<Option<i64>, Error> {
         Ok(self.conn.query_row("SELECT max(id) FROM batches", [], |r| r.get(0))?)
     }
 
     /// Makes a card row (`pending`) with the next sequence number of its region; returns (row id, seq).
-    pub fn new_card(
-        &self,
-        c: &NewCard<'_>,
-        id_of: &dyn Fn(u64) -> Result<Assigned, Error>,
-    ) -> Result<(i64, u64), Error> {
+    fn new_card(&self, c: &NewCard<'_>, id_of: &dyn Fn(u64) -> Result<Assigned, Error>) -> Result<(i64, u64), Error> {
         // IMMEDIATE: several workers (one per reader) allocate sequence numbers concurrently
         let tx = rusqlite::Transaction::new_unchecked(&self.conn, rusqlite::TransactionBehavior::Immediate)?;
         let last: i64 =
@@ -384,12 +248,12 @@ impl Journal {
     }
 
     /// The card row `id`.
-    pub fn card(&self, id: i64) -> Result<CardRow, Error> {
+    fn card(&self, id: i64) -> Result<CardRow, Error> {
         Ok(self.conn.query_row(&format!("SELECT {CARD_COLS} FROM cards WHERE id = ?1"), [id], card_row)?)
     }
 
     /// The unfinished card (not issued, rejected, replaced, cancelled) of chip `chip`, if any.
-    pub fn open_card_of_chip(&self, chip: &str) -> Result<Option<CardRow>, Error> {
+    fn open_card_of_chip(&self, chip: &str) -> Result<Option<CardRow>, Error> {
         Ok(self
             .conn
             .query_row(
@@ -404,7 +268,7 @@ impl Journal {
     }
 
     /// The latest card written to chip `chip` (any state), if any.
-    pub fn last_card_of_chip(&self, chip: &str) -> Result<Option<CardRow>, Error> {
+    fn last_card_of_chip(&self, chip: &str) -> Result<Option<CardRow>, Error> {
         Ok(self
             .conn
             .query_row(
@@ -416,14 +280,14 @@ impl Journal {
     }
 
     /// Every card, in id order.
-    pub fn cards(&self) -> Result<Vec<CardRow>, Error> {
+    fn cards(&self) -> Result<Vec<CardRow>, Error> {
         let mut st = self.conn.prepare(&format!("SELECT {CARD_COLS} FROM cards ORDER BY id"))?;
         let rows = st.query_map([], card_row)?.collect::<Result<Vec<_>, _>>()?;
         Ok(rows)
     }
 
     /// Sets a card's state (and error).
-    pub fn set_state(&self, id: i64, state: &str, error: Option<&str>) -> Result<(), Error> {
+    fn set_state(&self, id: i64, state: &str, error: Option<&str>) -> Result<(), Error> {
         self.conn.execute(
             "UPDATE cards SET state = ?2, error = ?3, updated = ?4 WHERE id = ?1",
             params![id, state, error, now()],
@@ -432,7 +296,7 @@ impl Journal {
     }
 
     /// Starts a new attempt: state `personalizing`, attempt + 1; returns the attempt number.
-    pub fn begin_attempt(&self, id: i64, key_versions: &str) -> Result<i64, Error> {
+    fn begin_attempt(&self, id: i64, key_versions: &str) -> Result<i64, Error> {
         self.conn.execute(
             "UPDATE cards SET state = 'personalizing', attempt = attempt + 1, key_versions = ?2, error = NULL, \
              updated = ?3 WHERE id = ?1",
@@ -442,7 +306,7 @@ impl Journal {
     }
 
     /// Replaces a card's key versions (JSON), after a rekey.
-    pub fn set_key_versions(&self, id: i64, key_versions: &str) -> Result<(), Error> {
+    fn set_key_versions(&self, id: i64, key_versions: &str) -> Result<(), Error> {
         self.conn.execute(
             "UPDATE cards SET key_versions = ?2, updated = ?3 WHERE id = ?1",
             params![id, key_versions, now()],
@@ -451,7 +315,7 @@ impl Journal {
     }
 
     /// Records the measurements of the last attempt.
-    pub fn set_costs(&self, id: i64, apdus: u64, bytes: u64, modeled_us: Option<u64>) -> Result<(), Error> {
+    fn set_costs(&self, id: i64, apdus: u64, bytes: u64, modeled_us: Option<u64>) -> Result<(), Error> {
         self.conn.execute(
             "UPDATE cards SET apdus = ?2, bytes = ?3, modeled_us = ?4 WHERE id = ?1",
             params![id, apdus as i64, bytes as i64, modeled_us.map(|v| v as i64)],
@@ -460,7 +324,7 @@ impl Journal {
     }
 
     /// Records a step as started (before it runs).
-    pub fn step_started(&self, card: i64, attempt: i64, idx: usize, label: &str) -> Result<(), Error> {
+    fn step_started(&self, card: i64, attempt: i64, idx: usize, label: &str) -> Result<(), Error> {
         self.conn.execute(
             "INSERT OR REPLACE INTO steps (card, attempt, idx, label, state, started) VALUES (?1,?2,?3,?4,'started',?5)",
             params![card, attempt, idx as i64, label, now()],
@@ -469,14 +333,7 @@ impl Journal {
     }
 
     /// Records a step's outcome (after it ran).
-    pub fn step_finished(
-        &self,
-        card: i64,
-        attempt: i64,
-        idx: usize,
-        ok: bool,
-        detail: Option<&str>,
-    ) -> Result<(), Error> {
+    fn step_finished(&self, card: i64, attempt: i64, idx: usize, ok: bool, detail: Option<&str>) -> Result<(), Error> {
         self.conn.execute(
             "UPDATE steps SET state = ?4, finished = ?5, detail = ?6 WHERE card = ?1 AND attempt = ?2 AND idx = ?3",
             params![card, attempt, idx as i64, if ok { "done" } else { "failed" }, now(), detail],
@@ -485,7 +342,7 @@ impl Journal {
     }
 
     /// Count of steps of (card, attempt) in `state`.
-    pub fn step_count(&self, card: i64, attempt: i64, state: &str) -> Result<i64, Error> {
+    fn step_count(&self, card: i64, attempt: i64, state: &str) -> Result<i64, Error> {
         Ok(self.conn.query_row(
             "SELECT count(*) FROM steps WHERE card = ?1 AND attempt = ?2 AND state = ?3",
             params![card, attempt, state],
@@ -494,7 +351,7 @@ impl Journal {
     }
 
     /// Number of cards per state.
-    pub fn counts(&self) -> Result<Vec<(String, i64)>, Error> {
+    fn counts(&self) -> Result<Vec<(String, i64)>, Error> {
         let mut st = self.conn.prepare("SELECT state, count(*) FROM cards GROUP BY state ORDER BY state")?;
         let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<Result<Vec<_>, _>>()?;
         Ok(rows)
@@ -504,7 +361,7 @@ impl Journal {
     /// transaction: the holder then has no live card, so the successor's row can be made. `blocked` says
     /// whether the old card's application was blocked (it was presented) or not (it was absent). Returns the
     /// batch of the successor.
-    pub fn replace_card(
+    fn replace_card(
         &self,
         old: i64,
         blocked: bool,
@@ -547,7 +404,7 @@ impl Journal {
     }
 
     /// The replacement record of card `old`, if it was replaced.
-    pub fn replacement(&self, old: i64) -> Result<Option<Replacement>, Error> {
+    fn replacement(&self, old: i64) -> Result<Option<Replacement>, Error> {
         Ok(self
             .conn
             .query_row(
@@ -567,16 +424,14 @@ impl Journal {
     }
 
     /// The cards made for `batch`, in id order.
-    pub fn cards_of_batch(&self, batch: i64) -> Result<Vec<CardRow>, Error> {
+    fn cards_of_batch(&self, batch: i64) -> Result<Vec<CardRow>, Error> {
         let mut st = self.conn.prepare(&format!("SELECT {CARD_COLS} FROM cards WHERE batch = ?1 ORDER BY id"))?;
         let rows = st.query_map([batch], card_row)?.collect::<Result<Vec<_>, _>>()?;
         Ok(rows)
     }
-}
 
-impl Journal {
     /// The generation and source of `batch`, or `None` if there is no such batch.
-    pub fn batch_info(&self, batch: i64) -> Result<Option<(u8, String)>, Error> {
+    fn batch_info(&self, batch: i64) -> Result<Option<(u8, String)>, Error> {
         let row: Option<(i64, String)> = self
             .conn
             .query_row("SELECT generation, source FROM batches WHERE id = ?1", [batch], |r| Ok((r.get(0)?, r.get(1)?)))
@@ -590,7 +445,7 @@ impl Journal {
     }
 
     /// Every batch with its holders, cards issued and holders remaining, in id order.
-    pub fn batch_summaries(&self) -> Result<Vec<BatchSummary>, Error> {
+    fn batch_summaries(&self) -> Result<Vec<BatchSummary>, Error> {
         let mut st = self.conn.prepare(
             "SELECT b.id, b.source, b.generation, b.holders, \
              (SELECT count(*) FROM cards c WHERE c.batch = b.id AND c.state = 'issued'), \
@@ -614,7 +469,7 @@ impl Journal {
     }
 
     /// The settings `batch` was started with (none for a batch of an older journal or a replacement).
-    pub fn batch_settings(&self, batch: i64) -> Result<Option<BatchSettings>, Error> {
+    fn batch_settings(&self, batch: i64) -> Result<Option<BatchSettings>, Error> {
         let text: Option<Option<String>> =
             self.conn.query_row("SELECT settings FROM batches WHERE id = ?1", [batch], |r| r.get(0)).optional()?;
         text.flatten()
@@ -627,7 +482,7 @@ impl Journal {
 
     /// Cards of `batch` that are under way or stopped (`pending` … `verified`, `failed`): `resume` finishes
     /// them with the card in a reader; continuing the batch leaves their holders alone.
-    pub fn unfinished_cards_of_batch(&self, batch: i64) -> Result<Vec<CardRow>, Error> {
+    fn unfinished_cards_of_batch(&self, batch: i64) -> Result<Vec<CardRow>, Error> {
         let mut st = self.conn.prepare(&format!(
             "SELECT {CARD_COLS} FROM cards WHERE batch = ?1 AND state IN \
              ('pending','personalizing','written','verified','failed') ORDER BY id"
@@ -635,36 +490,4 @@ impl Journal {
         let rows = st.query_map([batch], card_row)?.collect::<Result<Vec<_>, _>>()?;
         Ok(rows)
     }
-}
-
-/// A batch and how far it is, for `status`.
-#[derive(Clone, Debug, Serialize)]
-pub struct BatchSummary {
-    /// Batch id (what `personalize --continue` takes).
-    pub id: i64,
-    /// The holders file it was made from (or the replaced card).
-    pub source: String,
-    /// Card generation.
-    pub generation: i64,
-    /// Holders in the batch.
-    pub holders: i64,
-    /// Cards of the batch in state `issued`.
-    pub issued: i64,
-    /// Holders with no card in circulation or under way: what `personalize --continue` would issue.
-    pub remaining: i64,
-}
-
-/// A replaced card and what became of it.
-#[derive(Clone, Debug, Serialize)]
-pub struct Replacement {
-    /// The replaced card (row id).
-    pub old_card: i64,
-    /// The batch that holds its successor.
-    pub batch: i64,
-    /// Whether the old card's application was blocked (it was presented at the desk).
-    pub old_blocked: bool,
-    /// Why it was replaced.
-    pub reason: String,
-    /// When.
-    pub at: String,
 }

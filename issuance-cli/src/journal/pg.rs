@@ -1,0 +1,589 @@
+//! The PostgreSQL backend of the journal: one database that many desks share.
+//!
+//! The schema is the SQLite one in PostgreSQL's dialect, with the same versions in the same `migrations` table;
+//! migrations run in one transaction under an advisory lock, so desks opening a fresh database at once do not
+//! race. Sequence numbers come from a counter row per region (`region_counters`), incremented in the card's own
+//! transaction: the row lock serializes the desks of one region, and a card row that is not made (a refused
+//! insert, a crash) rolls its number back, so numbers stay gapless — which a PostgreSQL sequence would not give.
+//! One live card per SSN and one unfinished card per chip are partial unique indexes, as in SQLite.
+//!
+//! The password is never part of the URL (see [`super::Location`]): it comes from a file or the environment.
+
+use std::sync::{Mutex, MutexGuard};
+
+use postgres::{Client, NoTls};
+use secrecy::{ExposeSecret, SecretString};
+
+use super::{
+    now, state, Assigned, Backend, BatchSettings, BatchSummary, CardRow, NewCard, Replacement, REPLACEMENT_SOURCE,
+    SCHEMA_VERSION,
+};
+use crate::{Defect, Error, InputError, JournalError, Row};
+
+const V1: &str = "
+CREATE TABLE batches (
+    id BIGSERIAL PRIMARY KEY, source TEXT NOT NULL, generation BIGINT NOT NULL,
+    created TEXT NOT NULL, holders BIGINT NOT NULL);
+CREATE TABLE batch_holders (
+    batch BIGINT NOT NULL REFERENCES batches(id), line BIGINT NOT NULL, ssn TEXT NOT NULL,
+    holder TEXT NOT NULL, PRIMARY KEY (batch, line));
+CREATE TABLE region_counters (region TEXT PRIMARY KEY, last_seq BIGINT NOT NULL CHECK (last_seq >= 0));
+CREATE TABLE cards (
+    id BIGSERIAL PRIMARY KEY,
+    batch BIGINT REFERENCES batches(id), holder_line BIGINT NOT NULL, ssn TEXT NOT NULL,
+    region TEXT NOT NULL, seq BIGINT NOT NULL,
+    card_id TEXT NOT NULL UNIQUE, card_number TEXT NOT NULL,
+    generation BIGINT NOT NULL, chip TEXT NOT NULL, atr TEXT NOT NULL, reader TEXT NOT NULL,
+    issue_date TEXT NOT NULL, expiry_date TEXT NOT NULL, card_type TEXT NOT NULL,
+    state TEXT NOT NULL CHECK (state IN ('pending','personalizing','written','verified','issued',
+                                         'failed','rejected','replaced','cancelled')),
+    attempt BIGINT NOT NULL DEFAULT 0,
+    key_versions TEXT NOT NULL DEFAULT '{}', error TEXT,
+    apdus BIGINT, bytes BIGINT, modeled_us BIGINT,
+    created TEXT NOT NULL, updated TEXT NOT NULL,
+    UNIQUE (region, seq), UNIQUE (region, card_number));
+CREATE UNIQUE INDEX cards_open_chip ON cards(chip)
+    WHERE state IN ('pending','personalizing','written','verified','failed');
+CREATE UNIQUE INDEX cards_live_ssn ON cards(ssn)
+    WHERE state IN ('pending','personalizing','written','verified','failed','issued');
+CREATE INDEX cards_batch ON cards(batch);
+CREATE TABLE steps (
+    card BIGINT NOT NULL REFERENCES cards(id), attempt BIGINT NOT NULL, idx BIGINT NOT NULL,
+    label TEXT NOT NULL, state TEXT NOT NULL CHECK (state IN ('started','done','failed')),
+    started TEXT NOT NULL, finished TEXT, detail TEXT,
+    PRIMARY KEY (card, attempt, idx));
+";
+
+/// Version 2: replacements (as in SQLite).
+const V2: &str = "
+CREATE TABLE replacements (
+    old_card BIGINT PRIMARY KEY REFERENCES cards(id),
+    batch BIGINT NOT NULL REFERENCES batches(id),
+    old_blocked BOOLEAN NOT NULL,
+    reason TEXT NOT NULL, at TEXT NOT NULL);
+";
+
+/// Version 3: a batch keeps the settings it was started with.
+const V3: &str = "ALTER TABLE batches ADD COLUMN settings TEXT;";
+
+/// The migrations, in order: version `i + 1` is `MIGRATIONS[i]`.
+const MIGRATIONS: [&str; 3] = [V1, V2, V3];
+
+/// The advisory lock key that serializes migrations ("SSCARDJ").
+const MIGRATION_LOCK: i64 = 0x0053_5343_4152_444A;
+
+const CARD_COLS: &str = "id, batch, holder_line, ssn, region, seq, card_id, card_number, generation, chip, state, \
+     attempt, key_versions, error, apdus, bytes, modeled_us, issue_date, expiry_date, card_type, updated";
+
+/// `state NOT IN` the states whose holder may be issued another card.
+const LIVE: &str = "state NOT IN ('rejected','replaced','cancelled')";
+
+fn card_row(r: &postgres::Row) -> Result<CardRow, postgres::Error> {
+    Ok(CardRow {
+        id: r.try_get(0)?,
+        batch: r.try_get(1)?,
+        holder_line: r.try_get(2)?,
+        ssn: r.try_get(3)?,
+        region: r.try_get(4)?,
+        seq: r.try_get(5)?,
+        card_id: r.try_get(6)?,
+        card_number: r.try_get(7)?,
+        generation: r.try_get(8)?,
+        chip: r.try_get(9)?,
+        state: r.try_get(10)?,
+        attempt: r.try_get(11)?,
+        key_versions: r.try_get(12)?,
+        error: r.try_get(13)?,
+        apdus: r.try_get(14)?,
+        bytes: r.try_get(15)?,
+        modeled_us: r.try_get(16)?,
+        issue_date: r.try_get(17)?,
+        expiry_date: r.try_get(18)?,
+        card_type: r.try_get(19)?,
+        updated: r.try_get(20)?,
+    })
+}
+
+fn card_rows(rows: &[postgres::Row]) -> Result<Vec<CardRow>, Error> {
+    Ok(rows.iter().map(card_row).collect::<Result<Vec<_>, _>>()?)
+}
+
+/// A count or value the journal keeps as `BIGINT`.
+fn big(v: u64) -> Result<i64, Error> {
+    i64::try_from(v).map_err(|_| Defect::TooBig(v).into())
+}
+
+/// The journal in a PostgreSQL database.
+pub struct PgJournal {
+    client: Mutex<Client>,
+}
+
+impl PgJournal {
+    /// Connects to `url` (no password in it), with `password` if the server asks for one, and creates or upgrades
+    /// the schema.
+    pub fn connect(url: &str, password: Option<&SecretString>) -> Result<PgJournal, Error> {
+        let mut config: postgres::Config = url.parse().map_err(|_| InputError::JournalUrl)?;
+        if config.get_password().is_some() {
+            return Err(InputError::JournalPasswordInUrl.into());
+        }
+        if let Some(p) = password {
+            config.password(p.expose_secret());
+        }
+        if config.get_application_name().is_none() {
+            config.application_name("issuance");
+        }
+        let client = config.connect(NoTls)?;
+        PgJournal::init(client)
+    }
+
+    fn init(mut client: Client) -> Result<PgJournal, Error> {
+        let mut tx = client.transaction()?;
+        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])?;
+        tx.batch_execute("CREATE TABLE IF NOT EXISTS migrations (version BIGINT PRIMARY KEY, applied TEXT NOT NULL)")?;
+        let have: i64 = tx.query_one("SELECT coalesce(max(version), 0)::BIGINT FROM migrations", &[])?.try_get(0)?;
+        if have > SCHEMA_VERSION {
+            return Err(JournalError::NewerSchema { found: have, supported: SCHEMA_VERSION }.into());
+        }
+        for (version, sql) in (1_i64..).zip(MIGRATIONS) {
+            if have < version {
+                tx.batch_execute(sql)?;
+                tx.execute("INSERT INTO migrations (version, applied) VALUES ($1, $2)", &[&version, &now()])?;
+            }
+        }
+        tx.commit()?;
+        Ok(PgJournal { client: Mutex::new(client) })
+    }
+
+    fn client(&self) -> Result<MutexGuard<'_, Client>, Error> {
+        self.client.lock().map_err(|_| Defect::JournalLock.into())
+    }
+
+    fn cards_where(
+        &self,
+        clause: &str,
+        params: &[&(dyn postgres::types::ToSql + Sync)],
+    ) -> Result<Vec<CardRow>, Error> {
+        let rows = self.client()?.query(&format!("SELECT {CARD_COLS} FROM cards {clause}"), params)?;
+        card_rows(&rows)
+    }
+
+    fn card_where(
+        &self,
+        clause: &str,
+        params: &[&(dyn postgres::types::ToSql + Sync)],
+    ) -> Result<Option<CardRow>, Error> {
+        let row = self.client()?.query_opt(&format!("SELECT {CARD_COLS} FROM cards {clause}"), params)?;
+        Ok(row.as_ref().map(card_row).transpose()?)
+    }
+
+    /// Claims the first holder of `batch` that has no live card and that no other desk is claiming right now
+    /// (`FOR UPDATE SKIP LOCKED`), and makes that holder's card row in the same transaction, so a holder is
+    /// claimed by exactly one desk. `None`: no holder left to claim.
+    pub fn claim_and_new_card(
+        &self,
+        batch: i64,
+        card: &dyn Fn(&crate::holders::Holder) -> Result<NewCardOwned, Error>,
+        id_of: &dyn Fn(u64) -> Result<Assigned, Error>,
+    ) -> Result<Option<(crate::holders::Holder, i64, u64)>, Error> {
+        let mut client = self.client()?;
+        loop {
+            let mut tx = client.transaction()?;
+            let row = tx.query_opt(
+                &format!(
+                    "SELECT line, holder FROM batch_holders h WHERE batch = $1 AND NOT EXISTS \
+                     (SELECT 1 FROM cards c WHERE c.ssn = h.ssn AND c.{LIVE}) \
+                     ORDER BY line LIMIT 1 FOR UPDATE SKIP LOCKED"
+                ),
+                &[&batch],
+            )?;
+            let Some(row) = row else { return Ok(None) };
+            let line: i64 = row.try_get(0)?;
+            let json: String = row.try_get(1)?;
+            let holder: crate::holders::Holder = serde_json::from_str(&json)
+                .map_err(|source| JournalError::Holder { batch, line: Some(line), source })?;
+            let new = card(&holder)?;
+            // another desk may have made this holder's card after this statement's snapshot: the live-SSN index
+            // refuses the second card, and the next holder is claimed instead
+            tx.execute("SAVEPOINT claim", &[])?;
+            match insert_card(&mut tx, &new.borrow(), id_of) {
+                Ok((id, seq)) => {
+                    tx.commit()?;
+                    return Ok(Some((holder, id, seq)));
+                }
+                Err(Error::Postgres(e)) if is_live_ssn_violation(&e) => {
+                    tx.execute("ROLLBACK TO SAVEPOINT claim", &[])?;
+                    tx.commit()?;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+}
+
+fn is_live_ssn_violation(e: &postgres::Error) -> bool {
+    e.as_db_error().is_some_and(|d| {
+        d.code() == &postgres::error::SqlState::UNIQUE_VIOLATION && d.constraint() == Some("cards_live_ssn")
+    })
+}
+
+/// A [`NewCard`] that owns its strings (made inside a claim).
+pub struct NewCardOwned {
+    /// Batch.
+    pub batch: Option<i64>,
+    /// Holder line.
+    pub holder_line: u64,
+    /// SSN.
+    pub ssn: String,
+    /// Region.
+    pub region: String,
+    /// Generation.
+    pub generation: u8,
+    /// Chip serial (hex).
+    pub chip: String,
+    /// ATR (hex).
+    pub atr: String,
+    /// Reader.
+    pub reader: String,
+}
+
+impl NewCardOwned {
+    /// The borrowed form.
+    pub fn borrow(&self) -> NewCard<'_> {
+        NewCard {
+            batch: self.batch,
+            holder_line: self.holder_line,
+            ssn: &self.ssn,
+            region: &self.region,
+            generation: self.generation,
+            chip: &self.chip,
+            atr: &self.atr,
+            reader: &self.reader,
+        }
+    }
+}
+
+/// Allocates the next sequence number of the card's region (the counter row, locked until the transaction ends)
+/// and makes its card row, in `tx`.
+fn insert_card(
+    tx: &mut postgres::Transaction<'_>,
+    c: &NewCard<'_>,
+    id_of: &dyn Fn(u64) -> Result<Assigned, Error>,
+) -> Result<(i64, u64), Error> {
+    tx.execute(
+        "INSERT INTO region_counters (region, last_seq) VALUES ($1, 0) ON CONFLICT (region) DO NOTHING",
+        &[&c.region],
+    )?;
+    let last: i64 = tx
+        .query_one(
+            "UPDATE region_counters SET last_seq = last_seq + 1 WHERE region = $1 RETURNING last_seq",
+            &[&c.region],
+        )?
+        .try_get(0)?;
+    let seq =
+        u64::try_from(last).map_err(|_| JournalError::NegativeSequence { region: c.region.to_owned(), seq: last })?;
+    let Assigned { card_id, card_number, issue_date, expiry_date, card_type } = id_of(seq)?;
+    let t = now();
+    let id: i64 = tx
+        .query_one(
+            "INSERT INTO cards (batch, holder_line, ssn, region, seq, card_id, card_number, generation, chip, atr, \
+             reader, issue_date, expiry_date, card_type, state, created, updated) \
+             VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,'pending',$15,$15) RETURNING id",
+            &[
+                &c.batch,
+                &big(c.holder_line)?,
+                &c.ssn,
+                &c.region,
+                &last,
+                &card_id,
+                &card_number,
+                &i64::from(c.generation),
+                &c.chip,
+                &c.atr,
+                &c.reader,
+                &issue_date,
+                &expiry_date,
+                &card_type,
+                &t,
+            ],
+        )?
+        .try_get(0)?;
+    Ok((id, seq))
+}
+
+fn holder_of(batch: i64, line: Option<i64>, json: &str) -> Result<crate::holders::Holder, Error> {
+    serde_json::from_str(json).map_err(|source| JournalError::Holder { batch, line, source }.into())
+}
+
+impl Backend for PgJournal {
+    fn schema_version(&self) -> Result<i64, Error> {
+        Ok(self.client()?.query_one("SELECT max(version) FROM migrations", &[])?.try_get(0)?)
+    }
+
+    fn ssn_has_card(&self, ssn: &str) -> Result<bool, Error> {
+        let n: i64 = self
+            .client()?
+            .query_one(&format!("SELECT count(*) FROM cards WHERE ssn = $1 AND {LIVE}"), &[&ssn])?
+            .try_get(0)?;
+        Ok(n > 0)
+    }
+
+    fn new_batch_with(
+        &self,
+        source: &str,
+        generation: u8,
+        holders: &[crate::holders::Holder],
+        settings: Option<&BatchSettings>,
+    ) -> Result<i64, Error> {
+        let settings = settings.map(serde_json::to_string).transpose().map_err(Defect::Json)?;
+        let count = big(holders.len() as u64)?;
+        let mut client = self.client()?;
+        let mut tx = client.transaction()?;
+        let id: i64 = tx
+            .query_one(
+                "INSERT INTO batches (source, generation, created, holders, settings) VALUES ($1, $2, $3, $4, $5) \
+                 RETURNING id",
+                &[&source, &i64::from(generation), &now(), &count, &settings],
+            )?
+            .try_get(0)?;
+        let insert = tx.prepare("INSERT INTO batch_holders (batch, line, ssn, holder) VALUES ($1, $2, $3, $4)")?;
+        for h in holders {
+            let json = serde_json::to_string(h).map_err(Defect::Json)?;
+            tx.execute(&insert, &[&id, &big(h.line)?, &h.ssn, &json])?;
+        }
+        tx.commit()?;
+        Ok(id)
+    }
+
+    fn holder(&self, batch: i64, line: i64) -> Result<crate::holders::Holder, Error> {
+        let json: String = self
+            .client()?
+            .query_one("SELECT holder FROM batch_holders WHERE batch = $1 AND line = $2", &[&batch, &line])?
+            .try_get(0)?;
+        holder_of(batch, Some(line), &json)
+    }
+
+    fn waiting_holders(&self, batch: i64) -> Result<Vec<crate::holders::Holder>, Error> {
+        let rows = self.client()?.query(
+            &format!(
+                "SELECT holder FROM batch_holders h WHERE batch = $1 AND NOT EXISTS (SELECT 1 FROM cards c \
+                 WHERE c.ssn = h.ssn AND c.{LIVE}) ORDER BY line"
+            ),
+            &[&batch],
+        )?;
+        rows.iter().map(|r| holder_of(batch, None, &r.try_get::<_, String>(0)?)).collect()
+    }
+
+    fn last_batch(&self) -> Result<Option<i64>, Error> {
+        Ok(self.client()?.query_one("SELECT max(id) FROM batches", &[])?.try_get(0)?)
+    }
+
+    fn new_card(&self, c: &NewCard<'_>, id_of: &dyn Fn(u64) -> Result<Assigned, Error>) -> Result<(i64, u64), Error> {
+        let mut client = self.client()?;
+        let mut tx = client.transaction()?;
+        let made = insert_card(&mut tx, c, id_of)?;
+        tx.commit()?;
+        Ok(made)
+    }
+
+    fn card(&self, id: i64) -> Result<CardRow, Error> {
+        let row = self.client()?.query_one(&format!("SELECT {CARD_COLS} FROM cards WHERE id = $1"), &[&id])?;
+        Ok(card_row(&row)?)
+    }
+
+    fn open_card_of_chip(&self, chip: &str) -> Result<Option<CardRow>, Error> {
+        self.card_where(
+            "WHERE chip = $1 AND state IN ('pending','personalizing','written','verified','failed')",
+            &[&chip],
+        )
+    }
+
+    fn last_card_of_chip(&self, chip: &str) -> Result<Option<CardRow>, Error> {
+        self.card_where("WHERE chip = $1 ORDER BY id DESC LIMIT 1", &[&chip])
+    }
+
+    fn cards(&self) -> Result<Vec<CardRow>, Error> {
+        self.cards_where("ORDER BY id", &[])
+    }
+
+    fn set_state(&self, id: i64, state: &str, error: Option<&str>) -> Result<(), Error> {
+        self.client()?.execute(
+            "UPDATE cards SET state = $2, error = $3, updated = $4 WHERE id = $1",
+            &[&id, &state, &error, &now()],
+        )?;
+        Ok(())
+    }
+
+    fn begin_attempt(&self, id: i64, key_versions: &str) -> Result<i64, Error> {
+        Ok(self
+            .client()?
+            .query_one(
+                "UPDATE cards SET state = 'personalizing', attempt = attempt + 1, key_versions = $2, error = NULL, \
+                 updated = $3 WHERE id = $1 RETURNING attempt",
+                &[&id, &key_versions, &now()],
+            )?
+            .try_get(0)?)
+    }
+
+    fn set_key_versions(&self, id: i64, key_versions: &str) -> Result<(), Error> {
+        self.client()?
+            .execute("UPDATE cards SET key_versions = $2, updated = $3 WHERE id = $1", &[&id, &key_versions, &now()])?;
+        Ok(())
+    }
+
+    fn set_costs(&self, id: i64, apdus: u64, bytes: u64, modeled_us: Option<u64>) -> Result<(), Error> {
+        let modeled = modeled_us.map(big).transpose()?;
+        self.client()?.execute(
+            "UPDATE cards SET apdus = $2, bytes = $3, modeled_us = $4 WHERE id = $1",
+            &[&id, &big(apdus)?, &big(bytes)?, &modeled],
+        )?;
+        Ok(())
+    }
+
+    fn step_started(&self, card: i64, attempt: i64, idx: usize, label: &str) -> Result<(), Error> {
+        self.client()?.execute(
+            "INSERT INTO steps (card, attempt, idx, label, state, started) VALUES ($1,$2,$3,$4,'started',$5) \
+             ON CONFLICT (card, attempt, idx) DO UPDATE SET label = EXCLUDED.label, state = 'started', \
+             started = EXCLUDED.started, finished = NULL, detail = NULL",
+            &[&card, &attempt, &big(idx as u64)?, &label, &now()],
+        )?;
+        Ok(())
+    }
+
+    fn step_finished(&self, card: i64, attempt: i64, idx: usize, ok: bool, detail: Option<&str>) -> Result<(), Error> {
+        let state = if ok { "done" } else { "failed" };
+        self.client()?.execute(
+            "UPDATE steps SET state = $4, finished = $5, detail = $6 WHERE card = $1 AND attempt = $2 AND idx = $3",
+            &[&card, &attempt, &big(idx as u64)?, &state, &now(), &detail],
+        )?;
+        Ok(())
+    }
+
+    fn step_count(&self, card: i64, attempt: i64, state: &str) -> Result<i64, Error> {
+        Ok(self
+            .client()?
+            .query_one(
+                "SELECT count(*) FROM steps WHERE card = $1 AND attempt = $2 AND state = $3",
+                &[&card, &attempt, &state],
+            )?
+            .try_get(0)?)
+    }
+
+    fn counts(&self) -> Result<Vec<(String, i64)>, Error> {
+        let rows = self.client()?.query("SELECT state, count(*) FROM cards GROUP BY state ORDER BY state", &[])?;
+        Ok(rows.iter().map(|r| Ok((r.try_get(0)?, r.try_get(1)?))).collect::<Result<Vec<_>, postgres::Error>>()?)
+    }
+
+    fn replace_card(
+        &self,
+        old: i64,
+        blocked: bool,
+        reason: &str,
+        holder: &crate::holders::Holder,
+    ) -> Result<i64, Error> {
+        let mut client = self.client()?;
+        let mut tx = client.transaction()?;
+        let row = tx.query_one("SELECT state, card_number FROM cards WHERE id = $1 FOR UPDATE", &[&old])?;
+        let (st, number): (String, String) = (row.try_get(0)?, row.try_get(1)?);
+        if st != state::ISSUED {
+            return Err(InputError::NotReplaceable { card_number: number, state: st }.into());
+        }
+        let t = now();
+        let batch: i64 = tx
+            .query_one(
+                "INSERT INTO batches (source, generation, created, holders) \
+                 SELECT $3 || card_number, generation, $2, 1 FROM cards WHERE id = $1 RETURNING id",
+                &[&old, &t, &REPLACEMENT_SOURCE],
+            )?
+            .try_get(0)?;
+        let json = serde_json::to_string(holder).map_err(Defect::Json)?;
+        tx.execute(
+            "INSERT INTO batch_holders (batch, line, ssn, holder) VALUES ($1, $2, $3, $4)",
+            &[&batch, &big(holder.line)?, &holder.ssn, &json],
+        )?;
+        tx.execute(
+            "INSERT INTO replacements (old_card, batch, old_blocked, reason, at) VALUES ($1, $2, $3, $4, $5)",
+            &[&old, &batch, &blocked, &reason, &t],
+        )?;
+        let note = if blocked {
+            format!("replaced (batch {batch}): {reason}; application blocked on the card")
+        } else {
+            format!("replaced (batch {batch}): {reason}; card not presented: its application was NOT blocked")
+        };
+        tx.execute("UPDATE cards SET state = 'replaced', error = $2, updated = $3 WHERE id = $1", &[&old, &note, &t])?;
+        tx.commit()?;
+        Ok(batch)
+    }
+
+    fn replacement(&self, old: i64) -> Result<Option<Replacement>, Error> {
+        let row = self.client()?.query_opt(
+            "SELECT old_card, batch, old_blocked, reason, at FROM replacements WHERE old_card = $1",
+            &[&old],
+        )?;
+        let Some(r) = row else { return Ok(None) };
+        Ok(Some(Replacement {
+            old_card: r.try_get(0)?,
+            batch: r.try_get(1)?,
+            old_blocked: r.try_get(2)?,
+            reason: r.try_get(3)?,
+            at: r.try_get(4)?,
+        }))
+    }
+
+    fn cards_of_batch(&self, batch: i64) -> Result<Vec<CardRow>, Error> {
+        self.cards_where("WHERE batch = $1 ORDER BY id", &[&batch])
+    }
+
+    fn batch_info(&self, batch: i64) -> Result<Option<(u8, String)>, Error> {
+        let row = self.client()?.query_opt("SELECT generation, source FROM batches WHERE id = $1", &[&batch])?;
+        let Some(r) = row else { return Ok(None) };
+        let (g, source): (i64, String) = (r.try_get(0)?, r.try_get(1)?);
+        let g = u8::try_from(g).map_err(|_| JournalError::Generation { row: Row::Batch(batch), generation: g })?;
+        Ok(Some((g, source)))
+    }
+
+    fn batch_summaries(&self) -> Result<Vec<BatchSummary>, Error> {
+        let rows = self.client()?.query(
+            &format!(
+                "SELECT b.id, b.source, b.generation, b.holders, \
+                 (SELECT count(*) FROM cards c WHERE c.batch = b.id AND c.state = 'issued'), \
+                 (SELECT count(*) FROM batch_holders h WHERE h.batch = b.id AND NOT EXISTS (SELECT 1 FROM cards c \
+                  WHERE c.ssn = h.ssn AND c.{LIVE})) \
+                 FROM batches b ORDER BY b.id"
+            ),
+            &[],
+        )?;
+        let summaries = rows
+            .iter()
+            .map(|r| {
+                Ok(BatchSummary {
+                    id: r.try_get(0)?,
+                    source: r.try_get(1)?,
+                    generation: r.try_get(2)?,
+                    holders: r.try_get(3)?,
+                    issued: r.try_get(4)?,
+                    remaining: r.try_get(5)?,
+                })
+            })
+            .collect::<Result<Vec<_>, postgres::Error>>()?;
+        Ok(summaries)
+    }
+
+    fn batch_settings(&self, batch: i64) -> Result<Option<BatchSettings>, Error> {
+        let row = self.client()?.query_opt("SELECT settings FROM batches WHERE id = $1", &[&batch])?;
+        let text: Option<String> = match row {
+            Some(r) => r.try_get(0)?,
+            None => None,
+        };
+        text.map(|t| {
+            serde_json::from_str(&t).map_err(|source| JournalError::Settings { row: Row::Batch(batch), source }.into())
+        })
+        .transpose()
+    }
+
+    fn unfinished_cards_of_batch(&self, batch: i64) -> Result<Vec<CardRow>, Error> {
+        self.cards_where(
+            "WHERE batch = $1 AND state IN ('pending','personalizing','written','verified','failed') ORDER BY id",
+            &[&batch],
+        )
+    }
+}

@@ -1,0 +1,401 @@
+//! The journal on PostgreSQL: open and migrate, allocation, one live card per SSN, desks in parallel.
+//!
+//! The server: `SSCARD_TEST_PG_URL` (a `postgresql://user@host:port` URL without a password; PGPASSWORD if the
+//! server asks for one; each test makes its own database there), or else a throwaway cluster started here from
+//! Debian's PostgreSQL (`/usr/lib/postgresql/<version>/bin`, or `SSCARD_TEST_PG_BIN`): initdb into a temporary
+//! directory (as user `postgres` when run as root), on a free port, stopped when the test ends. A test that can
+//! have neither fails: it never skips.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Barrier;
+
+use issuance::journal::pg::{NewCardOwned, PgJournal};
+use issuance::journal::{Assigned, Backend, Journal, Location, NewCard, SCHEMA_VERSION};
+use issuance::{Error, JournalError};
+use secrecy::SecretString;
+
+/// A database for one test: on `SSCARD_TEST_PG_URL`'s server, or in a cluster of its own.
+struct Db {
+    url: String,
+    cluster: Option<Cluster>,
+}
+
+struct Cluster {
+    dir: tempfile::TempDir,
+    bin: PathBuf,
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        let data = self.dir.path().join("data");
+        let _ = as_postgres(&self.bin.join("pg_ctl"))
+            .args(["-D", &data.display().to_string(), "-m", "immediate", "-w", "stop"])
+            .output();
+    }
+}
+
+fn is_root() -> bool {
+    Command::new("id").arg("-u").output().is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+}
+
+/// `program` run as user `postgres` when we are root (initdb refuses root), else as ourselves.
+fn as_postgres(program: &Path) -> Command {
+    if is_root() {
+        let mut c = Command::new("runuser");
+        c.args(["-u", "postgres", "--"]).arg(program);
+        c
+    } else {
+        Command::new(program)
+    }
+}
+
+fn pg_bin() -> PathBuf {
+    if let Some(b) = std::env::var_os("SSCARD_TEST_PG_BIN") {
+        return PathBuf::from(b);
+    }
+    let mut versions: Vec<u32> = std::fs::read_dir("/usr/lib/postgresql")
+        .map(|d| d.filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok()).collect())
+        .unwrap_or_default();
+    versions.sort_unstable();
+    let v = versions.last().unwrap_or_else(|| {
+        panic!(
+            "no PostgreSQL server: set SSCARD_TEST_PG_URL, or install Debian's postgresql \
+             (`cargo xtask prepare` does: apt-get install -y postgresql)"
+        )
+    });
+    PathBuf::from(format!("/usr/lib/postgresql/{v}/bin"))
+}
+
+fn run(mut c: Command) {
+    let shown = format!("{c:?}");
+    let out = c.output().unwrap_or_else(|e| panic!("{shown}: {e}"));
+    assert!(
+        out.status.success(),
+        "{shown}: {}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn start_cluster() -> (String, Cluster) {
+    let bin = pg_bin();
+    let dir = tempfile::Builder::new().prefix("sscard-pg-").tempdir().unwrap();
+    if is_root() {
+        run({
+            let mut c = Command::new("chown");
+            c.arg("postgres:postgres").arg(dir.path());
+            c
+        });
+    }
+    let data = dir.path().join("data");
+    run({
+        let mut c = as_postgres(&bin.join("initdb"));
+        c.args(["-D", &data.display().to_string(), "-A", "trust", "-U", "postgres", "--no-sync", "-E", "UTF8"]);
+        c
+    });
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let cluster = Cluster { dir, bin };
+    let opts = format!(
+        "-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=50",
+        cluster.dir.path().display()
+    );
+    run({
+        let mut c = as_postgres(&cluster.bin.join("pg_ctl"));
+        c.args(["-D", &data.display().to_string(), "-o", &opts, "-l"])
+            .arg(cluster.dir.path().join("log"))
+            .args(["-w", "-t", "60", "start"]);
+        c
+    });
+    (format!("postgresql://postgres@127.0.0.1:{port}/postgres"), cluster)
+}
+
+fn password() -> Option<SecretString> {
+    std::env::var("PGPASSWORD").ok().map(SecretString::from)
+}
+
+impl Db {
+    fn new(name: &str) -> Db {
+        match std::env::var("SSCARD_TEST_PG_URL") {
+            Ok(server) => {
+                // the server's URL up to the host: each test makes its own database
+                let base = match server.find("://").and_then(|i| server[i + 3..].find('/').map(|j| i + 3 + j)) {
+                    Some(slash) => server[..slash].to_owned(),
+                    None => server.clone(),
+                };
+                let db = format!("sscard_{name}_{}", std::process::id());
+                let mut admin: postgres::Config = format!("{base}/postgres").parse().unwrap();
+                if let Some(p) = password() {
+                    use secrecy::ExposeSecret;
+                    admin.password(p.expose_secret());
+                }
+                let mut client = admin.connect(postgres::NoTls).unwrap();
+                // one statement each: DROP DATABASE refuses a (multi-statement) transaction
+                client.batch_execute(&format!("DROP DATABASE IF EXISTS {db}")).unwrap();
+                client.batch_execute(&format!("CREATE DATABASE {db}")).unwrap();
+                Db { url: format!("{base}/{db}"), cluster: None }
+            }
+            Err(_) => {
+                let (url, cluster) = start_cluster();
+                Db { url, cluster: Some(cluster) }
+            }
+        }
+    }
+
+    fn journal(&self) -> PgJournal {
+        PgJournal::connect(&self.url, password().as_ref()).unwrap()
+    }
+}
+
+fn assigned(region: &str, seq: u64) -> Assigned {
+    Assigned {
+        card_id: format!("{region}{seq:026}"),
+        card_number: format!("N{seq:08}"),
+        issue_date: "20260101".into(),
+        expiry_date: "20360101".into(),
+        card_type: "1".into(),
+    }
+}
+
+fn new_card<'a>(ssn: &'a str, region: &'a str, chip: &'a str) -> NewCard<'a> {
+    NewCard { batch: None, holder_line: 1, ssn, region, generation: 3, chip, atr: "3B", reader: "desk" }
+}
+
+#[test]
+fn opens_migrates_and_refuses_a_newer_schema() {
+    let db = Db::new("open");
+    let j = db.journal();
+    assert_eq!(j.schema_version().unwrap(), SCHEMA_VERSION);
+    drop(j);
+    // opened again: nothing to do
+    let j = Journal::open_at(&Location::new(db.url.clone().into()), password().as_ref()).unwrap();
+    assert_eq!(j.schema_version().unwrap(), SCHEMA_VERSION);
+    assert!(j.cards().unwrap().is_empty());
+    let mut c: postgres::Config = db.url.parse().unwrap();
+    if let Some(p) = password() {
+        use secrecy::ExposeSecret;
+        c.password(p.expose_secret());
+    }
+    let mut client = c.connect(postgres::NoTls).unwrap();
+    client.execute("INSERT INTO migrations (version, applied) VALUES ($1, 'later')", &[&(SCHEMA_VERSION + 1)]).unwrap();
+    match PgJournal::connect(&db.url, password().as_ref()) {
+        Err(Error::Journal(JournalError::NewerSchema { found, supported })) => {
+            assert_eq!((found, supported), (SCHEMA_VERSION + 1, SCHEMA_VERSION));
+        }
+        other => panic!("expected a refusal of the newer schema, got {:?}", other.err()),
+    }
+    drop(db.cluster);
+}
+
+#[test]
+fn an_older_schema_is_upgraded_on_open() {
+    let db = Db::new("upgrade");
+    drop(db.journal());
+    // back to schema 1: no replacements, no batch settings
+    let mut c: postgres::Config = db.url.parse().unwrap();
+    if let Some(p) = password() {
+        use secrecy::ExposeSecret;
+        c.password(p.expose_secret());
+    }
+    let mut client = c.connect(postgres::NoTls).unwrap();
+    client
+        .batch_execute(
+            "DROP TABLE replacements; ALTER TABLE batches DROP COLUMN settings; DELETE FROM migrations WHERE version > 1",
+        )
+        .unwrap();
+    let j = db.journal();
+    assert_eq!(j.schema_version().unwrap(), SCHEMA_VERSION);
+    let versions: Vec<i64> = client
+        .query("SELECT version FROM migrations ORDER BY version", &[])
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(versions, (1..=SCHEMA_VERSION).collect::<Vec<_>>());
+    assert_eq!(j.replacement(1).unwrap().map(|r| r.old_card), None);
+    let b = j.new_batch("x.csv", 3, &[]).unwrap();
+    assert_eq!(j.batch_settings(b).unwrap(), None);
+    drop(j);
+    drop(client);
+    drop(db.cluster);
+}
+
+#[test]
+fn a_password_in_the_url_is_refused_without_being_repeated() {
+    let e = PgJournal::connect("postgresql://desk:hunter2@127.0.0.1:1/j", None).err().unwrap();
+    let text = format!("{e} {e:?}");
+    assert!(matches!(e, Error::Input(_)), "{text}");
+    assert!(!text.contains("hunter2"), "{text}");
+}
+
+#[test]
+fn allocation_per_region_and_one_live_card_per_ssn() {
+    let db = Db::new("alloc");
+    let j = db.journal();
+    let (_, s1) = j.new_card(&new_card("S1", "110100", "C1"), &|s| Ok(assigned("110100", s))).unwrap();
+    let (_, s2) = j.new_card(&new_card("S2", "110100", "C2"), &|s| Ok(assigned("110100", s))).unwrap();
+    let (_, t1) = j.new_card(&new_card("S3", "310100", "C3"), &|s| Ok(assigned("310100", s))).unwrap();
+    assert_eq!((s1, s2, t1), (1, 2, 1));
+    // a second live card of S1 is refused by the database, and its number is not burnt
+    let again = j.new_card(&new_card("S1", "110100", "C9"), &|s| Ok(assigned("110100", s)));
+    assert!(matches!(again, Err(Error::Postgres(_))), "{:?}", again.err());
+    let (id, s3) = j.new_card(&new_card("S4", "110100", "C4"), &|s| Ok(assigned("110100", s))).unwrap();
+    assert_eq!(s3, 3);
+    // a refused preparation rolls its number back too
+    let refused = j.new_card(&new_card("S5", "110100", "C5"), &|_| {
+        Err(JournalError::NoBatch { row: issuance::Row::Card(0) }.into())
+    });
+    assert!(refused.is_err());
+    let (_, s4) = j.new_card(&new_card("S5", "110100", "C5"), &|s| Ok(assigned("110100", s))).unwrap();
+    assert_eq!(s4, 4);
+    // the row reads back; once cancelled, the holder may have another card
+    let row = j.card(id).unwrap();
+    assert_eq!((row.ssn.as_str(), row.seq, row.state.as_str()), ("S4", 3, "pending"));
+    assert!(j.ssn_has_card("S1").unwrap());
+    j.set_state(1, "cancelled", Some("lost")).unwrap();
+    assert!(!j.ssn_has_card("S1").unwrap());
+    let (_, s5) = j.new_card(&new_card("S1", "110100", "C6"), &|s| Ok(assigned("110100", s))).unwrap();
+    assert_eq!(s5, 5);
+    assert_eq!(j.begin_attempt(id, "{}").unwrap(), 1);
+    j.step_started(id, 1, 0, "select").unwrap();
+    j.step_finished(id, 1, 0, true, None).unwrap();
+    assert_eq!(j.step_count(id, 1, "done").unwrap(), 1);
+    drop(j);
+    drop(db.cluster);
+}
+
+#[test]
+fn eight_desks_allocate_400_card_numbers_gapless_and_unique() {
+    const DESKS: usize = 8;
+    const EACH: usize = 50;
+    let db = Db::new("desks");
+    drop(db.journal()); // the schema, once
+    let barrier = Barrier::new(DESKS);
+    let seqs: Vec<u64> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..DESKS)
+            .map(|desk| {
+                let (db, barrier) = (&db, &barrier);
+                s.spawn(move || {
+                    let j = db.journal(); // each desk its own connection
+                    barrier.wait();
+                    (0..EACH)
+                        .map(|i| {
+                            let ssn = format!("D{desk}-{i}");
+                            let chip = format!("CHIP{desk}-{i}");
+                            let c = new_card(&ssn, "440300", &chip);
+                            j.new_card(&c, &|seq| Ok(assigned("440300", seq))).unwrap().1
+                        })
+                        .collect::<Vec<u64>>()
+                })
+            })
+            .collect();
+        handles.into_iter().flat_map(|h| h.join().unwrap()).collect()
+    });
+    assert_eq!(seqs.len(), DESKS * EACH);
+    let unique: HashSet<u64> = seqs.iter().copied().collect();
+    assert_eq!(unique.len(), DESKS * EACH, "duplicate sequence numbers");
+    assert_eq!(unique, (1..=(DESKS * EACH) as u64).collect::<HashSet<u64>>(), "not gapless");
+    let cards = db.journal().cards().unwrap();
+    let numbers: HashSet<&str> = cards.iter().map(|c| c.card_number.as_str()).collect();
+    assert_eq!(numbers.len(), DESKS * EACH);
+    drop(cards);
+    drop(db.cluster);
+}
+
+fn holder(line: u64) -> issuance::holders::Holder {
+    issuance::holders::Holder {
+        line,
+        ssn: format!("SSN{line:04}"),
+        name: "张三".into(),
+        written_name: "张三".into(),
+        name_ext: String::new(),
+        sex: "1".into(),
+        ethnicity: "01".into(),
+        birthplace: "110100".into(),
+        birth_date: "19800101".into(),
+        region: "110100".into(),
+        photo: None,
+        own_pin: false,
+        pin: None,
+    }
+}
+
+#[test]
+fn four_desks_working_through_one_batch_claim_every_holder_exactly_once() {
+    const DESKS: usize = 4;
+    const HOLDERS: u64 = 60;
+    let db = Db::new("claims");
+    let holders: Vec<_> = (2..HOLDERS + 2).map(holder).collect();
+    let batch = db.journal().new_batch("batch.csv", 3, &holders).unwrap();
+    let barrier = Barrier::new(DESKS);
+    let claimed: Vec<(usize, u64, u64)> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..DESKS)
+            .map(|desk| {
+                let (db, barrier) = (&db, &barrier);
+                s.spawn(move || {
+                    let j = db.journal();
+                    barrier.wait();
+                    let mut mine = Vec::new();
+                    let mut n = 0;
+                    loop {
+                        n += 1;
+                        let card = |h: &issuance::holders::Holder| {
+                            Ok(NewCardOwned {
+                                batch: Some(batch),
+                                holder_line: h.line,
+                                ssn: h.ssn.clone(),
+                                region: h.region.clone(),
+                                generation: 3,
+                                chip: format!("CHIP{desk}-{n}"),
+                                atr: "3B".into(),
+                                reader: format!("desk {desk}"),
+                            })
+                        };
+                        match j.claim_and_new_card(batch, &card, &|seq| Ok(assigned("110100", seq))).unwrap() {
+                            Some((h, _, seq)) => mine.push((desk, h.line, seq)),
+                            None => break mine,
+                        }
+                    }
+                })
+            })
+            .collect();
+        handles.into_iter().flat_map(|h| h.join().unwrap()).collect()
+    });
+    let lines: HashSet<u64> = claimed.iter().map(|c| c.1).collect();
+    assert_eq!(claimed.len() as u64, HOLDERS, "a holder claimed twice or missed");
+    assert_eq!(lines, (2..HOLDERS + 2).collect::<HashSet<u64>>());
+    let seqs: HashSet<u64> = claimed.iter().map(|c| c.2).collect();
+    assert_eq!(seqs, (1..=HOLDERS).collect::<HashSet<u64>>(), "sequence numbers not gapless");
+    let j = db.journal();
+    assert!(j.waiting_holders(batch).unwrap().is_empty());
+    assert_eq!(j.cards_of_batch(batch).unwrap().len() as u64, HOLDERS);
+    drop(j);
+    drop(db.cluster);
+}
+
+#[test]
+fn the_command_line_reads_a_postgresql_journal_and_keeps_passwords_off_it() {
+    let db = Db::new("cli");
+    let out = Command::new(env!("CARGO_BIN_EXE_issuance"))
+        .args(["--journal", &db.url, "status", "--json"])
+        .env_remove("ISSUANCE_JOURNAL")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["format"], "issuance/1", "{v}");
+    // the schema was made by the command line
+    assert_eq!(db.journal().schema_version().unwrap(), SCHEMA_VERSION);
+    let out = Command::new(env!("CARGO_BIN_EXE_issuance"))
+        .args(["--journal", "postgresql://desk:hunter2@127.0.0.1:1/j", "status"])
+        .env_remove("ISSUANCE_JOURNAL")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("--journal-password-file") && !err.contains("hunter2"), "{err}");
+    drop(db.cluster);
+}
