@@ -217,6 +217,18 @@ pub enum InputError {
          (ISSUANCE_JOURNAL_PASSWORD_FILE) or PGPASSWORD"
     )]
     JournalPasswordInUrl,
+    /// A desk id that is not 1 to 64 of `A-Z a-z 0-9 . _ -`.
+    #[error("desk id {id} is not valid: 1 to 64 letters, digits, '.', '_' or '-' (--desk, ISSUANCE_DESK)")]
+    DeskId {
+        /// The id given (escaped, cut).
+        id: String,
+    },
+    /// An operator name that is empty, too long or holds control characters.
+    #[error("operator {operator} is not valid: 1 to 64 printable characters (--operator, ISSUANCE_OPERATOR)")]
+    Operator {
+        /// The name given (escaped, cut).
+        operator: String,
+    },
     /// The card in the reader has no card in the journal.
     #[error("this card is not in the journal")]
     UnknownCard,
@@ -690,6 +702,9 @@ pub enum Defect {
     /// A thread panicked holding the journal's connection.
     #[error("journal connection lock poisoned")]
     JournalLock,
+    /// A holder was claimed without the claim having made its card keys.
+    #[error("a holder was claimed without its card keys")]
+    ClaimWithoutKeys,
     /// A count or size above what the journal keeps (2^63 - 1).
     #[error("{0} is too big for the journal")]
     TooBig(u64),

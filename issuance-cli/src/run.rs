@@ -105,6 +105,18 @@ impl<'a> Issuer<'a> {
     }
 }
 
+/// The card id, number and dates of `holder`'s card with sequence number `seq`.
+fn assigned_for_holder(holder: &Holder, s: &Settings, seq: u64) -> Result<Assigned, Error> {
+    let p = prepare::prepare(holder, seq, s)?;
+    Ok(Assigned {
+        card_id: hex::encode_upper(p.card_id),
+        card_number: p.card_number,
+        issue_date: p.issue_date,
+        expiry_date: p.expiry_date,
+        card_type: p.card_type,
+    })
+}
+
 /// The generation of a journalled card.
 pub(crate) fn generation_of(row: &CardRow) -> Result<Generation, Error> {
     u8::try_from(row.generation)
@@ -157,19 +169,87 @@ impl Issuer<'_> {
             atr: &hex::encode_upper(t.atr()),
             reader: t.name(),
         };
-        let (id, _) = self.journal.new_card(&new, &|seq| {
-            let p = prepare::prepare(holder, seq, s)?;
-            Ok(Assigned {
-                card_id: hex::encode_upper(p.card_id),
-                card_number: p.card_number,
-                issue_date: p.issue_date,
-                expiry_date: p.expiry_date,
-                card_type: p.card_type,
-            })
-        })?;
+        let (id, _) = self.journal.new_card(&new, &|seq| assigned_for_holder(holder, s, seq))?;
         let row = self.journal.card(id)?;
         let costs = self.run_card(t, &row, holder, holder.initial_pin(), &keys, probe)?;
         Ok((id, costs))
+    }
+
+    /// Personalizes the blank card in `t` for a holder of `batch` that this call claims in the journal — line
+    /// `prefer` if no desk has claimed it yet, else the next free holder — and verifies it. Several desks sharing
+    /// one journal can work through one batch this way: each holder is claimed once. `pin_of` gives a holder's
+    /// own initial PIN (by SSN); a holder whose PIN is missing is not claimed. `None`: no holder is left.
+    pub fn issue_from_batch<'p>(
+        &self,
+        t: &mut dyn Transport,
+        batch: i64,
+        prefer: Option<u64>,
+        pin_of: &dyn Fn(&str) -> Option<&'p Pin>,
+    ) -> Result<Option<(Holder, i64, Costs)>, Error> {
+        let chip = chip_of(t)?;
+        let chip_hex = hex::encode_upper(chip);
+        if let Some(open) = self.journal.open_card_of_chip(&chip_hex)? {
+            return Err(InputError::Unfinished {
+                chip: chip_hex,
+                card_number: open.card_number,
+                holder_line: open.holder_line,
+            }
+            .into());
+        }
+        let s = &self.settings;
+        let alg = algorithm_of(s.generation);
+        // a blank card only (see `issue`): checked before any holder is claimed
+        let mut probe = Costs::default();
+        let mf_version = self.mf_key_version(t, alg, &mut probe)?;
+        if mf_version != Some(TRANSPORT_VERSION) {
+            let known = self
+                .journal
+                .last_card_of_chip(&chip_hex)?
+                .map(|c| format!("card {} ({}, holder line {})", c.card_number, c.state, c.holder_line));
+            return Err(InputError::NotBlank { chip: chip_hex, mf_key_version: mf_version, known }.into());
+        }
+        let atr = hex::encode_upper(t.atr());
+        let reader = t.name().to_owned();
+        // the claimed holder's keys and PIN are checked inside the claim: a failure there claims nothing
+        let keys: std::cell::RefCell<Option<CardKeys>> = std::cell::RefCell::new(None);
+        let for_holder: std::cell::RefCell<Option<Holder>> = std::cell::RefCell::new(None);
+        let claimed = self.journal.claim_and_new_card(
+            batch,
+            prefer,
+            &|holder| {
+                if holder.own_pin && pin_of(&holder.ssn).is_none() {
+                    return Err(InputError::PinNeeded { line: holder.line as i64 }.into());
+                }
+                let k = self.keys.card_keys(&holder.region, &chip, alg)?;
+                k.check(self.profile, s.generation)?;
+                *keys.borrow_mut() = Some(k);
+                *for_holder.borrow_mut() = Some(holder.without_pin());
+                Ok(crate::journal::NewCardOwned {
+                    batch: Some(batch),
+                    holder_line: holder.line,
+                    ssn: holder.ssn.clone(),
+                    region: holder.region.clone(),
+                    generation: s.generation.number(),
+                    chip: chip_hex.clone(),
+                    atr: atr.clone(),
+                    reader: reader.clone(),
+                })
+            },
+            &|seq| {
+                let h = for_holder.borrow();
+                assigned_for_holder(h.as_ref().ok_or(Defect::ClaimWithoutKeys)?, s, seq)
+            },
+        )?;
+        let Some(claimed) = claimed else { return Ok(None) };
+        let keys = keys.into_inner().ok_or(Defect::ClaimWithoutKeys)?;
+        let pin = if claimed.holder.own_pin {
+            pin_of(&claimed.holder.ssn).ok_or(InputError::PinNeeded { line: claimed.holder.line as i64 })?
+        } else {
+            Pin::default_initial()
+        };
+        let row = self.journal.card(claimed.card)?;
+        let costs = self.run_card(t, &row, &claimed.holder, pin, &keys, probe)?;
+        Ok(Some((claimed.holder, claimed.card, costs)))
     }
 
     /// Continues the unfinished card in `t` (found by its chip serial). `pin_of` gives a holder's own

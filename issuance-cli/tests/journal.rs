@@ -87,7 +87,12 @@ fn a_version_1_journal_is_upgraded_to_the_current_version() {
     // back to version 1 as it was first written
     let conn = rusqlite::Connection::open(&path).unwrap();
     conn.execute_batch(
-        "DROP TABLE replacements; ALTER TABLE batches DROP COLUMN settings; DELETE FROM migrations WHERE version >= 2;",
+        "DROP TRIGGER cards_count_insert; DROP TRIGGER cards_count_update; DROP TABLE card_counts; \
+         DROP INDEX cards_desk; DROP INDEX cards_region; DROP INDEX cards_batch; \
+         ALTER TABLE batches DROP COLUMN desk; ALTER TABLE batches DROP COLUMN operator; \
+         ALTER TABLE cards DROP COLUMN desk; ALTER TABLE cards DROP COLUMN operator; \
+         ALTER TABLE steps DROP COLUMN desk; ALTER TABLE steps DROP COLUMN operator; \
+         DROP TABLE replacements; ALTER TABLE batches DROP COLUMN settings; DELETE FROM migrations WHERE version >= 2;",
     )
     .unwrap();
     drop(conn);
@@ -96,6 +101,11 @@ fn a_version_1_journal_is_upgraded_to_the_current_version() {
     assert_eq!(j.cards().unwrap().len(), 1);
     assert!(j.replacement(1).unwrap().is_none());
     assert_eq!(j.batch_settings(old_batch).unwrap(), None);
+    // version 4's counts are filled from the cards already there; the old card has no desk
+    assert_eq!(j.counts().unwrap(), vec![("pending".to_owned(), 1)]);
+    let desks = j.desk_counts(&issuance::journal::Scope::all()).unwrap();
+    assert_eq!((desks.len(), desks[0].desk.as_str(), desks[0].cards), (1, "", 1));
+    assert_eq!(j.cards().unwrap()[0].desk, None);
 }
 
 /// A batch keeps the settings it was started with.

@@ -203,7 +203,11 @@ fn an_older_schema_is_upgraded_on_open() {
     let mut client = c.connect(postgres::NoTls).unwrap();
     client
         .batch_execute(
-            "DROP TABLE replacements; ALTER TABLE batches DROP COLUMN settings; DELETE FROM migrations WHERE version > 1",
+            "DROP TRIGGER cards_count ON cards; DROP FUNCTION card_counts_track(); DROP TABLE card_counts; DROP INDEX cards_region; \
+             ALTER TABLE batches DROP COLUMN desk, DROP COLUMN operator; \
+             ALTER TABLE cards DROP COLUMN desk, DROP COLUMN operator; \
+             ALTER TABLE steps DROP COLUMN desk, DROP COLUMN operator; \
+             DROP TABLE replacements; ALTER TABLE batches DROP COLUMN settings; DELETE FROM migrations WHERE version > 1",
         )
         .unwrap();
     let j = db.journal();
@@ -354,8 +358,8 @@ fn four_desks_working_through_one_batch_claim_every_holder_exactly_once() {
                                 reader: format!("desk {desk}"),
                             })
                         };
-                        match j.claim_and_new_card(batch, &card, &|seq| Ok(assigned("110100", seq))).unwrap() {
-                            Some((h, _, seq)) => mine.push((desk, h.line, seq)),
+                        match j.claim_and_new_card(batch, None, &card, &|seq| Ok(assigned("110100", seq))).unwrap() {
+                            Some(c) => mine.push((desk, c.holder.line, c.seq)),
                             None => break mine,
                         }
                     }

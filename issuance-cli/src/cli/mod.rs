@@ -24,7 +24,7 @@ use key_mgmt::KeyStore;
 use secrecy::SecretString;
 
 use crate::holders::{self, Context, Parsed};
-use crate::journal::{CardRow, Journal, Location};
+use crate::journal::{CardRow, Desk, Journal, Location};
 use crate::prepare::{Settings, StoreKeySource};
 use crate::{Error, Fault};
 
@@ -52,6 +52,12 @@ pub struct Cli {
     /// File holding the PostgreSQL journal's password (first line); else PGPASSWORD, if set.
     #[arg(long, global = true, env = "ISSUANCE_JOURNAL_PASSWORD_FILE")]
     journal_password_file: Option<PathBuf>,
+    /// This desk's id, journalled on the batches, cards and steps it writes (default: the host name).
+    #[arg(long, global = true, env = "ISSUANCE_DESK")]
+    desk: Option<String>,
+    /// Who works at the desk, journalled with the desk (default: the login name).
+    #[arg(long, global = true, env = "ISSUANCE_OPERATOR")]
+    operator: Option<String>,
     /// The key store (keymgmt).
     #[arg(long, global = true, env = "ISSUANCE_KEYSTORE")]
     keystore: Option<PathBuf>,
@@ -135,6 +141,8 @@ impl Cli {
         let g = Global {
             journal: Location::new(self.journal),
             journal_password_file: self.journal_password_file,
+            desk: self.desk,
+            operator: self.operator,
             keystore: self.keystore,
             passphrase_file: self.passphrase_file,
             json: self.json,
@@ -179,6 +187,8 @@ impl Cli {
 struct Global {
     journal: Location,
     journal_password_file: Option<PathBuf>,
+    desk: Option<String>,
+    operator: Option<String>,
     keystore: Option<PathBuf>,
     passphrase_file: Option<PathBuf>,
     json: bool,
@@ -188,7 +198,13 @@ struct Global {
 impl Global {
     fn journal(&self) -> Result<Journal, Failure> {
         let password = self.journal_password()?;
-        Ok(Journal::open_at(&self.journal, password.as_ref())?)
+        Ok(Journal::open_at(&self.journal, password.as_ref())?.at_desk(self.desk()?))
+    }
+
+    /// This desk and its operator: `--desk` / `--operator`, else the host and login names.
+    fn desk(&self) -> Result<Desk, Failure> {
+        let local = Desk::local();
+        Ok(Desk::new(self.desk.as_deref().unwrap_or(&local.id), self.operator.as_deref().unwrap_or(&local.operator))?)
     }
 
     /// The PostgreSQL journal's password: the first line of --journal-password-file, else PGPASSWORD; none for

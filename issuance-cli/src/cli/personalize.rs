@@ -11,7 +11,7 @@
 //! holders that have no card yet (checked by SSN against every card of the journal, so no holder gets two),
 //! at the batch's generation; a holder whose card is unfinished is left to `issuance resume`.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeSet, HashMap};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
@@ -25,7 +25,8 @@ use serde_json::json;
 
 use super::{print_json, read_holders, usage, validate, BatchArgs, Failure, Global, JSON_FORMAT};
 use crate::holders::Holder;
-use crate::journal::{BatchSettings, Journal};
+use crate::journal::{BatchSettings, Desk, Journal};
+use crate::pin::Pin;
 use crate::prepare::{KeySource, Settings};
 use crate::run::Issuer;
 use crate::{Error, InputError, JournalError, Row};
@@ -55,7 +56,12 @@ pub struct Args {
 
 /// What the workers share.
 struct Shared<'a> {
-    queue: Mutex<VecDeque<Holder>>,
+    /// The holders' own initial PINs, by SSN (the journal never keeps them).
+    pins: HashMap<String, Pin>,
+    /// Lines a worker of this program is waiting for a card for: another worker here announces the next one.
+    awaited: Mutex<BTreeSet<u64>>,
+    /// Lines tried in this run (issued, or failed before or after their claim): not announced again.
+    tried: Mutex<BTreeSet<u64>>,
     /// Ctrl-C was pressed: no new card is started.
     stop: AtomicBool,
     /// Every worker has ended: `run` prints the summary (set under the `busy` lock).
@@ -74,6 +80,7 @@ struct Shared<'a> {
     settings: Settings,
     journal: crate::journal::Location,
     journal_password: Option<secrecy::SecretString>,
+    desk: Desk,
     batch: i64,
     timeout: Duration,
 }
@@ -114,7 +121,7 @@ impl Shared<'_> {
         }
         self.bar.finish_and_clear();
         let results = self.results.lock().map(|r| r.clone()).unwrap_or_default();
-        // every holder without a result: in the queue, or awaited by a worker
+        // every holder without a result: waiting, or awaited by a worker
         let left = self.total.saturating_sub(results.len());
         let code = match self.summary(&results, left) {
             Ok(()) => 130,
@@ -180,7 +187,10 @@ pub(super) fn run(g: &Global, a: Args) -> Result<(), Failure> {
             (journal.new_batch_with(&source, settings.generation.number(), &holders, Some(&journalled))?, holders, keys)
         }
     };
+    let desk = journal.desk().clone();
     drop(journal);
+    let mut holders = holders;
+    let pins: HashMap<String, Pin> = holders.iter_mut().filter_map(|h| Some((h.ssn.clone(), h.pin.take()?))).collect();
     let total = holders.len() as u64;
     let bar = if g.json { ProgressBar::hidden() } else { ProgressBar::new(total) };
     bar.set_style(
@@ -189,7 +199,9 @@ pub(super) fn run(g: &Global, a: Args) -> Result<(), Failure> {
     );
     let shared = Shared {
         total: holders.len(),
-        queue: Mutex::new(holders.into()),
+        pins,
+        awaited: Mutex::new(BTreeSet::new()),
+        tried: Mutex::new(BTreeSet::new()),
         stop: AtomicBool::new(false),
         finished: AtomicBool::new(false),
         busy: Mutex::new(0),
@@ -202,6 +214,7 @@ pub(super) fn run(g: &Global, a: Args) -> Result<(), Failure> {
         settings,
         journal: g.journal.clone(),
         journal_password: g.journal_password()?,
+        desk,
         batch,
         timeout: Duration::from_secs(a.card_timeout),
     };
@@ -226,7 +239,7 @@ pub(super) fn run(g: &Global, a: Args) -> Result<(), Failure> {
     });
     shared.bar.finish_and_clear();
     let results = shared.results.lock().map(|r| r.clone()).unwrap_or_default();
-    let left = shared.queue.lock().map(|q| q.len()).unwrap_or(0);
+    let left = shared.untried(&g.journal()?)?.len();
     let failed = results.iter().filter(|r| r["state"] != "issued").count();
     shared.summary(&results, left)?;
     outcomes.into_iter().collect::<Result<Vec<()>, Failure>>()?;
@@ -304,15 +317,48 @@ fn continued(
     Ok(holders)
 }
 
+impl Shared<'_> {
+    /// The holders of the batch still waiting for a card (in the journal: no card under way or issued, whichever
+    /// desk) that this run has not tried.
+    fn untried(&self, journal: &Journal) -> Result<Vec<Holder>, Failure> {
+        let tried = self.tried.lock().map_err(|_| usage("worker panicked"))?.clone();
+        Ok(journal.waiting_holders(self.batch)?.into_iter().filter(|h| !tried.contains(&h.line)).collect())
+    }
+
+    /// The holder this worker asks for next: the first waiting, untried holder no other worker here awaits
+    /// (marked awaited). Another desk may still claim it first: the card then goes to the next free holder.
+    fn next_holder(&self, journal: &Journal) -> Result<Option<Holder>, Failure> {
+        let untried = self.untried(journal)?;
+        let mut awaited = self.awaited.lock().map_err(|_| usage("worker panicked"))?;
+        let next = untried.into_iter().find(|h| !awaited.contains(&h.line));
+        if let Some(h) = &next {
+            awaited.insert(h.line);
+        }
+        Ok(next)
+    }
+
+    fn done_with(&self, line: u64, tried: bool) {
+        if let Ok(mut a) = self.awaited.lock() {
+            a.remove(&line);
+        }
+        if tried {
+            if let Ok(mut t) = self.tried.lock() {
+                t.insert(line);
+            }
+        }
+    }
+}
+
 fn worker(sh: &Shared<'_>, reader: &str) -> Result<(), Failure> {
     let selector: ReaderSelector = reader.parse().map_err(|_| usage(format!("bad --reader {reader}")))?;
-    let journal = Journal::open_at(&sh.journal, sh.journal_password.as_ref())?;
+    let journal = Journal::open_at(&sh.journal, sh.journal_password.as_ref())?.at_desk(sh.desk.clone());
     let issuer = Issuer::reference(sh.keys, &journal, sh.settings.clone());
+    let pin_of = |ssn: &str| sh.pins.get(ssn);
     loop {
         if sh.stop.load(Ordering::SeqCst) {
             return Ok(());
         }
-        let Some(holder) = sh.queue.lock().ok().and_then(|mut q| q.pop_front()) else { return Ok(()) };
+        let Some(holder) = sh.next_holder(&journal)? else { return Ok(()) };
         sh.say(format!(
             "{reader}: insert a blank card for line {} {} ({})",
             holder.line,
@@ -320,37 +366,53 @@ fn worker(sh: &Shared<'_>, reader: &str) -> Result<(), Failure> {
             holder.ssn
         ));
         if let Err(e) = wait_for_card(&selector, sh.timeout) {
-            if let Ok(mut q) = sh.queue.lock() {
-                q.push_front(holder);
-            }
+            sh.done_with(holder.line, false);
             return Err(e.into());
         }
         if !sh.start_card() {
             // Ctrl-C while the card was coming: nothing is started
-            if let Ok(mut q) = sh.queue.lock() {
-                q.push_front(holder);
-            }
+            sh.done_with(holder.line, false);
             return Ok(());
         }
         let outcome = PcscTransport::connect(&selector)
             .map_err(Error::from)
-            .and_then(|mut t| issuer.issue(&mut t, &holder, Some(sh.batch)));
+            .and_then(|mut t| issuer.issue_from_batch(&mut t, sh.batch, Some(holder.line), &pin_of));
         sh.card_done();
         let result = match outcome {
-            Ok((id, costs)) => {
+            Ok(Some((claimed, id, costs))) => {
+                sh.done_with(holder.line, claimed.line == holder.line);
+                sh.done_with(claimed.line, true);
+                if claimed.line != holder.line {
+                    sh.say(format!(
+                        "{reader}: line {} was taken by another desk: this card is line {} {} ({})",
+                        holder.line,
+                        claimed.line,
+                        claimed.display_name(),
+                        claimed.ssn
+                    ));
+                }
                 let row = journal.card(id)?;
                 sh.say(format!(
                     "{reader}: line {} card {} issued ({} APDUs, {} bytes, {:.2} s modeled card time)",
-                    holder.line,
+                    claimed.line,
                     row.card_number,
                     costs.apdus,
                     costs.bytes,
                     costs.modeled.as_secs_f64()
                 ));
-                json!({"line": holder.line, "card": id, "card_number": row.card_number, "state": row.state,
+                json!({"line": claimed.line, "card": id, "card_number": row.card_number, "state": row.state,
                        "apdus": costs.apdus, "bytes": costs.bytes, "modeled_us": costs.modeled_us()})
             }
+            Ok(None) => {
+                sh.done_with(holder.line, false);
+                sh.say(format!(
+                    "{reader}: no holder of batch {} is left (other desks issued them): remove the card",
+                    sh.batch
+                ));
+                return Ok(());
+            }
             Err(e) => {
+                sh.done_with(holder.line, true);
                 sh.say(format!("{reader}: line {} FAILED: {e}", holder.line));
                 json!({"line": holder.line, "state": "failed", "error": e.to_string()})
             }
@@ -361,7 +423,7 @@ fn worker(sh: &Shared<'_>, reader: &str) -> Result<(), Failure> {
         sh.bar.inc(1);
         sh.say(format!("{reader}: remove the card"));
         // the next card is awaited only once this one is out; after the last one, nothing to wait for
-        let more = sh.queue.lock().map(|q| !q.is_empty()).unwrap_or(false);
+        let more = !sh.untried(&journal)?.is_empty();
         if more && !sh.stop.load(Ordering::SeqCst) {
             wait_for_removal(&selector, sh.timeout)?;
         }

@@ -20,10 +20,112 @@ use secrecy::SecretString;
 
 use serde::Serialize;
 
-use crate::Error;
+use crate::{Error, InputError};
 
-/// Schema version this build writes.
-pub const SCHEMA_VERSION: i64 = 3;
+/// Schema version this build writes (4: desk and operator on batches, cards and steps; card counts per region,
+/// desk and state kept by triggers, so a city's status does not count millions of rows).
+pub const SCHEMA_VERSION: i64 = 4;
+
+/// Where rows are written from: the desk (configured per desk: `--desk`, `ISSUANCE_DESK`) and the operator at it
+/// (`--operator`, `ISSUANCE_OPERATOR`, else the login name). Batches, cards and steps carry both.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Desk {
+    /// The desk's id: 1 to 64 of `A-Z a-z 0-9 . _ -`.
+    pub id: String,
+    /// Who works at it: 1 to 64 printable characters.
+    pub operator: String,
+}
+
+impl Desk {
+    /// A desk `id` with `operator`, both checked.
+    pub fn new(id: &str, operator: &str) -> Result<Desk, Error> {
+        let id_ok = (1..=64).contains(&id.len())
+            && id.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
+        if !id_ok {
+            return Err(InputError::DeskId { id: cut(id) }.into());
+        }
+        let op_ok = (1..=64).contains(&operator.chars().count()) && !operator.chars().any(char::is_control);
+        if !op_ok {
+            return Err(InputError::Operator { operator: cut(operator) }.into());
+        }
+        Ok(Desk { id: id.to_owned(), operator: operator.to_owned() })
+    }
+
+    /// This machine's host name as the desk and the login name as the operator (what an unconfigured desk
+    /// journals); `local` / `unknown` when they cannot be found or are not valid ids.
+    pub fn local() -> Desk {
+        let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+        let user = std::env::var("USER").or_else(|_| std::env::var("LOGNAME")).unwrap_or_default();
+        let id = Desk::new(host.trim(), "x").map(|d| d.id).unwrap_or_else(|_| "local".to_owned());
+        let operator = Desk::new("x", user.trim()).map(|d| d.operator).unwrap_or_else(|_| "unknown".to_owned());
+        Desk { id, operator }
+    }
+}
+
+/// `s` as shown in an error: escaped, and cut after 40 characters.
+fn cut(s: &str) -> String {
+    let head: String = s.chars().take(40).collect();
+    let more = if s.chars().count() > 40 { "… (cut)" } else { "" };
+    format!("{:?}{more}", head)
+}
+
+/// Which cards `status` and `report` look at: the whole city (nothing set), a region, a desk, a batch, or
+/// several of these together.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Scope {
+    /// Cards of this region (its 6-digit code).
+    pub region: Option<String>,
+    /// Cards started at this desk.
+    pub desk: Option<String>,
+    /// Cards of this batch.
+    pub batch: Option<i64>,
+}
+
+impl Scope {
+    /// The whole journal.
+    pub fn all() -> Scope {
+        Scope::default()
+    }
+
+    /// A `WHERE` clause (possibly empty) over `cards` with numbered parameters from `$first`, and its values in
+    /// order (text; the batch as its decimal text, cast in the clause).
+    fn clause(&self, placeholder: &dyn Fn(usize) -> String) -> (String, Vec<ScopeValue>) {
+        let mut parts = Vec::new();
+        let mut values = Vec::new();
+        if let Some(r) = &self.region {
+            values.push(ScopeValue::Text(r.clone()));
+            parts.push(format!("region = {}", placeholder(values.len())));
+        }
+        if let Some(d) = &self.desk {
+            values.push(ScopeValue::Text(d.clone()));
+            parts.push(format!("desk = {}", placeholder(values.len())));
+        }
+        if let Some(b) = self.batch {
+            values.push(ScopeValue::Int(b));
+            parts.push(format!("batch = {}", placeholder(values.len())));
+        }
+        let clause = if parts.is_empty() { String::new() } else { format!("WHERE {}", parts.join(" AND ")) };
+        (clause, values)
+    }
+}
+
+/// A value of a [`Scope`]'s clause.
+#[derive(Clone, Debug)]
+enum ScopeValue {
+    Text(String),
+    Int(i64),
+}
+
+/// Cards per desk and state, from the counts the journal keeps (for `status`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct DeskCount {
+    /// The desk that started the cards (empty: cards of a journal older than desks).
+    pub desk: String,
+    /// Card state.
+    pub state: String,
+    /// How many.
+    pub cards: i64,
+}
 
 /// The settings a batch was started with (journalled as JSON; no secret in them).
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -112,6 +214,10 @@ pub struct CardRow {
     pub card_type: String,
     /// Last update.
     pub updated: String,
+    /// The desk that started the card (none: journalled before desks were recorded).
+    pub desk: Option<String>,
+    /// The operator who started it.
+    pub operator: Option<String>,
 }
 
 /// What a new card row holds.
@@ -150,6 +256,12 @@ pub struct Assigned {
 
 /// What every journal backend does. Callers use it through [`Journal`].
 pub trait Backend {
+    /// The desk and operator the rows written from now on carry.
+    fn identify(&mut self, desk: Desk);
+
+    /// The desk and operator rows are written with.
+    fn desk(&self) -> &Desk;
+
     /// The schema version.
     fn schema_version(&self) -> Result<i64, Error>;
 
@@ -181,6 +293,19 @@ pub trait Backend {
 
     /// Makes a card row (`pending`) with the next sequence number of its region; returns (row id, seq).
     fn new_card(&self, c: &NewCard<'_>, id_of: &dyn Fn(u64) -> Result<Assigned, Error>) -> Result<(i64, u64), Error>;
+
+    /// Claims a holder of `batch` that has no live card and that no other desk is claiming at this moment —
+    /// `prefer` (a line) if it is still free, else the first free one in line order — and makes the holder's card
+    /// row (`pending`) in the same transaction, so each holder is claimed by exactly one desk however many work
+    /// through the batch. `card` makes the row's contents from the claimed holder (an error rolls the claim
+    /// back: nothing is claimed). `None`: no holder is left to claim.
+    fn claim_and_new_card(
+        &self,
+        batch: i64,
+        prefer: Option<u64>,
+        card: &dyn Fn(&crate::holders::Holder) -> Result<NewCardOwned, Error>,
+        id_of: &dyn Fn(u64) -> Result<Assigned, Error>,
+    ) -> Result<Option<Claimed>, Error>;
 
     /// The card row `id`.
     fn card(&self, id: i64) -> Result<CardRow, Error>;
@@ -216,7 +341,18 @@ pub trait Backend {
     fn step_count(&self, card: i64, attempt: i64, state: &str) -> Result<i64, Error>;
 
     /// Number of cards per state.
-    fn counts(&self) -> Result<Vec<(String, i64)>, Error>;
+    fn counts(&self) -> Result<Vec<(String, i64)>, Error> {
+        self.counts_in(&Scope::all())
+    }
+
+    /// Number of cards per state in `scope` (from the kept counts unless a batch is named).
+    fn counts_in(&self, scope: &Scope) -> Result<Vec<(String, i64)>, Error>;
+
+    /// Cards per desk and state in `scope` (region and desk only; the kept counts).
+    fn desk_counts(&self, scope: &Scope) -> Result<Vec<DeskCount>, Error>;
+
+    /// The last `limit` cards of `scope` (all with `None`), in id order.
+    fn cards_in(&self, scope: &Scope, limit: Option<u64>) -> Result<Vec<CardRow>, Error>;
 
     /// Marks the issued card `old` replaced and records a one-holder batch for its successor, in one
     /// transaction: the holder then has no live card, so the successor's row can be made. `blocked` says
@@ -240,7 +376,13 @@ pub trait Backend {
     fn batch_info(&self, batch: i64) -> Result<Option<(u8, String)>, Error>;
 
     /// Every batch with its holders, cards issued and holders remaining, in id order.
-    fn batch_summaries(&self) -> Result<Vec<BatchSummary>, Error>;
+    fn batch_summaries(&self) -> Result<Vec<BatchSummary>, Error> {
+        self.batch_summaries_in(&Scope::all())
+    }
+
+    /// The batches of `scope` (a batch's desk is the desk that started it; a region does not select batches:
+    /// a batch may hold several regions' holders).
+    fn batch_summaries_in(&self, scope: &Scope) -> Result<Vec<BatchSummary>, Error>;
 
     /// The settings `batch` was started with (none for a batch of an older journal or a replacement).
     fn batch_settings(&self, batch: i64) -> Result<Option<BatchSettings>, Error>;
@@ -253,6 +395,54 @@ pub trait Backend {
 /// The journal: one backend behind [`Backend`]; every method of [`Backend`] is called on it.
 pub struct Journal {
     backend: Box<dyn Backend + Send>,
+}
+
+/// A holder claimed by [`Backend::claim_and_new_card`] and its card row.
+#[derive(Debug)]
+pub struct Claimed {
+    /// The holder (no PIN: the journal does not keep PINs).
+    pub holder: crate::holders::Holder,
+    /// The card row made for the holder.
+    pub card: i64,
+    /// Its sequence number in its region.
+    pub seq: u64,
+}
+
+/// A [`NewCard`] that owns its strings (made inside a claim).
+#[derive(Clone, Debug)]
+pub struct NewCardOwned {
+    /// Batch.
+    pub batch: Option<i64>,
+    /// Holder line.
+    pub holder_line: u64,
+    /// SSN.
+    pub ssn: String,
+    /// Region.
+    pub region: String,
+    /// Generation.
+    pub generation: u8,
+    /// Chip serial (hex).
+    pub chip: String,
+    /// ATR (hex).
+    pub atr: String,
+    /// Reader.
+    pub reader: String,
+}
+
+impl NewCardOwned {
+    /// The borrowed form.
+    pub fn borrow(&self) -> NewCard<'_> {
+        NewCard {
+            batch: self.batch,
+            holder_line: self.holder_line,
+            ssn: &self.ssn,
+            region: &self.region,
+            generation: self.generation,
+            chip: &self.chip,
+            atr: &self.atr,
+            reader: &self.reader,
+        }
+    }
 }
 
 impl Journal {
@@ -278,6 +468,12 @@ impl Journal {
     /// A journal on `backend`.
     pub fn from_backend(backend: impl Backend + Send + 'static) -> Journal {
         Journal { backend: Box::new(backend) }
+    }
+
+    /// The journal writing as `desk` from now on.
+    pub fn at_desk(mut self, desk: Desk) -> Journal {
+        self.backend.identify(desk);
+        self
     }
 }
 
@@ -333,6 +529,10 @@ pub struct BatchSummary {
     pub issued: i64,
     /// Holders with no card in circulation or under way: what `personalize --continue` would issue.
     pub remaining: i64,
+    /// The desk that started the batch (none: journalled before desks were recorded).
+    pub desk: Option<String>,
+    /// The operator who started it.
+    pub operator: Option<String>,
 }
 
 /// A replaced card and what became of it.

@@ -14,9 +14,10 @@ use std::sync::{Mutex, MutexGuard};
 use postgres::{Client, NoTls};
 use secrecy::{ExposeSecret, SecretString};
 
+pub use super::NewCardOwned;
 use super::{
-    now, state, Assigned, Backend, BatchSettings, BatchSummary, CardRow, NewCard, Replacement, REPLACEMENT_SOURCE,
-    SCHEMA_VERSION,
+    now, state, Assigned, Backend, BatchSettings, BatchSummary, CardRow, Claimed, Desk, DeskCount, NewCard,
+    Replacement, Scope, ScopeValue, REPLACEMENT_SOURCE, SCHEMA_VERSION,
 };
 use crate::{Defect, Error, InputError, JournalError, Row};
 
@@ -66,14 +67,75 @@ CREATE TABLE replacements (
 /// Version 3: a batch keeps the settings it was started with.
 const V3: &str = "ALTER TABLE batches ADD COLUMN settings TEXT;";
 
+/// Version 4: desk and operator; card counts per region, desk and state kept by a trigger (as in SQLite). The
+/// trigger takes the two count rows it changes in one order (by region, desk, state), so desks moving cards
+/// between states at once cannot deadlock on them.
+const V4: &str = "
+ALTER TABLE batches ADD COLUMN desk TEXT;
+ALTER TABLE batches ADD COLUMN operator TEXT;
+ALTER TABLE cards ADD COLUMN desk TEXT;
+ALTER TABLE cards ADD COLUMN operator TEXT;
+ALTER TABLE steps ADD COLUMN desk TEXT;
+ALTER TABLE steps ADD COLUMN operator TEXT;
+CREATE INDEX cards_desk ON cards(desk, id);
+CREATE INDEX cards_region ON cards(region, id);
+CREATE TABLE card_counts (
+    region TEXT NOT NULL, desk TEXT NOT NULL, state TEXT NOT NULL, n BIGINT NOT NULL,
+    PRIMARY KEY (region, desk, state));
+INSERT INTO card_counts (region, desk, state, n)
+    SELECT region, coalesce(desk, ''), state, count(*) FROM cards GROUP BY region, coalesce(desk, ''), state;
+CREATE FUNCTION card_counts_track() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+    od TEXT;
+    nd TEXT := coalesce(NEW.desk, '');
+BEGIN
+    IF TG_OP = 'UPDATE' THEN
+        od := coalesce(OLD.desk, '');
+        IF OLD.region = NEW.region AND od = nd AND OLD.state = NEW.state THEN
+            RETURN NULL;
+        END IF;
+        IF (OLD.region, od, OLD.state) < (NEW.region, nd, NEW.state) THEN
+            UPDATE card_counts SET n = n - 1 WHERE region = OLD.region AND desk = od AND state = OLD.state;
+        END IF;
+    END IF;
+    INSERT INTO card_counts AS k (region, desk, state, n) VALUES (NEW.region, nd, NEW.state, 1)
+        ON CONFLICT (region, desk, state) DO UPDATE SET n = k.n + 1;
+    IF TG_OP = 'UPDATE' AND (OLD.region, od, OLD.state) > (NEW.region, nd, NEW.state) THEN
+        UPDATE card_counts SET n = n - 1 WHERE region = OLD.region AND desk = od AND state = OLD.state;
+    END IF;
+    RETURN NULL;
+END
+$$;
+CREATE TRIGGER cards_count AFTER INSERT OR UPDATE OF state, region, desk ON cards
+    FOR EACH ROW EXECUTE FUNCTION card_counts_track();
+";
+
 /// The migrations, in order: version `i + 1` is `MIGRATIONS[i]`.
-const MIGRATIONS: [&str; 3] = [V1, V2, V3];
+const MIGRATIONS: [&str; 4] = [V1, V2, V3, V4];
 
 /// The advisory lock key that serializes migrations ("SSCARDJ").
 const MIGRATION_LOCK: i64 = 0x0053_5343_4152_444A;
 
 const CARD_COLS: &str = "id, batch, holder_line, ssn, region, seq, card_id, card_number, generation, chip, state, \
-     attempt, key_versions, error, apdus, bytes, modeled_us, issue_date, expiry_date, card_type, updated";
+     attempt, key_versions, error, apdus, bytes, modeled_us, issue_date, expiry_date, card_type, updated, desk, \
+     operator";
+
+/// `$1`, `$2`, … (the placeholders of a [`Scope`]'s clause).
+fn numbered(i: usize) -> String {
+    format!("${i}")
+}
+
+fn scope_params(values: &[ScopeValue]) -> Vec<Box<dyn postgres::types::ToSql + Sync>> {
+    values
+        .iter()
+        .map(|v| -> Box<dyn postgres::types::ToSql + Sync> {
+            match v {
+                ScopeValue::Text(t) => Box::new(t.clone()),
+                ScopeValue::Int(i) => Box::new(*i),
+            }
+        })
+        .collect()
+}
 
 /// `state NOT IN` the states whose holder may be issued another card.
 const LIVE: &str = "state NOT IN ('rejected','replaced','cancelled')";
@@ -101,6 +163,8 @@ fn card_row(r: &postgres::Row) -> Result<CardRow, postgres::Error> {
         expiry_date: r.try_get(18)?,
         card_type: r.try_get(19)?,
         updated: r.try_get(20)?,
+        desk: r.try_get(21)?,
+        operator: r.try_get(22)?,
     })
 }
 
@@ -116,6 +180,7 @@ fn big(v: u64) -> Result<i64, Error> {
 /// The journal in a PostgreSQL database.
 pub struct PgJournal {
     client: Mutex<Client>,
+    desk: Desk,
 }
 
 impl PgJournal {
@@ -151,7 +216,7 @@ impl PgJournal {
             }
         }
         tx.commit()?;
-        Ok(PgJournal { client: Mutex::new(client) })
+        Ok(PgJournal { client: Mutex::new(client), desk: Desk::local() })
     }
 
     fn client(&self) -> Result<MutexGuard<'_, Client>, Error> {
@@ -175,49 +240,6 @@ impl PgJournal {
         let row = self.client()?.query_opt(&format!("SELECT {CARD_COLS} FROM cards {clause}"), params)?;
         Ok(row.as_ref().map(card_row).transpose()?)
     }
-
-    /// Claims the first holder of `batch` that has no live card and that no other desk is claiming right now
-    /// (`FOR UPDATE SKIP LOCKED`), and makes that holder's card row in the same transaction, so a holder is
-    /// claimed by exactly one desk. `None`: no holder left to claim.
-    pub fn claim_and_new_card(
-        &self,
-        batch: i64,
-        card: &dyn Fn(&crate::holders::Holder) -> Result<NewCardOwned, Error>,
-        id_of: &dyn Fn(u64) -> Result<Assigned, Error>,
-    ) -> Result<Option<(crate::holders::Holder, i64, u64)>, Error> {
-        let mut client = self.client()?;
-        loop {
-            let mut tx = client.transaction()?;
-            let row = tx.query_opt(
-                &format!(
-                    "SELECT line, holder FROM batch_holders h WHERE batch = $1 AND NOT EXISTS \
-                     (SELECT 1 FROM cards c WHERE c.ssn = h.ssn AND c.{LIVE}) \
-                     ORDER BY line LIMIT 1 FOR UPDATE SKIP LOCKED"
-                ),
-                &[&batch],
-            )?;
-            let Some(row) = row else { return Ok(None) };
-            let line: i64 = row.try_get(0)?;
-            let json: String = row.try_get(1)?;
-            let holder: crate::holders::Holder = serde_json::from_str(&json)
-                .map_err(|source| JournalError::Holder { batch, line: Some(line), source })?;
-            let new = card(&holder)?;
-            // another desk may have made this holder's card after this statement's snapshot: the live-SSN index
-            // refuses the second card, and the next holder is claimed instead
-            tx.execute("SAVEPOINT claim", &[])?;
-            match insert_card(&mut tx, &new.borrow(), id_of) {
-                Ok((id, seq)) => {
-                    tx.commit()?;
-                    return Ok(Some((holder, id, seq)));
-                }
-                Err(Error::Postgres(e)) if is_live_ssn_violation(&e) => {
-                    tx.execute("ROLLBACK TO SAVEPOINT claim", &[])?;
-                    tx.commit()?;
-                }
-                Err(e) => return Err(e),
-            }
-        }
-    }
 }
 
 fn is_live_ssn_violation(e: &postgres::Error) -> bool {
@@ -226,46 +248,11 @@ fn is_live_ssn_violation(e: &postgres::Error) -> bool {
     })
 }
 
-/// A [`NewCard`] that owns its strings (made inside a claim).
-pub struct NewCardOwned {
-    /// Batch.
-    pub batch: Option<i64>,
-    /// Holder line.
-    pub holder_line: u64,
-    /// SSN.
-    pub ssn: String,
-    /// Region.
-    pub region: String,
-    /// Generation.
-    pub generation: u8,
-    /// Chip serial (hex).
-    pub chip: String,
-    /// ATR (hex).
-    pub atr: String,
-    /// Reader.
-    pub reader: String,
-}
-
-impl NewCardOwned {
-    /// The borrowed form.
-    pub fn borrow(&self) -> NewCard<'_> {
-        NewCard {
-            batch: self.batch,
-            holder_line: self.holder_line,
-            ssn: &self.ssn,
-            region: &self.region,
-            generation: self.generation,
-            chip: &self.chip,
-            atr: &self.atr,
-            reader: &self.reader,
-        }
-    }
-}
-
 /// Allocates the next sequence number of the card's region (the counter row, locked until the transaction ends)
 /// and makes its card row, in `tx`.
 fn insert_card(
     tx: &mut postgres::Transaction<'_>,
+    desk: &Desk,
     c: &NewCard<'_>,
     id_of: &dyn Fn(u64) -> Result<Assigned, Error>,
 ) -> Result<(i64, u64), Error> {
@@ -286,8 +273,8 @@ fn insert_card(
     let id: i64 = tx
         .query_one(
             "INSERT INTO cards (batch, holder_line, ssn, region, seq, card_id, card_number, generation, chip, atr, \
-             reader, issue_date, expiry_date, card_type, state, created, updated) \
-             VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,'pending',$15,$15) RETURNING id",
+             reader, issue_date, expiry_date, card_type, state, created, updated, desk, operator) \
+             VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,'pending',$15,$15,$16,$17) RETURNING id",
             &[
                 &c.batch,
                 &big(c.holder_line)?,
@@ -304,6 +291,8 @@ fn insert_card(
                 &expiry_date,
                 &card_type,
                 &t,
+                &desk.id,
+                &desk.operator,
             ],
         )?
         .try_get(0)?;
@@ -315,6 +304,14 @@ fn holder_of(batch: i64, line: Option<i64>, json: &str) -> Result<crate::holders
 }
 
 impl Backend for PgJournal {
+    fn identify(&mut self, desk: Desk) {
+        self.desk = desk;
+    }
+
+    fn desk(&self) -> &Desk {
+        &self.desk
+    }
+
     fn schema_version(&self) -> Result<i64, Error> {
         Ok(self.client()?.query_one("SELECT max(version) FROM migrations", &[])?.try_get(0)?)
     }
@@ -340,9 +337,9 @@ impl Backend for PgJournal {
         let mut tx = client.transaction()?;
         let id: i64 = tx
             .query_one(
-                "INSERT INTO batches (source, generation, created, holders, settings) VALUES ($1, $2, $3, $4, $5) \
-                 RETURNING id",
-                &[&source, &i64::from(generation), &now(), &count, &settings],
+                "INSERT INTO batches (source, generation, created, holders, settings, desk, operator) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
+                &[&source, &i64::from(generation), &now(), &count, &settings, &self.desk.id, &self.desk.operator],
             )?
             .try_get(0)?;
         let insert = tx.prepare("INSERT INTO batch_holders (batch, line, ssn, holder) VALUES ($1, $2, $3, $4)")?;
@@ -380,9 +377,51 @@ impl Backend for PgJournal {
     fn new_card(&self, c: &NewCard<'_>, id_of: &dyn Fn(u64) -> Result<Assigned, Error>) -> Result<(i64, u64), Error> {
         let mut client = self.client()?;
         let mut tx = client.transaction()?;
-        let made = insert_card(&mut tx, c, id_of)?;
+        let made = insert_card(&mut tx, &self.desk, c, id_of)?;
         tx.commit()?;
         Ok(made)
+    }
+
+    fn claim_and_new_card(
+        &self,
+        batch: i64,
+        prefer: Option<u64>,
+        card: &dyn Fn(&crate::holders::Holder) -> Result<NewCardOwned, Error>,
+        id_of: &dyn Fn(u64) -> Result<Assigned, Error>,
+    ) -> Result<Option<Claimed>, Error> {
+        let prefer = prefer.map(big).transpose()?;
+        let mut client = self.client()?;
+        loop {
+            let mut tx = client.transaction()?;
+            // the preferred line if it is free and not being claimed, else the first such line
+            let row = tx.query_opt(
+                &format!(
+                    "SELECT line, holder FROM batch_holders h WHERE batch = $1 AND NOT EXISTS \
+                     (SELECT 1 FROM cards c WHERE c.ssn = h.ssn AND c.{LIVE}) \
+                     ORDER BY (line = $2) IS TRUE DESC, line LIMIT 1 FOR UPDATE SKIP LOCKED"
+                ),
+                &[&batch, &prefer],
+            )?;
+            let Some(row) = row else { return Ok(None) };
+            let line: i64 = row.try_get(0)?;
+            let json: String = row.try_get(1)?;
+            let holder = holder_of(batch, Some(line), &json)?;
+            let new = card(&holder)?;
+            // another desk may have made this holder's card after this statement's snapshot: the live-SSN index
+            // refuses the second card, and the next holder is claimed instead
+            tx.execute("SAVEPOINT claim", &[])?;
+            match insert_card(&mut tx, &self.desk, &new.borrow(), id_of) {
+                Ok((id, seq)) => {
+                    tx.commit()?;
+                    return Ok(Some(Claimed { holder, card: id, seq }));
+                }
+                Err(Error::Postgres(e)) if is_live_ssn_violation(&e) => {
+                    tx.execute("ROLLBACK TO SAVEPOINT claim", &[])?;
+                    tx.commit()?;
+                }
+                Err(e) => return Err(e),
+            }
+        }
     }
 
     fn card(&self, id: i64) -> Result<CardRow, Error> {
@@ -441,10 +480,12 @@ impl Backend for PgJournal {
 
     fn step_started(&self, card: i64, attempt: i64, idx: usize, label: &str) -> Result<(), Error> {
         self.client()?.execute(
-            "INSERT INTO steps (card, attempt, idx, label, state, started) VALUES ($1,$2,$3,$4,'started',$5) \
+            "INSERT INTO steps (card, attempt, idx, label, state, started, desk, operator) \
+             VALUES ($1,$2,$3,$4,'started',$5,$6,$7) \
              ON CONFLICT (card, attempt, idx) DO UPDATE SET label = EXCLUDED.label, state = 'started', \
-             started = EXCLUDED.started, finished = NULL, detail = NULL",
-            &[&card, &attempt, &big(idx as u64)?, &label, &now()],
+             started = EXCLUDED.started, finished = NULL, detail = NULL, desk = EXCLUDED.desk, \
+             operator = EXCLUDED.operator",
+            &[&card, &attempt, &big(idx as u64)?, &label, &now(), &self.desk.id, &self.desk.operator],
         )?;
         Ok(())
     }
@@ -468,9 +509,53 @@ impl Backend for PgJournal {
             .try_get(0)?)
     }
 
-    fn counts(&self) -> Result<Vec<(String, i64)>, Error> {
-        let rows = self.client()?.query("SELECT state, count(*) FROM cards GROUP BY state ORDER BY state", &[])?;
+    fn counts_in(&self, scope: &Scope) -> Result<Vec<(String, i64)>, Error> {
+        let (clause, values) = scope.clause(&numbered);
+        // a batch is counted from its cards (an index on batch); the rest from the kept counts
+        let sql = if scope.batch.is_some() {
+            format!("SELECT state, count(*) FROM cards {clause} GROUP BY state ORDER BY state")
+        } else {
+            format!(
+                "SELECT state, sum(n)::BIGINT FROM card_counts {clause} GROUP BY state HAVING sum(n) > 0 ORDER BY state"
+            )
+        };
+        let params = scope_params(&values);
+        let refs: Vec<&(dyn postgres::types::ToSql + Sync)> = params.iter().map(|p| p.as_ref()).collect();
+        let rows = self.client()?.query(&sql, &refs)?;
         Ok(rows.iter().map(|r| Ok((r.try_get(0)?, r.try_get(1)?))).collect::<Result<Vec<_>, postgres::Error>>()?)
+    }
+
+    fn desk_counts(&self, scope: &Scope) -> Result<Vec<DeskCount>, Error> {
+        let scope = Scope { batch: None, ..scope.clone() };
+        let (clause, values) = scope.clause(&numbered);
+        let params = scope_params(&values);
+        let refs: Vec<&(dyn postgres::types::ToSql + Sync)> = params.iter().map(|p| p.as_ref()).collect();
+        let rows = self.client()?.query(
+            &format!(
+                "SELECT desk, state, sum(n)::BIGINT FROM card_counts {clause} GROUP BY desk, state \
+                 HAVING sum(n) > 0 ORDER BY desk, state"
+            ),
+            &refs,
+        )?;
+        Ok(rows
+            .iter()
+            .map(|r| Ok(DeskCount { desk: r.try_get(0)?, state: r.try_get(1)?, cards: r.try_get(2)? }))
+            .collect::<Result<Vec<_>, postgres::Error>>()?)
+    }
+
+    fn cards_in(&self, scope: &Scope, limit: Option<u64>) -> Result<Vec<CardRow>, Error> {
+        let (clause, values) = scope.clause(&numbered);
+        let limit = match limit {
+            Some(n) => format!("LIMIT {}", big(n)?),
+            None => String::new(),
+        };
+        let params = scope_params(&values);
+        let refs: Vec<&(dyn postgres::types::ToSql + Sync)> = params.iter().map(|p| p.as_ref()).collect();
+        let rows = self.client()?.query(
+            &format!("SELECT * FROM (SELECT {CARD_COLS} FROM cards {clause} ORDER BY id DESC {limit}) c ORDER BY id"),
+            &refs,
+        )?;
+        card_rows(&rows)
     }
 
     fn replace_card(
@@ -541,16 +626,17 @@ impl Backend for PgJournal {
         Ok(Some((g, source)))
     }
 
-    fn batch_summaries(&self) -> Result<Vec<BatchSummary>, Error> {
+    fn batch_summaries_in(&self, scope: &Scope) -> Result<Vec<BatchSummary>, Error> {
         let rows = self.client()?.query(
             &format!(
                 "SELECT b.id, b.source, b.generation, b.holders, \
                  (SELECT count(*) FROM cards c WHERE c.batch = b.id AND c.state = 'issued'), \
                  (SELECT count(*) FROM batch_holders h WHERE h.batch = b.id AND NOT EXISTS (SELECT 1 FROM cards c \
-                  WHERE c.ssn = h.ssn AND c.{LIVE})) \
-                 FROM batches b ORDER BY b.id"
+                  WHERE c.ssn = h.ssn AND c.{LIVE})), b.desk, b.operator \
+                 FROM batches b WHERE ($1::TEXT IS NULL OR b.desk = $1) AND ($2::BIGINT IS NULL OR b.id = $2) \
+                 ORDER BY b.id"
             ),
-            &[],
+            &[&scope.desk, &scope.batch],
         )?;
         let summaries = rows
             .iter()
@@ -562,6 +648,8 @@ impl Backend for PgJournal {
                     holders: r.try_get(3)?,
                     issued: r.try_get(4)?,
                     remaining: r.try_get(5)?,
+                    desk: r.try_get(6)?,
+                    operator: r.try_get(7)?,
                 })
             })
             .collect::<Result<Vec<_>, postgres::Error>>()?;

@@ -6,9 +6,12 @@ use std::path::Path;
 use rusqlite::{params, Connection, OptionalExtension};
 
 use super::{
-    now, state, Assigned, Backend, BatchSettings, BatchSummary, CardRow, NewCard, Replacement, REPLACEMENT_SOURCE,
-    SCHEMA_VERSION,
+    now, state, Assigned, Backend, BatchSettings, BatchSummary, CardRow, Claimed, Desk, DeskCount, NewCard,
+    NewCardOwned, Replacement, Scope, ScopeValue, REPLACEMENT_SOURCE, SCHEMA_VERSION,
 };
+
+/// `state NOT IN` the states whose holder may be issued another card.
+const LIVE: &str = "state NOT IN ('rejected','replaced','cancelled')";
 use crate::{Defect, Error, InputError, JournalError, Row};
 
 const V1: &str = "
@@ -57,13 +60,65 @@ CREATE TABLE replacements (
 /// Version 3: a batch keeps the settings it was started with, so that continuing it issues its cards alike.
 const V3: &str = "ALTER TABLE batches ADD COLUMN settings TEXT;";
 
+/// Version 4: the desk and operator of batches, cards and steps; card counts per region, desk and state kept by
+/// triggers (a city's status reads them instead of counting its cards), filled from the cards already there.
+const V4: &str = "
+ALTER TABLE batches ADD COLUMN desk TEXT;
+ALTER TABLE batches ADD COLUMN operator TEXT;
+ALTER TABLE cards ADD COLUMN desk TEXT;
+ALTER TABLE cards ADD COLUMN operator TEXT;
+ALTER TABLE steps ADD COLUMN desk TEXT;
+ALTER TABLE steps ADD COLUMN operator TEXT;
+CREATE INDEX IF NOT EXISTS cards_batch ON cards(batch);
+CREATE INDEX cards_desk ON cards(desk, id);
+CREATE INDEX cards_region ON cards(region, id);
+CREATE TABLE card_counts (
+    region TEXT NOT NULL, desk TEXT NOT NULL, state TEXT NOT NULL, n INTEGER NOT NULL,
+    PRIMARY KEY (region, desk, state));
+INSERT INTO card_counts (region, desk, state, n)
+    SELECT region, coalesce(desk, ''), state, count(*) FROM cards GROUP BY region, coalesce(desk, ''), state;
+CREATE TRIGGER cards_count_insert AFTER INSERT ON cards BEGIN
+    INSERT INTO card_counts (region, desk, state, n) VALUES (NEW.region, coalesce(NEW.desk, ''), NEW.state, 1)
+        ON CONFLICT (region, desk, state) DO UPDATE SET n = n + 1;
+END;
+CREATE TRIGGER cards_count_update AFTER UPDATE OF state, region, desk ON cards
+    WHEN OLD.state IS NOT NEW.state OR OLD.region IS NOT NEW.region OR OLD.desk IS NOT NEW.desk BEGIN
+    UPDATE card_counts SET n = n - 1
+        WHERE region = OLD.region AND desk = coalesce(OLD.desk, '') AND state = OLD.state;
+    INSERT INTO card_counts (region, desk, state, n) VALUES (NEW.region, coalesce(NEW.desk, ''), NEW.state, 1)
+        ON CONFLICT (region, desk, state) DO UPDATE SET n = n + 1;
+END;
+";
+
+/// The migrations, in order: version `i + 1` is `MIGRATIONS[i]`.
+const MIGRATIONS: [&str; 4] = [V1, V2, V3, V4];
+
 /// The journal in one SQLite file.
 pub struct SqliteJournal {
     conn: Connection,
+    desk: Desk,
 }
 
 const CARD_COLS: &str = "id, batch, holder_line, ssn, region, seq, card_id, card_number, generation, chip, state, \
-     attempt, key_versions, error, apdus, bytes, modeled_us, issue_date, expiry_date, card_type, updated";
+     attempt, key_versions, error, apdus, bytes, modeled_us, issue_date, expiry_date, card_type, updated, desk, \
+     operator";
+
+/// `?1`, `?2`, … (the placeholders of a [`Scope`]'s clause).
+fn numbered(i: usize) -> String {
+    format!("?{i}")
+}
+
+fn scope_params(values: &[ScopeValue]) -> Vec<Box<dyn rusqlite::ToSql>> {
+    values
+        .iter()
+        .map(|v| -> Box<dyn rusqlite::ToSql> {
+            match v {
+                ScopeValue::Text(t) => Box::new(t.clone()),
+                ScopeValue::Int(i) => Box::new(*i),
+            }
+        })
+        .collect()
+}
 
 fn card_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<CardRow> {
     Ok(CardRow {
@@ -88,6 +143,8 @@ fn card_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<CardRow> {
         expiry_date: r.get(18)?,
         card_type: r.get(19)?,
         updated: r.get(20)?,
+        desk: r.get(21)?,
+        operator: r.get(22)?,
     })
 }
 
@@ -115,29 +172,76 @@ impl SqliteJournal {
         if have > SCHEMA_VERSION {
             return Err(JournalError::NewerSchema { found: have, supported: SCHEMA_VERSION }.into());
         }
-        if have < 1 {
-            let tx = conn.unchecked_transaction()?;
-            tx.execute_batch(V1)?;
-            tx.execute("INSERT INTO migrations (version, applied) VALUES (1, ?1)", [now()])?;
-            tx.commit()?;
+        for (version, sql) in (1_i64..).zip(MIGRATIONS) {
+            if have < version {
+                let tx = rusqlite::Transaction::new_unchecked(&conn, rusqlite::TransactionBehavior::Immediate)?;
+                // another process may have migrated while this one waited for the write lock
+                let now_have: i64 =
+                    tx.query_row("SELECT coalesce(max(version), 0) FROM migrations", [], |r| r.get(0))?;
+                if now_have < version {
+                    tx.execute_batch(sql)?;
+                    tx.execute("INSERT INTO migrations (version, applied) VALUES (?1, ?2)", params![version, now()])?;
+                }
+                tx.commit()?;
+            }
         }
-        if have < 2 {
-            let tx = conn.unchecked_transaction()?;
-            tx.execute_batch(V2)?;
-            tx.execute("INSERT INTO migrations (version, applied) VALUES (2, ?1)", [now()])?;
-            tx.commit()?;
-        }
-        if have < 3 {
-            let tx = conn.unchecked_transaction()?;
-            tx.execute_batch(V3)?;
-            tx.execute("INSERT INTO migrations (version, applied) VALUES (3, ?1)", [now()])?;
-            tx.commit()?;
-        }
-        Ok(SqliteJournal { conn })
+        Ok(SqliteJournal { conn, desk: Desk::local() })
+    }
+}
+
+impl SqliteJournal {
+    /// Allocates the next sequence number of the card's region and makes its card row, in `tx`.
+    fn insert_card(
+        &self,
+        tx: &rusqlite::Transaction<'_>,
+        c: &NewCard<'_>,
+        id_of: &dyn Fn(u64) -> Result<Assigned, Error>,
+    ) -> Result<(i64, u64), Error> {
+        let last: i64 =
+            tx.query_row("SELECT coalesce(max(seq), 0) FROM cards WHERE region = ?1", [c.region], |r| r.get(0))?;
+        let seq = u64::try_from(last)
+            .map_err(|_| JournalError::NegativeSequence { region: c.region.to_owned(), seq: last })?
+            + 1;
+        let Assigned { card_id, card_number: number, issue_date: issue, expiry_date: expiry, card_type: ty } =
+            id_of(seq)?;
+        let t = now();
+        tx.execute(
+            "INSERT INTO cards (batch, holder_line, ssn, region, seq, card_id, card_number, generation, chip, atr, \
+             reader, issue_date, expiry_date, card_type, state, created, updated, desk, operator) \
+             VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,'pending',?15,?15,?16,?17)",
+            params![
+                c.batch,
+                c.holder_line as i64,
+                c.ssn,
+                c.region,
+                seq as i64,
+                card_id,
+                number,
+                c.generation,
+                c.chip,
+                c.atr,
+                c.reader,
+                issue,
+                expiry,
+                ty,
+                t,
+                self.desk.id,
+                self.desk.operator
+            ],
+        )?;
+        Ok((tx.last_insert_rowid(), seq))
     }
 }
 
 impl Backend for SqliteJournal {
+    fn identify(&mut self, desk: Desk) {
+        self.desk = desk;
+    }
+
+    fn desk(&self) -> &Desk {
+        &self.desk
+    }
+
     /// The schema version.
     fn schema_version(&self) -> Result<i64, Error> {
         Ok(self.conn.query_row("SELECT max(version) FROM migrations", [], |r| r.get(0))?)
@@ -164,8 +268,9 @@ impl Backend for SqliteJournal {
         let settings = settings.map(serde_json::to_string).transpose().map_err(Defect::Json)?;
         let tx = self.conn.unchecked_transaction()?;
         tx.execute(
-            "INSERT INTO batches (source, generation, created, holders, settings) VALUES (?1, ?2, ?3, ?4, ?5)",
-            params![source, generation, now(), holders.len() as i64, settings],
+            "INSERT INTO batches (source, generation, created, holders, settings, desk, operator) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            params![source, generation, now(), holders.len() as i64, settings, self.desk.id, self.desk.operator],
         )?;
         let id = tx.last_insert_rowid();
         for h in holders {
@@ -212,39 +317,42 @@ impl Backend for SqliteJournal {
     fn new_card(&self, c: &NewCard<'_>, id_of: &dyn Fn(u64) -> Result<Assigned, Error>) -> Result<(i64, u64), Error> {
         // IMMEDIATE: several workers (one per reader) allocate sequence numbers concurrently
         let tx = rusqlite::Transaction::new_unchecked(&self.conn, rusqlite::TransactionBehavior::Immediate)?;
-        let last: i64 =
-            tx.query_row("SELECT coalesce(max(seq), 0) FROM cards WHERE region = ?1", [c.region], |r| r.get(0))?;
-        let seq = u64::try_from(last)
-            .map_err(|_| JournalError::NegativeSequence { region: c.region.to_owned(), seq: last })?
-            + 1;
-        let Assigned { card_id, card_number: number, issue_date: issue, expiry_date: expiry, card_type: ty } =
-            id_of(seq)?;
-        let t = now();
-        tx.execute(
-            "INSERT INTO cards (batch, holder_line, ssn, region, seq, card_id, card_number, generation, chip, atr, \
-             reader, issue_date, expiry_date, card_type, state, created, updated) \
-             VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,'pending',?15,?15)",
-            params![
-                c.batch,
-                c.holder_line as i64,
-                c.ssn,
-                c.region,
-                seq as i64,
-                card_id,
-                number,
-                c.generation,
-                c.chip,
-                c.atr,
-                c.reader,
-                issue,
-                expiry,
-                ty,
-                t
-            ],
-        )?;
-        let id = tx.last_insert_rowid();
+        let made = self.insert_card(&tx, c, id_of)?;
         tx.commit()?;
-        Ok((id, seq))
+        Ok(made)
+    }
+
+    fn claim_and_new_card(
+        &self,
+        batch: i64,
+        prefer: Option<u64>,
+        card: &dyn Fn(&crate::holders::Holder) -> Result<NewCardOwned, Error>,
+        id_of: &dyn Fn(u64) -> Result<Assigned, Error>,
+    ) -> Result<Option<Claimed>, Error> {
+        // IMMEDIATE: one writer at a time, so the holder found free is still free when its card row is made
+        let tx = rusqlite::Transaction::new_unchecked(&self.conn, rusqlite::TransactionBehavior::Immediate)?;
+        let free = |line: Option<i64>| -> rusqlite::Result<Option<(i64, String)>> {
+            tx.query_row(
+                &format!(
+                    "SELECT line, holder FROM batch_holders h WHERE batch = ?1 AND (?2 IS NULL OR line = ?2) \
+                     AND NOT EXISTS (SELECT 1 FROM cards c WHERE c.ssn = h.ssn AND c.{LIVE}) ORDER BY line LIMIT 1"
+                ),
+                params![batch, line],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()
+        };
+        let preferred = match prefer {
+            Some(l) => free(Some(i64::try_from(l).map_err(|_| Defect::TooBig(l))?))?,
+            None => None,
+        };
+        let Some((line, json)) = preferred.map_or_else(|| free(None), |p| Ok(Some(p)))? else { return Ok(None) };
+        let holder: crate::holders::Holder =
+            serde_json::from_str(&json).map_err(|source| JournalError::Holder { batch, line: Some(line), source })?;
+        let new = card(&holder)?;
+        let (id, seq) = self.insert_card(&tx, &new.borrow(), id_of)?;
+        tx.commit()?;
+        Ok(Some(Claimed { holder, card: id, seq }))
     }
 
     /// The card row `id`.
@@ -326,8 +434,9 @@ impl Backend for SqliteJournal {
     /// Records a step as started (before it runs).
     fn step_started(&self, card: i64, attempt: i64, idx: usize, label: &str) -> Result<(), Error> {
         self.conn.execute(
-            "INSERT OR REPLACE INTO steps (card, attempt, idx, label, state, started) VALUES (?1,?2,?3,?4,'started',?5)",
-            params![card, attempt, idx as i64, label, now()],
+            "INSERT OR REPLACE INTO steps (card, attempt, idx, label, state, started, desk, operator) \
+             VALUES (?1,?2,?3,?4,'started',?5,?6,?7)",
+            params![card, attempt, idx as i64, label, now(), self.desk.id, self.desk.operator],
         )?;
         Ok(())
     }
@@ -350,10 +459,49 @@ impl Backend for SqliteJournal {
         )?)
     }
 
-    /// Number of cards per state.
-    fn counts(&self) -> Result<Vec<(String, i64)>, Error> {
-        let mut st = self.conn.prepare("SELECT state, count(*) FROM cards GROUP BY state ORDER BY state")?;
-        let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<Result<Vec<_>, _>>()?;
+    fn counts_in(&self, scope: &Scope) -> Result<Vec<(String, i64)>, Error> {
+        let (clause, values) = scope.clause(&numbered);
+        // a batch is counted from its cards (an index on batch); the rest from the kept counts
+        let sql = if scope.batch.is_some() {
+            format!("SELECT state, count(*) FROM cards {clause} GROUP BY state ORDER BY state")
+        } else {
+            format!("SELECT state, sum(n) FROM card_counts {clause} GROUP BY state HAVING sum(n) > 0 ORDER BY state")
+        };
+        let mut st = self.conn.prepare(&sql)?;
+        let params = scope_params(&values);
+        let rows = st
+            .query_map(rusqlite::params_from_iter(params.iter()), |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(rows)
+    }
+
+    fn desk_counts(&self, scope: &Scope) -> Result<Vec<DeskCount>, Error> {
+        let scope = Scope { batch: None, ..scope.clone() };
+        let (clause, values) = scope.clause(&numbered);
+        let mut st = self.conn.prepare(&format!(
+            "SELECT desk, state, sum(n) FROM card_counts {clause} GROUP BY desk, state HAVING sum(n) > 0 \
+             ORDER BY desk, state"
+        ))?;
+        let params = scope_params(&values);
+        let rows = st
+            .query_map(rusqlite::params_from_iter(params.iter()), |r| {
+                Ok(DeskCount { desk: r.get(0)?, state: r.get(1)?, cards: r.get(2)? })
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(rows)
+    }
+
+    fn cards_in(&self, scope: &Scope, limit: Option<u64>) -> Result<Vec<CardRow>, Error> {
+        let (clause, values) = scope.clause(&numbered);
+        let limit = match limit {
+            Some(n) => format!("LIMIT {}", i64::try_from(n).map_err(|_| Defect::TooBig(n))?),
+            None => String::new(),
+        };
+        let mut st = self.conn.prepare(&format!(
+            "SELECT * FROM (SELECT {CARD_COLS} FROM cards {clause} ORDER BY id DESC {limit}) ORDER BY id"
+        ))?;
+        let params = scope_params(&values);
+        let rows = st.query_map(rusqlite::params_from_iter(params.iter()), card_row)?.collect::<Result<Vec<_>, _>>()?;
         Ok(rows)
     }
 
@@ -444,17 +592,16 @@ impl Backend for SqliteJournal {
         .transpose()
     }
 
-    /// Every batch with its holders, cards issued and holders remaining, in id order.
-    fn batch_summaries(&self) -> Result<Vec<BatchSummary>, Error> {
-        let mut st = self.conn.prepare(
+    fn batch_summaries_in(&self, scope: &Scope) -> Result<Vec<BatchSummary>, Error> {
+        let mut st = self.conn.prepare(&format!(
             "SELECT b.id, b.source, b.generation, b.holders, \
              (SELECT count(*) FROM cards c WHERE c.batch = b.id AND c.state = 'issued'), \
              (SELECT count(*) FROM batch_holders h WHERE h.batch = b.id AND NOT EXISTS (SELECT 1 FROM cards c \
-              WHERE c.ssn = h.ssn AND c.state NOT IN ('rejected','replaced','cancelled'))) \
-             FROM batches b ORDER BY b.id",
-        )?;
+              WHERE c.ssn = h.ssn AND c.{LIVE})), b.desk, b.operator \
+             FROM batches b WHERE (?1 IS NULL OR b.desk = ?1) AND (?2 IS NULL OR b.id = ?2) ORDER BY b.id"
+        ))?;
         let rows = st
-            .query_map([], |r| {
+            .query_map(params![scope.desk, scope.batch], |r| {
                 Ok(BatchSummary {
                     id: r.get(0)?,
                     source: r.get(1)?,
@@ -462,6 +609,8 @@ impl Backend for SqliteJournal {
                     holders: r.get(3)?,
                     issued: r.get(4)?,
                     remaining: r.get(5)?,
+                    desk: r.get(6)?,
+                    operator: r.get(7)?,
                 })
             })?
             .collect::<Result<Vec<_>, _>>()?;
