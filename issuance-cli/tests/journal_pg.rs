@@ -141,7 +141,7 @@ fn eight_desks_allocate_400_card_numbers_gapless_and_unique() {
             .map(|desk| {
                 let (db, barrier) = (&db, &barrier);
                 s.spawn(move || {
-                    let j = journal(&db); // each desk its own connection
+                    let j = journal(db); // each desk its own connection
                     barrier.wait();
                     (0..EACH)
                         .map(|i| {
@@ -197,7 +197,7 @@ fn four_desks_working_through_one_batch_claim_every_holder_exactly_once() {
             .map(|desk| {
                 let (db, barrier) = (&db, &barrier);
                 s.spawn(move || {
-                    let j = journal(&db);
+                    let j = journal(db);
                     barrier.wait();
                     let mut mine = Vec::new();
                     let mut n = 0;

@@ -122,8 +122,17 @@ impl Cluster {
         let dir = tempfile::Builder::new().prefix("sscard-pg-").tempdir().expect("a temporary directory");
         let data = dir.path().join("data");
         give_to_postgres(dir.path());
-        run(as_postgres(&bin.join("initdb"))
-            .args(["-D", &data.display().to_string(), "-A", "trust", "-U", "postgres", "--no-sync", "-E", "UTF8"]));
+        run(as_postgres(&bin.join("initdb")).args([
+            "-D",
+            &data.display().to_string(),
+            "-A",
+            "trust",
+            "-U",
+            "postgres",
+            "--no-sync",
+            "-E",
+            "UTF8",
+        ]));
         let port = free_port();
         let mut options = format!(
             "-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=50",
