@@ -3,15 +3,18 @@
 //!
 //! Debian's PostgreSQL (the newest `/usr/lib/postgresql/<version>/bin`, installed by `cargo xtask prepare`), run as
 //! user `postgres` when we are root (initdb refuses root); 127.0.0.1 only, a free port, trust authentication for
-//! user `postgres`, `fsync=off`, `max_connections=200`. The port is kept in a state file beside the data directory.
+//! user `postgres`, `fsync=off`, `max_connections=200`. The port is kept in a state file beside the data directory;
+//! a stopped cluster is removed.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use crate::env::{is_root, root, Result};
 
-/// A cluster's directory: `data/`, `log`, `port` (the state file), and the server's socket.
+/// A cluster: its home `target/xtask-pg/<name>` keeps the state (`port`, and `dir` when the cluster lives
+/// elsewhere); the cluster's directory holds `data/`, `log` and the server's socket.
 pub struct Cluster {
+    home: PathBuf,
     dir: PathBuf,
     bin: PathBuf,
 }
@@ -21,10 +24,15 @@ pub fn url(port: u16) -> String {
     format!("postgresql://postgres@127.0.0.1:{port}/postgres")
 }
 
+/// Longest directory for the server's socket (`<dir>/.s.PGSQL.<port>` must fit in 107 bytes).
+const SOCKET_DIR_MAX: usize = 80;
+
 impl Cluster {
-    /// The cluster under `target/xtask-pg/<name>` (nothing started).
+    /// The cluster of `target/xtask-pg/<name>` (nothing started).
     pub fn new(name: &str) -> Result<Cluster> {
-        Ok(Cluster { dir: root().join("target").join("xtask-pg").join(name), bin: pg_bin()? })
+        let home = root().join("target").join("xtask-pg").join(name);
+        let dir = std::fs::read_to_string(home.join("dir")).map_or_else(|_| home.clone(), |d| PathBuf::from(d.trim()));
+        Ok(Cluster { home, dir, bin: pg_bin()? })
     }
 
     fn data(&self) -> PathBuf {
@@ -32,7 +40,7 @@ impl Cluster {
     }
 
     fn state(&self) -> PathBuf {
-        self.dir.join("port")
+        self.home.join("port")
     }
 
     /// The port of the running server, if it runs.
@@ -47,28 +55,32 @@ impl Cluster {
         status.success().then_some(port)
     }
 
-    /// A fresh cluster (whatever was there is stopped and removed), started on a free port; its port.
-    pub fn start_fresh(&self) -> Result<u16> {
+    /// A fresh cluster (whatever was there is stopped and removed), started on a free port; its port. The cluster
+    /// lives in its home, or in a temporary directory when user `postgres` cannot reach the home (a parent closed to
+    /// it) or the path is too long for the server's socket.
+    pub fn start_fresh(&mut self) -> Result<u16> {
         self.stop_quietly();
-        if self.dir.exists() {
-            std::fs::remove_dir_all(&self.dir).map_err(|e| format!("cannot remove {}: {e}", self.dir.display()))?;
-        }
-        std::fs::create_dir_all(&self.dir).map_err(|e| format!("cannot create {}: {e}", self.dir.display()))?;
-        if is_root() {
-            run(Command::new("chown").arg("postgres:postgres").arg(&self.dir))?;
-            // user postgres must reach the directory through the work tree's parents
-            let reach = as_postgres(Path::new("test"))
-                .arg("-w")
-                .arg(&self.dir)
-                .status()
-                .map_err(|e| format!("cannot run test as postgres: {e}"))?;
-            if !reach.success() {
-                return Err(format!(
-                    "user postgres cannot write {} (a parent directory is closed to it): run the tests with \
-                     SSCARD_TEST_PG_URL set to a server, or from a work tree user postgres can reach",
-                    self.dir.display()
-                ));
+        for d in [&self.dir, &self.home] {
+            if d.exists() {
+                std::fs::remove_dir_all(d).map_err(|e| format!("cannot remove {}: {e}", d.display()))?;
             }
+        }
+        create_for_postgres(&self.home)?;
+        self.dir = self.home.clone();
+        if self.home.as_os_str().len() > SOCKET_DIR_MAX || !postgres_can_write(&self.home)? {
+            let name = self.home.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            self.dir = std::env::temp_dir().join(format!("sscard-xtask-pg-{name}-{:x}", path_hash(&self.home)));
+            if self.dir.exists() {
+                std::fs::remove_dir_all(&self.dir).map_err(|e| format!("cannot remove {}: {e}", self.dir.display()))?;
+            }
+            create_for_postgres(&self.dir)?;
+            std::fs::write(self.home.join("dir"), format!("{}\n", self.dir.display()))
+                .map_err(|e| format!("cannot write {}: {e}", self.home.join("dir").display()))?;
+            eprintln!(
+                "xtask: the PostgreSQL cluster lives in {} (not reachable or too long: {})",
+                self.dir.display(),
+                self.home.display()
+            );
         }
         run(as_postgres(&self.bin.join("initdb"))
             .args([
@@ -101,14 +113,18 @@ impl Cluster {
         Ok(port)
     }
 
-    /// Stops the server if it runs (`-m fast`).
+    /// Stops the server if it runs (`-m fast`) and removes the cluster: it is a throwaway one.
     pub fn stop(&self) -> Result<()> {
         if self.data().join("postmaster.pid").exists() {
             run(as_postgres(&self.bin.join("pg_ctl"))
                 .args(["-D", &self.data().display().to_string(), "-m", "fast", "-w", "stop"])
                 .stdout(Stdio::null()))?;
         }
-        let _ = std::fs::remove_file(self.state());
+        for d in [&self.dir, &self.home] {
+            if d.exists() {
+                std::fs::remove_dir_all(d).map_err(|e| format!("cannot remove {}: {e}", d.display()))?;
+            }
+        }
         Ok(())
     }
 
@@ -129,7 +145,7 @@ pub struct TestCluster(Cluster);
 impl TestCluster {
     /// A fresh cluster for the test run; its URL.
     pub fn start() -> Result<(TestCluster, String)> {
-        let cluster = Cluster::new("test")?;
+        let mut cluster = Cluster::new("test")?;
         let port = cluster.start_fresh()?;
         Ok((TestCluster(cluster), url(port)))
     }
@@ -145,7 +161,7 @@ impl Drop for TestCluster {
 
 /// `cargo xtask pg start|stop|url`: a cluster for demos and benchmarks; `start` and `url` print its URL.
 pub fn command(args: &[String]) -> Result<()> {
-    let cluster = Cluster::new("pg")?;
+    let mut cluster = Cluster::new("pg")?;
     match args.first().map(String::as_str) {
         Some("start") => {
             let port = match cluster.running_port() {
@@ -165,6 +181,36 @@ pub fn command(args: &[String]) -> Result<()> {
         },
         _ => Err("usage: cargo xtask pg start|stop|url".to_owned()),
     }
+}
+
+/// Creates `dir` (and its parents), user `postgres`'s when we are root.
+fn create_for_postgres(dir: &Path) -> Result<()> {
+    std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    if is_root() {
+        run(Command::new("chown").arg("postgres:postgres").arg(dir))?;
+    }
+    Ok(())
+}
+
+/// Whether the server (user `postgres` when we are root) can write in `dir`.
+fn postgres_can_write(dir: &Path) -> Result<bool> {
+    if !is_root() {
+        return Ok(true);
+    }
+    let status = as_postgres(Path::new("test"))
+        .arg("-w")
+        .arg(dir)
+        .status()
+        .map_err(|e| format!("cannot run test as postgres: {e}"))?;
+    Ok(status.success())
+}
+
+/// A short name for a path (the temporary directory of the cluster of one work tree).
+fn path_hash(path: &Path) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    path.hash(&mut h);
+    h.finish()
 }
 
 /// `program` run as user `postgres` when we are root, else as ourselves.
@@ -214,13 +260,13 @@ mod tests {
     #[test]
     fn a_cluster_starts_answers_and_stops() {
         // not "test": `cargo xtask test` runs this test while its own cluster serves the other tests
-        let cluster = Cluster::new("selftest").unwrap_or_else(|e| panic!("{e}"));
+        let mut cluster = Cluster::new("selftest").unwrap_or_else(|e| panic!("{e}"));
         let port = cluster.start_fresh().unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(cluster.running_port(), Some(port));
         assert!(std::net::TcpStream::connect(("127.0.0.1", port)).is_ok());
         cluster.stop().unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(cluster.running_port(), None);
         assert!(std::net::TcpStream::connect(("127.0.0.1", port)).is_err());
-        let _ = std::fs::remove_dir_all(&cluster.dir);
+        assert!(!cluster.home.exists());
     }
 }
