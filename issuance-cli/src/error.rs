@@ -337,6 +337,24 @@ pub enum InputError {
         /// How many.
         failed: usize,
     },
+    /// The journal URL's `sslmode` is not one of libpq's (`allow` is not supported either).
+    #[error("sslmode={0} in the journal URL: use disable, prefer, require, verify-ca or verify-full")]
+    JournalSslMode(String),
+    /// `sslmode=verify-ca` or `verify-full` without the CA to verify with.
+    #[error(
+        "sslmode={0} in the journal URL needs sslrootcert=FILE, the CA certificate (PEM) that signs the journal \
+         server's certificate (the system's roots are not used)"
+    )]
+    JournalRootCertMissing(&'static str),
+    /// The CA file of the journal URL (`sslrootcert`) cannot be read or holds no usable certificate.
+    #[error("sslrootcert {} of the journal URL: {source}", .path.display())]
+    JournalRootCert {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 /// The card answered something that makes no sense.
@@ -693,6 +711,42 @@ pub enum JournalError {
         #[source]
         source: CodecError,
     },
+    /// The journal server's certificate does not chain to the CA of `sslrootcert`.
+    #[error("the journal server's certificate is not signed by the CA in {}", .ca.display())]
+    ServerNotTrusted {
+        /// The CA file (`sslrootcert`).
+        ca: PathBuf,
+        /// rustls' refusal.
+        #[source]
+        source: rustls::Error,
+    },
+    /// The journal server's certificate is not for the URL's host (`sslmode=verify-full`).
+    #[error("the journal server's certificate is not for {host} (sslmode=verify-full)")]
+    ServerName {
+        /// The host(s) of the journal URL.
+        host: String,
+        /// rustls' refusal.
+        #[source]
+        source: rustls::Error,
+    },
+    /// The journal server's certificate is refused otherwise (expired, not for a server, …).
+    #[error("the journal server's certificate is refused: {0}")]
+    ServerCertificate(#[source] rustls::Error),
+    /// The journal server answered the TLS request with no, and the URL's `sslmode` requires TLS.
+    #[error("the journal server does not offer TLS (sslmode={0})")]
+    NoTls(&'static str),
+    /// The journal server refuses connections without TLS, and the URL's `sslmode` gave none.
+    #[error(
+        "the journal server refuses connections without TLS (sslmode={mode}): set sslmode=verify-full and \
+         sslrootcert=FILE in the journal URL ({source})"
+    )]
+    TlsRequired {
+        /// The URL's `sslmode`.
+        mode: &'static str,
+        /// The server's refusal.
+        #[source]
+        source: postgres::Error,
+    },
 }
 
 /// A defect of this program: what cannot happen if the program is right.
@@ -740,6 +794,9 @@ pub enum Defect {
         /// The binary's length.
         len: usize,
     },
+    /// rustls refused a TLS configuration that is fixed in this program.
+    #[error("TLS configuration: {0}")]
+    Tls(#[source] rustls::Error),
 }
 
 #[cfg(test)]

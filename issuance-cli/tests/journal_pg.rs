@@ -1,15 +1,13 @@
 //! The journal on PostgreSQL: open and migrate, allocation, one live card per SSN, desks in parallel.
 //!
-//! The server: `SSCARD_TEST_PG_URL` (a `postgresql://user@host:port` URL without a password; PGPASSWORD if the
-//! server asks for one; each test makes its own database there), or else a throwaway cluster started here from
-//! Debian's PostgreSQL (`/usr/lib/postgresql/<version>/bin`, or `SSCARD_TEST_PG_BIN`): initdb into a temporary
-//! directory (as user `postgres` when run as root), on a free port, stopped when the test ends. A test that can
+//! The server (`testkit::pg::TestDb`): `SSCARD_TEST_PG_URL` (a `postgresql://user@host:port` URL without a
+//! password; PGPASSWORD if the server asks for one; each test makes its own database there; `cargo xtask test` sets
+//! it), or else a throwaway cluster per test from Debian's PostgreSQL, stopped when the test ends. A test that can
 //! have neither fails: it never skips.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::collections::HashSet;
-use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Barrier;
 
@@ -17,137 +15,14 @@ use issuance::journal::pg::{NewCardOwned, PgJournal};
 use issuance::journal::{Assigned, Backend, Journal, Location, NewCard, SCHEMA_VERSION};
 use issuance::{Error, JournalError};
 use secrecy::SecretString;
-
-/// A database for one test: on `SSCARD_TEST_PG_URL`'s server, or in a cluster of its own.
-struct Db {
-    url: String,
-    cluster: Option<Cluster>,
-}
-
-struct Cluster {
-    dir: tempfile::TempDir,
-    bin: PathBuf,
-}
-
-impl Drop for Cluster {
-    fn drop(&mut self) {
-        let data = self.dir.path().join("data");
-        let _ = as_postgres(&self.bin.join("pg_ctl"))
-            .args(["-D", &data.display().to_string(), "-m", "immediate", "-w", "stop"])
-            .output();
-    }
-}
-
-fn is_root() -> bool {
-    Command::new("id").arg("-u").output().is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
-}
-
-/// `program` run as user `postgres` when we are root (initdb refuses root), else as ourselves.
-fn as_postgres(program: &Path) -> Command {
-    if is_root() {
-        let mut c = Command::new("runuser");
-        c.args(["-u", "postgres", "--"]).arg(program);
-        c
-    } else {
-        Command::new(program)
-    }
-}
-
-fn pg_bin() -> PathBuf {
-    if let Some(b) = std::env::var_os("SSCARD_TEST_PG_BIN") {
-        return PathBuf::from(b);
-    }
-    let mut versions: Vec<u32> = std::fs::read_dir("/usr/lib/postgresql")
-        .map(|d| d.filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok()).collect())
-        .unwrap_or_default();
-    versions.sort_unstable();
-    let v = versions.last().unwrap_or_else(|| {
-        panic!(
-            "no PostgreSQL server: set SSCARD_TEST_PG_URL, or install Debian's postgresql \
-             (`cargo xtask prepare` does: apt-get install -y postgresql)"
-        )
-    });
-    PathBuf::from(format!("/usr/lib/postgresql/{v}/bin"))
-}
-
-fn run(mut c: Command) {
-    let shown = format!("{c:?}");
-    let out = c.output().unwrap_or_else(|e| panic!("{shown}: {e}"));
-    assert!(
-        out.status.success(),
-        "{shown}: {}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-fn start_cluster() -> (String, Cluster) {
-    let bin = pg_bin();
-    let dir = tempfile::Builder::new().prefix("sscard-pg-").tempdir().unwrap();
-    if is_root() {
-        run({
-            let mut c = Command::new("chown");
-            c.arg("postgres:postgres").arg(dir.path());
-            c
-        });
-    }
-    let data = dir.path().join("data");
-    run({
-        let mut c = as_postgres(&bin.join("initdb"));
-        c.args(["-D", &data.display().to_string(), "-A", "trust", "-U", "postgres", "--no-sync", "-E", "UTF8"]);
-        c
-    });
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let cluster = Cluster { dir, bin };
-    let opts = format!(
-        "-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=50",
-        cluster.dir.path().display()
-    );
-    run({
-        let mut c = as_postgres(&cluster.bin.join("pg_ctl"));
-        c.args(["-D", &data.display().to_string(), "-o", &opts, "-l"])
-            .arg(cluster.dir.path().join("log"))
-            .args(["-w", "-t", "60", "start"]);
-        c
-    });
-    (format!("postgresql://postgres@127.0.0.1:{port}/postgres"), cluster)
-}
+use testkit::pg::TestDb;
 
 fn password() -> Option<SecretString> {
     std::env::var("PGPASSWORD").ok().map(SecretString::from)
 }
 
-impl Db {
-    fn new(name: &str) -> Db {
-        match std::env::var("SSCARD_TEST_PG_URL") {
-            Ok(server) => {
-                // the server's URL up to the host: each test makes its own database
-                let base = match server.find("://").and_then(|i| server[i + 3..].find('/').map(|j| i + 3 + j)) {
-                    Some(slash) => server[..slash].to_owned(),
-                    None => server.clone(),
-                };
-                let db = format!("sscard_{name}_{}", std::process::id());
-                let mut admin: postgres::Config = format!("{base}/postgres").parse().unwrap();
-                if let Some(p) = password() {
-                    use secrecy::ExposeSecret;
-                    admin.password(p.expose_secret());
-                }
-                let mut client = admin.connect(postgres::NoTls).unwrap();
-                // one statement each: DROP DATABASE refuses a (multi-statement) transaction
-                client.batch_execute(&format!("DROP DATABASE IF EXISTS {db}")).unwrap();
-                client.batch_execute(&format!("CREATE DATABASE {db}")).unwrap();
-                Db { url: format!("{base}/{db}"), cluster: None }
-            }
-            Err(_) => {
-                let (url, cluster) = start_cluster();
-                Db { url, cluster: Some(cluster) }
-            }
-        }
-    }
-
-    fn journal(&self) -> PgJournal {
-        PgJournal::connect(&self.url, password().as_ref()).unwrap()
-    }
+fn journal(db: &TestDb) -> PgJournal {
+    PgJournal::connect(db.url(), password().as_ref()).unwrap()
 }
 
 fn assigned(region: &str, seq: u64) -> Assigned {
@@ -166,41 +41,30 @@ fn new_card<'a>(ssn: &'a str, region: &'a str, chip: &'a str) -> NewCard<'a> {
 
 #[test]
 fn opens_migrates_and_refuses_a_newer_schema() {
-    let db = Db::new("open");
-    let j = db.journal();
+    let db = TestDb::new("open");
+    let j = journal(&db);
     assert_eq!(j.schema_version().unwrap(), SCHEMA_VERSION);
     drop(j);
     // opened again: nothing to do
-    let j = Journal::open_at(&Location::new(db.url.clone().into()), password().as_ref()).unwrap();
+    let j = Journal::open_at(&Location::new(db.url().into()), password().as_ref()).unwrap();
     assert_eq!(j.schema_version().unwrap(), SCHEMA_VERSION);
     assert!(j.cards().unwrap().is_empty());
-    let mut c: postgres::Config = db.url.parse().unwrap();
-    if let Some(p) = password() {
-        use secrecy::ExposeSecret;
-        c.password(p.expose_secret());
-    }
-    let mut client = c.connect(postgres::NoTls).unwrap();
+    let mut client = db.client();
     client.execute("INSERT INTO migrations (version, applied) VALUES ($1, 'later')", &[&(SCHEMA_VERSION + 1)]).unwrap();
-    match PgJournal::connect(&db.url, password().as_ref()) {
+    match PgJournal::connect(db.url(), password().as_ref()) {
         Err(Error::Journal(JournalError::NewerSchema { found, supported })) => {
             assert_eq!((found, supported), (SCHEMA_VERSION + 1, SCHEMA_VERSION));
         }
         other => panic!("expected a refusal of the newer schema, got {:?}", other.err()),
     }
-    drop(db.cluster);
 }
 
 #[test]
 fn an_older_schema_is_upgraded_on_open() {
-    let db = Db::new("upgrade");
-    drop(db.journal());
+    let db = TestDb::new("upgrade");
+    drop(journal(&db));
     // back to schema 1: no replacements, no batch settings
-    let mut c: postgres::Config = db.url.parse().unwrap();
-    if let Some(p) = password() {
-        use secrecy::ExposeSecret;
-        c.password(p.expose_secret());
-    }
-    let mut client = c.connect(postgres::NoTls).unwrap();
+    let mut client = db.client();
     client
         .batch_execute(
             "DROP TRIGGER cards_count ON cards; DROP FUNCTION card_counts_track(); DROP TABLE card_counts; DROP INDEX cards_region; \
@@ -210,7 +74,7 @@ fn an_older_schema_is_upgraded_on_open() {
              DROP TABLE replacements; ALTER TABLE batches DROP COLUMN settings; DELETE FROM migrations WHERE version > 1",
         )
         .unwrap();
-    let j = db.journal();
+    let j = journal(&db);
     assert_eq!(j.schema_version().unwrap(), SCHEMA_VERSION);
     let versions: Vec<i64> = client
         .query("SELECT version FROM migrations ORDER BY version", &[])
@@ -224,7 +88,6 @@ fn an_older_schema_is_upgraded_on_open() {
     assert_eq!(j.batch_settings(b).unwrap(), None);
     drop(j);
     drop(client);
-    drop(db.cluster);
 }
 
 #[test]
@@ -237,8 +100,8 @@ fn a_password_in_the_url_is_refused_without_being_repeated() {
 
 #[test]
 fn allocation_per_region_and_one_live_card_per_ssn() {
-    let db = Db::new("alloc");
-    let j = db.journal();
+    let db = TestDb::new("alloc");
+    let j = journal(&db);
     let (_, s1) = j.new_card(&new_card("S1", "110100", "C1"), &|s| Ok(assigned("110100", s))).unwrap();
     let (_, s2) = j.new_card(&new_card("S2", "110100", "C2"), &|s| Ok(assigned("110100", s))).unwrap();
     let (_, t1) = j.new_card(&new_card("S3", "310100", "C3"), &|s| Ok(assigned("310100", s))).unwrap();
@@ -268,22 +131,21 @@ fn allocation_per_region_and_one_live_card_per_ssn() {
     j.step_finished(id, 1, 0, true, None).unwrap();
     assert_eq!(j.step_count(id, 1, "done").unwrap(), 1);
     drop(j);
-    drop(db.cluster);
 }
 
 #[test]
 fn eight_desks_allocate_400_card_numbers_gapless_and_unique() {
     const DESKS: usize = 8;
     const EACH: usize = 50;
-    let db = Db::new("desks");
-    drop(db.journal()); // the schema, once
+    let db = TestDb::new("desks");
+    drop(journal(&db)); // the schema, once
     let barrier = Barrier::new(DESKS);
     let seqs: Vec<u64> = std::thread::scope(|s| {
         let handles: Vec<_> = (0..DESKS)
             .map(|desk| {
                 let (db, barrier) = (&db, &barrier);
                 s.spawn(move || {
-                    let j = db.journal(); // each desk its own connection
+                    let j = journal(db); // each desk its own connection
                     barrier.wait();
                     (0..EACH)
                         .map(|i| {
@@ -302,11 +164,10 @@ fn eight_desks_allocate_400_card_numbers_gapless_and_unique() {
     let unique: HashSet<u64> = seqs.iter().copied().collect();
     assert_eq!(unique.len(), DESKS * EACH, "duplicate sequence numbers");
     assert_eq!(unique, (1..=(DESKS * EACH) as u64).collect::<HashSet<u64>>(), "not gapless");
-    let cards = db.journal().cards().unwrap();
+    let cards = journal(&db).cards().unwrap();
     let numbers: HashSet<&str> = cards.iter().map(|c| c.card_number.as_str()).collect();
     assert_eq!(numbers.len(), DESKS * EACH);
     drop(cards);
-    drop(db.cluster);
 }
 
 fn holder(line: u64) -> issuance::holders::Holder {
@@ -331,16 +192,16 @@ fn holder(line: u64) -> issuance::holders::Holder {
 fn four_desks_working_through_one_batch_claim_every_holder_exactly_once() {
     const DESKS: usize = 4;
     const HOLDERS: u64 = 60;
-    let db = Db::new("claims");
+    let db = TestDb::new("claims");
     let holders: Vec<_> = (2..HOLDERS + 2).map(holder).collect();
-    let batch = db.journal().new_batch("batch.csv", 3, &holders).unwrap();
+    let batch = journal(&db).new_batch("batch.csv", 3, &holders).unwrap();
     let barrier = Barrier::new(DESKS);
     let claimed: Vec<(usize, u64, u64)> = std::thread::scope(|s| {
         let handles: Vec<_> = (0..DESKS)
             .map(|desk| {
                 let (db, barrier) = (&db, &barrier);
                 s.spawn(move || {
-                    let j = db.journal();
+                    let j = journal(db);
                     barrier.wait();
                     let mut mine = Vec::new();
                     let mut n = 0;
@@ -373,18 +234,17 @@ fn four_desks_working_through_one_batch_claim_every_holder_exactly_once() {
     assert_eq!(lines, (2..HOLDERS + 2).collect::<HashSet<u64>>());
     let seqs: HashSet<u64> = claimed.iter().map(|c| c.2).collect();
     assert_eq!(seqs, (1..=HOLDERS).collect::<HashSet<u64>>(), "sequence numbers not gapless");
-    let j = db.journal();
+    let j = journal(&db);
     assert!(j.waiting_holders(batch).unwrap().is_empty());
     assert_eq!(j.cards_of_batch(batch).unwrap().len() as u64, HOLDERS);
     drop(j);
-    drop(db.cluster);
 }
 
 #[test]
 fn the_command_line_reads_a_postgresql_journal_and_keeps_passwords_off_it() {
-    let db = Db::new("cli");
+    let db = TestDb::new("cli");
     let out = Command::new(env!("CARGO_BIN_EXE_issuance"))
-        .args(["--journal", &db.url, "status", "--json"])
+        .args(["--journal", db.url(), "status", "--json"])
         .env_remove("ISSUANCE_JOURNAL")
         .output()
         .unwrap();
@@ -392,7 +252,7 @@ fn the_command_line_reads_a_postgresql_journal_and_keeps_passwords_off_it() {
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["format"], "issuance/1", "{v}");
     // the schema was made by the command line
-    assert_eq!(db.journal().schema_version().unwrap(), SCHEMA_VERSION);
+    assert_eq!(journal(&db).schema_version().unwrap(), SCHEMA_VERSION);
     let out = Command::new(env!("CARGO_BIN_EXE_issuance"))
         .args(["--journal", "postgresql://desk:hunter2@127.0.0.1:1/j", "status"])
         .env_remove("ISSUANCE_JOURNAL")
@@ -401,5 +261,4 @@ fn the_command_line_reads_a_postgresql_journal_and_keeps_passwords_off_it() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(err.contains("--journal-password-file") && !err.contains("hunter2"), "{err}");
-    drop(db.cluster);
 }

@@ -10,6 +10,7 @@ pub mod http;
 pub mod key_service;
 pub mod keys;
 pub mod pcscd;
+pub mod pg;
 pub mod pki;
 pub mod script;
 

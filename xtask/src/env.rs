@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-type Result<T> = std::result::Result<T, String>;
+pub(crate) type Result<T> = std::result::Result<T, String>;
 
 /// Debian packages the tests and the demo need (postgresql: the journal tests start a throwaway cluster).
 const PACKAGES: &[&str] = &["pcscd", "vsmartcard-vpcd", "libpcsclite-dev", "pcsc-tools", "opensc", "chromium", "curl", "openssl", "postgresql"];
@@ -14,7 +14,7 @@ const PCSCD_SOCKET: &str = "/run/pcscd/pcscd.comm";
 /// The vpcd port of reader `Virtual PCD 00 00`.
 pub const VPCD_READER0: &str = "127.0.0.1:35963";
 
-fn root() -> PathBuf {
+pub(crate) fn root() -> PathBuf {
     // xtask lives in <root>/xtask
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("."))
 }
@@ -38,7 +38,7 @@ fn is_installed(pkg: &str) -> bool {
         .unwrap_or(false)
 }
 
-fn is_root() -> bool {
+pub(crate) fn is_root() -> bool {
     Command::new("id").arg("-u").output().map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0").unwrap_or(false)
 }
 
@@ -191,8 +191,26 @@ fn cargo() -> Command {
 }
 
 /// Runs every test of the workspace, then clippy, then a short pass of every fuzz target (a few seconds each).
+/// The tests get a PostgreSQL server in `SSCARD_TEST_PG_URL`: the one already named there, else a throwaway
+/// cluster started for the run (`target/xtask-pg/test`) and stopped after it, whether the tests pass or not.
 pub fn test(extra: &[String]) -> Result<()> {
-    run(cargo().args(["test", "--workspace"]).args(extra))?;
+    let mut tests = cargo();
+    tests.args(["test", "--workspace"]).args(extra);
+    let cluster = match std::env::var("SSCARD_TEST_PG_URL") {
+        Ok(url) if !url.is_empty() => {
+            eprintln!("xtask: the PostgreSQL tests use SSCARD_TEST_PG_URL's server");
+            None
+        }
+        _ => {
+            let (cluster, url) = crate::pg::TestCluster::start()?;
+            eprintln!("xtask: PostgreSQL for the tests at {url}");
+            tests.env("SSCARD_TEST_PG_URL", url);
+            Some(cluster)
+        }
+    };
+    let outcome = run(&mut tests);
+    drop(cluster);
+    outcome?;
     run(cargo().args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]))?;
     fuzz_targets(FUZZ_SMOKE_SECS, true, &[])
 }

@@ -2,8 +2,10 @@
 //!
 //! - `demo`: the main job on the virtual card — prepares the machine (packages, pcscd), issues a demo card in
 //!   `Virtual PCD 00 00` with `issuance`, and reads it as a counter does (`terminal-agent`, CLI and service).
-//! - `test`: prepares the machine the same way, then runs every test of the workspace and clippy.
-//! - `setup`: only prepares the machine.
+//! - `test`: prepares the machine the same way, starts a throwaway PostgreSQL cluster for the run
+//!   (`SSCARD_TEST_PG_URL`, unless already set; stopped afterwards), then runs every test of the workspace and clippy.
+//! - `setup` (or `prepare`): only prepares the machine.
+//! - `pg start|stop|url`: a throwaway PostgreSQL cluster under `target/xtask-pg/` for demos and benchmarks.
 //! - `fixtures`: regenerates the card images under `fixtures/cards/`.
 //! - `bench-issuance`: prepares the machine, then measures cards per hour of `issuance` through pcscd on one
 //!   and on two virtual readers (`issuance-cli/benches/pcscd.rs`, release build).
@@ -14,14 +16,20 @@
 //! Uses the standard library only, so it builds before `libpcsclite-dev` is installed.
 
 mod env;
+mod pg;
 
 use std::process::ExitCode;
 
-const USAGE: &str = "usage: cargo xtask <demo|test|setup|fixtures|bench-issuance|fuzz-api|fuzz>
+const USAGE: &str = "usage: cargo xtask <demo|test|setup|prepare|pg|fixtures|bench-issuance|fuzz-api|fuzz>
 
   demo      issue a demo card on the virtual card and read it as a counter does (no hardware)
-  test      install what is missing, start pcscd, run all tests and clippy
-  setup     install what is missing and start pcscd
+  test      install what is missing, start pcscd and a throwaway PostgreSQL cluster (SSCARD_TEST_PG_URL,
+            unless set), run all tests and clippy
+  setup, prepare
+            install what is missing and start pcscd
+  pg start|stop|url
+            a throwaway PostgreSQL cluster under target/xtask-pg/ (127.0.0.1, user postgres, no password);
+            start and url print its postgresql:// URL
   fixtures  regenerate fixtures/cards/ from the documented test keys
   bench-issuance  cards per hour through pcscd on one and two virtual readers
             (ISSUANCE_BENCH_CARDS per reader, default 4; ISSUANCE_BENCH_GENERATION, default 3)
@@ -36,7 +44,8 @@ fn main() -> ExitCode {
     let result = match args.first().map(String::as_str) {
         Some("demo") => env::prepare().and_then(|()| env::demo(&args[1..])),
         Some("test") => env::prepare().and_then(|()| env::test(&args[1..])),
-        Some("setup") => env::prepare(),
+        Some("setup" | "prepare") => env::prepare(),
+        Some("pg") => pg::command(&args[1..]),
         Some("fixtures") => env::fixtures(),
         Some("bench-issuance") => env::prepare().and_then(|()| env::bench_issuance(&args[1..])),
         Some("fuzz-api") => env::prepare().and_then(|()| env::fuzz_api(&args[1..])),

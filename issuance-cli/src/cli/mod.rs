@@ -46,7 +46,8 @@ pub const JSON_FORMAT: &str = "issuance/1";
 #[command(name = "issuance", version, after_help = EXIT_HELP)]
 pub struct Cli {
     /// The journal: a SQLite file (created if missing), or a PostgreSQL database shared by several desks,
-    /// `postgresql://user@host:port/db` (no password in it: see --journal-password-file).
+    /// `postgresql://user@host:port/db` (no password in it: see --journal-password-file); TLS with
+    /// `?sslmode=verify-full&sslrootcert=CA.pem` (also disable, prefer, require, verify-ca).
     #[arg(long, global = true, env = "ISSUANCE_JOURNAL", default_value = "issuance.db")]
     journal: PathBuf,
     /// File holding the PostgreSQL journal's password (first line); else PGPASSWORD, if set.

@@ -11,6 +11,7 @@
 //! several desks share one journal — PostgreSQL. Both keep the same schema versions in a `migrations` table.
 
 pub mod pg;
+mod pg_tls;
 pub mod sqlite;
 
 use std::ops::Deref;

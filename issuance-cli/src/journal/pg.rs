@@ -185,8 +185,9 @@ pub struct PgJournal {
 
 impl PgJournal {
     /// Connects to `url` (no password in it), with `password` if the server asks for one, and creates or upgrades
-    /// the schema.
+    /// the schema. TLS as the URL's `sslmode` and `sslrootcert` say (`journal/pg_tls.rs`).
     pub fn connect(url: &str, password: Option<&SecretString>) -> Result<PgJournal, Error> {
+        let (url, tls) = super::pg_tls::split_url(url)?;
         let mut config: postgres::Config = url.parse().map_err(|_| InputError::JournalUrl)?;
         if config.get_password().is_some() {
             return Err(InputError::JournalPasswordInUrl.into());
@@ -197,8 +198,12 @@ impl PgJournal {
         if config.get_application_name().is_none() {
             config.application_name("issuance");
         }
-        let client = config.connect(NoTls)?;
-        PgJournal::init(client)
+        config.ssl_mode(super::pg_tls::pg_mode(&tls));
+        let client = match super::pg_tls::connector(&tls)? {
+            None => config.connect(NoTls),
+            Some(connector) => config.connect(connector),
+        };
+        PgJournal::init(client.map_err(|e| super::pg_tls::refusal(e, &tls, &config))?)
     }
 
     fn init(mut client: Client) -> Result<PgJournal, Error> {

@@ -1,0 +1,351 @@
+//! TLS to the journal's PostgreSQL server: rustls on ring (`tokio-postgres-rustls`), with libpq's `sslmode` and
+//! `sslrootcert` in the journal URL.
+//!
+//! - `disable`: no TLS.
+//! - `prefer` (the default): TLS if the server offers it, else a plain connection; the certificate not verified.
+//! - `require`: TLS or nothing; the certificate not verified (as libpq: encryption only).
+//! - `verify-ca`: TLS, the server's certificate chained to the CA in `sslrootcert`; any host name.
+//! - `verify-full`: as `verify-ca`, and the certificate is for the host of the URL.
+//!
+//! As in libpq, `prefer` and `require` with an `sslrootcert` verify the chain as `verify-ca` does. The system's
+//! roots are never used: `verify-ca` and `verify-full` need `sslrootcert`.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::client::WebPkiServerVerifier;
+use rustls::crypto::{verify_tls12_signature, verify_tls13_signature, CryptoProvider};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::{CertificateError, DigitallySignedStruct, RootCertStore, SignatureScheme};
+use tokio_postgres_rustls::MakeRustlsConnect;
+
+use crate::{Defect, Error, InputError, JournalError};
+
+/// libpq's `sslmode`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum SslMode {
+    Disable,
+    Prefer,
+    Require,
+    VerifyCa,
+    VerifyFull,
+}
+
+impl SslMode {
+    fn parse(value: &str) -> Option<SslMode> {
+        Some(match value {
+            "disable" => SslMode::Disable,
+            "prefer" => SslMode::Prefer,
+            "require" => SslMode::Require,
+            "verify-ca" => SslMode::VerifyCa,
+            "verify-full" => SslMode::VerifyFull,
+            _ => return None,
+        })
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            SslMode::Disable => "disable",
+            SslMode::Prefer => "prefer",
+            SslMode::Require => "require",
+            SslMode::VerifyCa => "verify-ca",
+            SslMode::VerifyFull => "verify-full",
+        }
+    }
+}
+
+/// The TLS parameters of a journal URL.
+#[derive(Debug)]
+pub(crate) struct TlsParams {
+    mode: SslMode,
+    root_cert: Option<PathBuf>,
+}
+
+/// Takes `sslmode` and `sslrootcert` out of the journal URL's query: the URL the `postgres` crate reads (which
+/// knows neither `verify-*` nor `sslrootcert`), and the TLS parameters.
+pub(crate) fn split_url(url: &str) -> Result<(String, TlsParams), InputError> {
+    let mut params = TlsParams { mode: SslMode::Prefer, root_cert: None };
+    let Some((base, query)) = url.split_once('?') else {
+        return Ok((url.to_owned(), params));
+    };
+    let mut rest = Vec::new();
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+        match key {
+            "sslmode" => {
+                let value = percent_decode(value).ok_or(InputError::JournalUrl)?;
+                params.mode = SslMode::parse(&value).ok_or(InputError::JournalSslMode(value))?;
+            }
+            "sslrootcert" => {
+                let value = percent_decode(value).ok_or(InputError::JournalUrl)?;
+                params.root_cert = (!value.is_empty()).then(|| PathBuf::from(value));
+            }
+            _ => rest.push(pair),
+        }
+    }
+    if matches!(params.mode, SslMode::VerifyCa | SslMode::VerifyFull) && params.root_cert.is_none() {
+        return Err(InputError::JournalRootCertMissing(params.mode.name()));
+    }
+    let url = if rest.is_empty() { base.to_owned() } else { format!("{base}?{}", rest.join("&")) };
+    Ok((url, params))
+}
+
+/// `%XX` decoded (UTF-8), `None` when malformed.
+fn percent_decode(s: &str) -> Option<String> {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok()?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+/// The `sslmode` the `postgres` crate is given (it checks the server's answer to the TLS request itself).
+pub(crate) fn pg_mode(params: &TlsParams) -> postgres::config::SslMode {
+    match params.mode {
+        SslMode::Disable => postgres::config::SslMode::Disable,
+        SslMode::Prefer => postgres::config::SslMode::Prefer,
+        SslMode::Require | SslMode::VerifyCa | SslMode::VerifyFull => postgres::config::SslMode::Require,
+    }
+}
+
+/// The TLS connector for `params`; none for `sslmode=disable`.
+pub(crate) fn connector(params: &TlsParams) -> Result<Option<MakeRustlsConnect>, Error> {
+    if params.mode == SslMode::Disable {
+        return Ok(None);
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let verifier: Arc<dyn ServerCertVerifier> = match &params.root_cert {
+        None => Arc::new(EncryptOnly(provider.clone())),
+        Some(file) => {
+            let roots = Arc::new(roots(file)?);
+            let chain = WebPkiServerVerifier::builder_with_provider(roots, provider.clone())
+                .build()
+                .map_err(|e| root_cert_error(file, e))?;
+            if params.mode == SslMode::VerifyFull {
+                chain
+            } else {
+                Arc::new(AnyName(chain))
+            }
+        }
+    };
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(Defect::Tls)?
+        .dangerous()
+        .with_custom_certificate_verifier(verifier)
+        .with_no_client_auth();
+    Ok(Some(MakeRustlsConnect::new(config)))
+}
+
+fn root_cert_error(file: &Path, e: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> InputError {
+    InputError::JournalRootCert {
+        path: file.to_path_buf(),
+        source: std::io::Error::new(std::io::ErrorKind::InvalidData, e),
+    }
+}
+
+/// The CA certificates of `file` (PEM).
+fn roots(file: &Path) -> Result<RootCertStore, InputError> {
+    let text =
+        std::fs::read(file).map_err(|source| InputError::JournalRootCert { path: file.to_path_buf(), source })?;
+    let mut roots = RootCertStore::empty();
+    for cert in CertificateDer::pem_slice_iter(&text) {
+        let cert = cert.map_err(|e| root_cert_error(file, e))?;
+        roots.add(cert).map_err(|e| root_cert_error(file, e))?;
+    }
+    if roots.is_empty() {
+        return Err(root_cert_error(file, "it holds no PEM certificate"));
+    }
+    Ok(roots)
+}
+
+/// `prefer` and `require` without a CA: the connection is encrypted, the server's certificate not verified (libpq's
+/// meaning of these modes). The handshake's signatures are still checked.
+#[derive(Debug)]
+struct EncryptOnly(Arc<CryptoProvider>);
+
+impl ServerCertVerifier for EncryptOnly {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        verify_tls12_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        verify_tls13_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+/// `verify-ca`: the chain to the CA verified (webpki checks the chain before the name), any host name accepted.
+#[derive(Debug)]
+struct AnyName(Arc<WebPkiServerVerifier>);
+
+impl ServerCertVerifier for AnyName {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        match self.0.verify_server_cert(end_entity, intermediates, server_name, ocsp, now) {
+            Err(rustls::Error::InvalidCertificate(
+                CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
+            )) => Ok(ServerCertVerified::assertion()),
+            other => other,
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.0.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.0.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.supported_verify_schemes()
+    }
+}
+
+/// A failed connection, said precisely when it failed for TLS: the server's certificate (not signed by the CA, not
+/// for the host, otherwise refused), no TLS offered where it is required, or TLS required by the server where it
+/// is disabled here. Anything else stays the `postgres` crate's error.
+pub(crate) fn refusal(e: postgres::Error, params: &TlsParams, config: &postgres::Config) -> Error {
+    if let Some(tls) = rustls_error(&e) {
+        return match (&tls, &params.root_cert) {
+            (
+                rustls::Error::InvalidCertificate(CertificateError::UnknownIssuer | CertificateError::BadSignature),
+                Some(ca),
+            ) => JournalError::ServerNotTrusted { ca: ca.clone(), source: tls }.into(),
+            (
+                rustls::Error::InvalidCertificate(
+                    CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
+                ),
+                _,
+            ) => JournalError::ServerName { host: hosts(config), source: tls }.into(),
+            (rustls::Error::InvalidCertificate(_), _) => JournalError::ServerCertificate(tls).into(),
+            _ => Error::Postgres(e),
+        };
+    }
+    let refused_plain = e.as_db_error().is_some_and(|db| {
+        *db.code() == postgres::error::SqlState::INVALID_AUTHORIZATION_SPECIFICATION
+            && db.message().ends_with("no encryption")
+    });
+    if refused_plain && matches!(params.mode, SslMode::Disable | SslMode::Prefer) {
+        return JournalError::TlsRequired { mode: params.mode.name(), source: e }.into();
+    }
+    // the `postgres` crate's words when the server answers the TLS request with "no"
+    let no_tls = std::error::Error::source(&e).is_some_and(|s| s.to_string() == "server does not support TLS");
+    if no_tls && e.as_db_error().is_none() {
+        return JournalError::NoTls(params.mode.name()).into();
+    }
+    Error::Postgres(e)
+}
+
+/// The hosts of the URL, for a message.
+fn hosts(config: &postgres::Config) -> String {
+    config
+        .get_hosts()
+        .iter()
+        .map(|h| match h {
+            postgres::config::Host::Tcp(name) => name.clone(),
+            postgres::config::Host::Unix(path) => path.display().to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// The rustls error under a failed connection (through the `io::Error` tokio-rustls wraps it in), if any.
+fn rustls_error(e: &postgres::Error) -> Option<rustls::Error> {
+    let mut next: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(e);
+    while let Some(err) = next {
+        if let Some(tls) = err.downcast_ref::<rustls::Error>() {
+            return Some(tls.clone());
+        }
+        if let Some(inner) = err.downcast_ref::<std::io::Error>().and_then(std::io::Error::get_ref) {
+            if let Some(tls) = inner.downcast_ref::<rustls::Error>() {
+                return Some(tls.clone());
+            }
+        }
+        next = err.source();
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sslmode_and_sslrootcert_are_taken_out_of_the_url() {
+        let (url, p) =
+            split_url("postgresql://u@h:5/db?sslmode=verify-full&sslrootcert=%2Ftmp%2Fca.pem&connect_timeout=3")
+                .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(url, "postgresql://u@h:5/db?connect_timeout=3");
+        assert_eq!((p.mode, p.root_cert), (SslMode::VerifyFull, Some(PathBuf::from("/tmp/ca.pem"))));
+        let (url, p) = split_url("postgresql://u@h:5/db").unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!((url.as_str(), p.mode, p.root_cert), ("postgresql://u@h:5/db", SslMode::Prefer, None));
+        let (url, p) = split_url("postgresql://u@h:5/db?sslmode=require").unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!((url.as_str(), p.mode), ("postgresql://u@h:5/db", SslMode::Require));
+    }
+
+    #[test]
+    fn an_unknown_sslmode_or_verification_without_a_ca_is_refused() {
+        assert!(matches!(
+            split_url("postgresql://h/db?sslmode=allow"),
+            Err(InputError::JournalSslMode(m)) if m == "allow"
+        ));
+        assert!(matches!(
+            split_url("postgresql://h/db?sslmode=verify-ca"),
+            Err(InputError::JournalRootCertMissing("verify-ca"))
+        ));
+        assert!(matches!(split_url("postgresql://h/db?sslrootcert=%G1"), Err(InputError::JournalUrl)));
+    }
+}
