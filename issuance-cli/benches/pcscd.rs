@@ -35,24 +35,6 @@ struct Card {
     issue: Duration,
 }
 
-/// `n` holders with distinct valid SSNs (GB 11643 check digit), the data of the sample's first holder
-/// (born 19810101, male: odd sequence digits).
-fn holders(n: usize) -> Vec<Holder> {
-    const W: [u32; 17] = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2];
-    let base = common::sample(Generation::THREE).swap_remove(0);
-    (0..n)
-        .map(|i| {
-            let body = format!("37170219810101{:03}", 2 * i + 1);
-            let sum: u32 = body.chars().zip(W).map(|(c, w)| c.to_digit(10).unwrap() * w).sum();
-            let check = b"10X98765432"[(sum % 11) as usize] as char;
-            let mut h = base.without_pin();
-            h.ssn = format!("{body}{check}");
-            h.line = i as u64 + 2;
-            h
-        })
-        .collect()
-}
-
 fn run(
     dir: &Path,
     keys: &StoreKeySource,
@@ -61,7 +43,7 @@ fn run(
     per_reader: usize,
 ) -> (Duration, Vec<Card>) {
     let journal_path = dir.join(format!("journal-{}.db", readers.len()));
-    let all = holders(readers.len() * per_reader);
+    let all = common::many_holders(readers.len() * per_reader);
     let batch = Journal::open(&journal_path).unwrap().new_batch("bench", g.number(), &all).unwrap();
     let started = Instant::now();
     let cards = std::thread::scope(|s| {

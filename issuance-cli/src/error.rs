@@ -629,6 +629,15 @@ impl fmt::Display for Row {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum JournalError {
+    /// The journal server could not be reached again within the wait (`--journal-wait`).
+    #[error("the journal server did not answer for {waited} s: {source}")]
+    Unreachable {
+        /// Seconds waited.
+        waited: u64,
+        /// The last failure.
+        #[source]
+        source: Box<Error>,
+    },
     /// Written by a newer program.
     #[error("journal schema {found} is newer than this program ({supported})")]
     NewerSchema {

@@ -24,7 +24,7 @@ use key_mgmt::KeyStore;
 use secrecy::SecretString;
 
 use crate::holders::{self, Context, Parsed};
-use crate::journal::{CardRow, Desk, Journal, Location};
+use crate::journal::{CardRow, Desk, Journal, Location, Wait};
 use crate::prepare::{Settings, StoreKeySource};
 use crate::{Error, Fault};
 
@@ -53,6 +53,10 @@ pub struct Cli {
     /// File holding the PostgreSQL journal's password (first line); else PGPASSWORD, if set.
     #[arg(long, global = true, env = "ISSUANCE_JOURNAL_PASSWORD_FILE")]
     journal_password_file: Option<PathBuf>,
+    /// Seconds to wait for a PostgreSQL journal server that cannot be reached (at the start, or lost mid-way)
+    /// before giving up; meanwhile the desk says so and starts no card.
+    #[arg(long, global = true, env = "ISSUANCE_JOURNAL_WAIT", default_value_t = 120, value_name = "SECS")]
+    journal_wait: u64,
     /// This desk's id, journalled on the batches, cards and steps it writes (default: the host name).
     #[arg(long, global = true, env = "ISSUANCE_DESK")]
     desk: Option<String>,
@@ -142,6 +146,7 @@ impl Cli {
         let g = Global {
             journal: Location::new(self.journal),
             journal_password_file: self.journal_password_file,
+            journal_wait: self.journal_wait,
             desk: self.desk,
             operator: self.operator,
             keystore: self.keystore,
@@ -188,6 +193,7 @@ impl Cli {
 struct Global {
     journal: Location,
     journal_password_file: Option<PathBuf>,
+    journal_wait: u64,
     desk: Option<String>,
     operator: Option<String>,
     keystore: Option<PathBuf>,
@@ -199,7 +205,13 @@ struct Global {
 impl Global {
     fn journal(&self) -> Result<Journal, Failure> {
         let password = self.journal_password()?;
-        Ok(Journal::open_at(&self.journal, password.as_ref())?.at_desk(self.desk()?))
+        let wait = self.journal_wait(std::sync::Arc::new(|m: &str| eprintln!("issuance: {m}")));
+        Ok(Journal::open_waiting(&self.journal, password.as_ref(), wait)?.at_desk(self.desk()?))
+    }
+
+    /// How long to wait for the journal server (`--journal-wait`), telling `notify`.
+    fn journal_wait(&self, notify: std::sync::Arc<dyn Fn(&str) + Send + Sync>) -> Wait {
+        Wait { limit: std::time::Duration::from_secs(self.journal_wait), notify }
     }
 
     /// This desk and its operator: `--desk` / `--operator`, else the host and login names.

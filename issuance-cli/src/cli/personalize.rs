@@ -80,6 +80,7 @@ struct Shared<'a> {
     settings: Settings,
     journal: crate::journal::Location,
     journal_password: Option<secrecy::SecretString>,
+    journal_wait: crate::journal::Wait,
     desk: Desk,
     batch: i64,
     timeout: Duration,
@@ -197,6 +198,7 @@ pub(super) fn run(g: &Global, a: Args) -> Result<(), Failure> {
         ProgressStyle::with_template("{bar:30} {pos}/{len} cards  {per_sec}  ETA {eta}  {msg}")
             .map_err(|e| usage(e.to_string()))?,
     );
+    let bar_for_wait = bar.clone();
     let shared = Shared {
         total: holders.len(),
         pins,
@@ -214,6 +216,16 @@ pub(super) fn run(g: &Global, a: Args) -> Result<(), Failure> {
         settings,
         journal: g.journal.clone(),
         journal_password: g.journal_password()?,
+        journal_wait: g.journal_wait({
+            let bar = bar_for_wait;
+            std::sync::Arc::new(move |m: &str| {
+                if bar.is_hidden() {
+                    eprintln!("issuance: {m}");
+                } else {
+                    bar.println(format!("issuance: {m}"));
+                }
+            })
+        }),
         desk,
         batch,
         timeout: Duration::from_secs(a.card_timeout),
@@ -351,7 +363,8 @@ impl Shared<'_> {
 
 fn worker(sh: &Shared<'_>, reader: &str) -> Result<(), Failure> {
     let selector: ReaderSelector = reader.parse().map_err(|_| usage(format!("bad --reader {reader}")))?;
-    let journal = Journal::open_at(&sh.journal, sh.journal_password.as_ref())?.at_desk(sh.desk.clone());
+    let journal = Journal::open_waiting(&sh.journal, sh.journal_password.as_ref(), sh.journal_wait.clone())?
+        .at_desk(sh.desk.clone());
     let issuer = Issuer::reference(sh.keys, &journal, sh.settings.clone());
     let pin_of = |ssn: &str| sh.pins.get(ssn);
     loop {

@@ -70,6 +70,28 @@ fn cut(s: &str) -> String {
     format!("{:?}{more}", head)
 }
 
+/// How long a desk waits for a journal server it cannot reach (PostgreSQL; a SQLite file does not go away), and
+/// whom it tells. The default waits not at all.
+#[derive(Clone)]
+pub struct Wait {
+    /// The longest wait, from the first failure.
+    pub limit: std::time::Duration,
+    /// Told when the server is lost and when it is back.
+    pub notify: std::sync::Arc<dyn Fn(&str) + Send + Sync>,
+}
+
+impl Default for Wait {
+    fn default() -> Wait {
+        Wait { limit: std::time::Duration::ZERO, notify: std::sync::Arc::new(|_| {}) }
+    }
+}
+
+impl std::fmt::Debug for Wait {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Wait").field("limit", &self.limit).finish_non_exhaustive()
+    }
+}
+
 /// Which cards `status` and `report` look at: the whole city (nothing set), a region, a desk, a batch, or
 /// several of these together.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -460,9 +482,15 @@ impl Journal {
     /// Opens (creating or upgrading) the journal at `location`; `password` serves a PostgreSQL server that asks
     /// for one.
     pub fn open_at(location: &Location, password: Option<&SecretString>) -> Result<Journal, Error> {
+        Journal::open_waiting(location, password, Wait::default())
+    }
+
+    /// [`Journal::open_at`], waiting as `wait` says for a PostgreSQL server that cannot be reached — at the start
+    /// and whenever the connection is lost later (every call is then tried again on a new connection).
+    pub fn open_waiting(location: &Location, password: Option<&SecretString>, wait: Wait) -> Result<Journal, Error> {
         match location {
             Location::Sqlite(path) => Journal::open(path),
-            Location::Postgres(url) => Ok(Journal::from_backend(pg::PgJournal::connect(url, password)?)),
+            Location::Postgres(url) => Ok(Journal::from_backend(pg::PgJournal::connect_waiting(url, password, wait)?)),
         }
     }
 

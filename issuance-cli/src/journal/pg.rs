@@ -16,7 +16,7 @@ use secrecy::{ExposeSecret, SecretString};
 
 pub use super::NewCardOwned;
 use super::{
-    now, state, Assigned, Backend, BatchSettings, BatchSummary, CardRow, Claimed, Desk, DeskCount, NewCard,
+    now, state, Wait, Assigned, Backend, BatchSettings, BatchSummary, CardRow, Claimed, Desk, DeskCount, NewCard,
     Replacement, Scope, ScopeValue, REPLACEMENT_SOURCE, SCHEMA_VERSION,
 };
 use crate::{Defect, Error, InputError, JournalError, Row};
@@ -181,12 +181,79 @@ fn big(v: u64) -> Result<i64, Error> {
 pub struct PgJournal {
     client: Mutex<Client>,
     desk: Desk,
+    dial: Dial,
+    wait: Wait,
+}
+
+/// What a new connection is made with.
+struct Dial {
+    config: postgres::Config,
+    tls: super::pg_tls::TlsParams,
+}
+
+impl Dial {
+    fn connect(&self) -> Result<Client, Error> {
+        let client = match super::pg_tls::connector(&self.tls)? {
+            None => self.config.connect(NoTls),
+            Some(connector) => self.config.connect(connector),
+        };
+        client.map_err(|e| super::pg_tls::refusal(e, &self.tls, &self.config))
+    }
+}
+
+/// Whether `e` says the server is gone or cannot be reached (refused, reset, shut down, restarting) rather than
+/// refusing what was asked.
+fn connection_lost(e: &Error) -> bool {
+    let Error::Postgres(pe) = e else { return false };
+    if pe.is_closed() {
+        return true;
+    }
+    if let Some(db) = pe.as_db_error() {
+        let code = db.code().code();
+        // connection exceptions; admin/crash shutdown; the server starting up or shutting down
+        return code.starts_with("08") || matches!(code, "57P01" | "57P02" | "57P03");
+    }
+    // no answer at all: refused, reset, unreachable
+    std::error::Error::source(pe).is_some_and(|s| s.is::<std::io::Error>())
+}
+
+/// Dials again every half second, for up to `wait.limit` from now, after `lost`; the new connection goes into
+/// `slot`. Tells `wait.notify` once when it starts waiting and once when the server is back.
+fn reconnect(dial: &Dial, wait: &Wait, lost: Error, slot: &mut Option<Client>) -> Result<(), Error> {
+    let start = std::time::Instant::now();
+    (wait.notify)(&format!(
+        "the journal server cannot be reached ({lost}); trying again for up to {} s",
+        wait.limit.as_secs()
+    ));
+    let mut last = lost;
+    loop {
+        let left = wait.limit.saturating_sub(start.elapsed());
+        if left.is_zero() {
+            return Err(JournalError::Unreachable { waited: start.elapsed().as_secs(), source: Box::new(last) }.into());
+        }
+        std::thread::sleep(std::time::Duration::from_millis(500).min(left));
+        match dial.connect() {
+            Ok(c) => {
+                (wait.notify)(&format!("the journal server answers again (after {} s)", start.elapsed().as_secs()));
+                *slot = Some(c);
+                return Ok(());
+            }
+            Err(e) if connection_lost(&e) => last = e,
+            Err(e) => return Err(e),
+        }
+    }
 }
 
 impl PgJournal {
     /// Connects to `url` (no password in it), with `password` if the server asks for one, and creates or upgrades
     /// the schema. TLS as the URL's `sslmode` and `sslrootcert` say (`journal/pg_tls.rs`).
     pub fn connect(url: &str, password: Option<&SecretString>) -> Result<PgJournal, Error> {
+        PgJournal::connect_waiting(url, password, Wait::default())
+    }
+
+    /// [`PgJournal::connect`], waiting up to `wait.limit` for a server that cannot be reached, now and whenever
+    /// the connection is lost later.
+    pub fn connect_waiting(url: &str, password: Option<&SecretString>, wait: Wait) -> Result<PgJournal, Error> {
         let (url, tls) = super::pg_tls::split_url(url)?;
         let mut config: postgres::Config = url.parse().map_err(|_| InputError::JournalUrl)?;
         if config.get_password().is_some() {
@@ -199,14 +266,18 @@ impl PgJournal {
             config.application_name("issuance");
         }
         config.ssl_mode(super::pg_tls::pg_mode(&tls));
-        let client = match super::pg_tls::connector(&tls)? {
-            None => config.connect(NoTls),
-            Some(connector) => config.connect(connector),
+        let dial = Dial { config, tls };
+        let client = match dial.connect() {
+            Err(e) if connection_lost(&e) && !wait.limit.is_zero() => {
+                let mut slot = None;
+                reconnect(&dial, &wait, e, &mut slot)?;
+                slot.ok_or(Defect::JournalLock)?
+            }
+            other => other?,
         };
-        PgJournal::init(client.map_err(|e| super::pg_tls::refusal(e, &tls, &config))?)
+        PgJournal::init(client, dial, wait)
     }
-
-    fn init(mut client: Client) -> Result<PgJournal, Error> {
+    fn init(mut client: Client, dial: Dial, wait: Wait) -> Result<PgJournal, Error> {
         let mut tx = client.transaction()?;
         tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])?;
         tx.batch_execute("CREATE TABLE IF NOT EXISTS migrations (version BIGINT PRIMARY KEY, applied TEXT NOT NULL)")?;
@@ -221,11 +292,30 @@ impl PgJournal {
             }
         }
         tx.commit()?;
-        Ok(PgJournal { client: Mutex::new(client), desk: Desk::local() })
+        Ok(PgJournal { client: Mutex::new(client), desk: Desk::local(), dial, wait })
     }
 
     fn client(&self) -> Result<MutexGuard<'_, Client>, Error> {
         self.client.lock().map_err(|_| Defect::JournalLock.into())
+    }
+
+    /// Runs `op` on the connection. If the server is lost (restarted, shut down, unreachable) and the journal was
+    /// opened with a [`Wait`], a new connection is made as soon as the server answers (within the wait) and `op`
+    /// runs again from its start: every `op` is one statement or one transaction, which the lost connection rolled
+    /// back unless it had committed. A commit whose answer was lost is the one case run twice: inserts then meet
+    /// the unique indexes (one open card per chip, one live card per SSN) instead of making a second row.
+    fn with<T>(&self, mut op: impl FnMut(&mut Client) -> Result<T, Error>) -> Result<T, Error> {
+        let mut client = self.client()?;
+        loop {
+            match op(&mut client) {
+                Err(e) if connection_lost(&e) && !self.wait.limit.is_zero() => {
+                    let mut slot = None;
+                    reconnect(&self.dial, &self.wait, e, &mut slot)?;
+                    *client = slot.ok_or(Defect::JournalLock)?;
+                }
+                done => return done,
+            }
+        }
     }
 
     fn cards_where(
@@ -233,8 +323,10 @@ impl PgJournal {
         clause: &str,
         params: &[&(dyn postgres::types::ToSql + Sync)],
     ) -> Result<Vec<CardRow>, Error> {
-        let rows = self.client()?.query(&format!("SELECT {CARD_COLS} FROM cards {clause}"), params)?;
+        self.with(|c| {
+        let rows = c.query(&format!("SELECT {CARD_COLS} FROM cards {clause}"), params)?;
         card_rows(&rows)
+        })
     }
 
     fn card_where(
@@ -242,8 +334,10 @@ impl PgJournal {
         clause: &str,
         params: &[&(dyn postgres::types::ToSql + Sync)],
     ) -> Result<Option<CardRow>, Error> {
-        let row = self.client()?.query_opt(&format!("SELECT {CARD_COLS} FROM cards {clause}"), params)?;
+        self.with(|c| {
+        let row = c.query_opt(&format!("SELECT {CARD_COLS} FROM cards {clause}"), params)?;
         Ok(row.as_ref().map(card_row).transpose()?)
+        })
     }
 }
 
@@ -318,7 +412,9 @@ impl Backend for PgJournal {
     }
 
     fn schema_version(&self) -> Result<i64, Error> {
-        Ok(self.client()?.query_one("SELECT max(version) FROM migrations", &[])?.try_get(0)?)
+        self.with(|c| {
+        Ok(c.query_one("SELECT max(version) FROM migrations", &[])?.try_get(0)?)
+        })
     }
 
     fn ssn_has_card(&self, ssn: &str) -> Result<bool, Error> {
@@ -338,7 +434,7 @@ impl Backend for PgJournal {
     ) -> Result<i64, Error> {
         let settings = settings.map(serde_json::to_string).transpose().map_err(Defect::Json)?;
         let count = big(holders.len() as u64)?;
-        let mut client = self.client()?;
+        self.with(|client| {
         let mut tx = client.transaction()?;
         let id: i64 = tx
             .query_one(
@@ -354,6 +450,7 @@ impl Backend for PgJournal {
         }
         tx.commit()?;
         Ok(id)
+        })
     }
 
     fn holder(&self, batch: i64, line: i64) -> Result<crate::holders::Holder, Error> {
@@ -365,7 +462,8 @@ impl Backend for PgJournal {
     }
 
     fn waiting_holders(&self, batch: i64) -> Result<Vec<crate::holders::Holder>, Error> {
-        let rows = self.client()?.query(
+        self.with(|c| {
+        let rows = c.query(
             &format!(
                 "SELECT holder FROM batch_holders h WHERE batch = $1 AND NOT EXISTS (SELECT 1 FROM cards c \
                  WHERE c.ssn = h.ssn AND c.{LIVE}) ORDER BY line"
@@ -373,18 +471,22 @@ impl Backend for PgJournal {
             &[&batch],
         )?;
         rows.iter().map(|r| holder_of(batch, None, &r.try_get::<_, String>(0)?)).collect()
+        })
     }
 
     fn last_batch(&self) -> Result<Option<i64>, Error> {
-        Ok(self.client()?.query_one("SELECT max(id) FROM batches", &[])?.try_get(0)?)
+        self.with(|c| {
+        Ok(c.query_one("SELECT max(id) FROM batches", &[])?.try_get(0)?)
+        })
     }
 
     fn new_card(&self, c: &NewCard<'_>, id_of: &dyn Fn(u64) -> Result<Assigned, Error>) -> Result<(i64, u64), Error> {
-        let mut client = self.client()?;
+        self.with(|client| {
         let mut tx = client.transaction()?;
         let made = insert_card(&mut tx, &self.desk, c, id_of)?;
         tx.commit()?;
         Ok(made)
+        })
     }
 
     fn claim_and_new_card(
@@ -395,7 +497,7 @@ impl Backend for PgJournal {
         id_of: &dyn Fn(u64) -> Result<Assigned, Error>,
     ) -> Result<Option<Claimed>, Error> {
         let prefer = prefer.map(big).transpose()?;
-        let mut client = self.client()?;
+        self.with(|client| {
         loop {
             let mut tx = client.transaction()?;
             // the preferred line if it is free and not being claimed, else the first such line
@@ -427,11 +529,14 @@ impl Backend for PgJournal {
                 Err(e) => return Err(e),
             }
         }
+        })
     }
 
     fn card(&self, id: i64) -> Result<CardRow, Error> {
-        let row = self.client()?.query_one(&format!("SELECT {CARD_COLS} FROM cards WHERE id = $1"), &[&id])?;
+        self.with(|c| {
+        let row = c.query_one(&format!("SELECT {CARD_COLS} FROM cards WHERE id = $1"), &[&id])?;
         Ok(card_row(&row)?)
+        })
     }
 
     fn open_card_of_chip(&self, chip: &str) -> Result<Option<CardRow>, Error> {
@@ -450,11 +555,13 @@ impl Backend for PgJournal {
     }
 
     fn set_state(&self, id: i64, state: &str, error: Option<&str>) -> Result<(), Error> {
-        self.client()?.execute(
+        self.with(|c| {
+        c.execute(
             "UPDATE cards SET state = $2, error = $3, updated = $4 WHERE id = $1",
             &[&id, &state, &error, &now()],
         )?;
         Ok(())
+        })
     }
 
     fn begin_attempt(&self, id: i64, key_versions: &str) -> Result<i64, Error> {
@@ -469,22 +576,27 @@ impl Backend for PgJournal {
     }
 
     fn set_key_versions(&self, id: i64, key_versions: &str) -> Result<(), Error> {
-        self.client()?
+        self.with(|c| {
+        c
             .execute("UPDATE cards SET key_versions = $2, updated = $3 WHERE id = $1", &[&id, &key_versions, &now()])?;
         Ok(())
+        })
     }
 
     fn set_costs(&self, id: i64, apdus: u64, bytes: u64, modeled_us: Option<u64>) -> Result<(), Error> {
+        self.with(|c| {
         let modeled = modeled_us.map(big).transpose()?;
-        self.client()?.execute(
+        c.execute(
             "UPDATE cards SET apdus = $2, bytes = $3, modeled_us = $4 WHERE id = $1",
             &[&id, &big(apdus)?, &big(bytes)?, &modeled],
         )?;
         Ok(())
+        })
     }
 
     fn step_started(&self, card: i64, attempt: i64, idx: usize, label: &str) -> Result<(), Error> {
-        self.client()?.execute(
+        self.with(|c| {
+        c.execute(
             "INSERT INTO steps (card, attempt, idx, label, state, started, desk, operator) \
              VALUES ($1,$2,$3,$4,'started',$5,$6,$7) \
              ON CONFLICT (card, attempt, idx) DO UPDATE SET label = EXCLUDED.label, state = 'started', \
@@ -493,15 +605,18 @@ impl Backend for PgJournal {
             &[&card, &attempt, &big(idx as u64)?, &label, &now(), &self.desk.id, &self.desk.operator],
         )?;
         Ok(())
+        })
     }
 
     fn step_finished(&self, card: i64, attempt: i64, idx: usize, ok: bool, detail: Option<&str>) -> Result<(), Error> {
+        self.with(|c| {
         let state = if ok { "done" } else { "failed" };
-        self.client()?.execute(
+        c.execute(
             "UPDATE steps SET state = $4, finished = $5, detail = $6 WHERE card = $1 AND attempt = $2 AND idx = $3",
             &[&card, &attempt, &big(idx as u64)?, &state, &now(), &detail],
         )?;
         Ok(())
+        })
     }
 
     fn step_count(&self, card: i64, attempt: i64, state: &str) -> Result<i64, Error> {
@@ -515,6 +630,7 @@ impl Backend for PgJournal {
     }
 
     fn counts_in(&self, scope: &Scope) -> Result<Vec<(String, i64)>, Error> {
+        self.with(|c| {
         let (clause, values) = scope.clause(&numbered);
         // a batch is counted from its cards (an index on batch); the rest from the kept counts
         let sql = if scope.batch.is_some() {
@@ -526,16 +642,18 @@ impl Backend for PgJournal {
         };
         let params = scope_params(&values);
         let refs: Vec<&(dyn postgres::types::ToSql + Sync)> = params.iter().map(|p| p.as_ref()).collect();
-        let rows = self.client()?.query(&sql, &refs)?;
+        let rows = c.query(&sql, &refs)?;
         Ok(rows.iter().map(|r| Ok((r.try_get(0)?, r.try_get(1)?))).collect::<Result<Vec<_>, postgres::Error>>()?)
+        })
     }
 
     fn desk_counts(&self, scope: &Scope) -> Result<Vec<DeskCount>, Error> {
+        self.with(|c| {
         let scope = Scope { batch: None, ..scope.clone() };
         let (clause, values) = scope.clause(&numbered);
         let params = scope_params(&values);
         let refs: Vec<&(dyn postgres::types::ToSql + Sync)> = params.iter().map(|p| p.as_ref()).collect();
-        let rows = self.client()?.query(
+        let rows = c.query(
             &format!(
                 "SELECT desk, state, sum(n)::BIGINT FROM card_counts {clause} GROUP BY desk, state \
                  HAVING sum(n) > 0 ORDER BY desk, state"
@@ -546,9 +664,11 @@ impl Backend for PgJournal {
             .iter()
             .map(|r| Ok(DeskCount { desk: r.try_get(0)?, state: r.try_get(1)?, cards: r.try_get(2)? }))
             .collect::<Result<Vec<_>, postgres::Error>>()?)
+        })
     }
 
     fn cards_in(&self, scope: &Scope, limit: Option<u64>) -> Result<Vec<CardRow>, Error> {
+        self.with(|c| {
         let (clause, values) = scope.clause(&numbered);
         let limit = match limit {
             Some(n) => format!("LIMIT {}", big(n)?),
@@ -556,11 +676,12 @@ impl Backend for PgJournal {
         };
         let params = scope_params(&values);
         let refs: Vec<&(dyn postgres::types::ToSql + Sync)> = params.iter().map(|p| p.as_ref()).collect();
-        let rows = self.client()?.query(
+        let rows = c.query(
             &format!("SELECT * FROM (SELECT {CARD_COLS} FROM cards {clause} ORDER BY id DESC {limit}) c ORDER BY id"),
             &refs,
         )?;
         card_rows(&rows)
+        })
     }
 
     fn replace_card(
@@ -570,7 +691,7 @@ impl Backend for PgJournal {
         reason: &str,
         holder: &crate::holders::Holder,
     ) -> Result<i64, Error> {
-        let mut client = self.client()?;
+        self.with(|client| {
         let mut tx = client.transaction()?;
         let row = tx.query_one("SELECT state, card_number FROM cards WHERE id = $1 FOR UPDATE", &[&old])?;
         let (st, number): (String, String) = (row.try_get(0)?, row.try_get(1)?);
@@ -602,10 +723,12 @@ impl Backend for PgJournal {
         tx.execute("UPDATE cards SET state = 'replaced', error = $2, updated = $3 WHERE id = $1", &[&old, &note, &t])?;
         tx.commit()?;
         Ok(batch)
+        })
     }
 
     fn replacement(&self, old: i64) -> Result<Option<Replacement>, Error> {
-        let row = self.client()?.query_opt(
+        self.with(|c| {
+        let row = c.query_opt(
             "SELECT old_card, batch, old_blocked, reason, at FROM replacements WHERE old_card = $1",
             &[&old],
         )?;
@@ -617,6 +740,7 @@ impl Backend for PgJournal {
             reason: r.try_get(3)?,
             at: r.try_get(4)?,
         }))
+        })
     }
 
     fn cards_of_batch(&self, batch: i64) -> Result<Vec<CardRow>, Error> {
@@ -624,15 +748,18 @@ impl Backend for PgJournal {
     }
 
     fn batch_info(&self, batch: i64) -> Result<Option<(u8, String)>, Error> {
-        let row = self.client()?.query_opt("SELECT generation, source FROM batches WHERE id = $1", &[&batch])?;
+        self.with(|c| {
+        let row = c.query_opt("SELECT generation, source FROM batches WHERE id = $1", &[&batch])?;
         let Some(r) = row else { return Ok(None) };
         let (g, source): (i64, String) = (r.try_get(0)?, r.try_get(1)?);
         let g = u8::try_from(g).map_err(|_| JournalError::Generation { row: Row::Batch(batch), generation: g })?;
         Ok(Some((g, source)))
+        })
     }
 
     fn batch_summaries_in(&self, scope: &Scope) -> Result<Vec<BatchSummary>, Error> {
-        let rows = self.client()?.query(
+        self.with(|c| {
+        let rows = c.query(
             &format!(
                 "SELECT b.id, b.source, b.generation, b.holders, \
                  (SELECT count(*) FROM cards c WHERE c.batch = b.id AND c.state = 'issued'), \
@@ -659,10 +786,12 @@ impl Backend for PgJournal {
             })
             .collect::<Result<Vec<_>, postgres::Error>>()?;
         Ok(summaries)
+        })
     }
 
     fn batch_settings(&self, batch: i64) -> Result<Option<BatchSettings>, Error> {
-        let row = self.client()?.query_opt("SELECT settings FROM batches WHERE id = $1", &[&batch])?;
+        self.with(|c| {
+        let row = c.query_opt("SELECT settings FROM batches WHERE id = $1", &[&batch])?;
         let text: Option<String> = match row {
             Some(r) => r.try_get(0)?,
             None => None,
@@ -671,6 +800,7 @@ impl Backend for PgJournal {
             serde_json::from_str(&t).map_err(|source| JournalError::Settings { row: Row::Batch(batch), source }.into())
         })
         .transpose()
+        })
     }
 
     fn unfinished_cards_of_batch(&self, batch: i64) -> Result<Vec<CardRow>, Error> {

@@ -57,7 +57,7 @@ impl SslMode {
 }
 
 /// The TLS parameters of a journal URL.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub(crate) struct TlsParams {
     mode: SslMode,
     root_cert: Option<PathBuf>,

@@ -147,3 +147,22 @@ pub fn sample(g: Generation) -> Vec<Holder> {
     assert!(p.rejected.is_empty(), "{:?}", p.rejected);
     p.valid
 }
+
+/// `n` (at most 500) holders with distinct valid SSNs (GB 11643 check digit), the data of the sample's first
+/// holder (born 19810101, male: odd sequence digits), on lines 2, 3, …
+pub fn many_holders(n: usize) -> Vec<Holder> {
+    const W: [u32; 17] = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2];
+    assert!(n <= 500, "three sequence digits, odd: 500 holders at most");
+    let base = sample(Generation::THREE).swap_remove(0);
+    (0..n)
+        .map(|i| {
+            let body = format!("37170219810101{:03}", 2 * i + 1);
+            let sum: u32 = body.chars().zip(W).map(|(c, w)| c.to_digit(10).unwrap() * w).sum();
+            let check = b"10X98765432"[(sum % 11) as usize] as char;
+            let mut h = base.without_pin();
+            h.ssn = format!("{body}{check}");
+            h.line = i as u64 + 2;
+            h
+        })
+        .collect()
+}
