@@ -236,3 +236,94 @@ fn an_unreachable_server_before_a_card_the_desk_waits_and_touches_no_card() {
         journal.cards_of_batch(batch).unwrap().into_iter().map(|c| (c.holder_line, c.state)).collect();
     assert_eq!(lines, BTreeMap::from([(2, state::ISSUED.to_owned())]));
 }
+
+/// Two desks — two `issuance` processes with their own desk ids, each at one of the two virtual readers through
+/// pcscd — work through one batch on a shared PostgreSQL journal: the second joins with `personalize --continue`.
+/// Every holder of the sample is issued once; each process issues only what it claimed.
+#[test]
+fn two_desk_processes_at_the_two_virtual_readers_share_one_batch() {
+    use card_core::transport::{wait_for_card, wait_for_removal, ReaderSelector};
+    use card_sim::vpcd::InsertedCard;
+    let _lock = testkit::vpcd_lock();
+    let db = TestDb::new("two_desks");
+    let dir = tempfile::tempdir().unwrap();
+    common::setup(dir.path());
+    let readers = [(testkit::READER, "127.0.0.1:35963"), ("Virtual PCD 00 01", "127.0.0.1:35964")];
+    let desk = |name: &str, reader: &str| {
+        let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_issuance"));
+        c.args(["--journal", db.url(), "--desk", name, "--operator", "clerk"])
+            .arg("--keystore")
+            .arg(dir.path().join("keys.db"))
+            .arg("--passphrase-file")
+            .arg(dir.path().join("pass.txt"))
+            .args(["personalize", "--card-timeout", "60", "--reader", reader, "--holders"])
+            .arg(common::fixture("holders/sample.csv"));
+        c
+    };
+    let (first, rx0) = common::spawn(desk("hall-1", readers[0].0).args(["--generation", "3"]));
+    // the batch is made once the first desk asks for its first card; the second desk then joins it
+    let mut pending: Vec<String> = vec![common::expect_line(&rx0, "insert a blank card")];
+    let (second, rx1) = common::spawn(desk("hall-2", readers[1].0).args(["--continue", "1"]));
+    let rxs = [&rx0, &rx1];
+    let mut inserted: [Option<InsertedCard>; 2] = [None, None];
+    let mut serial = 0x4000;
+    let mut issued_by = [0usize; 2];
+    let mut summaries: [Option<String>; 2] = [None, None];
+    let start = std::time::Instant::now();
+    while summaries.iter().any(Option::is_none) {
+        assert!(start.elapsed() < Duration::from_secs(180), "desks did not finish: {summaries:?}");
+        let mut lines: Vec<(usize, String)> = pending.drain(..).map(|l| (0, l)).collect();
+        for (i, rx) in rxs.iter().enumerate() {
+            while let Ok(l) = rx.recv_timeout(Duration::from_millis(50)) {
+                lines.push((i, l));
+            }
+        }
+        for (i, line) in lines {
+            let (name, port) = readers[i];
+            let sel = ReaderSelector::Name(name.into());
+            if line.contains(" issued, ") && line.starts_with("batch 1:") {
+                summaries[i] = Some(line);
+            } else if line.starts_with(&format!("{name}: insert")) {
+                serial += 1;
+                inserted[i] = Some(InsertedCard::insert(SimTransport::new(common::blank(3, serial)), port).unwrap());
+                wait_for_card(&sel, Duration::from_secs(10)).unwrap();
+            } else if line.starts_with(&format!("{name}: remove")) {
+                inserted[i].take().unwrap().remove().unwrap();
+                wait_for_removal(&sel, Duration::from_secs(10)).unwrap();
+            } else if line.starts_with(&format!("{name}: line")) {
+                assert!(!line.contains("FAILED"), "{line}");
+                if line.contains(" issued (") {
+                    issued_by[i] += 1;
+                }
+            }
+        }
+    }
+    for (i, out) in [first.wait_with_output().unwrap(), second.wait_with_output().unwrap()].iter().enumerate() {
+        assert!(out.status.success(), "desk {i}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    for c in inserted.into_iter().flatten() {
+        c.remove().unwrap();
+    }
+    assert_eq!(issued_by.iter().sum::<usize>(), 5, "{summaries:?}");
+    assert!(issued_by.iter().all(|n| *n > 0), "both desks issued cards: {issued_by:?}");
+    for (i, s) in summaries.iter().enumerate() {
+        let s = s.as_deref().unwrap_or_default();
+        assert!(s.contains(&format!("{} issued, 0 failed", issued_by[i])), "{s}");
+    }
+    let j = desk_journal(db.url(), 0, Wait::default());
+    assert_issued_once_each(&j, 1, 5);
+    let by_desk: BTreeMap<String, i64> =
+        j.desk_counts(&Scope::all()).unwrap().into_iter().map(|d| (d.desk, d.cards)).collect();
+    assert_eq!(
+        by_desk,
+        BTreeMap::from([("hall-1".to_owned(), issued_by[0] as i64), ("hall-2".to_owned(), issued_by[1] as i64)])
+    );
+    // status of one desk, from the command line
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_issuance"))
+        .args(["--journal", db.url(), "--json", "status", "--desk", "hall-2"])
+        .output()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["total"], issued_by[1] as i64);
+    assert!(v["cards"].as_array().unwrap().iter().all(|c| c["desk"] == "hall-2" && c["operator"] == "clerk"));
+}

@@ -16,8 +16,8 @@ use secrecy::{ExposeSecret, SecretString};
 
 pub use super::NewCardOwned;
 use super::{
-    now, state, Wait, Assigned, Backend, BatchSettings, BatchSummary, CardRow, Claimed, Desk, DeskCount, NewCard,
-    Replacement, Scope, ScopeValue, REPLACEMENT_SOURCE, SCHEMA_VERSION,
+    now, state, Assigned, Backend, BatchSettings, BatchSummary, CardRow, Claimed, Desk, DeskCount, NewCard,
+    Replacement, Scope, ScopeValue, Wait, REPLACEMENT_SOURCE, SCHEMA_VERSION,
 };
 use crate::{Defect, Error, InputError, JournalError, Row};
 
@@ -324,8 +324,8 @@ impl PgJournal {
         params: &[&(dyn postgres::types::ToSql + Sync)],
     ) -> Result<Vec<CardRow>, Error> {
         self.with(|c| {
-        let rows = c.query(&format!("SELECT {CARD_COLS} FROM cards {clause}"), params)?;
-        card_rows(&rows)
+            let rows = c.query(&format!("SELECT {CARD_COLS} FROM cards {clause}"), params)?;
+            card_rows(&rows)
         })
     }
 
@@ -335,8 +335,8 @@ impl PgJournal {
         params: &[&(dyn postgres::types::ToSql + Sync)],
     ) -> Result<Option<CardRow>, Error> {
         self.with(|c| {
-        let row = c.query_opt(&format!("SELECT {CARD_COLS} FROM cards {clause}"), params)?;
-        Ok(row.as_ref().map(card_row).transpose()?)
+            let row = c.query_opt(&format!("SELECT {CARD_COLS} FROM cards {clause}"), params)?;
+            Ok(row.as_ref().map(card_row).transpose()?)
         })
     }
 }
@@ -412,9 +412,7 @@ impl Backend for PgJournal {
     }
 
     fn schema_version(&self) -> Result<i64, Error> {
-        self.with(|c| {
-        Ok(c.query_one("SELECT max(version) FROM migrations", &[])?.try_get(0)?)
-        })
+        self.with(|c| Ok(c.query_one("SELECT max(version) FROM migrations", &[])?.try_get(0)?))
     }
 
     fn ssn_has_card(&self, ssn: &str) -> Result<bool, Error> {
@@ -435,21 +433,21 @@ impl Backend for PgJournal {
         let settings = settings.map(serde_json::to_string).transpose().map_err(Defect::Json)?;
         let count = big(holders.len() as u64)?;
         self.with(|client| {
-        let mut tx = client.transaction()?;
-        let id: i64 = tx
-            .query_one(
-                "INSERT INTO batches (source, generation, created, holders, settings, desk, operator) \
+            let mut tx = client.transaction()?;
+            let id: i64 = tx
+                .query_one(
+                    "INSERT INTO batches (source, generation, created, holders, settings, desk, operator) \
                  VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
-                &[&source, &i64::from(generation), &now(), &count, &settings, &self.desk.id, &self.desk.operator],
-            )?
-            .try_get(0)?;
-        let insert = tx.prepare("INSERT INTO batch_holders (batch, line, ssn, holder) VALUES ($1, $2, $3, $4)")?;
-        for h in holders {
-            let json = serde_json::to_string(h).map_err(Defect::Json)?;
-            tx.execute(&insert, &[&id, &big(h.line)?, &h.ssn, &json])?;
-        }
-        tx.commit()?;
-        Ok(id)
+                    &[&source, &i64::from(generation), &now(), &count, &settings, &self.desk.id, &self.desk.operator],
+                )?
+                .try_get(0)?;
+            let insert = tx.prepare("INSERT INTO batch_holders (batch, line, ssn, holder) VALUES ($1, $2, $3, $4)")?;
+            for h in holders {
+                let json = serde_json::to_string(h).map_err(Defect::Json)?;
+                tx.execute(&insert, &[&id, &big(h.line)?, &h.ssn, &json])?;
+            }
+            tx.commit()?;
+            Ok(id)
         })
     }
 
@@ -463,29 +461,27 @@ impl Backend for PgJournal {
 
     fn waiting_holders(&self, batch: i64) -> Result<Vec<crate::holders::Holder>, Error> {
         self.with(|c| {
-        let rows = c.query(
-            &format!(
-                "SELECT holder FROM batch_holders h WHERE batch = $1 AND NOT EXISTS (SELECT 1 FROM cards c \
+            let rows = c.query(
+                &format!(
+                    "SELECT holder FROM batch_holders h WHERE batch = $1 AND NOT EXISTS (SELECT 1 FROM cards c \
                  WHERE c.ssn = h.ssn AND c.{LIVE}) ORDER BY line"
-            ),
-            &[&batch],
-        )?;
-        rows.iter().map(|r| holder_of(batch, None, &r.try_get::<_, String>(0)?)).collect()
+                ),
+                &[&batch],
+            )?;
+            rows.iter().map(|r| holder_of(batch, None, &r.try_get::<_, String>(0)?)).collect()
         })
     }
 
     fn last_batch(&self) -> Result<Option<i64>, Error> {
-        self.with(|c| {
-        Ok(c.query_one("SELECT max(id) FROM batches", &[])?.try_get(0)?)
-        })
+        self.with(|c| Ok(c.query_one("SELECT max(id) FROM batches", &[])?.try_get(0)?))
     }
 
     fn new_card(&self, c: &NewCard<'_>, id_of: &dyn Fn(u64) -> Result<Assigned, Error>) -> Result<(i64, u64), Error> {
         self.with(|client| {
-        let mut tx = client.transaction()?;
-        let made = insert_card(&mut tx, &self.desk, c, id_of)?;
-        tx.commit()?;
-        Ok(made)
+            let mut tx = client.transaction()?;
+            let made = insert_card(&mut tx, &self.desk, c, id_of)?;
+            tx.commit()?;
+            Ok(made)
         })
     }
 
@@ -498,44 +494,44 @@ impl Backend for PgJournal {
     ) -> Result<Option<Claimed>, Error> {
         let prefer = prefer.map(big).transpose()?;
         self.with(|client| {
-        loop {
-            let mut tx = client.transaction()?;
-            // the preferred line if it is free and not being claimed, else the first such line
-            let row = tx.query_opt(
-                &format!(
-                    "SELECT line, holder FROM batch_holders h WHERE batch = $1 AND NOT EXISTS \
+            loop {
+                let mut tx = client.transaction()?;
+                // the preferred line if it is free and not being claimed, else the first such line
+                let row = tx.query_opt(
+                    &format!(
+                        "SELECT line, holder FROM batch_holders h WHERE batch = $1 AND NOT EXISTS \
                      (SELECT 1 FROM cards c WHERE c.ssn = h.ssn AND c.{LIVE}) \
                      ORDER BY (line = $2) IS TRUE DESC, line LIMIT 1 FOR UPDATE SKIP LOCKED"
-                ),
-                &[&batch, &prefer],
-            )?;
-            let Some(row) = row else { return Ok(None) };
-            let line: i64 = row.try_get(0)?;
-            let json: String = row.try_get(1)?;
-            let holder = holder_of(batch, Some(line), &json)?;
-            let new = card(&holder)?;
-            // another desk may have made this holder's card after this statement's snapshot: the live-SSN index
-            // refuses the second card, and the next holder is claimed instead
-            tx.execute("SAVEPOINT claim", &[])?;
-            match insert_card(&mut tx, &self.desk, &new.borrow(), id_of) {
-                Ok((id, seq)) => {
-                    tx.commit()?;
-                    return Ok(Some(Claimed { holder, card: id, seq }));
+                    ),
+                    &[&batch, &prefer],
+                )?;
+                let Some(row) = row else { return Ok(None) };
+                let line: i64 = row.try_get(0)?;
+                let json: String = row.try_get(1)?;
+                let holder = holder_of(batch, Some(line), &json)?;
+                let new = card(&holder)?;
+                // another desk may have made this holder's card after this statement's snapshot: the live-SSN index
+                // refuses the second card, and the next holder is claimed instead
+                tx.execute("SAVEPOINT claim", &[])?;
+                match insert_card(&mut tx, &self.desk, &new.borrow(), id_of) {
+                    Ok((id, seq)) => {
+                        tx.commit()?;
+                        return Ok(Some(Claimed { holder, card: id, seq }));
+                    }
+                    Err(Error::Postgres(e)) if is_live_ssn_violation(&e) => {
+                        tx.execute("ROLLBACK TO SAVEPOINT claim", &[])?;
+                        tx.commit()?;
+                    }
+                    Err(e) => return Err(e),
                 }
-                Err(Error::Postgres(e)) if is_live_ssn_violation(&e) => {
-                    tx.execute("ROLLBACK TO SAVEPOINT claim", &[])?;
-                    tx.commit()?;
-                }
-                Err(e) => return Err(e),
             }
-        }
         })
     }
 
     fn card(&self, id: i64) -> Result<CardRow, Error> {
         self.with(|c| {
-        let row = c.query_one(&format!("SELECT {CARD_COLS} FROM cards WHERE id = $1"), &[&id])?;
-        Ok(card_row(&row)?)
+            let row = c.query_one(&format!("SELECT {CARD_COLS} FROM cards WHERE id = $1"), &[&id])?;
+            Ok(card_row(&row)?)
         })
     }
 
@@ -556,11 +552,11 @@ impl Backend for PgJournal {
 
     fn set_state(&self, id: i64, state: &str, error: Option<&str>) -> Result<(), Error> {
         self.with(|c| {
-        c.execute(
-            "UPDATE cards SET state = $2, error = $3, updated = $4 WHERE id = $1",
-            &[&id, &state, &error, &now()],
-        )?;
-        Ok(())
+            c.execute(
+                "UPDATE cards SET state = $2, error = $3, updated = $4 WHERE id = $1",
+                &[&id, &state, &error, &now()],
+            )?;
+            Ok(())
         })
     }
 
@@ -577,45 +573,44 @@ impl Backend for PgJournal {
 
     fn set_key_versions(&self, id: i64, key_versions: &str) -> Result<(), Error> {
         self.with(|c| {
-        c
-            .execute("UPDATE cards SET key_versions = $2, updated = $3 WHERE id = $1", &[&id, &key_versions, &now()])?;
-        Ok(())
+            c.execute("UPDATE cards SET key_versions = $2, updated = $3 WHERE id = $1", &[&id, &key_versions, &now()])?;
+            Ok(())
         })
     }
 
     fn set_costs(&self, id: i64, apdus: u64, bytes: u64, modeled_us: Option<u64>) -> Result<(), Error> {
         self.with(|c| {
-        let modeled = modeled_us.map(big).transpose()?;
-        c.execute(
-            "UPDATE cards SET apdus = $2, bytes = $3, modeled_us = $4 WHERE id = $1",
-            &[&id, &big(apdus)?, &big(bytes)?, &modeled],
-        )?;
-        Ok(())
+            let modeled = modeled_us.map(big).transpose()?;
+            c.execute(
+                "UPDATE cards SET apdus = $2, bytes = $3, modeled_us = $4 WHERE id = $1",
+                &[&id, &big(apdus)?, &big(bytes)?, &modeled],
+            )?;
+            Ok(())
         })
     }
 
     fn step_started(&self, card: i64, attempt: i64, idx: usize, label: &str) -> Result<(), Error> {
         self.with(|c| {
-        c.execute(
-            "INSERT INTO steps (card, attempt, idx, label, state, started, desk, operator) \
+            c.execute(
+                "INSERT INTO steps (card, attempt, idx, label, state, started, desk, operator) \
              VALUES ($1,$2,$3,$4,'started',$5,$6,$7) \
              ON CONFLICT (card, attempt, idx) DO UPDATE SET label = EXCLUDED.label, state = 'started', \
              started = EXCLUDED.started, finished = NULL, detail = NULL, desk = EXCLUDED.desk, \
              operator = EXCLUDED.operator",
-            &[&card, &attempt, &big(idx as u64)?, &label, &now(), &self.desk.id, &self.desk.operator],
-        )?;
-        Ok(())
+                &[&card, &attempt, &big(idx as u64)?, &label, &now(), &self.desk.id, &self.desk.operator],
+            )?;
+            Ok(())
         })
     }
 
     fn step_finished(&self, card: i64, attempt: i64, idx: usize, ok: bool, detail: Option<&str>) -> Result<(), Error> {
         self.with(|c| {
-        let state = if ok { "done" } else { "failed" };
-        c.execute(
-            "UPDATE steps SET state = $4, finished = $5, detail = $6 WHERE card = $1 AND attempt = $2 AND idx = $3",
-            &[&card, &attempt, &big(idx as u64)?, &state, &now(), &detail],
-        )?;
-        Ok(())
+            let state = if ok { "done" } else { "failed" };
+            c.execute(
+                "UPDATE steps SET state = $4, finished = $5, detail = $6 WHERE card = $1 AND attempt = $2 AND idx = $3",
+                &[&card, &attempt, &big(idx as u64)?, &state, &now(), &detail],
+            )?;
+            Ok(())
         })
     }
 
@@ -631,56 +626,58 @@ impl Backend for PgJournal {
 
     fn counts_in(&self, scope: &Scope) -> Result<Vec<(String, i64)>, Error> {
         self.with(|c| {
-        let (clause, values) = scope.clause(&numbered);
-        // a batch is counted from its cards (an index on batch); the rest from the kept counts
-        let sql = if scope.batch.is_some() {
-            format!("SELECT state, count(*) FROM cards {clause} GROUP BY state ORDER BY state")
-        } else {
-            format!(
+            let (clause, values) = scope.clause(&numbered);
+            // a batch is counted from its cards (an index on batch); the rest from the kept counts
+            let sql = if scope.batch.is_some() {
+                format!("SELECT state, count(*) FROM cards {clause} GROUP BY state ORDER BY state")
+            } else {
+                format!(
                 "SELECT state, sum(n)::BIGINT FROM card_counts {clause} GROUP BY state HAVING sum(n) > 0 ORDER BY state"
             )
-        };
-        let params = scope_params(&values);
-        let refs: Vec<&(dyn postgres::types::ToSql + Sync)> = params.iter().map(|p| p.as_ref()).collect();
-        let rows = c.query(&sql, &refs)?;
-        Ok(rows.iter().map(|r| Ok((r.try_get(0)?, r.try_get(1)?))).collect::<Result<Vec<_>, postgres::Error>>()?)
+            };
+            let params = scope_params(&values);
+            let refs: Vec<&(dyn postgres::types::ToSql + Sync)> = params.iter().map(|p| p.as_ref()).collect();
+            let rows = c.query(&sql, &refs)?;
+            Ok(rows.iter().map(|r| Ok((r.try_get(0)?, r.try_get(1)?))).collect::<Result<Vec<_>, postgres::Error>>()?)
         })
     }
 
     fn desk_counts(&self, scope: &Scope) -> Result<Vec<DeskCount>, Error> {
         self.with(|c| {
-        let scope = Scope { batch: None, ..scope.clone() };
-        let (clause, values) = scope.clause(&numbered);
-        let params = scope_params(&values);
-        let refs: Vec<&(dyn postgres::types::ToSql + Sync)> = params.iter().map(|p| p.as_ref()).collect();
-        let rows = c.query(
-            &format!(
-                "SELECT desk, state, sum(n)::BIGINT FROM card_counts {clause} GROUP BY desk, state \
+            let scope = Scope { batch: None, ..scope.clone() };
+            let (clause, values) = scope.clause(&numbered);
+            let params = scope_params(&values);
+            let refs: Vec<&(dyn postgres::types::ToSql + Sync)> = params.iter().map(|p| p.as_ref()).collect();
+            let rows = c.query(
+                &format!(
+                    "SELECT desk, state, sum(n)::BIGINT FROM card_counts {clause} GROUP BY desk, state \
                  HAVING sum(n) > 0 ORDER BY desk, state"
-            ),
-            &refs,
-        )?;
-        Ok(rows
-            .iter()
-            .map(|r| Ok(DeskCount { desk: r.try_get(0)?, state: r.try_get(1)?, cards: r.try_get(2)? }))
-            .collect::<Result<Vec<_>, postgres::Error>>()?)
+                ),
+                &refs,
+            )?;
+            Ok(rows
+                .iter()
+                .map(|r| Ok(DeskCount { desk: r.try_get(0)?, state: r.try_get(1)?, cards: r.try_get(2)? }))
+                .collect::<Result<Vec<_>, postgres::Error>>()?)
         })
     }
 
     fn cards_in(&self, scope: &Scope, limit: Option<u64>) -> Result<Vec<CardRow>, Error> {
         self.with(|c| {
-        let (clause, values) = scope.clause(&numbered);
-        let limit = match limit {
-            Some(n) => format!("LIMIT {}", big(n)?),
-            None => String::new(),
-        };
-        let params = scope_params(&values);
-        let refs: Vec<&(dyn postgres::types::ToSql + Sync)> = params.iter().map(|p| p.as_ref()).collect();
-        let rows = c.query(
-            &format!("SELECT * FROM (SELECT {CARD_COLS} FROM cards {clause} ORDER BY id DESC {limit}) c ORDER BY id"),
-            &refs,
-        )?;
-        card_rows(&rows)
+            let (clause, values) = scope.clause(&numbered);
+            let limit = match limit {
+                Some(n) => format!("LIMIT {}", big(n)?),
+                None => String::new(),
+            };
+            let params = scope_params(&values);
+            let refs: Vec<&(dyn postgres::types::ToSql + Sync)> = params.iter().map(|p| p.as_ref()).collect();
+            let rows = c.query(
+                &format!(
+                    "SELECT * FROM (SELECT {CARD_COLS} FROM cards {clause} ORDER BY id DESC {limit}) c ORDER BY id"
+                ),
+                &refs,
+            )?;
+            card_rows(&rows)
         })
     }
 
@@ -692,54 +689,57 @@ impl Backend for PgJournal {
         holder: &crate::holders::Holder,
     ) -> Result<i64, Error> {
         self.with(|client| {
-        let mut tx = client.transaction()?;
-        let row = tx.query_one("SELECT state, card_number FROM cards WHERE id = $1 FOR UPDATE", &[&old])?;
-        let (st, number): (String, String) = (row.try_get(0)?, row.try_get(1)?);
-        if st != state::ISSUED {
-            return Err(InputError::NotReplaceable { card_number: number, state: st }.into());
-        }
-        let t = now();
-        let batch: i64 = tx
-            .query_one(
-                "INSERT INTO batches (source, generation, created, holders) \
+            let mut tx = client.transaction()?;
+            let row = tx.query_one("SELECT state, card_number FROM cards WHERE id = $1 FOR UPDATE", &[&old])?;
+            let (st, number): (String, String) = (row.try_get(0)?, row.try_get(1)?);
+            if st != state::ISSUED {
+                return Err(InputError::NotReplaceable { card_number: number, state: st }.into());
+            }
+            let t = now();
+            let batch: i64 = tx
+                .query_one(
+                    "INSERT INTO batches (source, generation, created, holders) \
                  SELECT $3 || card_number, generation, $2, 1 FROM cards WHERE id = $1 RETURNING id",
-                &[&old, &t, &REPLACEMENT_SOURCE],
-            )?
-            .try_get(0)?;
-        let json = serde_json::to_string(holder).map_err(Defect::Json)?;
-        tx.execute(
-            "INSERT INTO batch_holders (batch, line, ssn, holder) VALUES ($1, $2, $3, $4)",
-            &[&batch, &big(holder.line)?, &holder.ssn, &json],
-        )?;
-        tx.execute(
-            "INSERT INTO replacements (old_card, batch, old_blocked, reason, at) VALUES ($1, $2, $3, $4, $5)",
-            &[&old, &batch, &blocked, &reason, &t],
-        )?;
-        let note = if blocked {
-            format!("replaced (batch {batch}): {reason}; application blocked on the card")
-        } else {
-            format!("replaced (batch {batch}): {reason}; card not presented: its application was NOT blocked")
-        };
-        tx.execute("UPDATE cards SET state = 'replaced', error = $2, updated = $3 WHERE id = $1", &[&old, &note, &t])?;
-        tx.commit()?;
-        Ok(batch)
+                    &[&old, &t, &REPLACEMENT_SOURCE],
+                )?
+                .try_get(0)?;
+            let json = serde_json::to_string(holder).map_err(Defect::Json)?;
+            tx.execute(
+                "INSERT INTO batch_holders (batch, line, ssn, holder) VALUES ($1, $2, $3, $4)",
+                &[&batch, &big(holder.line)?, &holder.ssn, &json],
+            )?;
+            tx.execute(
+                "INSERT INTO replacements (old_card, batch, old_blocked, reason, at) VALUES ($1, $2, $3, $4, $5)",
+                &[&old, &batch, &blocked, &reason, &t],
+            )?;
+            let note = if blocked {
+                format!("replaced (batch {batch}): {reason}; application blocked on the card")
+            } else {
+                format!("replaced (batch {batch}): {reason}; card not presented: its application was NOT blocked")
+            };
+            tx.execute(
+                "UPDATE cards SET state = 'replaced', error = $2, updated = $3 WHERE id = $1",
+                &[&old, &note, &t],
+            )?;
+            tx.commit()?;
+            Ok(batch)
         })
     }
 
     fn replacement(&self, old: i64) -> Result<Option<Replacement>, Error> {
         self.with(|c| {
-        let row = c.query_opt(
-            "SELECT old_card, batch, old_blocked, reason, at FROM replacements WHERE old_card = $1",
-            &[&old],
-        )?;
-        let Some(r) = row else { return Ok(None) };
-        Ok(Some(Replacement {
-            old_card: r.try_get(0)?,
-            batch: r.try_get(1)?,
-            old_blocked: r.try_get(2)?,
-            reason: r.try_get(3)?,
-            at: r.try_get(4)?,
-        }))
+            let row = c.query_opt(
+                "SELECT old_card, batch, old_blocked, reason, at FROM replacements WHERE old_card = $1",
+                &[&old],
+            )?;
+            let Some(r) = row else { return Ok(None) };
+            Ok(Some(Replacement {
+                old_card: r.try_get(0)?,
+                batch: r.try_get(1)?,
+                old_blocked: r.try_get(2)?,
+                reason: r.try_get(3)?,
+                at: r.try_get(4)?,
+            }))
         })
     }
 
@@ -749,57 +749,58 @@ impl Backend for PgJournal {
 
     fn batch_info(&self, batch: i64) -> Result<Option<(u8, String)>, Error> {
         self.with(|c| {
-        let row = c.query_opt("SELECT generation, source FROM batches WHERE id = $1", &[&batch])?;
-        let Some(r) = row else { return Ok(None) };
-        let (g, source): (i64, String) = (r.try_get(0)?, r.try_get(1)?);
-        let g = u8::try_from(g).map_err(|_| JournalError::Generation { row: Row::Batch(batch), generation: g })?;
-        Ok(Some((g, source)))
+            let row = c.query_opt("SELECT generation, source FROM batches WHERE id = $1", &[&batch])?;
+            let Some(r) = row else { return Ok(None) };
+            let (g, source): (i64, String) = (r.try_get(0)?, r.try_get(1)?);
+            let g = u8::try_from(g).map_err(|_| JournalError::Generation { row: Row::Batch(batch), generation: g })?;
+            Ok(Some((g, source)))
         })
     }
 
     fn batch_summaries_in(&self, scope: &Scope) -> Result<Vec<BatchSummary>, Error> {
         self.with(|c| {
-        let rows = c.query(
-            &format!(
-                "SELECT b.id, b.source, b.generation, b.holders, \
+            let rows = c.query(
+                &format!(
+                    "SELECT b.id, b.source, b.generation, b.holders, \
                  (SELECT count(*) FROM cards c WHERE c.batch = b.id AND c.state = 'issued'), \
                  (SELECT count(*) FROM batch_holders h WHERE h.batch = b.id AND NOT EXISTS (SELECT 1 FROM cards c \
                   WHERE c.ssn = h.ssn AND c.{LIVE})), b.desk, b.operator \
                  FROM batches b WHERE ($1::TEXT IS NULL OR b.desk = $1) AND ($2::BIGINT IS NULL OR b.id = $2) \
                  ORDER BY b.id"
-            ),
-            &[&scope.desk, &scope.batch],
-        )?;
-        let summaries = rows
-            .iter()
-            .map(|r| {
-                Ok(BatchSummary {
-                    id: r.try_get(0)?,
-                    source: r.try_get(1)?,
-                    generation: r.try_get(2)?,
-                    holders: r.try_get(3)?,
-                    issued: r.try_get(4)?,
-                    remaining: r.try_get(5)?,
-                    desk: r.try_get(6)?,
-                    operator: r.try_get(7)?,
+                ),
+                &[&scope.desk, &scope.batch],
+            )?;
+            let summaries = rows
+                .iter()
+                .map(|r| {
+                    Ok(BatchSummary {
+                        id: r.try_get(0)?,
+                        source: r.try_get(1)?,
+                        generation: r.try_get(2)?,
+                        holders: r.try_get(3)?,
+                        issued: r.try_get(4)?,
+                        remaining: r.try_get(5)?,
+                        desk: r.try_get(6)?,
+                        operator: r.try_get(7)?,
+                    })
                 })
-            })
-            .collect::<Result<Vec<_>, postgres::Error>>()?;
-        Ok(summaries)
+                .collect::<Result<Vec<_>, postgres::Error>>()?;
+            Ok(summaries)
         })
     }
 
     fn batch_settings(&self, batch: i64) -> Result<Option<BatchSettings>, Error> {
         self.with(|c| {
-        let row = c.query_opt("SELECT settings FROM batches WHERE id = $1", &[&batch])?;
-        let text: Option<String> = match row {
-            Some(r) => r.try_get(0)?,
-            None => None,
-        };
-        text.map(|t| {
-            serde_json::from_str(&t).map_err(|source| JournalError::Settings { row: Row::Batch(batch), source }.into())
-        })
-        .transpose()
+            let row = c.query_opt("SELECT settings FROM batches WHERE id = $1", &[&batch])?;
+            let text: Option<String> = match row {
+                Some(r) => r.try_get(0)?,
+                None => None,
+            };
+            text.map(|t| {
+                serde_json::from_str(&t)
+                    .map_err(|source| JournalError::Settings { row: Row::Batch(batch), source }.into())
+            })
+            .transpose()
         })
     }
 
