@@ -20,7 +20,6 @@ use card_core::profile::Generation;
 use card_core::transport::{wait_for_card, wait_for_removal, PcscTransport, ReaderSelector};
 use card_sim::vpcd::InsertedCard;
 use card_sim::SimTransport;
-use issuance::holders::Holder;
 use issuance::journal::Journal;
 use issuance::prepare::{Settings, StoreKeySource};
 use issuance::run::Issuer;
