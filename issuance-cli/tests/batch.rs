@@ -22,11 +22,12 @@ fn sigint(child: &common::Running) {
     assert!(ok.success());
 }
 
-/// Waits until the journal shows a card in `state`.
-fn wait_for_state(journal: &Path, state: &str) {
+/// Waits until the journal of `dir` shows a card in `state`.
+fn wait_for_state(dir: &Path, state: &str) {
     let deadline = Instant::now() + Duration::from_secs(30);
+    let location = issuance::journal::Location::new(common::journal_arg(dir).into());
     loop {
-        if let Ok(j) = Journal::open(journal) {
+        if let Ok(j) = Journal::open_at(&location, None) {
             if j.cards().unwrap_or_default().iter().any(|c| c.state == state) {
                 return;
             }
@@ -70,7 +71,7 @@ fn ctrl_c_during_a_card_stops_after_it_and_the_batch_continues() {
     assert!(asked.contains("line 2 "), "{asked}");
     let card = Reader0::insert(SimTransport::new(common::blank(2, 0x7000)));
     // the first card is under way: Ctrl-C
-    wait_for_state(&dir.path().join("journal.db"), "personalizing");
+    wait_for_state(dir.path(), "personalizing");
     sigint(&child);
     let done = common::expect_line(&rx, "line 2 ");
     assert!(done.contains("issued"), "the card under way is finished: {done}");

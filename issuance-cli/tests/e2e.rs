@@ -11,7 +11,6 @@ use std::time::Duration;
 use card_core::profile::Generation;
 use card_core::transport::PcscTransport;
 use card_sim::SimTransport;
-use issuance::journal::Journal;
 use issuance::prepare::Settings;
 use issuance::run::Issuer;
 use testkit::{vpcd_lock, Reader0, READER};
@@ -131,7 +130,7 @@ fn one_card_through_pcscd_in_process() {
     let dir = tempfile::tempdir().unwrap();
     common::setup(dir.path());
     let keys = common::key_source(&dir.path().join("keys.db"));
-    let journal = Journal::in_memory().unwrap();
+    let journal = common::fresh_journal();
     let holders = common::sample(Generation::THREE);
     let batch = journal.new_batch("sample.csv", 3, &holders).unwrap();
     let issuer = Issuer::reference(&keys, &journal, Settings::new(Generation::THREE));
@@ -155,7 +154,7 @@ fn cli_replaces_a_presented_card_and_an_absent_one() {
     common::setup(dir.path());
     // two cards issued earlier (in process, into the CLI's journal)
     let keys = common::key_source(&dir.path().join("keys.db"));
-    let journal = Journal::open(&dir.path().join("journal.db")).unwrap();
+    let journal = common::journal(dir.path());
     let holders = common::sample(Generation::TWO);
     let batch = journal.new_batch("sample.csv", 2, &holders).unwrap();
     let issuer = Issuer::reference(&keys, &journal, Settings::new(Generation::TWO));

@@ -5,7 +5,6 @@ mod common;
 
 use card_core::profile::Generation;
 use card_sim::SimTransport;
-use issuance::journal::Journal;
 use issuance::prepare::Settings;
 use issuance::run::Issuer;
 
@@ -14,7 +13,7 @@ fn issue_one(g: u8) -> (u64, u64, std::time::Duration) {
     let store = dir.path().join("keys.db");
     common::make_store(&store);
     let keys = common::key_source(&store);
-    let journal = Journal::in_memory().unwrap();
+    let journal = common::fresh_journal();
     let gen = Generation::new(g).unwrap();
     let holders = common::sample(gen);
     let batch = journal.new_batch("sample.csv", g, &holders).unwrap();
@@ -62,7 +61,7 @@ fn photo_is_written_in_chunks_and_read_back() {
     let store = dir.path().join("keys.db");
     common::make_store(&store);
     let keys = common::key_source(&store);
-    let journal = Journal::in_memory().unwrap();
+    let journal = common::fresh_journal();
     let mut holders = common::sample(Generation::THREE);
     let mut jpeg = vec![0xFF, 0xD8];
     jpeg.extend((0..1000u32).map(|i| (i * 7) as u8));
@@ -87,8 +86,8 @@ fn cancel_withdraws_an_issued_card() {
     let store = dir.path().join("keys.db");
     common::make_store(&store);
     let keys = common::key_source(&store);
-    let journal_path = dir.path().join("journal.db");
-    let journal = Journal::open(&journal_path).unwrap();
+    let journal_path = common::journal_arg(dir.path());
+    let journal = common::journal(dir.path());
     let gen = Generation::new(2).unwrap();
     let holders = common::sample(gen);
     let settings = Settings::new(gen);
@@ -125,8 +124,8 @@ fn status_text_shows_batches() {
     let store = dir.path().join("keys.db");
     common::make_store(&store);
     let keys = common::key_source(&store);
-    let journal_path = dir.path().join("journal.db");
-    let journal = Journal::open(&journal_path).unwrap();
+    let journal_path = common::journal_arg(dir.path());
+    let journal = common::journal(dir.path());
     let gen = Generation::TWO;
     let holders = common::sample(gen);
     let issuer = Issuer::reference(&keys, &journal, Settings::new(gen));
@@ -188,7 +187,7 @@ fn a_name_outside_gbk_is_issued_and_read_back_whole() {
     common::make_store(&store);
     let keys = common::key_source(&store);
     for g in [Generation::TWO, Generation::THREE] {
-        let journal = Journal::in_memory().unwrap();
+        let journal = common::fresh_journal();
         let holders = holders_of(
             g,
             "371702198101010112,张𠮷,,1,01,371702,19810101,371700,,\n\
@@ -227,7 +226,7 @@ fn a_deployment_profile_moves_the_name_extension() {
     common::make_store(&store);
     let keys = common::key_source(&store);
     for g in [Generation::TWO, Generation::THREE] {
-        let journal = Journal::in_memory().unwrap();
+        let journal = common::fresh_journal();
         let holders = holders_of(g, "371702198101010112,张𠮷,,1,01,371702,19810101,371700,,\n");
         // the plan: EF06 record 3 is tag 4F, 24 bytes of GB 18030, 00-padded
         let card = issuance::prepare::prepare(&holders[0], 9, &Settings::new(g)).unwrap();

@@ -86,7 +86,6 @@ fn tdes_only_store(dir: &std::path::Path) -> issuance::prepare::StoreKeySource {
 #[test]
 fn generation_3_from_a_3des_store_says_what_to_do() {
     use card_core::crypto::Algorithm;
-    use issuance::journal::Journal;
     use issuance::prepare::KeySource;
     use issuance::run::Issuer;
 
@@ -107,7 +106,7 @@ fn generation_3_from_a_3des_store_says_what_to_do() {
     assert!(e.contains("no active SM4 ") && e.contains("--version 2 --activate"), "{e}");
 
     // issuing: refused before a card row is made or an APDU sent
-    let journal = Journal::in_memory().unwrap();
+    let journal = common::fresh_journal();
     let batch = journal.new_batch("sample.csv", 3, &holders).unwrap();
     let mut sim = card_sim::SimTransport::new(common::blank(3, 0x4242));
     let issuer = Issuer::reference(&keys, &journal, Settings::new(g3));
@@ -149,7 +148,7 @@ fn generation_3_from_a_3des_store_says_what_to_do() {
         .unwrap();
     assert_eq!(o.status.code(), Some(6), "{}", String::from_utf8_lossy(&o.stderr));
     assert!(String::from_utf8_lossy(&o.stderr).contains("--version 2 --activate"));
-    assert_eq!(Journal::open(&dir.path().join("journal.db")).unwrap().last_batch().unwrap(), None);
+    assert_eq!(common::journal(dir.path()).last_batch().unwrap(), None);
 
     // the SM4 set at version 2, beside the 3DES v1 set: generation 3 plans use it, generation 2 the 3DES v1
     let mut store = key_mgmt::KeyStore::open(&dir.path().join("keys.db")).unwrap();

@@ -11,7 +11,6 @@ use card_core::profile::{Generation, Profile};
 use card_core::transport::Transport;
 use card_sim::SimTransport;
 use issuance::cos::{authenticate, select_aid, CosAdapter, ReferenceCos};
-use issuance::journal::Journal;
 use issuance::prepare::{KeySource, Settings};
 use issuance::rekey::Rekeyed;
 use issuance::run::{chip_of, Issuer};
@@ -22,7 +21,7 @@ fn rekey_one(g: u8) {
     let path = dir.path().join("keys.db");
     common::make_store(&path);
     let keys = common::key_source(&path);
-    let journal = Journal::in_memory().unwrap();
+    let journal = common::fresh_journal();
     let gen = Generation::new(g).unwrap();
     let holders = common::sample(gen);
     let batch = journal.new_batch("sample.csv", g, &holders).unwrap();
@@ -89,9 +88,8 @@ fn cli_rekeys_the_card_in_the_reader() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("keys.db");
     common::setup(dir.path());
-    let journal_path = dir.path().join("journal.db");
     let keys = common::key_source(&path);
-    let journal = Journal::open(&journal_path).unwrap();
+    let journal = common::journal(dir.path());
     let holders = common::sample(Generation::THREE);
     let batch = journal.new_batch("sample.csv", 3, &holders).unwrap();
     let issuer = Issuer::reference(&keys, &journal, Settings::new(Generation::THREE));

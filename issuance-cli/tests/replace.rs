@@ -37,7 +37,7 @@ fn desk(g: u8) -> Desk {
     let store = dir.path().join("keys.db");
     common::make_store(&store);
     let keys = common::key_source(&store);
-    let journal = Journal::open(&dir.path().join("journal.db")).unwrap();
+    let journal = common::journal(dir.path());
     let holders = common::sample(Generation::new(g).unwrap());
     let batch = journal.new_batch("sample.csv", g, &holders).unwrap();
     Desk { _dir: dir, keys, journal, holders, batch }

@@ -73,7 +73,7 @@ fn tear_everywhere(g: u8) {
     let pin_of = |ssn: &str| holders.iter().find(|h| h.ssn == ssn).and_then(|h| h.pin.as_ref());
 
     let r = {
-        let journal = Journal::in_memory().unwrap();
+        let journal = common::fresh_journal();
         let batch = journal.new_batch("sample.csv", g, &holders).unwrap();
         let mut sim = SimTransport::new(common::blank(g, SERIAL));
         let iss = issuer(&keys, &journal, gen);
@@ -98,7 +98,7 @@ fn tear_everywhere(g: u8) {
         let reached = |n: u64, point: u64| n > point || (n == point && when == TearPoint::AfterWrite);
         for n in 1..=r.total {
             let at = format!("tear {when:?} at APDU {n} of {}", r.total);
-            let journal = Journal::in_memory().unwrap();
+            let journal = common::fresh_journal();
             let batch = journal.new_batch("sample.csv", g, &holders).unwrap();
             let iss = issuer(&keys, &journal, gen);
             let mut sim = SimTransport::new(common::blank(g, SERIAL));

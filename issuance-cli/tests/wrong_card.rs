@@ -33,7 +33,7 @@ fn desk(g: Generation) -> Desk {
     let store = dir.path().join("keys.db");
     common::make_store(&store);
     let keys = common::key_source(&store);
-    let journal = Journal::in_memory().unwrap();
+    let journal = common::fresh_journal();
     let holders = common::sample(g);
     let batch = journal.new_batch("sample.csv", g.number(), &holders).unwrap();
     Desk { _dir: dir, keys, journal, holders, batch }

@@ -46,10 +46,70 @@ pub fn setup(dir: &Path) {
     std::fs::write(dir.join("pass.txt"), format!("{PASSPHRASE}\n")).unwrap();
 }
 
+/// The journal backend the issuance suite runs on: SQLite (the default), or PostgreSQL when
+/// `ISSUANCE_TEST_BACKEND=postgresql` — a database per journal on `SSCARD_TEST_PG_URL`'s server (`cargo xtask test`
+/// runs the suite a second time so).
+pub fn on_postgres() -> bool {
+    match std::env::var("ISSUANCE_TEST_BACKEND").as_deref() {
+        Ok("postgresql") => {
+            assert!(
+                std::env::var("SSCARD_TEST_PG_URL").is_ok_and(|u| !u.is_empty()),
+                "ISSUANCE_TEST_BACKEND=postgresql needs SSCARD_TEST_PG_URL (cargo xtask test sets both)"
+            );
+            true
+        }
+        Ok("sqlite") | Err(_) => false,
+        Ok(other) => panic!("ISSUANCE_TEST_BACKEND={other}: sqlite or postgresql"),
+    }
+}
+
+/// A new database on the test server for one journal; it stays there (the server is the run's throwaway).
+fn new_database() -> String {
+    static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = N.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    let db = testkit::pg::TestDb::new(&format!("suite_{n}"));
+    let url = db.url().to_owned();
+    std::mem::forget(db);
+    url
+}
+
+/// A new, empty journal: in memory on SQLite, a new database on PostgreSQL.
+pub fn fresh_journal() -> issuance::journal::Journal {
+    if on_postgres() {
+        let password = std::env::var("PGPASSWORD").ok().map(secrecy::SecretString::from);
+        issuance::journal::Journal::open_at(&issuance::journal::Location::new(new_database().into()), password.as_ref())
+            .unwrap()
+    } else {
+        issuance::journal::Journal::in_memory().unwrap()
+    }
+}
+
+/// What `--journal` names for `dir`: `dir/journal.db`, or on PostgreSQL the URL of `dir`'s database (made on
+/// first use, its URL kept in `dir/journal.url`).
+pub fn journal_arg(dir: &Path) -> std::ffi::OsString {
+    if !on_postgres() {
+        return dir.join("journal.db").into_os_string();
+    }
+    let kept = dir.join("journal.url");
+    if let Ok(url) = std::fs::read_to_string(&kept) {
+        return url.into();
+    }
+    let url = new_database();
+    std::fs::write(&kept, &url).unwrap();
+    url.into()
+}
+
+/// The journal of `dir`: the one `issuance(dir)` uses.
+pub fn journal(dir: &Path) -> issuance::journal::Journal {
+    let password = std::env::var("PGPASSWORD").ok().map(secrecy::SecretString::from);
+    let location = issuance::journal::Location::new(journal_arg(dir).into());
+    issuance::journal::Journal::open_at(&location, password.as_ref()).unwrap()
+}
+
 /// The `issuance` program with the journal, key store and passphrase file of `dir`.
 pub fn issuance(dir: &Path) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_issuance"));
-    c.arg("--journal").arg(dir.join("journal.db"));
+    c.arg("--journal").arg(journal_arg(dir));
     c.arg("--keystore").arg(dir.join("keys.db"));
     c.arg("--passphrase-file").arg(dir.join("pass.txt"));
     c
