@@ -814,7 +814,7 @@ fn import_pg(
     dump: &super::transfer::Dump,
     source: &str,
 ) -> Result<super::transfer::ImportReport, Error> {
-    use super::transfer::{CardKey, ImportReport, CARD_INSERT_COLS, KEY_COLS};
+    use super::transfer::{CardKey, ImportReport, CARD_INSERT_COLS, KEY_COLS, LIVE_SSN};
     use std::collections::{BTreeMap, HashMap};
 
     dump.check()?;
@@ -845,7 +845,7 @@ fn import_pg(
                  ON c.region = d.region AND c.card_number = d.number \
              UNION SELECT {qualified} FROM cards c JOIN unnest($2::TEXT[], $4::BIGINT[]) AS d(region, seq) \
                  ON c.region = d.region AND c.seq = d.seq \
-             UNION SELECT {KEY_COLS} FROM cards WHERE ssn = ANY($5) AND {LIVE} \
+             UNION SELECT {KEY_COLS} FROM cards WHERE ssn = ANY($5) AND {LIVE_SSN} \
              UNION SELECT {KEY_COLS} FROM cards WHERE chip = ANY($6) \
                  AND state IN ('pending','personalizing','written','verified','failed') \
              ORDER BY id"

@@ -656,7 +656,7 @@ fn import_sqlite(
     dump: &super::transfer::Dump,
     source: &str,
 ) -> Result<super::transfer::ImportReport, Error> {
-    use super::transfer::{CardKey, ImportReport, CARD_INSERT_COLS, KEY_COLS};
+    use super::transfer::{CardKey, ImportReport, CARD_INSERT_COLS, KEY_COLS, LIVE_SSN};
     use std::collections::{HashMap, HashSet};
 
     dump.check()?;
@@ -668,7 +668,7 @@ fn import_sqlite(
             "SELECT {KEY_COLS} FROM cards WHERE card_id = ?1 \
              UNION SELECT {KEY_COLS} FROM cards WHERE region = ?2 AND card_number = ?3 \
              UNION SELECT {KEY_COLS} FROM cards WHERE region = ?2 AND seq = ?4 \
-             UNION SELECT {KEY_COLS} FROM cards WHERE ssn = ?5 AND {LIVE} \
+             UNION SELECT {KEY_COLS} FROM cards WHERE ssn = ?5 AND {LIVE_SSN} \
              UNION SELECT {KEY_COLS} FROM cards WHERE chip = ?6 AND state IN \
              ('pending','personalizing','written','verified','failed')"
         ))?;

@@ -743,6 +743,9 @@ impl Keys {
     }
 }
 
+/// A live card (as [`CardKey`] says) in the words of the partial index `cards_live_ssn`, so that it is used.
+pub(super) const LIVE_SSN: &str = "state IN ('pending','personalizing','written','verified','failed','issued')";
+
 /// The columns of [`CardKey`], in its order, for a `SELECT`.
 pub(super) const KEY_COLS: &str = "id, card_id, card_number, region, seq, ssn, chip, state";
 
