@@ -355,6 +355,9 @@ pub enum InputError {
         #[source]
         source: std::io::Error,
     },
+    /// A journal or dump to import cannot be: not a journal, a newer schema, a dump cut short.
+    #[error(transparent)]
+    Transfer(crate::journal::transfer::TransferError),
 }
 
 /// The card answered something that makes no sense.
@@ -803,6 +806,9 @@ pub enum Defect {
         /// The binary's length.
         len: usize,
     },
+    /// An imported row refers to a row the import did not make (the dump was checked before).
+    #[error("an imported row refers to a row not imported")]
+    ImportReference,
     /// rustls refused a TLS configuration that is fixed in this program.
     #[error("TLS configuration: {0}")]
     Tls(#[source] rustls::Error),

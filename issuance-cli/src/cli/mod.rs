@@ -3,6 +3,7 @@
 //! the command line.
 
 mod cancel;
+mod journal;
 mod personalize;
 mod pin;
 mod plan;
@@ -105,6 +106,8 @@ enum Command {
     UnblockPin(pin::Args),
     /// At the desk: set a holder's PIN to a new value (RLK from the key store).
     ReloadPin(pin::Args),
+    /// Move a desk's journal into this one (`import`), or write this one out (`export`).
+    Journal(journal::Args),
 }
 
 /// Batch settings shared by `validate`, `plan` and `personalize`.
@@ -167,6 +170,7 @@ impl Cli {
             Command::Replace(a) => replace::run(&g, a),
             Command::UnblockPin(a) => pin::run(&g, a, pin::Service::Unblock),
             Command::ReloadPin(a) => pin::run(&g, a, pin::Service::Reload),
+            Command::Journal(a) => journal::run(&g, a),
         };
         match result {
             Ok(()) => ExitCode::SUCCESS,

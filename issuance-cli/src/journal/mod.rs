@@ -13,6 +13,7 @@
 pub mod pg;
 mod pg_tls;
 pub mod sqlite;
+pub mod transfer;
 
 use std::ops::Deref;
 use std::path::{Path, PathBuf};
@@ -413,6 +414,15 @@ pub trait Backend {
     /// Cards of `batch` that are under way or stopped (`pending` … `verified`, `failed`): `resume` finishes
     /// them with the card in a reader; continuing the batch leaves their holders alone.
     fn unfinished_cards_of_batch(&self, batch: i64) -> Result<Vec<CardRow>, Error>;
+
+    /// The whole journal as a portable dump (every row and column, ids kept), read in one transaction.
+    fn export(&self) -> Result<transfer::Dump, Error>;
+
+    /// Imports `dump` (read from `source`, named in the report) in one transaction: every card is checked against
+    /// this journal and the dump's other cards first, and if any collides the report lists each collision and
+    /// nothing is imported. Otherwise batches, holders, cards, steps and replacements get new ids (card ids,
+    /// numbers, sequence numbers and states kept); a row without a desk gets this journal's desk.
+    fn import(&self, dump: &transfer::Dump, source: &str) -> Result<transfer::ImportReport, Error>;
 }
 
 /// The journal: one backend behind [`Backend`]; every method of [`Backend`] is called on it.

@@ -810,4 +810,295 @@ impl Backend for PgJournal {
             &[&batch],
         )
     }
+
+    fn export(&self) -> Result<super::transfer::Dump, Error> {
+        let mut client = self.client()?;
+        let mut tx = client
+            .build_transaction()
+            .isolation_level(postgres::IsolationLevel::RepeatableRead)
+            .read_only(true)
+            .start()?;
+        let dump = dump_pg(&mut tx)?;
+        tx.commit()?;
+        Ok(dump)
+    }
+
+    fn import(&self, dump: &super::transfer::Dump, source: &str) -> Result<super::transfer::ImportReport, Error> {
+        let mut client = self.client()?;
+        let mut tx = client.transaction()?;
+        let report = import_pg(&mut tx, &self.desk, dump, source)?;
+        if report.imported() {
+            tx.commit()?;
+        }
+        Ok(report)
+    }
+}
+
+/// The advisory lock key that serializes imports ("SSCARDI").
+const IMPORT_LOCK: i64 = 0x0053_5343_4152_4449;
+
+/// The whole journal, read in `tx` (one snapshot).
+fn dump_pg(tx: &mut postgres::Transaction<'_>) -> Result<super::transfer::Dump, Error> {
+    use super::transfer::{
+        BatchRecord, CardRecord, Dump, HolderRecord, ReplacementRecord, StepRecord, CARD_INSERT_COLS,
+    };
+    use std::collections::HashMap;
+
+    let schema: i64 = tx.query_one("SELECT max(version) FROM migrations", &[])?.try_get(0)?;
+    let mut holders: HashMap<i64, Vec<HolderRecord>> = HashMap::new();
+    for r in tx.query("SELECT batch, line, ssn, holder FROM batch_holders ORDER BY batch, line", &[])? {
+        holders.entry(r.try_get(0)?).or_default().push(HolderRecord {
+            line: r.try_get(1)?,
+            ssn: r.try_get(2)?,
+            holder: r.try_get(3)?,
+        });
+    }
+    let mut batches = Vec::new();
+    for r in tx.query(
+        "SELECT id, source, generation, created, holders, settings, desk, operator FROM batches ORDER BY id",
+        &[],
+    )? {
+        let id: i64 = r.try_get(0)?;
+        batches.push(BatchRecord {
+            id,
+            source: r.try_get(1)?,
+            generation: r.try_get(2)?,
+            created: r.try_get(3)?,
+            holders: r.try_get(4)?,
+            settings: r.try_get(5)?,
+            desk: r.try_get(6)?,
+            operator: r.try_get(7)?,
+            holder_rows: holders.remove(&id).unwrap_or_default(),
+        });
+    }
+    let mut cards = Vec::new();
+    for r in tx.query(&format!("SELECT id, {CARD_INSERT_COLS} FROM cards ORDER BY id"), &[])? {
+        cards.push(CardRecord {
+            id: r.try_get(0)?,
+            batch: r.try_get(1)?,
+            holder_line: r.try_get(2)?,
+            ssn: r.try_get(3)?,
+            region: r.try_get(4)?,
+            seq: r.try_get(5)?,
+            card_id: r.try_get(6)?,
+            card_number: r.try_get(7)?,
+            generation: r.try_get(8)?,
+            chip: r.try_get(9)?,
+            atr: r.try_get(10)?,
+            reader: r.try_get(11)?,
+            issue_date: r.try_get(12)?,
+            expiry_date: r.try_get(13)?,
+            card_type: r.try_get(14)?,
+            state: r.try_get(15)?,
+            attempt: r.try_get(16)?,
+            key_versions: r.try_get(17)?,
+            error: r.try_get(18)?,
+            apdus: r.try_get(19)?,
+            bytes: r.try_get(20)?,
+            modeled_us: r.try_get(21)?,
+            created: r.try_get(22)?,
+            updated: r.try_get(23)?,
+            desk: r.try_get(24)?,
+            operator: r.try_get(25)?,
+        });
+    }
+    let mut steps = Vec::new();
+    for r in tx.query(
+        "SELECT card, attempt, idx, label, state, started, finished, detail, desk, operator FROM steps \
+         ORDER BY card, attempt, idx",
+        &[],
+    )? {
+        steps.push(StepRecord {
+            card: r.try_get(0)?,
+            attempt: r.try_get(1)?,
+            idx: r.try_get(2)?,
+            label: r.try_get(3)?,
+            state: r.try_get(4)?,
+            started: r.try_get(5)?,
+            finished: r.try_get(6)?,
+            detail: r.try_get(7)?,
+            desk: r.try_get(8)?,
+            operator: r.try_get(9)?,
+        });
+    }
+    let mut replacements = Vec::new();
+    for r in tx.query("SELECT old_card, batch, old_blocked, reason, at FROM replacements ORDER BY old_card", &[])? {
+        replacements.push(ReplacementRecord {
+            old_card: r.try_get(0)?,
+            batch: r.try_get(1)?,
+            old_blocked: r.try_get(2)?,
+            reason: r.try_get(3)?,
+            at: r.try_get(4)?,
+        });
+    }
+    let dump = Dump { schema, batches, cards, steps, replacements };
+    dump.check()?;
+    Ok(dump)
+}
+
+/// [`Backend::import`] in `tx` (committed by the caller when there is no conflict). Imports are serialized by an
+/// advisory lock, and the counters of the dump's regions are locked before the check, so no desk allocates a
+/// number there until the import ends; they are raised to the highest sequence number imported.
+fn import_pg(
+    tx: &mut postgres::Transaction<'_>,
+    desk: &Desk,
+    dump: &super::transfer::Dump,
+    source: &str,
+) -> Result<super::transfer::ImportReport, Error> {
+    use super::transfer::{CardKey, ImportReport, CARD_INSERT_COLS, KEY_COLS, LIVE_SSN};
+    use std::collections::{BTreeMap, HashMap};
+
+    dump.check()?;
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&IMPORT_LOCK])?;
+    let mut top: BTreeMap<&str, i64> = BTreeMap::new();
+    for c in &dump.cards {
+        let t = top.entry(c.region.as_str()).or_insert(0);
+        *t = (*t).max(c.seq);
+    }
+    let regions: Vec<&str> = top.keys().copied().collect();
+    tx.execute(
+        "INSERT INTO region_counters (region, last_seq) SELECT r, 0 FROM unnest($1::TEXT[]) AS r \
+         ON CONFLICT (region) DO NOTHING",
+        &[&regions],
+    )?;
+    tx.query("SELECT region FROM region_counters WHERE region = ANY($1) ORDER BY region FOR UPDATE", &[&regions])?;
+    let ids: Vec<&str> = dump.cards.iter().map(|c| c.card_id.as_str()).collect();
+    let card_regions: Vec<&str> = dump.cards.iter().map(|c| c.region.as_str()).collect();
+    let numbers: Vec<&str> = dump.cards.iter().map(|c| c.card_number.as_str()).collect();
+    let seqs: Vec<i64> = dump.cards.iter().map(|c| c.seq).collect();
+    let ssns: Vec<&str> = dump.cards.iter().map(|c| c.ssn.as_str()).collect();
+    let chips: Vec<&str> = dump.cards.iter().map(|c| c.chip.as_str()).collect();
+    let qualified = KEY_COLS.split(", ").map(|c| format!("c.{c}")).collect::<Vec<_>>().join(", ");
+    let rows = tx.query(
+        &format!(
+            "SELECT {KEY_COLS} FROM cards WHERE card_id = ANY($1) \
+             UNION SELECT {qualified} FROM cards c JOIN unnest($2::TEXT[], $3::TEXT[]) AS d(region, number) \
+                 ON c.region = d.region AND c.card_number = d.number \
+             UNION SELECT {qualified} FROM cards c JOIN unnest($2::TEXT[], $4::BIGINT[]) AS d(region, seq) \
+                 ON c.region = d.region AND c.seq = d.seq \
+             UNION SELECT {KEY_COLS} FROM cards WHERE ssn = ANY($5) AND {LIVE_SSN} \
+             UNION SELECT {KEY_COLS} FROM cards WHERE chip = ANY($6) \
+                 AND state IN ('pending','personalizing','written','verified','failed') \
+             ORDER BY id"
+        ),
+        &[&ids, &card_regions, &numbers, &seqs, &ssns, &chips],
+    )?;
+    let central = rows
+        .iter()
+        .map(|r| {
+            Ok(CardKey {
+                id: r.try_get(0)?,
+                card_id: r.try_get(1)?,
+                card_number: r.try_get(2)?,
+                region: r.try_get(3)?,
+                seq: r.try_get(4)?,
+                ssn: r.try_get(5)?,
+                chip: r.try_get(6)?,
+                state: r.try_get(7)?,
+            })
+        })
+        .collect::<Result<Vec<_>, postgres::Error>>()?;
+    let mut report = ImportReport { source: source.to_owned(), ..ImportReport::default() };
+    report.conflicts = dump.conflicts(&central);
+    if !report.imported() {
+        return Ok(report); // not committed: nothing was written
+    }
+    let or_desk = |d: &Option<String>| d.clone().unwrap_or_else(|| desk.id.clone());
+    let insert_batch = tx.prepare(
+        "INSERT INTO batches (source, generation, created, holders, settings, desk, operator) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
+    )?;
+    let insert_holder = tx.prepare("INSERT INTO batch_holders (batch, line, ssn, holder) VALUES ($1, $2, $3, $4)")?;
+    let mut batches = HashMap::new();
+    for b in &dump.batches {
+        let id: i64 = tx
+            .query_one(
+                &insert_batch,
+                &[&b.source, &b.generation, &b.created, &b.holders, &b.settings, &or_desk(&b.desk), &b.operator],
+            )?
+            .try_get(0)?;
+        batches.insert(b.id, id);
+        for h in &b.holder_rows {
+            tx.execute(&insert_holder, &[&id, &h.line, &h.ssn, &h.holder])?;
+            report.holders += 1;
+        }
+        report.batches += 1;
+    }
+    let batch_of = |old: i64| batches.get(&old).copied().ok_or(Defect::ImportReference);
+    let insert_card = tx.prepare(&format!(
+        "INSERT INTO cards ({CARD_INSERT_COLS}) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,\
+         $17,$18,$19,$20,$21,$22,$23,$24,$25) RETURNING id"
+    ))?;
+    let mut cards = HashMap::new();
+    for c in &dump.cards {
+        let batch = c.batch.map(batch_of).transpose()?;
+        let id: i64 = tx
+            .query_one(
+                &insert_card,
+                &[
+                    &batch,
+                    &c.holder_line,
+                    &c.ssn,
+                    &c.region,
+                    &c.seq,
+                    &c.card_id,
+                    &c.card_number,
+                    &c.generation,
+                    &c.chip,
+                    &c.atr,
+                    &c.reader,
+                    &c.issue_date,
+                    &c.expiry_date,
+                    &c.card_type,
+                    &c.state,
+                    &c.attempt,
+                    &c.key_versions,
+                    &c.error,
+                    &c.apdus,
+                    &c.bytes,
+                    &c.modeled_us,
+                    &c.created,
+                    &c.updated,
+                    &or_desk(&c.desk),
+                    &c.operator,
+                ],
+            )?
+            .try_get(0)?;
+        cards.insert(c.id, id);
+        report.cards += 1;
+    }
+    let card_of = |old: i64| cards.get(&old).copied().ok_or(Defect::ImportReference);
+    let insert_step = tx.prepare(
+        "INSERT INTO steps (card, attempt, idx, label, state, started, finished, detail, desk, operator) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+    )?;
+    for s in &dump.steps {
+        tx.execute(
+            &insert_step,
+            &[
+                &card_of(s.card)?,
+                &s.attempt,
+                &s.idx,
+                &s.label,
+                &s.state,
+                &s.started,
+                &s.finished,
+                &s.detail,
+                &or_desk(&s.desk),
+                &s.operator,
+            ],
+        )?;
+        report.steps += 1;
+    }
+    for x in &dump.replacements {
+        tx.execute(
+            "INSERT INTO replacements (old_card, batch, old_blocked, reason, at) VALUES ($1, $2, $3, $4, $5)",
+            &[&card_of(x.old_card)?, &batch_of(x.batch)?, &x.old_blocked, &x.reason, &x.at],
+        )?;
+        report.replacements += 1;
+    }
+    for (region, seq) in &top {
+        tx.execute("UPDATE region_counters SET last_seq = greatest(last_seq, $2) WHERE region = $1", &[region, seq])?;
+    }
+    Ok(report)
 }

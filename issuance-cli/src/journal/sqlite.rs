@@ -639,4 +639,151 @@ impl Backend for SqliteJournal {
         let rows = st.query_map([batch], card_row)?.collect::<Result<Vec<_>, _>>()?;
         Ok(rows)
     }
+
+    fn export(&self) -> Result<super::transfer::Dump, Error> {
+        super::transfer::dump_sqlite(&self.conn)
+    }
+
+    fn import(&self, dump: &super::transfer::Dump, source: &str) -> Result<super::transfer::ImportReport, Error> {
+        import_sqlite(&self.conn, &self.desk, dump, source)
+    }
+}
+
+/// [`Backend::import`] into a SQLite journal: one `IMMEDIATE` transaction, so no card row is made meanwhile.
+fn import_sqlite(
+    conn: &Connection,
+    desk: &Desk,
+    dump: &super::transfer::Dump,
+    source: &str,
+) -> Result<super::transfer::ImportReport, Error> {
+    use super::transfer::{CardKey, ImportReport, CARD_INSERT_COLS, KEY_COLS, LIVE_SSN};
+    use std::collections::{HashMap, HashSet};
+
+    dump.check()?;
+    let tx = rusqlite::Transaction::new_unchecked(conn, rusqlite::TransactionBehavior::Immediate)?;
+    let mut central = Vec::new();
+    {
+        let mut seen = HashSet::new();
+        let mut st = tx.prepare(&format!(
+            "SELECT {KEY_COLS} FROM cards WHERE card_id = ?1 \
+             UNION SELECT {KEY_COLS} FROM cards WHERE region = ?2 AND card_number = ?3 \
+             UNION SELECT {KEY_COLS} FROM cards WHERE region = ?2 AND seq = ?4 \
+             UNION SELECT {KEY_COLS} FROM cards WHERE ssn = ?5 AND {LIVE_SSN} \
+             UNION SELECT {KEY_COLS} FROM cards WHERE chip = ?6 AND state IN \
+             ('pending','personalizing','written','verified','failed')"
+        ))?;
+        for c in &dump.cards {
+            let rows = st.query_map(params![c.card_id, c.region, c.card_number, c.seq, c.ssn, c.chip], |r| {
+                Ok(CardKey {
+                    id: r.get(0)?,
+                    card_id: r.get(1)?,
+                    card_number: r.get(2)?,
+                    region: r.get(3)?,
+                    seq: r.get(4)?,
+                    ssn: r.get(5)?,
+                    chip: r.get(6)?,
+                    state: r.get(7)?,
+                })
+            })?;
+            for k in rows {
+                let k = k?;
+                if seen.insert(k.id) {
+                    central.push(k);
+                }
+            }
+        }
+    }
+    let mut report = ImportReport { source: source.to_owned(), ..ImportReport::default() };
+    report.conflicts = dump.conflicts(&central);
+    if !report.imported() {
+        return Ok(report); // the transaction rolls back: nothing was written
+    }
+    let or_desk = |d: &Option<String>| d.clone().unwrap_or_else(|| desk.id.clone());
+    let mut batches = HashMap::new();
+    for b in &dump.batches {
+        tx.execute(
+            "INSERT INTO batches (source, generation, created, holders, settings, desk, operator) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            params![b.source, b.generation, b.created, b.holders, b.settings, or_desk(&b.desk), b.operator],
+        )?;
+        let id = tx.last_insert_rowid();
+        batches.insert(b.id, id);
+        for h in &b.holder_rows {
+            tx.execute(
+                "INSERT INTO batch_holders (batch, line, ssn, holder) VALUES (?1, ?2, ?3, ?4)",
+                params![id, h.line, h.ssn, h.holder],
+            )?;
+            report.holders += 1;
+        }
+        report.batches += 1;
+    }
+    let batch_of = |old: i64| batches.get(&old).copied().ok_or(Defect::ImportReference);
+    let mut cards = HashMap::new();
+    for c in &dump.cards {
+        let batch = c.batch.map(batch_of).transpose()?;
+        tx.execute(
+            &format!(
+                "INSERT INTO cards ({CARD_INSERT_COLS}) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,\
+                 ?16,?17,?18,?19,?20,?21,?22,?23,?24,?25)"
+            ),
+            params![
+                batch,
+                c.holder_line,
+                c.ssn,
+                c.region,
+                c.seq,
+                c.card_id,
+                c.card_number,
+                c.generation,
+                c.chip,
+                c.atr,
+                c.reader,
+                c.issue_date,
+                c.expiry_date,
+                c.card_type,
+                c.state,
+                c.attempt,
+                c.key_versions,
+                c.error,
+                c.apdus,
+                c.bytes,
+                c.modeled_us,
+                c.created,
+                c.updated,
+                or_desk(&c.desk),
+                c.operator
+            ],
+        )?;
+        cards.insert(c.id, tx.last_insert_rowid());
+        report.cards += 1;
+    }
+    let card_of = |old: i64| cards.get(&old).copied().ok_or(Defect::ImportReference);
+    for s in &dump.steps {
+        tx.execute(
+            "INSERT INTO steps (card, attempt, idx, label, state, started, finished, detail, desk, operator) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+            params![
+                card_of(s.card)?,
+                s.attempt,
+                s.idx,
+                s.label,
+                s.state,
+                s.started,
+                s.finished,
+                s.detail,
+                or_desk(&s.desk),
+                s.operator
+            ],
+        )?;
+        report.steps += 1;
+    }
+    for x in &dump.replacements {
+        tx.execute(
+            "INSERT INTO replacements (old_card, batch, old_blocked, reason, at) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![card_of(x.old_card)?, batch_of(x.batch)?, x.old_blocked, x.reason, x.at],
+        )?;
+        report.replacements += 1;
+    }
+    tx.commit()?;
+    Ok(report)
 }
