@@ -138,7 +138,10 @@ fn scope_params(values: &[ScopeValue]) -> Vec<Box<dyn postgres::types::ToSql + S
 }
 
 /// `state NOT IN` the states whose holder may be issued another card.
-const LIVE: &str = "state NOT IN ('rejected','replaced','cancelled')";
+/// The states of a live card (in circulation or under way), as the partial index `cards_live_ssn` lists them: the
+/// positive list lets the planner use that index (`NOT IN` the other states means the same under the CHECK
+/// constraint, but is not matched to it: a claim then scanned every card).
+const LIVE: &str = "state IN ('pending','personalizing','written','verified','failed','issued')";
 
 fn card_row(r: &postgres::Row) -> Result<CardRow, postgres::Error> {
     Ok(CardRow {
@@ -278,6 +281,16 @@ impl PgJournal {
         PgJournal::init(client, dial, wait)
     }
     fn init(mut client: Client, dial: Dial, wait: Wait) -> Result<PgJournal, Error> {
+        // a journal already at this version is opened read-only: no lock, no DDL (a hot standby refuses both)
+        let has_migrations: bool = client.query_one("SELECT to_regclass('migrations') IS NOT NULL", &[])?.try_get(0)?;
+        let current: Option<i64> = if has_migrations {
+            client.query_one("SELECT max(version) FROM migrations", &[])?.try_get(0)?
+        } else {
+            None
+        };
+        if current == Some(SCHEMA_VERSION) {
+            return Ok(PgJournal { client: Mutex::new(client), desk: Desk::local(), dial, wait });
+        }
         let mut tx = client.transaction()?;
         tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])?;
         tx.batch_execute("CREATE TABLE IF NOT EXISTS migrations (version BIGINT PRIMARY KEY, applied TEXT NOT NULL)")?;
@@ -497,14 +510,24 @@ impl Backend for PgJournal {
             loop {
                 let mut tx = client.transaction()?;
                 // the preferred line if it is free and not being claimed, else the first such line
-                let row = tx.query_opt(
-                    &format!(
-                        "SELECT line, holder FROM batch_holders h WHERE batch = $1 AND NOT EXISTS \
-                     (SELECT 1 FROM cards c WHERE c.ssn = h.ssn AND c.{LIVE}) \
-                     ORDER BY (line = $2) IS TRUE DESC, line LIMIT 1 FOR UPDATE SKIP LOCKED"
-                    ),
-                    &[&batch, &prefer],
-                )?;
+                let free = |tx: &mut postgres::Transaction<'_>, line: Option<i64>| {
+                    tx.query_opt(
+                        &format!(
+                            "SELECT line, holder FROM batch_holders h WHERE batch = $1 \
+                             AND ($2::BIGINT IS NULL OR line = $2) AND NOT EXISTS \
+                             (SELECT 1 FROM cards c WHERE c.ssn = h.ssn AND c.{LIVE}) \
+                             ORDER BY line LIMIT 1 FOR UPDATE SKIP LOCKED"
+                        ),
+                        &[&batch, &line],
+                    )
+                };
+                let row = match prefer {
+                    Some(line) => match free(&mut tx, Some(line))? {
+                        Some(r) => Some(r),
+                        None => free(&mut tx, None)?,
+                    },
+                    None => free(&mut tx, None)?,
+                };
                 let Some(row) = row else { return Ok(None) };
                 let line: i64 = row.try_get(0)?;
                 let json: String = row.try_get(1)?;
@@ -671,9 +694,13 @@ impl Backend for PgJournal {
             };
             let params = scope_params(&values);
             let refs: Vec<&(dyn postgres::types::ToSql + Sync)> = params.iter().map(|p| p.as_ref()).collect();
+            // within a region ids follow sequence numbers (the id is drawn with the region's counter row locked):
+            // the (region, seq) index finds a region's latest cards without walking the other regions' ids
+            let order =
+                if scope.region.is_some() && scope.batch.is_none() { "region DESC, seq DESC" } else { "id DESC" };
             let rows = c.query(
                 &format!(
-                    "SELECT * FROM (SELECT {CARD_COLS} FROM cards {clause} ORDER BY id DESC {limit}) c ORDER BY id"
+                    "SELECT * FROM (SELECT {CARD_COLS} FROM cards {clause} ORDER BY {order} {limit}) c ORDER BY id"
                 ),
                 &refs,
             )?;

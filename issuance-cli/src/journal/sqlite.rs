@@ -11,7 +11,10 @@ use super::{
 };
 
 /// `state NOT IN` the states whose holder may be issued another card.
-const LIVE: &str = "state NOT IN ('rejected','replaced','cancelled')";
+/// The states of a live card (in circulation or under way), as the partial index `cards_live_ssn` lists them: the
+/// positive list lets the planner use that index (`NOT IN` the other states means the same under the CHECK
+/// constraint, but is not matched to it: a claim then scanned every card).
+const LIVE: &str = "state IN ('pending','personalizing','written','verified','failed','issued')";
 use crate::{Defect, Error, InputError, JournalError, Row};
 
 const V1: &str = "
@@ -249,11 +252,9 @@ impl Backend for SqliteJournal {
 
     /// Whether `ssn` has a card in circulation or under way.
     fn ssn_has_card(&self, ssn: &str) -> Result<bool, Error> {
-        let n: i64 = self.conn.query_row(
-            "SELECT count(*) FROM cards WHERE ssn = ?1 AND state NOT IN ('rejected','replaced','cancelled')",
-            [ssn],
-            |r| r.get(0),
-        )?;
+        let n: i64 =
+            self.conn
+                .query_row(&format!("SELECT count(*) FROM cards WHERE ssn = ?1 AND {LIVE}"), [ssn], |r| r.get(0))?;
         Ok(n > 0)
     }
 
@@ -296,10 +297,10 @@ impl Backend for SqliteJournal {
 
     /// Holders of `batch` without a card in circulation or under way, in line order.
     fn waiting_holders(&self, batch: i64) -> Result<Vec<crate::holders::Holder>, Error> {
-        let mut st = self.conn.prepare(
+        let mut st = self.conn.prepare(&format!(
             "SELECT holder FROM batch_holders h WHERE batch = ?1 AND NOT EXISTS (SELECT 1 FROM cards c \
-             WHERE c.ssn = h.ssn AND c.state NOT IN ('rejected','replaced','cancelled')) ORDER BY line",
-        )?;
+             WHERE c.ssn = h.ssn AND c.{LIVE}) ORDER BY line"
+        ))?;
         let rows = st.query_map([batch], |r| r.get::<_, String>(0))?;
         let mut out = Vec::new();
         for j in rows {
