@@ -327,3 +327,34 @@ fn two_desk_processes_at_the_two_virtual_readers_share_one_batch() {
     assert_eq!(v["total"], issued_by[1] as i64);
     assert!(v["cards"].as_array().unwrap().iter().all(|c| c["desk"] == "hall-2" && c["operator"] == "clerk"));
 }
+
+/// A card torn at one desk is finished at another: the chip decides which card it is, the card row keeps the desk
+/// that started it, and the resumed attempt's steps carry the desk that finished it.
+#[test]
+fn a_card_torn_at_one_desk_is_resumed_at_another() {
+    use card_sim::{Tear, TearPoint};
+    let db = TestDb::new("resume_elsewhere");
+    let (_dir, keys) = keys();
+    let holders = common::many_holders(1);
+    let a = desk_journal(db.url(), 1, Wait::default());
+    let batch = a.new_batch("one.csv", G.number(), &holders).unwrap();
+    let mut card = SimTransport::new(common::blank(G.number(), 0x50_0000));
+    card.arm_tear(Tear { after_apdu: 40, when: TearPoint::BeforeWrite });
+    let torn = Issuer::reference(&keys, &a, Settings::new(G)).issue_from_batch(&mut card, batch, None, &|_| None);
+    assert!(torn.is_err(), "the tear stops the run");
+    let row = a.cards_of_batch(batch).unwrap().remove(0);
+    assert_eq!((row.state.as_str(), row.desk.as_deref()), (state::FAILED, Some("desk-1")));
+    card.reinsert();
+    let b = desk_journal(db.url(), 2, Wait::default());
+    let (id, _) = Issuer::reference(&keys, &b, Settings::new(G)).resume(&mut card, &|_| None).unwrap().unwrap();
+    let done = b.card(id).unwrap();
+    assert_eq!((id, done.state.as_str(), done.desk.as_deref()), (row.id, state::ISSUED, Some("desk-1")));
+    let steps: BTreeSet<(i64, Option<String>)> = db
+        .client()
+        .query("SELECT DISTINCT attempt, desk FROM steps WHERE card = $1", &[&id])
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    assert_eq!(steps, BTreeSet::from([(1, Some("desk-1".to_owned())), (2, Some("desk-2".to_owned()))]));
+}

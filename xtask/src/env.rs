@@ -196,24 +196,38 @@ fn cargo() -> Command {
 pub fn test(extra: &[String]) -> Result<()> {
     let mut tests = cargo();
     tests.args(["test", "--workspace"]).args(extra);
-    let cluster = match std::env::var("SSCARD_TEST_PG_URL") {
+    let (cluster, url) = match std::env::var("SSCARD_TEST_PG_URL") {
         Ok(url) if !url.is_empty() => {
             eprintln!("xtask: the PostgreSQL tests use SSCARD_TEST_PG_URL's server");
-            None
+            (None, url)
         }
         _ => {
             let (cluster, url) = crate::pg::TestCluster::start()?;
             eprintln!("xtask: PostgreSQL for the tests at {url}");
-            tests.env("SSCARD_TEST_PG_URL", url);
-            Some(cluster)
+            tests.env("SSCARD_TEST_PG_URL", &url);
+            (Some(cluster), url)
         }
     };
-    let outcome = run(&mut tests);
+    // then the issuance suite again, its journals on PostgreSQL (the SQLite-only and PostgreSQL-only files ran above)
+    let mut on_pg = cargo();
+    on_pg.args(["test", "-p", "issuance-cli"]);
+    for t in ISSUANCE_SUITE {
+        on_pg.args(["--test", t]);
+    }
+    on_pg.env("SSCARD_TEST_PG_URL", &url).env("ISSUANCE_TEST_BACKEND", "postgresql");
+    let outcome = run(&mut tests).and_then(|()| {
+        eprintln!("xtask: the issuance suite again, on PostgreSQL");
+        run(&mut on_pg)
+    });
     drop(cluster);
     outcome?;
     run(cargo().args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]))?;
     fuzz_targets(FUZZ_SMOKE_SECS, true, &[])
 }
+
+/// The issuance tests that run on either journal backend (tests/common: `ISSUANCE_TEST_BACKEND`).
+const ISSUANCE_SUITE: &[&str] =
+    &["issue", "batch", "e2e", "plan", "rekey", "replace", "tearing", "wrong_card", "desk", "holders"];
 
 /// The cargo fuzz targets (`fuzz/Cargo.toml`).
 const FUZZ_TARGETS: &[&str] =
