@@ -94,7 +94,11 @@ impl fmt::Display for Error {
             Error::Keys(e) => write!(f, "keys: {e}"),
             Error::Profile(e) => write!(f, "profile: {e}"),
             Error::Sqlite(e) => write!(f, "journal: {e}"),
-            Error::Postgres(e) => write!(f, "journal: {e}"),
+            // the server's own words (the crate's Display says only "db error")
+            Error::Postgres(e) => match e.as_db_error() {
+                Some(db) => write!(f, "journal server: {}", db.message()),
+                None => write!(f, "journal: {e}"),
+            },
             Error::Journal(e) => write!(f, "journal: {e}"),
             Error::Internal(e) => write!(f, "internal: {e}"),
         }

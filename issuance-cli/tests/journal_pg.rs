@@ -262,3 +262,33 @@ fn the_command_line_reads_a_postgresql_journal_and_keeps_passwords_off_it() {
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(err.contains("--journal-password-file") && !err.contains("hunter2"), "{err}");
 }
+
+/// A journal already at this schema opens without writing (a hot standby refuses DDL and locks): on a database
+/// whose transactions are read-only, as a standby's are, `status` and `report` work; an older schema there is
+/// refused by the server's words, not opened half-migrated.
+#[test]
+fn a_current_journal_opens_read_only_as_on_a_standby() {
+    let db = TestDb::new("read_only");
+    let j = journal(&db);
+    j.new_card(&new_card("371702198101010112", "371700", "C1"), &|s| Ok(assigned("371700", s))).unwrap();
+    drop(j);
+    let name = db.url().rsplit('/').next().unwrap().to_owned();
+    let mut admin = db.client();
+    admin.batch_execute(&format!("ALTER DATABASE {name} SET default_transaction_read_only = on")).unwrap();
+    let j = journal(&db);
+    assert_eq!(j.counts().unwrap(), vec![("pending".to_owned(), 1)]);
+    // writing is what the server refuses
+    assert!(matches!(j.set_state(1, "failed", None), Err(Error::Postgres(_))));
+    for args in [&["status", "--json"][..], &["report", "--format", "csv"][..]] {
+        let out =
+            Command::new(env!("CARGO_BIN_EXE_issuance")).args(["--journal", db.url()]).args(args).output().unwrap();
+        assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    // an older schema on a read-only server: the migration is refused, nothing half done
+    admin.batch_execute(&format!("ALTER DATABASE {name} SET default_transaction_read_only = off")).unwrap();
+    let mut c = db.client();
+    c.batch_execute("DELETE FROM migrations WHERE version = 4").unwrap();
+    admin.batch_execute(&format!("ALTER DATABASE {name} SET default_transaction_read_only = on")).unwrap();
+    let e = PgJournal::connect(db.url(), password().as_ref()).err().unwrap();
+    assert!(e.to_string().contains("read-only transaction"), "{e}");
+}
