@@ -132,33 +132,46 @@ pub fn chip_of(t: &dyn Transport) -> Result<[u8; 8], Error> {
 }
 
 impl Issuer<'_> {
+    /// Refuses a chip that has an unfinished card in the journal (`resume` finishes it).
+    fn refuse_unfinished(&self, chip_hex: &str) -> Result<(), Error> {
+        match self.journal.open_card_of_chip(chip_hex)? {
+            Some(open) => Err(InputError::Unfinished {
+                chip: chip_hex.to_owned(),
+                card_number: open.card_number,
+                holder_line: open.holder_line,
+            }
+            .into()),
+            None => Ok(()),
+        }
+    }
+
+    /// Refuses a card that is not blank (the chip maker's transport key not in its MF), naming what the journal
+    /// knows of the chip; returns what the probe cost (SELECT MF, GET DATA: nothing written, no try counted).
+    fn refuse_not_blank(&self, t: &mut dyn Transport, alg: Algorithm, chip_hex: &str) -> Result<Costs, Error> {
+        let mut probe = Costs::default();
+        let mf_version = self.mf_key_version(t, alg, &mut probe)?;
+        if mf_version != Some(TRANSPORT_VERSION) {
+            let known = self
+                .journal
+                .last_card_of_chip(chip_hex)?
+                .map(|c| format!("card {} ({}, holder line {})", c.card_number, c.state, c.holder_line));
+            return Err(InputError::NotBlank { chip: chip_hex.to_owned(), mf_key_version: mf_version, known }.into());
+        }
+        Ok(probe)
+    }
+
     /// Personalizes the blank card in `t` for `holder` and verifies it. Returns the card row id.
     pub fn issue(&self, t: &mut dyn Transport, holder: &Holder, batch: Option<i64>) -> Result<(i64, Costs), Error> {
         let chip = chip_of(t)?;
         let chip_hex = hex::encode_upper(chip);
-        if let Some(open) = self.journal.open_card_of_chip(&chip_hex)? {
-            return Err(InputError::Unfinished {
-                chip: chip_hex,
-                card_number: open.card_number,
-                holder_line: open.holder_line,
-            }
-            .into());
-        }
+        self.refuse_unfinished(&chip_hex)?;
         let s = &self.settings;
         // the keys first: a key store without this generation's keys must not leave a failed card behind
         let keys = self.keys.card_keys(&holder.region, &chip, algorithm_of(s.generation))?;
         keys.check(self.profile, s.generation)?;
         // which card is in the reader? Only a blank card (the chip maker's transport key in the MF) is personalized:
         // an issued card is refused before anything that writes or counts a try is sent, and nothing is journalled
-        let mut probe = Costs::default();
-        let mf_version = self.mf_key_version(t, keys.transport.0.algorithm(), &mut probe)?;
-        if mf_version != Some(TRANSPORT_VERSION) {
-            let known = self
-                .journal
-                .last_card_of_chip(&chip_hex)?
-                .map(|c| format!("card {} ({}, holder line {})", c.card_number, c.state, c.holder_line));
-            return Err(InputError::NotBlank { chip: chip_hex, mf_key_version: mf_version, known }.into());
-        }
+        let probe = self.refuse_not_blank(t, keys.transport.0.algorithm(), &chip_hex)?;
         let new = NewCard {
             batch,
             holder_line: holder.line,
@@ -188,26 +201,11 @@ impl Issuer<'_> {
     ) -> Result<Option<(Holder, i64, Costs)>, Error> {
         let chip = chip_of(t)?;
         let chip_hex = hex::encode_upper(chip);
-        if let Some(open) = self.journal.open_card_of_chip(&chip_hex)? {
-            return Err(InputError::Unfinished {
-                chip: chip_hex,
-                card_number: open.card_number,
-                holder_line: open.holder_line,
-            }
-            .into());
-        }
+        self.refuse_unfinished(&chip_hex)?;
         let s = &self.settings;
         let alg = algorithm_of(s.generation);
         // a blank card only (see `issue`): checked before any holder is claimed
-        let mut probe = Costs::default();
-        let mf_version = self.mf_key_version(t, alg, &mut probe)?;
-        if mf_version != Some(TRANSPORT_VERSION) {
-            let known = self
-                .journal
-                .last_card_of_chip(&chip_hex)?
-                .map(|c| format!("card {} ({}, holder line {})", c.card_number, c.state, c.holder_line));
-            return Err(InputError::NotBlank { chip: chip_hex, mf_key_version: mf_version, known }.into());
-        }
+        let probe = self.refuse_not_blank(t, alg, &chip_hex)?;
         let atr = hex::encode_upper(t.atr());
         let reader = t.name().to_owned();
         // the claimed holder's keys and PIN are checked inside the claim: a failure there claims nothing
