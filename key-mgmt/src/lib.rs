@@ -29,6 +29,7 @@ pub mod derive;
 mod error;
 pub mod inventory;
 pub mod outside;
+pub mod pg;
 pub mod secrets;
 pub mod service;
 pub mod store;

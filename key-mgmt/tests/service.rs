@@ -567,3 +567,56 @@ fn insecure_loopback() {
     let text = std::fs::read_to_string(dir.join("audit/replica-1.jsonl")).unwrap();
     assert!(text.lines().all(|l| l.contains("\"insecure\":true")), "{text}");
 }
+
+/// The city's journal on PostgreSQL, over TLS verified against its CA (`sslmode=verify-full`): the card the journal
+/// knows is answered under the version it was issued with (and the card accepts it), another card under the
+/// active version; a journal server whose certificate the configured CA did not sign stops the service at start.
+#[test]
+fn the_city_journal_on_postgresql_over_tls() {
+    use key_mgmt::pg;
+    let w = world();
+    let dir = w.dir.path();
+    let cluster = testkit::pg::Cluster::start_tls(&w.pki.server());
+    // rotate RKSSSE's SM4 line to v3 (active) before the start: the journal's card stays at v2
+    {
+        let mut s = KeyStore::open(&dir.join("keys.db")).unwrap();
+        s.unlock_with_passphrase(PASS.as_bytes()).unwrap();
+        assert_eq!(s.rotate_alg("RKSSSE", Some(Algorithm::Sm4)).unwrap().version, 3);
+    }
+    let mut c = card(3);
+    let session = c.begin_two_step().unwrap();
+    let step1 = session.step1();
+    drop(session);
+    let card_id = step1.split('|').nth(3).unwrap().to_string();
+    let url = format!("{}?sslmode=verify-full&sslrootcert={}", cluster.url(), w.pki.ca_pem.display());
+    {
+        let (base, tls) = pg::split_url(&url).unwrap();
+        let mut config: postgres::Config = base.parse().unwrap();
+        config.ssl_mode(pg::pg_mode(&tls));
+        let mut db = pg::connect(&config, &tls).unwrap();
+        db.batch_execute("CREATE TABLE cards (id BIGSERIAL PRIMARY KEY, card_id TEXT NOT NULL UNIQUE, key_versions TEXT NOT NULL DEFAULT '{}')").unwrap();
+        db.execute(
+            "INSERT INTO cards (card_id, key_versions) VALUES ($1, $2)",
+            &[&card_id, &r#"{"RKSSSE":2,"IRK":2}"#],
+        )
+        .unwrap();
+    }
+    let cfg = format!("journal = \"{url}\"\n{}", config(dir, &w.pki, &w.server, ""));
+    let svc = Service::start(dir, &cfg, false);
+    let a = agent(&w.pki, Some(&w.t1));
+    let session = c.begin_two_step().unwrap();
+    let step1 = session.step1();
+    let (status, body) = post(&a, &svc.url(), &read_req(&step1, T1)).unwrap();
+    assert_eq!((status, body["version"].as_u64()), (200, Some(2)), "{body}");
+    session.finish(body["answer"].as_str().unwrap()).unwrap();
+    let other_card = step1.replacen(&card_id, &format!("{}FF", &card_id[..30]), 1);
+    let (_, body) = post(&a, &svc.url(), &read_req(&other_card, T1)).unwrap();
+    assert_eq!(body["version"], 3, "{body}");
+    drop(svc);
+
+    // another CA in sslrootcert: the service does not start, and says why
+    let wrong = url.replace(&w.pki.ca_pem.display().to_string(), &w.pki.other_ca_pem.display().to_string());
+    let cfg = format!("journal = \"{wrong}\"\n{}", config(dir, &w.pki, &w.server, ""));
+    let err = Service::try_start(dir, &cfg, false).err().unwrap();
+    assert!(err.contains("exit status: 2") && err.contains("journal"), "{err}");
+}

@@ -11,7 +11,7 @@
 
 use std::sync::{Mutex, MutexGuard};
 
-use postgres::{Client, NoTls};
+use postgres::Client;
 use secrecy::{ExposeSecret, SecretString};
 
 pub use super::NewCardOwned;
@@ -196,11 +196,7 @@ struct Dial {
 
 impl Dial {
     fn connect(&self) -> Result<Client, Error> {
-        let client = match super::pg_tls::connector(&self.tls)? {
-            None => self.config.connect(NoTls),
-            Some(connector) => self.config.connect(connector),
-        };
-        client.map_err(|e| super::pg_tls::refusal(e, &self.tls, &self.config))
+        super::pg_tls::connect(&self.config, &self.tls)
     }
 }
 

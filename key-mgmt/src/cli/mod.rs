@@ -259,7 +259,7 @@ fn read_secret(path: &Path, max: u64) -> Result<Zeroizing<String>> {
 }
 
 /// The passphrase: the file's first line.
-fn read_passphrase(path: &Path) -> Result<Zeroizing<String>> {
+pub(crate) fn read_passphrase(path: &Path) -> Result<Zeroizing<String>> {
     let text = read_secret(path, MAX_PASSPHRASE_FILE)?;
     let line = Zeroizing::new(text.lines().next().unwrap_or("").to_string());
     if line.is_empty() {

@@ -188,8 +188,11 @@ pub struct Config {
     pub passphrase_file: Option<PathBuf>,
     /// Regions whose keys are held.
     pub regions: Vec<RegionSel>,
-    /// issuance-cli's journal (read-only), for the card's key versions.
+    /// issuance-cli's journal (read-only), for the card's key versions: a SQLite file, or the city's PostgreSQL
+    /// journal as a `postgresql://` URL (no password in it; TLS by `sslmode`/`sslrootcert`).
     pub journal: Option<PathBuf>,
+    /// The PostgreSQL journal's password (first line); else PGPASSWORD.
+    pub journal_password_file: Option<PathBuf>,
     /// This replica's audit log (JSON lines, hash-chained).
     pub audit_log: PathBuf,
     /// Revoked certificate serials.
@@ -233,11 +236,22 @@ impl Config {
                 *p = base.join(&*p);
             }
         };
-        for p in [&mut config.store, &mut config.passphrase_file, &mut config.journal, &mut config.revocation_list]
-            .into_iter()
-            .flatten()
+        let journal_is_url = config.journal.as_deref().and_then(Path::to_str).is_some_and(super::keys::is_postgres);
+        for p in [
+            &mut config.store,
+            &mut config.passphrase_file,
+            &mut config.journal_password_file,
+            &mut config.revocation_list,
+        ]
+        .into_iter()
+        .flatten()
         {
             fix(p);
+        }
+        if !journal_is_url {
+            if let Some(j) = &mut config.journal {
+                fix(j);
+            }
         }
         fix(&mut config.audit_log);
         if let Some(t) = &mut config.tls {

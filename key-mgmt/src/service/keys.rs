@@ -168,9 +168,30 @@ impl KeySource for StoreKeys {
     }
 }
 
-/// issuance-cli's journal, read-only: the key versions each card was personalized with.
+/// issuance-cli's journal, read-only: the key versions each card was personalized with. A SQLite file (one
+/// desk's) or the city's PostgreSQL journal (`postgresql://…`, TLS as libpq's URL says: [`crate::pg`]).
 pub struct Journal {
-    conn: Mutex<Connection>,
+    source: Source,
+}
+
+enum Source {
+    Sqlite(Mutex<Connection>),
+    Postgres(Box<PgSource>),
+}
+
+struct PgSource {
+    client: Mutex<Option<postgres::Client>>,
+    config: postgres::Config,
+    tls: crate::pg::TlsParams,
+}
+
+/// Whether `location` names a PostgreSQL journal.
+pub fn is_postgres(location: &str) -> bool {
+    location.starts_with("postgresql://") || location.starts_with("postgres://")
+}
+
+fn pg_error(e: crate::pg::ConnectError) -> Error {
+    Error::InvalidInput(format!("journal: {e}"))
 }
 
 impl Journal {
@@ -180,22 +201,91 @@ impl Journal {
             Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)?;
         conn.query_row("SELECT count(*) FROM cards WHERE 0", [], |_| Ok(()))
             .map_err(|e| Error::InvalidInput(format!("{}: not an issuance journal: {e}", path.display())))?;
-        Ok(Journal { conn: Mutex::new(conn) })
+        Ok(Journal { source: Source::Sqlite(Mutex::new(conn)) })
+    }
+
+    /// Connects to the PostgreSQL journal at `url` (no password in it; `password` if the server asks for one) and
+    /// checks that it holds the `cards` table. Lost later, the connection is made again at the next lookup.
+    pub fn connect(url: &str, password: Option<&str>) -> Result<Journal> {
+        let (base, tls) = crate::pg::split_url(url).map_err(|e| Error::InvalidInput(format!("journal URL: {e}")))?;
+        let mut config: postgres::Config =
+            base.parse().map_err(|_| Error::InvalidInput("the journal URL is not a valid postgresql:// URL".into()))?;
+        if config.get_password().is_some() {
+            return Err(Error::InvalidInput(
+                "the journal URL holds a password: give it in journal_password_file or PGPASSWORD".into(),
+            ));
+        }
+        if let Some(p) = password {
+            config.password(p);
+        }
+        if config.get_application_name().is_none() {
+            config.application_name("keymgmt serve");
+        }
+        config.ssl_mode(crate::pg::pg_mode(&tls));
+        let mut client = crate::pg::connect(&config, &tls).map_err(pg_error)?;
+        client
+            .query_one("SELECT count(*) FROM cards WHERE false", &[])
+            .map_err(|e| Error::InvalidInput(format!("{url}: not an issuance journal: {}", db_words(&e))))?;
+        Ok(Journal { source: Source::Postgres(Box::new(PgSource { client: Mutex::new(Some(client)), config, tls })) })
     }
 
     /// The versions the card `card_id` (hex, upper case) was personalized with; `None` if the journal does not
     /// know the card.
     pub fn versions(&self, card_id: &str) -> Result<Option<BTreeMap<String, u8>>> {
-        let conn = self.conn.lock().map_err(|_| Error::Integrity("journal connection poisoned".into()))?;
-        let text: Option<String> = conn
-            .prepare_cached("SELECT key_versions FROM cards WHERE card_id = ?1")?
-            .query_row([card_id], |r| r.get(0))
-            .optional()?;
+        let text = match &self.source {
+            Source::Sqlite(conn) => {
+                let conn = conn.lock().map_err(|_| Error::Integrity("journal connection poisoned".into()))?;
+                let text: Option<String> = conn
+                    .prepare_cached("SELECT key_versions FROM cards WHERE card_id = ?1")?
+                    .query_row([card_id], |r| r.get(0))
+                    .optional()?;
+                text
+            }
+            Source::Postgres(pg) => {
+                let PgSource { client, config, tls } = &**pg;
+                let lookup = || -> Result<Option<String>> {
+                    let mut slot = client.lock().map_err(|_| Error::Integrity("journal connection poisoned".into()))?;
+                    // a connection lost (a restart, a failover) is made again once
+                    for attempt in 0..2 {
+                        if slot.as_ref().is_none_or(postgres::Client::is_closed) {
+                            *slot = Some(crate::pg::connect(config, tls).map_err(pg_error)?);
+                        }
+                        let Some(c) = slot.as_mut() else { continue };
+                        match c.query_opt("SELECT key_versions FROM cards WHERE card_id = $1", &[&card_id]) {
+                            Ok(row) => return row.map(|r| r.try_get(0)).transpose().map_err(pg_query),
+                            Err(e) if attempt == 0 && (e.is_closed() || e.as_db_error().is_none()) => *slot = None,
+                            Err(e) => return Err(pg_query(e)),
+                        }
+                    }
+                    Err(Error::Integrity("journal: the connection was lost twice".into()))
+                };
+                off_runtime(lookup)?
+            }
+        };
         match text {
             None => Ok(None),
             Some(t) => serde_json::from_str(&t)
                 .map(Some)
                 .map_err(|e| Error::Integrity(format!("journal: key_versions of card {card_id}: {e}"))),
         }
+    }
+}
+
+/// The server's own words for a failed query (the crate's Display says only "db error").
+fn db_words(e: &postgres::Error) -> String {
+    e.as_db_error().map(|d| d.message().to_owned()).unwrap_or_else(|| e.to_string())
+}
+
+fn pg_query(e: postgres::Error) -> Error {
+    Error::Integrity(format!("journal: {}", db_words(&e)))
+}
+
+/// Runs `f`, which blocks on the sync PostgreSQL client (it runs a runtime of its own), off the service's async
+/// workers when called from one.
+pub(crate) fn off_runtime<T>(f: impl FnOnce() -> Result<T>) -> Result<T> {
+    match tokio::runtime::Handle::try_current() {
+        Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => tokio::task::block_in_place(f),
+        Ok(_) => Err(Error::Integrity("journal: a PostgreSQL journal needs the multi-threaded runtime".into())),
+        Err(_) => f(),
     }
 }

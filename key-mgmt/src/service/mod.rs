@@ -117,7 +117,19 @@ impl Server {
             Some(TlsAcceptor::from(tls::server_config(&t.cert, &t.key, &t.client_ca)?))
         };
         let revocations = Revocations::load(config.revocation_list.as_deref())?;
-        let journal = config.journal.as_deref().map(Journal::open).transpose()?;
+        let journal = match config.journal.as_deref() {
+            None => None,
+            Some(j) => match j.to_str().filter(|s| keys::is_postgres(s)) {
+                Some(url) => {
+                    let password = match &config.journal_password_file {
+                        Some(f) => Some(crate::cli::read_passphrase(f)?),
+                        None => std::env::var("PGPASSWORD").ok().map(zeroize::Zeroizing::new),
+                    };
+                    Some(keys::off_runtime(|| Journal::connect(url, password.as_deref().map(String::as_str)))?)
+                }
+                None => Some(Journal::open(j)?),
+            },
+        };
         let audit = AuditLog::open(&config.audit_log)?;
         let limits = RateLimits::new(config.limits.global_per_second, config.limits.global_burst);
         let shared = Arc::new(Shared {

@@ -1,0 +1,432 @@
+//! Connecting to PostgreSQL as libpq's URLs say, with rustls on ring (`tokio-postgres-rustls`): `sslmode` and
+//! `sslrootcert` in the URL. Used by issuance-cli's journal and by the key service's lookup of a card's key
+//! versions in that journal.
+//!
+//! - `disable`: no TLS.
+//! - `prefer` (the default): TLS if the server offers it, else a plain connection; the certificate not verified.
+//! - `require`: TLS or nothing; the certificate not verified (as libpq: encryption only).
+//! - `verify-ca`: TLS, the server's certificate chained to the CA in `sslrootcert`; any host name.
+//! - `verify-full`: as `verify-ca`, and the certificate is for the host of the URL.
+//!
+//! As in libpq, `prefer` and `require` with an `sslrootcert` verify the chain as `verify-ca` does. The system's
+//! roots are never used: `verify-ca` and `verify-full` need `sslrootcert`.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::client::WebPkiServerVerifier;
+use rustls::crypto::{verify_tls12_signature, verify_tls13_signature, CryptoProvider};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::{CertificateError, DigitallySignedStruct, RootCertStore, SignatureScheme};
+pub use tokio_postgres_rustls::MakeRustlsConnect;
+
+/// libpq's `sslmode`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SslMode {
+    /// No TLS.
+    Disable,
+    /// TLS if offered, not verified.
+    Prefer,
+    /// TLS, not verified.
+    Require,
+    /// TLS, chained to `sslrootcert`.
+    VerifyCa,
+    /// TLS, chained to `sslrootcert`, for the URL's host.
+    VerifyFull,
+}
+
+impl SslMode {
+    fn parse(value: &str) -> Option<SslMode> {
+        Some(match value {
+            "disable" => SslMode::Disable,
+            "prefer" => SslMode::Prefer,
+            "require" => SslMode::Require,
+            "verify-ca" => SslMode::VerifyCa,
+            "verify-full" => SslMode::VerifyFull,
+            _ => return None,
+        })
+    }
+
+    /// The mode's name in a URL.
+    pub fn name(self) -> &'static str {
+        match self {
+            SslMode::Disable => "disable",
+            SslMode::Prefer => "prefer",
+            SslMode::Require => "require",
+            SslMode::VerifyCa => "verify-ca",
+            SslMode::VerifyFull => "verify-full",
+        }
+    }
+}
+
+/// The TLS parameters of a URL.
+#[derive(Clone, Debug)]
+pub struct TlsParams {
+    /// `sslmode`.
+    pub mode: SslMode,
+    /// `sslrootcert`: the CA to trust.
+    pub root_cert: Option<PathBuf>,
+}
+
+/// What is wrong with a URL's TLS parameters.
+#[derive(Debug, thiserror::Error)]
+pub enum UrlError {
+    /// A `%` escape that is not one.
+    #[error("the URL is not a valid postgresql:// URL")]
+    Malformed,
+    /// An `sslmode` libpq does not have (or `allow`, which is not offered).
+    #[error("sslmode={0} is not one of disable, prefer, require, verify-ca, verify-full")]
+    SslMode(String),
+    /// `verify-ca`/`verify-full` without `sslrootcert`.
+    #[error("sslmode={0} needs sslrootcert=FILE (the CA that signed the server's certificate)")]
+    RootCertMissing(&'static str),
+}
+
+/// Why no TLS configuration could be made.
+#[derive(Debug, thiserror::Error)]
+pub enum SetupError {
+    /// The `sslrootcert` file cannot be read or holds no usable certificate.
+    #[error("sslrootcert {}: {source}", path.display())]
+    RootCert {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// rustls refused the configuration (a defect).
+    #[error("TLS configuration: {0}")]
+    Tls(#[source] rustls::Error),
+}
+
+/// Why a connection failed, when TLS was the reason.
+#[derive(Debug)]
+pub enum Refusal {
+    /// The server's certificate is not signed by the CA of `sslrootcert`.
+    NotTrusted {
+        /// The CA file.
+        ca: PathBuf,
+        /// rustls's words.
+        source: rustls::Error,
+    },
+    /// The server's certificate is not for the URL's host.
+    Name {
+        /// The URL's hosts.
+        host: String,
+        /// rustls's words.
+        source: rustls::Error,
+    },
+    /// The server's certificate was refused otherwise (expired, malformed).
+    Certificate(rustls::Error),
+    /// The server does not offer TLS and `sslmode` requires it.
+    NoTls(&'static str),
+    /// The server requires TLS and `sslmode` does not use it.
+    TlsRequired(&'static str),
+    /// Not TLS: the `postgres` crate's error says why.
+    Other,
+}
+
+/// Takes `sslmode` and `sslrootcert` out of the URL's query: the URL the `postgres` crate reads (which knows
+/// neither `verify-*` nor `sslrootcert`), and the TLS parameters.
+pub fn split_url(url: &str) -> Result<(String, TlsParams), UrlError> {
+    let mut params = TlsParams { mode: SslMode::Prefer, root_cert: None };
+    let Some((base, query)) = url.split_once('?') else {
+        return Ok((url.to_owned(), params));
+    };
+    let mut rest = Vec::new();
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+        match key {
+            "sslmode" => {
+                let value = percent_decode(value).ok_or(UrlError::Malformed)?;
+                params.mode = SslMode::parse(&value).ok_or(UrlError::SslMode(value))?;
+            }
+            "sslrootcert" => {
+                let value = percent_decode(value).ok_or(UrlError::Malformed)?;
+                params.root_cert = (!value.is_empty()).then(|| PathBuf::from(value));
+            }
+            _ => rest.push(pair),
+        }
+    }
+    if matches!(params.mode, SslMode::VerifyCa | SslMode::VerifyFull) && params.root_cert.is_none() {
+        return Err(UrlError::RootCertMissing(params.mode.name()));
+    }
+    let url = if rest.is_empty() { base.to_owned() } else { format!("{base}?{}", rest.join("&")) };
+    Ok((url, params))
+}
+
+/// `%XX` decoded (UTF-8), `None` when malformed.
+fn percent_decode(s: &str) -> Option<String> {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok()?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+/// The `sslmode` the `postgres` crate is given (it checks the server's answer to the TLS request itself).
+pub fn pg_mode(params: &TlsParams) -> postgres::config::SslMode {
+    match params.mode {
+        SslMode::Disable => postgres::config::SslMode::Disable,
+        SslMode::Prefer => postgres::config::SslMode::Prefer,
+        SslMode::Require | SslMode::VerifyCa | SslMode::VerifyFull => postgres::config::SslMode::Require,
+    }
+}
+
+/// The TLS connector for `params`; none for `sslmode=disable`.
+pub fn connector(params: &TlsParams) -> Result<Option<MakeRustlsConnect>, SetupError> {
+    if params.mode == SslMode::Disable {
+        return Ok(None);
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let verifier: Arc<dyn ServerCertVerifier> = match &params.root_cert {
+        None => Arc::new(EncryptOnly(provider.clone())),
+        Some(file) => {
+            let roots = Arc::new(roots(file)?);
+            let chain = WebPkiServerVerifier::builder_with_provider(roots, provider.clone())
+                .build()
+                .map_err(|e| root_cert_error(file, e))?;
+            if params.mode == SslMode::VerifyFull {
+                chain
+            } else {
+                Arc::new(AnyName(chain))
+            }
+        }
+    };
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(SetupError::Tls)?
+        .dangerous()
+        .with_custom_certificate_verifier(verifier)
+        .with_no_client_auth();
+    Ok(Some(MakeRustlsConnect::new(config)))
+}
+
+/// Connects with `config` (the URL without its TLS parameters) as `params` say.
+pub fn connect(config: &postgres::Config, params: &TlsParams) -> Result<postgres::Client, ConnectError> {
+    let client = match connector(params)? {
+        None => config.connect(postgres::NoTls),
+        Some(connector) => config.connect(connector),
+    };
+    client.map_err(ConnectError::Postgres)
+}
+
+/// A connection that could not be made.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    /// No TLS configuration.
+    #[error(transparent)]
+    Setup(#[from] SetupError),
+    /// The server or the network refused ([`refusal`] says whether TLS was why).
+    #[error(transparent)]
+    Postgres(postgres::Error),
+}
+
+fn root_cert_error(file: &Path, e: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> SetupError {
+    SetupError::RootCert { path: file.to_path_buf(), source: std::io::Error::new(std::io::ErrorKind::InvalidData, e) }
+}
+
+/// The CA certificates of `file` (PEM).
+fn roots(file: &Path) -> Result<RootCertStore, SetupError> {
+    let text = std::fs::read(file).map_err(|source| SetupError::RootCert { path: file.to_path_buf(), source })?;
+    let mut roots = RootCertStore::empty();
+    for cert in CertificateDer::pem_slice_iter(&text) {
+        let cert = cert.map_err(|e| root_cert_error(file, e))?;
+        roots.add(cert).map_err(|e| root_cert_error(file, e))?;
+    }
+    if roots.is_empty() {
+        return Err(root_cert_error(file, "it holds no PEM certificate"));
+    }
+    Ok(roots)
+}
+
+/// `prefer` and `require` without a CA: the connection is encrypted, the server's certificate not verified (libpq's
+/// meaning of these modes). The handshake's signatures are still checked.
+#[derive(Debug)]
+struct EncryptOnly(Arc<CryptoProvider>);
+
+impl ServerCertVerifier for EncryptOnly {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        verify_tls12_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        verify_tls13_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+/// `verify-ca`: the chain to the CA verified (webpki checks the chain before the name), any host name accepted.
+#[derive(Debug)]
+struct AnyName(Arc<WebPkiServerVerifier>);
+
+impl ServerCertVerifier for AnyName {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        match self.0.verify_server_cert(end_entity, intermediates, server_name, ocsp, now) {
+            Err(rustls::Error::InvalidCertificate(
+                CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
+            )) => Ok(ServerCertVerified::assertion()),
+            other => other,
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.0.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.0.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.supported_verify_schemes()
+    }
+}
+
+/// Whether TLS was why a connection failed: the server's certificate (not signed by the CA, not for the host,
+/// otherwise refused), no TLS offered where it is required, or TLS required by the server where it is disabled
+/// here.
+pub fn refusal(e: &postgres::Error, params: &TlsParams, config: &postgres::Config) -> Refusal {
+    if let Some(tls) = rustls_error(e) {
+        return match (&tls, &params.root_cert) {
+            (
+                rustls::Error::InvalidCertificate(CertificateError::UnknownIssuer | CertificateError::BadSignature),
+                Some(ca),
+            ) => Refusal::NotTrusted { ca: ca.clone(), source: tls },
+            (
+                rustls::Error::InvalidCertificate(
+                    CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
+                ),
+                _,
+            ) => Refusal::Name { host: hosts(config), source: tls },
+            (rustls::Error::InvalidCertificate(_), _) => Refusal::Certificate(tls),
+            _ => Refusal::Other,
+        };
+    }
+    let refused_plain = e.as_db_error().is_some_and(|db| {
+        *db.code() == postgres::error::SqlState::INVALID_AUTHORIZATION_SPECIFICATION
+            && db.message().ends_with("no encryption")
+    });
+    if refused_plain && matches!(params.mode, SslMode::Disable | SslMode::Prefer) {
+        return Refusal::TlsRequired(params.mode.name());
+    }
+    // the `postgres` crate's words when the server answers the TLS request with "no"
+    let no_tls = std::error::Error::source(e).is_some_and(|s| s.to_string() == "server does not support TLS");
+    if no_tls && e.as_db_error().is_none() {
+        return Refusal::NoTls(params.mode.name());
+    }
+    Refusal::Other
+}
+
+/// The hosts of the URL, for a message.
+fn hosts(config: &postgres::Config) -> String {
+    config
+        .get_hosts()
+        .iter()
+        .map(|h| match h {
+            postgres::config::Host::Tcp(name) => name.clone(),
+            postgres::config::Host::Unix(path) => path.display().to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// The rustls error under a failed connection (through the `io::Error` tokio-rustls wraps it in), if any.
+fn rustls_error(e: &postgres::Error) -> Option<rustls::Error> {
+    let mut next: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(e);
+    while let Some(err) = next {
+        if let Some(tls) = err.downcast_ref::<rustls::Error>() {
+            return Some(tls.clone());
+        }
+        if let Some(inner) = err.downcast_ref::<std::io::Error>().and_then(std::io::Error::get_ref) {
+            if let Some(tls) = inner.downcast_ref::<rustls::Error>() {
+                return Some(tls.clone());
+            }
+        }
+        next = err.source();
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sslmode_and_sslrootcert_are_taken_out_of_the_url() {
+        let (url, p) =
+            split_url("postgresql://u@h:5/db?sslmode=verify-full&sslrootcert=%2Ftmp%2Fca.pem&connect_timeout=3")
+                .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(url, "postgresql://u@h:5/db?connect_timeout=3");
+        assert_eq!((p.mode, p.root_cert), (SslMode::VerifyFull, Some(PathBuf::from("/tmp/ca.pem"))));
+        let (url, p) = split_url("postgresql://u@h:5/db").unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!((url.as_str(), p.mode, p.root_cert), ("postgresql://u@h:5/db", SslMode::Prefer, None));
+        let (url, p) = split_url("postgresql://u@h:5/db?sslmode=require").unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!((url.as_str(), p.mode), ("postgresql://u@h:5/db", SslMode::Require));
+    }
+
+    #[test]
+    fn an_unknown_sslmode_or_verification_without_a_ca_is_refused() {
+        assert!(matches!(
+            split_url("postgresql://h/db?sslmode=allow"),
+            Err(UrlError::SslMode(m)) if m == "allow"
+        ));
+        assert!(matches!(
+            split_url("postgresql://h/db?sslmode=verify-ca"),
+            Err(UrlError::RootCertMissing("verify-ca"))
+        ));
+        assert!(matches!(split_url("postgresql://h/db?sslrootcert=%G1"), Err(UrlError::Malformed)));
+    }
+}
