@@ -43,8 +43,13 @@ fn services(dir: &Path, n: usize) -> (Pki, Vec<KeyService>) {
     let replicas = (0..n)
         .map(|i| {
             let audit = dir.join(format!("replica-{i}.jsonl"));
-            KeyService::start(&keymgmt, dir, &format!("replica-{i}"), &config(&store, &pki, &server, &audit, &policies()))
-                .unwrap()
+            KeyService::start(
+                &keymgmt,
+                dir,
+                &format!("replica-{i}"),
+                &config(&store, &pki, &server, &audit, &policies()),
+            )
+            .unwrap()
         })
         .collect();
     (pki, replicas)
@@ -138,7 +143,12 @@ fn a_counter_without_keys_reads_and_writes_generation_3_through_the_key_service(
 
     // a write under UKMF, computed by the service
     let address = "SSSEEF06|09|$";
-    let w = post(&a, &format!("/v1/readers/{i}/items"), Scope::Write, &json!({"address": address, "data": "SSSEEF06|李四|$"}));
+    let w = post(
+        &a,
+        &format!("/v1/readers/{i}/items"),
+        Scope::Write,
+        &json!({"address": address, "data": "SSSEEF06|李四|$"}),
+    );
     assert_eq!(w.status, 200, "{}", String::from_utf8_lossy(&w.body));
     assert_eq!(answered(dir.path(), 0, "write"), 1);
 

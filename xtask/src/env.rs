@@ -8,7 +8,17 @@ use std::time::{Duration, Instant};
 pub(crate) type Result<T> = std::result::Result<T, String>;
 
 /// Debian packages the tests and the demo need (postgresql: the journal tests start a throwaway cluster).
-const PACKAGES: &[&str] = &["pcscd", "vsmartcard-vpcd", "libpcsclite-dev", "pcsc-tools", "opensc", "chromium", "curl", "openssl", "postgresql"];
+const PACKAGES: &[&str] = &[
+    "pcscd",
+    "vsmartcard-vpcd",
+    "libpcsclite-dev",
+    "pcsc-tools",
+    "opensc",
+    "chromium",
+    "curl",
+    "openssl",
+    "postgresql",
+];
 /// pcscd's client socket on Debian.
 const PCSCD_SOCKET: &str = "/run/pcscd/pcscd.comm";
 /// The vpcd port of reader `Virtual PCD 00 00`.
@@ -508,23 +518,46 @@ fn key_service_demo(dir: &Path, bin: &Path, in_dir: &dyn Fn(&str) -> Command) ->
         run(&mut c)
     };
     let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"];
-    openssl(&[&["req", "-x509"][..], &ec, &["-keyout", "ca.key", "-out", "ca.pem", "-days", "1", "-subj", "/CN=Demo terminal CA"]].concat())
-        .and_then(|()| {
-            openssl(&[&["req"][..], &ec, &["-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=localhost"]]
-                .concat())
-        })
-        .map_err(|e| format!("{e} (is openssl installed?)"))?;
+    openssl(
+        &[
+            &["req", "-x509"][..],
+            &ec,
+            &["-keyout", "ca.key", "-out", "ca.pem", "-days", "1", "-subj", "/CN=Demo terminal CA"],
+        ]
+        .concat(),
+    )
+    .and_then(|()| {
+        openssl(
+            &[&["req"][..], &ec, &["-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=localhost"]].concat(),
+        )
+    })
+    .map_err(|e| format!("{e} (is openssl installed?)"))?;
     write(dir, "server.ext", "subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n")?;
     write(dir, "terminal.ext", "extendedKeyUsage=clientAuth\n")?;
     let sign = |csr: &str, ext: &str, out: &str| {
         openssl(&[
-            "x509", "-req", "-in", csr, "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial", "-days", "1",
-            "-extfile", ext, "-out", out,
+            "x509",
+            "-req",
+            "-in",
+            csr,
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-days",
+            "1",
+            "-extfile",
+            ext,
+            "-out",
+            out,
         ])
     };
     sign("server.csr", "server.ext", "server.pem")?;
-    openssl(&[&["req"][..], &ec, &["-keyout", "terminal.key", "-out", "terminal.csr", "-subj", "/CN=371700000001"]]
-        .concat())?;
+    openssl(
+        &[&["req"][..], &ec, &["-keyout", "terminal.key", "-out", "terminal.csr", "-subj", "/CN=371700000001"]]
+            .concat(),
+    )?;
     sign("terminal.csr", "terminal.ext", "terminal.pem")?;
 
     step("keymgmt serve: the province's key service holds region 371700's keys; the counter holds none");

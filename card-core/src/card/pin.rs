@@ -5,12 +5,12 @@ use secrecy::SecretString;
 
 use super::session::{Session, SSSE};
 use crate::apdu::StatusWord;
-use crate::command;
 use crate::codec::hex_upper;
+use crate::command;
 use crate::security::key_name;
 use crate::security::key_service::{Backend, Operation, Query};
-use zeroize::Zeroizing;
 use crate::Error;
+use zeroize::Zeroizing;
 
 /// A PIN command's status word as an error.
 pub(crate) fn pin_status(sw: StatusWord) -> Result<(), Error> {

@@ -111,8 +111,7 @@ impl KeyServiceClient {
             return Err(ClientConfigError("no key service URL".into()));
         }
         for u in &config.urls {
-            if !u.starts_with("https://") && !u.starts_with("http://127.0.0.1") && !u.starts_with("http://localhost")
-            {
+            if !u.starts_with("https://") && !u.starts_with("http://127.0.0.1") && !u.starts_with("http://localhost") {
                 return Err(ClientConfigError(format!(
                     "{u}: the key service is reached over https:// (plain http only on loopback, for tests)"
                 )));
@@ -140,11 +139,8 @@ impl KeyServiceClient {
     }
 
     fn ask(&self, url: &str, body: &[u8]) -> Outcome {
-        let response = self
-            .agent
-            .post(format!("{url}{ANSWERS_PATH}"))
-            .header("content-type", "application/json")
-            .send(body);
+        let response =
+            self.agent.post(format!("{url}{ANSWERS_PATH}")).header("content-type", "application/json").send(body);
         let mut response = match response {
             Ok(r) => r,
             Err(e) => return Outcome::Failed(format!("{url}: {e}")),

@@ -89,8 +89,7 @@ impl Shared {
             path: config.audit_log.as_ref().map(|p| p.display().to_string()).unwrap_or_default(),
             source,
         })?;
-        let key_service =
-            config.keys.key_service_client(&config.terminal_no)?.map(|c| Arc::new(c) as Arc<dyn Backend>);
+        let key_service = config.keys.key_service_client(&config.terminal_no)?.map(|c| Arc::new(c) as Arc<dyn Backend>);
         let terminal = TerminalIds { terminal_no: config.terminal_no.clone(), device_no: config.device_no.clone() };
         let pool = ReaderPool::with_connector(
             PoolConfig {
