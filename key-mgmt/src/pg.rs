@@ -82,6 +82,9 @@ pub enum UrlError {
     /// `verify-ca`/`verify-full` without `sslrootcert`.
     #[error("sslmode={0} needs sslrootcert=FILE (the CA that signed the server's certificate)")]
     RootCertMissing(&'static str),
+    /// A password in the URL: passwords are given apart (a file, PGPASSWORD), never where they are shown.
+    #[error("the URL holds a password")]
+    PasswordInUrl,
 }
 
 /// Why no TLS configuration could be made.
@@ -173,6 +176,39 @@ fn percent_decode(s: &str) -> Option<String> {
         }
     }
     String::from_utf8(out).ok()
+}
+
+/// What `url` (no password in it) says, with `password` added and `application` as the application name unless
+/// the URL names one: the `postgres` configuration and the TLS parameters it is connected with ([`connect`]).
+pub fn config(url: &str, password: Option<&str>, application: &str) -> Result<(postgres::Config, TlsParams), UrlError> {
+    let (base, tls) = split_url(url)?;
+    let mut config: postgres::Config = base.parse().map_err(|_| UrlError::Malformed)?;
+    if config.get_password().is_some() {
+        return Err(UrlError::PasswordInUrl);
+    }
+    if let Some(p) = password {
+        config.password(p);
+    }
+    if config.get_application_name().is_none() {
+        config.application_name(application);
+    }
+    config.ssl_mode(pg_mode(&tls));
+    Ok((config, tls))
+}
+
+/// Whether `e` says the server is gone or cannot be reached (refused, reset, shut down, restarting) rather than
+/// refusing what was asked: a new connection may succeed where this one failed.
+pub fn is_connection_lost(e: &postgres::Error) -> bool {
+    if e.is_closed() {
+        return true;
+    }
+    if let Some(db) = e.as_db_error() {
+        let code = db.code().code();
+        // connection exceptions; admin/crash shutdown; the server starting up or shutting down
+        return code.starts_with("08") || matches!(code, "57P01" | "57P02" | "57P03");
+    }
+    // no answer at all: refused, reset, unreachable
+    std::error::Error::source(e).is_some_and(|s| s.is::<std::io::Error>())
 }
 
 /// The `sslmode` the `postgres` crate is given (it checks the server's answer to the TLS request itself).

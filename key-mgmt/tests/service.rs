@@ -590,9 +590,7 @@ fn the_city_journal_on_postgresql_over_tls() {
     let card_id = step1.split('|').nth(3).unwrap().to_string();
     let url = format!("{}?sslmode=verify-full&sslrootcert={}", cluster.url(), w.pki.ca_pem.display());
     {
-        let (base, tls) = pg::split_url(&url).unwrap();
-        let mut config: postgres::Config = base.parse().unwrap();
-        config.ssl_mode(pg::pg_mode(&tls));
+        let (config, tls) = pg::config(&url, None, "test").unwrap();
         let mut db = pg::connect(&config, &tls).unwrap();
         db.batch_execute("CREATE TABLE cards (id BIGSERIAL PRIMARY KEY, card_id TEXT NOT NULL UNIQUE, key_versions TEXT NOT NULL DEFAULT '{}')").unwrap();
         db.execute(

@@ -203,17 +203,7 @@ impl Dial {
 /// Whether `e` says the server is gone or cannot be reached (refused, reset, shut down, restarting) rather than
 /// refusing what was asked.
 fn connection_lost(e: &Error) -> bool {
-    let Error::Postgres(pe) = e else { return false };
-    if pe.is_closed() {
-        return true;
-    }
-    if let Some(db) = pe.as_db_error() {
-        let code = db.code().code();
-        // connection exceptions; admin/crash shutdown; the server starting up or shutting down
-        return code.starts_with("08") || matches!(code, "57P01" | "57P02" | "57P03");
-    }
-    // no answer at all: refused, reset, unreachable
-    std::error::Error::source(pe).is_some_and(|s| s.is::<std::io::Error>())
+    matches!(e, Error::Postgres(pe) if key_mgmt::pg::is_connection_lost(pe))
 }
 
 /// Dials again every half second, for up to `wait.limit` from now, after `lost`; the new connection goes into
@@ -253,18 +243,7 @@ impl PgJournal {
     /// [`PgJournal::connect`], waiting up to `wait.limit` for a server that cannot be reached, now and whenever
     /// the connection is lost later.
     pub fn connect_waiting(url: &str, password: Option<&SecretString>, wait: Wait) -> Result<PgJournal, Error> {
-        let (url, tls) = super::pg_tls::split_url(url)?;
-        let mut config: postgres::Config = url.parse().map_err(|_| InputError::JournalUrl)?;
-        if config.get_password().is_some() {
-            return Err(InputError::JournalPasswordInUrl.into());
-        }
-        if let Some(p) = password {
-            config.password(p.expose_secret());
-        }
-        if config.get_application_name().is_none() {
-            config.application_name("issuance");
-        }
-        config.ssl_mode(super::pg_tls::pg_mode(&tls));
+        let (config, tls) = super::pg_tls::config(url, password.map(ExposeSecret::expose_secret))?;
         let dial = Dial { config, tls };
         let client = match dial.connect() {
             Err(e) if connection_lost(&e) && !wait.limit.is_zero() => {

@@ -1,17 +1,19 @@
 //! TLS to the journal's PostgreSQL server: libpq's `sslmode` and `sslrootcert` in the journal URL, as
 //! [`key_mgmt::pg`] reads them (shared with the key service), with the journal's errors.
 
+pub(crate) use key_mgmt::pg::TlsParams;
 use key_mgmt::pg::{self, Refusal, SetupError, UrlError};
-pub(crate) use key_mgmt::pg::{pg_mode, TlsParams};
 
 use crate::{Defect, Error, InputError, JournalError};
 
-/// The URL the `postgres` crate reads, and the TLS parameters.
-pub(crate) fn split_url(url: &str) -> Result<(String, TlsParams), InputError> {
-    pg::split_url(url).map_err(|e| match e {
+/// The `postgres` configuration of the journal URL (with `password`, application name `issuance`), and the TLS
+/// parameters.
+pub(crate) fn config(url: &str, password: Option<&str>) -> Result<(postgres::Config, TlsParams), InputError> {
+    pg::config(url, password, "issuance").map_err(|e| match e {
         UrlError::Malformed => InputError::JournalUrl,
         UrlError::SslMode(m) => InputError::JournalSslMode(m),
         UrlError::RootCertMissing(m) => InputError::JournalRootCertMissing(m),
+        UrlError::PasswordInUrl => InputError::JournalPasswordInUrl,
     })
 }
 

@@ -207,21 +207,15 @@ impl Journal {
     /// Connects to the PostgreSQL journal at `url` (no password in it; `password` if the server asks for one) and
     /// checks that it holds the `cards` table. Lost later, the connection is made again at the next lookup.
     pub fn connect(url: &str, password: Option<&str>) -> Result<Journal> {
-        let (base, tls) = crate::pg::split_url(url).map_err(|e| Error::InvalidInput(format!("journal URL: {e}")))?;
-        let mut config: postgres::Config =
-            base.parse().map_err(|_| Error::InvalidInput("the journal URL is not a valid postgresql:// URL".into()))?;
-        if config.get_password().is_some() {
-            return Err(Error::InvalidInput(
+        let (config, tls) = crate::pg::config(url, password, "keymgmt serve").map_err(|e| match e {
+            crate::pg::UrlError::PasswordInUrl => Error::InvalidInput(
                 "the journal URL holds a password: give it in journal_password_file or PGPASSWORD".into(),
-            ));
-        }
-        if let Some(p) = password {
-            config.password(p);
-        }
-        if config.get_application_name().is_none() {
-            config.application_name("keymgmt serve");
-        }
-        config.ssl_mode(crate::pg::pg_mode(&tls));
+            ),
+            crate::pg::UrlError::Malformed => {
+                Error::InvalidInput("the journal URL is not a valid postgresql:// URL".into())
+            }
+            other => Error::InvalidInput(format!("journal URL: {other}")),
+        })?;
         let mut client = crate::pg::connect(&config, &tls).map_err(pg_error)?;
         client
             .query_one("SELECT count(*) FROM cards WHERE false", &[])
@@ -253,7 +247,7 @@ impl Journal {
                         let Some(c) = slot.as_mut() else { continue };
                         match c.query_opt("SELECT key_versions FROM cards WHERE card_id = $1", &[&card_id]) {
                             Ok(row) => return row.map(|r| r.try_get(0)).transpose().map_err(pg_query),
-                            Err(e) if attempt == 0 && (e.is_closed() || e.as_db_error().is_none()) => *slot = None,
+                            Err(e) if attempt == 0 && crate::pg::is_connection_lost(&e) => *slot = None,
                             Err(e) => return Err(pg_query(e)),
                         }
                     }
