@@ -367,11 +367,12 @@ fn worker(sh: &Shared<'_>, reader: &str) -> Result<(), Failure> {
         .at_desk(sh.desk.clone());
     let issuer = Issuer::reference(sh.keys, &journal, sh.settings.clone());
     let pin_of = |ssn: &str| sh.pins.get(ssn);
+    let mut next = sh.next_holder(&journal)?;
     loop {
         if sh.stop.load(Ordering::SeqCst) {
             return Ok(());
         }
-        let Some(holder) = sh.next_holder(&journal)? else { return Ok(()) };
+        let Some(holder) = next.take() else { return Ok(()) };
         sh.say(format!(
             "{reader}: insert a blank card for line {} {} ({})",
             holder.line,
@@ -393,7 +394,7 @@ fn worker(sh: &Shared<'_>, reader: &str) -> Result<(), Failure> {
         sh.card_done();
         let result = match outcome {
             Ok(Some((claimed, id, costs))) => {
-                sh.done_with(holder.line, claimed.line == holder.line);
+                sh.done_with(holder.line, false);
                 sh.done_with(claimed.line, true);
                 if claimed.line != holder.line {
                     sh.say(format!(
@@ -436,9 +437,13 @@ fn worker(sh: &Shared<'_>, reader: &str) -> Result<(), Failure> {
         sh.bar.inc(1);
         sh.say(format!("{reader}: remove the card"));
         // the next card is awaited only once this one is out; after the last one, nothing to wait for
-        let more = !sh.untried(&journal)?.is_empty();
-        if more && !sh.stop.load(Ordering::SeqCst) {
-            wait_for_removal(&selector, sh.timeout)?;
+        next = sh.next_holder(&journal)?;
+        if let Some(h) = next.as_ref().filter(|_| !sh.stop.load(Ordering::SeqCst)) {
+            if let Err(e) = wait_for_removal(&selector, sh.timeout) {
+                // another worker here may take the holder this one was to ask for
+                sh.done_with(h.line, false);
+                return Err(e.into());
+            }
         }
     }
 }
