@@ -159,7 +159,7 @@ fn journal_card(
                 reader: "bench reader".into(),
             })
         },
-        &|seq| Ok(assigned("371700", seq)),
+        &|_, seq| Ok(assigned("371700", seq)),
     )?;
     let claim = t0.elapsed();
     let Some(claimed) = claimed else { return Ok(None) };

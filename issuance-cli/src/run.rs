@@ -210,7 +210,6 @@ impl Issuer<'_> {
         let reader = t.name().to_owned();
         // the claimed holder's keys and PIN are checked inside the claim: a failure there claims nothing
         let keys: std::cell::RefCell<Option<CardKeys>> = std::cell::RefCell::new(None);
-        let for_holder: std::cell::RefCell<Option<Holder>> = std::cell::RefCell::new(None);
         let claimed = self.journal.claim_and_new_card(
             batch,
             prefer,
@@ -221,7 +220,6 @@ impl Issuer<'_> {
                 let k = self.keys.card_keys(&holder.region, &chip, alg)?;
                 k.check(self.profile, s.generation)?;
                 *keys.borrow_mut() = Some(k);
-                *for_holder.borrow_mut() = Some(holder.without_pin());
                 Ok(crate::journal::NewCardOwned {
                     batch: Some(batch),
                     holder_line: holder.line,
@@ -233,10 +231,7 @@ impl Issuer<'_> {
                     reader: reader.clone(),
                 })
             },
-            &|seq| {
-                let h = for_holder.borrow();
-                assigned_for_holder(h.as_ref().ok_or(Defect::ClaimWithoutKeys)?, s, seq)
-            },
+            &|holder, seq| assigned_for_holder(holder, s, seq),
         )?;
         let Some(claimed) = claimed else { return Ok(None) };
         let keys = keys.into_inner().ok_or(Defect::ClaimWithoutKeys)?;

@@ -219,7 +219,7 @@ fn four_desks_working_through_one_batch_claim_every_holder_exactly_once() {
                                 reader: format!("desk {desk}"),
                             })
                         };
-                        match j.claim_and_new_card(batch, None, &card, &|seq| Ok(assigned("110100", seq))).unwrap() {
+                        match j.claim_and_new_card(batch, None, &card, &|_, seq| Ok(assigned("110100", seq))).unwrap() {
                             Some(c) => mine.push((desk, c.holder.line, c.seq)),
                             None => break mine,
                         }

@@ -321,14 +321,15 @@ pub trait Backend {
     /// Claims a holder of `batch` that has no live card and that no other desk is claiming at this moment —
     /// `prefer` (a line) if it is still free, else the first free one in line order — and makes the holder's card
     /// row (`pending`) in the same transaction, so each holder is claimed by exactly one desk however many work
-    /// through the batch. `card` makes the row's contents from the claimed holder (an error rolls the claim
-    /// back: nothing is claimed). `None`: no holder is left to claim.
+    /// through the batch. `card` makes the row's contents from the claimed holder and `id_of` its identifiers from
+    /// the holder and the sequence number (an error of either rolls the claim back: nothing is claimed). `None`:
+    /// no holder is left to claim.
     fn claim_and_new_card(
         &self,
         batch: i64,
         prefer: Option<u64>,
         card: &dyn Fn(&crate::holders::Holder) -> Result<NewCardOwned, Error>,
-        id_of: &dyn Fn(u64) -> Result<Assigned, Error>,
+        id_of: &dyn Fn(&crate::holders::Holder, u64) -> Result<Assigned, Error>,
     ) -> Result<Option<Claimed>, Error>;
 
     /// The card row `id`.

@@ -478,7 +478,7 @@ impl Backend for PgJournal {
         batch: i64,
         prefer: Option<u64>,
         card: &dyn Fn(&crate::holders::Holder) -> Result<NewCardOwned, Error>,
-        id_of: &dyn Fn(u64) -> Result<Assigned, Error>,
+        id_of: &dyn Fn(&crate::holders::Holder, u64) -> Result<Assigned, Error>,
     ) -> Result<Option<Claimed>, Error> {
         let prefer = prefer.map(big).transpose()?;
         self.with(|client| {
@@ -511,7 +511,7 @@ impl Backend for PgJournal {
                 // another desk may have made this holder's card after this statement's snapshot: the live-SSN index
                 // refuses the second card, and the next holder is claimed instead
                 tx.execute("SAVEPOINT claim", &[])?;
-                match insert_card(&mut tx, &self.desk, &new.borrow(), id_of) {
+                match insert_card(&mut tx, &self.desk, &new.borrow(), &|seq| id_of(&holder, seq)) {
                     Ok((id, seq)) => {
                         tx.commit()?;
                         return Ok(Some(Claimed { holder, card: id, seq }));

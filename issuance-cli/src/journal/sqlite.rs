@@ -328,7 +328,7 @@ impl Backend for SqliteJournal {
         batch: i64,
         prefer: Option<u64>,
         card: &dyn Fn(&crate::holders::Holder) -> Result<NewCardOwned, Error>,
-        id_of: &dyn Fn(u64) -> Result<Assigned, Error>,
+        id_of: &dyn Fn(&crate::holders::Holder, u64) -> Result<Assigned, Error>,
     ) -> Result<Option<Claimed>, Error> {
         // IMMEDIATE: one writer at a time, so the holder found free is still free when its card row is made
         let tx = rusqlite::Transaction::new_unchecked(&self.conn, rusqlite::TransactionBehavior::Immediate)?;
@@ -351,7 +351,7 @@ impl Backend for SqliteJournal {
         let holder: crate::holders::Holder =
             serde_json::from_str(&json).map_err(|source| JournalError::Holder { batch, line: Some(line), source })?;
         let new = card(&holder)?;
-        let (id, seq) = self.insert_card(&tx, &new.borrow(), id_of)?;
+        let (id, seq) = self.insert_card(&tx, &new.borrow(), &|seq| id_of(&holder, seq))?;
         tx.commit()?;
         Ok(Some(Claimed { holder, card: id, seq }))
     }
