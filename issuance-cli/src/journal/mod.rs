@@ -342,7 +342,9 @@ pub trait Backend {
     fn last_card_of_chip(&self, chip: &str) -> Result<Option<CardRow>, Error>;
 
     /// Every card, in id order.
-    fn cards(&self) -> Result<Vec<CardRow>, Error>;
+    fn cards(&self) -> Result<Vec<CardRow>, Error> {
+        self.cards_in(&Scope::all(), None)
+    }
 
     /// Sets a card's state (and error).
     fn set_state(&self, id: i64, state: &str, error: Option<&str>) -> Result<(), Error>;
@@ -395,7 +397,9 @@ pub trait Backend {
     fn replacement(&self, old: i64) -> Result<Option<Replacement>, Error>;
 
     /// The cards made for `batch`, in id order.
-    fn cards_of_batch(&self, batch: i64) -> Result<Vec<CardRow>, Error>;
+    fn cards_of_batch(&self, batch: i64) -> Result<Vec<CardRow>, Error> {
+        self.cards_in(&Scope { batch: Some(batch), ..Scope::default() }, None)
+    }
 
     /// The generation and source of `batch`, or `None` if there is no such batch.
     fn batch_info(&self, batch: i64) -> Result<Option<(u8, String)>, Error>;

@@ -544,10 +544,6 @@ impl Backend for PgJournal {
         self.card_where("WHERE chip = $1 ORDER BY id DESC LIMIT 1", &[&chip])
     }
 
-    fn cards(&self) -> Result<Vec<CardRow>, Error> {
-        self.cards_where("ORDER BY id", &[])
-    }
-
     fn set_state(&self, id: i64, state: &str, error: Option<&str>) -> Result<(), Error> {
         self.with(|c| {
             c.execute(
@@ -663,22 +659,21 @@ impl Backend for PgJournal {
     fn cards_in(&self, scope: &Scope, limit: Option<u64>) -> Result<Vec<CardRow>, Error> {
         self.with(|c| {
             let (clause, values) = scope.clause(&numbered);
-            let limit = match limit {
-                Some(n) => format!("LIMIT {}", big(n)?),
-                None => String::new(),
-            };
             let params = scope_params(&values);
             let refs: Vec<&(dyn postgres::types::ToSql + Sync)> = params.iter().map(|p| p.as_ref()).collect();
             // within a region ids follow sequence numbers (the id is drawn with the region's counter row locked):
             // the (region, seq) index finds a region's latest cards without walking the other regions' ids
             let order =
                 if scope.region.is_some() && scope.batch.is_none() { "region DESC, seq DESC" } else { "id DESC" };
-            let rows = c.query(
-                &format!(
-                    "SELECT * FROM (SELECT {CARD_COLS} FROM cards {clause} ORDER BY {order} {limit}) c ORDER BY id"
+            let sql = match limit {
+                // the last n: the latest first, then put back in id order
+                Some(n) => format!(
+                    "SELECT * FROM (SELECT {CARD_COLS} FROM cards {clause} ORDER BY {order} LIMIT {}) c ORDER BY id",
+                    big(n)?
                 ),
-                &refs,
-            )?;
+                None => format!("SELECT {CARD_COLS} FROM cards {clause} ORDER BY id"),
+            };
+            let rows = c.query(&sql, &refs)?;
             card_rows(&rows)
         })
     }
@@ -743,10 +738,6 @@ impl Backend for PgJournal {
                 at: r.try_get(4)?,
             }))
         })
-    }
-
-    fn cards_of_batch(&self, batch: i64) -> Result<Vec<CardRow>, Error> {
-        self.cards_where("WHERE batch = $1 ORDER BY id", &[&batch])
     }
 
     fn batch_info(&self, batch: i64) -> Result<Option<(u8, String)>, Error> {

@@ -389,12 +389,6 @@ impl Backend for SqliteJournal {
     }
 
     /// Every card, in id order.
-    fn cards(&self) -> Result<Vec<CardRow>, Error> {
-        let mut st = self.conn.prepare(&format!("SELECT {CARD_COLS} FROM cards ORDER BY id"))?;
-        let rows = st.query_map([], card_row)?.collect::<Result<Vec<_>, _>>()?;
-        Ok(rows)
-    }
-
     /// Sets a card's state (and error).
     fn set_state(&self, id: i64, state: &str, error: Option<&str>) -> Result<(), Error> {
         self.conn.execute(
@@ -494,13 +488,15 @@ impl Backend for SqliteJournal {
 
     fn cards_in(&self, scope: &Scope, limit: Option<u64>) -> Result<Vec<CardRow>, Error> {
         let (clause, values) = scope.clause(&numbered);
-        let limit = match limit {
-            Some(n) => format!("LIMIT {}", i64::try_from(n).map_err(|_| Defect::TooBig(n))?),
-            None => String::new(),
+        let sql = match limit {
+            // the last n: the latest first, then put back in id order
+            Some(n) => format!(
+                "SELECT * FROM (SELECT {CARD_COLS} FROM cards {clause} ORDER BY id DESC LIMIT {}) ORDER BY id",
+                i64::try_from(n).map_err(|_| Defect::TooBig(n))?
+            ),
+            None => format!("SELECT {CARD_COLS} FROM cards {clause} ORDER BY id"),
         };
-        let mut st = self.conn.prepare(&format!(
-            "SELECT * FROM (SELECT {CARD_COLS} FROM cards {clause} ORDER BY id DESC {limit}) ORDER BY id"
-        ))?;
+        let mut st = self.conn.prepare(&sql)?;
         let params = scope_params(&values);
         let rows = st.query_map(rusqlite::params_from_iter(params.iter()), card_row)?.collect::<Result<Vec<_>, _>>()?;
         Ok(rows)
@@ -573,12 +569,6 @@ impl Backend for SqliteJournal {
     }
 
     /// The cards made for `batch`, in id order.
-    fn cards_of_batch(&self, batch: i64) -> Result<Vec<CardRow>, Error> {
-        let mut st = self.conn.prepare(&format!("SELECT {CARD_COLS} FROM cards WHERE batch = ?1 ORDER BY id"))?;
-        let rows = st.query_map([batch], card_row)?.collect::<Result<Vec<_>, _>>()?;
-        Ok(rows)
-    }
-
     /// The generation and source of `batch`, or `None` if there is no such batch.
     fn batch_info(&self, batch: i64) -> Result<Option<(u8, String)>, Error> {
         let row: Option<(i64, String)> = self
