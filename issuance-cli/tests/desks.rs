@@ -33,13 +33,9 @@ fn keys() -> (tempfile::TempDir, StoreKeySource) {
 
 fn desk_journal(url: &str, desk: usize, wait: Wait) -> Journal {
     let location = Location::new(url.into());
-    Journal::open_waiting(&location, password().as_ref(), wait)
+    Journal::open_waiting(&location, testkit::pg::password().as_ref(), wait)
         .unwrap()
         .at_desk(Desk::new(&format!("desk-{desk}"), &format!("clerk {desk}")).unwrap())
-}
-
-fn password() -> Option<secrecy::SecretString> {
-    std::env::var("PGPASSWORD").ok().map(secrecy::SecretString::from)
 }
 
 /// What the journal holds at the end: every card issued, one per holder, numbers 1..=n gapless and unique.

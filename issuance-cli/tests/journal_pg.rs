@@ -14,12 +14,9 @@ use std::sync::Barrier;
 use issuance::journal::pg::{NewCardOwned, PgJournal};
 use issuance::journal::{Assigned, Backend, Journal, Location, NewCard, SCHEMA_VERSION};
 use issuance::{Error, JournalError};
-use secrecy::SecretString;
 use testkit::pg::TestDb;
 
-fn password() -> Option<SecretString> {
-    std::env::var("PGPASSWORD").ok().map(SecretString::from)
-}
+use testkit::pg::password;
 
 fn journal(db: &TestDb) -> PgJournal {
     PgJournal::connect(db.url(), password().as_ref()).unwrap()

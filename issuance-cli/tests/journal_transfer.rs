@@ -13,14 +13,11 @@ use issuance::journal::pg::PgJournal;
 use issuance::journal::transfer::{Clash, Dump, Side, TransferError};
 use issuance::journal::{state, Assigned, BatchSettings, Desk, Journal, NewCard, SCHEMA_VERSION};
 use issuance::{Error, InputError};
-use secrecy::SecretString;
 use testkit::pg::TestDb;
 
 const REGION: &str = "110100";
 
-fn password() -> Option<SecretString> {
-    std::env::var("PGPASSWORD").ok().map(SecretString::from)
-}
+use testkit::pg::password;
 
 fn pg(db: &TestDb, desk: &str) -> Journal {
     Journal::from_backend(PgJournal::connect(db.url(), password().as_ref()).unwrap())

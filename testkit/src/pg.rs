@@ -84,6 +84,11 @@ fn server_base(server: &str) -> String {
     }
 }
 
+/// The test server's password, when it asks for one: `PGPASSWORD` (what programs under test are given).
+pub fn password() -> Option<secrecy::SecretString> {
+    std::env::var("PGPASSWORD").ok().map(secrecy::SecretString::from)
+}
+
 /// A connection without TLS, with `PGPASSWORD` if set.
 fn connect(url: &str) -> postgres::Client {
     let mut config: postgres::Config = url.parse().unwrap_or_else(|e| panic!("{url}: {e}"));

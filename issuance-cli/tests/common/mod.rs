@@ -76,7 +76,7 @@ fn new_database() -> String {
 /// A new, empty journal: in memory on SQLite, a new database on PostgreSQL.
 pub fn fresh_journal() -> issuance::journal::Journal {
     if on_postgres() {
-        let password = std::env::var("PGPASSWORD").ok().map(secrecy::SecretString::from);
+        let password = testkit::pg::password();
         issuance::journal::Journal::open_at(&issuance::journal::Location::new(new_database().into()), password.as_ref())
             .unwrap()
     } else {
@@ -101,7 +101,7 @@ pub fn journal_arg(dir: &Path) -> std::ffi::OsString {
 
 /// The journal of `dir`: the one `issuance(dir)` uses.
 pub fn journal(dir: &Path) -> issuance::journal::Journal {
-    let password = std::env::var("PGPASSWORD").ok().map(secrecy::SecretString::from);
+    let password = testkit::pg::password();
     let location = issuance::journal::Location::new(journal_arg(dir).into());
     issuance::journal::Journal::open_at(&location, password.as_ref()).unwrap()
 }
