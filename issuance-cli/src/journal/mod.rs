@@ -41,16 +41,21 @@ pub struct Desk {
 impl Desk {
     /// A desk `id` with `operator`, both checked.
     pub fn new(id: &str, operator: &str) -> Result<Desk, Error> {
-        let id_ok = (1..=64).contains(&id.len())
-            && id.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
-        if !id_ok {
+        if !Desk::valid_id(id) {
             return Err(InputError::DeskId { id: cut(id) }.into());
         }
-        let op_ok = (1..=64).contains(&operator.chars().count()) && !operator.chars().any(char::is_control);
-        if !op_ok {
+        if !Desk::valid_operator(operator) {
             return Err(InputError::Operator { operator: cut(operator) }.into());
         }
         Ok(Desk { id: id.to_owned(), operator: operator.to_owned() })
+    }
+
+    fn valid_id(id: &str) -> bool {
+        (1..=64).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+    }
+
+    fn valid_operator(operator: &str) -> bool {
+        (1..=64).contains(&operator.chars().count()) && !operator.chars().any(char::is_control)
     }
 
     /// This machine's host name as the desk and the login name as the operator (what an unconfigured desk
@@ -58,9 +63,11 @@ impl Desk {
     pub fn local() -> Desk {
         let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
         let user = std::env::var("USER").or_else(|_| std::env::var("LOGNAME")).unwrap_or_default();
-        let id = Desk::new(host.trim(), "x").map(|d| d.id).unwrap_or_else(|_| "local".to_owned());
-        let operator = Desk::new("x", user.trim()).map(|d| d.operator).unwrap_or_else(|_| "unknown".to_owned());
-        Desk { id, operator }
+        let (host, user) = (host.trim(), user.trim());
+        Desk {
+            id: if Desk::valid_id(host) { host } else { "local" }.to_owned(),
+            operator: if Desk::valid_operator(user) { user } else { "unknown" }.to_owned(),
+        }
     }
 }
 
