@@ -4,8 +4,9 @@
 //! "Journal work only": each desk is a thread with its own connection (`Journal::open_at(…).at_desk(…)`) and
 //! makes, per card, exactly the journal calls `Issuer::issue_from_batch` makes for a card that goes through —
 //! `open_card_of_chip`, `claim_and_new_card` (the holder claimed from one batch all desks share, the region's
-//! sequence number allocated), `card`, `begin_attempt`, `step_started` + `step_finished` for each step of a real
-//! generation 3 plan (counted at start-up by issuing one card on card-sim), `set_costs`, `set_state written`,
+//! sequence number allocated), `card`, `begin_attempt`, the steps of a real generation 3 plan journalled ahead in
+//! the issuer's groups (`journal::ahead`: one transaction a group and one at the end; the steps and their groups
+//! read at start-up from one card issued on card-sim), `set_costs`, `set_state written`,
 //! `set_costs`, `set_state verified`, `set_state issued` — with no card and no crypto. All holders are of one
 //! region, so every card's allocation goes through the same counter: the worst case.
 //!
@@ -38,6 +39,7 @@ use std::time::{Duration, Instant};
 use card_core::profile::Generation;
 use card_sim::SimTransport;
 use issuance::holders::Holder;
+use issuance::journal::ahead::Ahead;
 use issuance::journal::{state, Assigned, Desk, Journal, Location, NewCardOwned};
 use issuance::prepare::Settings;
 use issuance::run::Issuer;
@@ -108,8 +110,9 @@ fn assigned(region: &str, seq: u64) -> Assigned {
     }
 }
 
-/// The steps of a generation 3 card: issues one on card-sim into an in-memory journal and counts its steps.
-fn gen3_steps(store: &Path) -> usize {
+/// The steps of a generation 3 card in the groups the issuer journals them in (each group begins with a
+/// selection): issues one on card-sim into an in-memory journal and reads its steps back.
+fn gen3_groups(store: &Path) -> Vec<Vec<String>> {
     let keys = common::key_source(store);
     let journal = Journal::in_memory().unwrap();
     let g = Generation::new(3).unwrap();
@@ -117,8 +120,18 @@ fn gen3_steps(store: &Path) -> usize {
     let batch = journal.new_batch("steps", 3, &hs).unwrap();
     let issuer = Issuer::reference(&keys, &journal, Settings::new(g));
     let mut sim = SimTransport::new(common::blank(3, 1));
-    let (_, card, _) = issuer.issue_from_batch(&mut sim, batch, None, &|_| None).unwrap().unwrap();
-    usize::try_from(journal.step_count(card, 1, "done").unwrap()).unwrap()
+    issuer.issue_from_batch(&mut sim, batch, None, &|_| None).unwrap().unwrap();
+    let mut steps = journal.export().unwrap().steps;
+    steps.sort_by_key(|s| s.idx);
+    let mut groups: Vec<Vec<String>> = Vec::new();
+    for s in steps {
+        assert_eq!(s.state, "done");
+        match groups.last_mut() {
+            Some(g) if !s.label.starts_with("select ") => g.push(s.label),
+            _ => groups.push(vec![s.label]),
+        }
+    }
+    groups
 }
 
 /// What a row's desks do for each card.
@@ -138,7 +151,7 @@ fn journal_card(
     j: &Journal,
     batch: i64,
     chip: &str,
-    steps: usize,
+    groups: &[Vec<String>],
     alloc_only: bool,
     run: &mut DeskRun,
 ) -> Result<Option<()>, Error> {
@@ -171,11 +184,11 @@ fn journal_card(
     }
     let row = j.card(claimed.card)?;
     let attempt = j.begin_attempt(row.id, r#"{"MK_MF":2,"TRANSPORT":1}"#)?;
-    for idx in 0..steps {
-        let label = format!("WRITE RECORD EF{:02X} item {idx} (bench step)", idx % 16);
-        j.step_started(row.id, attempt, idx, &label)?;
-        j.step_finished(row.id, attempt, idx, true, None)?;
+    let mut ahead = Ahead::new(&**j, row.id, attempt);
+    for group in groups {
+        ahead.group(group, &mut |_| Ok(()))?;
     }
+    ahead.finish()?;
     j.set_costs(row.id, 420, 21_000, Some(5_400_000))?;
     j.set_state(row.id, state::WRITTEN, None)?;
     j.set_costs(row.id, 460, 22_000, Some(5_900_000))?;
@@ -187,7 +200,14 @@ fn journal_card(
 }
 
 /// Runs `desks` desks on `location` for `secs`: journal work only, or (`full`) whole cards on card-sim.
-fn run_row(location: &Location, desks: usize, secs: Duration, steps: usize, store: &Path, work: Work) -> RowResult {
+fn run_row(
+    location: &Location,
+    desks: usize,
+    secs: Duration,
+    groups: &Arc<Vec<Vec<String>>>,
+    store: &Path,
+    work: Work,
+) -> RowResult {
     let full = work == Work::Full;
     let setup = Journal::open_at(location, None).unwrap();
     let batch = setup.new_batch("bench", 3, &holders(HOLDERS)).unwrap();
@@ -210,7 +230,7 @@ fn run_row(location: &Location, desks: usize, secs: Duration, steps: usize, stor
         .into_iter()
         .enumerate()
         .map(|(d, keys)| {
-            let (location, barrier) = (location.clone(), Arc::clone(&barrier));
+            let (location, barrier, groups) = (location.clone(), Arc::clone(&barrier), Arc::clone(groups));
             std::thread::spawn(move || {
                 let desk = Desk::new(&format!("desk-{d:02}"), "bench").unwrap();
                 let j = Journal::open_at(&location, None).unwrap().at_desk(desk);
@@ -232,7 +252,7 @@ fn run_row(location: &Location, desks: usize, secs: Duration, steps: usize, stor
                         run.card.push(t0.elapsed());
                     } else {
                         let chip = format!("BE{serial:014X}");
-                        match journal_card(&j, batch, &chip, steps, work == Work::Alloc, &mut run) {
+                        match journal_card(&j, batch, &chip, &groups, work == Work::Alloc, &mut run) {
                             Ok(Some(())) => {}
                             Ok(None) => break,
                             Err(e) => {
@@ -320,8 +340,9 @@ fn main() {
     let dir = tempfile::tempdir().unwrap();
     let store = dir.path().join("keys.db");
     common::make_store(&store);
-    let steps = gen3_steps(&store);
-    eprintln!("a generation 3 card: {steps} steps; {} s a row", secs.as_secs());
+    let groups = Arc::new(gen3_groups(&store));
+    let steps: usize = groups.iter().map(Vec::len).sum();
+    eprintln!("a generation 3 card: {steps} steps in {} groups; {} s a row", groups.len(), secs.as_secs());
     let mut results = Vec::new();
     let mut push = |mut r: RowResult, backend: &str| {
         r.backend = backend.to_owned();
@@ -331,13 +352,16 @@ fn main() {
     for desks in [1, 4, 16] {
         if wants("sqlite") {
             let location = Location::Sqlite(dir.path().join(format!("journal-{desks}.db")));
-            push(run_row(&location, desks, secs, steps, &store, Work::Journal), "SQLite file (WAL, synchronous=FULL)");
+            push(
+                run_row(&location, desks, secs, &groups, &store, Work::Journal),
+                "SQLite file (WAL, synchronous=FULL)",
+            );
         }
     }
     if wants("alloc") {
         for desks in [1, 16] {
             let location = Location::Sqlite(dir.path().join(format!("alloc-{desks}.db")));
-            push(run_row(&location, desks, secs, steps, &store, Work::Alloc), "SQLite file (WAL, synchronous=FULL)");
+            push(run_row(&location, desks, secs, &groups, &store, Work::Alloc), "SQLite file (WAL, synchronous=FULL)");
         }
     }
     if ["pg-nofsync", "pg-fsync", "alloc", "cards"].into_iter().any(wants) {
@@ -345,7 +369,7 @@ fn main() {
         if wants("pg-nofsync") {
             for desks in [1, 4, 16] {
                 let location = pg_database(&cluster, &format!("jb_nofsync_{desks}"));
-                push(run_row(&location, desks, secs, steps, &store, Work::Journal), "PostgreSQL, fsync=off");
+                push(run_row(&location, desks, secs, &groups, &store, Work::Journal), "PostgreSQL, fsync=off");
             }
         }
         // the same cluster with the server's defaults: fsync on, synchronous_commit on
@@ -360,19 +384,19 @@ fn main() {
         if wants("pg-fsync") {
             for desks in [1, 4, 16] {
                 let location = pg_database(&cluster, &format!("jb_fsync_{desks}"));
-                push(run_row(&location, desks, secs, steps, &store, Work::Journal), "PostgreSQL, fsync=on");
+                push(run_row(&location, desks, secs, &groups, &store, Work::Journal), "PostgreSQL, fsync=on");
             }
         }
         if wants("alloc") {
             for desks in [1, 16] {
                 let location = pg_database(&cluster, &format!("jb_alloc_{desks}"));
-                push(run_row(&location, desks, secs, steps, &store, Work::Alloc), "PostgreSQL, fsync=on");
+                push(run_row(&location, desks, secs, &groups, &store, Work::Alloc), "PostgreSQL, fsync=on");
             }
         }
         if wants("cards") {
             for desks in [1, 4] {
                 let location = pg_database(&cluster, &format!("jb_cards_{desks}"));
-                push(run_row(&location, desks, secs, steps, &store, Work::Full), "PostgreSQL, fsync=on");
+                push(run_row(&location, desks, secs, &groups, &store, Work::Full), "PostgreSQL, fsync=on");
             }
         }
         pg_ctl(&cluster, &["-m", "fast", "-w", "stop"]);
@@ -381,11 +405,15 @@ fn main() {
         let desks = std::env::var("JBENCH_URL_DESKS").unwrap_or_else(|_| "1,16".into());
         for d in desks.split(',').filter_map(|d| d.parse().ok()) {
             let location = Location::Postgres(url.clone());
-            push(run_row(&location, d, secs, steps, &store, Work::Journal), "PostgreSQL, JBENCH_PG_URL");
+            push(run_row(&location, d, secs, &groups, &store, Work::Journal), "PostgreSQL, JBENCH_PG_URL");
         }
     }
     println!();
-    println!("Cards journalled per second ({steps} steps a card, {} s a row, one region)", secs.as_secs());
+    println!(
+        "Cards journalled per second ({steps} steps a card in {} groups, {} s a row, one region)",
+        groups.len(),
+        secs.as_secs()
+    );
     println!();
     println!(
         "| journal | work | desks | cards | failed | cards/s | p50 ms/card | p99 ms/card | claim p50 ms | claim p99 ms |"

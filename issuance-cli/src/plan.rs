@@ -158,6 +158,12 @@ impl Step {
         }
     }
 
+    /// Whether the step begins a group journalled ahead together ([`crate::journal::ahead`]): each selection of
+    /// the MF or a DF begins the group of that DF's steps.
+    pub fn starts_group(&self) -> bool {
+        matches!(self, Step::SelectMf | Step::Select { .. })
+    }
+
     /// Whether the step changes the card.
     pub fn writes(&self) -> bool {
         !matches!(self, Step::SelectMf | Step::Select { .. } | Step::Authenticate { .. })
@@ -173,6 +179,25 @@ pub struct Plan {
     pub holder_line: u64,
     /// The steps, in order.
     pub steps: Vec<Step>,
+}
+
+impl Plan {
+    /// The steps in the groups they are journalled ahead in: a new group at each step that
+    /// [starts one](Step::starts_group).
+    pub fn groups(&self) -> Vec<&[Step]> {
+        let mut groups = Vec::new();
+        let mut start = 0;
+        for (i, step) in self.steps.iter().enumerate() {
+            if step.starts_group() && i > start {
+                groups.push(&self.steps[start..i]);
+                start = i;
+            }
+        }
+        if start < self.steps.len() {
+            groups.push(&self.steps[start..]);
+        }
+        groups
+    }
 }
 
 /// The store name of a profile key (key-mgmt inventory): `MK_MF`, SSSE's bare names, `UK_DF01`.

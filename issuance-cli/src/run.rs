@@ -28,6 +28,7 @@ use card_core::transport::{historical_bytes, CardTransaction, CardTransactionExt
 
 use crate::cos::{authenticate, select_mf, CosAdapter};
 use crate::holders::Holder;
+use crate::journal::ahead::Ahead;
 use crate::journal::{state, Assigned, CardRow, Journal, NewCard};
 use crate::pin::Pin;
 use crate::plan::{self, Plan};
@@ -410,17 +411,10 @@ impl Issuer<'_> {
         let tx: &mut dyn CardTransaction = &mut tx;
         let transport = &keys.transport.0;
         let (mf_mk, mf_v) = keys.get("MK_MF").ok_or_else(|| KeyError::NotInSet { name: "MK_MF".into() })?;
-        let mut idx = 0usize;
-        let mut record = |label: &str, f: &mut dyn FnMut() -> Result<(), Error>| -> Result<(), Error> {
-            j.step_started(row.id, attempt, idx, label)?;
-            let r = f();
-            j.step_finished(row.id, attempt, idx, r.is_ok(), r.as_ref().err().map(|e| e.to_string()).as_deref())?;
-            idx += 1;
-            r
-        };
+        let mut steps = Ahead::new(&**j, row.id, attempt);
         let mut mf_version = None;
         if attempt > 1 {
-            record("probe MF key info", &mut || {
+            steps.one("probe MF key info", &mut || {
                 select_mf(tx)?;
                 let info = self.cos.key_info(tx)?;
                 mf_version = info.iter().find(|i| i[0] == 0).map(|i| i[1]);
@@ -429,29 +423,32 @@ impl Issuer<'_> {
         }
         match mf_version {
             Some(v) if v == mf_v && v != TRANSPORT_VERSION => {
-                record("authenticate MF MK_MF", &mut || authenticate(tx, 0, mf_mk))?;
-                return record("END PERSONALIZATION (if not done)", &mut || {
+                steps.one("authenticate MF MK_MF", &mut || authenticate(tx, 0, mf_mk))?;
+                steps.one("END PERSONALIZATION (if not done)", &mut || {
                     let r = tx.exchange(&card_core::reference_cos::end_personalization())?;
                     match r.sw() {
                         StatusWord::OK | StatusWord::CONDITIONS_NOT_SATISFIED => Ok(()),
                         sw => Err(card_core::Error::from_status(sw).into()),
                     }
-                });
+                })?;
+                return steps.finish();
             }
             Some(TRANSPORT_VERSION) => {
-                record("erase MF", &mut || {
+                steps.one("erase MF", &mut || {
                     authenticate(tx, 0, transport)?;
                     self.cos.erase_df(tx)
                 })?;
             }
             Some(found) => {
-                return Err(Mismatch::MfKeyVersion { found, transport: TRANSPORT_VERSION, mk_mf: mf_v }.into())
+                steps.finish()?;
+                return Err(Mismatch::MfKeyVersion { found, transport: TRANSPORT_VERSION, mk_mf: mf_v }.into());
             }
             None => {}
         }
-        for step in &plan.steps {
-            record(&step.label(), &mut || self.cos.execute(tx, step, keys, pin))?;
+        for group in plan.groups() {
+            let labels: Vec<String> = group.iter().map(plan::Step::label).collect();
+            steps.group(&labels, &mut |i| self.cos.execute(tx, &group[i], keys, pin))?;
         }
-        Ok(())
+        steps.finish()
     }
 }

@@ -10,6 +10,7 @@
 //! One interface, [`Backend`], two backends: [`sqlite::SqliteJournal`] (one file, the default) and — where
 //! several desks share one journal — PostgreSQL. Both keep the same schema versions in a `migrations` table.
 
+pub mod ahead;
 pub mod pg;
 mod pg_tls;
 pub mod sqlite;
@@ -196,8 +197,40 @@ pub mod state {
     pub const CANCELLED: &str = "cancelled";
 }
 
-fn now() -> String {
+/// The time as the journal writes it (RFC 3339, UTC, milliseconds).
+pub fn now() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+/// A step that ran: when it started and ended (RFC 3339, as the journal writes times) and its error, if it failed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StepOutcome {
+    /// Its index in the attempt.
+    pub idx: usize,
+    /// When it started; `None` keeps the time it was journalled `started` with.
+    pub started: Option<String>,
+    /// When it ended.
+    pub finished: String,
+    /// `None`: done; `Some`: failed, with this detail.
+    pub error: Option<String>,
+}
+
+/// What [`Backend::log_steps`] writes in one transaction.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct StepLog<'a> {
+    /// Steps that ran, and how they ended.
+    pub ran: &'a [StepOutcome],
+    /// Steps journalled `started` that were not run (a step before them failed): their rows are removed.
+    pub not_run: &'a [usize],
+    /// Steps about to run (index, label), journalled `started`.
+    pub next: &'a [(usize, &'a str)],
+}
+
+impl StepLog<'_> {
+    /// Whether there is nothing to write.
+    pub fn is_empty(&self) -> bool {
+        self.ran.is_empty() && self.not_run.is_empty() && self.next.is_empty()
+    }
 }
 
 /// A card row.
@@ -365,11 +398,24 @@ pub trait Backend {
     /// Records the measurements of the last attempt.
     fn set_costs(&self, id: i64, apdus: u64, bytes: u64, modeled_us: Option<u64>) -> Result<(), Error>;
 
-    /// Records a step as started (before it runs).
-    fn step_started(&self, card: i64, attempt: i64, idx: usize, label: &str) -> Result<(), Error>;
+    /// Writes, in one transaction, what became of steps of (card, attempt) journalled before: the outcomes of
+    /// those that ran (`log.ran`), the removal of those that were not run after all (`log.not_run`: a step before
+    /// them failed), and the next steps as `started` (`log.next`), before any of them runs. A card's steps are
+    /// journalled ahead in groups this way (see [`crate::run`]): one commit a group instead of two a step.
+    fn log_steps(&self, card: i64, attempt: i64, log: &StepLog<'_>) -> Result<(), Error>;
 
-    /// Records a step's outcome (after it ran).
-    fn step_finished(&self, card: i64, attempt: i64, idx: usize, ok: bool, detail: Option<&str>) -> Result<(), Error>;
+    /// Records a step as started (before it runs): [`Backend::log_steps`] with one step.
+    fn step_started(&self, card: i64, attempt: i64, idx: usize, label: &str) -> Result<(), Error> {
+        self.log_steps(card, attempt, &StepLog { next: &[(idx, label)], ..StepLog::default() })
+    }
+
+    /// Records a step's outcome (after it ran; its start time is kept): [`Backend::log_steps`] with one step.
+    fn step_finished(&self, card: i64, attempt: i64, idx: usize, ok: bool, detail: Option<&str>) -> Result<(), Error> {
+        let at = now();
+        let ran =
+            [StepOutcome { idx, started: None, finished: at, error: (!ok).then(|| detail.unwrap_or("").to_owned()) }];
+        self.log_steps(card, attempt, &StepLog { ran: &ran, ..StepLog::default() })
+    }
 
     /// Count of steps of (card, attempt) in `state`.
     fn step_count(&self, card: i64, attempt: i64, state: &str) -> Result<i64, Error>;

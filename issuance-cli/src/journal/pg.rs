@@ -17,7 +17,7 @@ use secrecy::{ExposeSecret, SecretString};
 pub use super::NewCardOwned;
 use super::{
     now, state, Assigned, Backend, BatchSettings, BatchSummary, CardRow, Claimed, Desk, DeskCount, NewCard,
-    Replacement, Scope, ScopeValue, Wait, REPLACEMENT_SOURCE, SCHEMA_VERSION,
+    Replacement, Scope, ScopeValue, StepLog, Wait, REPLACEMENT_SOURCE, SCHEMA_VERSION,
 };
 use crate::{Defect, Error, InputError, JournalError, Row};
 
@@ -583,27 +583,50 @@ impl Backend for PgJournal {
         })
     }
 
-    fn step_started(&self, card: i64, attempt: i64, idx: usize, label: &str) -> Result<(), Error> {
+    fn log_steps(&self, card: i64, attempt: i64, log: &StepLog<'_>) -> Result<(), Error> {
+        if log.is_empty() {
+            return Ok(());
+        }
+        // one statement for each kind of row, the steps as arrays: a group of steps is one round trip each way
+        let idx = |i: usize| big(i as u64);
+        let ran_idx = log.ran.iter().map(|o| idx(o.idx)).collect::<Result<Vec<i64>, Error>>()?;
+        let ran_state: Vec<&str> = log.ran.iter().map(|o| if o.error.is_some() { "failed" } else { "done" }).collect();
+        let ran_started: Vec<Option<&str>> = log.ran.iter().map(|o| o.started.as_deref()).collect();
+        let ran_finished: Vec<&str> = log.ran.iter().map(|o| o.finished.as_str()).collect();
+        let ran_detail: Vec<Option<&str>> = log.ran.iter().map(|o| o.error.as_deref()).collect();
+        let not_run = log.not_run.iter().map(|&i| idx(i)).collect::<Result<Vec<i64>, Error>>()?;
+        let next_idx = log.next.iter().map(|(i, _)| idx(*i)).collect::<Result<Vec<i64>, Error>>()?;
+        let next_label: Vec<&str> = log.next.iter().map(|(_, l)| *l).collect();
         self.with(|c| {
-            c.execute(
-                "INSERT INTO steps (card, attempt, idx, label, state, started, desk, operator) \
-             VALUES ($1,$2,$3,$4,'started',$5,$6,$7) \
-             ON CONFLICT (card, attempt, idx) DO UPDATE SET label = EXCLUDED.label, state = 'started', \
-             started = EXCLUDED.started, finished = NULL, detail = NULL, desk = EXCLUDED.desk, \
-             operator = EXCLUDED.operator",
-                &[&card, &attempt, &big(idx as u64)?, &label, &now(), &self.desk.id, &self.desk.operator],
-            )?;
-            Ok(())
-        })
-    }
-
-    fn step_finished(&self, card: i64, attempt: i64, idx: usize, ok: bool, detail: Option<&str>) -> Result<(), Error> {
-        self.with(|c| {
-            let state = if ok { "done" } else { "failed" };
-            c.execute(
-                "UPDATE steps SET state = $4, finished = $5, detail = $6 WHERE card = $1 AND attempt = $2 AND idx = $3",
-                &[&card, &attempt, &big(idx as u64)?, &state, &now(), &detail],
-            )?;
+            let mut tx = c.transaction()?;
+            if !ran_idx.is_empty() {
+                tx.execute(
+                    "UPDATE steps s SET state = u.state, started = coalesce(u.started, s.started), \
+                     finished = u.finished, detail = u.detail \
+                     FROM unnest($3::bigint[], $4::text[], $5::text[], $6::text[], $7::text[]) \
+                     AS u(idx, state, started, finished, detail) \
+                     WHERE s.card = $1 AND s.attempt = $2 AND s.idx = u.idx",
+                    &[&card, &attempt, &ran_idx, &ran_state, &ran_started, &ran_finished, &ran_detail],
+                )?;
+            }
+            if !not_run.is_empty() {
+                tx.execute(
+                    "DELETE FROM steps WHERE card = $1 AND attempt = $2 AND idx = ANY($3)",
+                    &[&card, &attempt, &not_run],
+                )?;
+            }
+            if !next_idx.is_empty() {
+                tx.execute(
+                    "INSERT INTO steps (card, attempt, idx, label, state, started, desk, operator) \
+                     SELECT $1::bigint, $2::bigint, u.idx, u.label, 'started', $5::text, $6::text, $7::text \
+                     FROM unnest($3::bigint[], $4::text[]) AS u(idx, label) \
+                     ON CONFLICT (card, attempt, idx) DO UPDATE SET label = EXCLUDED.label, state = 'started', \
+                     started = EXCLUDED.started, finished = NULL, detail = NULL, desk = EXCLUDED.desk, \
+                     operator = EXCLUDED.operator",
+                    &[&card, &attempt, &next_idx, &next_label, &now(), &self.desk.id, &self.desk.operator],
+                )?;
+            }
+            tx.commit()?;
             Ok(())
         })
     }

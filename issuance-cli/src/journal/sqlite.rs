@@ -7,7 +7,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 
 use super::{
     now, state, Assigned, Backend, BatchSettings, BatchSummary, CardRow, Claimed, Desk, DeskCount, NewCard,
-    NewCardOwned, Replacement, Scope, ScopeValue, REPLACEMENT_SOURCE, SCHEMA_VERSION,
+    NewCardOwned, Replacement, Scope, ScopeValue, StepLog, REPLACEMENT_SOURCE, SCHEMA_VERSION,
 };
 
 /// `state NOT IN` the states whose holder may be issued another card.
@@ -426,22 +426,34 @@ impl Backend for SqliteJournal {
         Ok(())
     }
 
-    /// Records a step as started (before it runs).
-    fn step_started(&self, card: i64, attempt: i64, idx: usize, label: &str) -> Result<(), Error> {
-        self.conn.execute(
-            "INSERT OR REPLACE INTO steps (card, attempt, idx, label, state, started, desk, operator) \
-             VALUES (?1,?2,?3,?4,'started',?5,?6,?7)",
-            params![card, attempt, idx as i64, label, now(), self.desk.id, self.desk.operator],
-        )?;
-        Ok(())
-    }
-
-    /// Records a step's outcome (after it ran).
-    fn step_finished(&self, card: i64, attempt: i64, idx: usize, ok: bool, detail: Option<&str>) -> Result<(), Error> {
-        self.conn.execute(
-            "UPDATE steps SET state = ?4, finished = ?5, detail = ?6 WHERE card = ?1 AND attempt = ?2 AND idx = ?3",
-            params![card, attempt, idx as i64, if ok { "done" } else { "failed" }, now(), detail],
-        )?;
+    fn log_steps(&self, card: i64, attempt: i64, log: &StepLog<'_>) -> Result<(), Error> {
+        if log.is_empty() {
+            return Ok(());
+        }
+        let tx = self.conn.unchecked_transaction()?;
+        {
+            let mut ran = tx.prepare_cached(
+                "UPDATE steps SET state = ?4, started = coalesce(?5, started), finished = ?6, detail = ?7 \
+                 WHERE card = ?1 AND attempt = ?2 AND idx = ?3",
+            )?;
+            for o in log.ran {
+                let state = if o.error.is_some() { "failed" } else { "done" };
+                ran.execute(params![card, attempt, o.idx as i64, state, o.started, o.finished, o.error])?;
+            }
+            let mut gone = tx.prepare_cached("DELETE FROM steps WHERE card = ?1 AND attempt = ?2 AND idx = ?3")?;
+            for idx in log.not_run {
+                gone.execute(params![card, attempt, *idx as i64])?;
+            }
+            let mut next = tx.prepare_cached(
+                "INSERT OR REPLACE INTO steps (card, attempt, idx, label, state, started, desk, operator) \
+                 VALUES (?1,?2,?3,?4,'started',?5,?6,?7)",
+            )?;
+            let at = now();
+            for (idx, label) in log.next {
+                next.execute(params![card, attempt, *idx as i64, label, at, self.desk.id, self.desk.operator])?;
+            }
+        }
+        tx.commit()?;
         Ok(())
     }
 
