@@ -1,10 +1,7 @@
 //! A deployment's profile file: any TOML is refused with an error or loaded, never a panic.
 #![no_main]
-use card_core::profile::Profile;
-use libfuzzer_sys::fuzz_target;
 
-fuzz_target!(|data: &[u8]| {
-    if let Ok(text) = std::str::from_utf8(data) {
-        let _ = Profile::from_toml(text);
-    }
-});
+#[path = "../targets/profile.rs"]
+mod body;
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| body::run(data));

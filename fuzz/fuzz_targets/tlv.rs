@@ -1,15 +1,7 @@
 //! BER-TLV, FCIs and the card's record TLVs, as a card sends them: bounded, never a panic.
 #![no_main]
-use card_core::tlv::{parse_ber, parse_fci, Limits, RecordTlv};
-use libfuzzer_sys::fuzz_target;
 
-fuzz_target!(|data: &[u8]| {
-    let _ = parse_ber(data, Limits::default());
-    let _ = parse_fci(data);
-    if let Ok(r) = RecordTlv::parse(data) {
-        if let Ok(again) = r.encode() {
-            assert_eq!(RecordTlv::parse(&again).ok(), Some(r));
-        }
-    }
-    let _ = RecordTlv::parse_all(data);
-});
+#[path = "../targets/tlv.rs"]
+mod body;
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| body::run(data));

@@ -200,7 +200,7 @@ fn cargo() -> Command {
     c
 }
 
-/// Runs every test of the workspace, then clippy, then a short pass of every fuzz target (a few seconds each).
+/// Runs every test of the workspace (among them `fuzz/replay`, every input of the fuzz corpora), then clippy.
 /// The tests get a PostgreSQL server in `SSCARD_TEST_PG_URL`: the one already named there, else a throwaway
 /// cluster started for the run (`target/xtask-pg/test`) and stopped after it, whether the tests pass or not.
 pub fn test(extra: &[String]) -> Result<()> {
@@ -220,7 +220,9 @@ pub fn test(extra: &[String]) -> Result<()> {
     };
     // then the issuance suite again, its journals on PostgreSQL (the SQLite-only and PostgreSQL-only files ran above)
     let mut on_pg = cargo();
-    on_pg.args(["test", "-p", "issuance-cli"]);
+    // `--workspace`, as above, so the features are unified as they were there and the test binaries built above
+    // are run again (with `-p issuance-cli` cargo would build issuance-cli and its tests a second time)
+    on_pg.args(["test", "--workspace"]);
     for t in ISSUANCE_SUITE {
         on_pg.args(["--test", t]);
     }
@@ -231,8 +233,7 @@ pub fn test(extra: &[String]) -> Result<()> {
     });
     drop(cluster);
     outcome?;
-    run(cargo().args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]))?;
-    fuzz_targets(FUZZ_SMOKE_SECS, true, &[])
+    run(cargo().args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]))
 }
 
 /// The issuance tests that run on either journal backend (tests/common: `ISSUANCE_TEST_BACKEND`).
@@ -242,8 +243,6 @@ const ISSUANCE_SUITE: &[&str] =
 /// The cargo fuzz targets (`fuzz/Cargo.toml`).
 const FUZZ_TARGETS: &[&str] =
     &["apdu", "tlv", "codec", "national", "two_step", "profile", "holders", "token", "tr31", "agent_body"];
-/// Seconds of the smoke pass of each target that `test` runs.
-const FUZZ_SMOKE_SECS: u64 = 5;
 
 /// `cargo xtask fuzz [--minutes N] [TARGET…]`: every target (or those named) for N minutes each (default 1),
 /// with the corpora of `fuzz/corpus/`; a crash stops with its input in `fuzz/artifacts/`.
@@ -264,12 +263,12 @@ pub fn fuzz(extra: &[String]) -> Result<()> {
             other => return Err(format!("unknown fuzz target {other} (targets: {})", FUZZ_TARGETS.join(" "))),
         }
     }
-    fuzz_targets(minutes * 60, false, &targets)
+    fuzz_targets(minutes * 60, &targets)
 }
 
-/// Installs cargo-fuzz when missing, then runs the targets for `secs` each (`dev`: an unoptimized build, quicker to
-/// make, for the smoke pass). The fuzzer runs on stable Rust without a sanitizer (`-s none`).
-fn fuzz_targets(secs: u64, dev: bool, only: &[String]) -> Result<()> {
+/// Installs cargo-fuzz when missing, then runs the targets for `secs` each. The fuzzer runs on stable Rust without a
+/// sanitizer (`-s none`).
+fn fuzz_targets(secs: u64, only: &[String]) -> Result<()> {
     let has_cargo_fuzz = cargo()
         .args(["fuzz", "--version"])
         .stdout(Stdio::null())
@@ -290,9 +289,6 @@ fn fuzz_targets(secs: u64, dev: bool, only: &[String]) -> Result<()> {
         eprintln!("xtask: fuzzing {t} for {secs} s");
         let mut c = cargo();
         c.current_dir(&dir).args(["fuzz", "run", "-s", "none"]);
-        if dev {
-            c.arg("--dev");
-        }
         c.arg(t).arg(&corpus).arg("--").arg(format!("-max_total_time={secs}")).arg("-print_final_stats=1");
         run(&mut c)?;
     }

@@ -9,7 +9,8 @@
 //! - `fixtures`: regenerates the card images under `fixtures/cards/`.
 //! - `bench-issuance`: prepares the machine, then measures cards per hour of `issuance` through pcscd on one
 //!   and on two virtual readers (`issuance-cli/benches/pcscd.rs`, release build).
-//! - `fuzz`: cargo fuzz targets of every parser (`fuzz/`), N minutes each; `test` runs a short pass of each.
+//! - `fuzz`: cargo fuzz targets of every parser (`fuzz/`), N minutes each; `test` replays their corpora
+//!   (`fuzz/replay`).
 //! - `fuzz-api`: runs schemathesis (property-based HTTP tests from `terminal-agent/openapi.yaml`) against
 //!   `terminal-agent serve` with the gen 2 test card in `Virtual PCD 00 00`.
 //!
@@ -37,7 +38,7 @@ const USAGE: &str = "usage: cargo xtask <demo|test|setup|prepare|pg|fixtures|ben
   fuzz [--minutes N] [TARGET...]
             cargo fuzz (stable, no sanitizer) on every parser of card, file and request input, N minutes
             each (default 1); targets: apdu tlv codec national two_step profile holders token tr31 agent_body;
-            `test` runs each for a few seconds";
+            `test` replays every input of their corpora (fuzz/replay)";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
