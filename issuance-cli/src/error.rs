@@ -96,6 +96,12 @@ impl fmt::Display for Error {
             Error::Sqlite(e) => write!(f, "journal: {e}"),
             // the server's own words (the crate's Display says only "db error")
             Error::Postgres(e) => match e.as_db_error() {
+                // a hot standby (or a read-only default) refuses every write with this code
+                Some(db) if *db.code() == postgres::error::SqlState::READ_ONLY_SQL_TRANSACTION => write!(
+                    f,
+                    "journal server: {}: the journal server is read-only (a standby?): desks write to the primary",
+                    db.message()
+                ),
                 Some(db) => write!(f, "journal server: {}", db.message()),
                 None => write!(f, "journal: {e}"),
             },
