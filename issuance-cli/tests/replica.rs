@@ -221,7 +221,11 @@ fn failover_to_a_synchronous_standby_loses_no_card_and_a_desk_finishes_the_batch
             });
         }
         // under way: the primary dies as a crash would (no checkpoint, no shutdown record)
+        let start = std::time::Instant::now();
         while count.load(Ordering::SeqCst) < HOLDERS / 3 {
+            let stopped = cut_off.lock().unwrap().len();
+            assert!(stopped == 0, "a desk stopped before the kill");
+            assert!(start.elapsed() < Duration::from_secs(120), "the desks issued too slowly");
             std::thread::sleep(Duration::from_millis(10));
         }
         primary.kill();
