@@ -96,6 +96,12 @@ impl fmt::Display for Error {
             Error::Sqlite(e) => write!(f, "journal: {e}"),
             // the server's own words (the crate's Display says only "db error")
             Error::Postgres(e) => match e.as_db_error() {
+                // a hot standby (or a read-only default) refuses every write with this code
+                Some(db) if *db.code() == postgres::error::SqlState::READ_ONLY_SQL_TRANSACTION => write!(
+                    f,
+                    "journal server: {}: the journal server is read-only (a standby?): desks write to the primary",
+                    db.message()
+                ),
                 Some(db) => write!(f, "journal server: {}", db.message()),
                 None => write!(f, "journal: {e}"),
             },
@@ -356,6 +362,39 @@ pub enum InputError {
         /// The file.
         path: PathBuf,
         /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// `sslcert` without `sslkey` in the journal URL, or the other way round.
+    #[error(
+        "{given}=FILE in the journal URL without {missing}=FILE: a client certificate needs both sslcert (the \
+         certificate, PEM) and sslkey (its private key, PEM)"
+    )]
+    JournalClientCertIncomplete {
+        /// The parameter given.
+        given: &'static str,
+        /// The one missing.
+        missing: &'static str,
+    },
+    /// `sslcert` and `sslkey` with `sslmode=disable` in the journal URL.
+    #[error("sslcert and sslkey in the journal URL need TLS, and sslmode=disable turns it off")]
+    JournalClientCertWithoutTls,
+    /// The client certificate file of the journal URL (`sslcert`) cannot be read or holds no usable certificate.
+    #[error("sslcert {} of the journal URL: {source}", .path.display())]
+    JournalClientCert {
+        /// The file.
+        path: PathBuf,
+        /// Why (never the file's content).
+        #[source]
+        source: std::io::Error,
+    },
+    /// The private key file of the journal URL (`sslkey`) cannot be read, holds no usable key, or not the key of
+    /// the certificate.
+    #[error("sslkey {} of the journal URL: {source}", .path.display())]
+    JournalClientKey {
+        /// The file.
+        path: PathBuf,
+        /// Why (never the file's content).
         #[source]
         source: std::io::Error,
     },
@@ -762,6 +801,30 @@ pub enum JournalError {
         /// The server's refusal.
         #[source]
         source: postgres::Error,
+    },
+    /// The journal server requires a client certificate, and the journal URL gives none.
+    #[error(
+        "the journal server requires a client certificate: set sslcert=FILE and sslkey=FILE in the journal URL \
+         (a certificate whose CN is the database user, signed by the CA the server trusts)"
+    )]
+    ClientCertRequired,
+    /// The journal server refused the client certificate during the handshake (not signed by a CA it trusts,
+    /// expired).
+    #[error("the journal server refuses the client certificate in {} (not signed by a CA it trusts, or expired): {source}", .cert.display())]
+    ClientCertRefused {
+        /// The certificate file (`sslcert`).
+        cert: PathBuf,
+        /// The server's alert, as rustls reports it.
+        #[source]
+        source: rustls::Error,
+    },
+    /// The journal server took the certificate's chain, but its CN is not the database user.
+    #[error("the client certificate in {} is not for database user {user} (its CN must be the user)", .cert.display())]
+    ClientCertUser {
+        /// The certificate file (`sslcert`).
+        cert: PathBuf,
+        /// The user of the journal URL.
+        user: String,
     },
 }
 

@@ -18,10 +18,16 @@
 //! cluster.stop();
 //! cluster.start_again();                                // same data directory, same port
 //! # drop(url);
+//!
+//! let primary = testkit::pg::Cluster::start();
+//! let mut standby = primary.start_standby();           // pg_basebackup -R, a hot standby streaming from it
+//! standby.wait_for_replay(&primary);                   // what the primary wrote is readable on the standby
+//! standby.promote();                                   // the standby becomes a primary
 //! ```
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::time::{Duration, Instant};
 
 use crate::pki::Issued;
 
@@ -107,22 +113,44 @@ pub struct Cluster {
     /// The `-o` options of `pg_ctl start` (the same for [`Cluster::start_again`]).
     options: String,
     running: bool,
+    /// A standby's name (its `cluster_name`, the `application_name` its WAL receiver gives the primary).
+    standby_name: Option<String>,
 }
+
+/// How a new cluster takes TCP connections.
+enum Tcp<'a> {
+    /// Plain (and TLS if asked), trust authentication; replication connections too.
+    Plain,
+    /// TLS only, trust authentication.
+    Tls(&'a Issued),
+    /// TLS only, a client certificate signed by the CA (`ssl_ca_file`) whose CN is the user (`cert`).
+    ClientCert(&'a Issued, &'a Path),
+}
+
+/// How long [`Cluster::wait_for_replay`] and [`Cluster::make_synchronous`] wait.
+const REPLICATION_WAIT: Duration = Duration::from_secs(60);
 
 impl Cluster {
     /// A new cluster, plain connections allowed (trust authentication, user `postgres`).
     pub fn start() -> Cluster {
-        Cluster::init_and_start(None)
+        Cluster::init_and_start(Tcp::Plain)
     }
 
     /// A new cluster that speaks TLS with `server`'s certificate and key (a [`crate::pki::Pki`] server certificate
     /// for `localhost` and `127.0.0.1`) and accepts TCP connections over TLS only (`hostssl` in `pg_hba.conf`: a
     /// plain connection is refused). Clients trust the CA that signed `server` (`Pki::ca_pem`).
     pub fn start_tls(server: &Issued) -> Cluster {
-        Cluster::init_and_start(Some(server))
+        Cluster::init_and_start(Tcp::Tls(server))
     }
 
-    fn init_and_start(tls: Option<&Issued>) -> Cluster {
+    /// As [`Cluster::start_tls`], and every TCP connection must present a client certificate signed by the CA
+    /// of `ca_pem` (the server's `ssl_ca_file`) whose subject CN is the user connecting (`hostssl … cert` in
+    /// `pg_hba.conf`): `crate::pki::Pki::client("postgres")` for user `postgres`.
+    pub fn start_tls_client_cert(server: &Issued, ca_pem: &Path) -> Cluster {
+        Cluster::init_and_start(Tcp::ClientCert(server, ca_pem))
+    }
+
+    fn init_and_start(tcp: Tcp<'_>) -> Cluster {
         let bin = pg_bin();
         let dir = tempfile::Builder::new().prefix("sscard-pg-").tempdir().expect("a temporary directory");
         let data = dir.path().join("data");
@@ -143,23 +171,49 @@ impl Cluster {
             "-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=50",
             dir.path().display()
         );
-        if let Some(server) = tls {
+        let hba_file = data.join("pg_hba.conf");
+        let write_hba =
+            |hba: &str| std::fs::write(&hba_file, hba).unwrap_or_else(|e| panic!("write {}: {e}", hba_file.display()));
+        let server = match tcp {
+            // the local socket for pg_ctl; TCP, and replication connections for a standby's pg_basebackup and WAL
+            // receiver (said here, not left to initdb's sample)
+            Tcp::Plain => {
+                write_hba(
+                    "local all all trust\nhost all all 127.0.0.1/32 trust\nhost all all ::1/128 trust\n\
+                     local replication all trust\nhost replication all 127.0.0.1/32 trust\n\
+                     host replication all ::1/128 trust\n",
+                );
+                None
+            }
+            // TCP over TLS only
+            Tcp::Tls(server) => {
+                write_hba("local all all trust\nhostssl all all 127.0.0.1/32 trust\nhostssl all all ::1/128 trust\n");
+                Some(server)
+            }
+            Tcp::ClientCert(server, ca_pem) => {
+                write_hba("local all all trust\nhostssl all all 127.0.0.1/32 cert\nhostssl all all ::1/128 cert\n");
+                // the server reads it as user postgres: a copy in the cluster's directory
+                let ca = dir.path().join("client-ca.pem");
+                let text = std::fs::read_to_string(ca_pem).unwrap_or_else(|e| panic!("read {}: {e}", ca_pem.display()));
+                write_private(&ca, &text);
+                give_to_postgres(&ca);
+                options.push_str(&format!(" -c ssl_ca_file={}", ca.display()));
+                Some(server)
+            }
+        };
+        if let Some(server) = server {
             let (cert, key) = (dir.path().join("server.pem"), dir.path().join("server.key"));
             write_private(&cert, &server.cert_pem);
             write_private(&key, &server.key_pem);
             give_to_postgres(&cert);
             give_to_postgres(&key);
-            // TCP over TLS only; the local socket for pg_ctl
-            let hba = "local all all trust\nhostssl all all 127.0.0.1/32 trust\nhostssl all all ::1/128 trust\n";
-            let hba_file = data.join("pg_hba.conf");
-            std::fs::write(&hba_file, hba).unwrap_or_else(|e| panic!("write {}: {e}", hba_file.display()));
             options.push_str(&format!(
                 " -c ssl=on -c ssl_cert_file={} -c ssl_key_file={}",
                 cert.display(),
                 key.display()
             ));
         }
-        let mut cluster = Cluster { dir, bin, port, options, running: false };
+        let mut cluster = Cluster { dir, bin, port, options, running: false, standby_name: None };
         cluster.start_again();
         cluster
     }
@@ -216,6 +270,114 @@ impl Cluster {
             .arg(&log)
             .args(["-w", "-t", "60", "start"]));
         self.running = true;
+    }
+
+    /// A hot standby of this (plain, running) cluster: `pg_basebackup -R -X stream` into a new temporary data
+    /// directory, started on a port of its own (the same settings otherwise). It streams the primary's WAL as
+    /// `sscard_standby_<port>` (its `cluster_name`: the `application_name` the primary sees,
+    /// [`Cluster::make_synchronous`]). Reads only until [`Cluster::promote`].
+    pub fn start_standby(&self) -> Cluster {
+        assert!(self.running, "the primary of a standby must be running");
+        let dir = tempfile::Builder::new().prefix("sscard-pg-standby-").tempdir().expect("a temporary directory");
+        give_to_postgres(dir.path());
+        let data = dir.path().join("data");
+        run(as_postgres(&self.bin.join("pg_basebackup")).args([
+            "-D",
+            &data.display().to_string(),
+            "-R",
+            "-X",
+            "stream",
+            "--checkpoint=fast",
+            "--no-sync",
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &self.port.to_string(),
+            "-U",
+            "postgres",
+        ]));
+        let port = free_port();
+        let name = format!("sscard_standby_{port}");
+        let options = format!(
+            "-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=50 -c hot_standby=on \
+             -c cluster_name={name}",
+            dir.path().display()
+        );
+        let mut standby =
+            Cluster { dir, bin: self.bin.clone(), port, options, running: false, standby_name: Some(name) };
+        standby.start_again();
+        standby
+    }
+
+    /// A standby's name (`application_name` on its primary); none for a cluster that was not made a standby.
+    pub fn standby_name(&self) -> Option<&str> {
+        self.standby_name.as_deref()
+    }
+
+    /// Waits (at most 60 s, then panics) until this standby has replayed what `primary` has written so far (its
+    /// `pg_current_wal_lsn()` now, against `pg_last_wal_replay_lsn()` here). Returns the position (`0/3000148`).
+    pub fn wait_for_replay(&self, primary: &Cluster) -> String {
+        let target: String = connect(&primary.url())
+            .query_one("SELECT pg_current_wal_lsn()::text", &[])
+            .unwrap_or_else(|e| panic!("the primary's WAL position: {e}"))
+            .get(0);
+        let mut standby = connect(&self.url());
+        let start = Instant::now();
+        loop {
+            let row = standby
+                .query_one(
+                    "SELECT coalesce(pg_last_wal_replay_lsn() >= $1::text::pg_lsn, false), \
+                     coalesce(pg_last_wal_replay_lsn()::text, 'none')",
+                    &[&target],
+                )
+                .unwrap_or_else(|e| panic!("the standby's replay position: {e}"));
+            if row.get::<_, bool>(0) {
+                return target;
+            }
+            let at: String = row.get(1);
+            assert!(
+                start.elapsed() < REPLICATION_WAIT,
+                "the standby replayed up to {at}, not {target}, in {} s\n{}",
+                REPLICATION_WAIT.as_secs(),
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Makes this standby a primary (`pg_ctl promote -w`: returns once it takes writes).
+    pub fn promote(&mut self) {
+        run(as_postgres(&self.bin.join("pg_ctl")).args([
+            "-D",
+            &self.data_dir().display().to_string(),
+            "-w",
+            "promote",
+        ]));
+        self.standby_name = None;
+    }
+
+    /// Makes `standby` this primary's synchronous standby (`synchronous_standby_names` by `ALTER SYSTEM`, then
+    /// `pg_reload_conf()`): a commit here returns once the standby has the commit record on disk. Waits (at most
+    /// 60 s, then panics) until the primary reports it `sync` in `pg_stat_replication`.
+    pub fn make_synchronous(&self, standby: &Cluster) {
+        let name = standby.standby_name().unwrap_or_else(|| panic!("not a standby (Cluster::start_standby)"));
+        let mut client = connect(&self.url());
+        client
+            .batch_execute(&format!("ALTER SYSTEM SET synchronous_standby_names = '\"{name}\"'"))
+            .unwrap_or_else(|e| panic!("synchronous_standby_names: {e}"));
+        client.batch_execute("SELECT pg_reload_conf()").unwrap_or_else(|e| panic!("reload: {e}"));
+        let start = Instant::now();
+        loop {
+            let sync: Option<String> = client
+                .query_opt("SELECT sync_state FROM pg_stat_replication WHERE application_name = $1", &[&name])
+                .unwrap_or_else(|e| panic!("pg_stat_replication: {e}"))
+                .map(|r| r.get(0));
+            if sync.as_deref() == Some("sync") {
+                return;
+            }
+            assert!(start.elapsed() < REPLICATION_WAIT, "{name} is {sync:?} on the primary, not sync");
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     /// The server's log so far.

@@ -1,7 +1,8 @@
 //! Test certificates for the services that use mutual TLS (the key service, `keymgmt serve`; the terminal
 //! agent's client of it): a province's terminal CA, a server certificate for `localhost` and `127.0.0.1`,
 //! terminal client certificates whose subject CN is the terminal number, an expired one, and the same from
-//! another CA. PEM files written to a directory. TEST MATERIAL ONLY: keys are made fresh and kept in clear.
+//! another CA; PostgreSQL client certificates whose CN is the database user. PEM files written to a directory.
+//! TEST MATERIAL ONLY: keys are made fresh and kept in clear.
 //!
 //! ```no_run
 //! let dir = tempfile::tempdir().unwrap();
@@ -130,6 +131,19 @@ impl Pki {
     pub fn other_ca_terminal(&self, terminal: &str) -> Issued {
         let file = self.fresh(&format!("other-{terminal}"));
         self.issue(true, &file, terminal, false, false)
+    }
+
+    /// A PostgreSQL client certificate for database user `user` (CN = `user`, what a `cert` line in `pg_hba.conf`
+    /// compares with the user connecting), by the terminal CA: `client-<user>.pem` / `.key` (`-2`, … for another).
+    pub fn client(&self, user: &str) -> Issued {
+        let file = self.fresh(&format!("client-{user}"));
+        self.issue(false, &file, user, false, false)
+    }
+
+    /// A client certificate for database user `user` from another CA.
+    pub fn other_ca_client(&self, user: &str) -> Issued {
+        let file = self.fresh(&format!("other-client-{user}"));
+        self.issue(true, &file, user, false, false)
     }
 
     fn fresh(&self, base: &str) -> String {
