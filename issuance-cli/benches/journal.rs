@@ -6,8 +6,8 @@
 //! `open_card_of_chip`, `claim_and_new_card` (the holder claimed from one batch all desks share, the region's
 //! sequence number allocated), `card`, `begin_attempt`, the steps of a real generation 3 plan journalled ahead in
 //! the issuer's groups (`journal::ahead`: one transaction a group and one at the end; the steps and their groups
-//! read at start-up from one card issued on card-sim), `set_costs`, `set_state written`,
-//! `set_costs`, `set_state verified`, `set_state issued` — with no card and no crypto. All holders are of one
+//! read at start-up from one card issued on card-sim), `set_state_and_costs written`, `set_state_and_costs verified`,
+//! `set_state issued` — with no card and no crypto. All holders are of one
 //! region, so every card's allocation goes through the same counter: the worst case.
 //!
 //! Rows: a SQLite file (WAL, `synchronous = FULL` as the journal opens it); PostgreSQL in a throwaway cluster
@@ -19,7 +19,9 @@
 //! fast cards can be allocated when nothing else is journalled.
 //!
 //! Each row runs for `JBENCH_SECS` seconds (default 10) after its batch is made, on a fresh database;
-//! `JBENCH_ROWS` (comma-separated: `sqlite`, `pg-nofsync`, `pg-fsync`, `alloc`, `cards`) picks rows, default all.
+//! `JBENCH_ROWS` (comma-separated: `sqlite`, `pg-nofsync`, `pg-fsync`, `alloc`, `cards`, `pg-sync`) picks rows,
+//! default all. `pg-sync`: journal only on the fsync-on cluster with a synchronous streaming standby (itself with
+//! fsync on), each commit waiting for the standby's flush.
 //! `JBENCH_PG_URL` adds journal-only rows on that database (e.g. a journal filled by `scripts/gen-cards.sql`; a
 //! batch of the bench's holders is added to it) with the desks of `JBENCH_URL_DESKS` (default 1,16). cards/s
 //! counts the cards every desk finished in the row's wall time; p50/p99 are per card (all its calls), "claim" is
@@ -32,7 +34,6 @@
 mod common;
 
 use std::path::Path;
-use std::process::Command;
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
@@ -189,10 +190,8 @@ fn journal_card(
         ahead.group(group, &mut |_| Ok(()))?;
     }
     ahead.finish()?;
-    j.set_costs(row.id, 420, 21_000, Some(5_400_000))?;
-    j.set_state(row.id, state::WRITTEN, None)?;
-    j.set_costs(row.id, 460, 22_000, Some(5_900_000))?;
-    j.set_state(row.id, state::VERIFIED, None)?;
+    j.set_state_and_costs(row.id, state::WRITTEN, None, 420, 21_000, Some(5_400_000))?;
+    j.set_state_and_costs(row.id, state::VERIFIED, None, 460, 22_000, Some(5_900_000))?;
     j.set_state(row.id, state::ISSUED, None)?;
     run.card.push(t0.elapsed());
     run.claim.push(claim);
@@ -304,27 +303,6 @@ fn run_row(
     }
 }
 
-/// `pg_ctl` on the cluster's data directory, as user `postgres` when we are root.
-fn pg_ctl(cluster: &testkit::pg::Cluster, args: &[&str]) {
-    let bin = std::fs::read_dir("/usr/lib/postgresql")
-        .unwrap()
-        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
-        .max()
-        .map(|v| format!("/usr/lib/postgresql/{v}/bin/pg_ctl"))
-        .unwrap();
-    let root = Command::new("id").arg("-u").output().is_ok_and(|o| o.stdout.starts_with(b"0\n"));
-    let mut c = if root {
-        let mut c = Command::new("runuser");
-        c.args(["-u", "postgres", "--", &bin]);
-        c
-    } else {
-        Command::new(&bin)
-    };
-    let data = cluster.data_dir();
-    let out = c.arg("-D").arg(&data).args(args).output().unwrap();
-    assert!(out.status.success(), "pg_ctl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-}
-
 /// A fresh database `name` on the cluster; its location.
 fn pg_database(cluster: &testkit::pg::Cluster, name: &str) -> Location {
     let mut admin = postgres::Client::connect(&cluster.url(), postgres::NoTls).unwrap();
@@ -335,7 +313,8 @@ fn pg_database(cluster: &testkit::pg::Cluster, name: &str) -> Location {
 fn main() {
     // `cargo bench` passes --bench; nothing else is taken
     let secs = Duration::from_secs(std::env::var("JBENCH_SECS").ok().and_then(|s| s.parse().ok()).unwrap_or(10));
-    let wanted = std::env::var("JBENCH_ROWS").unwrap_or_else(|_| "sqlite,pg-nofsync,pg-fsync,alloc,cards".into());
+    let wanted =
+        std::env::var("JBENCH_ROWS").unwrap_or_else(|_| "sqlite,pg-nofsync,pg-fsync,alloc,cards,pg-sync".into());
     let wants = |r: &str| wanted.split(',').any(|w| w == r);
     let dir = tempfile::tempdir().unwrap();
     let store = dir.path().join("keys.db");
@@ -364,7 +343,7 @@ fn main() {
             push(run_row(&location, desks, secs, &groups, &store, Work::Alloc), "SQLite file (WAL, synchronous=FULL)");
         }
     }
-    if ["pg-nofsync", "pg-fsync", "alloc", "cards"].into_iter().any(wants) {
+    if ["pg-nofsync", "pg-fsync", "alloc", "cards", "pg-sync"].into_iter().any(wants) {
         let mut cluster = testkit::pg::Cluster::start();
         if wants("pg-nofsync") {
             for desks in [1, 4, 16] {
@@ -373,14 +352,7 @@ fn main() {
             }
         }
         // the same cluster with the server's defaults: fsync on, synchronous_commit on
-        cluster.stop();
-        let socket_dir = cluster.data_dir().parent().unwrap().display().to_string();
-        let options = format!(
-            "-p {} -k {socket_dir} -c listen_addresses=127.0.0.1 -c fsync=on -c max_connections=50",
-            cluster.port()
-        );
-        let log = format!("{socket_dir}/log-fsync");
-        pg_ctl(&cluster, &["-o", &options, "-l", &log, "-w", "-t", "60", "start"]);
+        cluster.restart_with_fsync();
         if wants("pg-fsync") {
             for desks in [1, 4, 16] {
                 let location = pg_database(&cluster, &format!("jb_fsync_{desks}"));
@@ -399,7 +371,19 @@ fn main() {
                 push(run_row(&location, desks, secs, &groups, &store, Work::Full), "PostgreSQL, fsync=on");
             }
         }
-        pg_ctl(&cluster, &["-m", "fast", "-w", "stop"]);
+        if wants("pg-sync") {
+            // and with a synchronous standby (fsync on too): each commit waits until the standby has it on disk
+            let mut standby = cluster.start_standby();
+            standby.restart_with_fsync();
+            cluster.make_synchronous(&standby);
+            for desks in [1, 4, 16] {
+                let location = pg_database(&cluster, &format!("jb_sync_{desks}"));
+                push(
+                    run_row(&location, desks, secs, &groups, &store, Work::Journal),
+                    "PostgreSQL, fsync=on, synchronous standby",
+                );
+            }
+        }
     }
     if let Ok(url) = std::env::var("JBENCH_PG_URL") {
         let desks = std::env::var("JBENCH_URL_DESKS").unwrap_or_else(|_| "1,16".into());

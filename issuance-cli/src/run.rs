@@ -359,35 +359,34 @@ impl Issuer<'_> {
         let mut costs = costs;
         let result = self.personalize(t, row, &plan, keys, pin, &versions, &mut costs);
         let j = self.journal;
-        j.set_costs(row.id, costs.apdus, costs.bytes, Some(costs.modeled_us()))?;
+        let spent = |costs: &Costs, state: &str, error: Option<&str>| {
+            j.set_state_and_costs(row.id, state, error, costs.apdus, costs.bytes, Some(costs.modeled_us()))
+        };
         match result {
-            Ok(()) => {}
+            Ok(()) => spent(&costs, state::WRITTEN, None)?,
             Err(e) => {
-                j.set_state(row.id, state::FAILED, Some(&e.to_string()))?;
+                spent(&costs, state::FAILED, Some(&e.to_string()))?;
                 return Err(e);
             }
         }
-        j.set_state(row.id, state::WRITTEN, None)?;
         let verified = {
             let tx = t.transaction().map_err(card_core::Error::from)?;
             let mut tx = Counting { inner: tx, costs: &mut costs, cos: self.cos, alg: keys.transport.0.algorithm() };
             verify::verify(&mut tx, self.cos, self.profile, &plan, keys, Some(pin))
         };
-        j.set_costs(row.id, costs.apdus, costs.bytes, Some(costs.modeled_us()))?;
         match verified {
-            Ok(()) => {}
+            Ok(()) => spent(&costs, state::VERIFIED, None)?,
             Err(e @ Error::Card(card_core::Error::Transport(_))) => {
                 // torn during verification: written but not verified; resume verifies again
-                j.set_state(row.id, state::FAILED, Some(&e.to_string()))?;
+                spent(&costs, state::FAILED, Some(&e.to_string()))?;
                 return Err(e);
             }
             Err(e) => {
                 // the card does not hold what was written, or refuses its own keys
-                j.set_state(row.id, state::REJECTED, Some(&e.to_string()))?;
+                spent(&costs, state::REJECTED, Some(&e.to_string()))?;
                 return Err(e);
             }
         }
-        j.set_state(row.id, state::VERIFIED, None)?;
         j.set_state(row.id, state::ISSUED, None)?;
         Ok(costs)
     }

@@ -380,6 +380,14 @@ impl Cluster {
         }
     }
 
+    /// Restarts the server with `fsync = on`, the server's default (clusters start with it off, for speed): for
+    /// measurements whose commits must reach the disk.
+    pub fn restart_with_fsync(&mut self) {
+        self.stop();
+        self.options = self.options.replace("-c fsync=off", "-c fsync=on");
+        self.start_again();
+    }
+
     /// The server's log so far.
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("log")).unwrap_or_default()

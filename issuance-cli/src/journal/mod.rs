@@ -3,9 +3,9 @@
 //! Card states: `pending → personalizing → written → verified → issued`, or `failed` (torn or refused,
 //! resumable), `rejected` (cannot be issued; its card id and number are burnt), `replaced`,
 //! `cancelled` (a replaced card has a `replacements` row: its successor's batch, whether its application was
-//! blocked). Every step is recorded `started` before it runs and `done`/`failed` after. Card ids and
-//! card numbers (per region) are UNIQUE, and a chip has at most one unfinished card. The holders'
-//! initial PINs are never stored.
+//! blocked). Every step is recorded `started` before it runs and `done`/`failed` after — ahead in groups, a DF's
+//! steps at a time ([`ahead`]). Card ids and card numbers (per region) are UNIQUE, and a chip has at most one
+//! unfinished card. The holders' initial PINs are never stored.
 //!
 //! One interface, [`Backend`], two backends: [`sqlite::SqliteJournal`] (one file, the default) and — where
 //! several desks share one journal — PostgreSQL. Both keep the same schema versions in a `migrations` table.
@@ -397,6 +397,17 @@ pub trait Backend {
 
     /// Records the measurements of the last attempt.
     fn set_costs(&self, id: i64, apdus: u64, bytes: u64, modeled_us: Option<u64>) -> Result<(), Error>;
+
+    /// [`Backend::set_costs`] and [`Backend::set_state`] in one statement.
+    fn set_state_and_costs(
+        &self,
+        id: i64,
+        state: &str,
+        error: Option<&str>,
+        apdus: u64,
+        bytes: u64,
+        modeled_us: Option<u64>,
+    ) -> Result<(), Error>;
 
     /// Writes, in one transaction, what became of steps of (card, attempt) journalled before: the outcomes of
     /// those that ran (`log.ran`), the removal of those that were not run after all (`log.not_run`: a step before

@@ -554,6 +554,26 @@ impl Backend for PgJournal {
         })
     }
 
+    fn set_state_and_costs(
+        &self,
+        id: i64,
+        state: &str,
+        error: Option<&str>,
+        apdus: u64,
+        bytes: u64,
+        modeled_us: Option<u64>,
+    ) -> Result<(), Error> {
+        let (apdus, bytes, modeled) = (big(apdus)?, big(bytes)?, modeled_us.map(big).transpose()?);
+        self.with(|c| {
+            c.execute(
+                "UPDATE cards SET state = $2, error = $3, updated = $4, apdus = $5, bytes = $6, modeled_us = $7 \
+                 WHERE id = $1",
+                &[&id, &state, &error, &now(), &apdus, &bytes, &modeled],
+            )?;
+            Ok(())
+        })
+    }
+
     fn begin_attempt(&self, id: i64, key_versions: &str) -> Result<i64, Error> {
         Ok(self
             .client()?

@@ -398,6 +398,23 @@ impl Backend for SqliteJournal {
         Ok(())
     }
 
+    fn set_state_and_costs(
+        &self,
+        id: i64,
+        state: &str,
+        error: Option<&str>,
+        apdus: u64,
+        bytes: u64,
+        modeled_us: Option<u64>,
+    ) -> Result<(), Error> {
+        self.conn.execute(
+            "UPDATE cards SET state = ?2, error = ?3, updated = ?4, apdus = ?5, bytes = ?6, modeled_us = ?7 \
+             WHERE id = ?1",
+            params![id, state, error, now(), apdus as i64, bytes as i64, modeled_us.map(|v| v as i64)],
+        )?;
+        Ok(())
+    }
+
     /// Starts a new attempt: state `personalizing`, attempt + 1; returns the attempt number.
     fn begin_attempt(&self, id: i64, key_versions: &str) -> Result<i64, Error> {
         self.conn.execute(
