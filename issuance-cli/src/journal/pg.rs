@@ -180,12 +180,71 @@ fn big(v: u64) -> Result<i64, Error> {
     i64::try_from(v).map_err(|_| Defect::TooBig(v).into())
 }
 
+/// [`Backend::log_steps`] in one statement: the outcomes of the steps that ran, the removal of those that did not,
+/// the next steps `started` (the three sets of steps are disjoint, so no row is touched twice).
+const LOG_STEPS: &str = "WITH ran AS (\
+     UPDATE steps s SET state = u.state, started = coalesce(u.started, s.started), finished = u.finished, \
+     detail = u.detail \
+     FROM unnest($3::bigint[], $4::text[], $5::text[], $6::text[], $7::text[]) \
+     AS u(idx, state, started, finished, detail) \
+     WHERE s.card = $1 AND s.attempt = $2 AND s.idx = u.idx RETURNING 1), \
+ gone AS (DELETE FROM steps WHERE card = $1 AND attempt = $2 AND idx = ANY($8::bigint[]) RETURNING 1) \
+ INSERT INTO steps (card, attempt, idx, label, state, started, desk, operator) \
+ SELECT $1::bigint, $2::bigint, u.idx, u.label, 'started', $11::text, $12::text, $13::text \
+ FROM unnest($9::bigint[], $10::text[]) AS u(idx, label) \
+ ON CONFLICT (card, attempt, idx) DO UPDATE SET label = EXCLUDED.label, state = 'started', \
+ started = EXCLUDED.started, finished = NULL, detail = NULL, desk = EXCLUDED.desk, operator = EXCLUDED.operator";
+
 /// The journal in a PostgreSQL database.
 pub struct PgJournal {
-    client: Mutex<Client>,
+    client: Mutex<Conn>,
     desk: Desk,
     dial: Dial,
     wait: Wait,
+}
+
+/// A connection and the statements prepared on it.
+struct Conn {
+    client: Client,
+    prepared: Prepared,
+}
+
+impl Conn {
+    fn new(client: Client) -> Conn {
+        Conn { client, prepared: Prepared::default() }
+    }
+}
+
+impl std::ops::Deref for Conn {
+    type Target = Client;
+
+    fn deref(&self) -> &Client {
+        &self.client
+    }
+}
+
+impl std::ops::DerefMut for Conn {
+    fn deref_mut(&mut self) -> &mut Client {
+        &mut self.client
+    }
+}
+
+/// The statements of a card's path (claim, steps, states) prepared once per connection, by their text: a statement
+/// given as text is parsed and planned by the server each time, a round trip of its own before the one that runs
+/// it. A statement belongs to its connection: a new connection starts with none.
+#[derive(Default)]
+struct Prepared(std::collections::HashMap<String, postgres::Statement>);
+
+impl Prepared {
+    /// `sql` prepared on `c`'s connection (`c`: the connection or a transaction on it).
+    fn get(&mut self, c: &mut impl postgres::GenericClient, sql: &str) -> Result<postgres::Statement, Error> {
+        if let Some(s) = self.0.get(sql) {
+            return Ok(s.clone());
+        }
+        let s = c.prepare(sql)?;
+        self.0.insert(sql.to_owned(), s.clone());
+        Ok(s)
+    }
 }
 
 /// What a new connection is made with.
@@ -264,7 +323,7 @@ impl PgJournal {
             None
         };
         if current == Some(SCHEMA_VERSION) {
-            return Ok(PgJournal { client: Mutex::new(client), desk: Desk::local(), dial, wait });
+            return Ok(PgJournal { client: Mutex::new(Conn::new(client)), desk: Desk::local(), dial, wait });
         }
         let mut tx = client.transaction()?;
         tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])?;
@@ -280,10 +339,10 @@ impl PgJournal {
             }
         }
         tx.commit()?;
-        Ok(PgJournal { client: Mutex::new(client), desk: Desk::local(), dial, wait })
+        Ok(PgJournal { client: Mutex::new(Conn::new(client)), desk: Desk::local(), dial, wait })
     }
 
-    fn client(&self) -> Result<MutexGuard<'_, Client>, Error> {
+    fn client(&self) -> Result<MutexGuard<'_, Conn>, Error> {
         self.client.lock().map_err(|_| Defect::JournalLock.into())
     }
 
@@ -292,14 +351,14 @@ impl PgJournal {
     /// runs again from its start: every `op` is one statement or one transaction, which the lost connection rolled
     /// back unless it had committed. A commit whose answer was lost is the one case run twice: inserts then meet
     /// the unique indexes (one open card per chip, one live card per SSN) instead of making a second row.
-    fn with<T>(&self, mut op: impl FnMut(&mut Client) -> Result<T, Error>) -> Result<T, Error> {
-        let mut client = self.client()?;
+    fn with<T>(&self, mut op: impl FnMut(&mut Conn) -> Result<T, Error>) -> Result<T, Error> {
+        let mut conn = self.client()?;
         loop {
-            match op(&mut client) {
+            match op(&mut conn) {
                 Err(e) if connection_lost(&e) && !self.wait.limit.is_zero() => {
                     let mut slot = None;
                     reconnect(&self.dial, &self.wait, e, &mut slot)?;
-                    *client = slot.ok_or(Defect::JournalLock)?;
+                    *conn = Conn::new(slot.ok_or(Defect::JournalLock)?);
                 }
                 done => return done,
             }
@@ -322,9 +381,10 @@ impl PgJournal {
         clause: &str,
         params: &[&(dyn postgres::types::ToSql + Sync)],
     ) -> Result<Option<CardRow>, Error> {
+        let sql = format!("SELECT {CARD_COLS} FROM cards {clause}");
         self.with(|c| {
-            let row = c.query_opt(&format!("SELECT {CARD_COLS} FROM cards {clause}"), params)?;
-            Ok(row.as_ref().map(card_row).transpose()?)
+            let st = c.prepared.get(&mut c.client, &sql)?;
+            Ok(c.query_opt(&st, params)?.as_ref().map(card_row).transpose()?)
         })
     }
 }
@@ -339,29 +399,31 @@ fn is_live_ssn_violation(e: &postgres::Error) -> bool {
 /// and makes its card row, in `tx`.
 fn insert_card(
     tx: &mut postgres::Transaction<'_>,
+    prepared: &mut Prepared,
     desk: &Desk,
     c: &NewCard<'_>,
     id_of: &dyn Fn(u64) -> Result<Assigned, Error>,
 ) -> Result<(i64, u64), Error> {
-    tx.execute(
-        "INSERT INTO region_counters (region, last_seq) VALUES ($1, 0) ON CONFLICT (region) DO NOTHING",
-        &[&c.region],
+    // all prepared before the counter row is locked, so a first card does not hold it for their round trips
+    let insert = prepared.get(
+        tx,
+        "INSERT INTO cards (batch, holder_line, ssn, region, seq, card_id, card_number, generation, chip, atr, \
+         reader, issue_date, expiry_date, card_type, state, created, updated, desk, operator) \
+         VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,'pending',$15,$15,$16,$17) RETURNING id",
     )?;
-    let last: i64 = tx
-        .query_one(
-            "UPDATE region_counters SET last_seq = last_seq + 1 WHERE region = $1 RETURNING last_seq",
-            &[&c.region],
-        )?
-        .try_get(0)?;
+    let counter = prepared
+        .get(tx, "INSERT INTO region_counters (region, last_seq) VALUES ($1, 0) ON CONFLICT (region) DO NOTHING")?;
+    let next =
+        prepared.get(tx, "UPDATE region_counters SET last_seq = last_seq + 1 WHERE region = $1 RETURNING last_seq")?;
+    tx.execute(&counter, &[&c.region])?;
+    let last: i64 = tx.query_one(&next, &[&c.region])?.try_get(0)?;
     let seq =
         u64::try_from(last).map_err(|_| JournalError::NegativeSequence { region: c.region.to_owned(), seq: last })?;
     let Assigned { card_id, card_number, issue_date, expiry_date, card_type } = id_of(seq)?;
     let t = now();
     let id: i64 = tx
         .query_one(
-            "INSERT INTO cards (batch, holder_line, ssn, region, seq, card_id, card_number, generation, chip, atr, \
-             reader, issue_date, expiry_date, card_type, state, created, updated, desk, operator) \
-             VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,'pending',$15,$15,$16,$17) RETURNING id",
+            &insert,
             &[
                 &c.batch,
                 &big(c.holder_line)?,
@@ -465,9 +527,10 @@ impl Backend for PgJournal {
     }
 
     fn new_card(&self, c: &NewCard<'_>, id_of: &dyn Fn(u64) -> Result<Assigned, Error>) -> Result<(i64, u64), Error> {
-        self.with(|client| {
+        self.with(|conn| {
+            let Conn { client, prepared } = conn;
             let mut tx = client.transaction()?;
-            let made = insert_card(&mut tx, &self.desk, c, id_of)?;
+            let made = insert_card(&mut tx, prepared, &self.desk, c, id_of)?;
             tx.commit()?;
             Ok(made)
         })
@@ -481,21 +544,20 @@ impl Backend for PgJournal {
         id_of: &dyn Fn(&crate::holders::Holder, u64) -> Result<Assigned, Error>,
     ) -> Result<Option<Claimed>, Error> {
         let prefer = prefer.map(big).transpose()?;
-        self.with(|client| {
+        let free_sql = format!(
+            "SELECT line, holder FROM batch_holders h WHERE batch = $1 \
+             AND ($2::BIGINT IS NULL OR line = $2) AND NOT EXISTS \
+             (SELECT 1 FROM cards c WHERE c.ssn = h.ssn AND c.{LIVE}) \
+             ORDER BY line LIMIT 1 FOR UPDATE SKIP LOCKED"
+        );
+        self.with(|conn| {
+            let Conn { client, prepared } = conn;
             loop {
                 let mut tx = client.transaction()?;
                 // the preferred line if it is free and not being claimed, else the first such line
-                let free = |tx: &mut postgres::Transaction<'_>, line: Option<i64>| {
-                    tx.query_opt(
-                        &format!(
-                            "SELECT line, holder FROM batch_holders h WHERE batch = $1 \
-                             AND ($2::BIGINT IS NULL OR line = $2) AND NOT EXISTS \
-                             (SELECT 1 FROM cards c WHERE c.ssn = h.ssn AND c.{LIVE}) \
-                             ORDER BY line LIMIT 1 FOR UPDATE SKIP LOCKED"
-                        ),
-                        &[&batch, &line],
-                    )
-                };
+                let free_stmt = prepared.get(&mut tx, &free_sql)?;
+                let free =
+                    |tx: &mut postgres::Transaction<'_>, line: Option<i64>| tx.query_opt(&free_stmt, &[&batch, &line]);
                 let row = match prefer {
                     Some(line) => match free(&mut tx, Some(line))? {
                         Some(r) => Some(r),
@@ -510,14 +572,14 @@ impl Backend for PgJournal {
                 let new = card(&holder)?;
                 // another desk may have made this holder's card after this statement's snapshot: the live-SSN index
                 // refuses the second card, and the next holder is claimed instead
-                tx.execute("SAVEPOINT claim", &[])?;
-                match insert_card(&mut tx, &self.desk, &new.borrow(), &|seq| id_of(&holder, seq)) {
+                tx.batch_execute("SAVEPOINT claim")?;
+                match insert_card(&mut tx, prepared, &self.desk, &new.borrow(), &|seq| id_of(&holder, seq)) {
                     Ok((id, seq)) => {
                         tx.commit()?;
                         return Ok(Some(Claimed { holder, card: id, seq }));
                     }
                     Err(Error::Postgres(e)) if is_live_ssn_violation(&e) => {
-                        tx.execute("ROLLBACK TO SAVEPOINT claim", &[])?;
+                        tx.batch_execute("ROLLBACK TO SAVEPOINT claim")?;
                         tx.commit()?;
                     }
                     Err(e) => return Err(e),
@@ -527,9 +589,10 @@ impl Backend for PgJournal {
     }
 
     fn card(&self, id: i64) -> Result<CardRow, Error> {
+        let sql = format!("SELECT {CARD_COLS} FROM cards WHERE id = $1");
         self.with(|c| {
-            let row = c.query_one(&format!("SELECT {CARD_COLS} FROM cards WHERE id = $1"), &[&id])?;
-            Ok(card_row(&row)?)
+            let st = c.prepared.get(&mut c.client, &sql)?;
+            Ok(card_row(&c.query_one(&st, &[&id])?)?)
         })
     }
 
@@ -546,10 +609,9 @@ impl Backend for PgJournal {
 
     fn set_state(&self, id: i64, state: &str, error: Option<&str>) -> Result<(), Error> {
         self.with(|c| {
-            c.execute(
-                "UPDATE cards SET state = $2, error = $3, updated = $4 WHERE id = $1",
-                &[&id, &state, &error, &now()],
-            )?;
+            let st =
+                c.prepared.get(&mut c.client, "UPDATE cards SET state = $2, error = $3, updated = $4 WHERE id = $1")?;
+            c.execute(&st, &[&id, &state, &error, &now()])?;
             Ok(())
         })
     }
@@ -565,11 +627,12 @@ impl Backend for PgJournal {
     ) -> Result<(), Error> {
         let (apdus, bytes, modeled) = (big(apdus)?, big(bytes)?, modeled_us.map(big).transpose()?);
         self.with(|c| {
-            c.execute(
+            let st = c.prepared.get(
+                &mut c.client,
                 "UPDATE cards SET state = $2, error = $3, updated = $4, apdus = $5, bytes = $6, modeled_us = $7 \
                  WHERE id = $1",
-                &[&id, &state, &error, &now(), &apdus, &bytes, &modeled],
             )?;
+            c.execute(&st, &[&id, &state, &error, &now(), &apdus, &bytes, &modeled])?;
             Ok(())
         })
     }
@@ -617,36 +680,28 @@ impl Backend for PgJournal {
         let not_run = log.not_run.iter().map(|&i| idx(i)).collect::<Result<Vec<i64>, Error>>()?;
         let next_idx = log.next.iter().map(|(i, _)| idx(*i)).collect::<Result<Vec<i64>, Error>>()?;
         let next_label: Vec<&str> = log.next.iter().map(|(_, l)| *l).collect();
+        // one statement (atomic by itself), prepared once: a group of steps is one round trip
+        let (at, desk, operator) = (now(), &self.desk.id, &self.desk.operator);
         self.with(|c| {
-            let mut tx = c.transaction()?;
-            if !ran_idx.is_empty() {
-                tx.execute(
-                    "UPDATE steps s SET state = u.state, started = coalesce(u.started, s.started), \
-                     finished = u.finished, detail = u.detail \
-                     FROM unnest($3::bigint[], $4::text[], $5::text[], $6::text[], $7::text[]) \
-                     AS u(idx, state, started, finished, detail) \
-                     WHERE s.card = $1 AND s.attempt = $2 AND s.idx = u.idx",
-                    &[&card, &attempt, &ran_idx, &ran_state, &ran_started, &ran_finished, &ran_detail],
-                )?;
-            }
-            if !not_run.is_empty() {
-                tx.execute(
-                    "DELETE FROM steps WHERE card = $1 AND attempt = $2 AND idx = ANY($3)",
-                    &[&card, &attempt, &not_run],
-                )?;
-            }
-            if !next_idx.is_empty() {
-                tx.execute(
-                    "INSERT INTO steps (card, attempt, idx, label, state, started, desk, operator) \
-                     SELECT $1::bigint, $2::bigint, u.idx, u.label, 'started', $5::text, $6::text, $7::text \
-                     FROM unnest($3::bigint[], $4::text[]) AS u(idx, label) \
-                     ON CONFLICT (card, attempt, idx) DO UPDATE SET label = EXCLUDED.label, state = 'started', \
-                     started = EXCLUDED.started, finished = NULL, detail = NULL, desk = EXCLUDED.desk, \
-                     operator = EXCLUDED.operator",
-                    &[&card, &attempt, &next_idx, &next_label, &now(), &self.desk.id, &self.desk.operator],
-                )?;
-            }
-            tx.commit()?;
+            let st = c.prepared.get(&mut c.client, LOG_STEPS)?;
+            c.execute(
+                &st,
+                &[
+                    &card,
+                    &attempt,
+                    &ran_idx,
+                    &ran_state,
+                    &ran_started,
+                    &ran_finished,
+                    &ran_detail,
+                    &not_run,
+                    &next_idx,
+                    &next_label,
+                    &at,
+                    desk,
+                    operator,
+                ],
+            )?;
             Ok(())
         })
     }
