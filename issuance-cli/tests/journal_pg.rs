@@ -289,3 +289,43 @@ fn a_current_journal_opens_read_only_as_on_a_standby() {
     let e = PgJournal::connect(db.url(), password().as_ref()).err().unwrap();
     assert!(e.to_string().contains("read-only transaction"), "{e}");
 }
+
+#[test]
+fn a_desk_claims_onwards_from_its_last_claim_and_comes_back_for_a_holder_freed_before_it() {
+    let db = TestDb::new("claim_from");
+    let holders: Vec<_> = (2..6).map(holder).collect();
+    let j = journal(&db);
+    let batch = j.new_batch("batch.csv", 3, &holders).unwrap();
+    let card = |h: &issuance::holders::Holder| {
+        Ok(NewCardOwned {
+            batch: Some(batch),
+            holder_line: h.line,
+            ssn: h.ssn.clone(),
+            region: h.region.clone(),
+            generation: 3,
+            chip: format!("CHIP-{}", h.line),
+            atr: "3B".into(),
+            reader: "desk".into(),
+        })
+    };
+    let claim = |prefer: Option<u64>| {
+        j.claim_and_new_card(batch, prefer, &card, &|_, seq| Ok(assigned("110100", seq)))
+            .unwrap()
+            .map(|c| c.holder.line)
+    };
+    assert_eq!(claim(None), Some(2));
+    let first = j.cards_of_batch(batch).unwrap()[0].id;
+    assert_eq!(claim(None), Some(3));
+    // the first holder's card is rejected: the holder is waiting again, before where this desk looks next
+    j.set_state(first, "rejected", Some("test")).unwrap();
+    assert_eq!(claim(None), Some(4));
+    assert_eq!(claim(None), Some(5));
+    // nothing after its last claim: the desk looks again from the batch's start
+    assert_eq!(claim(None), Some(2));
+    assert_eq!(claim(None), None);
+    // a preferred line is asked for first, wherever it is
+    let second = j.cards_of_batch(batch).unwrap().iter().find(|c| c.holder_line == 3).unwrap().id;
+    j.set_state(second, "cancelled", None).unwrap();
+    assert_eq!(claim(Some(3)), Some(3));
+    assert_eq!(claim(None), None);
+}

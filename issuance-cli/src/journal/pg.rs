@@ -203,15 +203,17 @@ pub struct PgJournal {
     wait: Wait,
 }
 
-/// A connection and the statements prepared on it.
+/// A connection, the statements prepared on it, and where this desk's next claim in each batch starts looking.
 struct Conn {
     client: Client,
     prepared: Prepared,
+    /// Batch → the line after this desk's last claim in it.
+    claim_from: std::collections::HashMap<i64, i64>,
 }
 
 impl Conn {
     fn new(client: Client) -> Conn {
-        Conn { client, prepared: Prepared::default() }
+        Conn { client, prepared: Prepared::default(), claim_from: std::collections::HashMap::new() }
     }
 }
 
@@ -528,7 +530,7 @@ impl Backend for PgJournal {
 
     fn new_card(&self, c: &NewCard<'_>, id_of: &dyn Fn(u64) -> Result<Assigned, Error>) -> Result<(i64, u64), Error> {
         self.with(|conn| {
-            let Conn { client, prepared } = conn;
+            let Conn { client, prepared, .. } = conn;
             let mut tx = client.transaction()?;
             let made = insert_card(&mut tx, prepared, &self.desk, c, id_of)?;
             tx.commit()?;
@@ -544,29 +546,41 @@ impl Backend for PgJournal {
         id_of: &dyn Fn(&crate::holders::Holder, u64) -> Result<Assigned, Error>,
     ) -> Result<Option<Claimed>, Error> {
         let prefer = prefer.map(big).transpose()?;
+        // a free holder: one with no live card that no other desk is claiming, at `line` if given, else the first
+        // from line `from`
         let free_sql = format!(
             "SELECT line, holder FROM batch_holders h WHERE batch = $1 \
-             AND ($2::BIGINT IS NULL OR line = $2) AND NOT EXISTS \
+             AND ($2::BIGINT IS NULL OR line = $2) AND line >= $3 AND NOT EXISTS \
              (SELECT 1 FROM cards c WHERE c.ssn = h.ssn AND c.{LIVE}) \
              ORDER BY line LIMIT 1 FOR UPDATE SKIP LOCKED"
         );
         self.with(|conn| {
-            let Conn { client, prepared } = conn;
+            let Conn { client, prepared, claim_from } = conn;
             loop {
                 let mut tx = client.transaction()?;
-                // the preferred line if it is free and not being claimed, else the first such line
                 let free_stmt = prepared.get(&mut tx, &free_sql)?;
-                let free =
-                    |tx: &mut postgres::Transaction<'_>, line: Option<i64>| tx.query_opt(&free_stmt, &[&batch, &line]);
-                let row = match prefer {
-                    Some(line) => match free(&mut tx, Some(line))? {
-                        Some(r) => Some(r),
-                        None => free(&mut tx, None)?,
-                    },
-                    None => free(&mut tx, None)?,
+                let free = |tx: &mut postgres::Transaction<'_>, line: Option<i64>, from: i64| {
+                    tx.query_opt(&free_stmt, &[&batch, &line, &from])
                 };
+                // the preferred line if it is free; else the first free line after this desk's last claim (the
+                // lines before it were claimed then, by this desk or others: looking from the batch's start each
+                // time made a claim test every claimed holder again, longer with every card); else, as the batch
+                // ends or when a holder before it became free again (a card rejected, a claim rolled back), the
+                // first free line of the batch
+                let from = claim_from.get(&batch).copied().unwrap_or(0);
+                let mut row = match prefer {
+                    Some(line) => free(&mut tx, Some(line), 0)?,
+                    None => None,
+                };
+                if row.is_none() {
+                    row = free(&mut tx, None, from)?;
+                }
+                if row.is_none() && from > 0 {
+                    row = free(&mut tx, None, 0)?;
+                }
                 let Some(row) = row else { return Ok(None) };
                 let line: i64 = row.try_get(0)?;
+                claim_from.insert(batch, line.saturating_add(1));
                 let json: String = row.try_get(1)?;
                 let holder = holder_of(batch, Some(line), &json)?;
                 let new = card(&holder)?;
