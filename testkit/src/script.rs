@@ -5,9 +5,6 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// The programs, by package.
-const PACKAGES: &[&str] = &["card-sim", "key-mgmt", "issuance-cli", "terminal-agent"];
-
 /// The repository's root.
 pub fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().map(Path::to_path_buf).unwrap_or_default()
@@ -15,16 +12,17 @@ pub fn repo() -> PathBuf {
 
 /// Builds the workspace's programs (a no-op when `cargo test --workspace` built them already) and returns their
 /// directory.
+///
+/// They are built as `cargo test --workspace` builds them (`--no-run`), with the same features: a `cargo build` of
+/// the programs' packages unifies the features of their dependencies otherwise (no dev-dependencies, no other
+/// members), so it built them again, in the middle of the test run, and the next `cargo test` built them back.
 pub fn programs() -> PathBuf {
     let exe = std::env::current_exe().unwrap();
     // target/<profile>/deps/docs-…
     let dir = exe.parent().and_then(Path::parent).unwrap().to_path_buf();
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut c = Command::new(cargo);
-    c.current_dir(repo()).args(["build", "--quiet", "--bins"]);
-    for p in PACKAGES {
-        c.args(["-p", p]);
-    }
+    c.current_dir(repo()).args(["test", "--workspace", "--no-run", "--quiet"]);
     if dir.file_name().is_some_and(|n| n == "release") {
         c.arg("--release");
     }
