@@ -51,7 +51,7 @@ fn program() -> &'static Path {
         // built under a name of this process, then renamed: test runs of several worktrees may share the folder
         let building = dir.join(format!("read_basic.{}", std::process::id()));
         let o = Command::new("cc")
-            .args(["-std=c99", "-Wall", "-Wextra", "-Werror", "-o"])
+            .args(["-std=c99", "-D_POSIX_C_SOURCE=200809L", "-pthread", "-Wall", "-Wextra", "-Werror", "-o"])
             .arg(&building)
             .arg("-I")
             .arg(manifest().join("include"))
@@ -209,7 +209,7 @@ fn read_basic_gen3_name_outside_gbk_with_keys_and_minus_2203_without() {
     let no_keys = config(dir.path(), &readers(READER));
     let keys = config(dir.path(), &test_keys_config());
     let _lock = vpcd_lock();
-    let _card = Reader0::insert_fixture("gen3-personalized.json");
+    let mut card = Some(Reader0::insert_fixture("gen3-personalized.json"));
     let (code, out) = call(&keys, &[b"read_basic", b"1"]);
     assert_eq!((code, lossy(&out)), (0, lossy(&national("gen3-basic.txt"))));
     assert_eq!(out, national("gen3-basic.txt"), "𠮷 as its GB 18030 four bytes 95 34 B2 35");
@@ -228,10 +228,21 @@ fn read_basic_gen3_name_outside_gbk_with_keys_and_minus_2203_without() {
     assert!(refused[1].0 < -0x6000 && refused[1].1.is_empty(), "{:?}", refused[1]);
     // Step2 with no Step1 pending in the process
     assert_eq!(call(&no_keys, &[b"step2", b"00|00|"]), (-14, vec![]));
+    // the card pulled between Step1 and Step2: no card
+    let pulled = two_step_read_answering(&no_keys, |step1| {
+        card.take().unwrap().remove();
+        let keys = test_keys();
+        two_step::backend_answer(&keys, step1).unwrap()
+    });
+    assert_eq!(pulled[1], (-2, vec![]));
+}
+
+fn test_keys() -> card_core::security::LocalKeys {
+    key_file::load(&testkit::fixture("cards/test-keys.toml"), RegionCode::parse("371700").unwrap()).unwrap()
 }
 
 fn two_step_read(config: &Path) -> Vec<(i64, Vec<u8>)> {
-    let keys = key_file::load(&testkit::fixture("cards/test-keys.toml"), RegionCode::parse("371700").unwrap()).unwrap();
+    let keys = test_keys();
     two_step_read_answering(config, |step1| two_step::backend_answer(&keys, step1).unwrap())
 }
 
@@ -326,6 +337,62 @@ fn no_card_no_reader_and_null_pointers() {
     for line in codes {
         assert!(line.ends_with(" -14"), "{line}");
     }
+}
+
+/// Between `_HSM_Step1` and `_Step2` the card is held: a read on that reader waits until the hold ends (here the
+/// configured timeout of 1 s), and the late Step2 is −4 (the card was released, its challenge is gone).
+#[test]
+fn the_card_is_held_between_step1_and_step2() {
+    let dir = testkit::tempdir();
+    let cfg = config(dir.path(), &format!("{}[hsm]\ntimeout_secs = 1\n", readers(READER)));
+    let _lock = vpcd_lock();
+    let _card = Reader0::insert_fixture("gen2-personalized.json");
+    let o = run(&cfg, &[b"hsm_hold", b"1"]);
+    let text = String::from_utf8_lossy(&o.stdout).into_owned();
+    let waited: f64 = text.lines().find_map(|l| l.strip_prefix("waited ")).unwrap().parse().unwrap();
+    let o = Output {
+        stdout: text
+            .lines()
+            .filter(|l| !l.starts_with("waited "))
+            .map(|l| format!("{l}\n"))
+            .collect::<String>()
+            .into_bytes(),
+        ..o
+    };
+    let steps = calls(&o);
+    assert_eq!(steps[0].0, 0, "Step1");
+    assert_eq!(steps[1].0, 0, "the read after the hold");
+    assert!(waited >= 0.8, "the read waited for the hold to end: {waited} s");
+    assert_eq!(steps[2], (-4, vec![]), "Step2 after the timeout");
+}
+
+/// Threads of one process share the reader: each call runs alone on the card (interleaved APDUs would break the
+/// reads), every one gives the same string.
+#[test]
+fn calls_from_eight_threads_are_one_at_a_time() {
+    let dir = testkit::tempdir();
+    let cfg = config(dir.path(), &readers(READER));
+    let _lock = vpcd_lock();
+    let _card = Reader0::insert_fixture("gen2-personalized.json");
+    let o = run(&cfg, &[b"threads", b"1", b"8", b"25"]);
+    assert_eq!(String::from_utf8_lossy(&o.stdout).trim_end(), "threads ok code 0", "{}", lossy(&o.stderr));
+}
+
+/// 2 000 calls in one process (after 50 to warm up): the resident memory grows by less than 256 KiB, i.e. less than
+/// 128 bytes a call, and every call succeeds.
+#[test]
+fn two_thousand_calls_do_not_grow_memory() {
+    let dir = testkit::tempdir();
+    let cfg = config(dir.path(), &readers(READER));
+    let _lock = vpcd_lock();
+    let _card = Reader0::insert_fixture("gen2-personalized.json");
+    let o = run(&cfg, &[b"growth", b"1", b"2000"]);
+    let text = String::from_utf8_lossy(&o.stdout).into_owned();
+    let rss: Vec<i64> =
+        text.lines().find_map(|l| l.strip_prefix("rss ")).unwrap().split(' ').map(|v| v.parse().unwrap()).collect();
+    assert!(text.contains("failures 0\n"), "{text}");
+    assert!(rss[0] > 0 && rss[1] - rss[0] < 256, "VmRSS {} kB -> {} kB", rss[0], rss[1]);
+    eprintln!("VmRSS {} kB -> {} kB over 2000 calls", rss[0], rss[1]);
 }
 
 /// Memcheck's errors (an invalid read or write, a use of uninitialised memory, a definite leak) make valgrind exit

@@ -7,6 +7,12 @@
  *   hsm_basic ITYPE                             iReadCardBas_HSM_Step1, then Step2 with the line read on stdin
  *   step2 KEY                                   iReadCardBas_HSM_Step2 alone
  *   nulls                                       every function with NULL pointers
+ *   threads ITYPE T N                           T threads, N iReadCardBas each: "threads ok" when every call
+ *                                               gave the first call's code and string, else the first difference
+ *   growth ITYPE N                              50 calls, then N more: "rss BEFORE_KB AFTER_KB" (VmRSS) and
+ *                                               "failures F" (calls that did not return 0)
+ *   hsm_hold ITYPE                              Step1, iReadCardBas on the held card (it waits for the hold to
+ *                                               end), Step2 (too late), each reported
  *
  * Each call prints two lines: "code N" and "out " followed by the output's bytes (GBK) up to its NUL.
  *
@@ -15,9 +21,11 @@
  * allocation of exactly the published size, so that valgrind reports a write past it. Exit 4: the output has no
  * NUL within the buffer.
  */
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "sscard.h"
 
@@ -55,6 +63,51 @@ static void report(long code, char *buf, size_t size) {
     fwrite(buf, 1, strlen(buf), stdout);
     printf("\n");
     fflush(stdout);
+}
+
+struct worker {
+    int itype;
+    int calls;
+    long first_code;
+    const char *first_out;
+    int differ; /* the call that differed, from 1; 0 if none */
+    long code;
+};
+
+static void *work(void *arg) {
+    struct worker *w = arg;
+    char buf[SSCARD_BASIC_OUT_SIZE];
+    int i;
+    for (i = 0; i < w->calls; i++) {
+        w->code = iReadCardBas(w->itype, buf);
+        if (w->code != w->first_code || strcmp(buf, w->first_out) != 0) {
+            w->differ = i + 1;
+            break;
+        }
+    }
+    return NULL;
+}
+
+static long rss_kb(void) {
+    char line[256];
+    long kb = -1;
+    FILE *f = fopen("/proc/self/status", "r");
+    if (f == NULL) {
+        return -1;
+    }
+    while (fgets(line, sizeof line, f) != NULL) {
+        if (strncmp(line, "VmRSS:", 6) == 0) {
+            kb = strtol(line + 6, NULL, 10);
+        }
+    }
+    fclose(f);
+    return kb;
+}
+
+static double now(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return t.tv_sec + t.tv_nsec / 1e9;
 }
 
 int main(int argc, char **argv) {
@@ -116,6 +169,55 @@ int main(int argc, char **argv) {
         printf("iReadCardBas_HSM_Step1 %ld\n", iReadCardBas_HSM_Step1(1, NULL));
         printf("iReadCardBas_HSM_Step2.pKey %ld\n", iReadCardBas_HSM_Step2(NULL, buf));
         printf("iReadCardBas_HSM_Step2.pOutInfo %ld\n", iReadCardBas_HSM_Step2(info, NULL));
+    } else if (strcmp(argv[1], "threads") == 0 && argc == 5) {
+        int i, t = atoi(argv[3]);
+        pthread_t ids[64];
+        struct worker ws[64];
+        if (t < 1 || t > 64) {
+            return 2;
+        }
+        buf = out_buffer(SSCARD_BASIC_OUT_SIZE);
+        code = iReadCardBas(atoi(argv[2]), buf);
+        for (i = 0; i < t; i++) {
+            ws[i] = (struct worker){atoi(argv[2]), atoi(argv[4]), code, buf, 0, 0};
+            if (pthread_create(&ids[i], NULL, work, &ws[i]) != 0) {
+                return 2;
+            }
+        }
+        for (i = 0; i < t; i++) {
+            pthread_join(ids[i], NULL);
+        }
+        for (i = 0; i < t; i++) {
+            if (ws[i].differ) {
+                printf("thread %d call %d: code %ld, first call %ld\n", i, ws[i].differ, ws[i].code, code);
+                free(buf);
+                return 0;
+            }
+        }
+        printf("threads ok code %ld\n", code);
+    } else if (strcmp(argv[1], "growth") == 0 && argc == 4) {
+        int i, n = atoi(argv[3]), failures = 0;
+        long before;
+        buf = out_buffer(SSCARD_BASIC_OUT_SIZE);
+        for (i = 0; i < 50; i++) {
+            failures += iReadCardBas(atoi(argv[2]), buf) != 0;
+        }
+        before = rss_kb();
+        for (i = 0; i < n; i++) {
+            failures += iReadCardBas(atoi(argv[2]), buf) != 0;
+        }
+        printf("rss %ld %ld\nfailures %d\n", before, rss_kb(), failures);
+    } else if (strcmp(argv[1], "hsm_hold") == 0 && argc == 3) {
+        double start;
+        buf = out_buffer(SSCARD_BASIC_OUT_SIZE);
+        code = iReadCardBas_HSM_Step1(atoi(argv[2]), buf);
+        report(code, buf, SSCARD_BASIC_OUT_SIZE);
+        start = now();
+        code = iReadCardBas(atoi(argv[2]), buf);
+        report(code, buf, SSCARD_BASIC_OUT_SIZE);
+        printf("waited %.3f\n", now() - start);
+        code = iReadCardBas_HSM_Step2("0000000000000000|0000000000000000|", buf);
+        report(code, buf, SSCARD_BASIC_OUT_SIZE);
     } else {
         fprintf(stderr, "unknown command or wrong arguments: %s\n", argv[1]);
         return 2;
