@@ -307,6 +307,13 @@ mod tests {
     }
 
     #[test]
+    fn the_example_configuration_is_valid() {
+        let c = parse(include_str!("../sscard.toml.example")).unwrap();
+        assert_eq!(c.contact, ReaderSelector::Name("Virtual PCD 00 00".into()));
+        assert_eq!(c.terminal.device_no, "SIM-READER-01");
+    }
+
+    #[test]
     fn a_relative_key_file_is_next_to_the_configuration() {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/cards");
         let c = Config::parse(

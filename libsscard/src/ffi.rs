@@ -318,6 +318,13 @@ mod tests {
     }
 
     #[test]
+    #[allow(clippy::panic)]
+    fn a_panic_becomes_the_internal_error_code() {
+        assert_eq!(guarded(|| panic!("a bug")), c_long::from(crate::INTERNAL_ERROR));
+        assert_eq!(guarded(|| -2203), -2203);
+    }
+
+    #[test]
     fn null_output_pointers_are_refused_before_anything() {
         assert_eq!(unsafe { iReadCardBas(1, std::ptr::null_mut()) }, -14);
         assert_eq!(unsafe { iReadCardBas_HSM_Step1(1, std::ptr::null_mut()) }, -14);

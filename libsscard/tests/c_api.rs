@@ -181,6 +181,39 @@ fn generate_header() -> String {
     String::from_utf8(out).unwrap()
 }
 
+/// `sscard.pc.in`, filled in as a package build would, gives what a counter program is compiled with:
+/// `pkg-config --cflags --libs sscard` builds the C program, which then runs.
+#[test]
+fn the_pkg_config_file_builds_a_caller() {
+    let dir = testkit::tempdir();
+    let pc = std::fs::read_to_string(manifest().join("sscard.pc.in"))
+        .unwrap()
+        .replace("@PREFIX@", "/usr")
+        .replace("@LIBDIR@", &lib_dir().display().to_string())
+        .replace("@INCLUDEDIR@", &manifest().join("include").display().to_string())
+        .replace("@VERSION@", env!("CARGO_PKG_VERSION"));
+    std::fs::write(dir.path().join("sscard.pc"), pc).unwrap();
+    let o = Command::new("pkg-config")
+        .args(["--cflags", "--libs", "sscard"])
+        .env("PKG_CONFIG_PATH", dir.path())
+        .output()
+        .expect("run pkg-config (Debian package pkgconf)");
+    assert!(o.status.success(), "{}", lossy(&o.stderr));
+    let flags = String::from_utf8(o.stdout).unwrap();
+    assert!(flags.contains("-lsscard"), "{flags}");
+    let exe = dir.path().join("caller");
+    let o = Command::new("cc")
+        .args(["-std=c99", "-D_POSIX_C_SOURCE=200809L", "-pthread", "-o"])
+        .arg(&exe)
+        .arg(manifest().join("tests/c/read_basic.c"))
+        .args(flags.split_whitespace())
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "cc with pkg-config's flags {flags}: {}", lossy(&o.stderr));
+    let o = Command::new(&exe).arg("nulls").env("LD_LIBRARY_PATH", lib_dir()).output().unwrap();
+    assert!(o.status.success() && String::from_utf8_lossy(&o.stdout).lines().count() == 9, "{o:?}");
+}
+
 #[test]
 fn read_basic_gen2_gbk_bytes_in_an_exact_buffer_and_every_itype() {
     let dir = testkit::tempdir();
