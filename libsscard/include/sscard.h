@@ -15,7 +15,8 @@
  * pFileAddr or pCardInfo), -20 bad card identifier, -21 internal authentication failed, -22 pCardInfo names
  * another card, -23 illegal data, -24 key level insufficient, -41 illegal character (not GBK), -42 illegal
  * length (an input without a NUL within its published size, a value too long for its item, a result too long
- * for its buffer), -2203 no RKSSSE. A card's status word comes back as its negative decimal value: 6A88 ->
+ * for its buffer), -2201 no PSAM (keys.mode = "none" and the operation needs a key), -2203 no RKSSSE (a
+ * generation 3 card's holder data). A card's status word comes back as its negative decimal value: 6A88 ->
  * -27272, 6982 -> -27010. Callers switch to the _HSM_ functions on -2201, -2202, -2203, -27272 or -24.
  *
  * iType: 1 contact, 2 contactless, 3 automatic contact first, 4 automatic contactless first; which reader is
@@ -121,7 +122,8 @@ long iReadCard(int iType,
  `long iWriteCard(int iType, char* pCardInfo, char* pFileAddr, char* pWriteData, char* pOutInfo)`: writes the
  values of `pWriteData`, which mirrors `pFileAddr` (`DF01EF06|济南市历下区|$` for `DF01EF06|23|$`), after
  checking `pCardInfo` against the card. Every value is checked before anything is written. `pOutInfo` is the
- empty string. Without the files' update keys: −24 (use the `_HSM_` functions).
+ empty string. With no keys configured: −2201; with a key file that lacks the files' update key: −24 (use the
+ `_HSM_` functions then).
 
  # Safety
  `pCardInfo`, `pFileAddr` and `pWriteData` are NUL-terminated strings (or NULL: −14); `pOutInfo` points to

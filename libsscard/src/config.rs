@@ -11,7 +11,7 @@
 //! device_no = "SIM-READER-01"          # 终端设备号 (field 11)
 //!
 //! [keys]
-//! mode = "none"                        # no keys: functions that need one answer −2203/−24, callers use _HSM_
+//! mode = "none"                        # no keys: functions that need one answer −2203/−2201, callers use _HSM_
 //! # mode = "local", key_file = "region-keys.toml", region = "371700"   (a test bench; path relative to this file)
 //!
 //! [hsm]
@@ -130,6 +130,8 @@ pub struct Config {
     pub terminal: TerminalIds,
     /// Who computes the cryptograms of the plain functions.
     pub keys: Box<dyn SecurityModule + Send + Sync>,
+    /// `keys.mode = "none"`: the library holds no keys at all (a function that needs one answers −2201 or −2203).
+    pub no_keys: bool,
     /// How long `_HSM_Step1` holds the card for Step2.
     pub hsm_timeout: Duration,
 }
@@ -140,6 +142,7 @@ impl std::fmt::Debug for Config {
             .field("contact", &self.contact)
             .field("contactless", &self.contactless)
             .field("terminal", &self.terminal)
+            .field("no_keys", &self.no_keys)
             .field("hsm_timeout", &self.hsm_timeout)
             .finish_non_exhaustive()
     }
@@ -152,6 +155,7 @@ impl Default for Config {
             contactless: None,
             terminal: TerminalIds::default(),
             keys: Box::new(NoKeys),
+            no_keys: true,
             hsm_timeout: DEFAULT_HSM_TIMEOUT,
         }
     }
@@ -233,6 +237,7 @@ impl Config {
                 };
                 let keys: LocalKeys = key_file::load(&key_path, region)
                     .map_err(|e| ConfigError::Keys { path: path.to_owned(), source: Box::new(e) })?;
+                c.no_keys = false;
                 Box::new(keys)
             }
             ("local", None) => return Err(invalid("keys: mode local needs key_file".into())),

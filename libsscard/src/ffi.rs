@@ -210,7 +210,8 @@ pub unsafe extern "system" fn iReadCard(
 /// `long iWriteCard(int iType, char* pCardInfo, char* pFileAddr, char* pWriteData, char* pOutInfo)`: writes the
 /// values of `pWriteData`, which mirrors `pFileAddr` (`DF01EF06|济南市历下区|$` for `DF01EF06|23|$`), after
 /// checking `pCardInfo` against the card. Every value is checked before anything is written. `pOutInfo` is the
-/// empty string. Without the files' update keys: −24 (use the `_HSM_` functions).
+/// empty string. With no keys configured: −2201; with a key file that lacks the files' update key: −24 (use the
+/// `_HSM_` functions then).
 ///
 /// # Safety
 /// `pCardInfo`, `pFileAddr` and `pWriteData` are NUL-terminated strings (or NULL: −14); `pOutInfo` points to

@@ -204,9 +204,21 @@ impl Library {
                     *held = None;
                 }
             }
-            return Ok(result?);
+            return result.map_err(|e| self.keys_failure(e));
         }
         Err(Failure::code(UNSUPPORTED, "no reader for this iType"))
+    }
+
+    /// A card error as the caller sees it: with no keys configured at all, a key other than RKSSSE (−2203) that
+    /// an operation needs is −2201 (no PSAM: this counter has no key source), so that the caller switches to the
+    /// `_HSM_` functions; with a key file that lacks the key it stays card-core's −24 (key level insufficient).
+    fn keys_failure(&self, e: card_core::Error) -> Failure {
+        match &e {
+            card_core::Error::MissingKey { key } if self.config.no_keys && key != "RKSSSE" => {
+                Failure::code(national::NO_PSAM, "no keys are configured (keys.mode = none): use the _HSM_ functions")
+            }
+            _ => Failure::Card(e),
+        }
     }
 
     /// `iReadCardBas`: the 11-field national string and 0, or −2203 with the holder fields empty when the

@@ -323,13 +323,25 @@ fn read_and_write_items_by_address_with_limits() {
     assert_eq!(read(&no_keys, info, b"SSSEEF05|05|$\xFF\xFF").0, -41);
     assert_eq!(read(&no_keys, info, &[b"SSSEEF05|".as_slice(), &b"05|".repeat(340), b"$"].concat()).0, -42);
 
-    // a write: refused without the update key (−24), done with it, every value checked first
+    // a write: refused with no keys configured (−2201, no PSAM), done with the update key, every value checked first
     let address = b"DF01EF06|23|$".as_slice();
     let street = "山东省济南市历下区泉城路一号院二号楼三单元四层五室六号七号八号九号十号十一号十二"; // 40 characters
     assert_eq!(gbk(street).len(), 80, "the item's full length");
     let data = gbk(&format!("DF01EF06|{street}|$"));
     let write = |cfg: &Path, data: &[u8]| call(cfg, &[b"write_card", b"1", info, address, data]);
-    assert_eq!(write(&no_keys, &data), (-24, vec![]));
+    assert_eq!(write(&no_keys, &data), (-2201, vec![]));
+    // a key file without UK_DF01: key level insufficient
+    let partial = dir.path().join("region-keys.toml");
+    std::fs::write(
+        &partial,
+        "format = \"sscard-region-keys\"\nversion = 1\nregion = \"371700\"\n[keys.3des]\nUKMF = \"00112233445566778899AABBCCDDEEFF\"\n",
+    )
+    .unwrap();
+    let partial = config(
+        dir.path(),
+        &format!("{}[keys]\nmode = \"local\"\nregion = \"371700\"\nkey_file = \"region-keys.toml\"\n", readers(READER)),
+    );
+    assert_eq!(write(&partial, &data), (-24, vec![]));
     assert_eq!(write(&keys, &gbk(&format!("DF01EF06|{street}一|$"))).0, -42, "81 characters do not fit");
     assert_eq!(write(&keys, &data), (0, vec![]));
     assert_eq!(read(&no_keys, info, address), (0, data.clone()));
