@@ -384,6 +384,32 @@ fn no_card_no_reader_and_null_pointers() {
     }
 }
 
+/// The second caller: Python's ctypes loads the library and gets the same bytes.
+#[test]
+fn python_ctypes_gets_the_same_bytes() {
+    let dir = testkit::tempdir();
+    let cfg = config(dir.path(), &readers(READER));
+    let _lock = vpcd_lock();
+    let _card = Reader0::insert_fixture("gen2-personalized.json");
+    let python = |args: &[&[u8]]| {
+        let o = Command::new("python3")
+            .arg(manifest().join("tests/python/read_basic.py"))
+            .arg(lib_dir().join("libsscard.so"))
+            .args(args.iter().map(|a| OsStr::from_bytes(a)))
+            .env("SSCARD_CONFIG", &cfg)
+            .stdin(Stdio::null())
+            .output()
+            .expect("run python3");
+        calls(&o)
+    };
+    assert_eq!(python(&[b"read_basic", b"1"]), [(0, national("gen2-basic.txt"))]);
+    assert_eq!(
+        python(&[b"read_card", b"1", GEN2_INFO.as_bytes(), b"SSSEEF06|08|09|$"]),
+        [(0, gbk("SSSEEF06|371702198001010019|张三|$"))]
+    );
+    assert_eq!(python(&[b"read_basic", b"2"]), [(-13, vec![])]);
+}
+
 /// Between `_HSM_Step1` and `_Step2` the card is held: a read on that reader waits until the hold ends (here the
 /// configured timeout of 1 s), and the late Step2 is −4 (the card was released, its challenge is gone).
 #[test]
