@@ -384,6 +384,40 @@ fn no_card_no_reader_and_null_pointers() {
     }
 }
 
+/// The library keeps the card connected between calls: another card inserted in between is read as itself (the
+/// connection to the first is found dead and made again), and an emptied reader is no card.
+#[test]
+fn a_card_changed_between_two_calls_is_the_new_card() {
+    let dir = testkit::tempdir();
+    let cfg = config(dir.path(), &readers(READER));
+    let _lock = vpcd_lock();
+    let twice = |between: &mut dyn FnMut()| {
+        let mut child =
+            command(&cfg, &[b"read_basic_twice", b"1"]).stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().unwrap();
+        let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+        let mut first = Vec::new();
+        for _ in 0..2 {
+            std::io::BufRead::read_until(&mut stdout, b'\n', &mut first).unwrap();
+        }
+        between();
+        writeln!(child.stdin.take().unwrap(), "go").unwrap();
+        let mut rest = Vec::new();
+        std::io::Read::read_to_end(&mut stdout, &mut rest).unwrap();
+        let status = child.wait().unwrap();
+        calls(&Output { status, stdout: [first, rest].concat(), stderr: vec![] })
+    };
+    let mut card = Some(Reader0::insert_fixture("gen2-personalized.json"));
+    let swapped = twice(&mut || {
+        card.take().unwrap().remove();
+        card = Some(Reader0::insert_fixture("gen3-personalized.json"));
+    });
+    assert_eq!(swapped, [(0, national("gen2-basic.txt")), (-2203, national("gen3-basic-nokeys.txt"))]);
+    let emptied = twice(&mut || {
+        card.take().unwrap().remove();
+    });
+    assert_eq!(emptied, [(-2203, national("gen3-basic-nokeys.txt")), (-2, vec![])]);
+}
+
 /// The second caller: Python's ctypes loads the library and gets the same bytes.
 #[test]
 fn python_ctypes_gets_the_same_bytes() {

@@ -6,6 +6,7 @@
  *   write_card ITYPE CARDINFO FILEADDR DATA     iWriteCard
  *   hsm_basic ITYPE                             iReadCardBas_HSM_Step1, then Step2 with the line read on stdin
  *   step2 KEY                                   iReadCardBas_HSM_Step2 alone
+ *   read_basic_twice ITYPE                      iReadCardBas, then (after a line on stdin) iReadCardBas again
  *   nulls                                       every function with NULL pointers
  *   threads ITYPE T N                           T threads, N iReadCardBas each: "threads ok" when every call
  *                                               gave the first call's code and string, else the first difference
@@ -150,6 +151,18 @@ int main(int argc, char **argv) {
         key[strcspn(key, "\r\n")] = 0;
         memset(buf, FILL, exact ? SSCARD_BASIC_OUT_SIZE : SSCARD_BASIC_OUT_SIZE + CANARY);
         code = iReadCardBas_HSM_Step2(key, buf);
+        report(code, buf, SSCARD_BASIC_OUT_SIZE);
+    } else if (strcmp(argv[1], "read_basic_twice") == 0 && argc == 3) {
+        char line[16];
+        buf = out_buffer(SSCARD_BASIC_OUT_SIZE);
+        code = iReadCardBas(atoi(argv[2]), buf);
+        report(code, buf, SSCARD_BASIC_OUT_SIZE);
+        if (fgets(line, sizeof line, stdin) == NULL) {
+            fprintf(stderr, "no line on stdin\n");
+            return 2;
+        }
+        memset(buf, FILL, exact ? SSCARD_BASIC_OUT_SIZE : SSCARD_BASIC_OUT_SIZE + CANARY);
+        code = iReadCardBas(atoi(argv[2]), buf);
         report(code, buf, SSCARD_BASIC_OUT_SIZE);
     } else if (strcmp(argv[1], "step2") == 0 && argc == 3) {
         buf = out_buffer(SSCARD_BASIC_OUT_SIZE);
