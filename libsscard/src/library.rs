@@ -111,10 +111,10 @@ fn connected<'g>(slot: &Slot, held: &'g mut Option<Card>, lib: &Library) -> Resu
     Ok(held.insert(card))
 }
 
-/// Whether an error means the connection to the card must be made again (anything of the link but another
-/// application's exclusive use), as the terminal agent's reader pool decides.
+/// Whether an error means the connection to the card must be made again, as the terminal agent's reader pool
+/// decides ([`card_core::Error::is_link_lost`]).
 fn link_lost(e: &card_core::Error) -> bool {
-    matches!(e, card_core::Error::Transport(t) if !matches!(t, TransportError::ReaderBusy))
+    e.is_link_lost()
 }
 
 /// Whether a reader can be passed over for the next one of an automatic `iType`: no card, or no such reader.
