@@ -13,6 +13,10 @@
 //! [keys]
 //! mode = "none"                        # no keys: functions that need one answer −2203/−2201, callers use _HSM_
 //! # mode = "local", key_file = "region-keys.toml", region = "371700"   (a test bench; path relative to this file)
+//! # mode = "key-service", urls = ["https://keys1.example:8443"], ca_file = "ca.pem",
+//! #   cert_file = "terminal.pem", key_file = "terminal.key", timeout_ms = 5000
+//! #   (the province's `keymgmt serve` over mutual TLS: iReadCardBas reads a generation 3 card's holder data and
+//! #   iWriteCard writes with no key at the counter; terminal.terminal_no must be the certificate's)
 //!
 //! [hsm]
 //! timeout_secs = 60                    # how long _HSM_Step1 holds the card waiting for Step2
@@ -29,6 +33,7 @@ use std::time::Duration;
 
 use card_core::card::TerminalIds;
 use card_core::codec::RegionCode;
+use card_core::security::key_client::{ClientConfig, KeyServiceClient};
 use card_core::security::key_file::{self, KeyFileError};
 use card_core::security::{LocalKeys, NoKeys, SecurityModule};
 use card_core::transport::ReaderSelector;
@@ -112,6 +117,10 @@ struct KeysSection {
     mode: Option<String>,
     key_file: Option<PathBuf>,
     region: Option<String>,
+    urls: Option<Vec<String>>,
+    ca_file: Option<PathBuf>,
+    cert_file: Option<PathBuf>,
+    timeout_ms: Option<u64>,
 }
 
 #[derive(Deserialize, Default)]
@@ -132,6 +141,8 @@ pub struct Config {
     pub keys: Box<dyn SecurityModule + Send + Sync>,
     /// `keys.mode = "none"`: the library holds no keys at all (a function that needs one answers −2201 or −2203).
     pub no_keys: bool,
+    /// `keys.mode = "key-service"`: the key service that computes for the counter.
+    pub key_service: Option<KeyServiceClient>,
     /// How long `_HSM_Step1` holds the card for Step2.
     pub hsm_timeout: Duration,
 }
@@ -143,6 +154,7 @@ impl std::fmt::Debug for Config {
             .field("contactless", &self.contactless)
             .field("terminal", &self.terminal)
             .field("no_keys", &self.no_keys)
+            .field("key_service", &self.key_service)
             .field("hsm_timeout", &self.hsm_timeout)
             .finish_non_exhaustive()
     }
@@ -156,6 +168,7 @@ impl Default for Config {
             terminal: TerminalIds::default(),
             keys: Box::new(NoKeys),
             no_keys: true,
+            key_service: None,
             hsm_timeout: DEFAULT_HSM_TIMEOUT,
         }
     }
@@ -224,24 +237,58 @@ impl Config {
                 return Err(invalid(format!("terminal.{name} may not hold | $ or control characters")));
             }
         }
-        c.keys = match (file.keys.mode.as_deref().unwrap_or("none"), &file.keys.key_file) {
+        let relative = |p: &PathBuf| match path.parent() {
+            Some(dir) if p.is_relative() => dir.join(p),
+            _ => p.clone(),
+        };
+        let k = &file.keys;
+        let mode = k.mode.as_deref().unwrap_or("none");
+        let service_fields = k.urls.is_some() || k.ca_file.is_some() || k.cert_file.is_some() || k.timeout_ms.is_some();
+        if mode != "key-service" && service_fields {
+            return Err(invalid(format!(
+                "keys: urls, ca_file, cert_file and timeout_ms are of mode key-service, not {mode}"
+            )));
+        }
+        c.keys = match (mode, &k.key_file) {
             ("none", None) => Box::new(NoKeys),
             ("none", Some(_)) => return Err(invalid("keys: mode none takes no key_file".into())),
             ("local", Some(key_path)) => {
-                let region =
-                    file.keys.region.as_deref().ok_or_else(|| invalid("keys: mode local needs region".into()))?;
+                let region = k.region.as_deref().ok_or_else(|| invalid("keys: mode local needs region".into()))?;
                 let region = RegionCode::parse(region).map_err(|e| invalid(format!("keys.region: {e}")))?;
-                let key_path = match path.parent() {
-                    Some(dir) if key_path.is_relative() => dir.join(key_path),
-                    _ => key_path.clone(),
-                };
-                let keys: LocalKeys = key_file::load(&key_path, region)
+                let keys: LocalKeys = key_file::load(&relative(key_path), region)
                     .map_err(|e| ConfigError::Keys { path: path.to_owned(), source: Box::new(e) })?;
                 c.no_keys = false;
                 Box::new(keys)
             }
             ("local", None) => return Err(invalid("keys: mode local needs key_file".into())),
-            (other, _) => return Err(invalid(format!("keys.mode {other:?}: expected \"none\" or \"local\""))),
+            ("key-service", key_path) => {
+                let urls = k.urls.clone().filter(|u| !u.is_empty());
+                let urls = urls.ok_or_else(|| invalid("keys: mode key-service needs urls".into()))?;
+                let ca = k.ca_file.as_ref().ok_or_else(|| invalid("keys: mode key-service needs ca_file".into()))?;
+                if c.terminal.terminal_no.is_empty() {
+                    return Err(invalid(
+                        "keys: mode key-service needs terminal.terminal_no (the client certificate's)".into(),
+                    ));
+                }
+                let client_cert = match (&k.cert_file, key_path) {
+                    (Some(cert), Some(key)) => Some((relative(cert), relative(key))),
+                    (None, None) => None,
+                    _ => return Err(invalid("keys: cert_file and key_file go together".into())),
+                };
+                let client = KeyServiceClient::new(&ClientConfig {
+                    urls,
+                    terminal: c.terminal.terminal_no.clone(),
+                    ca_file: relative(ca),
+                    client_cert,
+                    timeout: Duration::from_millis(k.timeout_ms.unwrap_or(5000).clamp(100, 60_000)),
+                })
+                .map_err(|e| invalid(format!("keys: {e}")))?;
+                c.key_service = Some(client);
+                Box::new(NoKeys)
+            }
+            (other, _) => {
+                return Err(invalid(format!("keys.mode {other:?}: expected \"none\", \"local\" or \"key-service\"")))
+            }
         };
         if let Some(secs) = file.hsm.timeout_secs {
             if !(1..=3600).contains(&secs) {
@@ -301,6 +348,14 @@ mod tests {
         assert!(describe(&e).contains("needs key_file"), "{}", describe(&e));
         let e = parse("[keys]\nmode = \"hsm\"\n").err().unwrap();
         assert!(describe(&e).contains("keys.mode"), "{}", describe(&e));
+        let e = parse("[keys]\nmode = \"key-service\"\nca_file = \"ca.pem\"\n").err().unwrap();
+        assert!(describe(&e).contains("needs urls"), "{}", describe(&e));
+        let e = parse("[keys]\nmode = \"key-service\"\nurls = [\"https://localhost:1\"]\nca_file = \"ca.pem\"\n")
+            .err()
+            .unwrap();
+        assert!(describe(&e).contains("terminal.terminal_no"), "{}", describe(&e));
+        let e = parse("[keys]\nurls = [\"https://localhost:1\"]\n").err().unwrap();
+        assert!(describe(&e).contains("of mode key-service"), "{}", describe(&e));
         let e = parse("[readers]\ncontact = \"A\"\ncontactless = \"A\"\n").err().unwrap();
         assert!(describe(&e).contains("same reader"), "{}", describe(&e));
         let e = parse("[terminal]\nterminal_no = \"1|2\"\n").err().unwrap();

@@ -222,9 +222,14 @@ impl Library {
     }
 
     /// `iReadCardBas`: the 11-field national string and 0, or −2203 with the holder fields empty when the
-    /// configured keys cannot read them (a generation 3 card without RKSSSE).
+    /// configured keys cannot read them (a generation 3 card without RKSSSE). With the key service configured, a
+    /// generation 3 card is read through it (Step 1, its answer and Step 2 in the card's transaction).
     pub fn read_basic(&self, itype: i32) -> Result<Reply, Failure> {
-        let info = self.with_card(itype, |card, sm| card.read_basic(sm))?;
+        let service = self.config.key_service.as_ref();
+        let info = self.with_card(itype, |card, sm| match service {
+            Some(backend) => card.read_basic_via(sm, backend),
+            None => card.read_basic(sm),
+        })?;
         self.basic_reply(&info)
     }
 
@@ -246,14 +251,19 @@ impl Library {
     }
 
     /// `iWriteCard`: writes `data` (mirroring `address`) after checking `card_info` against the card. Nothing
-    /// is written unless every value is valid for its item. The output is empty.
+    /// is written unless every value is valid for its item. The output is empty. With the key service
+    /// configured, its answer authenticates the write (one DF, one update key per call).
     pub fn write_card(&self, itype: i32, card_info: &str, address: &str, data: &str) -> Result<Reply, Failure> {
         let address: Address = address.parse()?;
         ItemValues::parse(&address, data)?;
         check_card_info_shape(card_info)?;
+        let service = self.config.key_service.as_ref();
         self.with_card(itype, |card, sm| {
             card.read_basic(sm)?.check_card_info(card_info)?;
-            card.write_items(sm, &address, data)
+            match service {
+                Some(backend) => card.write_items_via(backend, &address, data),
+                None => card.write_items(sm, &address, data),
+            }
         })?;
         Ok(Reply { code: national::OK, out: Vec::new() })
     }

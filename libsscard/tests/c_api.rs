@@ -16,6 +16,8 @@ use std::sync::OnceLock;
 
 use card_core::codec::RegionCode;
 use card_core::security::{key_file, two_step};
+use testkit::key_service::KeyService;
+use testkit::pki::Pki;
 use testkit::{vpcd_lock, Reader0, READER};
 
 /// The other virtual reader, empty in these tests.
@@ -416,6 +418,43 @@ fn a_card_changed_between_two_calls_is_the_new_card() {
         card.take().unwrap().remove();
     });
     assert_eq!(emptied, [(-2203, national("gen3-basic-nokeys.txt")), (-2, vec![])]);
+}
+
+/// A counter without keys with the province's key service (`keymgmt serve` over mutual TLS, test certificates,
+/// the store of the published test keys): `iReadCardBas` reads the generation 3 card whole (0, the full string),
+/// `iWriteCard` writes with the service's answer.
+#[test]
+fn the_key_service_serves_a_counter_without_keys() {
+    let dir = testkit::tempdir();
+    let pki = Pki::new(dir.path());
+    let store = testkit::keys::issuer_store(dir.path());
+    let server = pki.server();
+    let keymgmt = testkit::script::programs().join("keymgmt");
+    let policies = "[terminal.371700000001]\noperations = [\"read\", \"write\"]\nregions = [\"371700\"]\n\
+                    dfs = [\"SSSE\", \"DF01\"]\n";
+    let audit = dir.path().join("audit.jsonl");
+    let service_config = testkit::key_service::config(&store, &pki, &server, &audit, policies);
+    let service = KeyService::start(&keymgmt, dir.path(), "service", &service_config).unwrap();
+    let cert = pki.terminal("371700000001");
+    let cfg = config(
+        dir.path(),
+        &format!(
+            "{}[keys]\nmode = \"key-service\"\nurls = [\"{}\"]\nca_file = \"{}\"\ncert_file = \"{}\"\n\
+             key_file = \"{}\"\ntimeout_ms = 3000\n",
+            readers(READER),
+            service.base,
+            pki.ca_pem.display(),
+            cert.cert.display(),
+            cert.key.display()
+        ),
+    );
+    let _lock = vpcd_lock();
+    let _card = Reader0::insert_fixture("gen3-personalized.json");
+    assert_eq!(call(&cfg, &[b"read_basic", b"1"]), (0, national("gen3-basic.txt")), "{}", service.stderr());
+    let data = gbk("DF01EF06|济南市历下区|$");
+    let info = GEN3_INFO.as_bytes();
+    assert_eq!(call(&cfg, &[b"write_card", b"1", info, b"DF01EF06|23|$", &data]), (0, vec![]), "{}", service.stderr());
+    assert_eq!(call(&cfg, &[b"read_card", b"1", info, b"DF01EF06|23|$"]), (0, data));
 }
 
 /// The second caller: Python's ctypes loads the library and gets the same bytes.
