@@ -119,4 +119,27 @@ impl Error {
             None => Error::Card(sw),
         }
     }
+
+    /// Whether the connection to the card must be made again after this error: any failure of the link except
+    /// another application's exclusive use of the card (the card's own answers leave the connection usable).
+    /// Shared by the terminal agent's reader pool and the C library, which keep a card connected between
+    /// operations.
+    pub fn is_link_lost(&self) -> bool {
+        matches!(self, Error::Transport(t) if !matches!(t, crate::transport::TransportError::ReaderBusy))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::transport::TransportError;
+
+    #[test]
+    fn which_errors_lose_the_link() {
+        assert!(Error::Transport(TransportError::CardRemoved).is_link_lost());
+        assert!(Error::Transport(TransportError::NoService).is_link_lost());
+        assert!(!Error::Transport(TransportError::ReaderBusy).is_link_lost(), "another application's use");
+        assert!(!Error::Card(StatusWord::SECURITY_NOT_SATISFIED).is_link_lost(), "the card answered");
+        assert!(!Error::MissingKey { key: "RKSSSE".into() }.is_link_lost());
+    }
 }

@@ -2,6 +2,7 @@
 //! gives (challenge, card factor, region, algorithm) and returns cryptograms and MACs — never keys.
 //!
 //! - [`LocalKeys`]: region-level keys held in this process (zeroized), card keys derived per CARD-PROFILE §5.2;
+//! - [`key_file`]: region keys (or the published test keys) from a TOML file into a [`LocalKeys`];
 //! - [`NoKeys`]: holds nothing; a generation 3 read then returns the holder fields empty (national −2203);
 //! - [`two_step`]: the national `…_HSM_Step1` / `…_Step2` exchange, for terminals that hold no keys: the
 //!   back end answers with [`two_step::backend_answer`] (a [`LocalKeys`] on its side).
@@ -11,6 +12,7 @@
 
 #[cfg(feature = "key-service")]
 pub mod key_client;
+pub mod key_file;
 pub mod key_service;
 pub mod local;
 pub mod two_step;

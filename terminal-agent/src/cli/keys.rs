@@ -3,10 +3,8 @@
 use std::path::PathBuf;
 
 use card_core::codec::RegionCode;
-use card_core::crypto::{Algorithm, CardKey};
-use card_core::security::{LocalKeys, NoKeys, SecurityModule};
+use card_core::security::{key_file, LocalKeys, NoKeys, SecurityModule};
 use secrecy::{ExposeSecret, SecretString};
-use serde::Deserialize;
 use zeroize::Zeroizing;
 
 use super::Failure;
@@ -30,47 +28,6 @@ pub struct KeyArgs {
     region: String,
 }
 
-#[derive(Deserialize)]
-struct KeyFile {
-    format: String,
-    version: u32,
-    region: Option<String>,
-    /// sscard-test-keys: issuer keys by algorithm, then name.
-    #[serde(default)]
-    issuer: std::collections::BTreeMap<String, std::collections::BTreeMap<String, String>>,
-    /// sscard-region-keys: region keys by algorithm, then name.
-    #[serde(default)]
-    keys: std::collections::BTreeMap<String, std::collections::BTreeMap<String, String>>,
-    #[serde(default, rename = "transport")]
-    _transport: Option<String>,
-}
-
-fn algorithm(name: &str) -> Result<Algorithm, Failure> {
-    match name {
-        "3des" => Ok(Algorithm::Tdes),
-        "sm4" => Ok(Algorithm::Sm4),
-        "aes" => Ok(Algorithm::Aes128),
-        other => Err(Failure::Usage(format!("key file: unknown algorithm {other:?}"))),
-    }
-}
-
-fn entries(
-    table: &std::collections::BTreeMap<String, std::collections::BTreeMap<String, String>>,
-) -> Result<Vec<(String, CardKey)>, Failure> {
-    let mut out = Vec::new();
-    for (alg, keys) in table {
-        let alg = algorithm(alg)?;
-        for (name, hex_key) in keys {
-            let bytes = Zeroizing::new(
-                hex::decode(hex_key).map_err(|_| Failure::Usage(format!("key file: key {name} is not hex")))?,
-            );
-            let key = CardKey::new(alg, &bytes).map_err(|e| Failure::Usage(format!("key file: {name}: {e}")))?;
-            out.push((name.clone(), key));
-        }
-    }
-    Ok(out)
-}
-
 impl KeyArgs {
     /// Options from the service's configuration: a key file, or a store with its passphrase file, for `region`.
     pub fn local(
@@ -86,26 +43,8 @@ impl KeyArgs {
     pub fn module(&self) -> Result<Box<dyn SecurityModule + Send + Sync>, Failure> {
         let region = RegionCode::parse(&self.region).map_err(|e| Failure::Usage(format!("--region: {e}")))?;
         if let Some(path) = &self.keys {
-            let text = Zeroizing::new(
-                card_core::read_limited_string(path, MAX_KEY_FILE)
-                    .map_err(|e| Failure::Usage(format!("cannot read {}: {e}", path.display())))?,
-            );
-            let file: KeyFile =
-                toml::from_str(&text).map_err(|e| Failure::Usage(format!("{}: {e}", path.display())))?;
-            return match (file.format.as_str(), file.version) {
-                ("sscard-test-keys", 1) => Ok(Box::new(LocalKeys::from_issuer_keys(region, entries(&file.issuer)?)?)),
-                ("sscard-region-keys", 1) => {
-                    if file.region.as_deref().is_some_and(|r| r != region.as_str()) {
-                        return Err(Failure::Usage(format!("{}: keys of another region", path.display())));
-                    }
-                    let mut local = LocalKeys::new(region);
-                    for (name, key) in entries(&file.keys)? {
-                        local.insert(name, key);
-                    }
-                    Ok(Box::new(local))
-                }
-                (f, v) => Err(Failure::Usage(format!("{}: unknown key file format {f} version {v}", path.display()))),
-            };
+            let keys = key_file::load(path, region).map_err(|e| Failure::Usage(error_chain(&e)))?;
+            return Ok(Box::new(keys));
         }
         if let Some(store_path) = &self.keystore {
             let pass_path = self.passphrase_file.as_ref().ok_or_else(|| Failure::Usage("--passphrase-file".into()))?;
@@ -125,8 +64,17 @@ impl KeyArgs {
     }
 }
 
-/// Largest key file read (a TOML file of a region's keys is a few KiB).
-pub const MAX_KEY_FILE: u64 = 1024 * 1024;
+/// An error and its sources, `: `-separated (a key file error's source names the file or the length at fault).
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        source = s.source();
+    }
+    out
+}
 /// Largest passphrase file read.
 pub const MAX_PASSPHRASE_FILE: u64 = 4096;
 

@@ -463,14 +463,9 @@ impl TwoStep for TwoStepWrite<'_> {
     }
 }
 
-/// Whether an error means the connection to the card must be made again (anything but the card's own answer
-/// and another application's exclusive use).
+/// Whether an error means the connection to the card must be made again ([`card_core::Error::is_link_lost`]).
 fn link_lost(e: &card_core::Error) -> bool {
-    match e {
-        card_core::Error::Transport(TransportError::ReaderBusy) => false,
-        card_core::Error::Transport(_) => true,
-        _ => false,
-    }
+    e.is_link_lost()
 }
 
 /// A reader's worker thread and the card it holds.

@@ -1,0 +1,417 @@
+//! The library's state and operations, in safe Rust: [`Library`] holds the configuration and one slot per reader
+//! role; each operation takes the slot's mutex for its whole run (one card operation per reader at a time), keeps
+//! the connection to the card between calls and connects again when the card it knew is gone.
+//!
+//! The two-step read (`iReadCardBas_HSM_Step1/2`) holds the card between its steps: Step1 starts a thread that
+//! takes the reader's slot, opens the card's PC/SC transaction, sends the Step1 string back and waits, still in
+//! the transaction, for Step2's answer — at most the configured `hsm.timeout_secs`. Other calls on that reader
+//! wait meanwhile. One two-step read is pending per process (the published Step2 names no reader): a new Step1
+//! abandons the pending one, which releases its card.
+
+use std::sync::mpsc;
+use std::sync::{Mutex, MutexGuard, PoisonError};
+
+use card_core::card::{Address, BasicInfo, ItemValues, SocialSecurityCard};
+use card_core::national::{self, BAD_PARAMETER, NO_ANSWER, UNSUPPORTED};
+use card_core::security::SecurityModule;
+use card_core::transport::{PcscTransport, ReaderSelector, TransportError};
+
+use crate::config::Config;
+use crate::text;
+
+/// A card in a reader, as the library keeps it between calls.
+type Card = SocialSecurityCard<PcscTransport>;
+
+/// Why a call failed: the card or its link (card-core's error, coded by `national::code`), or the call itself
+/// (a code of CARD-PROFILE §7 and what it means here).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Failure {
+    /// The operation failed on the card or its link.
+    #[error(transparent)]
+    Card(#[from] card_core::Error),
+    /// The call was refused or failed before or around the card.
+    #[error("{what} (national code {code})")]
+    Code {
+        /// The national code.
+        code: i32,
+        /// What failed.
+        what: &'static str,
+    },
+}
+
+impl Failure {
+    /// A failure with this national code.
+    pub fn code(code: i32, what: &'static str) -> Failure {
+        Failure::Code { code, what }
+    }
+
+    /// The national code (CARD-PROFILE §7) the C function returns.
+    pub fn national_code(&self) -> i32 {
+        match self {
+            Failure::Card(e) => national::code(e),
+            Failure::Code { code, .. } => *code,
+        }
+    }
+}
+
+impl From<TransportError> for Failure {
+    fn from(e: TransportError) -> Self {
+        Failure::Card(e.into())
+    }
+}
+
+/// What a successful call gives the caller: its return code (0, or −2203 for a read whose holder data was
+/// withheld) and the output string's bytes (GBK, no NUL).
+#[derive(Debug, PartialEq, Eq)]
+pub struct Reply {
+    /// The return code.
+    pub code: i32,
+    /// The output, GBK.
+    pub out: Vec<u8>,
+}
+
+/// One reader role's reader and the card connected in it.
+struct Slot {
+    reader: ReaderSelector,
+    card: Mutex<Option<Card>>,
+}
+
+impl std::fmt::Debug for Slot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Slot").field("reader", &self.reader).finish_non_exhaustive()
+    }
+}
+
+impl Slot {
+    fn new(reader: ReaderSelector) -> Slot {
+        Slot { reader, card: Mutex::new(None) }
+    }
+
+    /// The slot, exclusively. A poisoned lock (a panic during an operation) drops the connection it held.
+    fn lock(&self) -> MutexGuard<'_, Option<Card>> {
+        self.card.lock().unwrap_or_else(|poisoned: PoisonError<_>| {
+            let mut guard = poisoned.into_inner();
+            *guard = None;
+            self.card.clear_poison();
+            guard
+        })
+    }
+}
+
+/// The card in the slot, connected again if the one known is gone (or none was).
+fn connected<'g>(slot: &Slot, held: &'g mut Option<Card>, lib: &Library) -> Result<&'g mut Card, TransportError> {
+    let card = match held.take() {
+        Some(card) if card.transport().is_live() => card,
+        _ => {
+            let transport = PcscTransport::connect(&slot.reader)?;
+            SocialSecurityCard::new(transport).with_terminal(lib.config.terminal.clone())
+        }
+    };
+    Ok(held.insert(card))
+}
+
+/// Whether an error means the connection to the card must be made again, as the terminal agent's reader pool
+/// decides ([`card_core::Error::is_link_lost`]).
+fn link_lost(e: &card_core::Error) -> bool {
+    e.is_link_lost()
+}
+
+/// Whether a reader can be passed over for the next one of an automatic `iType`: no card, or no such reader.
+fn absent(e: &TransportError) -> bool {
+    matches!(e, TransportError::NoCard(_) | TransportError::NoReader(_) | TransportError::NoReaders)
+}
+
+/// Step2's answer, to the thread holding the card.
+struct Answer {
+    answer: String,
+    reply: mpsc::SyncSender<Result<BasicInfo, Failure>>,
+}
+
+/// The library of this process.
+pub struct Library {
+    config: Config,
+    contact: Slot,
+    contactless: Option<Slot>,
+    /// The pending two-step read: where its Step2 answer goes.
+    pending: Mutex<Option<mpsc::SyncSender<Answer>>>,
+}
+
+impl std::fmt::Debug for Library {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Library").field("config", &self.config).finish_non_exhaustive()
+    }
+}
+
+impl Library {
+    /// The library over `config`.
+    pub fn new(config: Config) -> Library {
+        let contact = Slot::new(config.contact.clone());
+        let contactless = config.contactless.clone().map(Slot::new);
+        Library { config, contact, contactless, pending: Mutex::new(None) }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Lets go of the connected cards of the readers not in use now, and abandons a pending two-step read (for
+    /// the end of the process).
+    pub fn release(&self) {
+        lock(&self.pending).take();
+        for slot in [Some(&self.contact), self.contactless.as_ref()].into_iter().flatten() {
+            if let Ok(mut held) = slot.card.try_lock() {
+                *held = None;
+            }
+        }
+    }
+
+    /// The readers an `iType` tries, in order: 1 contact, 2 contactless (−13 when none is configured), 3 contact
+    /// then contactless, 4 contactless then contact; anything else −14.
+    fn order(&self, itype: i32) -> Result<Vec<&Slot>, Failure> {
+        let contactless = self.contactless.as_ref();
+        let no_contactless = || Failure::code(UNSUPPORTED, "no contactless reader is configured");
+        Ok(match itype {
+            1 => vec![&self.contact],
+            2 => vec![contactless.ok_or_else(no_contactless)?],
+            3 => [Some(&self.contact), contactless].into_iter().flatten().collect(),
+            4 => [contactless, Some(&self.contact)].into_iter().flatten().collect(),
+            _ => return Err(Failure::code(BAD_PARAMETER, "iType must be 1, 2, 3 or 4")),
+        })
+    }
+
+    /// Runs `op` on the card of the first reader of `itype`'s order that holds one, with that reader's slot
+    /// held. A reader is passed over only when it has no card or does not exist; otherwise the error of the
+    /// last reader tried is the call's.
+    fn with_card<R>(
+        &self,
+        itype: i32,
+        op: impl FnOnce(&mut Card, &dyn SecurityModule) -> Result<R, card_core::Error>,
+    ) -> Result<R, Failure> {
+        let order = self.order(itype)?;
+        let last = order.len().saturating_sub(1);
+        for (i, slot) in order.into_iter().enumerate() {
+            let mut held = slot.lock();
+            let card = match connected(slot, &mut held, self) {
+                Ok(card) => card,
+                Err(e) if i < last && absent(&e) => continue,
+                Err(e) => return Err(e.into()),
+            };
+            let result = op(card, self.config.keys.as_ref());
+            if let Err(e) = &result {
+                if link_lost(e) {
+                    *held = None;
+                }
+            }
+            return result.map_err(|e| self.keys_failure(e));
+        }
+        Err(Failure::code(UNSUPPORTED, "no reader for this iType"))
+    }
+
+    /// A card error as the caller sees it: with no keys configured at all, a key other than RKSSSE (−2203) that
+    /// an operation needs is −2201 (no PSAM: this counter has no key source), so that the caller switches to the
+    /// `_HSM_` functions; with a key file that lacks the key it stays card-core's −24 (key level insufficient).
+    fn keys_failure(&self, e: card_core::Error) -> Failure {
+        match &e {
+            card_core::Error::MissingKey { key } if self.config.no_keys && key != "RKSSSE" => {
+                Failure::code(national::NO_PSAM, "no keys are configured (keys.mode = none): use the _HSM_ functions")
+            }
+            _ => Failure::Card(e),
+        }
+    }
+
+    /// `iReadCardBas`: the 11-field national string and 0, or −2203 with the holder fields empty when the
+    /// configured keys cannot read them (a generation 3 card without RKSSSE). With the key service configured, a
+    /// generation 3 card is read through it (Step 1, its answer and Step 2 in the card's transaction).
+    pub fn read_basic(&self, itype: i32) -> Result<Reply, Failure> {
+        let service = self.config.key_service.as_ref();
+        let info = self.with_card(itype, |card, sm| match service {
+            Some(backend) => card.read_basic_via(sm, backend),
+            None => card.read_basic(sm),
+        })?;
+        self.basic_reply(&info)
+    }
+
+    fn basic_reply(&self, info: &BasicInfo) -> Result<Reply, Failure> {
+        let national_string = info.national(&self.config.terminal);
+        Ok(Reply { code: info.national_code(), out: text::encode(national_string.as_str())? })
+    }
+
+    /// `iReadCard`: the values of `address`, mirroring it, after checking `card_info` (`卡识别码|卡号|`) against the
+    /// card. The address and the card information are checked before the card is touched.
+    pub fn read_card(&self, itype: i32, card_info: &str, address: &str) -> Result<Reply, Failure> {
+        let address: Address = address.parse()?;
+        check_card_info_shape(card_info)?;
+        let values = self.with_card(itype, |card, sm| {
+            card.read_basic(sm)?.check_card_info(card_info)?;
+            card.read_items(sm, &address, None)
+        })?;
+        Ok(Reply { code: national::OK, out: text::encode(&values.to_national())? })
+    }
+
+    /// `iWriteCard`: writes `data` (mirroring `address`) after checking `card_info` against the card. Nothing
+    /// is written unless every value is valid for its item. The output is empty. With the key service
+    /// configured, its answer authenticates the write (one DF, one update key per call).
+    pub fn write_card(&self, itype: i32, card_info: &str, address: &str, data: &str) -> Result<Reply, Failure> {
+        let address: Address = address.parse()?;
+        ItemValues::parse(&address, data)?;
+        check_card_info_shape(card_info)?;
+        let service = self.config.key_service.as_ref();
+        self.with_card(itype, |card, sm| {
+            card.read_basic(sm)?.check_card_info(card_info)?;
+            match service {
+                Some(backend) => card.write_items_via(backend, &address, data),
+                None => card.write_items(sm, &address, data),
+            }
+        })?;
+        Ok(Reply { code: national::OK, out: Vec::new() })
+    }
+
+    /// `iReadCardBas_HSM_Step1`: the Step1 string; the card stays held until Step2 or the timeout.
+    pub fn read_step1(&'static self, itype: i32) -> Result<Reply, Failure> {
+        let order = self.order(itype)?;
+        // a pending exchange is abandoned: its thread releases its card
+        lock(&self.pending).take();
+        let (answers, waiting) = mpsc::sync_channel::<Answer>(1);
+        let (ticket, step1) = mpsc::sync_channel::<Result<String, Failure>>(1);
+        std::thread::Builder::new()
+            .name("sscard two-step".into())
+            .spawn(move || {
+                let held = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    self.hold(order, &ticket, &waiting);
+                }));
+                if held.is_err() {
+                    let _ = ticket.try_send(Err(Failure::code(crate::INTERNAL_ERROR, "the two-step thread failed")));
+                }
+            })
+            .map_err(|_| Failure::code(crate::INTERNAL_ERROR, "cannot start the two-step thread"))?;
+        let step1 = step1.recv().map_err(|_| Failure::code(crate::INTERNAL_ERROR, "the two-step thread failed"))??;
+        *lock(&self.pending) = Some(answers);
+        Ok(Reply { code: national::OK, out: text::encode(&step1)? })
+    }
+
+    /// The two-step thread: Step 1 on the first reader of the order that has a card, then the wait for Step 2 in
+    /// the card's transaction.
+    fn hold(
+        &self,
+        order: Vec<&Slot>,
+        ticket: &mpsc::SyncSender<Result<String, Failure>>,
+        waiting: &mpsc::Receiver<Answer>,
+    ) {
+        let last = order.len().saturating_sub(1);
+        for (i, slot) in order.into_iter().enumerate() {
+            let mut held = slot.lock();
+            let card = match connected(slot, &mut held, self) {
+                Ok(card) => card,
+                Err(e) if i < last && absent(&e) => continue,
+                Err(e) => {
+                    let _ = ticket.send(Err(e.into()));
+                    return;
+                }
+            };
+            let lost = match card.begin_two_step() {
+                Err(e) => {
+                    let lost = link_lost(&e);
+                    let _ = ticket.send(Err(e.into()));
+                    lost
+                }
+                Ok(session) => {
+                    if ticket.send(Ok(session.step1())).is_err() {
+                        return;
+                    }
+                    match waiting.recv_timeout(self.config.hsm_timeout) {
+                        Ok(Answer { answer, reply }) => {
+                            let result = session.finish(&answer);
+                            let lost = matches!(&result, Err(e) if link_lost(e));
+                            let _ = reply.send(result.map_err(Failure::from));
+                            lost
+                        }
+                        // timed out, or abandoned for a new Step1: the transaction ends, the card is released
+                        Err(_) => false,
+                    }
+                }
+            };
+            if lost {
+                *held = None;
+            }
+            return;
+        }
+        let _ = ticket.send(Err(Failure::code(UNSUPPORTED, "no reader for this iType")));
+    }
+
+    /// `iReadCardBas_HSM_Step2`: the back end's answer to the pending Step1; the national string when the card
+    /// accepts it. No pending Step1: −14; one that expired (the card was released): −4.
+    pub fn read_step2(&self, answer: &str) -> Result<Reply, Failure> {
+        let Some(to_card) = lock(&self.pending).take() else {
+            return Err(Failure::code(BAD_PARAMETER, "no iReadCardBas_HSM_Step1 is waiting for its Step2"));
+        };
+        let expired = || Failure::code(NO_ANSWER, "the two-step read expired: start again with Step1");
+        let (reply, outcome) = mpsc::sync_channel(1);
+        to_card.send(Answer { answer: answer.to_owned(), reply }).map_err(|_| expired())?;
+        let info = outcome.recv().map_err(|_| expired())??;
+        self.basic_reply(&info)
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// `pCardInfo` is `卡识别码|卡号|`: the card identifier as 32 hex digits (−20 otherwise), then the card number
+/// (may be empty), each ending with `|` (−14 otherwise).
+fn check_card_info_shape(card_info: &str) -> Result<(), Failure> {
+    let body = card_info.strip_suffix('|').ok_or(Failure::code(BAD_PARAMETER, "pCardInfo must end with |"))?;
+    let (id, number) =
+        body.split_once('|').ok_or(Failure::code(BAD_PARAMETER, "pCardInfo is 卡识别码|卡号|: two fields"))?;
+    if number.contains('|') {
+        return Err(Failure::code(BAD_PARAMETER, "pCardInfo is 卡识别码|卡号|: two fields"));
+    }
+    if id.len() != 32 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(Failure::code(national::BAD_CARD_ID, "the card identifier of pCardInfo is not 32 hex digits"));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn card_info_shape() {
+        assert!(check_card_info_shape("371700D15600000500000000000000A2|A0000001T|").is_ok());
+        assert!(check_card_info_shape("371700d15600000500000000000000a2||").is_ok());
+        let code = |s: &str| check_card_info_shape(s).unwrap_err().national_code();
+        assert_eq!(code("371700D15600000500000000000000A2|A0000001T"), BAD_PARAMETER);
+        assert_eq!(code("371700D15600000500000000000000A2|"), BAD_PARAMETER);
+        assert_eq!(code("371700D15600000500000000000000A2|A|B|"), BAD_PARAMETER);
+        assert_eq!(code("371700D1|A0000001T|"), national::BAD_CARD_ID);
+        assert_eq!(code("371700D15600000500000000000000AZ|A0000001T|"), national::BAD_CARD_ID);
+    }
+
+    #[test]
+    fn itype_orders() {
+        let mut config = Config::default();
+        let lib = Library::new(Config { contact: ReaderSelector::Name("A".into()), ..Config::default() });
+        let names = |v: Vec<&Slot>| v.into_iter().map(|s| s.reader.to_string()).collect::<Vec<_>>();
+        assert_eq!(names(lib.order(1).unwrap()), ["A"]);
+        assert_eq!(names(lib.order(3).unwrap()), ["A"]);
+        assert_eq!(names(lib.order(4).unwrap()), ["A"]);
+        assert_eq!(lib.order(2).unwrap_err().national_code(), UNSUPPORTED);
+        assert_eq!(lib.order(0).unwrap_err().national_code(), BAD_PARAMETER);
+        assert_eq!(lib.order(5).unwrap_err().national_code(), BAD_PARAMETER);
+        config.contact = ReaderSelector::Name("A".into());
+        config.contactless = Some(ReaderSelector::Name("B".into()));
+        let lib = Library::new(config);
+        assert_eq!(names(lib.order(2).unwrap()), ["B"]);
+        assert_eq!(names(lib.order(3).unwrap()), ["A", "B"]);
+        assert_eq!(names(lib.order(4).unwrap()), ["B", "A"]);
+    }
+
+    #[test]
+    fn step2_without_step1_is_a_bad_parameter() {
+        let lib = Library::new(Config::default());
+        assert_eq!(lib.read_step2("00|00|").unwrap_err().national_code(), BAD_PARAMETER);
+    }
+}
