@@ -153,6 +153,30 @@ fn status_text_shows_batches() {
     assert!(cards[0].contains("batch 1 ") && cards[0].contains("line 2 "), "{}", cards[0]);
     assert!(cards[1].contains("batch 1 ") && cards[1].contains("line 3 "), "{}", cards[1]);
     assert!(cards[2].contains("batch 2 ") && cards[2].contains("line 5 "), "{}", cards[2]);
+
+    // --batches N lists the latest N (in id order) and says how many there are; --json gives the total
+    let status = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_issuance"))
+            .arg("--journal")
+            .arg(&journal_path)
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let text = status(&["status", "--batches", "1"]);
+    assert!(text.contains("the latest 1 of 2 batches"), "{text}");
+    assert!(text.contains("batch 2 (more.csv") && !text.contains("batch 1 (sample.csv"), "{text}");
+    let v: serde_json::Value = serde_json::from_str(&status(&["--json", "status", "--batches", "1"])).unwrap();
+    assert_eq!(v["batches_total"], 2);
+    let ids: Vec<i64> = v["batches"].as_array().unwrap().iter().map(|b| b["id"].as_i64().unwrap()).collect();
+    assert_eq!(ids, [b2]);
+    let v: serde_json::Value = serde_json::from_str(&status(&["--json", "status", "--batches", "all"])).unwrap();
+    let ids: Vec<i64> = v["batches"].as_array().unwrap().iter().map(|b| b["id"].as_i64().unwrap()).collect();
+    assert_eq!(ids, [b1, b2]);
+    let v: serde_json::Value = serde_json::from_str(&status(&["--json", "status", "--batches", "0"])).unwrap();
+    assert_eq!(v["batches"].as_array().map(Vec::len), Some(0));
 }
 
 /// Holders of `text` (a CSV body after the header) validated for generation `g`.

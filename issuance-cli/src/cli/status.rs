@@ -44,7 +44,7 @@ fn shown(s: &str) -> Result<Shown, String> {
     if s == "all" {
         return Ok(Shown::All);
     }
-    s.parse::<u64>().map(Shown::Last).map_err(|_| format!("{s}: a number of cards, or `all`"))
+    s.parse::<u64>().map(Shown::Last).map_err(|_| format!("{s}: a number, or `all`"))
 }
 
 /// Arguments of `status`.
@@ -55,6 +55,10 @@ pub struct Args {
     /// How many of the latest cards to list (`all`: every card of the scope; 0: none).
     #[arg(long, default_value = "100", value_parser = shown)]
     cards: Shown,
+    /// How many of the latest batches to list, with their holders issued and remaining (`all`: every batch of
+    /// the scope; 0: none). Not with `--region`: a batch may hold several regions' holders.
+    #[arg(long, default_value = "20", value_parser = shown)]
+    batches: Shown,
 }
 
 fn describe(s: &Scope) -> String {
@@ -83,7 +87,11 @@ pub(super) fn run(g: &Global, a: Args) -> Result<(), Failure> {
     // per desk: from the kept counts (a batch's cards are counted by state above)
     let desks = if scope.batch.is_none() { j.desk_counts(&scope)? } else { Vec::new() };
     // a region does not select batches (a batch may hold several regions' holders)
-    let batches = if scope.region.is_none() { j.batch_summaries_in(&scope)? } else { Vec::new() };
+    let (batches, batches_total) = match (scope.region.is_none(), a.batches) {
+        (false, _) | (true, Shown::Last(0)) => (Vec::new(), None),
+        (true, Shown::Last(n)) => (j.batch_summaries_in(&scope, Some(n))?, Some(j.batch_count_in(&scope)?)),
+        (true, Shown::All) => (j.batch_summaries_in(&scope, None)?, Some(j.batch_count_in(&scope)?)),
+    };
     let cards = match a.cards {
         Shown::Last(0) => Vec::new(),
         Shown::Last(n) => j.cards_in(&scope, Some(n))?,
@@ -107,7 +115,7 @@ pub(super) fn run(g: &Global, a: Args) -> Result<(), Failure> {
         }
         return print_json(&json!({"format": JSON_FORMAT,
             "scope": {"region": scope.region, "desk": scope.desk, "batch": scope.batch},
-            "total": total, "counts": counts, "desks": desks, "batches": batches,
+            "total": total, "counts": counts, "desks": desks, "batches_total": batches_total, "batches": batches,
             "cards_listed": rows.len(), "cards": rows}));
     }
     println!("{}: {total} cards", describe(&scope));
@@ -123,6 +131,9 @@ pub(super) fn run(g: &Global, a: Args) -> Result<(), Failure> {
             let name = if name.is_empty() { "(no desk recorded)" } else { name };
             println!("desk {name}: {}", per.join(", "));
         }
+    }
+    if let Some(n) = batches_total.filter(|n| usize::try_from(*n).is_ok_and(|n| n > batches.len())) {
+        println!("the latest {} of {n} batches (--batches all lists every one):", batches.len());
     }
     for b in &batches {
         println!(

@@ -470,12 +470,17 @@ pub trait Backend {
 
     /// Every batch with its holders, cards issued and holders remaining, in id order.
     fn batch_summaries(&self) -> Result<Vec<BatchSummary>, Error> {
-        self.batch_summaries_in(&Scope::all())
+        self.batch_summaries_in(&Scope::all(), None)
     }
 
     /// The batches of `scope` (a batch's desk is the desk that started it; a region does not select batches:
     /// a batch may hold several regions' holders).
-    fn batch_summaries_in(&self, scope: &Scope) -> Result<Vec<BatchSummary>, Error>;
+    /// `last`: only the latest `last` batches (all with `None`), still in id order. Each batch's summary counts its
+    /// holders without a live card, a query of its own: a city's status lists its latest batches, not all.
+    fn batch_summaries_in(&self, scope: &Scope, last: Option<u64>) -> Result<Vec<BatchSummary>, Error>;
+
+    /// How many batches `scope` selects (desk and batch; as [`Backend::batch_summaries_in`]).
+    fn batch_count_in(&self, scope: &Scope) -> Result<i64, Error>;
 
     /// The settings `batch` was started with (none for a batch of an older journal or a replacement).
     fn batch_settings(&self, batch: i64) -> Result<Option<BatchSettings>, Error>;

@@ -862,18 +862,31 @@ impl Backend for PgJournal {
         })
     }
 
-    fn batch_summaries_in(&self, scope: &Scope) -> Result<Vec<BatchSummary>, Error> {
+    fn batch_count_in(&self, scope: &Scope) -> Result<i64, Error> {
         self.with(|c| {
+            Ok(c.query_one(
+                "SELECT count(*) FROM batches WHERE ($1::TEXT IS NULL OR desk = $1) AND ($2::BIGINT IS NULL OR id = $2)",
+                &[&scope.desk, &scope.batch],
+            )?
+            .try_get(0)?)
+        })
+    }
+
+    fn batch_summaries_in(&self, scope: &Scope, last: Option<u64>) -> Result<Vec<BatchSummary>, Error> {
+        let last = last.map(big).transpose()?;
+        self.with(|c| {
+            // the batches chosen first (the primary key, backwards), then each one's counts
             let rows = c.query(
                 &format!(
-                    "SELECT b.id, b.source, b.generation, b.holders, \
+                    "WITH chosen AS (SELECT id FROM batches WHERE ($1::TEXT IS NULL OR desk = $1) \
+                  AND ($2::BIGINT IS NULL OR id = $2) ORDER BY id DESC LIMIT $3) \
+                 SELECT b.id, b.source, b.generation, b.holders, \
                  (SELECT count(*) FROM cards c WHERE c.batch = b.id AND c.state = 'issued'), \
                  (SELECT count(*) FROM batch_holders h WHERE h.batch = b.id AND NOT EXISTS (SELECT 1 FROM cards c \
                   WHERE c.ssn = h.ssn AND c.{LIVE})), b.desk, b.operator \
-                 FROM batches b WHERE ($1::TEXT IS NULL OR b.desk = $1) AND ($2::BIGINT IS NULL OR b.id = $2) \
-                 ORDER BY b.id"
+                 FROM batches b JOIN chosen USING (id) ORDER BY b.id"
                 ),
-                &[&scope.desk, &scope.batch],
+                &[&scope.desk, &scope.batch, &last],
             )?;
             let summaries = rows
                 .iter()

@@ -612,16 +612,26 @@ impl Backend for SqliteJournal {
         .transpose()
     }
 
-    fn batch_summaries_in(&self, scope: &Scope) -> Result<Vec<BatchSummary>, Error> {
+    fn batch_count_in(&self, scope: &Scope) -> Result<i64, Error> {
+        Ok(self.conn.query_row(
+            "SELECT count(*) FROM batches WHERE (?1 IS NULL OR desk = ?1) AND (?2 IS NULL OR id = ?2)",
+            params![scope.desk, scope.batch],
+            |r| r.get(0),
+        )?)
+    }
+
+    fn batch_summaries_in(&self, scope: &Scope, last: Option<u64>) -> Result<Vec<BatchSummary>, Error> {
         let mut st = self.conn.prepare(&format!(
             "SELECT b.id, b.source, b.generation, b.holders, \
              (SELECT count(*) FROM cards c WHERE c.batch = b.id AND c.state = 'issued'), \
              (SELECT count(*) FROM batch_holders h WHERE h.batch = b.id AND NOT EXISTS (SELECT 1 FROM cards c \
               WHERE c.ssn = h.ssn AND c.{LIVE})), b.desk, b.operator \
-             FROM batches b WHERE (?1 IS NULL OR b.desk = ?1) AND (?2 IS NULL OR b.id = ?2) ORDER BY b.id"
+             FROM batches b WHERE b.id IN (SELECT id FROM batches WHERE (?1 IS NULL OR desk = ?1) \
+              AND (?2 IS NULL OR id = ?2) ORDER BY id DESC LIMIT ?3) ORDER BY b.id"
         ))?;
+        let limit = last.map_or(-1, |n| i64::try_from(n).unwrap_or(i64::MAX));
         let rows = st
-            .query_map(params![scope.desk, scope.batch], |r| {
+            .query_map(params![scope.desk, scope.batch, limit], |r| {
                 Ok(BatchSummary {
                     id: r.get(0)?,
                     source: r.get(1)?,
