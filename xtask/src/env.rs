@@ -7,7 +7,9 @@ use std::time::{Duration, Instant};
 
 pub(crate) type Result<T> = std::result::Result<T, String>;
 
-/// Debian packages the tests and the demo need (postgresql: the journal tests start a throwaway cluster).
+/// Debian packages the tests and the demo need (postgresql: the journal tests start a throwaway cluster; gcc,
+/// pkgconf, python3 and valgrind: libsscard's tests compile a C caller, run it under valgrind, and call the library
+/// from Python's ctypes).
 const PACKAGES: &[&str] = &[
     "pcscd",
     "vsmartcard-vpcd",
@@ -18,6 +20,10 @@ const PACKAGES: &[&str] = &[
     "curl",
     "openssl",
     "postgresql",
+    "gcc",
+    "pkgconf",
+    "python3",
+    "valgrind",
 ];
 /// pcscd's client socket on Debian.
 const PCSCD_SOCKET: &str = "/run/pcscd/pcscd.comm";
