@@ -143,3 +143,16 @@ mod tests {
         assert!(!Error::MissingKey { key: "RKSSSE".into() }.is_link_lost());
     }
 }
+
+/// `e` and its sources, `: `-separated, on one line (for a message that names the file or value at fault, which a
+/// source often does).
+pub fn chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        source = s.source();
+    }
+    out
+}

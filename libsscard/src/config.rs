@@ -302,14 +302,7 @@ impl Config {
 
 /// An error and its sources, `: `-separated, for the one message on standard error.
 pub fn describe(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        out.push_str(": ");
-        out.push_str(&s.to_string());
-        source = s.source();
-    }
-    out
+    card_core::error::chain(e)
 }
 
 #[cfg(test)]

@@ -10,16 +10,21 @@ pub fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().map(Path::to_path_buf).unwrap_or_default()
 }
 
-/// Builds the workspace's programs (a no-op when `cargo test --workspace` built them already) and returns their
-/// directory.
-///
-/// They are built as `cargo test --workspace` builds them (`--no-run`), with the same features: a `cargo build` of
-/// the programs' packages unifies the features of their dependencies otherwise (no dev-dependencies, no other
-/// members), so it built them again, in the middle of the test run, and the next `cargo test` built them back.
+/// The directory of the workspace's programs, built. Under `cargo xtask test` (`SSCARD_PROGRAMS_BUILT=1`), its
+/// `cargo test --workspace` built them before any test ran. Otherwise (a test run on its own) they are built here
+/// as `cargo test --workspace` builds them (`--no-run`), with the same features: a `cargo build` of the programs'
+/// packages unifies their dependencies' features otherwise (no dev-dependencies, no other members), and built
+/// them again.
 pub fn programs() -> PathBuf {
     let exe = std::env::current_exe().unwrap();
     // target/<profile>/deps/docs-…
     let dir = exe.parent().and_then(Path::parent).unwrap().to_path_buf();
+    if std::env::var("SSCARD_PROGRAMS_BUILT").is_ok_and(|v| v == "1") {
+        for bin in ["card-sim", "keymgmt", "issuance", "terminal-agent"] {
+            assert!(dir.join(bin).exists(), "{} not built (SSCARD_PROGRAMS_BUILT is set)", dir.join(bin).display());
+        }
+        return dir;
+    }
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut c = Command::new(cargo);
     c.current_dir(repo()).args(["test", "--workspace", "--no-run", "--quiet"]);

@@ -206,12 +206,14 @@ fn cargo() -> Command {
     c
 }
 
-/// Runs every test of the workspace (among them `fuzz/replay`, every input of the fuzz corpora), then clippy.
+/// Runs every test of the workspace (among them `fuzz/replay`, every input of the fuzz corpora) and clippy.
 /// The tests get a PostgreSQL server in `SSCARD_TEST_PG_URL`: the one already named there, else a throwaway
 /// cluster started for the run (`target/xtask-pg/test`) and stopped after it, whether the tests pass or not.
 pub fn test(extra: &[String]) -> Result<()> {
     let mut tests = cargo();
-    tests.args(["test", "--workspace"]).args(extra);
+    // `cargo test --workspace` builds every program before it runs a test: the tests need not build them again
+    // (testkit::script::programs)
+    tests.args(["test", "--workspace"]).args(extra).env(PROGRAMS_BUILT, "1");
     let (cluster, url) = match std::env::var("SSCARD_TEST_PG_URL") {
         Ok(url) if !url.is_empty() => {
             eprintln!("xtask: the PostgreSQL tests use SSCARD_TEST_PG_URL's server");
@@ -224,23 +226,91 @@ pub fn test(extra: &[String]) -> Result<()> {
             (Some(cluster), url)
         }
     };
-    // then the issuance suite again, its journals on PostgreSQL (the SQLite-only and PostgreSQL-only files ran above)
-    let mut on_pg = cargo();
-    // `--workspace`, as above, so the features are unified as they were there and the test binaries built above
-    // are run again (with `-p issuance-cli` cargo would build issuance-cli and its tests a second time)
-    on_pg.args(["test", "--workspace"]);
-    for t in ISSUANCE_SUITE {
-        on_pg.args(["--test", t]);
-    }
-    on_pg.env("SSCARD_TEST_PG_URL", &url).env("ISSUANCE_TEST_BACKEND", "postgresql");
+    // then the issuance suite again, its journals on PostgreSQL (the SQLite-only and PostgreSQL-only files ran above):
+    // the test programs the first pass built, run as cargo runs them (a `cargo test --workspace --test …` resolves
+    // dev-dependency features for the named targets only, so it built crates again)
+    // the tests built first; then clippy checks the workspace (its own target directory, so it takes no lock the
+    // tests' cargo needs) while the tests run, most of which wait on pcscd, the server or a card
+    run(cargo().args(["test", "--workspace", "--no-run", "--quiet"]).args(extra))?;
+    let clippy = cargo()
+        .args(["clippy", "--workspace", "--all-targets", "--quiet", "--", "-D", "warnings"])
+        .env("CARGO_TARGET_DIR", root().join("target/clippy"))
+        .spawn()
+        .map_err(|e| format!("cannot start cargo clippy: {e}"))?;
+    let clippy = Stop(clippy);
     let outcome = run(&mut tests).and_then(|()| {
         eprintln!("xtask: the issuance suite again, on PostgreSQL");
-        run(&mut on_pg)
+        for (name, exe, dir) in test_executables(ISSUANCE_SUITE)? {
+            eprintln!("xtask: {name} on PostgreSQL");
+            let mut t = Command::new(&exe);
+            t.current_dir(&dir)
+                .env("SSCARD_TEST_PG_URL", &url)
+                .env("ISSUANCE_TEST_BACKEND", "postgresql")
+                .env(PROGRAMS_BUILT, "1");
+            run(&mut t)?;
+        }
+        Ok(())
     });
     drop(cluster);
     outcome?;
-    run(cargo().args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]))
+    let mut clippy = clippy;
+    let status = clippy.0.wait().map_err(|e| format!("cargo clippy: {e}"))?;
+    if !status.success() {
+        return Err(format!("cargo clippy --workspace --all-targets -- -D warnings failed ({status})"));
+    }
+    Ok(())
 }
+
+/// The integration test programs named `names` that `cargo test --workspace` built (no build happens: it asks
+/// cargo, which finds them fresh), each with its package's directory (where cargo runs it).
+fn test_executables(names: &[&str]) -> Result<Vec<(String, PathBuf, PathBuf)>> {
+    let out = cargo()
+        .args(["test", "--workspace", "--no-run", "--message-format=json", "--quiet"])
+        .stderr(Stdio::inherit())
+        .output()
+        .map_err(|e| format!("cannot run cargo test --no-run: {e}"))?;
+    if !out.status.success() {
+        return Err(format!("cargo test --no-run failed ({})", out.status));
+    }
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut found = Vec::new();
+    for line in text.lines().filter(|l| l.contains("\"reason\":\"compiler-artifact\"")) {
+        let (Some(name), Some(exe), Some(manifest)) =
+            (json_str(line, "\"name\":"), json_str(line, "\"executable\":"), json_str(line, "\"manifest_path\":"))
+        else {
+            continue;
+        };
+        if line.contains("\"kind\":[\"test\"]") && names.contains(&name.as_str()) {
+            let dir = Path::new(&manifest).parent().map(Path::to_path_buf).unwrap_or_default();
+            found.push((name, PathBuf::from(exe), dir));
+        }
+    }
+    found.sort_by_key(|(name, _, _)| names.iter().position(|n| n == name));
+    let missing: Vec<&&str> = names.iter().filter(|n| !found.iter().any(|(f, _, _)| f == *n)).collect();
+    if !missing.is_empty() {
+        return Err(format!("cargo built no test program named {missing:?}"));
+    }
+    Ok(found)
+}
+
+/// The string value after the first `key` (`"name":`) in one line of cargo's JSON (no escapes but `\\` and `\"`).
+fn json_str(line: &str, key: &str) -> Option<String> {
+    let rest = &line[line.find(key)? + key.len()..];
+    let rest = rest.strip_prefix('"')?;
+    let mut out = String::new();
+    let mut chars = rest.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '"' => return Some(out),
+            '\\' => out.push(chars.next()?),
+            c => out.push(c),
+        }
+    }
+    None
+}
+
+/// Set for the tests when the `cargo test --workspace` that runs them has built the workspace's programs.
+const PROGRAMS_BUILT: &str = "SSCARD_PROGRAMS_BUILT";
 
 /// The issuance tests that run on either journal backend (tests/common: `ISSUANCE_TEST_BACKEND`).
 const ISSUANCE_SUITE: &[&str] =
@@ -311,7 +381,10 @@ struct Stop(Child);
 
 impl Drop for Stop {
     fn drop(&mut self) {
-        let _ = Command::new("kill").arg("-TERM").arg(self.0.id().to_string()).status();
+        // not when it has ended (and been waited for): its pid may be another process's by now
+        if matches!(self.0.try_wait(), Ok(None)) {
+            let _ = Command::new("kill").arg("-TERM").arg(self.0.id().to_string()).status();
+        }
         let _ = self.0.wait();
     }
 }
@@ -721,4 +794,22 @@ pub fn fixtures() -> Result<()> {
     run(cargo()
         .args(["run", "--quiet", "-p", "card-sim", "--", "fixtures", "--out"])
         .arg(root().join("fixtures/cards")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::json_str;
+
+    /// A line as `cargo test --no-run --message-format=json` prints it for an integration test (cut).
+    const LINE: &str = r#"{"reason":"compiler-artifact","package_id":"path+file:///w/issuance-cli#0.1.0","manifest_path":"/w/a \"q\" dir/issuance-cli/Cargo.toml","target":{"kind":["test"],"crate_types":["bin"],"name":"issue","src_path":"/w/issuance-cli/tests/issue.rs"},"executable":"/w/target/debug/deps/issue-328f","fresh":true}"#;
+
+    #[test]
+    fn the_name_executable_and_manifest_of_a_test_are_read_from_cargo_json() {
+        assert_eq!(json_str(LINE, "\"name\":").as_deref(), Some("issue"));
+        assert_eq!(json_str(LINE, "\"executable\":").as_deref(), Some("/w/target/debug/deps/issue-328f"));
+        assert_eq!(json_str(LINE, "\"manifest_path\":").as_deref(), Some("/w/a \"q\" dir/issuance-cli/Cargo.toml"));
+        assert_eq!(json_str(LINE, "\"absent\":"), None);
+        assert_eq!(json_str(r#"{"executable":null}"#, "\"executable\":"), None);
+        assert_eq!(json_str(r#"{"name":"unterminated"#, "\"name\":"), None);
+    }
 }

@@ -43,7 +43,7 @@ impl KeyArgs {
     pub fn module(&self) -> Result<Box<dyn SecurityModule + Send + Sync>, Failure> {
         let region = RegionCode::parse(&self.region).map_err(|e| Failure::Usage(format!("--region: {e}")))?;
         if let Some(path) = &self.keys {
-            let keys = key_file::load(path, region).map_err(|e| Failure::Usage(error_chain(&e)))?;
+            let keys = key_file::load(path, region).map_err(|e| Failure::Usage(card_core::error::chain(&e)))?;
             return Ok(Box::new(keys));
         }
         if let Some(store_path) = &self.keystore {
@@ -64,17 +64,6 @@ impl KeyArgs {
     }
 }
 
-/// An error and its sources, `: `-separated (a key file error's source names the file or the length at fault).
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        out.push_str(": ");
-        out.push_str(&s.to_string());
-        source = s.source();
-    }
-    out
-}
 /// Largest passphrase file read.
 pub const MAX_PASSPHRASE_FILE: u64 = 4096;
 
