@@ -129,6 +129,19 @@ impl Error {
     }
 }
 
+/// `e` and its sources, `: `-separated, on one line (for a message that names the file or value at fault, which a
+/// source often does).
+pub fn chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        source = s.source();
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -142,17 +155,4 @@ mod tests {
         assert!(!Error::Card(StatusWord::SECURITY_NOT_SATISFIED).is_link_lost(), "the card answered");
         assert!(!Error::MissingKey { key: "RKSSSE".into() }.is_link_lost());
     }
-}
-
-/// `e` and its sources, `: `-separated, on one line (for a message that names the file or value at fault, which a
-/// source often does).
-pub fn chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        out.push_str(": ");
-        out.push_str(&s.to_string());
-        source = s.source();
-    }
-    out
 }
