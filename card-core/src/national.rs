@@ -176,6 +176,23 @@ pub fn message(code: i32) -> &'static str {
     }
 }
 
+/// Checks the shape of a national `pCardInfo` (`卡识别码|卡号|`, CARD-PROFILE §7) before any card is touched: the
+/// card identifier as 32 hex digits ([`BAD_CARD_ID`], −20, otherwise), then the card number (may be empty), each
+/// ending with `|` ([`Error::BadParameter`], −14, otherwise). [`crate::card::BasicInfo::check_card_info`] then
+/// checks it against the card.
+pub fn check_card_info_shape(card_info: &str) -> Result<(), Error> {
+    let two_fields = || Error::BadParameter("pCardInfo is 卡识别码|卡号|: two fields, each ending with |".into());
+    let body = card_info.strip_suffix('|').ok_or_else(two_fields)?;
+    let (id, number) = body.split_once('|').ok_or_else(two_fields)?;
+    if number.contains('|') {
+        return Err(two_fields());
+    }
+    if id.len() != 32 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(Error::National(BAD_CARD_ID));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -209,5 +226,17 @@ mod tests {
         assert_eq!(code(&Error::Card(StatusWord::SECURITY_NOT_SATISFIED)), -0x6982);
         assert_eq!(code(&Error::Codec(CodecError::TooLong { len: 3, max: 2 })), ILLEGAL_LENGTH);
         assert_eq!(code(&Error::Crypto(CryptoError::UnsupportedAlgorithm(2))), ALGORITHM_UNSUPPORTED);
+    }
+
+    #[test]
+    fn card_info_shape() {
+        assert!(check_card_info_shape("371700D15600000500000000000000A2|A0000001T|").is_ok());
+        assert!(check_card_info_shape("371700d15600000500000000000000a2||").is_ok());
+        let c = |s: &str| check_card_info_shape(s).map_err(|e| code(&e)).unwrap_err();
+        assert_eq!(c("371700D15600000500000000000000A2|A0000001T"), BAD_PARAMETER);
+        assert_eq!(c("371700D15600000500000000000000A2|"), BAD_PARAMETER);
+        assert_eq!(c("371700D15600000500000000000000A2|A|B|"), BAD_PARAMETER);
+        assert_eq!(c("371700D1|A0000001T|"), BAD_CARD_ID);
+        assert_eq!(c("371700D15600000500000000000000AZ|A0000001T|"), BAD_CARD_ID);
     }
 }

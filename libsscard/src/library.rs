@@ -242,7 +242,7 @@ impl Library {
     /// card. The address and the card information are checked before the card is touched.
     pub fn read_card(&self, itype: i32, card_info: &str, address: &str) -> Result<Reply, Failure> {
         let address: Address = address.parse()?;
-        check_card_info_shape(card_info)?;
+        national::check_card_info_shape(card_info)?;
         let values = self.with_card(itype, |card, sm| {
             card.read_basic(sm)?.check_card_info(card_info)?;
             card.read_items(sm, &address, None)
@@ -256,7 +256,7 @@ impl Library {
     pub fn write_card(&self, itype: i32, card_info: &str, address: &str, data: &str) -> Result<Reply, Failure> {
         let address: Address = address.parse()?;
         ItemValues::parse(&address, data)?;
-        check_card_info_shape(card_info)?;
+        national::check_card_info_shape(card_info)?;
         let service = self.config.key_service.as_ref();
         self.with_card(itype, |card, sm| {
             card.read_basic(sm)?.check_card_info(card_info)?;
@@ -358,37 +358,10 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-/// `pCardInfo` is `卡识别码|卡号|`: the card identifier as 32 hex digits (−20 otherwise), then the card number
-/// (may be empty), each ending with `|` (−14 otherwise).
-fn check_card_info_shape(card_info: &str) -> Result<(), Failure> {
-    let body = card_info.strip_suffix('|').ok_or(Failure::code(BAD_PARAMETER, "pCardInfo must end with |"))?;
-    let (id, number) =
-        body.split_once('|').ok_or(Failure::code(BAD_PARAMETER, "pCardInfo is 卡识别码|卡号|: two fields"))?;
-    if number.contains('|') {
-        return Err(Failure::code(BAD_PARAMETER, "pCardInfo is 卡识别码|卡号|: two fields"));
-    }
-    if id.len() != 32 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return Err(Failure::code(national::BAD_CARD_ID, "the card identifier of pCardInfo is not 32 hex digits"));
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn card_info_shape() {
-        assert!(check_card_info_shape("371700D15600000500000000000000A2|A0000001T|").is_ok());
-        assert!(check_card_info_shape("371700d15600000500000000000000a2||").is_ok());
-        let code = |s: &str| check_card_info_shape(s).unwrap_err().national_code();
-        assert_eq!(code("371700D15600000500000000000000A2|A0000001T"), BAD_PARAMETER);
-        assert_eq!(code("371700D15600000500000000000000A2|"), BAD_PARAMETER);
-        assert_eq!(code("371700D15600000500000000000000A2|A|B|"), BAD_PARAMETER);
-        assert_eq!(code("371700D1|A0000001T|"), national::BAD_CARD_ID);
-        assert_eq!(code("371700D15600000500000000000000AZ|A0000001T|"), national::BAD_CARD_ID);
-    }
 
     #[test]
     fn itype_orders() {
