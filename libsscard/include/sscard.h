@@ -62,6 +62,13 @@
 #define SSCARD_HSM_KEY_SIZE 128
 
 /*
+ Published size of `iReadCard_HSM_Step2`'s and `iWriteCard_HSM_Step2`'s `pKey`, in characters \[P\]: the
+ external authentication's cryptogram and its original, `C‖R4`, is 32 hex digits (the NUL after them makes the
+ caller's buffer 33 bytes).
+ */
+#define SSCARD_HSM_ITEMS_KEY_LEN 32
+
+/*
  Published size of `pCardInfo` (`卡识别码|卡号|`).
  */
 #define SSCARD_CARD_INFO_SIZE 128
@@ -75,6 +82,12 @@
  Published size of `iReadCard`'s `pOutInfo` and of `iWriteCard`'s `pWriteData`.
  */
 #define SSCARD_ITEMS_SIZE (1024 * 20)
+
+/*
+ Size of the `_HSM_Step1` functions' `pOutInfo` (published for `iReadCardBas_HSM_Step1` and
+ `iReadCard_HSM_Step1`; `iWriteCard_HSM_Step1` has the same).
+ */
+#define SSCARD_HSM_STEP1_OUT_SIZE 1024
 
 /*
  Published size of `iWriteCard`'s `pOutInfo`.
@@ -162,6 +175,73 @@ long iReadCardBas_HSM_Step1(int iType,
  */
 long iReadCardBas_HSM_Step2(char *pKey,
                             char *pOutInfo);
+
+/*
+ `long iReadCard_HSM_Step1(int iType, char* pCardInfo, char* pFileAddr, char* pOutInfo)`: Step 1 of a read of
+ items for a counter without keys. `pFileAddr` and `pCardInfo` are checked as `iReadCard` checks them (the card
+ too: −22 for another card); the items must be of one DF read under one key (−14 otherwise); items every card
+ gives freely need no exchange: −2204 (use `iReadCard`). The output is the Step 1 string
+ `region|ATR historical bytes|algorithm|card identifier|R1|R2|R3|R4|` for the back end's HSM, which computes the
+ EXTERNAL AUTHENTICATE cryptogram of the files' read key (RKSSSE for a generation 3 card's SSSE files, the DF's
+ RK for an application's) over `R3` and `R4`.
+
+ **The card is held** from Step1 until `iReadCard_HSM_Step2` or the configured `hsm.timeout_secs`, as for
+ `iReadCardBas_HSM_Step1`; a new Step1 of any of the `_HSM_` functions abandons the pending one.
+
+ # Safety
+ `pCardInfo` and `pFileAddr` are NUL-terminated strings (or NULL: −14); `pOutInfo` points to
+ [`SSCARD_HSM_STEP1_OUT_SIZE`] writable bytes, or is NULL (−14).
+ */
+long iReadCard_HSM_Step1(int iType,
+                         char *pCardInfo,
+                         char *pFileAddr,
+                         char *pOutInfo);
+
+/*
+ `long iReadCard_HSM_Step2(char* pKey, char* pOutInfo)`: Step 2 of a read of items. `pKey` is the HSM's
+ EXTERNAL AUTHENTICATE cryptogram with its original, `C‖R4` (32 hex digits), or `C` alone (16) \[P: the
+ published `pKey` is 32 bytes, too small for the internal authentication's half as well, so this exchange does
+ not authenticate the card; its identifier was checked against `pCardInfo`\]. The output mirrors Step1's
+ `pFileAddr` with the values, as `iReadCard`'s. No pending `iReadCard_HSM_Step1`: −14; after the timeout: −4;
+ a cryptogram the card refuses: its status word (e.g. −25536 − tries, `63Cx`).
+
+ # Safety
+ `pKey` is a NUL-terminated string of at most [`SSCARD_HSM_ITEMS_KEY_LEN`] characters (or NULL: −14; longer:
+ −42); `pOutInfo` points to [`SSCARD_ITEMS_SIZE`] writable bytes, or is NULL (−14).
+ */
+long iReadCard_HSM_Step2(char *pKey,
+                         char *pOutInfo);
+
+/*
+ `long iWriteCard_HSM_Step1(int iType, char* pCardInfo, char* pFileAddr, char* pOutInfo)`: Step 1 of a write
+ for a counter without keys. `pFileAddr` and `pCardInfo` are checked as `iWriteCard` checks them; the files
+ must be of one DF updated under one key (UKMF for SSSE files, the DF's UK for an application's; −14
+ otherwise). The output is the Step 1 string for the back end's HSM, which computes that key's EXTERNAL
+ AUTHENTICATE cryptogram over `R3` and `R4`. **The card is held** until `iWriteCard_HSM_Step2` or the timeout.
+
+ # Safety
+ `pCardInfo` and `pFileAddr` are NUL-terminated strings (or NULL: −14); `pOutInfo` points to
+ [`SSCARD_HSM_STEP1_OUT_SIZE`] writable bytes, or is NULL (−14).
+ */
+long iWriteCard_HSM_Step1(int iType,
+                          char *pCardInfo,
+                          char *pFileAddr,
+                          char *pOutInfo);
+
+/*
+ `long iWriteCard_HSM_Step2(char* pKey, char* pWriteData, char* pOutInfo)`: Step 2 of a write: `pWriteData`
+ mirrors Step1's `pFileAddr` (as `iWriteCard`'s); `pKey` is the HSM's cryptogram, `C‖R4` or `C` (see
+ `iReadCard_HSM_Step2`). Every value is checked for the card before the cryptogram is sent: bad data (−41,
+ −42, −14) writes nothing and ends the exchange. `pOutInfo` is the empty string.
+
+ # Safety
+ `pKey` is a NUL-terminated string of at most [`SSCARD_HSM_ITEMS_KEY_LEN`] characters, `pWriteData` a
+ NUL-terminated string (or NULL: −14); `pOutInfo` points to [`SSCARD_WRITE_OUT_SIZE`] writable bytes, or is
+ NULL (−14).
+ */
+long iWriteCard_HSM_Step2(char *pKey,
+                          char *pWriteData,
+                          char *pOutInfo);
 
 #ifdef __cplusplus
 }  // extern "C"

@@ -27,12 +27,19 @@ use crate::text;
 pub const SSCARD_BASIC_OUT_SIZE: usize = 1024;
 /// Published size of `iReadCardBas_HSM_Step2`'s `pKey`.
 pub const SSCARD_HSM_KEY_SIZE: usize = 128;
+/// Published size of `iReadCard_HSM_Step2`'s and `iWriteCard_HSM_Step2`'s `pKey`, in characters \[P\]: the
+/// external authentication's cryptogram and its original, `C‖R4`, is 32 hex digits (the NUL after them makes the
+/// caller's buffer 33 bytes).
+pub const SSCARD_HSM_ITEMS_KEY_LEN: usize = 32;
 /// Published size of `pCardInfo` (`卡识别码|卡号|`).
 pub const SSCARD_CARD_INFO_SIZE: usize = 128;
 /// Published size of `pFileAddr`.
 pub const SSCARD_FILE_ADDR_SIZE: usize = 1024;
 /// Published size of `iReadCard`'s `pOutInfo` and of `iWriteCard`'s `pWriteData`.
 pub const SSCARD_ITEMS_SIZE: usize = 1024 * 20;
+/// Size of the `_HSM_Step1` functions' `pOutInfo` (published for `iReadCardBas_HSM_Step1` and
+/// `iReadCard_HSM_Step1`; `iWriteCard_HSM_Step1` has the same).
+pub const SSCARD_HSM_STEP1_OUT_SIZE: usize = 1024;
 /// Published size of `iWriteCard`'s `pOutInfo`.
 pub const SSCARD_WRITE_OUT_SIZE: usize = 1024;
 
@@ -281,6 +288,128 @@ pub unsafe extern "system" fn iReadCardBas_HSM_Step2(pKey: *mut c_char, pOutInfo
         // SAFETY: the caller's string
         let result = unsafe { input(pKey, SSCARD_HSM_KEY_SIZE, "pKey") }
             .and_then(|answer| library().and_then(|lib| lib.read_step2(&answer)));
+        // SAFETY: the caller's buffer of the published size
+        unsafe { out.finish(result) }
+    })
+}
+
+/// `long iReadCard_HSM_Step1(int iType, char* pCardInfo, char* pFileAddr, char* pOutInfo)`: Step 1 of a read of
+/// items for a counter without keys. `pFileAddr` and `pCardInfo` are checked as `iReadCard` checks them (the card
+/// too: −22 for another card); the items must be of one DF read under one key (−14 otherwise); items every card
+/// gives freely need no exchange: −2204 (use `iReadCard`). The output is the Step 1 string
+/// `region|ATR historical bytes|algorithm|card identifier|R1|R2|R3|R4|` for the back end's HSM, which computes the
+/// EXTERNAL AUTHENTICATE cryptogram of the files' read key (RKSSSE for a generation 3 card's SSSE files, the DF's
+/// RK for an application's) over `R3` and `R4`.
+///
+/// **The card is held** from Step1 until `iReadCard_HSM_Step2` or the configured `hsm.timeout_secs`, as for
+/// `iReadCardBas_HSM_Step1`; a new Step1 of any of the `_HSM_` functions abandons the pending one.
+///
+/// # Safety
+/// `pCardInfo` and `pFileAddr` are NUL-terminated strings (or NULL: −14); `pOutInfo` points to
+/// [`SSCARD_HSM_STEP1_OUT_SIZE`] writable bytes, or is NULL (−14).
+#[no_mangle]
+pub unsafe extern "system" fn iReadCard_HSM_Step1(
+    iType: c_int,
+    pCardInfo: *mut c_char,
+    pFileAddr: *mut c_char,
+    pOutInfo: *mut c_char,
+) -> c_long {
+    guarded(|| {
+        let out = match Out::new(pOutInfo, SSCARD_HSM_STEP1_OUT_SIZE) {
+            Ok(out) => out,
+            Err(e) => return e.national_code(),
+        };
+        // SAFETY: the caller's strings
+        let result = unsafe { input(pCardInfo, SSCARD_CARD_INFO_SIZE, "pCardInfo") }.and_then(|card_info| {
+            let address = unsafe { input(pFileAddr, SSCARD_FILE_ADDR_SIZE, "pFileAddr") }?;
+            library()?.read_items_step1(iType, &card_info, &address)
+        });
+        // SAFETY: the caller's buffer of the published size
+        unsafe { out.finish(result) }
+    })
+}
+
+/// `long iReadCard_HSM_Step2(char* pKey, char* pOutInfo)`: Step 2 of a read of items. `pKey` is the HSM's
+/// EXTERNAL AUTHENTICATE cryptogram with its original, `C‖R4` (32 hex digits), or `C` alone (16) \[P: the
+/// published `pKey` is 32 bytes, too small for the internal authentication's half as well, so this exchange does
+/// not authenticate the card; its identifier was checked against `pCardInfo`\]. The output mirrors Step1's
+/// `pFileAddr` with the values, as `iReadCard`'s. No pending `iReadCard_HSM_Step1`: −14; after the timeout: −4;
+/// a cryptogram the card refuses: its status word (e.g. −25536 − tries, `63Cx`).
+///
+/// # Safety
+/// `pKey` is a NUL-terminated string of at most [`SSCARD_HSM_ITEMS_KEY_LEN`] characters (or NULL: −14; longer:
+/// −42); `pOutInfo` points to [`SSCARD_ITEMS_SIZE`] writable bytes, or is NULL (−14).
+#[no_mangle]
+pub unsafe extern "system" fn iReadCard_HSM_Step2(pKey: *mut c_char, pOutInfo: *mut c_char) -> c_long {
+    guarded(|| {
+        let out = match Out::new(pOutInfo, SSCARD_ITEMS_SIZE) {
+            Ok(out) => out,
+            Err(e) => return e.national_code(),
+        };
+        // SAFETY: the caller's string
+        let result = unsafe { input(pKey, SSCARD_HSM_ITEMS_KEY_LEN + 1, "pKey") }
+            .and_then(|answer| library().and_then(|lib| lib.read_items_step2(&answer)));
+        // SAFETY: the caller's buffer of the published size
+        unsafe { out.finish(result) }
+    })
+}
+
+/// `long iWriteCard_HSM_Step1(int iType, char* pCardInfo, char* pFileAddr, char* pOutInfo)`: Step 1 of a write
+/// for a counter without keys. `pFileAddr` and `pCardInfo` are checked as `iWriteCard` checks them; the files
+/// must be of one DF updated under one key (UKMF for SSSE files, the DF's UK for an application's; −14
+/// otherwise). The output is the Step 1 string for the back end's HSM, which computes that key's EXTERNAL
+/// AUTHENTICATE cryptogram over `R3` and `R4`. **The card is held** until `iWriteCard_HSM_Step2` or the timeout.
+///
+/// # Safety
+/// `pCardInfo` and `pFileAddr` are NUL-terminated strings (or NULL: −14); `pOutInfo` points to
+/// [`SSCARD_HSM_STEP1_OUT_SIZE`] writable bytes, or is NULL (−14).
+#[no_mangle]
+pub unsafe extern "system" fn iWriteCard_HSM_Step1(
+    iType: c_int,
+    pCardInfo: *mut c_char,
+    pFileAddr: *mut c_char,
+    pOutInfo: *mut c_char,
+) -> c_long {
+    guarded(|| {
+        let out = match Out::new(pOutInfo, SSCARD_HSM_STEP1_OUT_SIZE) {
+            Ok(out) => out,
+            Err(e) => return e.national_code(),
+        };
+        // SAFETY: the caller's strings
+        let result = unsafe { input(pCardInfo, SSCARD_CARD_INFO_SIZE, "pCardInfo") }.and_then(|card_info| {
+            let address = unsafe { input(pFileAddr, SSCARD_FILE_ADDR_SIZE, "pFileAddr") }?;
+            library()?.write_items_step1(iType, &card_info, &address)
+        });
+        // SAFETY: the caller's buffer of the published size
+        unsafe { out.finish(result) }
+    })
+}
+
+/// `long iWriteCard_HSM_Step2(char* pKey, char* pWriteData, char* pOutInfo)`: Step 2 of a write: `pWriteData`
+/// mirrors Step1's `pFileAddr` (as `iWriteCard`'s); `pKey` is the HSM's cryptogram, `C‖R4` or `C` (see
+/// `iReadCard_HSM_Step2`). Every value is checked for the card before the cryptogram is sent: bad data (−41,
+/// −42, −14) writes nothing and ends the exchange. `pOutInfo` is the empty string.
+///
+/// # Safety
+/// `pKey` is a NUL-terminated string of at most [`SSCARD_HSM_ITEMS_KEY_LEN`] characters, `pWriteData` a
+/// NUL-terminated string (or NULL: −14); `pOutInfo` points to [`SSCARD_WRITE_OUT_SIZE`] writable bytes, or is
+/// NULL (−14).
+#[no_mangle]
+pub unsafe extern "system" fn iWriteCard_HSM_Step2(
+    pKey: *mut c_char,
+    pWriteData: *mut c_char,
+    pOutInfo: *mut c_char,
+) -> c_long {
+    guarded(|| {
+        let out = match Out::new(pOutInfo, SSCARD_WRITE_OUT_SIZE) {
+            Ok(out) => out,
+            Err(e) => return e.national_code(),
+        };
+        // SAFETY: the caller's strings
+        let result = unsafe { input(pKey, SSCARD_HSM_ITEMS_KEY_LEN + 1, "pKey") }.and_then(|answer| {
+            let data = unsafe { input(pWriteData, SSCARD_ITEMS_SIZE, "pWriteData") }?;
+            library()?.write_items_step2(&answer, &data)
+        });
         // SAFETY: the caller's buffer of the published size
         unsafe { out.finish(result) }
     })

@@ -2,11 +2,12 @@
 //! role; each operation takes the slot's mutex for its whole run (one card operation per reader at a time), keeps
 //! the connection to the card between calls and connects again when the card it knew is gone.
 //!
-//! The two-step read (`iReadCardBas_HSM_Step1/2`) holds the card between its steps: Step1 starts a thread that
-//! takes the reader's slot, opens the card's PC/SC transaction, sends the Step1 string back and waits, still in
-//! the transaction, for Step2's answer — at most the configured `hsm.timeout_secs`. Other calls on that reader
-//! wait meanwhile. One two-step read is pending per process (the published Step2 names no reader): a new Step1
-//! abandons the pending one, which releases its card.
+//! The two-step exchanges (`iReadCardBas_HSM_Step1/2`, `iReadCard_HSM_Step1/2`, `iWriteCard_HSM_Step1/2`) hold
+//! the card between their steps: Step1 starts a thread that takes the reader's slot, opens the card's PC/SC
+//! transaction, sends the Step1 string back and waits, still in the transaction, for Step2's answer — at most the
+//! configured `hsm.timeout_secs`. Other calls on that reader wait meanwhile. One exchange is pending per process
+//! (the published Step2 names no reader): a new Step1 abandons the pending one, which releases its card; a Step2
+//! of another function than the pending Step1's is −14 and leaves it pending.
 
 use std::sync::mpsc;
 use std::sync::{Mutex, MutexGuard, PoisonError};
@@ -122,10 +123,49 @@ fn absent(e: &TransportError) -> bool {
     matches!(e, TransportError::NoCard(_) | TransportError::NoReader(_) | TransportError::NoReaders)
 }
 
-/// Step2's answer, to the thread holding the card.
+/// The two-step exchanges, as their Step2 names them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Exchange {
+    /// `iReadCardBas_HSM_*`.
+    ReadBasic,
+    /// `iReadCard_HSM_*`.
+    ReadItems,
+    /// `iWriteCard_HSM_*`.
+    WriteItems,
+}
+
+impl Exchange {
+    fn step2(self) -> &'static str {
+        match self {
+            Exchange::ReadBasic => "no iReadCardBas_HSM_Step1 is waiting for its Step2",
+            Exchange::ReadItems => "no iReadCard_HSM_Step1 is waiting for its Step2",
+            Exchange::WriteItems => "no iWriteCard_HSM_Step1 is waiting for its Step2",
+        }
+    }
+}
+
+/// What a Step1 starts on the card.
+enum Start {
+    ReadBasic,
+    ReadItems { card_info: String, address: Address },
+    WriteItems { card_info: String, address: Address },
+}
+
+impl Start {
+    fn exchange(&self) -> Exchange {
+        match self {
+            Start::ReadBasic => Exchange::ReadBasic,
+            Start::ReadItems { .. } => Exchange::ReadItems,
+            Start::WriteItems { .. } => Exchange::WriteItems,
+        }
+    }
+}
+
+/// Step2's answer (and a write's data), to the thread holding the card.
 struct Answer {
     answer: String,
-    reply: mpsc::SyncSender<Result<BasicInfo, Failure>>,
+    data: Option<String>,
+    reply: mpsc::SyncSender<Result<Reply, Failure>>,
 }
 
 /// The library of this process.
@@ -133,8 +173,8 @@ pub struct Library {
     config: Config,
     contact: Slot,
     contactless: Option<Slot>,
-    /// The pending two-step read: where its Step2 answer goes.
-    pending: Mutex<Option<mpsc::SyncSender<Answer>>>,
+    /// The pending two-step exchange: which, and where its Step2 answer goes.
+    pending: Mutex<Option<(Exchange, mpsc::SyncSender<Answer>)>>,
 }
 
 impl std::fmt::Debug for Library {
@@ -181,15 +221,10 @@ impl Library {
         })
     }
 
-    /// Runs `op` on the card of the first reader of `itype`'s order that holds one, with that reader's slot
-    /// held. A reader is passed over only when it has no card or does not exist; otherwise the error of the
-    /// last reader tried is the call's.
-    fn with_card<R>(
-        &self,
-        itype: i32,
-        op: impl FnOnce(&mut Card, &dyn SecurityModule) -> Result<R, card_core::Error>,
-    ) -> Result<R, Failure> {
-        let order = self.order(itype)?;
+    /// Runs `op` on the card of the first reader of `order` that holds one, with that reader's slot held. A reader
+    /// is passed over only when it has no card or does not exist; otherwise the error of the last reader tried is
+    /// the call's. `op` says with its result whether the link to the card was lost (the slot then drops it).
+    fn on_first_card<R>(&self, order: Vec<&Slot>, op: impl FnOnce(&mut Card) -> (R, bool)) -> Result<R, Failure> {
         let last = order.len().saturating_sub(1);
         for (i, slot) in order.into_iter().enumerate() {
             let mut held = slot.lock();
@@ -198,15 +233,28 @@ impl Library {
                 Err(e) if i < last && absent(&e) => continue,
                 Err(e) => return Err(e.into()),
             };
-            let result = op(card, self.config.keys.as_ref());
-            if let Err(e) = &result {
-                if link_lost(e) {
-                    *held = None;
-                }
+            let (result, lost) = op(card);
+            if lost {
+                *held = None;
             }
-            return result.map_err(|e| self.keys_failure(e));
+            return Ok(result);
         }
         Err(Failure::code(UNSUPPORTED, "no reader for this iType"))
+    }
+
+    /// Runs `op` on the card of the first reader of `itype`'s order that holds one (see [`Self::on_first_card`]).
+    fn with_card<R>(
+        &self,
+        itype: i32,
+        op: impl FnOnce(&mut Card, &dyn SecurityModule) -> Result<R, card_core::Error>,
+    ) -> Result<R, Failure> {
+        let order = self.order(itype)?;
+        let result = self.on_first_card(order, |card| {
+            let result = op(card, self.config.keys.as_ref());
+            let lost = matches!(&result, Err(e) if link_lost(e));
+            (result, lost)
+        })?;
+        result.map_err(|e| self.keys_failure(e))
     }
 
     /// A card error as the caller sees it: with no keys configured at all, a key other than RKSSSE (−2203) that
@@ -270,7 +318,29 @@ impl Library {
 
     /// `iReadCardBas_HSM_Step1`: the Step1 string; the card stays held until Step2 or the timeout.
     pub fn read_step1(&'static self, itype: i32) -> Result<Reply, Failure> {
+        self.step1(itype, Start::ReadBasic)
+    }
+
+    /// `iReadCard_HSM_Step1`: checks the address and `card_info` (against the card too), then the Step1 string of
+    /// the exchange for the address's read key (−2204 when every item is free: use `iReadCard`).
+    pub fn read_items_step1(&'static self, itype: i32, card_info: &str, address: &str) -> Result<Reply, Failure> {
+        let address: Address = address.parse()?;
+        national::check_card_info_shape(card_info)?;
+        self.step1(itype, Start::ReadItems { card_info: card_info.to_owned(), address })
+    }
+
+    /// `iWriteCard_HSM_Step1`: checks the address and `card_info` (against the card too), then the Step1 string of
+    /// the exchange for the files' update key.
+    pub fn write_items_step1(&'static self, itype: i32, card_info: &str, address: &str) -> Result<Reply, Failure> {
+        let address: Address = address.parse()?;
+        national::check_card_info_shape(card_info)?;
+        self.step1(itype, Start::WriteItems { card_info: card_info.to_owned(), address })
+    }
+
+    /// Starts an exchange: a thread holds the card (see the module's documentation) and sends Step1's string back.
+    fn step1(&'static self, itype: i32, start: Start) -> Result<Reply, Failure> {
         let order = self.order(itype)?;
+        let exchange = start.exchange();
         // a pending exchange is abandoned: its thread releases its card
         lock(&self.pending).take();
         let (answers, waiting) = mpsc::sync_channel::<Answer>(1);
@@ -279,7 +349,10 @@ impl Library {
             .name("sscard two-step".into())
             .spawn(move || {
                 let held = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                    self.hold(order, &ticket, &waiting);
+                    let outcome = self.on_first_card(order, |card| ((), self.hold(card, &start, &ticket, &waiting)));
+                    if let Err(e) = outcome {
+                        let _ = ticket.send(Err(e));
+                    }
                 }));
                 if held.is_err() {
                     let _ = ticket.try_send(Err(Failure::code(crate::INTERNAL_ERROR, "the two-step thread failed")));
@@ -287,70 +360,113 @@ impl Library {
             })
             .map_err(|_| Failure::code(crate::INTERNAL_ERROR, "cannot start the two-step thread"))?;
         let step1 = step1.recv().map_err(|_| Failure::code(crate::INTERNAL_ERROR, "the two-step thread failed"))??;
-        *lock(&self.pending) = Some(answers);
+        *lock(&self.pending) = Some((exchange, answers));
         Ok(Reply { code: national::OK, out: text::encode(&step1)? })
     }
 
-    /// The two-step thread: Step 1 on the first reader of the order that has a card, then the wait for Step 2 in
-    /// the card's transaction.
+    /// The two-step thread on the card: Step 1, then the wait for Step 2 in the card's transaction. Returns whether
+    /// the link to the card was lost.
     fn hold(
         &self,
-        order: Vec<&Slot>,
+        card: &mut Card,
+        start: &Start,
         ticket: &mpsc::SyncSender<Result<String, Failure>>,
         waiting: &mpsc::Receiver<Answer>,
-    ) {
-        let last = order.len().saturating_sub(1);
-        for (i, slot) in order.into_iter().enumerate() {
-            let mut held = slot.lock();
-            let card = match connected(slot, &mut held, self) {
-                Ok(card) => card,
-                Err(e) if i < last && absent(&e) => continue,
-                Err(e) => {
-                    let _ = ticket.send(Err(e.into()));
-                    return;
+    ) -> bool {
+        let failed = |e: card_core::Error| {
+            let lost = link_lost(&e);
+            let _ = ticket.send(Err(e.into()));
+            lost
+        };
+        let checked =
+            |card: &mut Card, card_info: &str| card.read_basic(self.config.keys.as_ref())?.check_card_info(card_info);
+        match start {
+            Start::ReadBasic => match card.begin_two_step() {
+                Err(e) => failed(e),
+                Ok(session) => self.wait(session.step1(), ticket, waiting, |answer| {
+                    let info = session.finish(&answer.answer)?;
+                    self.basic_reply(&info)
+                }),
+            },
+            Start::ReadItems { card_info, address } => {
+                match checked(card, card_info).and_then(|()| card.begin_two_step_read_items(address)) {
+                    Err(e) => failed(e),
+                    Ok(session) => self.wait(session.step1(), ticket, waiting, |answer| {
+                        let values = session.finish(&answer.answer)?;
+                        Ok(Reply { code: national::OK, out: text::encode(&values.to_national())? })
+                    }),
                 }
-            };
-            let lost = match card.begin_two_step() {
-                Err(e) => {
-                    let lost = link_lost(&e);
-                    let _ = ticket.send(Err(e.into()));
-                    lost
-                }
-                Ok(session) => {
-                    if ticket.send(Ok(session.step1())).is_err() {
-                        return;
-                    }
-                    match waiting.recv_timeout(self.config.hsm_timeout) {
-                        Ok(Answer { answer, reply }) => {
-                            let result = session.finish(&answer);
-                            let lost = matches!(&result, Err(e) if link_lost(e));
-                            let _ = reply.send(result.map_err(Failure::from));
-                            lost
-                        }
-                        // timed out, or abandoned for a new Step1: the transaction ends, the card is released
-                        Err(_) => false,
-                    }
-                }
-            };
-            if lost {
-                *held = None;
             }
-            return;
+            Start::WriteItems { card_info, address } => {
+                match checked(card, card_info).and_then(|()| card.begin_two_step_write_of(address, None)) {
+                    Err(e) => failed(e),
+                    Ok(session) => self.wait(session.step1(), ticket, waiting, |answer| {
+                        let data = answer.data.as_deref().unwrap_or_default();
+                        session.finish_external(data, &answer.answer)?;
+                        Ok(Reply { code: national::OK, out: Vec::new() })
+                    }),
+                }
+            }
         }
-        let _ = ticket.send(Err(Failure::code(UNSUPPORTED, "no reader for this iType")));
+    }
+
+    /// Sends Step 1's string and waits for Step 2 (at most `hsm.timeout_secs`), then finishes with its answer.
+    /// Returns whether the link to the card was lost.
+    fn wait(
+        &self,
+        step1: String,
+        ticket: &mpsc::SyncSender<Result<String, Failure>>,
+        waiting: &mpsc::Receiver<Answer>,
+        finish: impl FnOnce(&Answer) -> Result<Reply, Failure>,
+    ) -> bool {
+        if ticket.send(Ok(step1)).is_err() {
+            return false;
+        }
+        match waiting.recv_timeout(self.config.hsm_timeout) {
+            Ok(answer) => {
+                let result = finish(&answer);
+                let lost = matches!(&result, Err(Failure::Card(e)) if link_lost(e));
+                let _ = answer.reply.send(result);
+                lost
+            }
+            // timed out, or abandoned for a new Step1: the transaction ends, the card is released
+            Err(_) => false,
+        }
     }
 
     /// `iReadCardBas_HSM_Step2`: the back end's answer to the pending Step1; the national string when the card
-    /// accepts it. No pending Step1: −14; one that expired (the card was released): −4.
+    /// accepts it. No pending Step1 of this function: −14; one that expired (the card was released): −4.
     pub fn read_step2(&self, answer: &str) -> Result<Reply, Failure> {
-        let Some(to_card) = lock(&self.pending).take() else {
-            return Err(Failure::code(BAD_PARAMETER, "no iReadCardBas_HSM_Step1 is waiting for its Step2"));
+        self.step2(Exchange::ReadBasic, answer, None)
+    }
+
+    /// `iReadCard_HSM_Step2`: the external authentication's cryptogram (`C` or `C‖R4`); the values mirroring the
+    /// address of Step1.
+    pub fn read_items_step2(&self, answer: &str) -> Result<Reply, Failure> {
+        self.step2(Exchange::ReadItems, answer, None)
+    }
+
+    /// `iWriteCard_HSM_Step2`: the external authentication's cryptogram and the data mirroring Step1's address.
+    /// The data is checked for the card before the cryptogram is sent: bad data writes nothing.
+    pub fn write_items_step2(&self, answer: &str, data: &str) -> Result<Reply, Failure> {
+        self.step2(Exchange::WriteItems, answer, Some(data.to_owned()))
+    }
+
+    fn step2(&self, exchange: Exchange, answer: &str, data: Option<String>) -> Result<Reply, Failure> {
+        let to_card = {
+            let mut pending = lock(&self.pending);
+            match pending.take() {
+                Some((e, to_card)) if e == exchange => to_card,
+                other => {
+                    *pending = other;
+                    return Err(Failure::code(BAD_PARAMETER, exchange.step2()));
+                }
+            }
         };
-        let expired = || Failure::code(NO_ANSWER, "the two-step read expired: start again with Step1");
+        let expired = || Failure::code(NO_ANSWER, "the two-step exchange expired: start again with Step1");
         let (reply, outcome) = mpsc::sync_channel(1);
-        to_card.send(Answer { answer: answer.to_owned(), reply }).map_err(|_| expired())?;
-        let info = outcome.recv().map_err(|_| expired())??;
-        self.basic_reply(&info)
+        to_card.send(Answer { answer: answer.to_owned(), data, reply }).map_err(|_| expired())?;
+        outcome.recv().map_err(|_| expired())?
     }
 }
 

@@ -213,7 +213,7 @@ fn the_pkg_config_file_builds_a_caller() {
         .unwrap();
     assert!(o.status.success(), "cc with pkg-config's flags {flags}: {}", lossy(&o.stderr));
     let o = Command::new(&exe).arg("nulls").env("LD_LIBRARY_PATH", lib_dir()).output().unwrap();
-    assert!(o.status.success() && String::from_utf8_lossy(&o.stdout).lines().count() == 9, "{o:?}");
+    assert!(o.status.success() && String::from_utf8_lossy(&o.stdout).lines().count() == 19, "{o:?}");
 }
 
 #[test]
@@ -303,6 +303,114 @@ fn two_step_read_answering(config: &Path, answer: impl FnOnce(&str) -> String) -
     calls(&o)
 }
 
+/// `hsm_items`/`hsm_write`: Step1's string to `answer`, its answer to Step2 on the program's stdin.
+fn two_step_items(config: &Path, args: &[&[u8]], answer: impl FnOnce(&str) -> String) -> Vec<(i64, Vec<u8>)> {
+    let mut child = command(config, args).stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().unwrap();
+    let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut code = String::new();
+    let mut step1 = String::new();
+    std::io::BufRead::read_line(&mut stdout, &mut code).unwrap();
+    std::io::BufRead::read_line(&mut stdout, &mut step1).unwrap();
+    let step1 = step1.strip_prefix("out ").unwrap().trim_end().to_owned();
+    let mut stdin = child.stdin.take().unwrap();
+    if code.trim_end() == "code 0" {
+        writeln!(stdin, "{}", answer(&step1)).unwrap();
+    }
+    drop(stdin);
+    let mut rest = Vec::new();
+    std::io::Read::read_to_end(&mut stdout, &mut rest).unwrap();
+    let status = child.wait().unwrap();
+    let o =
+        Output { status, stdout: [code.as_bytes(), b"out ", step1.as_bytes(), b"\n", &rest].concat(), stderr: vec![] };
+    calls(&o)
+}
+
+/// A counter without keys reads and writes a generation 3 card's protected items through `iReadCard_HSM_*` and
+/// `iWriteCard_HSM_*`, the back end's HSM played with the published test keys (`C‖R4`, 32 hex, in the published
+/// 32-character `pKey`). Free items need no exchange (−2204); bad data at Step2 writes nothing; a wrong
+/// cryptogram is the card's refusal; a Step2 that answers another Step1 is −14.
+#[test]
+fn hsm_reads_and_writes_items_for_a_counter_without_keys() {
+    let dir = testkit::tempdir();
+    let no_keys = config(dir.path(), &readers(READER));
+    let keys = config(dir.path(), &test_keys_config());
+    let _lock = vpcd_lock();
+    let _card = Reader0::insert_fixture("gen3-personalized.json");
+    let local = test_keys();
+    let info = GEN3_INFO.as_bytes();
+    let holder = b"SSSEEF06|08|09|$".as_slice();
+    let expected = call(&keys, &[b"read_card", b"1", info, holder]);
+    assert_eq!(expected.0, 0);
+    assert!(lossy(&expected.1).starts_with("SSSEEF06|371702199203150022|"), "{}", lossy(&expected.1));
+    // without keys the plain read is refused: RKSSSE is missing
+    assert_eq!(call(&no_keys, &[b"read_card", b"1", info, holder]), (-2203, vec![]));
+    let steps = two_step_items(&no_keys, &[b"hsm_items", b"1", info, holder], |step1| {
+        assert!(step1.starts_with("371700|5353031037170000000000000000A3|03|371700D15600000500000000000000A3|"));
+        two_step::backend_external_answer(&local, step1, "RKSSSE").unwrap()
+    });
+    assert_eq!(steps[1], expected, "Step2 gives iReadCard's string");
+    // C alone (16 hex) also does
+    let steps = two_step_items(&no_keys, &[b"hsm_items", b"1", info, holder], |step1| {
+        two_step::backend_external_answer(&local, step1, "RKSSSE").unwrap()[..16].to_owned()
+    });
+    assert_eq!(steps[1], expected);
+    // free items: no exchange needed
+    assert_eq!(call(&no_keys, &[b"hsm_items", b"1", info, b"SSSEEF05|05|07|$"]), (-2204, vec![]));
+    // another card's pCardInfo, a malformed address: before any exchange
+    assert_eq!(call(&no_keys, &[b"hsm_items", b"1", GEN2_INFO.as_bytes(), holder]).0, -22);
+    assert_eq!(call(&no_keys, &[b"hsm_items", b"1", info, b"SSSEEF06|8|$"]), (-14, vec![]));
+    // an answer for another Step1 (its R4), a wrong cryptogram (the card counts a try)
+    let other = two_step_items(&no_keys, &[b"hsm_items", b"1", info, holder], |step1| {
+        let answer = two_step::backend_external_answer(&local, step1, "RKSSSE").unwrap();
+        format!("{}{}", &answer[..16], "00".repeat(8))
+    });
+    assert_eq!(other[1], (-14, vec![]));
+    let wrong = two_step_items(&no_keys, &[b"hsm_items", b"1", info, holder], |_| "00".repeat(8));
+    assert!((-0x63CF..=-0x63C0).contains(&wrong[1].0) && wrong[1].1.is_empty(), "{:?}", wrong[1]);
+    // a Step2 with no Step1 of its function pending
+    assert_eq!(call(&no_keys, &[b"items_step2", "00".repeat(16).as_bytes()]), (-14, vec![]));
+    // put the try back
+    let _ = two_step_items(&no_keys, &[b"hsm_items", b"1", info, holder], |step1| {
+        two_step::backend_external_answer(&local, step1, "RKSSSE").unwrap()
+    });
+
+    // an application's file read under its RK (DF02EF05 is "pin|key RK")
+    let df02 = b"DF02EF05|42|41|$".as_slice();
+    let expected = call(&keys, &[b"read_card", b"1", info, df02]);
+    assert_eq!(expected.0, 0);
+    let steps = two_step_items(&no_keys, &[b"hsm_items", b"1", info, df02], |step1| {
+        two_step::backend_external_answer(&local, step1, "RK_DF02").unwrap()
+    });
+    assert_eq!(steps[1], expected);
+    // one exchange, one key: RKSSSE and RK_DF02 together are refused before Step1
+    let both = [holder, &df02[..]].concat();
+    assert_eq!(call(&no_keys, &[b"hsm_items", b"1", info, &both]), (-14, vec![]));
+
+    // a write under UK_DF01 (DF01EF06 reads freely: read back with iReadCard)
+    let address = b"DF01EF06|23|$".as_slice();
+    let data = gbk("DF01EF06|济南市历下区泉城路|$");
+    let write = |data: &[u8]| {
+        let args: [&[u8]; 5] = [b"hsm_write", b"1", info, address, data];
+        two_step_items(&no_keys, &args, |step1| two_step::backend_external_answer(&local, step1, "UK_DF01").unwrap())
+    };
+    let read_back = || call(&no_keys, &[b"read_card", b"1", info, address]);
+    assert_eq!(call(&no_keys, &[b"hsm_items", b"1", info, address]), (-2204, vec![]));
+    assert_eq!(write(&data)[1], (0, vec![]));
+    assert_eq!(read_back(), (0, data.clone()));
+    // 81 characters do not fit the item: refused at Step2 before the cryptogram, nothing written
+    let long = gbk(&format!("DF01EF06|{}|$", "一".repeat(41)));
+    assert_eq!(write(&long)[1], (-42, vec![]));
+    assert_eq!(read_back(), (0, data.clone()));
+    // a cryptogram of the wrong key: the card refuses it, nothing written
+    let other = gbk("DF01EF06|青岛市|$");
+    let args: [&[u8]; 5] = [b"hsm_write", b"1", info, address, &other];
+    let refused =
+        two_step_items(&no_keys, &args, |step1| two_step::backend_external_answer(&local, step1, "RK_DF01").unwrap());
+    assert!((-0x63CF..=-0x63C0).contains(&refused[1].0), "{refused:?}");
+    assert_eq!(read_back(), (0, data));
+    assert_eq!(write(&other)[1], (0, vec![]), "a right cryptogram after a wrong one");
+}
+
 #[test]
 fn read_and_write_items_by_address_with_limits() {
     let dir = testkit::tempdir();
@@ -380,7 +488,7 @@ fn no_card_no_reader_and_null_pointers() {
     assert!(o.status.success(), "{o:?}");
     let text = String::from_utf8(o.stdout).unwrap();
     let codes: Vec<&str> = text.lines().collect();
-    assert_eq!(codes.len(), 9, "{text}");
+    assert_eq!(codes.len(), 19, "{text}");
     for line in codes {
         assert!(line.ends_with(" -14"), "{line}");
     }

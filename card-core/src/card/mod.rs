@@ -81,7 +81,7 @@ use crate::Error;
 
 pub use address::{Address, FileAddress, ItemValues};
 pub use basic::{BasicInfo, HolderText, NameItems, NationalBasic, TerminalIds};
-pub use two_step::{TwoStepRead, TwoStepWrite};
+pub use two_step::{TwoStepRead, TwoStepReadItems, TwoStepWrite};
 
 use session::Session;
 
@@ -366,12 +366,33 @@ impl<T: Transport> SocialSecurityCard<T> {
 
     /// Starts a two-step write of items (one DF, one update key) for a terminal without keys: the returned
     /// value holds the transaction; send [`TwoStepWrite::step1`] and [`TwoStepWrite::key`] to the back end and
-    /// pass its answer to [`TwoStepWrite::finish`].
+    /// pass its answer to [`TwoStepWrite::finish`]. `data` is checked for the card before Step 1 ends.
     pub fn begin_two_step_write(&mut self, address: &Address, data: &str) -> Result<TwoStepWrite<'_>, Error> {
+        self.begin_two_step_write_of(address, Some(data))
+    }
+
+    /// Starts a two-step write whose data comes with Step 2 (`iWriteCard_HSM_Step1/2`): pass the data and the
+    /// external authentication's cryptogram to [`TwoStepWrite::finish_external`].
+    pub fn begin_two_step_write_of(
+        &mut self,
+        address: &Address,
+        data: Option<&str>,
+    ) -> Result<TwoStepWrite<'_>, Error> {
         let SocialSecurityCard { transport, profile, cards, .. } = self;
         let tx = transport.transaction()?;
         let atr = tx.atr().to_vec();
         let cache = cards.entry(atr).or_default();
         TwoStepWrite::begin(tx, profile, cache, address, data)
+    }
+
+    /// Starts a two-step read of items (one DF, one read key) for a terminal without keys
+    /// (`iReadCard_HSM_Step1`): the returned value holds the transaction until [`TwoStepReadItems::finish`] or
+    /// drop. Items every card gives freely: −2204 ([`Error::National`]), read them with [`Self::read_items`].
+    pub fn begin_two_step_read_items(&mut self, address: &Address) -> Result<TwoStepReadItems<'_>, Error> {
+        let SocialSecurityCard { transport, profile, cards, .. } = self;
+        let tx = transport.transaction()?;
+        let atr = tx.atr().to_vec();
+        let cache = cards.entry(atr).or_default();
+        TwoStepReadItems::begin(tx, profile, cache, address)
     }
 }

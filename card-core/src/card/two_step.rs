@@ -9,7 +9,7 @@ use crate::codec::RegionCode;
 use crate::crypto::ct_eq;
 use crate::profile::{ItemField, Profile};
 use crate::security::key_service::{Backend, Operation, Query};
-use crate::security::two_step::{Step1, Step2Answer};
+use crate::security::two_step::{ExternalAnswer, Step1, Step2Answer};
 use crate::security::{CardContext, SecurityModule};
 use crate::tlv::RecordTlv;
 use crate::transport::CardTransaction;
@@ -201,7 +201,9 @@ pub struct TwoStepWrite<'a> {
     generation: crate::profile::Generation,
     df: String,
     key: String,
-    values: ItemValues,
+    address: Address,
+    /// The values, when given at Step 1 (checked then); `None` when they come with Step 2.
+    values: Option<ItemValues>,
 }
 
 impl<'a> TwoStepWrite<'a> {
@@ -210,16 +212,18 @@ impl<'a> TwoStepWrite<'a> {
         profile: &'a Profile,
         facts: &'a mut CardFacts,
         address: &Address,
-        data: &str,
+        data: Option<&str>,
     ) -> Result<Self, Error> {
-        let values = ItemValues::parse(address, data)?;
+        let values = data.map(|data| ItemValues::parse(address, data)).transpose()?;
         let bad = |m: String| Error::BadParameter(format!("two-step write: {m}"));
         let mut target: Option<(String, String)> = None;
         let mut cache = *facts;
         let (generation, ctx, hist, card_id, r3, df, key) = {
             let mut s = Session::open(&mut *tx, profile, &crate::security::NoKeys, None, &mut cache, true)?;
             // the values are checked against the card's generation right after SELECT, before Step 1 goes on
-            address::encode(&s, &values)?;
+            if let Some(values) = &values {
+                address::encode(&s, values)?;
+            }
             for seg in &address.0 {
                 let (df, ef) = profile.file(&seg.file).ok_or_else(|| bad(format!("no file {}", seg.file)))?;
                 let key = match ef.update.for_generation(s.generation()) {
@@ -244,7 +248,7 @@ impl<'a> TwoStepWrite<'a> {
         };
         *facts = cache;
         let step1 = new_step1(ctx.algorithm, hist, card_id, &r3)?;
-        Ok(TwoStepWrite { tx, profile, facts, step1, generation, df, key, values })
+        Ok(TwoStepWrite { tx, profile, facts, step1, generation, df, key, address: address.clone(), values })
     }
 
     /// The `…_HSM_Step1` string for the back end.
@@ -255,7 +259,7 @@ impl<'a> TwoStepWrite<'a> {
     /// The file to write as the key service is told it (`SSSEEF05`, `DF01EF06`: the address's first file; every
     /// file of one exchange is in one DF under one key).
     pub fn file(&self) -> String {
-        self.values.address.0.first().map(|seg| seg.file.clone()).unwrap_or_default()
+        self.address.0.first().map(|seg| seg.file.clone()).unwrap_or_default()
     }
 
     /// The key (inventory name, e.g. `UKMF`, `UK_DF01`) whose cryptogram the back end must compute.
@@ -263,8 +267,9 @@ impl<'a> TwoStepWrite<'a> {
         crate::security::key_name(&self.df, &self.key)
     }
 
-    /// Step 2: authenticate with the back end's cryptogram, check the card, write.
+    /// Step 2: authenticate with the back end's cryptogram, check the card, write (the values given at Step 1).
     pub fn finish(mut self, answer: &str) -> Result<(), Error> {
+        let values = self.values.take().ok_or_else(|| Error::BadParameter("two-step write: no values".into()))?;
         let answer: Step2Answer = answer.parse()?;
         let inventory = self.key();
         let replay = Replay { answer: &answer, key: &inventory };
@@ -277,11 +282,141 @@ impl<'a> TwoStepWrite<'a> {
         };
         if self.df == SSSE {
             check(&mut s, &self.step1)?;
-            address::write(&mut s, &self.values)
+            address::write(&mut s, &values)
         } else {
-            address::write(&mut s, &self.values)?;
+            address::write(&mut s, &values)?;
             s.select_df(SSSE)?;
             check(&mut s, &self.step1)
         }
+    }
+
+    /// Step 2 of `iWriteCard_HSM_Step2`: `data` (mirroring the address) and the external authentication's
+    /// cryptogram alone ([`ExternalAnswer`]: the published `pKey` holds 32 bytes). Every value is encoded for the
+    /// card before EXTERNAL AUTHENTICATE: bad data is refused with nothing sent. No internal authentication.
+    pub fn finish_external(mut self, data: &str, answer: &str) -> Result<(), Error> {
+        let values = ItemValues::parse(&self.address, data)?;
+        let answer = ExternalAnswer::parse_for(answer, &self.step1)?;
+        let mut s = resume_session(
+            &mut *self.tx,
+            self.profile,
+            &crate::security::NoKeys,
+            self.facts,
+            self.generation,
+            &self.step1,
+            &self.df,
+        )?;
+        address::encode(&s, &values)?;
+        s.external_auth_with(&self.key, &answer.external, &self.step1.r4)?;
+        address::write(&mut s, &values)
+    }
+}
+
+/// A two-step read of items (`iReadCard_HSM_Step1/2`, CARD-PROFILE §7) for a terminal without keys: the items of
+/// one DF whose read condition names one key (`RKSSSE` for a generation 3 card's SSSE files, the DF's `RK` for an
+/// application's), with the back end computing the EXTERNAL AUTHENTICATE cryptogram. It holds the transaction.
+///
+/// Step 1: SELECT SSSE, READ RECORD EF05 1 (card identifier), SELECT the DF, GET CHALLENGE (`R3`): the Step 1
+/// string. Step 2 ([`TwoStepReadItems::finish`]): EXTERNAL AUTHENTICATE with the answer, then the items. Items that
+/// every card gives freely need no exchange: [`Error::National`] −2204 (no HSM authentication needed).
+pub struct TwoStepReadItems<'a> {
+    tx: Box<dyn CardTransaction + 'a>,
+    profile: &'a Profile,
+    facts: &'a mut CardFacts,
+    step1: Step1,
+    generation: crate::profile::Generation,
+    df: String,
+    key: String,
+    address: Address,
+}
+
+/// The one DF and key (profile name) that the read conditions of `address`'s items name on generation `g`;
+/// `None` when every item is free. A condition that no key meets (PIN only, never) and items of two DFs or keys
+/// are refused.
+fn read_key(
+    profile: &Profile,
+    g: crate::profile::Generation,
+    address: &Address,
+) -> Result<Option<(String, String)>, Error> {
+    use crate::profile::Access;
+    let bad = |m: String| Error::BadParameter(format!("two-step read: {m}"));
+    let mut target: Option<(String, String)> = None;
+    for seg in &address.0 {
+        let (df, ef) = profile.file(&seg.file).ok_or_else(|| bad(format!("no file {}", seg.file)))?;
+        let mut rules = vec![ef.read.for_generation(g)];
+        for tag in &seg.tags {
+            let (_, item) = ef.record_of(g, *tag).ok_or_else(|| bad(format!("no item {tag:02X} in {}", seg.file)))?;
+            rules.extend(item.read.as_ref().map(|r| r.for_generation(g)));
+        }
+        for rule in rules {
+            let key = match rule {
+                Access::Free => continue,
+                Access::Key(k) | Access::PinOrKey(k) => k.clone(),
+                other => return Err(bad(format!("{} is read under {other}, which no back end answers", seg.file))),
+            };
+            match &target {
+                None => target = Some((df.name.clone(), key)),
+                Some((d, k)) if *d == df.name && *k == key => {}
+                Some(_) => return Err(bad("one exchange reads the files of one DF under one key".into())),
+            }
+        }
+    }
+    Ok(target)
+}
+
+impl<'a> TwoStepReadItems<'a> {
+    pub(crate) fn begin(
+        mut tx: Box<dyn CardTransaction + 'a>,
+        profile: &'a Profile,
+        facts: &'a mut CardFacts,
+        address: &Address,
+    ) -> Result<Self, Error> {
+        let mut cache = *facts;
+        let (generation, ctx, hist, card_id, r3, df, key) = {
+            let mut s = Session::open(&mut *tx, profile, &crate::security::NoKeys, None, &mut cache, true)?;
+            let (df, key) =
+                read_key(profile, s.generation(), address)?.ok_or(Error::National(crate::national::NO_HSM_NEEDED))?;
+            let (ef05, rec, _) = s
+                .df_spec(SSSE)?
+                .field(s.generation(), ItemField::CardId)
+                .ok_or_else(|| Error::UnknownCard("no card_id item in the profile".into()))?;
+            let rec = RecordTlv::parse(&s.send(&crate::command::read_record(rec, ef05.sfi)?)?)?;
+            s.select_df(&df)?;
+            let r3 = s.challenge(8)?;
+            (s.generation(), s.ctx().clone(), s.historical_bytes().to_vec(), rec.value, r3, df, key)
+        };
+        *facts = cache;
+        let step1 = new_step1(ctx.algorithm, hist, card_id, &r3)?;
+        Ok(TwoStepReadItems { tx, profile, facts, step1, generation, df, key, address: address.clone() })
+    }
+
+    /// The `iReadCard_HSM_Step1` string for the back end.
+    pub fn step1(&self) -> String {
+        self.step1.to_string()
+    }
+
+    /// The card identifier of Step 1 (hex), to check a caller's `pCardInfo` against.
+    pub fn card_id(&self) -> String {
+        crate::codec::hex_upper(&self.step1.card_id)
+    }
+
+    /// The key (inventory name, e.g. `RKSSSE`, `RK_DF01`) whose cryptogram the back end must compute.
+    pub fn key(&self) -> String {
+        crate::security::key_name(&self.df, &self.key)
+    }
+
+    /// Step 2: EXTERNAL AUTHENTICATE with the back end's cryptogram ([`ExternalAnswer`]), then the items.
+    pub fn finish(mut self, answer: &str) -> Result<ItemValues, Error> {
+        let answer = ExternalAnswer::parse_for(answer, &self.step1)?;
+        let mut s = resume_session(
+            &mut *self.tx,
+            self.profile,
+            &crate::security::NoKeys,
+            self.facts,
+            self.generation,
+            &self.step1,
+            &self.df,
+        )?;
+        s.external_auth_with(&self.key, &answer.external, &self.step1.r4)?;
+        address::read(&mut s, &self.address)
     }
 }

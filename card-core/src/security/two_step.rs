@@ -196,6 +196,47 @@ impl FromStr for Step2Answer {
     }
 }
 
+/// The answer of a one-key exchange whose `pKey` is published as 32 bytes (`iReadCard_HSM_Step2`,
+/// `iWriteCard_HSM_Step2`, CARD-PROFILE §7) \[P\]: only the EXTERNAL AUTHENTICATE half of the HSM's answer fits,
+/// so the card's internal authentication is not part of these exchanges. `C` (16 hex) or `C ‖ R4` (32 hex, as the
+/// public trace's HSM answers it; `R4` must then be Step 1's), optionally ending with `|`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ExternalAnswer {
+    /// The EXTERNAL AUTHENTICATE cryptogram for Step 1's `R3`, `R4`.
+    pub external: [u8; 8],
+}
+
+impl ExternalAnswer {
+    /// Parses `answer` for `step1`: a 32-hex answer whose second half is not Step 1's `R4` answers another Step 1.
+    pub fn parse_for(answer: &str, step1: &Step1) -> Result<ExternalAnswer, Error> {
+        let text = answer.trim_end_matches(['\r', '\n', '\0']);
+        let text = text.strip_suffix('|').unwrap_or(text);
+        if text.contains('|') {
+            return Err(bad("this answer is the external authentication's cryptogram alone: one field"));
+        }
+        let bytes = parse_hex(text).map_err(|_| bad("the answer is not hex"))?;
+        let (c, original) = match bytes.len() {
+            8 => (&bytes[..], None),
+            16 => (&bytes[..8], Some(&bytes[8..])),
+            _ => return Err(bad("the answer is 16 hex digits (C) or 32 (C and R4)")),
+        };
+        if original.is_some_and(|r4| r4 != step1.r4) {
+            return Err(bad("the answer's R4 is not this Step 1's: it answers another exchange"));
+        }
+        let external = <[u8; 8]>::try_from(c).map_err(|_| bad("the cryptogram is 16 hex digits"))?;
+        Ok(ExternalAnswer { external })
+    }
+}
+
+/// The back end of a one-key exchange ([`ExternalAnswer`]): `C ‖ R4` (32 hex) for `key` (inventory name: RKSSSE,
+/// `RK_DF01`, `UKMF`, `UK_DF01`, …) with the keys of `local`.
+pub fn backend_external_answer(local: &LocalKeys, step1: &str, key: &str) -> Result<String, Error> {
+    let s: Step1 = step1.parse()?;
+    let card = s.card_context()?;
+    let external = local.external_auth(&card, key, &s.r3, &s.r4)?;
+    Ok(format!("{}{}", hex_upper(&external), hex_upper(&s.r4)))
+}
+
 /// The back end of the two-step read: answers a Step1 string with the keys of `local` (IRK and RKSSSE), in
 /// the national 32-hex form ([`Step2Answer::national`]).
 pub fn backend_answer(local: &LocalKeys, step1: &str) -> Result<String, Error> {
@@ -293,6 +334,21 @@ mod tests {
         let a: Step2Answer = "00112233445566778899AABBCCDDEEFF|0011223344556677|".parse().unwrap();
         assert_eq!(a.internal, [0x00, 0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77]);
         assert!("0011|".parse::<Step2Answer>().is_err());
+    }
+
+    #[test]
+    fn external_answers_of_one_key_exchanges() {
+        let text = "371700|5353031037170000000000000000A3|03|371700D15600000500000000000000A3|\
+                    0101010101010101|0202020202020202|0303030303030303|0404040404040404|";
+        let s: Step1 = text.parse().unwrap();
+        let c = [0x00, 0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77];
+        for ok in ["0011223344556677", "0011223344556677|", "00112233445566770404040404040404", "0011223344556677\r\n"]
+        {
+            assert_eq!(ExternalAnswer::parse_for(ok, &s).unwrap().external, c, "{ok}");
+        }
+        for bad in ["", "0011", "001122334455667704040404040404", "00112233445566770505050505050505", "00|11|", "zz"] {
+            assert!(matches!(ExternalAnswer::parse_for(bad, &s), Err(Error::BadParameter(_))), "{bad}");
+        }
     }
 
     /// CARD-PROFILE §7, the public trace of a real generation 3 card in HSM mode: the whole ATR in field 2

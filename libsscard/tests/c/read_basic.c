@@ -6,6 +6,9 @@
  *   write_card ITYPE CARDINFO FILEADDR DATA     iWriteCard
  *   hsm_basic ITYPE                             iReadCardBas_HSM_Step1, then Step2 with the line read on stdin
  *   step2 KEY                                   iReadCardBas_HSM_Step2 alone
+ *   hsm_items ITYPE CARDINFO FILEADDR           iReadCard_HSM_Step1, then Step2 with the line read on stdin
+ *   hsm_write ITYPE CARDINFO FILEADDR DATA      iWriteCard_HSM_Step1, then Step2 with the line read on stdin
+ *   items_step2 KEY                             iReadCard_HSM_Step2 alone
  *   read_basic_twice ITYPE                      iReadCardBas, then (after a line on stdin) iReadCardBas again
  *   nulls                                       every function with NULL pointers
  *   threads ITYPE T N                           T threads, N iReadCardBas each: "threads ok" when every call
@@ -152,6 +155,39 @@ int main(int argc, char **argv) {
         memset(buf, FILL, exact ? SSCARD_BASIC_OUT_SIZE : SSCARD_BASIC_OUT_SIZE + CANARY);
         code = iReadCardBas_HSM_Step2(key, buf);
         report(code, buf, SSCARD_BASIC_OUT_SIZE);
+    } else if ((strcmp(argv[1], "hsm_items") == 0 && argc == 5) || (strcmp(argv[1], "hsm_write") == 0 && argc == 6)) {
+        /* the published pKey is 32 characters: C||R4, the NUL after them */
+        char key[SSCARD_HSM_ITEMS_KEY_LEN + 2];
+        int write = argc == 6;
+        size_t size = write ? SSCARD_WRITE_OUT_SIZE : SSCARD_ITEMS_SIZE;
+        buf = out_buffer(size > SSCARD_HSM_STEP1_OUT_SIZE ? size : SSCARD_HSM_STEP1_OUT_SIZE);
+        if (write) {
+            code = iWriteCard_HSM_Step1(atoi(argv[2]), argv[3], argv[4], buf);
+        } else {
+            code = iReadCard_HSM_Step1(atoi(argv[2]), argv[3], argv[4], buf);
+        }
+        report(code, buf, SSCARD_HSM_STEP1_OUT_SIZE);
+        if (code != 0) {
+            free(buf);
+            return 0;
+        }
+        if (fgets(key, sizeof key, stdin) == NULL) {
+            fprintf(stderr, "no answer on stdin\n");
+            return 2;
+        }
+        key[strcspn(key, "\r\n")] = 0;
+        free(buf);
+        buf = out_buffer(size);
+        if (write) {
+            code = iWriteCard_HSM_Step2(key, argv[5], buf);
+        } else {
+            code = iReadCard_HSM_Step2(key, buf);
+        }
+        report(code, buf, size);
+    } else if (strcmp(argv[1], "items_step2") == 0 && argc == 3) {
+        buf = out_buffer(SSCARD_ITEMS_SIZE);
+        code = iReadCard_HSM_Step2(argv[2], buf);
+        report(code, buf, SSCARD_ITEMS_SIZE);
     } else if (strcmp(argv[1], "read_basic_twice") == 0 && argc == 3) {
         char line[16];
         buf = out_buffer(SSCARD_BASIC_OUT_SIZE);
@@ -182,6 +218,16 @@ int main(int argc, char **argv) {
         printf("iReadCardBas_HSM_Step1 %ld\n", iReadCardBas_HSM_Step1(1, NULL));
         printf("iReadCardBas_HSM_Step2.pKey %ld\n", iReadCardBas_HSM_Step2(NULL, buf));
         printf("iReadCardBas_HSM_Step2.pOutInfo %ld\n", iReadCardBas_HSM_Step2(info, NULL));
+        printf("iReadCard_HSM_Step1.pCardInfo %ld\n", iReadCard_HSM_Step1(1, NULL, addr, buf));
+        printf("iReadCard_HSM_Step1.pFileAddr %ld\n", iReadCard_HSM_Step1(1, info, NULL, buf));
+        printf("iReadCard_HSM_Step1.pOutInfo %ld\n", iReadCard_HSM_Step1(1, info, addr, NULL));
+        printf("iReadCard_HSM_Step2.pKey %ld\n", iReadCard_HSM_Step2(NULL, buf));
+        printf("iReadCard_HSM_Step2.pOutInfo %ld\n", iReadCard_HSM_Step2(addr, NULL));
+        printf("iWriteCard_HSM_Step1.pCardInfo %ld\n", iWriteCard_HSM_Step1(1, NULL, addr, buf));
+        printf("iWriteCard_HSM_Step1.pOutInfo %ld\n", iWriteCard_HSM_Step1(1, info, addr, NULL));
+        printf("iWriteCard_HSM_Step2.pKey %ld\n", iWriteCard_HSM_Step2(NULL, data, buf));
+        printf("iWriteCard_HSM_Step2.pWriteData %ld\n", iWriteCard_HSM_Step2(addr, NULL, buf));
+        printf("iWriteCard_HSM_Step2.pOutInfo %ld\n", iWriteCard_HSM_Step2(addr, data, NULL));
     } else if (strcmp(argv[1], "threads") == 0 && argc == 5) {
         int i, t = atoi(argv[3]);
         pthread_t ids[64];
