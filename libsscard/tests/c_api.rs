@@ -383,7 +383,7 @@ fn hsm_reads_and_writes_items_for_a_counter_without_keys() {
     });
     assert_eq!(steps[1], expected);
     // one exchange, one key: RKSSSE and RK_DF02 together are refused before Step1
-    let both = [holder, &df02[..]].concat();
+    let both = [holder, df02].concat();
     assert_eq!(call(&no_keys, &[b"hsm_items", b"1", info, &both]), (-14, vec![]));
 
     // a write under UK_DF01 (DF01EF06 reads freely: read back with iReadCard)
