@@ -90,6 +90,28 @@
 #define SSCARD_HSM_STEP1_OUT_SIZE 1024
 
 /*
+ Published size of the PIN functions' `pOutInfo` (`iVerifyPIN`, `iChangePIN`, `iReloadPIN`, `iUnblockPIN`, their
+ `_HSM_Step3`, and the vendor variants `iVerifyPin`, `iChangePin`).
+ */
+#define SSCARD_PIN_OUT_SIZE 512
+
+/*
+ Size of `iReloadPIN_HSM_Step2`'s and `iUnblockPIN_HSM_Step2`'s `pOutInfo` (published: 1024).
+ */
+#define SSCARD_PIN_STEP2_OUT_SIZE 1024
+
+/*
+ Published size of `iReloadPIN_HSM_Step3`'s and `iUnblockPIN_HSM_Step3`'s `pKey`, in characters: the back
+ end's answer, `<secure data><MAC>|` (40 hex digits for a 16-byte cipher block) fits.
+ */
+#define SSCARD_PIN_STEP3_KEY_LEN 50
+
+/*
+ Longest PIN string the vendor variants read (the profile's PINs have at most 12 digits).
+ */
+#define SSCARD_PIN_LEN 64
+
+/*
  Published size of `iWriteCard`'s `pOutInfo`.
  */
 #define SSCARD_WRITE_OUT_SIZE 1024
@@ -242,6 +264,142 @@ long iWriteCard_HSM_Step1(int iType,
 long iWriteCard_HSM_Step2(char *pKey,
                           char *pWriteData,
                           char *pOutInfo);
+
+/*
+ `long iVerifyPIN(int iType, char* pOutInfo)`: the holder enters the PIN (through the configured pinentry:
+ `[pin] pinentry`; without one, −13), then VERIFY in SSSE. 0; −51 a wrong PIN; −52 blocked; −31…−36 the
+ entry failed (−31 cancelled). The PIN is never logged or kept. `pOutInfo` is the empty string.
+
+ # Safety
+ `pOutInfo` points to [`SSCARD_PIN_OUT_SIZE`] writable bytes, or is NULL (−14).
+ */
+long iVerifyPIN(int iType,
+                char *pOutInfo);
+
+/*
+ `long iChangePIN(int iType, char* pOutInfo)`: the holder enters the current PIN and the new one (twice), then
+ CHANGE PIN. Codes as `iVerifyPIN`'s (a wrong current PIN: −51).
+
+ # Safety
+ `pOutInfo` points to [`SSCARD_PIN_OUT_SIZE`] writable bytes, or is NULL (−14).
+ */
+long iChangePIN(int iType,
+                char *pOutInfo);
+
+/*
+ `long iReloadPIN(int iType, char* pCardInfo, char* pOutInfo)`: after checking `pCardInfo` against the card,
+ the holder enters a new PIN (twice), then RELOAD PIN with the reload key RLK of the configured keys or the key
+ service. With no keys: −2201 (use `iReloadPIN_HSM_Step1/2/3`).
+
+ # Safety
+ `pCardInfo` is a NUL-terminated string (or NULL: −14); `pOutInfo` points to [`SSCARD_PIN_OUT_SIZE`] writable
+ bytes, or is NULL (−14).
+ */
+long iReloadPIN(int iType,
+                char *pCardInfo,
+                char *pOutInfo);
+
+/*
+ `long iUnblockPIN(int iType, char* pCardInfo, char* pOutInfo)`: as `iReloadPIN`, with PIN UNBLOCK (the
+ unblock key PUK): the new PIN and its tries back. With no keys: −2201 (use `iUnblockPIN_HSM_Step1/2/3`).
+
+ # Safety
+ As `iReloadPIN`.
+ */
+long iUnblockPIN(int iType,
+                 char *pCardInfo,
+                 char *pOutInfo);
+
+/*
+ `long iReloadPIN_HSM_Step1(int iType, char* pCardInfo, char* pOutInfo)`: Step 1 of RELOAD PIN for a counter
+ without keys: after checking `pCardInfo` against the card, the Step 1 string naming the card
+ (`region|ATR historical bytes|algorithm|card identifier|R1|R2|R3|R4|`). **The card is held** until Step3 or
+ the configured `hsm.timeout_secs` (for each step).
+
+ # Safety
+ `pCardInfo` is a NUL-terminated string (or NULL: −14); `pOutInfo` points to [`SSCARD_HSM_STEP1_OUT_SIZE`]
+ writable bytes, or is NULL (−14).
+ */
+long iReloadPIN_HSM_Step1(int iType,
+                          char *pCardInfo,
+                          char *pOutInfo);
+
+/*
+ `long iReloadPIN_HSM_Step2(char* pKey, char* pOutInfo)`: Step 2 of RELOAD PIN. `pKey` is the empty string
+ \[P: this card's RELOAD PIN carries its own MAC, no external authentication precedes it; another `pKey` is
+ −2204\]. The holder enters the new PIN (twice, through pinentry); the output is the back end's second request,
+ `<new PIN BCD hex>|` (it holds the PIN: send it to the back end only over a protected channel, and clear it).
+
+ # Safety
+ `pKey` is a NUL-terminated string of at most [`SSCARD_HSM_ITEMS_KEY_LEN`] characters (or NULL: −14);
+ `pOutInfo` points to [`SSCARD_PIN_STEP2_OUT_SIZE`] writable bytes, or is NULL (−14).
+ */
+long iReloadPIN_HSM_Step2(char *pKey,
+                          char *pOutInfo);
+
+/*
+ `long iReloadPIN_HSM_Step3(char* pKey, char* pOutInfo)`: Step 3 of RELOAD PIN: `pKey` is the back end's
+ answer, the RELOAD PIN MAC `<MAC 8 hex>|`. 0 when the card took the new PIN.
+
+ # Safety
+ `pKey` is a NUL-terminated string of at most [`SSCARD_PIN_STEP3_KEY_LEN`] characters (or NULL: −14);
+ `pOutInfo` points to [`SSCARD_PIN_OUT_SIZE`] writable bytes, or is NULL (−14).
+ */
+long iReloadPIN_HSM_Step3(char *pKey,
+                          char *pOutInfo);
+
+/*
+ `long iUnblockPIN_HSM_Step1(int iType, char* pCardInfo, char* pOutInfo)`: Step 1 of PIN UNBLOCK, as
+ `iReloadPIN_HSM_Step1`.
+
+ # Safety
+ As `iReloadPIN_HSM_Step1`.
+ */
+long iUnblockPIN_HSM_Step1(int iType, char *pCardInfo, char *pOutInfo);
+
+/*
+ `long iUnblockPIN_HSM_Step2(char* pKey, char* pOutInfo)`: Step 2 of PIN UNBLOCK: `pKey` empty (as for
+ `iReloadPIN_HSM_Step2`); the holder enters the new PIN; the output is the back end's second request with the
+ card's fresh challenge, `<challenge>|<CLA INS P1 P2>|<new PIN BCD>|` (hex; it holds the PIN).
+
+ # Safety
+ As `iReloadPIN_HSM_Step2`.
+ */
+long iUnblockPIN_HSM_Step2(char *pKey,
+                           char *pOutInfo);
+
+/*
+ `long iUnblockPIN_HSM_Step3(char* pKey, char* pOutInfo)`: Step 3 of PIN UNBLOCK: `pKey` is the back end's
+ answer, `<secure data><MAC>|` (the new PIN enciphered under PUK, then the MAC over the command with the
+ challenge of Step 2). 0 when the card took it.
+
+ # Safety
+ As `iReloadPIN_HSM_Step3`.
+ */
+long iUnblockPIN_HSM_Step3(char *pKey,
+                           char *pOutInfo);
+
+/*
+ `long iVerifyPin(int iType, char* pPin, char* pOutInfo)`: the vendor variant of `iVerifyPIN` that takes the
+ PIN (digits) as a parameter. −51 wrong, −52 blocked, −41/−42 a PIN that is not the card's format.
+
+ # Safety
+ `pPin` is a NUL-terminated string (or NULL: −14); `pOutInfo` points to [`SSCARD_PIN_OUT_SIZE`] writable bytes,
+ or is NULL (−14).
+ */
+long iVerifyPin(int iType,
+                char *pPin,
+                char *pOutInfo);
+
+/*
+ `long iChangePin(int iType, char* pOldPin, char* pNewPin, char* pOutInfo)`: the vendor variant of
+ `iChangePIN` with both PINs as parameters.
+
+ # Safety
+ `pOldPin` and `pNewPin` are NUL-terminated strings (or NULL: −14); `pOutInfo` points to
+ [`SSCARD_PIN_OUT_SIZE`] writable bytes, or is NULL (−14).
+ */
+long iChangePin(int iType, char *pOldPin, char *pNewPin, char *pOutInfo);
 
 #ifdef __cplusplus
 }  // extern "C"

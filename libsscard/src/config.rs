@@ -20,6 +20,11 @@
 //!
 //! [hsm]
 //! timeout_secs = 60                    # how long _HSM_Step1 holds the card waiting for Step2
+//!
+//! [pin]
+//! pinentry = "/usr/bin/pinentry"       # asks the holder's PIN when the reader has no PIN pad (and always for a
+//!                                      # new PIN of iReloadPIN / iUnblockPIN); without it those functions answer −13
+//! timeout_secs = 60                    # how long pinentry waits for the holder
 //! ```
 //!
 //! Every section and key is optional. With no `SSCARD_CONFIG` and no `/etc/sscard/sscard.toml` the defaults
@@ -93,6 +98,8 @@ struct File {
     keys: KeysSection,
     #[serde(default)]
     hsm: HsmSection,
+    #[serde(default)]
+    pin: PinSection,
 }
 
 #[derive(Deserialize, Default)]
@@ -129,6 +136,16 @@ struct HsmSection {
     timeout_secs: Option<u64>,
 }
 
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct PinSection {
+    pinentry: Option<PathBuf>,
+    timeout_secs: Option<u64>,
+}
+
+/// How long pinentry waits for the holder unless configured.
+pub const DEFAULT_PIN_TIMEOUT: Duration = Duration::from_secs(60);
+
 /// The configuration in force.
 pub struct Config {
     /// The contact reader (iType 1).
@@ -145,6 +162,10 @@ pub struct Config {
     pub key_service: Option<KeyServiceClient>,
     /// How long `_HSM_Step1` holds the card for Step2.
     pub hsm_timeout: Duration,
+    /// The pinentry program that asks the holder's PIN, if any.
+    pub pinentry: Option<PathBuf>,
+    /// How long pinentry waits for the holder.
+    pub pin_timeout: Duration,
 }
 
 impl std::fmt::Debug for Config {
@@ -156,6 +177,8 @@ impl std::fmt::Debug for Config {
             .field("no_keys", &self.no_keys)
             .field("key_service", &self.key_service)
             .field("hsm_timeout", &self.hsm_timeout)
+            .field("pinentry", &self.pinentry)
+            .field("pin_timeout", &self.pin_timeout)
             .finish_non_exhaustive()
     }
 }
@@ -170,6 +193,8 @@ impl Default for Config {
             no_keys: true,
             key_service: None,
             hsm_timeout: DEFAULT_HSM_TIMEOUT,
+            pinentry: None,
+            pin_timeout: DEFAULT_PIN_TIMEOUT,
         }
     }
 }
@@ -295,6 +320,13 @@ impl Config {
                 return Err(invalid("hsm.timeout_secs must be 1…3600".into()));
             }
             c.hsm_timeout = Duration::from_secs(secs);
+        }
+        c.pinentry = file.pin.pinentry.as_ref().map(relative);
+        if let Some(secs) = file.pin.timeout_secs {
+            if !(1..=600).contains(&secs) {
+                return Err(invalid("pin.timeout_secs must be 1…600".into()));
+            }
+            c.pin_timeout = Duration::from_secs(secs);
         }
         Ok(c)
     }

@@ -22,6 +22,7 @@ use card_core::national::{BAD_PARAMETER, ILLEGAL_LENGTH};
 use crate::config::{describe, Config};
 use crate::library::{Failure, Library, Reply};
 use crate::text;
+use secrecy::SecretString;
 
 /// Published size of `iReadCardBas`'s `pOutInfo` and of both `iReadCardBas_HSM` steps' (bytes, NUL included).
 pub const SSCARD_BASIC_OUT_SIZE: usize = 1024;
@@ -40,6 +41,16 @@ pub const SSCARD_ITEMS_SIZE: usize = 1024 * 20;
 /// Size of the `_HSM_Step1` functions' `pOutInfo` (published for `iReadCardBas_HSM_Step1` and
 /// `iReadCard_HSM_Step1`; `iWriteCard_HSM_Step1` has the same).
 pub const SSCARD_HSM_STEP1_OUT_SIZE: usize = 1024;
+/// Published size of the PIN functions' `pOutInfo` (`iVerifyPIN`, `iChangePIN`, `iReloadPIN`, `iUnblockPIN`, their
+/// `_HSM_Step3`, and the vendor variants `iVerifyPin`, `iChangePin`).
+pub const SSCARD_PIN_OUT_SIZE: usize = 512;
+/// Size of `iReloadPIN_HSM_Step2`'s and `iUnblockPIN_HSM_Step2`'s `pOutInfo` (published: 1024).
+pub const SSCARD_PIN_STEP2_OUT_SIZE: usize = 1024;
+/// Published size of `iReloadPIN_HSM_Step3`'s and `iUnblockPIN_HSM_Step3`'s `pKey`, in characters: the back
+/// end's answer, `<secure data><MAC>|` (40 hex digits for a 16-byte cipher block) fits.
+pub const SSCARD_PIN_STEP3_KEY_LEN: usize = 50;
+/// Longest PIN string the vendor variants read (the profile's PINs have at most 12 digits).
+pub const SSCARD_PIN_LEN: usize = 64;
 /// Published size of `iWriteCard`'s `pOutInfo`.
 pub const SSCARD_WRITE_OUT_SIZE: usize = 1024;
 
@@ -412,6 +423,216 @@ pub unsafe extern "system" fn iWriteCard_HSM_Step2(
         });
         // SAFETY: the caller's buffer of the published size
         unsafe { out.finish(result) }
+    })
+}
+
+/// A PIN string of the caller as a secret (the library keeps no copy of it).
+///
+/// # Safety
+/// As [`input`].
+unsafe fn pin_input(ptr: *const c_char, what: &'static str) -> Result<SecretString, Failure> {
+    // SAFETY: the caller's
+    unsafe { input(ptr, SSCARD_PIN_LEN + 1, what) }.map(SecretString::from)
+}
+
+/// Runs a PIN function whose output is [`SSCARD_PIN_OUT_SIZE`] bytes.
+fn pin_call(pOutInfo: *mut c_char, size: usize, f: impl FnOnce() -> Result<Reply, Failure>) -> c_long {
+    guarded(|| {
+        let out = match Out::new(pOutInfo, size) {
+            Ok(out) => out,
+            Err(e) => return e.national_code(),
+        };
+        let result = f();
+        // SAFETY: the caller's buffer of the published size
+        unsafe { out.finish(result) }
+    })
+}
+
+/// `long iVerifyPIN(int iType, char* pOutInfo)`: the holder enters the PIN (through the configured pinentry:
+/// `[pin] pinentry`; without one, −13), then VERIFY in SSSE. 0; −51 a wrong PIN; −52 blocked; −31…−36 the
+/// entry failed (−31 cancelled). The PIN is never logged or kept. `pOutInfo` is the empty string.
+///
+/// # Safety
+/// `pOutInfo` points to [`SSCARD_PIN_OUT_SIZE`] writable bytes, or is NULL (−14).
+#[no_mangle]
+pub unsafe extern "system" fn iVerifyPIN(iType: c_int, pOutInfo: *mut c_char) -> c_long {
+    pin_call(pOutInfo, SSCARD_PIN_OUT_SIZE, || library()?.verify_pin(iType))
+}
+
+/// `long iChangePIN(int iType, char* pOutInfo)`: the holder enters the current PIN and the new one (twice), then
+/// CHANGE PIN. Codes as `iVerifyPIN`'s (a wrong current PIN: −51).
+///
+/// # Safety
+/// `pOutInfo` points to [`SSCARD_PIN_OUT_SIZE`] writable bytes, or is NULL (−14).
+#[no_mangle]
+pub unsafe extern "system" fn iChangePIN(iType: c_int, pOutInfo: *mut c_char) -> c_long {
+    pin_call(pOutInfo, SSCARD_PIN_OUT_SIZE, || library()?.change_pin(iType))
+}
+
+/// `long iReloadPIN(int iType, char* pCardInfo, char* pOutInfo)`: after checking `pCardInfo` against the card,
+/// the holder enters a new PIN (twice), then RELOAD PIN with the reload key RLK of the configured keys or the key
+/// service. With no keys: −2201 (use `iReloadPIN_HSM_Step1/2/3`).
+///
+/// # Safety
+/// `pCardInfo` is a NUL-terminated string (or NULL: −14); `pOutInfo` points to [`SSCARD_PIN_OUT_SIZE`] writable
+/// bytes, or is NULL (−14).
+#[no_mangle]
+pub unsafe extern "system" fn iReloadPIN(iType: c_int, pCardInfo: *mut c_char, pOutInfo: *mut c_char) -> c_long {
+    pin_call(pOutInfo, SSCARD_PIN_OUT_SIZE, || {
+        // SAFETY: the caller's string
+        let card_info = unsafe { input(pCardInfo, SSCARD_CARD_INFO_SIZE, "pCardInfo") }?;
+        library()?.reset_pin(iType, &card_info, false)
+    })
+}
+
+/// `long iUnblockPIN(int iType, char* pCardInfo, char* pOutInfo)`: as `iReloadPIN`, with PIN UNBLOCK (the
+/// unblock key PUK): the new PIN and its tries back. With no keys: −2201 (use `iUnblockPIN_HSM_Step1/2/3`).
+///
+/// # Safety
+/// As `iReloadPIN`.
+#[no_mangle]
+pub unsafe extern "system" fn iUnblockPIN(iType: c_int, pCardInfo: *mut c_char, pOutInfo: *mut c_char) -> c_long {
+    pin_call(pOutInfo, SSCARD_PIN_OUT_SIZE, || {
+        // SAFETY: the caller's string
+        let card_info = unsafe { input(pCardInfo, SSCARD_CARD_INFO_SIZE, "pCardInfo") }?;
+        library()?.reset_pin(iType, &card_info, true)
+    })
+}
+
+/// `long iReloadPIN_HSM_Step1(int iType, char* pCardInfo, char* pOutInfo)`: Step 1 of RELOAD PIN for a counter
+/// without keys: after checking `pCardInfo` against the card, the Step 1 string naming the card
+/// (`region|ATR historical bytes|algorithm|card identifier|R1|R2|R3|R4|`). **The card is held** until Step3 or
+/// the configured `hsm.timeout_secs` (for each step).
+///
+/// # Safety
+/// `pCardInfo` is a NUL-terminated string (or NULL: −14); `pOutInfo` points to [`SSCARD_HSM_STEP1_OUT_SIZE`]
+/// writable bytes, or is NULL (−14).
+#[no_mangle]
+pub unsafe extern "system" fn iReloadPIN_HSM_Step1(
+    iType: c_int,
+    pCardInfo: *mut c_char,
+    pOutInfo: *mut c_char,
+) -> c_long {
+    pin_call(pOutInfo, SSCARD_HSM_STEP1_OUT_SIZE, || {
+        // SAFETY: the caller's string
+        let card_info = unsafe { input(pCardInfo, SSCARD_CARD_INFO_SIZE, "pCardInfo") }?;
+        library()?.pin_step1(iType, &card_info, false)
+    })
+}
+
+/// `long iReloadPIN_HSM_Step2(char* pKey, char* pOutInfo)`: Step 2 of RELOAD PIN. `pKey` is the empty string
+/// \[P: this card's RELOAD PIN carries its own MAC, no external authentication precedes it; another `pKey` is
+/// −2204\]. The holder enters the new PIN (twice, through pinentry); the output is the back end's second request,
+/// `<new PIN BCD hex>|` (it holds the PIN: send it to the back end only over a protected channel, and clear it).
+///
+/// # Safety
+/// `pKey` is a NUL-terminated string of at most [`SSCARD_HSM_ITEMS_KEY_LEN`] characters (or NULL: −14);
+/// `pOutInfo` points to [`SSCARD_PIN_STEP2_OUT_SIZE`] writable bytes, or is NULL (−14).
+#[no_mangle]
+pub unsafe extern "system" fn iReloadPIN_HSM_Step2(pKey: *mut c_char, pOutInfo: *mut c_char) -> c_long {
+    pin_call(pOutInfo, SSCARD_PIN_STEP2_OUT_SIZE, || {
+        // SAFETY: the caller's string
+        let key = unsafe { input(pKey, SSCARD_HSM_ITEMS_KEY_LEN + 1, "pKey") }?;
+        library()?.pin_step2(&key, false)
+    })
+}
+
+/// `long iReloadPIN_HSM_Step3(char* pKey, char* pOutInfo)`: Step 3 of RELOAD PIN: `pKey` is the back end's
+/// answer, the RELOAD PIN MAC `<MAC 8 hex>|`. 0 when the card took the new PIN.
+///
+/// # Safety
+/// `pKey` is a NUL-terminated string of at most [`SSCARD_PIN_STEP3_KEY_LEN`] characters (or NULL: −14);
+/// `pOutInfo` points to [`SSCARD_PIN_OUT_SIZE`] writable bytes, or is NULL (−14).
+#[no_mangle]
+pub unsafe extern "system" fn iReloadPIN_HSM_Step3(pKey: *mut c_char, pOutInfo: *mut c_char) -> c_long {
+    pin_call(pOutInfo, SSCARD_PIN_OUT_SIZE, || {
+        // SAFETY: the caller's string
+        let answer = unsafe { input(pKey, SSCARD_PIN_STEP3_KEY_LEN + 1, "pKey") }?;
+        library()?.pin_step3(&answer, false)
+    })
+}
+
+/// `long iUnblockPIN_HSM_Step1(int iType, char* pCardInfo, char* pOutInfo)`: Step 1 of PIN UNBLOCK, as
+/// `iReloadPIN_HSM_Step1`.
+///
+/// # Safety
+/// As `iReloadPIN_HSM_Step1`.
+#[no_mangle]
+pub unsafe extern "system" fn iUnblockPIN_HSM_Step1(
+    iType: c_int,
+    pCardInfo: *mut c_char,
+    pOutInfo: *mut c_char,
+) -> c_long {
+    pin_call(pOutInfo, SSCARD_HSM_STEP1_OUT_SIZE, || {
+        // SAFETY: the caller's string
+        let card_info = unsafe { input(pCardInfo, SSCARD_CARD_INFO_SIZE, "pCardInfo") }?;
+        library()?.pin_step1(iType, &card_info, true)
+    })
+}
+
+/// `long iUnblockPIN_HSM_Step2(char* pKey, char* pOutInfo)`: Step 2 of PIN UNBLOCK: `pKey` empty (as for
+/// `iReloadPIN_HSM_Step2`); the holder enters the new PIN; the output is the back end's second request with the
+/// card's fresh challenge, `<challenge>|<CLA INS P1 P2>|<new PIN BCD>|` (hex; it holds the PIN).
+///
+/// # Safety
+/// As `iReloadPIN_HSM_Step2`.
+#[no_mangle]
+pub unsafe extern "system" fn iUnblockPIN_HSM_Step2(pKey: *mut c_char, pOutInfo: *mut c_char) -> c_long {
+    pin_call(pOutInfo, SSCARD_PIN_STEP2_OUT_SIZE, || {
+        // SAFETY: the caller's string
+        let key = unsafe { input(pKey, SSCARD_HSM_ITEMS_KEY_LEN + 1, "pKey") }?;
+        library()?.pin_step2(&key, true)
+    })
+}
+
+/// `long iUnblockPIN_HSM_Step3(char* pKey, char* pOutInfo)`: Step 3 of PIN UNBLOCK: `pKey` is the back end's
+/// answer, `<secure data><MAC>|` (the new PIN enciphered under PUK, then the MAC over the command with the
+/// challenge of Step 2). 0 when the card took it.
+///
+/// # Safety
+/// As `iReloadPIN_HSM_Step3`.
+#[no_mangle]
+pub unsafe extern "system" fn iUnblockPIN_HSM_Step3(pKey: *mut c_char, pOutInfo: *mut c_char) -> c_long {
+    pin_call(pOutInfo, SSCARD_PIN_OUT_SIZE, || {
+        // SAFETY: the caller's string
+        let answer = unsafe { input(pKey, SSCARD_PIN_STEP3_KEY_LEN + 1, "pKey") }?;
+        library()?.pin_step3(&answer, true)
+    })
+}
+
+/// `long iVerifyPin(int iType, char* pPin, char* pOutInfo)`: the vendor variant of `iVerifyPIN` that takes the
+/// PIN (digits) as a parameter. −51 wrong, −52 blocked, −14 a PIN that is not of the card's format.
+///
+/// # Safety
+/// `pPin` is a NUL-terminated string (or NULL: −14); `pOutInfo` points to [`SSCARD_PIN_OUT_SIZE`] writable bytes,
+/// or is NULL (−14).
+#[no_mangle]
+pub unsafe extern "system" fn iVerifyPin(iType: c_int, pPin: *mut c_char, pOutInfo: *mut c_char) -> c_long {
+    pin_call(pOutInfo, SSCARD_PIN_OUT_SIZE, || {
+        // SAFETY: the caller's string
+        let pin = unsafe { pin_input(pPin, "pPin") }?;
+        library()?.verify_pin_with(iType, &pin)
+    })
+}
+
+/// `long iChangePin(int iType, char* pOldPin, char* pNewPin, char* pOutInfo)`: the vendor variant of
+/// `iChangePIN` with both PINs as parameters.
+///
+/// # Safety
+/// `pOldPin` and `pNewPin` are NUL-terminated strings (or NULL: −14); `pOutInfo` points to
+/// [`SSCARD_PIN_OUT_SIZE`] writable bytes, or is NULL (−14).
+#[no_mangle]
+pub unsafe extern "system" fn iChangePin(
+    iType: c_int,
+    pOldPin: *mut c_char,
+    pNewPin: *mut c_char,
+    pOutInfo: *mut c_char,
+) -> c_long {
+    pin_call(pOutInfo, SSCARD_PIN_OUT_SIZE, || {
+        // SAFETY: the caller's strings
+        let old = unsafe { pin_input(pOldPin, "pOldPin") }?;
+        let new = unsafe { pin_input(pNewPin, "pNewPin") }?;
+        library()?.change_pin_with(iType, &old, &new)
     })
 }
 

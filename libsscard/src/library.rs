@@ -16,6 +16,7 @@ use card_core::card::{Address, BasicInfo, ItemValues, SocialSecurityCard};
 use card_core::national::{self, BAD_PARAMETER, NO_ANSWER, UNSUPPORTED};
 use card_core::security::SecurityModule;
 use card_core::transport::{PcscTransport, ReaderSelector, TransportError};
+use secrecy::SecretString;
 
 use crate::config::Config;
 use crate::text;
@@ -59,6 +60,13 @@ impl Failure {
 impl From<TransportError> for Failure {
     fn from(e: TransportError) -> Self {
         Failure::Card(e.into())
+    }
+}
+
+impl Reply {
+    /// 0 and the empty string.
+    pub fn empty() -> Reply {
+        Reply { code: national::OK, out: Vec::new() }
     }
 }
 
@@ -132,6 +140,10 @@ enum Exchange {
     ReadItems,
     /// `iWriteCard_HSM_*`.
     WriteItems,
+    /// `iReloadPIN_HSM_Step2`, `iUnblockPIN_HSM_Step2` (`unblock`).
+    PinStep2 { unblock: bool },
+    /// `iReloadPIN_HSM_Step3`, `iUnblockPIN_HSM_Step3`.
+    PinStep3 { unblock: bool },
 }
 
 impl Exchange {
@@ -140,6 +152,10 @@ impl Exchange {
             Exchange::ReadBasic => "no iReadCardBas_HSM_Step1 is waiting for its Step2",
             Exchange::ReadItems => "no iReadCard_HSM_Step1 is waiting for its Step2",
             Exchange::WriteItems => "no iWriteCard_HSM_Step1 is waiting for its Step2",
+            Exchange::PinStep2 { unblock: false } => "no iReloadPIN_HSM_Step1 is waiting for its Step2",
+            Exchange::PinStep2 { unblock: true } => "no iUnblockPIN_HSM_Step1 is waiting for its Step2",
+            Exchange::PinStep3 { unblock: false } => "no iReloadPIN_HSM_Step2 is waiting for its Step3",
+            Exchange::PinStep3 { unblock: true } => "no iUnblockPIN_HSM_Step2 is waiting for its Step3",
         }
     }
 }
@@ -149,6 +165,7 @@ enum Start {
     ReadBasic,
     ReadItems { card_info: String, address: Address },
     WriteItems { card_info: String, address: Address },
+    Pin { card_info: String, unblock: bool },
 }
 
 impl Start {
@@ -157,14 +174,16 @@ impl Start {
             Start::ReadBasic => Exchange::ReadBasic,
             Start::ReadItems { .. } => Exchange::ReadItems,
             Start::WriteItems { .. } => Exchange::WriteItems,
+            Start::Pin { unblock, .. } => Exchange::PinStep2 { unblock: *unblock },
         }
     }
 }
 
-/// Step2's answer (and a write's data), to the thread holding the card.
+/// Step2's answer (and a write's data, or a new PIN), to the thread holding the card.
 struct Answer {
     answer: String,
     data: Option<String>,
+    pin: Option<SecretString>,
     reply: mpsc::SyncSender<Result<Reply, Failure>>,
 }
 
@@ -407,6 +426,33 @@ impl Library {
                     }),
                 }
             }
+            Start::Pin { card_info, unblock } => {
+                match checked(card, card_info).and_then(|()| card.begin_two_step_pin(*unblock)) {
+                    Err(e) => failed(e),
+                    Ok(mut session) => {
+                        let step1 = session.step1();
+                        let mut step2_ok = false;
+                        let lost = self.wait(step1, ticket, waiting, |answer| {
+                            let pin = answer.pin.as_ref().ok_or(Failure::code(BAD_PARAMETER, "no new PIN"))?;
+                            let request = session.step2(pin)?;
+                            step2_ok = true;
+                            Ok(Reply { code: national::OK, out: text::encode(&request)? })
+                        });
+                        if lost || !step2_ok {
+                            return lost;
+                        }
+                        match waiting.recv_timeout(self.config.hsm_timeout) {
+                            Ok(answer) => {
+                                let result = session.finish(&answer.answer);
+                                let lost = matches!(&result, Err(e) if link_lost(e));
+                                let _ = answer.reply.send(result.map(|()| Reply::empty()).map_err(Failure::from));
+                                lost
+                            }
+                            Err(_) => false,
+                        }
+                    }
+                }
+            }
         }
     }
 
@@ -437,22 +483,62 @@ impl Library {
     /// `iReadCardBas_HSM_Step2`: the back end's answer to the pending Step1; the national string when the card
     /// accepts it. No pending Step1 of this function: −14; one that expired (the card was released): −4.
     pub fn read_step2(&self, answer: &str) -> Result<Reply, Failure> {
-        self.step2(Exchange::ReadBasic, answer, None)
+        self.step2(Exchange::ReadBasic, answer, None, None)
     }
 
     /// `iReadCard_HSM_Step2`: the external authentication's cryptogram (`C` or `C‖R4`); the values mirroring the
     /// address of Step1.
     pub fn read_items_step2(&self, answer: &str) -> Result<Reply, Failure> {
-        self.step2(Exchange::ReadItems, answer, None)
+        self.step2(Exchange::ReadItems, answer, None, None)
     }
 
     /// `iWriteCard_HSM_Step2`: the external authentication's cryptogram and the data mirroring Step1's address.
     /// The data is checked for the card before the cryptogram is sent: bad data writes nothing.
     pub fn write_items_step2(&self, answer: &str, data: &str) -> Result<Reply, Failure> {
-        self.step2(Exchange::WriteItems, answer, Some(data.to_owned()))
+        self.step2(Exchange::WriteItems, answer, Some(data.to_owned()), None)
     }
 
-    fn step2(&self, exchange: Exchange, answer: &str, data: Option<String>) -> Result<Reply, Failure> {
+    /// `iReloadPIN_HSM_Step1` (`unblock` false) or `iUnblockPIN_HSM_Step1`: checks `card_info` (against the card
+    /// too), then the Step1 string naming the card for the back end; the card is held until Step3 or the timeout.
+    pub fn pin_step1(&'static self, itype: i32, card_info: &str, unblock: bool) -> Result<Reply, Failure> {
+        national::check_card_info_shape(card_info)?;
+        self.step1(itype, Start::Pin { card_info: card_info.to_owned(), unblock })
+    }
+
+    /// `iReloadPIN_HSM_Step2` / `iUnblockPIN_HSM_Step2`: `key` must be empty (this profile's RELOAD PIN and PIN
+    /// UNBLOCK carry their own MAC; no external authentication precedes them \[P\]); the new PIN is asked (twice)
+    /// through pinentry, then the back end's second request: `<new PIN BCD>|`, or for UNBLOCK `<challenge>|<CLA INS
+    /// P1 P2>|<new PIN BCD>|`.
+    pub fn pin_step2(&self, key: &str, unblock: bool) -> Result<Reply, Failure> {
+        if !matches!(key.trim_end_matches(['\r', '\n']), "" | "|") {
+            return Err(Failure::code(
+                national::NO_HSM_NEEDED,
+                "no external authentication precedes RELOAD PIN or PIN UNBLOCK on this card: pKey must be empty",
+            ));
+        }
+        let exchange = Exchange::PinStep2 { unblock };
+        if !matches!(&*lock(&self.pending), Some((e, _)) if *e == exchange) {
+            return Err(Failure::code(BAD_PARAMETER, exchange.step2()));
+        }
+        let pin = self.enter_pin(PinPrompt::New)?;
+        self.step2(exchange, key, None, Some(pin))
+    }
+
+    /// `iReloadPIN_HSM_Step3` / `iUnblockPIN_HSM_Step3`: the back end's answer (`<MAC>|`, or for UNBLOCK
+    /// `<secure data><MAC>|`) → RELOAD PIN / PIN UNBLOCK.
+    pub fn pin_step3(&self, answer: &str, unblock: bool) -> Result<Reply, Failure> {
+        self.step2(Exchange::PinStep3 { unblock }, answer, None, None)
+    }
+
+    /// Sends Step2's (or Step3's) answer to the thread holding the card and waits for its reply. A successful
+    /// PIN Step2 leaves the exchange pending for its Step3.
+    fn step2(
+        &self,
+        exchange: Exchange,
+        answer: &str,
+        data: Option<String>,
+        pin: Option<SecretString>,
+    ) -> Result<Reply, Failure> {
         let to_card = {
             let mut pending = lock(&self.pending);
             match pending.take() {
@@ -465,8 +551,94 @@ impl Library {
         };
         let expired = || Failure::code(NO_ANSWER, "the two-step exchange expired: start again with Step1");
         let (reply, outcome) = mpsc::sync_channel(1);
-        to_card.send(Answer { answer: answer.to_owned(), data, reply }).map_err(|_| expired())?;
-        outcome.recv().map_err(|_| expired())?
+        to_card.send(Answer { answer: answer.to_owned(), data, pin, reply }).map_err(|_| expired())?;
+        let result = outcome.recv().map_err(|_| expired())?;
+        if let (Exchange::PinStep2 { unblock }, Ok(_)) = (exchange, &result) {
+            let mut pending = lock(&self.pending);
+            if pending.is_none() {
+                *pending = Some((Exchange::PinStep3 { unblock }, to_card));
+            }
+        }
+        result
+    }
+}
+
+/// Which PIN the holder is asked for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum PinPrompt {
+    /// The current PIN (VERIFY, the old PIN of CHANGE PIN).
+    Current,
+    /// A new PIN, asked twice (CHANGE, RELOAD, UNBLOCK).
+    New,
+}
+
+impl Library {
+    /// `iVerifyPin` (the vendor variant with the PIN as a parameter): VERIFY in SSSE. −51 wrong (the tries left in
+    /// the output), −52 blocked.
+    pub fn verify_pin_with(&self, itype: i32, pin: &SecretString) -> Result<Reply, Failure> {
+        self.with_card(itype, |card, _| card.verify_pin(pin))?;
+        Ok(Reply::empty())
+    }
+
+    /// `iChangePin` (the vendor variant): CHANGE PIN from `old` to `new`.
+    pub fn change_pin_with(&self, itype: i32, old: &SecretString, new: &SecretString) -> Result<Reply, Failure> {
+        self.with_card(itype, |card, _| card.change_pin(old, new))?;
+        Ok(Reply::empty())
+    }
+
+    /// `iReloadPIN` (`unblock` false) or `iUnblockPIN` with a `new` PIN: after checking `card_info` against the
+    /// card, RELOAD PIN (RLK) or PIN UNBLOCK (PUK) with the configured keys or the key service; with no keys
+    /// −2201 (use the `_HSM_` functions).
+    pub fn reset_pin_with(
+        &self,
+        itype: i32,
+        card_info: &str,
+        new: &SecretString,
+        unblock: bool,
+    ) -> Result<Reply, Failure> {
+        national::check_card_info_shape(card_info)?;
+        let service = self.config.key_service.as_ref();
+        self.with_card(itype, |card, sm| {
+            card.read_basic(sm)?.check_card_info(card_info)?;
+            match (service, unblock) {
+                (Some(backend), false) => card.reload_pin_via(backend, new),
+                (Some(backend), true) => card.unblock_pin_via(backend, new),
+                (None, false) => card.reload_pin(sm, new),
+                (None, true) => card.unblock_pin(sm, new),
+            }
+        })?;
+        Ok(Reply::empty())
+    }
+
+    /// `iReloadPIN` / `iUnblockPIN`: the new PIN asked through pinentry, then [`Self::reset_pin_with`].
+    pub fn reset_pin(&self, itype: i32, card_info: &str, unblock: bool) -> Result<Reply, Failure> {
+        national::check_card_info_shape(card_info)?;
+        let new = self.enter_pin(PinPrompt::New)?;
+        self.reset_pin_with(itype, card_info, &new, unblock)
+    }
+
+    /// The holder's PIN through the configured pinentry; −13 when none is configured.
+    fn enter_pin(&self, prompt: PinPrompt) -> Result<SecretString, Failure> {
+        let Some(program) = &self.config.pinentry else {
+            return Err(Failure::code(UNSUPPORTED, "no pinentry is configured ([pin] pinentry) to ask the PIN"));
+        };
+        let _ = (program, prompt);
+        Err(Failure::code(UNSUPPORTED, "pinentry: not wired yet"))
+    }
+
+    /// `iVerifyPIN`: the holder's PIN through pinentry, then VERIFY.
+    pub fn verify_pin(&self, itype: i32) -> Result<Reply, Failure> {
+        self.order(itype)?;
+        let pin = self.enter_pin(PinPrompt::Current)?;
+        self.verify_pin_with(itype, &pin)
+    }
+
+    /// `iChangePIN`: the current and the new PIN through pinentry, then CHANGE PIN.
+    pub fn change_pin(&self, itype: i32) -> Result<Reply, Failure> {
+        self.order(itype)?;
+        let old = self.enter_pin(PinPrompt::Current)?;
+        let new = self.enter_pin(PinPrompt::New)?;
+        self.change_pin_with(itype, &old, &new)
     }
 }
 

@@ -213,7 +213,7 @@ fn the_pkg_config_file_builds_a_caller() {
         .unwrap();
     assert!(o.status.success(), "cc with pkg-config's flags {flags}: {}", lossy(&o.stderr));
     let o = Command::new(&exe).arg("nulls").env("LD_LIBRARY_PATH", lib_dir()).output().unwrap();
-    assert!(o.status.success() && String::from_utf8_lossy(&o.stdout).lines().count() == 19, "{o:?}");
+    assert!(o.status.success() && String::from_utf8_lossy(&o.stdout).lines().count() == 31, "{o:?}");
 }
 
 #[test]
@@ -411,6 +411,154 @@ fn hsm_reads_and_writes_items_for_a_counter_without_keys() {
     assert_eq!(write(&other)[1], (0, vec![]), "a right cryptogram after a wrong one");
 }
 
+/// The vendor variants that take the PIN: a wrong PIN is −51 (and counts), the right one 0, a change takes, a
+/// PIN of letters is refused before the card (−14); with no pinentry configured the entered variants are −13.
+#[test]
+fn pins_given_and_no_pinentry() {
+    let dir = testkit::tempdir();
+    let cfg = config(dir.path(), &readers(READER));
+    let _lock = vpcd_lock();
+    let _card = Reader0::insert_fixture("gen2-personalized.json");
+    let pin = |args: &[&[u8]]| call(&cfg, args);
+    assert_eq!(pin(&[b"verify_pin", b"1", b"123456"]), (0, vec![]));
+    assert_eq!(pin(&[b"verify_pin", b"1", b"111111"]), (-51, vec![]));
+    assert_eq!(pin(&[b"verify_pin", b"1", b"12a456"]).0, -14);
+    assert_eq!(pin(&[b"change_pin", b"1", b"111111", b"246810"]), (-51, vec![]));
+    assert_eq!(pin(&[b"change_pin", b"1", b"123456", b"246810"]), (0, vec![]));
+    assert_eq!(pin(&[b"verify_pin", b"1", b"123456"]), (-51, vec![]));
+    assert_eq!(pin(&[b"verify_pin", b"1", b"246810"]), (0, vec![]));
+    assert_eq!(pin(&[b"verify_pin_entered", b"1"]), (-13, vec![]));
+    assert_eq!(pin(&[b"change_pin_entered", b"1"]), (-13, vec![]));
+    assert_eq!(pin(&[b"reset_pin", b"1", GEN2_INFO.as_bytes(), b"reload"]), (-13, vec![]));
+    assert_eq!(pin(&[b"verify_pin_entered", b"9"]), (-14, vec![]));
+}
+
+/// A pinentry that answers every GETPIN with `pin` (with `S PIN_REPEATED` when a repeat was asked) and logs the
+/// commands it was sent (not the PIN: it never receives one) to `log`.
+fn fake_pinentry(dir: &Path, pin: &str, log: &Path) -> PathBuf {
+    let path = dir.join(format!("pinentry-{pin}"));
+    std::fs::write(
+        &path,
+        format!(
+            "#!/usr/bin/env python3\n\
+             import sys\n\
+             log = open({log:?}, 'a')\n\
+             print('OK Pleased to meet you', flush=True)\n\
+             repeat = False\n\
+             for line in sys.stdin:\n\
+             \x20   cmd = line.rstrip('\\n')\n\
+             \x20   log.write(cmd.split(' ')[0] + '\\n'); log.flush()\n\
+             \x20   if cmd.startswith('SETREPEAT'):\n\
+             \x20       repeat = True\n\
+             \x20   if cmd == 'GETPIN':\n\
+             \x20       if repeat:\n\
+             \x20           print('S PIN_REPEATED', flush=True)\n\
+             \x20       print('D {pin}', flush=True)\n\
+             \x20   print('OK', flush=True)\n\
+             \x20   if cmd == 'BYE':\n\
+             \x20       break\n",
+            log = log.display().to_string()
+        ),
+    )
+    .unwrap();
+    let mut perms = std::fs::metadata(&path).unwrap().permissions();
+    std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o755);
+    std::fs::set_permissions(&path, perms).unwrap();
+    path
+}
+
+/// `hsm_pin`: Step1's string and Step2's output to `answer`, which gives Step2's and Step3's `pKey`.
+fn three_steps(config: &Path, args: &[&[u8]], mut answer: impl FnMut(usize, &str) -> String) -> Vec<(i64, Vec<u8>)> {
+    let mut child = command(config, args).stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().unwrap();
+    let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut stdin = child.stdin.take().unwrap();
+    let mut seen = Vec::new();
+    for step in 0..2 {
+        let mut code = String::new();
+        let mut out = String::new();
+        std::io::BufRead::read_line(&mut stdout, &mut code).unwrap();
+        std::io::BufRead::read_line(&mut stdout, &mut out).unwrap();
+        seen.push(format!("{code}{out}"));
+        if code.trim_end() != "code 0" {
+            break;
+        }
+        writeln!(stdin, "{}", answer(step, out.strip_prefix("out ").unwrap().trim_end())).unwrap();
+    }
+    drop(stdin);
+    let mut rest = Vec::new();
+    std::io::Read::read_to_end(&mut stdout, &mut rest).unwrap();
+    let status = child.wait().unwrap();
+    calls(&Output { status, stdout: [seen.concat().into_bytes(), rest].concat(), stderr: vec![] })
+}
+
+/// The PIN functions that ask the holder (through a pinentry program, here a fake one speaking its protocol), and
+/// RELOAD PIN / PIN UNBLOCK in three steps for a counter without keys, the back end's HSM played with the
+/// published test keys: the card takes the new PIN.
+#[test]
+fn pins_entered_through_pinentry_and_reset_in_three_steps() {
+    let dir = testkit::tempdir();
+    let log = dir.path().join("pinentry.log");
+    let with_pin = |pin: &str, keys: &str| {
+        let entry = fake_pinentry(dir.path(), pin, &log);
+        config(dir.path(), &format!("{}{keys}[pin]\npinentry = \"{}\"\n", readers(READER), entry.display()))
+    };
+    let local_keys = test_keys_config();
+    let local_keys = local_keys.split_once("[keys]").map(|(_, k)| format!("[keys]{k}")).unwrap();
+    let _lock = vpcd_lock();
+    let _card = Reader0::insert_fixture("gen2-personalized.json");
+    let info = GEN2_INFO.as_bytes();
+    let given = config(dir.path(), &readers(READER));
+    assert_eq!(call(&with_pin("123456", ""), &[b"verify_pin_entered", b"1"]), (0, vec![]));
+    assert_eq!(call(&with_pin("111111", ""), &[b"verify_pin_entered", b"1"]), (-51, vec![]));
+    let sent = std::fs::read_to_string(&log).unwrap();
+    assert!(sent.contains("GETPIN\n") && sent.contains("SETDESC\n"), "{sent}");
+    // iChangePIN asks the current and the new PIN (the fake gives the same to both)
+    assert_eq!(call(&with_pin("123456", ""), &[b"change_pin_entered", b"1"]), (0, vec![]));
+    // RELOAD PIN with the local test keys: the new PIN asked, then taken by the card
+    assert_eq!(call(&with_pin("135790", &local_keys), &[b"reset_pin", b"1", info, b"reload"]), (0, vec![]));
+    assert_eq!(call(&given, &[b"verify_pin", b"1", b"135790"]), (0, vec![]));
+    // no keys: −2201, the caller switches to the three steps
+    let no_keys = with_pin("246802", "");
+    assert_eq!(call(&no_keys, &[b"reset_pin", b"1", info, b"reload"]), (-2201, vec![]));
+    let local = test_keys();
+    let hsm = |cfg: &Path, what: &[u8], back_end: &dyn Fn(&str, &str) -> String| {
+        let mut step1 = String::new();
+        three_steps(cfg, &[b"hsm_pin", b"1", info, what], |step, out| {
+            if step == 0 {
+                step1 = out.to_owned();
+                String::new()
+            } else {
+                back_end(&step1, out)
+            }
+        })
+    };
+    let reload = |step1: &str, step2: &str| two_step::backend_pin_reload(&local, step1, step2).unwrap();
+    let steps = hsm(&no_keys, b"reload", &reload);
+    assert_eq!(steps.len(), 3, "{steps:?}");
+    assert!(lossy(&steps[0].1).starts_with("371700|"), "Step1 names the card");
+    assert_eq!(steps[1], (0, b"246802|".to_vec()), "Step2: the new PIN (BCD) for the back end");
+    assert_eq!(steps[2], (0, vec![]));
+    assert_eq!(call(&given, &[b"verify_pin", b"1", b"246802"]), (0, vec![]));
+    // a wrong MAC: the card refuses it and keeps the PIN
+    let wrong = hsm(&with_pin("999999", ""), b"reload", &|_: &str, _: &str| "00000000|".to_owned());
+    assert!(wrong[2].0 < -0x6000, "{wrong:?}");
+    assert_eq!(call(&given, &[b"verify_pin", b"1", b"246802"]), (0, vec![]));
+    // a Step2 pKey: no external authentication precedes RELOAD PIN on this card
+    let keyed = three_steps(&no_keys, &[b"hsm_pin", b"1", info, b"reload"], |_, _| "00".repeat(16));
+    assert_eq!(keyed[1], (-2204, vec![]));
+
+    // block the PIN, then PIN UNBLOCK in three steps gives a new one
+    let blocked = (0..16).any(|_| call(&given, &[b"verify_pin", b"1", b"000000"]).0 == -52);
+    assert!(blocked);
+    assert_eq!(call(&given, &[b"verify_pin", b"1", b"246802"]), (-52, vec![]));
+    let unblock = |step1: &str, step2: &str| two_step::backend_pin_unblock(&local, step1, step2).unwrap();
+    let steps = hsm(&with_pin("112233", ""), b"unblock", &unblock);
+    assert_eq!(steps.len(), 3, "{steps:?}");
+    assert!(lossy(&steps[1].1).ends_with("|84240000|112233|"), "{:?}", lossy(&steps[1].1));
+    assert_eq!(steps[2], (0, vec![]));
+    assert_eq!(call(&given, &[b"verify_pin", b"1", b"112233"]), (0, vec![]));
+}
+
 #[test]
 fn read_and_write_items_by_address_with_limits() {
     let dir = testkit::tempdir();
@@ -488,7 +636,7 @@ fn no_card_no_reader_and_null_pointers() {
     assert!(o.status.success(), "{o:?}");
     let text = String::from_utf8(o.stdout).unwrap();
     let codes: Vec<&str> = text.lines().collect();
-    assert_eq!(codes.len(), 19, "{text}");
+    assert_eq!(codes.len(), 31, "{text}");
     for line in codes {
         assert!(line.ends_with(" -14"), "{line}");
     }

@@ -81,7 +81,7 @@ use crate::Error;
 
 pub use address::{Address, FileAddress, ItemValues};
 pub use basic::{BasicInfo, HolderText, NameItems, NationalBasic, TerminalIds};
-pub use two_step::{TwoStepRead, TwoStepReadItems, TwoStepWrite};
+pub use two_step::{TwoStepPin, TwoStepRead, TwoStepReadItems, TwoStepWrite};
 
 use session::Session;
 
@@ -383,6 +383,16 @@ impl<T: Transport> SocialSecurityCard<T> {
         let atr = tx.atr().to_vec();
         let cache = cards.entry(atr).or_default();
         TwoStepWrite::begin(tx, profile, cache, address, data)
+    }
+
+    /// Starts RELOAD PIN (`unblock` false) or PIN UNBLOCK in three steps for a terminal without keys
+    /// (`iReloadPIN_HSM_*`, `iUnblockPIN_HSM_*`): the returned value holds the transaction (see [`TwoStepPin`]).
+    pub fn begin_two_step_pin(&mut self, unblock: bool) -> Result<TwoStepPin<'_>, Error> {
+        let SocialSecurityCard { transport, profile, cards, .. } = self;
+        let tx = transport.transaction()?;
+        let atr = tx.atr().to_vec();
+        let cache = cards.entry(atr).or_default();
+        TwoStepPin::begin(tx, profile, cache, unblock)
     }
 
     /// Starts a two-step read of items (one DF, one read key) for a terminal without keys

@@ -69,12 +69,22 @@ pub(crate) fn reload_via(s: &mut Session<'_>, backend: &dyn Backend, new: &Secre
     s.select_df(SSSE)?;
     let step1 = super::two_step::step1_in(s)?.to_string();
     let pin = s.pin_bytes(new)?;
-    let step2 = Zeroizing::new(format!("{}|", hex_upper(&pin)));
+    let step2 = reload_step2(&pin);
     let answer = backend.answer(&Query { step2: Some(&step2), ..Query::new(Operation::PinReload, &step1) })?;
-    let mac: [u8; 4] = answer_bytes(&answer.answer)?
+    send_reload(s, &pin, &answer.answer)
+}
+
+/// The back end's Step2 of a RELOAD PIN: `<new PIN BCD hex>|`.
+pub(crate) fn reload_step2(pin: &[u8]) -> Zeroizing<String> {
+    Zeroizing::new(format!("{}|", hex_upper(pin)))
+}
+
+/// RELOAD PIN with the back end's answer `<MAC 8 hex>|`.
+pub(crate) fn send_reload(s: &mut Session<'_>, pin: &[u8], answer: &str) -> Result<(), Error> {
+    let mac: [u8; 4] = answer_bytes(answer)?
         .try_into()
         .map_err(|_| Error::BadParameter("key service: a RELOAD PIN MAC is 8 hex digits".into()))?;
-    pin_status(s.send_raw(&command::reload_pin(&pin, &mac)?)?.sw())
+    pin_status(s.send_raw(&command::reload_pin(pin, &mac)?)?.sw())
 }
 
 /// PIN UNBLOCK with the secure data and MAC of a back end ([`Operation::PinUnblock`]): Step2 is
@@ -83,16 +93,27 @@ pub(crate) fn unblock_via(s: &mut Session<'_>, backend: &dyn Backend, new: &Secr
     s.select_df(SSSE)?;
     let step1 = super::two_step::step1_in(s)?.to_string();
     let pin = s.pin_bytes(new)?;
+    let step2 = unblock_step2(s, &pin)?;
+    let answer = backend.answer(&Query { step2: Some(&step2), ..Query::new(Operation::PinUnblock, &step1) })?;
+    send_unblock(s, &answer.answer)
+}
+
+/// The back end's Step2 of a PIN UNBLOCK, with the card's fresh challenge (GET CHALLENGE, SSSE current):
+/// `<card challenge>|<CLA INS P1 P2>|<new PIN BCD>|`.
+pub(crate) fn unblock_step2(s: &mut Session<'_>, pin: &[u8]) -> Result<Zeroizing<String>, Error> {
     let challenge = s.challenge(command::mac_challenge_len(s.ctx().algorithm))?;
     let header = command::PIN_UNBLOCK;
-    let step2 = Zeroizing::new(format!("{}|{}|{}|", hex_upper(&challenge), hex_upper(&header), hex_upper(&pin)));
-    let answer = backend.answer(&Query { step2: Some(&step2), ..Query::new(Operation::PinUnblock, &step1) })?;
-    let body = answer_bytes(&answer.answer)?;
+    Ok(Zeroizing::new(format!("{}|{}|{}|", hex_upper(&challenge), hex_upper(&header), hex_upper(pin))))
+}
+
+/// PIN UNBLOCK with the back end's answer `<secure data><MAC>|`, for the challenge of [`unblock_step2`].
+pub(crate) fn send_unblock(s: &mut Session<'_>, answer: &str) -> Result<(), Error> {
+    let body = answer_bytes(answer)?;
     // secure data of whole cipher blocks, then the 4-byte MAC
     if body.len() < 12 || (body.len() - 4) % 8 != 0 {
         return Err(Error::BadParameter("key service: a PIN UNBLOCK answer is secure data and a MAC".into()));
     }
-    let [cla, ins, p1, p2] = header;
+    let [cla, ins, p1, p2] = command::PIN_UNBLOCK;
     let cmd = crate::apdu::Command::new(cla, crate::apdu::Ins(ins), p1, p2).with_data(body)?.sensitive();
     pin_status(s.send_raw(&cmd)?.sw())
 }

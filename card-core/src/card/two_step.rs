@@ -420,3 +420,88 @@ impl<'a> TwoStepReadItems<'a> {
         address::read(&mut s, &self.address)
     }
 }
+
+/// RELOAD PIN or PIN UNBLOCK in three steps for a terminal without keys (`iReloadPIN_HSM_Step1/2/3`,
+/// `iUnblockPIN_HSM_Step1/2/3`, CARD-PROFILE §7); it holds the transaction throughout.
+///
+/// Step 1 ([`TwoStepPin::step1`]): SELECT SSSE, READ RECORD EF05 1, GET CHALLENGE: the Step 1 string that names
+/// the card for the back end. Step 2 ([`TwoStepPin::step2`]): the new PIN → the back end's second request, the key
+/// service's `pin-reload` / `pin-unblock` Step2 (`<new PIN BCD>|`; for UNBLOCK `<challenge>|<CLA INS P1 P2>|<new
+/// PIN BCD>|` with a fresh challenge). Step 3 ([`TwoStepPin::finish`]): the back end's answer (`<MAC>|`; for
+/// UNBLOCK `<secure data><MAC>|`) → RELOAD PIN `80 5E 00 00` / PIN UNBLOCK `84 24 00 00`. In this profile these
+/// commands carry their own MAC: there is no EXTERNAL AUTHENTICATE before them \[P\].
+pub struct TwoStepPin<'a> {
+    tx: Box<dyn CardTransaction + 'a>,
+    profile: &'a Profile,
+    facts: &'a mut CardFacts,
+    step1: Step1,
+    generation: crate::profile::Generation,
+    unblock: bool,
+    /// The new PIN (BCD) between Step 2 and Step 3.
+    pin: Option<zeroize::Zeroizing<Vec<u8>>>,
+}
+
+impl<'a> TwoStepPin<'a> {
+    pub(crate) fn begin(
+        mut tx: Box<dyn CardTransaction + 'a>,
+        profile: &'a Profile,
+        facts: &'a mut CardFacts,
+        unblock: bool,
+    ) -> Result<Self, Error> {
+        let mut cache = *facts;
+        let (generation, step1) = {
+            let mut s = Session::open(&mut *tx, profile, &crate::security::NoKeys, None, &mut cache, true)?;
+            (s.generation(), step1_in(&mut s)?)
+        };
+        *facts = cache;
+        Ok(TwoStepPin { tx, profile, facts, step1, generation, unblock, pin: None })
+    }
+
+    /// The Step 1 string for the back end.
+    pub fn step1(&self) -> String {
+        self.step1.to_string()
+    }
+
+    /// The card identifier of Step 1 (hex), to check a caller's `pCardInfo` against.
+    pub fn card_id(&self) -> String {
+        crate::codec::hex_upper(&self.step1.card_id)
+    }
+
+    /// Step 2: the new PIN (checked against the profile's PIN format) → the back end's second request. The
+    /// returned string holds the PIN: it is zeroized when dropped.
+    pub fn step2(&mut self, new: &secrecy::SecretString) -> Result<zeroize::Zeroizing<String>, Error> {
+        let mut s = resume_session(
+            &mut *self.tx,
+            self.profile,
+            &crate::security::NoKeys,
+            self.facts,
+            self.generation,
+            &self.step1,
+            SSSE,
+        )?;
+        let pin = s.pin_bytes(new)?;
+        let request =
+            if self.unblock { super::pin::unblock_step2(&mut s, &pin)? } else { super::pin::reload_step2(&pin) };
+        self.pin = Some(pin);
+        Ok(request)
+    }
+
+    /// Step 3: the back end's answer → RELOAD PIN or PIN UNBLOCK. [`Error::BadParameter`] before Step 2.
+    pub fn finish(mut self, answer: &str) -> Result<(), Error> {
+        let pin = self.pin.take().ok_or_else(|| Error::BadParameter("Step 3 before Step 2".into()))?;
+        let mut s = resume_session(
+            &mut *self.tx,
+            self.profile,
+            &crate::security::NoKeys,
+            self.facts,
+            self.generation,
+            &self.step1,
+            SSSE,
+        )?;
+        if self.unblock {
+            super::pin::send_unblock(&mut s, answer)
+        } else {
+            super::pin::send_reload(&mut s, &pin, answer)
+        }
+    }
+}

@@ -9,6 +9,13 @@
  *   hsm_items ITYPE CARDINFO FILEADDR           iReadCard_HSM_Step1, then Step2 with the line read on stdin
  *   hsm_write ITYPE CARDINFO FILEADDR DATA      iWriteCard_HSM_Step1, then Step2 with the line read on stdin
  *   items_step2 KEY                             iReadCard_HSM_Step2 alone
+ *   verify_pin ITYPE PIN                        iVerifyPin (the vendor variant with the PIN)
+ *   change_pin ITYPE OLD NEW                    iChangePin (the vendor variant)
+ *   verify_pin_entered ITYPE                    iVerifyPIN (the PIN asked by the library)
+ *   change_pin_entered ITYPE                    iChangePIN
+ *   reset_pin ITYPE CARDINFO reload|unblock     iReloadPIN or iUnblockPIN (the new PIN asked by the library)
+ *   hsm_pin ITYPE CARDINFO reload|unblock       i{Reload,Unblock}PIN_HSM_Step1, Step2 and Step3 with the first and
+ *                                               second lines read on stdin as their pKey
  *   read_basic_twice ITYPE                      iReadCardBas, then (after a line on stdin) iReadCardBas again
  *   nulls                                       every function with NULL pointers
  *   threads ITYPE T N                           T threads, N iReadCardBas each: "threads ok" when every call
@@ -184,6 +191,63 @@ int main(int argc, char **argv) {
             code = iReadCard_HSM_Step2(key, buf);
         }
         report(code, buf, size);
+    } else if (strcmp(argv[1], "verify_pin") == 0 && argc == 4) {
+        buf = out_buffer(SSCARD_PIN_OUT_SIZE);
+        code = iVerifyPin(atoi(argv[2]), argv[3], buf);
+        report(code, buf, SSCARD_PIN_OUT_SIZE);
+    } else if (strcmp(argv[1], "change_pin") == 0 && argc == 5) {
+        buf = out_buffer(SSCARD_PIN_OUT_SIZE);
+        code = iChangePin(atoi(argv[2]), argv[3], argv[4], buf);
+        report(code, buf, SSCARD_PIN_OUT_SIZE);
+    } else if (strcmp(argv[1], "verify_pin_entered") == 0 && argc == 3) {
+        buf = out_buffer(SSCARD_PIN_OUT_SIZE);
+        code = iVerifyPIN(atoi(argv[2]), buf);
+        report(code, buf, SSCARD_PIN_OUT_SIZE);
+    } else if (strcmp(argv[1], "change_pin_entered") == 0 && argc == 3) {
+        buf = out_buffer(SSCARD_PIN_OUT_SIZE);
+        code = iChangePIN(atoi(argv[2]), buf);
+        report(code, buf, SSCARD_PIN_OUT_SIZE);
+    } else if (strcmp(argv[1], "reset_pin") == 0 && argc == 5) {
+        buf = out_buffer(SSCARD_PIN_OUT_SIZE);
+        if (strcmp(argv[4], "unblock") == 0) {
+            code = iUnblockPIN(atoi(argv[2]), argv[3], buf);
+        } else {
+            code = iReloadPIN(atoi(argv[2]), argv[3], buf);
+        }
+        report(code, buf, SSCARD_PIN_OUT_SIZE);
+    } else if (strcmp(argv[1], "hsm_pin") == 0 && argc == 5) {
+        char key[SSCARD_PIN_STEP3_KEY_LEN + 2];
+        int unblock = strcmp(argv[4], "unblock") == 0;
+        buf = out_buffer(SSCARD_HSM_STEP1_OUT_SIZE);
+        code = unblock ? iUnblockPIN_HSM_Step1(atoi(argv[2]), argv[3], buf)
+                       : iReloadPIN_HSM_Step1(atoi(argv[2]), argv[3], buf);
+        report(code, buf, SSCARD_HSM_STEP1_OUT_SIZE);
+        if (code != 0) {
+            free(buf);
+            return 0;
+        }
+        if (fgets(key, sizeof key, stdin) == NULL) {
+            fprintf(stderr, "no Step2 key on stdin\n");
+            return 2;
+        }
+        key[strcspn(key, "\r\n")] = 0;
+        free(buf);
+        buf = out_buffer(SSCARD_PIN_STEP2_OUT_SIZE);
+        code = unblock ? iUnblockPIN_HSM_Step2(key, buf) : iReloadPIN_HSM_Step2(key, buf);
+        report(code, buf, SSCARD_PIN_STEP2_OUT_SIZE);
+        if (code != 0) {
+            free(buf);
+            return 0;
+        }
+        if (fgets(key, sizeof key, stdin) == NULL) {
+            fprintf(stderr, "no Step3 key on stdin\n");
+            return 2;
+        }
+        key[strcspn(key, "\r\n")] = 0;
+        free(buf);
+        buf = out_buffer(SSCARD_PIN_OUT_SIZE);
+        code = unblock ? iUnblockPIN_HSM_Step3(key, buf) : iReloadPIN_HSM_Step3(key, buf);
+        report(code, buf, SSCARD_PIN_OUT_SIZE);
     } else if (strcmp(argv[1], "items_step2") == 0 && argc == 3) {
         buf = out_buffer(SSCARD_ITEMS_SIZE);
         code = iReadCard_HSM_Step2(argv[2], buf);
@@ -228,6 +292,18 @@ int main(int argc, char **argv) {
         printf("iWriteCard_HSM_Step2.pKey %ld\n", iWriteCard_HSM_Step2(NULL, data, buf));
         printf("iWriteCard_HSM_Step2.pWriteData %ld\n", iWriteCard_HSM_Step2(addr, NULL, buf));
         printf("iWriteCard_HSM_Step2.pOutInfo %ld\n", iWriteCard_HSM_Step2(addr, data, NULL));
+        printf("iVerifyPIN %ld\n", iVerifyPIN(1, NULL));
+        printf("iChangePIN %ld\n", iChangePIN(1, NULL));
+        printf("iReloadPIN.pCardInfo %ld\n", iReloadPIN(1, NULL, buf));
+        printf("iUnblockPIN.pOutInfo %ld\n", iUnblockPIN(1, info, NULL));
+        printf("iReloadPIN_HSM_Step1.pCardInfo %ld\n", iReloadPIN_HSM_Step1(1, NULL, buf));
+        printf("iReloadPIN_HSM_Step2.pKey %ld\n", iReloadPIN_HSM_Step2(NULL, buf));
+        printf("iReloadPIN_HSM_Step3.pOutInfo %ld\n", iReloadPIN_HSM_Step3(addr, NULL));
+        printf("iUnblockPIN_HSM_Step1.pOutInfo %ld\n", iUnblockPIN_HSM_Step1(1, info, NULL));
+        printf("iUnblockPIN_HSM_Step2.pOutInfo %ld\n", iUnblockPIN_HSM_Step2(addr, NULL));
+        printf("iUnblockPIN_HSM_Step3.pKey %ld\n", iUnblockPIN_HSM_Step3(NULL, buf));
+        printf("iVerifyPin.pPin %ld\n", iVerifyPin(1, NULL, buf));
+        printf("iChangePin.pNewPin %ld\n", iChangePin(1, addr, NULL, buf));
     } else if (strcmp(argv[1], "threads") == 0 && argc == 5) {
         int i, t = atoi(argv[3]);
         pthread_t ids[64];
