@@ -86,8 +86,7 @@ fn desk_journal(path: &Path) {
     let batch = j.new_batch_with("desk7.csv", 3, &holders, Some(&settings)).unwrap();
     let issued = card_of(&j, batch, 2, "C1");
     steps(&j, issued, true);
-    j.set_costs(issued, 40, 2000, Some(1_500_000)).unwrap();
-    j.set_state(issued, state::ISSUED, None).unwrap();
+    j.set_state_and_costs(issued, state::ISSUED, None, 40, 2000, Some(1_500_000)).unwrap();
     let failed = card_of(&j, batch, 3, "C2");
     steps(&j, failed, false);
     j.set_state(failed, state::FAILED, Some("card removed")).unwrap();

@@ -395,10 +395,7 @@ pub trait Backend {
     /// Replaces a card's key versions (JSON), after a rekey.
     fn set_key_versions(&self, id: i64, key_versions: &str) -> Result<(), Error>;
 
-    /// Records the measurements of the last attempt.
-    fn set_costs(&self, id: i64, apdus: u64, bytes: u64, modeled_us: Option<u64>) -> Result<(), Error>;
-
-    /// [`Backend::set_costs`] and [`Backend::set_state`] in one statement.
+    /// [`Backend::set_state`] and the measurements of the last attempt, in one statement.
     fn set_state_and_costs(
         &self,
         id: i64,

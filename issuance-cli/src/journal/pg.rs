@@ -669,17 +669,6 @@ impl Backend for PgJournal {
         })
     }
 
-    fn set_costs(&self, id: i64, apdus: u64, bytes: u64, modeled_us: Option<u64>) -> Result<(), Error> {
-        self.with(|c| {
-            let modeled = modeled_us.map(big).transpose()?;
-            c.execute(
-                "UPDATE cards SET apdus = $2, bytes = $3, modeled_us = $4 WHERE id = $1",
-                &[&id, &big(apdus)?, &big(bytes)?, &modeled],
-            )?;
-            Ok(())
-        })
-    }
-
     fn log_steps(&self, card: i64, attempt: i64, log: &StepLog<'_>) -> Result<(), Error> {
         if log.is_empty() {
             return Ok(());

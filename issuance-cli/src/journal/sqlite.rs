@@ -434,15 +434,6 @@ impl Backend for SqliteJournal {
         Ok(())
     }
 
-    /// Records the measurements of the last attempt.
-    fn set_costs(&self, id: i64, apdus: u64, bytes: u64, modeled_us: Option<u64>) -> Result<(), Error> {
-        self.conn.execute(
-            "UPDATE cards SET apdus = ?2, bytes = ?3, modeled_us = ?4 WHERE id = ?1",
-            params![id, apdus as i64, bytes as i64, modeled_us.map(|v| v as i64)],
-        )?;
-        Ok(())
-    }
-
     fn log_steps(&self, card: i64, attempt: i64, log: &StepLog<'_>) -> Result<(), Error> {
         if log.is_empty() {
             return Ok(());
