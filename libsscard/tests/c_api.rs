@@ -778,21 +778,26 @@ fn calls_from_eight_threads_are_one_at_a_time() {
     assert_eq!(String::from_utf8_lossy(&o.stdout).trim_end(), "threads ok code 0", "{}", lossy(&o.stderr));
 }
 
-/// 2 000 calls in one process (after 50 to warm up): the resident memory grows by less than 256 KiB, i.e. less than
-/// 128 bytes a call, and every call succeeds.
+/// 10 000 calls in one process (after 2 000 to warm up: the first two-step threads give glibc its per-thread
+/// arenas, about 330 KiB, after which the resident memory stays flat — traced over 30 000 calls with
+/// `SSCARD_TEST_RSS_TRACE=1`): the resident memory grows by less than 128 KiB, i.e. less than 14 bytes a call, and
+/// every call gives the code expected of it. The calls are a mix (`growth` in
+/// `tests/c/read_basic.c`): 3 000 reads of the card, 6 900 calls refused before the card by each check of the
+/// library's input, and 100 two-step reads that hold the card in a thread and fail at Step2 — a read of the card
+/// costs about 7 ms through pcscd, 10 000 of them would take 70 s.
 #[test]
-fn two_thousand_calls_do_not_grow_memory() {
+fn ten_thousand_calls_do_not_grow_memory() {
     let dir = testkit::tempdir();
     let cfg = config(dir.path(), &readers(READER));
     let _lock = vpcd_lock();
     let _card = Reader0::insert_fixture("gen2-personalized.json");
-    let o = run(&cfg, &[b"growth", b"1", b"2000"]);
+    let o = run(&cfg, &[b"growth", b"1", b"10000"]);
     let text = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(text.contains("failures 0\n"), "{text}");
     let rss: Vec<i64> =
         text.lines().find_map(|l| l.strip_prefix("rss ")).unwrap().split(' ').map(|v| v.parse().unwrap()).collect();
-    assert!(text.contains("failures 0\n"), "{text}");
-    assert!(rss[0] > 0 && rss[1] - rss[0] < 256, "VmRSS {} kB -> {} kB", rss[0], rss[1]);
-    eprintln!("VmRSS {} kB -> {} kB over 2000 calls", rss[0], rss[1]);
+    assert!(rss[0] > 0 && rss[1] - rss[0] < 128, "VmRSS {} kB -> {} kB", rss[0], rss[1]);
+    eprintln!("VmRSS {} kB -> {} kB over 10 000 calls", rss[0], rss[1]);
 }
 
 /// Memcheck's errors (an invalid read or write, a use of uninitialised memory, a definite leak) make valgrind exit

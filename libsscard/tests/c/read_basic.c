@@ -20,8 +20,9 @@
  *   nulls                                       every function with NULL pointers
  *   threads ITYPE T N                           T threads, N iReadCardBas each: "threads ok" when every call
  *                                               gave the first call's code and string, else the first difference
- *   growth ITYPE N                              50 calls, then N more: "rss BEFORE_KB AFTER_KB" (VmRSS) and
- *                                               "failures F" (calls that did not return 0)
+ *   growth ITYPE N                              2000 calls, then N more of a mix (see below): "rss BEFORE_KB
+ *                                               AFTER_KB" (VmRSS) and "failures F" (calls that did not return the
+ *                                               code expected of them)
  *   hsm_hold ITYPE                              Step1, iReadCardBas on the held card (it waits for the hold to
  *                                               end), Step2 (too late), each reported
  *
@@ -331,15 +332,69 @@ int main(int argc, char **argv) {
         }
         printf("threads ok code %ld\n", code);
     } else if (strcmp(argv[1], "growth") == 0 && argc == 4) {
-        int i, n = atoi(argv[3]), failures = 0;
-        long before;
-        buf = out_buffer(SSCARD_BASIC_OUT_SIZE);
-        for (i = 0; i < 50; i++) {
-            failures += iReadCardBas(atoi(argv[2]), buf) != 0;
-        }
-        before = rss_kb();
-        for (i = 0; i < n; i++) {
-            failures += iReadCardBas(atoi(argv[2]), buf) != 0;
+        /* 2000 calls, then N in a mix that runs every part of the library: of each 10, 2 iReadCardBas and 1 iReadCard
+         * on the card, 7 calls refused before the card (bad address, bad GBK, no contactless reader, Step2 with no
+         * Step1, bad data); every 100th pair is a two-step read answered wrongly (a held card, a thread, -21). */
+        int i, n = atoi(argv[3]), failures = 0, itype = atoi(argv[2]);
+        long before = 0, expect;
+        char info[] = "371700D15600000500000000000000A2|A0000001T|";
+        char good[] = "SSSEEF05|05|07|$";
+        char bad[] = "SSSEEF05|5|$";
+        char notgbk[] = "SSSEEF05|05|$\xff\xff";
+        char baddata[] = "SSSEEF05|2020|$";
+        char zeros[] = "0000000000000000|0000000000000000|";
+        char key32[] = "00000000000000000000000000000000";
+        buf = out_buffer(SSCARD_ITEMS_SIZE);
+        /* the warm-up is of the same mix: the two-step threads' first runs give glibc its per-thread arenas */
+        for (i = 0; i < 2000 + n; i++) {
+            if (i == 2000) {
+                before = rss_kb();
+            }
+            if (getenv("SSCARD_TEST_RSS_TRACE") != NULL && i % 2000 == 0) {
+                fprintf(stderr, "rss at %d: %ld\n", i, rss_kb());
+            }
+            switch (i % 10) {
+            case 0:
+            case 5:
+                code = iReadCardBas(itype, buf), expect = 0;
+                break;
+            case 1:
+                code = iReadCard(itype, 0, info, good, buf), expect = 0;
+                break;
+            case 2:
+                code = iReadCard(itype, 0, info, bad, buf), expect = -14;
+                break;
+            case 3:
+                code = iReadCard(itype, 0, info, notgbk, buf), expect = -41;
+                break;
+            case 4:
+                code = iReadCardBas(2, buf), expect = -13;
+                break;
+            case 6:
+                code = iReadCardBas_HSM_Step2(zeros, buf), expect = -14;
+                break;
+            case 7:
+                code = iWriteCard(itype, info, good, baddata, buf), expect = -14;
+                break;
+            case 8:
+                code = iReadCard_HSM_Step2(key32, buf), expect = -14;
+                break;
+            default:
+                if (i % 100 == 9) {
+                    code = iReadCardBas_HSM_Step1(itype, buf), expect = 0;
+                    if (code == expect) {
+                        code = iReadCardBas_HSM_Step2(zeros, buf), expect = -21;
+                    }
+                } else {
+                    code = iReloadPIN_HSM_Step3(zeros, buf), expect = -14;
+                }
+            }
+            if (code != expect) {
+                if (failures == 0) {
+                    printf("call %d: code %ld, expected %ld\n", i, code, expect);
+                }
+                failures++;
+            }
         }
         printf("rss %ld %ld\nfailures %d\n", before, rss_kb(), failures);
     } else if (strcmp(argv[1], "hsm_hold") == 0 && argc == 3) {
