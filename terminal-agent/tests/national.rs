@@ -15,50 +15,25 @@ use testkit::{fixture, vpcd_lock, Reader0, READER};
 use tungstenite::protocol::frame::coding::CloseCode;
 use tungstenite::Message;
 
-use common::{start, Agent, ORIGIN, TERMINAL, TOKEN_KEY};
+use common::{start, Agent, Socket, ORIGIN, TERMINAL, TOKEN_KEY};
 
 /// The second virtual reader (no card in these tests).
 const READER1: &str = "Virtual PCD 00 01";
 
-type Socket = tungstenite::WebSocket<tungstenite::stream::MaybeTlsStream<std::net::TcpStream>>;
-
-/// Opens `/v1/national` with `origin` (none: no Origin header); reads time out after 20 s.
 fn socket(a: &Agent, origin: Option<&str>) -> Result<Socket, tungstenite::Error> {
-    let mut request = tungstenite::http::Request::builder()
-        .uri(format!("ws://127.0.0.1:{}/v1/national", a.port))
-        .header("Host", format!("127.0.0.1:{}", a.port))
-        .header("Connection", "Upgrade")
-        .header("Upgrade", "websocket")
-        .header("Sec-WebSocket-Version", "13")
-        .header("Sec-WebSocket-Key", tungstenite::handshake::client::generate_key());
-    if let Some(o) = origin {
-        request = request.header("Origin", o);
-    }
-    let (mut ws, _) = tungstenite::connect(request.body(()).unwrap())?;
-    if let tungstenite::stream::MaybeTlsStream::Plain(s) = ws.get_mut() {
-        s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
-    }
-    Ok(ws)
+    common::national_socket(a, origin)
 }
 
 fn open(a: &Agent) -> Socket {
     socket(a, Some(ORIGIN)).expect("the allowed origin gets the socket")
 }
 
-/// Sends `text` as one message and returns the answer.
 fn send_text(ws: &mut Socket, text: &str) -> Value {
-    ws.send(Message::Text(text.into())).unwrap();
-    loop {
-        match ws.read().expect("an answer within 20 s") {
-            Message::Text(t) => return serde_json::from_str(&t).unwrap(),
-            Message::Ping(_) | Message::Pong(_) => continue,
-            other => panic!("unexpected message {other:?}"),
-        }
-    }
+    common::national_send(ws, text)
 }
 
 fn call(ws: &mut Socket, v: Value) -> Value {
-    send_text(ws, &v.to_string())
+    common::national_call(ws, v)
 }
 
 /// `(code, pOutInfo)` of an answer.
@@ -174,6 +149,30 @@ fn generation_3_without_keys_is_minus_2203_and_the_two_step_read_gives_the_holde
     let key = two_step::backend_answer(&test_keys(), second["pOutInfo"].as_str().unwrap()).unwrap();
     let s2 = call(&mut ws, json!({"function": "iReadCardBas_HSM_Step2", "pKey": key}));
     assert_eq!(outcome(&s2), (0, national("gen3-basic.txt").as_str()), "{s2}");
+
+    // every card call is audited under the HTTP routes' names, from the page's origin; no Step strings in it
+    let log = std::fs::read_to_string(a.dir.path().join("audit.jsonl")).unwrap();
+    let lines: Vec<Value> = log.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    for op in ["read-basic", "read-basic-step1", "read-basic-step2"] {
+        assert!(lines.iter().any(|l| l["operation"] == op && l["origin"] == ORIGIN), "{op} audited: {log}");
+    }
+    assert!(!log.contains(step1) && !log.contains(&key), "no Step1 or Step2 string in the audit log");
+}
+
+#[test]
+fn a_step2_after_the_timeout_is_minus_4() {
+    let _lock = vpcd_lock();
+    let _card = Reader0::insert_fixture("gen3-personalized.json");
+    let a = start("two-step", &format!("two_step_timeout_secs = 1\n{}", contact_only()));
+    let mut ws = open(&a);
+    let s1 = call(&mut ws, json!({"function": "iReadCardBas_HSM_Step1", "iType": 1}));
+    assert_eq!(s1["code"], 0, "{s1}");
+    let key = two_step::backend_answer(&test_keys(), s1["pOutInfo"].as_str().unwrap()).unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    let s2 = call(&mut ws, json!({"function": "iReadCardBas_HSM_Step2", "pKey": key}));
+    assert_eq!(outcome(&s2), (-4, ""), "{s2}");
+    // the card was released at the timeout
+    assert_eq!(call(&mut ws, json!({"function": "iReadCardBas", "iType": 1}))["code"], -2203);
 }
 
 #[test]

@@ -142,8 +142,11 @@ impl Refusal {
 impl From<ApiError> for Refusal {
     fn from(e: ApiError) -> Refusal {
         let code = e.national_code();
-        let message = match code {
-            codes::NO_PSAM => "the agent holds no keys: use the _HSM_ functions".to_owned(),
+        let message = match (code, e.kind()) {
+            (codes::NO_PSAM, _) => "the agent holds no keys: use the _HSM_ functions".to_owned(),
+            (_, "key_not_held") => {
+                "the agent does not hold the key this call needs: use the _HSM_ functions".to_owned()
+            }
             _ => e.message().to_owned(),
         };
         Refusal { code, message }
