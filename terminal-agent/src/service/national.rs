@@ -50,6 +50,10 @@ pub const MAX_MESSAGE: usize = 64 * 1024;
 /// WebSocket close code 1009: message too big (RFC 6455 §7.4.1).
 const CLOSE_TOO_BIG: u16 = 1009;
 
+/// The functions of CARD-PROFILE §7 offered over the socket.
+const OFFERED: &[&str] =
+    &["iReadCardBas", "iReadCard", "iWriteCard", "iReadCardBas_HSM_Step1", "iReadCardBas_HSM_Step2"];
+
 /// The functions of CARD-PROFILE §7 the agent does not offer over this socket (the PIN functions, the two-step
 /// item reads and writes, the debit functions): −13, like an unknown function, but said so.
 const NOT_OFFERED: &[&str] = &[
@@ -294,10 +298,7 @@ impl Calls {
             _ => Err(Refusal::new(codes::UNSUPPORTED, "unknown function")),
         };
         // the function's name is echoed only when it is one of the table's (a page's text is not sent back)
-        let known = matches!(
-            function.as_str(),
-            "iReadCardBas" | "iReadCard" | "iWriteCard" | "iReadCardBas_HSM_Step1" | "iReadCardBas_HSM_Step2"
-        ) || NOT_OFFERED.contains(&function.as_str());
+        let known = OFFERED.contains(&function.as_str()) || NOT_OFFERED.contains(&function.as_str());
         answer(id, known.then_some(function.as_str()), result)
     }
 
