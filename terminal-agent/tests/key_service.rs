@@ -175,6 +175,55 @@ fn a_counter_without_keys_reads_and_writes_generation_3_through_the_key_service(
     }
 }
 
+/// The national function table over the agent's WebSocket in key-service mode: iReadCardBas of a generation 3
+/// card and iWriteCard through the service, as the HTTP routes do.
+#[test]
+fn the_national_socket_reads_and_writes_generation_3_through_the_key_service() {
+    let _lock = vpcd_lock();
+    let dir = tempfile::tempdir().unwrap();
+    let (pki, replicas) = services(dir.path(), 1);
+    let a = start(
+        &key_service_mode(&pki, TERMINAL, &[replicas[0].base.clone()]),
+        &format!("[readers]\ncontact = \"{READER}\"\n"),
+    );
+    let card = Reader0::insert_fixture("gen3-personalized.json");
+    let mut ws = common::national_socket(&a, Some(ORIGIN)).unwrap();
+    let v = common::national_call(&mut ws, json!({"function": "iReadCardBas", "iType": 1}));
+    assert_eq!(
+        (v["code"].as_i64(), v["pOutInfo"].as_str()),
+        (Some(0), Some(national("gen3-basic.txt").as_str())),
+        "{v}"
+    );
+    assert_eq!(answered(dir.path(), 0, "read"), 1, "the service computed the read's cryptogram");
+
+    let basic = national("gen3-basic.txt");
+    let f: Vec<&str> = basic.split('|').collect();
+    let token =
+        sign(&hex::decode(TOKEN_KEY).unwrap(), &claims(&[Scope::Write], TERMINAL, Duration::from_secs(60))).unwrap();
+    let w = common::national_call(
+        &mut ws,
+        json!({"function": "iWriteCard", "iType": 1, "pCardInfo": format!("{}|{}|", f[3], f[2]),
+               "pFileAddr": "SSSEEF06|09|$", "pWriteData": "SSSEEF06|李四|$", "token": token}),
+    );
+    assert_eq!((w["code"].as_i64(), w["pOutInfo"].as_str()), (Some(0), Some("")), "{w}");
+    assert_eq!(answered(dir.path(), 0, "write"), 1, "the service authenticated the write");
+    // holder items are read with RKSSSE, which the agent does not hold: −2203, as libsscard answers
+    let r = common::national_call(
+        &mut ws,
+        json!({"function": "iReadCard", "iType": 1, "iAuthType": 0, "pCardInfo": format!("{}|{}|", f[3], f[2]),
+               "pFileAddr": "SSSEEF06|09|$"}),
+    );
+    assert_eq!((r["code"].as_i64(), r["pOutInfo"].as_str()), (Some(-2203), Some("")), "{r}");
+    assert!(r["message"].as_str().is_some_and(|m| m.contains("_HSM_")), "{r}");
+    drop(ws);
+    drop(a);
+
+    // the card itself holds the name written
+    let mut sim = SocialSecurityCard::new(card.remove());
+    let items = sim.read_items(&test_region_keys(), &"SSSEEF06|09|$".parse().unwrap(), None).unwrap();
+    assert_eq!(items.to_national(), "SSSEEF06|李四|$");
+}
+
 #[test]
 fn refusals_and_an_unreachable_service_reach_the_clerk_with_their_codes() {
     let _lock = vpcd_lock();

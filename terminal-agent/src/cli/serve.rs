@@ -21,6 +21,9 @@ const SERVE_HELP: &str = "A configuration (every key optional; paths relative to
   audit_log = \"agent-audit.jsonl\"
   token_key_file = \"agent-token.key\"    # hex HMAC-SHA256 key shared with the counter back end
   reader = \"Virtual PCD\"                # the reader /v1/readers/default/... uses
+  [readers]                             # iType of the national functions (WebSocket /v1/national)
+  contact = \"Virtual PCD 00 00\"         # default: reader, else the first reader
+  contactless = \"Virtual PCD 00 01\"     # none: iType 2 answers -13
   [keys]
   mode = \"two-step\"                     # or \"local\" with keystore + passphrase_file
 

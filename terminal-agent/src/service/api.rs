@@ -101,16 +101,17 @@ async fn reader_name(state: &AppState, which: &str) -> Result<String, ApiError> 
     })
 }
 
-/// One request on one reader's card, from the resolved reader to the audit line.
-struct CardRequest<'a> {
+/// One request on one reader's card, from the resolved reader to the audit line (also the national function
+/// table's, [`super::national`]).
+pub(super) struct CardRequest<'a> {
     state: &'a AppState,
     origin: &'a str,
     operation: &'static str,
-    reader: String,
+    pub(super) reader: String,
 }
 
 /// Where the audit line's card identifier comes from.
-enum CardId<R> {
+pub(super) enum CardId<R> {
     /// Read by the operation itself, right after its SELECT, in its own transaction (one READ RECORD more).
     Read,
     /// Taken from the operation's result (the basic information carries it).
@@ -131,20 +132,35 @@ impl<'a> CardRequest<'a> {
         Ok(CardRequest { state, origin: &origin.0, operation, reader })
     }
 
+    /// A request for `operation` on the reader named `reader` (exact name, resolved by the caller).
+    pub(super) fn on(
+        state: &'a AppState,
+        origin: &'a RequestOrigin,
+        reader: String,
+        operation: &'static str,
+    ) -> CardRequest<'a> {
+        CardRequest { state, origin: &origin.0, operation, reader }
+    }
+
     /// Records a request refused before the card was touched, and gives the refusal back.
-    fn refuse(&self, e: ApiError) -> ApiError {
+    pub(super) fn refuse(&self, e: ApiError) -> ApiError {
         self.audit(None, Err(&e));
         e
     }
 
     /// Checks the request's token for `scope`; a refusal is audited.
     fn authorize(&self, headers: &HeaderMap, scope: Scope) -> Result<(), ApiError> {
-        self.state.tokens.check(bearer(headers), scope).map(drop).map_err(|e| self.refuse(e.into()))
+        self.authorize_token(bearer(headers), scope)
+    }
+
+    /// Checks `token` for `scope` (a token that came in the request's body rather than its headers).
+    pub(super) fn authorize_token(&self, token: Option<&str>, scope: Scope) -> Result<(), ApiError> {
+        self.state.tokens.check(token, scope).map(drop).map_err(|e| self.refuse(e.into()))
     }
 
     /// Runs `job` on the reader's card through the pool and audits the outcome with the card identifier `id`
     /// says where to find.
-    async fn run<R, F>(&self, id: CardId<R>, job: F) -> Result<R, ApiError>
+    pub(super) async fn run<R, F>(&self, id: CardId<R>, job: F) -> Result<R, ApiError>
     where
         F: FnOnce(&mut PooledCard, &dyn SecurityModule) -> Result<R, Error> + Send + 'static,
         R: Send + 'static,
@@ -155,7 +171,7 @@ impl<'a> CardRequest<'a> {
     /// [`CardRequest::run`] whose result is judged before the audit line is written, so that the line says what the
     /// client is told: `judge` gives the national code of a success (−2203 for withheld holder data) or the refusal
     /// the client gets (404 `no_photo` for a card without a photo).
-    async fn run_judged<R, F>(
+    pub(super) async fn run_judged<R, F>(
         &self,
         id: CardId<R>,
         job: F,
@@ -192,7 +208,7 @@ impl<'a> CardRequest<'a> {
     }
 
     /// Awaits a pool operation of its own (the two-step exchanges) and audits it like [`CardRequest::run`].
-    async fn wait<R>(
+    pub(super) async fn wait<R>(
         &self,
         operation: impl Future<Output = Result<R, PoolError>>,
         id: fn(&R) -> Option<String>,
@@ -235,7 +251,7 @@ impl<'a> CardRequest<'a> {
     }
 }
 
-fn card_id_of_basic(info: &BasicInfo) -> Option<String> {
+pub(super) fn card_id_of_basic(info: &BasicInfo) -> Option<String> {
     Some(codec::hex_upper(&info.card_id))
 }
 
@@ -522,7 +538,7 @@ fn ticket(state: &AppState, t: Ticket) -> Response {
         .into_response()
 }
 
-fn no_card_id<R>(_: &R) -> Option<String> {
+pub(super) fn no_card_id<R>(_: &R) -> Option<String> {
     None
 }
 

@@ -12,6 +12,10 @@
 //! card_timeout_ms = 10000                        # a card call (one APDU) that takes longer answers 504
 //! spent_tokens_file = "/var/lib/sscard/agent-spent-tokens"  # default: agent-spent-tokens beside this file
 //!
+//! [readers]                                     # the national function table's iType (GET /v1/national)
+//! contact = "Virtual PCD 00 00"                 # iType 1 (3, 4 automatic); default: `reader`, else the first reader
+//! contactless = "Virtual PCD 00 01"             # iType 2; none: iType 2 answers −13, 3 and 4 use the contact one
+//!
 //! [keys]
 //! mode = "two-step"                             # the back end's HSM answers; the agent holds no keys
 //! # mode = "local", keystore = "keys.db", passphrase_file = "pass", region = "371700"
@@ -127,7 +131,16 @@ struct File {
     card_timeout_ms: Option<u64>,
     pin_attempts_per_minute: Option<u32>,
     max_body_bytes: Option<usize>,
+    readers: Option<ReaderRoles>,
     keys: Option<KeyMode>,
+}
+
+/// The `[readers]` table: which reader is which for the national function table's `iType`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReaderRoles {
+    contact: Option<String>,
+    contactless: Option<String>,
 }
 
 /// The agent's effective configuration.
@@ -165,6 +178,11 @@ pub struct Config {
     pub pin_attempts_per_minute: u32,
     /// Largest request body.
     pub max_body_bytes: usize,
+    /// The contact reader of the national function table (`iType` 1; name, unique part or index); none: the
+    /// preferred `reader`, else the first reader.
+    pub contact_reader: Option<String>,
+    /// The contactless reader (`iType` 2); none: `iType` 2 answers −13.
+    pub contactless_reader: Option<String>,
     /// Key mode.
     pub keys: KeyMode,
 }
@@ -179,6 +197,8 @@ impl std::fmt::Debug for Config {
             .field("device_no", &self.device_no)
             .field("audit_log", &self.audit_log)
             .field("token_key", &self.token_key.as_ref().map(|_| "REDACTED"))
+            .field("contact_reader", &self.contact_reader)
+            .field("contactless_reader", &self.contactless_reader)
             .field("keys", &self.keys)
             .finish_non_exhaustive()
     }
@@ -202,6 +222,8 @@ impl Default for Config {
             card_timeout: card_core::transport::DEFAULT_CARD_TIMEOUT,
             pin_attempts_per_minute: 5,
             max_body_bytes: 16 * 1024,
+            contact_reader: None,
+            contactless_reader: None,
             keys: KeyMode::TwoStep,
         }
     }
@@ -341,6 +363,10 @@ impl Config {
         if let Some(n) = file.max_body_bytes {
             c.max_body_bytes = n;
         }
+        if let Some(roles) = file.readers {
+            c.contact_reader = roles.contact;
+            c.contactless_reader = roles.contactless;
+        }
         c.keys = match file.keys.unwrap_or_default() {
             KeyMode::TwoStep => KeyMode::TwoStep,
             KeyMode::Local { keystore, passphrase_file, key_file, region } => KeyMode::Local {
@@ -384,6 +410,11 @@ impl Config {
                 return Err(ConfigError::Invalid(
                     "keys: mode key-service needs terminal_no (the terminal number of the client certificate)".into(),
                 ));
+            }
+        }
+        for (role, reader) in [("contact", &self.contact_reader), ("contactless", &self.contactless_reader)] {
+            if reader.as_deref().is_some_and(|r| r.trim().is_empty()) {
+                return Err(ConfigError::Invalid(format!("readers: {role} must name a reader or give its index")));
             }
         }
         if self.header_read_timeout.is_zero() {
@@ -448,6 +479,19 @@ key_file = "keys.toml"
         assert!(e.contains("missing.key"), "{e}");
         std::fs::write(&p, "token_key = \"00112233445566778899aabbccddeeff\"\ntoken_key_file = \"token.key\"").unwrap();
         assert!(Config::load(&p).unwrap_err().to_string().contains("give one of them"));
+    }
+
+    #[test]
+    fn reader_roles_are_read_and_checked() {
+        let c = load("[readers]\ncontact = \"Virtual PCD 00 00\"\ncontactless = \"1\"\n").unwrap();
+        assert_eq!(c.contact_reader.as_deref(), Some("Virtual PCD 00 00"));
+        assert_eq!(c.contactless_reader.as_deref(), Some("1"));
+        let c = load("").unwrap();
+        assert_eq!((c.contact_reader, c.contactless_reader), (None, None));
+        let e = load("[readers]\ncontactless = \" \"\n").unwrap_err().to_string();
+        assert!(e.contains("contactless"), "{e}");
+        let e = load("[readers]\ncontact_less = \"x\"\n").unwrap_err().to_string();
+        assert!(e.contains("unknown field"), "{e}");
     }
 
     #[test]

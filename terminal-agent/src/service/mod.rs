@@ -6,6 +6,7 @@
 //!   tokens for writes and PIN operations;
 //! - [`readers`]: one worker per reader, requests queued with a bounded wait, two-step sessions held;
 //! - [`events`]: reader and card events from PC/SC status changes, sent to WebSocket clients;
+//! - [`national`]: the national function table (`iReadCardBas` and friends) as JSON calls over a WebSocket;
 //! - [`audit`]: one line per operation; [`limit`]: PIN attempts per reader.
 
 pub mod api;
@@ -15,6 +16,7 @@ pub mod connector;
 pub mod error;
 pub mod events;
 pub mod limit;
+pub mod national;
 pub mod readers;
 pub mod token;
 pub mod web;
@@ -73,6 +75,8 @@ pub struct Shared {
     /// The key service (`[keys] mode = "key-service"`): the back end of the two-step exchanges the agent runs
     /// itself for a generation 3 card's basic information and for writes.
     pub key_service: Option<Arc<dyn Backend>>,
+    /// The readers of the national function table's `iType` (`[readers]`).
+    pub roles: national::Roles,
 }
 
 impl Shared {
@@ -123,6 +127,7 @@ impl Shared {
             preferred: config.reader.as_deref().map(|r| r.parse().unwrap_or(ReaderSelector::Index(0))),
             connector,
             key_service,
+            roles: national::Roles::from_config(config),
         }))
     }
 }
@@ -208,14 +213,17 @@ async fn openapi() -> Response {
     ([(header::CONTENT_TYPE, "application/yaml; charset=utf-8")], OPENAPI).into_response()
 }
 
+/// The answer to a plain request on a WebSocket route.
+fn not_websocket(e: WebSocketUpgradeRejection) -> Response {
+    let message = format!("a WebSocket upgrade is expected here: {}", e.body_text());
+    api::ApiError::new(e.status(), "not_websocket", message).into_response()
+}
+
 /// `GET /v1/events`: a WebSocket of JSON events; first a `snapshot` of the readers, then each change.
 async fn events(State(state): State<AppState>, ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>) -> Response {
     let ws = match ws {
         Ok(ws) => ws,
-        Err(e) => {
-            let message = format!("a WebSocket upgrade is expected here: {}", e.body_text());
-            return api::ApiError::new(e.status(), "not_websocket", message).into_response();
-        }
+        Err(e) => return not_websocket(e),
     };
     // a client that connects right after the agent started waits (a little) for the watcher's first look, so that
     // its snapshot holds the readers that are there (and the first batch's events are not sent to it again)
@@ -269,7 +277,8 @@ pub fn router(state: AppState, max_body: usize) -> Router {
         .route("/readers/{index}/items/step2", post(api::write_step2))
         .route("/readers/{index}/photo", get(api::photo))
         .route("/readers/{index}/pin/{op}", post(api::pin))
-        .route("/events", get(events));
+        .route("/events", get(events))
+        .route("/national", get(national::upgrade));
     Router::new()
         .route("/", get(page))
         .route("/counter.js", get(page_js))
@@ -405,7 +414,7 @@ mod tests {
             .filter_map(|l| l.split('"').next())
             .map(|p| format!("/{p}"))
             .collect();
-        let in_v1 = |p: &str| ["/readers", "/events"].iter().any(|x| p.starts_with(x));
+        let in_v1 = |p: &str| ["/readers", "/events", "/national"].iter().any(|x| p.starts_with(x));
         let documented: Vec<&str> =
             super::OPENAPI.lines().filter_map(|l| l.strip_prefix("  /v1").and_then(|p| p.strip_suffix(':'))).collect();
         for p in routed.iter().filter(|p| in_v1(p)) {
@@ -414,6 +423,6 @@ mod tests {
         for p in &documented {
             assert!(routed.iter().any(|r| r == p), "openapi.yaml documents /v1{p}, which is not routed");
         }
-        assert!(routed.len() >= 14, "{routed:?}");
+        assert!(routed.len() >= 15, "{routed:?}");
     }
 }

@@ -12,7 +12,8 @@
 //!   the [`Ticket`] back and waits, still on the worker and inside the card's PC/SC transaction, up to
 //!   [`PoolConfig::two_step_timeout`] for Step 2 with the ticket's session id. Other jobs wait in the queue
 //!   meanwhile (and may end as `Busy`). An unknown id is [`PoolError::NoSession`]; one that came too late is
-//!   [`PoolError::SessionExpired`], the card having been released at the timeout.
+//!   [`PoolError::SessionExpired`], the card having been released at the timeout. A caller that goes away
+//!   between the steps gives the session up ([`ReaderPool::abandon`]): the card is released at once.
 //! - A card that does not answer: every PC/SC call of a pooled connection waits at most the connector's card
 //!   timeout (`card_timeout_ms`; `PcscTransport` abandons the call), so a job on a mute card fails with
 //!   `TransportError::NoAnswer` (504 `card_timeout`) instead of holding the worker, and the worker connects again
@@ -333,6 +334,16 @@ impl ReaderPool {
         }
     }
 
+    /// Gives up a two-step session waiting for its Step 2 (the caller went away): the worker holding its card
+    /// stops waiting at once and releases the card. A session answered, expired or unknown is left as it is.
+    pub fn abandon(&self, session: &str) {
+        let mut sessions = lock(&self.inner.shared.sessions);
+        if let Some(Session::Waiting { .. }) = sessions.get(session) {
+            // dropping the session's sender wakes the worker: its wait ends with the channel disconnected
+            sessions.remove(session);
+        }
+    }
+
     /// Queues `work` on the reader's worker and waits for its reply, at most `queue_wait` for it to start.
     async fn submit<R, W>(&self, reader: &str, work: W) -> Result<R, PoolError>
     where
@@ -598,7 +609,10 @@ where
             // Step 2 claimed the session under the lock just before: its answer is in the channel
             match answers.try_recv() {
                 Ok(answer) => answer,
-                Err(_) => return false,
+                Err(_) => {
+                    tracing::info!(reader, kind = kind.name(), "two-step session abandoned; card released");
+                    return false;
+                }
             }
         }
     };

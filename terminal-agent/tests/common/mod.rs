@@ -86,3 +86,42 @@ fn start_full(terminal: &str, keys: &str, extra: &str, more_origins: &[&str]) ->
     assert_eq!(second.trim(), format!("terminal-agent: listening on http://[::1]:{port}/"), "IPv6 loopback too");
     Agent { child, port, dir }
 }
+
+/// A WebSocket to the agent.
+pub type Socket = tungstenite::WebSocket<tungstenite::stream::MaybeTlsStream<std::net::TcpStream>>;
+
+/// Opens `/v1/national` with `origin` (none: no Origin header); reads time out after 20 s.
+pub fn national_socket(a: &Agent, origin: Option<&str>) -> Result<Socket, tungstenite::Error> {
+    let mut request = tungstenite::http::Request::builder()
+        .uri(format!("ws://127.0.0.1:{}/v1/national", a.port))
+        .header("Host", format!("127.0.0.1:{}", a.port))
+        .header("Connection", "Upgrade")
+        .header("Upgrade", "websocket")
+        .header("Sec-WebSocket-Version", "13")
+        .header("Sec-WebSocket-Key", tungstenite::handshake::client::generate_key());
+    if let Some(o) = origin {
+        request = request.header("Origin", o);
+    }
+    let (mut ws, _) = tungstenite::connect(request.body(()).unwrap())?;
+    if let tungstenite::stream::MaybeTlsStream::Plain(s) = ws.get_mut() {
+        s.set_read_timeout(Some(std::time::Duration::from_secs(20))).unwrap();
+    }
+    Ok(ws)
+}
+
+/// Sends `text` as one message on a national socket and returns the answer.
+pub fn national_send(ws: &mut Socket, text: &str) -> serde_json::Value {
+    ws.send(tungstenite::Message::Text(text.into())).unwrap();
+    loop {
+        match ws.read().expect("an answer within 20 s") {
+            tungstenite::Message::Text(t) => return serde_json::from_str(&t).unwrap(),
+            tungstenite::Message::Ping(_) | tungstenite::Message::Pong(_) => continue,
+            other => panic!("unexpected message {other:?}"),
+        }
+    }
+}
+
+/// One call on a national socket: its answer.
+pub fn national_call(ws: &mut Socket, call: serde_json::Value) -> serde_json::Value {
+    national_send(ws, &call.to_string())
+}
