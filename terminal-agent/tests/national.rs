@@ -290,8 +290,8 @@ fn malformed_calls_unknown_functions_and_bad_parameters() {
     assert_eq!(v["id"], json!({"seq": 9}));
     assert!(v.get("function").is_none(), "an unknown name is not sent back: {v}");
     assert!(v["message"].as_str().unwrap().contains("unknown function"), "{v}");
-    // the PIN functions are not offered over the socket (yet)
-    for f in ["iVerifyPIN", "iChangePIN", "iReloadPIN", "iUnblockPIN", "iWriteCard_HSM_Step1"] {
+    // the PIN functions that ask the holder are not offered over the socket (the page asks: iVerifyPin)
+    for f in ["iVerifyPIN", "iChangePIN", "iReloadPIN", "iUnblockPIN", "iReloadPIN_HSM_Step1", "iDoDebit"] {
         let v = call(&mut ws, json!({"function": f, "iType": 1}));
         assert_eq!(outcome(&v), (-13, ""), "{f}: {v}");
         assert_eq!(v["function"], f);
@@ -359,4 +359,93 @@ fn foreign_and_absent_origins_are_refused_before_the_upgrade() {
     // the agent's own page may open it
     let own = format!("http://127.0.0.1:{}", a.port);
     assert!(socket(&a, Some(&own)).is_ok());
+}
+
+/// `iReadCard_HSM_*` and `iWriteCard_HSM_*` on an agent without keys, the back end's HSM played with the
+/// published test keys (`C‖R4`): a generation 3 card's protected items read and an application's written; free
+/// items −2204; a Step2 of another function than the pending Step1's is −14 and leaves it pending; the write needs
+/// the token at Step1; bad data at Step2 writes nothing.
+#[test]
+fn items_in_two_steps_for_an_agent_without_keys() {
+    let _lock = vpcd_lock();
+    let _card = Reader0::insert_fixture("gen3-personalized.json");
+    let a = start("two-step", &contact_only());
+    let mut ws = open(&a);
+    let keys = test_keys();
+    let info = card_info(&national("gen3-basic.txt"));
+    let read = |ws: &mut Socket, addr: &str, key: &str| {
+        let s1 = call(ws, json!({"function": "iReadCard_HSM_Step1", "iType": 1, "pCardInfo": info, "pFileAddr": addr}));
+        assert_eq!(s1["code"], 0, "{s1}");
+        let answer = two_step::backend_external_answer(&keys, s1["pOutInfo"].as_str().unwrap(), key).unwrap();
+        call(ws, json!({"function": "iReadCard_HSM_Step2", "pKey": answer}))
+    };
+    let v = read(&mut ws, "SSSEEF06|08|$", "RKSSSE");
+    assert_eq!(outcome(&v), (0, "SSSEEF06|371702199203150022|$"), "{v}");
+    // free items: no exchange
+    let v = call(
+        &mut ws,
+        json!({"function": "iReadCard_HSM_Step1", "iType": 1, "pCardInfo": info, "pFileAddr": "SSSEEF05|05|$"}),
+    );
+    assert_eq!(outcome(&v), (-2204, ""), "{v}");
+    // a pending read is not answered by a write's Step2
+    let s1 = call(
+        &mut ws,
+        json!({"function": "iReadCard_HSM_Step1", "iType": 1, "pCardInfo": info, "pFileAddr": "SSSEEF06|08|$"}),
+    );
+    assert_eq!(s1["code"], 0, "{s1}");
+    let v = call(&mut ws, json!({"function": "iWriteCard_HSM_Step2", "pKey": "00", "pWriteData": "x"}));
+    assert_eq!(outcome(&v), (-14, ""), "{v}");
+    let answer = two_step::backend_external_answer(&keys, s1["pOutInfo"].as_str().unwrap(), "RKSSSE").unwrap();
+    let v = call(&mut ws, json!({"function": "iReadCard_HSM_Step2", "pKey": answer}));
+    assert_eq!(v["code"], 0, "still pending: {v}");
+
+    // a write: the token at Step1, the data at Step2
+    let addr = "DF01EF06|23|$";
+    let step1 = json!({"function": "iWriteCard_HSM_Step1", "iType": 1, "pCardInfo": info, "pFileAddr": addr});
+    assert_eq!(outcome(&call(&mut ws, step1.clone())), (-24, ""), "no token");
+    let write = |ws: &mut Socket, data: &str| {
+        let mut with_token = step1.clone();
+        with_token["token"] = json!(token(Scope::Write));
+        let s1 = call(ws, with_token);
+        assert_eq!(s1["code"], 0, "{s1}");
+        let answer = two_step::backend_external_answer(&keys, s1["pOutInfo"].as_str().unwrap(), "UK_DF01").unwrap();
+        call(ws, json!({"function": "iWriteCard_HSM_Step2", "pKey": answer, "pWriteData": data}))
+    };
+    let plain = |ws: &mut Socket| {
+        let v = call(
+            ws,
+            json!({"function": "iReadCard", "iType": 1, "iAuthType": 0, "pCardInfo": info, "pFileAddr": addr}),
+        );
+        v["pOutInfo"].as_str().unwrap().to_owned()
+    };
+    assert_eq!(outcome(&write(&mut ws, "DF01EF06|淄博市张店区|$")), (0, ""));
+    assert_eq!(plain(&mut ws), "DF01EF06|淄博市张店区|$");
+    let long = format!("DF01EF06|{}|$", "一".repeat(41));
+    assert_eq!(outcome(&write(&mut ws, &long)).0, -42);
+    assert_eq!(plain(&mut ws), "DF01EF06|淄博市张店区|$", "nothing written");
+}
+
+/// The vendor PIN variants with the PINs as parameters, under the PIN token and never in the audit log.
+#[test]
+fn pins_given_by_the_page() {
+    let _lock = vpcd_lock();
+    let _card = Reader0::insert_fixture("gen2-personalized.json");
+    let a = start("two-step", &contact_only());
+    let mut ws = open(&a);
+    let v = call(&mut ws, json!({"function": "iVerifyPin", "iType": 1, "pPin": "123456"}));
+    assert_eq!(outcome(&v), (-24, ""), "no token: {v}");
+    let v = call(&mut ws, json!({"function": "iVerifyPin", "iType": 1, "pPin": "111111", "token": token(Scope::Pin)}));
+    assert_eq!(outcome(&v), (-51, ""), "{v}");
+    let v = call(&mut ws, json!({"function": "iVerifyPin", "iType": 1, "pPin": "123456", "token": token(Scope::Pin)}));
+    assert_eq!(outcome(&v), (0, ""), "{v}");
+    let v = call(
+        &mut ws,
+        json!({"function": "iChangePin", "iType": 1, "pOldPin": "123456", "pNewPin": "192837", "token": token(Scope::Pin)}),
+    );
+    assert_eq!(outcome(&v), (0, ""), "{v}");
+    let v = call(&mut ws, json!({"function": "iVerifyPin", "iType": 1, "pPin": "192837", "token": token(Scope::Pin)}));
+    assert_eq!(outcome(&v), (0, ""), "{v}");
+    let log = std::fs::read_to_string(a.dir.path().join("audit.jsonl")).unwrap();
+    assert!(log.contains("pin-verify") && log.contains("pin-change"), "{log}");
+    assert!(!log.contains("123456") && !log.contains("192837") && !log.contains("111111"), "no PIN in the audit log");
 }

@@ -11,13 +11,15 @@
 //!
 //! - `iReadCardBas` (`iType`), `iReadCard` (`iType`, `iAuthType`, `pCardInfo`, `pFileAddr`), `iWriteCard` (`iType`,
 //!   `pCardInfo`, `pFileAddr`, `pWriteData`, `token`), `iReadCardBas_HSM_Step1` (`iType`) and
-//!   `iReadCardBas_HSM_Step2` (`pKey`); the semantics of `libsscard`: the parameters are checked before the card
+//!   `iReadCardBas_HSM_Step2` (`pKey`), `iReadCard_HSM_Step1/2` and `iWriteCard_HSM_Step1/2` (one DF, one key; the
+//!   external cryptogram in `pKey`), `iVerifyPin` / `iChangePin` (the PINs as parameters, scope `pin`); the
+//!   semantics of `libsscard`: the parameters are checked before the card
 //!   is touched (−14, or the code of what is wrong in them), `pCardInfo` against the card's, −2203 with the
 //!   holder fields empty for a generation 3 card the agent cannot read, −2201 for a key an agent without keys
 //!   would need (callers switch to the `_HSM_` functions), a card error as `card_core::national::code` gives it.
 //! - `iType` 1 contact, 2 contactless, 3 contact first, 4 contactless first, with the readers of the `[readers]`
 //!   configuration ([`Roles`]); a reader is passed over for the next one only when it has no card or is not there.
-//! - Between `iReadCardBas_HSM_Step1` and `…_Step2` the card is held by the reader pool (the challenge survives);
+//! - Between a `…_HSM_Step1` and its `…_Step2` the card is held by the reader pool (the challenge survives);
 //!   the session belongs to the socket: a new Step1 on it, or the socket closing, gives the pending one up and
 //!   releases the card at once.
 //! - The answer echoes the call's `id` (any JSON value) and `function`; `message` says what a non-zero code
@@ -51,28 +53,36 @@ pub const MAX_MESSAGE: usize = 64 * 1024;
 const CLOSE_TOO_BIG: u16 = 1009;
 
 /// The functions of CARD-PROFILE §7 offered over the socket.
-const OFFERED: &[&str] =
-    &["iReadCardBas", "iReadCard", "iWriteCard", "iReadCardBas_HSM_Step1", "iReadCardBas_HSM_Step2"];
+const OFFERED: &[&str] = &[
+    "iReadCardBas",
+    "iReadCard",
+    "iWriteCard",
+    "iReadCardBas_HSM_Step1",
+    "iReadCardBas_HSM_Step2",
+    "iReadCard_HSM_Step1",
+    "iReadCard_HSM_Step2",
+    "iWriteCard_HSM_Step1",
+    "iWriteCard_HSM_Step2",
+    "iVerifyPin",
+    "iChangePin",
+];
 
-/// The functions of CARD-PROFILE §7 the agent does not offer over this socket (the PIN functions, the two-step
-/// item reads and writes, the debit functions): −13, like an unknown function, but said so.
+/// The functions of CARD-PROFILE §7 the agent does not offer over this socket: −13, like an unknown function, but
+/// said so. The PIN functions that ask the holder themselves (`iVerifyPIN`, `iChangePIN`, `iReloadPIN`,
+/// `iUnblockPIN` and their steps) need a PIN entry on the agent's machine, which a service has not: a page asks
+/// the PIN and calls `iVerifyPin` / `iChangePin`, or `POST /v1/readers/{index}/pin/{op}`. The debit functions
+/// are out of the profile.
 const NOT_OFFERED: &[&str] = &[
     "iVerifyPIN",
     "iChangePIN",
     "iReloadPIN",
     "iUnblockPIN",
-    "iVerifyPin",
-    "iChangePin",
     "iReloadPIN_HSM_Step1",
     "iReloadPIN_HSM_Step2",
     "iReloadPIN_HSM_Step3",
     "iUnblockPIN_HSM_Step1",
     "iUnblockPIN_HSM_Step2",
     "iUnblockPIN_HSM_Step3",
-    "iReadCard_HSM_Step1",
-    "iReadCard_HSM_Step2",
-    "iWriteCard_HSM_Step1",
-    "iWriteCard_HSM_Step2",
     "iDoDebit",
     "iDoDebit_HSM_Step1",
     "iDoDebit_HSM_Step2",
@@ -206,6 +216,15 @@ async fn serve(mut socket: WebSocket, state: AppState, origin: RequestOrigin) {
     // `calls` is dropped here: a pending two-step read is given up and its card released
 }
 
+/// A call's operation token (`token`: a string, or absent / null).
+fn token(p: &Params) -> Result<Option<String>, Refusal> {
+    match p.0.get("token") {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(t)) => Ok(Some(t.clone())),
+        Some(_) => Err(Refusal::bad("token must be a string")),
+    }
+}
+
 /// The answer message.
 fn answer(id: Option<Value>, function: Option<&str>, result: Result<Done, Refusal>) -> Value {
     let mut out = Map::new();
@@ -227,11 +246,13 @@ fn answer(id: Option<Value>, function: Option<&str>, result: Result<Done, Refusa
     Value::Object(out)
 }
 
-/// A two-step read waiting for its Step 2 on this socket; given up when dropped.
+/// A two-step exchange waiting for its Step 2 on this socket; given up when dropped.
 struct Pending {
     pool: ReaderPool,
     reader: String,
     session: String,
+    /// The Step 2 function that answers it.
+    step2: &'static str,
 }
 
 impl Drop for Pending {
@@ -292,6 +313,11 @@ impl Calls {
             "iWriteCard" => self.write_card(&params).await,
             "iReadCardBas_HSM_Step1" => self.read_step1(&params).await,
             "iReadCardBas_HSM_Step2" => self.read_step2(&params).await,
+            "iReadCard_HSM_Step1" => self.items_step1(&params, false).await,
+            "iReadCard_HSM_Step2" => self.read_items_step2(&params).await,
+            "iWriteCard_HSM_Step1" => self.items_step1(&params, true).await,
+            "iWriteCard_HSM_Step2" => self.write_items_step2(&params).await,
+            "iVerifyPin" | "iChangePin" => self.pin(&params, function == "iChangePin").await,
             f if NOT_OFFERED.contains(&f) => {
                 Err(Refusal::new(codes::UNSUPPORTED, "this function is not offered over the agent's socket"))
             }
@@ -393,13 +419,8 @@ impl Calls {
         let data = p.text("pWriteData")?;
         ItemValues::parse(&address, &data).map_err(|e| Refusal::parameter("pWriteData", &e))?;
         codes::check_card_info_shape(&card_info).map_err(|e| Refusal::parameter("pCardInfo", &e))?;
-        let token = match p.0.get("token") {
-            None | Some(Value::Null) => None,
-            Some(Value::String(t)) => Some(t.clone()),
-            Some(_) => return Err(Refusal::bad("token must be a string")),
-        };
         let req = self.request(self.reader(itype).await?, "write-items");
-        req.authorize_token(token.as_deref(), Scope::Write)?;
+        req.authorize_token(token(p)?.as_deref(), Scope::Write)?;
         let service = self.state.key_service.clone();
         let no_keys = self.state.roles.no_keys;
         req.run(CardId::Read, move |card, sm| {
@@ -424,17 +445,95 @@ impl Calls {
         let reader = self.reader(itype).await?;
         let req = self.request(reader.clone(), "read-basic-step1");
         let ticket = req.wait(self.state.pool.read_step1(&reader), no_card_id).await?;
-        self.pending = Some(Pending { pool: self.state.pool.clone(), reader, session: ticket.session });
+        let pool = self.state.pool.clone();
+        self.pending = Some(Pending { pool, reader, session: ticket.session, step2: "iReadCardBas_HSM_Step2" });
         Ok(Done { code: codes::OK, out: ticket.step1 })
+    }
+
+    /// This socket's pending exchange, if Step 2 is `function`; −14 otherwise (a pending exchange of another
+    /// function stays pending).
+    fn take_pending(&mut self, function: &'static str) -> Result<Pending, Refusal> {
+        match self.pending.take() {
+            Some(p) if p.step2 == function => Ok(p),
+            other => {
+                self.pending = other;
+                Err(Refusal::bad(format!("no Step1 is waiting for {function} on this socket")))
+            }
+        }
+    }
+
+    /// `iReadCard_HSM_Step1(iType, pCardInfo, pFileAddr)` (`write` false) or `iWriteCard_HSM_Step1(iType,
+    /// pCardInfo, pFileAddr)`: the Step 1 string for the back end, which computes the EXTERNAL AUTHENTICATE
+    /// cryptogram of the files' read or update key; the card is held for Step 2 on this socket. A read of items
+    /// every card gives freely: −2204. A write needs the operation token (scope `write`).
+    async fn items_step1(&mut self, p: &Params, write: bool) -> Result<Done, Refusal> {
+        let itype = p.int("iType")?;
+        let card_info = p.text("pCardInfo")?;
+        let address: Address = p.text("pFileAddr")?.parse().map_err(|e| Refusal::parameter("pFileAddr", &e))?;
+        codes::check_card_info_shape(&card_info).map_err(|e| Refusal::parameter("pCardInfo", &e))?;
+        self.pending = None;
+        let reader = self.reader(itype).await?;
+        let pool = self.state.pool.clone();
+        let (ticket, step2) = if write {
+            let req = self.request(reader.clone(), "write-items-step1");
+            req.authorize_token(token(p)?.as_deref(), Scope::Write)?;
+            (req.wait(pool.write_items_step1(&reader, card_info, address), no_card_id).await?, "iWriteCard_HSM_Step2")
+        } else {
+            let req = self.request(reader.clone(), "read-items-step1");
+            (req.wait(pool.read_items_step1(&reader, card_info, address), no_card_id).await?, "iReadCard_HSM_Step2")
+        };
+        self.pending = Some(Pending { pool, reader, session: ticket.session, step2 });
+        Ok(Done { code: codes::OK, out: ticket.step1 })
+    }
+
+    /// `iReadCard_HSM_Step2(pKey)`: the external cryptogram (`C` or `C‖R4`); the values mirroring Step 1's address.
+    async fn read_items_step2(&mut self, p: &Params) -> Result<Done, Refusal> {
+        let key = p.text("pKey")?;
+        let pending = self.take_pending("iReadCard_HSM_Step2")?;
+        let req = self.request(pending.reader.clone(), "read-items-step2");
+        let values =
+            req.wait(self.state.pool.read_items_step2(&pending.reader, &pending.session, key), no_card_id).await?;
+        Ok(Done { code: codes::OK, out: values.to_national() })
+    }
+
+    /// `iWriteCard_HSM_Step2(pKey, pWriteData)`: the data, checked before the cryptogram is sent, then written.
+    async fn write_items_step2(&mut self, p: &Params) -> Result<Done, Refusal> {
+        let key = p.text("pKey")?;
+        let data = p.text("pWriteData")?;
+        let pending = self.take_pending("iWriteCard_HSM_Step2")?;
+        let req = self.request(pending.reader.clone(), "write-items-step2");
+        let write = self.state.pool.write_items_step2(&pending.reader, &pending.session, key, data);
+        req.wait(write, no_card_id).await?;
+        Ok(Done { code: codes::OK, out: String::new() })
+    }
+
+    /// `iVerifyPin(iType, pPin)` or `iChangePin(iType, pOldPin, pNewPin)` (the vendor variants with the PINs as
+    /// parameters), with the operation token (scope `pin`) and the reader's PIN rate limit, as
+    /// `POST /v1/readers/{index}/pin/{op}`. −51 a wrong PIN, −52 blocked. The PINs are never logged.
+    async fn pin(&self, p: &Params, change: bool) -> Result<Done, Refusal> {
+        let itype = p.int("iType")?;
+        let secret = |name: &str| p.text(name).map(secrecy::SecretString::from);
+        let (pin, new) = if change { (secret("pOldPin")?, Some(secret("pNewPin")?)) } else { (secret("pPin")?, None) };
+        let reader = self.reader(itype).await?;
+        let req = self.request(reader, if change { "pin-change" } else { "pin-verify" });
+        req.authorize_token(token(p)?.as_deref(), Scope::Pin)?;
+        if let Err(wait) = self.state.pin_limit.attempt(&req.reader) {
+            let message = format!("too many PIN operations on this reader; try again in {} s", wait.as_secs().max(1));
+            return Err(Refusal::new(super::api::PIN_RATE_LIMITED, message));
+        }
+        req.run(CardId::Read, move |card, _| match &new {
+            Some(new) => card.change_pin(&pin, new),
+            None => card.verify_pin(&pin),
+        })
+        .await?;
+        Ok(Done { code: codes::OK, out: String::new() })
     }
 
     /// `iReadCardBas_HSM_Step2(pKey)`: the back end's answer to this socket's Step 1; the 11 fields. No Step 1
     /// pending: −14; one that expired (the card was released): −4.
     async fn read_step2(&mut self, p: &Params) -> Result<Done, Refusal> {
         let key = p.text("pKey")?;
-        let Some(pending) = self.pending.take() else {
-            return Err(Refusal::bad("no iReadCardBas_HSM_Step1 is waiting for its Step2 on this socket"));
-        };
+        let pending = self.take_pending("iReadCardBas_HSM_Step2")?;
         let req = self.request(pending.reader.clone(), "read-basic-step2");
         let info =
             req.wait(self.state.pool.read_step2(&pending.reader, &pending.session, key), card_id_of_basic).await?;

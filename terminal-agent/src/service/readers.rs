@@ -27,7 +27,9 @@ use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{mpsc, Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
-use card_core::card::{Address, BasicInfo, SocialSecurityCard, TerminalIds, TwoStepRead, TwoStepWrite};
+use card_core::card::{
+    Address, BasicInfo, ItemValues, SocialSecurityCard, TerminalIds, TwoStepRead, TwoStepReadItems, TwoStepWrite,
+};
 use card_core::national;
 use card_core::profile::Profile;
 use card_core::security::SecurityModule;
@@ -171,11 +173,17 @@ struct Shared {
     sessions: Mutex<HashMap<String, Session>>,
 }
 
-/// The two kinds of two-step exchange.
+/// The kinds of two-step exchange.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Kind {
+    /// The basic information (`iReadCardBas_HSM_*`).
     Read,
+    /// Items, the data given at Step 1 (the HTTP API's write steps).
     Write,
+    /// Items of one DF under its read key (`iReadCard_HSM_*`).
+    ReadItems,
+    /// Items of one DF, the data given at Step 2 with the external cryptogram alone (`iWriteCard_HSM_*`).
+    WriteItems,
 }
 
 impl Kind {
@@ -183,6 +191,8 @@ impl Kind {
         match self {
             Kind::Read => "read",
             Kind::Write => "write",
+            Kind::ReadItems => "read-items",
+            Kind::WriteItems => "write-items",
         }
     }
 }
@@ -191,11 +201,13 @@ impl Kind {
 enum Finished {
     Read(Box<BasicInfo>),
     Write,
+    Items(ItemValues),
 }
 
-/// Step 2, sent to the worker holding the session.
+/// Step 2, sent to the worker holding the session (with the data of a [`Kind::WriteItems`]).
 struct Answer {
     answer: String,
+    data: Option<String>,
     reply: oneshot::Sender<Result<Finished, PoolError>>,
 }
 
@@ -308,9 +320,9 @@ impl ReaderPool {
     /// Step 2 of the two-step read: the back end's answer (`internal|external|`) for the ticket's Step 1; the
     /// basic information when the card accepts it (the card is checked with the answer's internal part).
     pub async fn read_step2(&self, reader: &str, session: &str, answer: String) -> Result<BasicInfo, PoolError> {
-        match self.step2(reader, Kind::Read, session, answer).await? {
+        match self.step2(reader, Kind::Read, session, answer, None).await? {
             Finished::Read(info) => Ok(*info),
-            Finished::Write => Err(PoolError::Internal { reader: reader.to_owned(), what: "step 2 of another kind" }),
+            _ => Err(PoolError::Internal { reader: reader.to_owned(), what: "step 2 of another kind" }),
         }
     }
 
@@ -328,9 +340,68 @@ impl ReaderPool {
 
     /// Step 2 of a two-step write: the back end's answer; the items are written when the card accepts it.
     pub async fn write_step2(&self, reader: &str, session: &str, answer: String) -> Result<(), PoolError> {
-        match self.step2(reader, Kind::Write, session, answer).await? {
+        match self.step2(reader, Kind::Write, session, answer, None).await? {
             Finished::Write => Ok(()),
-            Finished::Read(_) => Err(PoolError::Internal { reader: reader.to_owned(), what: "step 2 of another kind" }),
+            _ => Err(PoolError::Internal { reader: reader.to_owned(), what: "step 2 of another kind" }),
+        }
+    }
+
+    /// Step 1 of a two-step read of items (`iReadCard_HSM_Step1`: one DF, one read key) after checking
+    /// `card_info` (`卡识别码|卡号|`) against the card; items every card gives freely: national −2204.
+    pub async fn read_items_step1(
+        &self,
+        reader: &str,
+        card_info: String,
+        address: Address,
+    ) -> Result<Ticket, PoolError> {
+        self.submit(reader, move |w: &mut Worker, reply| {
+            w.two_step(Kind::ReadItems, reply, move |card| {
+                card.read_basic(&card_core::security::NoKeys)?.check_card_info(&card_info)?;
+                let session = card.begin_two_step_read_items(&address)?;
+                Ok(Box::new(session) as Box<dyn TwoStep + '_>)
+            });
+        })
+        .await
+    }
+
+    /// Step 2 of a two-step read of items: the external cryptogram (`C` or `C‖R4`); the values.
+    pub async fn read_items_step2(&self, reader: &str, session: &str, answer: String) -> Result<ItemValues, PoolError> {
+        match self.step2(reader, Kind::ReadItems, session, answer, None).await? {
+            Finished::Items(values) => Ok(values),
+            _ => Err(PoolError::Internal { reader: reader.to_owned(), what: "step 2 of another kind" }),
+        }
+    }
+
+    /// Step 1 of a two-step write whose data comes with Step 2 (`iWriteCard_HSM_Step1`), after checking
+    /// `card_info` against the card.
+    pub async fn write_items_step1(
+        &self,
+        reader: &str,
+        card_info: String,
+        address: Address,
+    ) -> Result<Ticket, PoolError> {
+        self.submit(reader, move |w: &mut Worker, reply| {
+            w.two_step(Kind::WriteItems, reply, move |card| {
+                card.read_basic(&card_core::security::NoKeys)?.check_card_info(&card_info)?;
+                let session = card.begin_two_step_write_of(&address, None)?;
+                Ok(Box::new(session) as Box<dyn TwoStep + '_>)
+            });
+        })
+        .await
+    }
+
+    /// Step 2 of `iWriteCard_HSM`: the data (mirroring Step 1's address, checked before the cryptogram is sent)
+    /// and the external cryptogram.
+    pub async fn write_items_step2(
+        &self,
+        reader: &str,
+        session: &str,
+        answer: String,
+        data: String,
+    ) -> Result<(), PoolError> {
+        match self.step2(reader, Kind::WriteItems, session, answer, Some(data)).await? {
+            Finished::Write => Ok(()),
+            _ => Err(PoolError::Internal { reader: reader.to_owned(), what: "step 2 of another kind" }),
         }
     }
 
@@ -419,7 +490,14 @@ impl ReaderPool {
     }
 
     /// Hands Step 2 to the worker holding the session and waits for the outcome.
-    async fn step2(&self, reader: &str, kind: Kind, session: &str, answer: String) -> Result<Finished, PoolError> {
+    async fn step2(
+        &self,
+        reader: &str,
+        kind: Kind,
+        session: &str,
+        answer: String,
+        data: Option<String>,
+    ) -> Result<Finished, PoolError> {
         let shared = &self.inner.shared;
         let no_session = || PoolError::NoSession { reader: reader.to_owned(), kind: kind.name() };
         let expired = PoolError::SessionExpired { timeout: shared.config.two_step_timeout };
@@ -435,7 +513,7 @@ impl ReaderPool {
             let Some(Session::Waiting { answer: to_worker, .. }) = sessions.remove(session) else {
                 return Err(no_session());
             };
-            if to_worker.try_send(Answer { answer, reply }).is_err() {
+            if to_worker.try_send(Answer { answer, data, reply }).is_err() {
                 return Err(expired);
             }
         }
@@ -447,7 +525,7 @@ impl ReaderPool {
 trait TwoStep {
     fn step1(&self) -> String;
     fn key(&self) -> String;
-    fn finish(self: Box<Self>, answer: &str) -> Result<Finished, card_core::Error>;
+    fn finish(self: Box<Self>, answer: &str, data: Option<&str>) -> Result<Finished, card_core::Error>;
 }
 
 impl TwoStep for TwoStepRead<'_> {
@@ -457,7 +535,7 @@ impl TwoStep for TwoStepRead<'_> {
     fn key(&self) -> String {
         "RKSSSE".to_owned()
     }
-    fn finish(self: Box<Self>, answer: &str) -> Result<Finished, card_core::Error> {
+    fn finish(self: Box<Self>, answer: &str, _: Option<&str>) -> Result<Finished, card_core::Error> {
         TwoStepRead::finish(*self, answer).map(|info| Finished::Read(Box::new(info)))
     }
 }
@@ -469,8 +547,24 @@ impl TwoStep for TwoStepWrite<'_> {
     fn key(&self) -> String {
         TwoStepWrite::key(self)
     }
-    fn finish(self: Box<Self>, answer: &str) -> Result<Finished, card_core::Error> {
-        TwoStepWrite::finish(*self, answer).map(|()| Finished::Write)
+    fn finish(self: Box<Self>, answer: &str, data: Option<&str>) -> Result<Finished, card_core::Error> {
+        match data {
+            Some(data) => TwoStepWrite::finish_external(*self, data, answer),
+            None => TwoStepWrite::finish(*self, answer),
+        }
+        .map(|()| Finished::Write)
+    }
+}
+
+impl TwoStep for TwoStepReadItems<'_> {
+    fn step1(&self) -> String {
+        TwoStepReadItems::step1(self)
+    }
+    fn key(&self) -> String {
+        TwoStepReadItems::key(self)
+    }
+    fn finish(self: Box<Self>, answer: &str, _: Option<&str>) -> Result<Finished, card_core::Error> {
+        TwoStepReadItems::finish(*self, answer).map(Finished::Items)
     }
 }
 
@@ -616,7 +710,7 @@ where
             }
         }
     };
-    let result = exchange.finish(&answer.answer);
+    let result = exchange.finish(&answer.answer, answer.data.as_deref());
     let lost = matches!(&result, Err(e) if link_lost(e));
     let _ = answer.reply.send(result.map_err(PoolError::from));
     lost
