@@ -2,8 +2,9 @@
 //! software written against the vendor DLLs — the same function names, parameters, buffers, GBK strings and
 //! return codes, over card-core and PC/SC.
 //!
-//! - [`ffi`]: the C entry points (`iReadCardBas`, `iReadCard`, `iWriteCard`, `iReadCardBas_HSM_Step1/2`), each
-//!   behind `catch_unwind`; the only unsafe code of the crate.
+//! - [`ffi`]: the C entry points (`iReadCardBas`, `iReadCard`, `iWriteCard`, their `_HSM_` steps, the PIN
+//!   functions and their `_HSM_` steps, the vendor `iVerifyPin`/`iChangePin`), each behind `catch_unwind`; the
+//!   only unsafe code of the crate.
 //! - [`config`]: `/etc/sscard/sscard.toml` (or `SSCARD_CONFIG`): readers, terminal identifiers, keys.
 //! - `library`: the process's one [`Library`]: the configuration and one slot per reader role, each a mutex
 //!   around the reader's connected card, so one card operation per reader runs at a time.
