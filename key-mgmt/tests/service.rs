@@ -402,7 +402,7 @@ fn refusals_audit_and_secrets() {
     refused(&good, &huge, 400, -14);
     let (s, b) = post_raw(&good, &url, "{not json").unwrap();
     assert_eq!((s, b["code"].as_i64()), (400, Some(-14)));
-    let bad_pin = json!({ "operation": "pin-reload", "step1": step1, "terminal": T1, "step2": "12A4|" });
+    let bad_pin = json!({ "operation": "pin-reload", "step1": step1, "terminal": T1, "step2": "12A4B6C8D0E2|" });
     refused(&good, &bad_pin, 400, -41);
     let short_pin = json!({ "operation": "pin-reload", "step1": step1, "terminal": T1, "step2": "12|" });
     refused(&good, &short_pin, 400, -42);
@@ -454,7 +454,7 @@ fn refusals_audit_and_secrets() {
     secrets.push(answer[..16].to_string());
     secrets.push(answer[33..49].to_string());
     secrets.push(step1.clone());
-    secrets.push("12A4".into());
+    secrets.push("12A4B6C8D0E2".into());
     for name in names() {
         for alg in [Algorithm::Tdes, Algorithm::Sm4] {
             secrets.push(hex::encode_upper(test_keys().issuer(alg, &name).unwrap().expose_secret()));
