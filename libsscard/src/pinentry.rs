@@ -358,19 +358,20 @@ impl Session {
     /// `GETPIN`.
     fn get_pin(&mut self) -> Result<Pin, PinentryError> {
         self.send("GETPIN")?;
-        let mut data = Zeroizing::new(Vec::new());
+        // room for any PIN up front: a growing buffer would leave copies behind
+        let mut data = Zeroizing::new(Vec::with_capacity(MAX_LINE));
         let mut status = Vec::new();
         match self.answer(Some(&mut data), &mut status)? {
             End::Ok => {}
             End::Err(code, message) => return Err(err(code, message)),
         }
-        let text = String::from_utf8(std::mem::take(&mut *data)).map_err(|e| {
-            // the bytes are the PIN's: wipe them
-            let _ = Zeroizing::new(e.into_bytes());
-            PinentryError::Protocol("the PIN is not UTF-8")
-        })?;
+        let text = std::str::from_utf8(&data).map_err(|_| PinentryError::Protocol("the PIN is not UTF-8"))?;
+        // an exact-size copy, so that SecretString's boxing keeps this allocation instead of moving it; `data` is
+        // wiped on drop
+        let mut exact = String::with_capacity(text.len());
+        exact.push_str(text);
         let repeated = status.iter().any(|s| s == "PIN_REPEATED" || s.starts_with("PIN_REPEATED "));
-        Ok(Pin { pin: SecretString::from(text), repeated })
+        Ok(Pin { pin: SecretString::from(exact), repeated })
     }
 
     /// `BYE`; the answer does not matter (the program is ended on drop anyway).
@@ -609,6 +610,49 @@ mod tests {
         assert_eq!(e.to_pin_entry(), PinEntryError::Mismatch);
     }
 
+    /// The real pinentry-curses (Debian's `/usr/bin/pinentry` is one) on a pseudo-terminal that a Python helper
+    /// opens: it prints the terminal's name, waits for the dialog to be drawn, types the PIN and Enter.
+    #[test]
+    fn pinentry_real_curses_program() {
+        let program = Path::new("/usr/bin/pinentry-curses");
+        let python = std::process::Command::new("python3").arg("-c").arg("1").status().is_ok_and(|s| s.success());
+        if !program.exists() || !python {
+            eprintln!("skipped: needs /usr/bin/pinentry-curses and python3");
+            return;
+        }
+        const HELPER: &str = r#"
+import os, pty, select, sys, time
+m, s = pty.openpty()
+print(os.ttyname(s), flush=True)
+drawn = False
+end = time.time() + 20
+while time.time() < end:
+    if select.select([m], [], [], 0.2)[0]:
+        os.read(m, 65536)
+        drawn = True
+    elif drawn:
+        os.write(m, b"24680\r")
+        drawn = False
+        end = time.time() + 5
+"#;
+        let mut helper =
+            std::process::Command::new("python3").arg("-c").arg(HELPER).stdout(Stdio::piped()).spawn().unwrap();
+        let mut tty = String::new();
+        std::io::BufRead::read_line(&mut std::io::BufReader::new(helper.stdout.take().unwrap()), &mut tty).unwrap();
+        let tty = tty.trim().to_owned();
+        assert!(tty.starts_with("/dev/pts/"), "{tty:?}");
+        let p = Pinentry::new(program, Duration::from_secs(15)).with_args([
+            "--ttyname".to_owned(),
+            tty,
+            "--ttytype".to_owned(),
+            "xterm".to_owned(),
+        ]);
+        let pin = p.get_pin(&DIALOG);
+        let _ = helper.kill();
+        let _ = helper.wait();
+        assert_eq!(pin.unwrap().expose_secret(), "24680");
+    }
+
     #[test]
     fn pinentry_escaping_and_unescaping() {
         assert_eq!(escape("a%b\r\nc 社"), "a%25b%0D%0Ac 社");
@@ -621,6 +665,9 @@ mod tests {
         // a description longer than an Assuan line is refused, not cut
         let dir = tempfile::tempdir().unwrap();
         let (program, _) = fake(dir.path(), "pe", "echo 'D 1234'; echo OK", "");
+        // a PIN that decodes to bytes that are not UTF-8
+        let (bad, _) = fake(dir.path(), "bad", "echo 'D %FF%FE'; echo OK", "");
+        assert!(matches!(pinentry(&bad).get_pin(&DIALOG), Err(PinentryError::Protocol(_))));
         let long = "长".repeat(400);
         let e = pinentry(&program).get_pin(&Dialog { description: &long, ..DIALOG }).unwrap_err();
         assert!(matches!(e, PinentryError::Protocol(_)), "{e:?}");
