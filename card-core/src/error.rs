@@ -9,6 +9,7 @@
 //!   [`Error::CardData`] (an item's value that does not decode in its format, e.g. a name whose bytes are not GBK);
 //! - the caller asked for something impossible: [`Error::Apdu`], [`Error::Codec`], [`Error::BadParameter`],
 //!   [`Error::Unsupported`];
+//! - the PIN could not be entered (reader's pad or PIN dialog: cancelled, timed out, no pad): [`Error::PinEntry`];
 //! - the security module cannot help: [`Error::MissingKey`];
 //! - cryptography: [`Error::Crypto`];
 //! - a code of the national interface with no closer meaning: [`Error::National`].
@@ -21,7 +22,7 @@ use crate::apdu::{ApduError, ProtocolError, StatusWord};
 use crate::codec::CodecError;
 use crate::crypto::CryptoError;
 use crate::tlv::TlvError;
-use crate::transport::TransportError;
+use crate::transport::{PinEntryError, TransportError};
 
 /// Everything that can go wrong in `card-core`.
 #[derive(Debug, thiserror::Error)]
@@ -30,6 +31,10 @@ pub enum Error {
     /// The link to the card failed (no reader, no card, card removed, reset, pcscd gone, …).
     #[error(transparent)]
     Transport(#[from] TransportError),
+    /// The PIN could not be entered: cancelled, timed out, the new PIN's entries differ, no PIN pad, … (national
+    /// −31…−36).
+    #[error(transparent)]
+    PinEntry(#[from] PinEntryError),
     /// The card answered with a status word other than success.
     #[error("card refused: {0}")]
     Card(StatusWord),

@@ -12,13 +12,15 @@
 //! Named codes: −1 wrong card type, −2 no card, −3 card not powered, −4 no answer, −11 reader connection,
 //! −12 no connection, −13 unsupported, −14 bad parameter, −15 check failed, −20 bad card id, −21 internal
 //! authentication failed, −22 data does not match the card, −23 illegal data, −24 key level insufficient,
-//! −31…−36 PIN entry errors, −41 illegal character, −42 illegal length, −51 PIN wrong, −52 PIN blocked,
+//! −31…−36 PIN entry errors (which is which is this project's decision \[P\], the sources name only the range: −31
+//! cancelled, −32 timed out, −33 the new PIN's entries differ, −34 a PIN length outside the limits, −35 no means of
+//! PIN entry (no pad, no PIN dialog), −36 the pad or dialog failed), −41 illegal character, −42 illegal length, −51 PIN wrong, −52 PIN blocked,
 //! −2201 no PSAM, −2202 algorithm unsupported, −2203 no RKSSSE, −2204 no HSM authentication needed.
 
 use crate::apdu::StatusWord;
 use crate::codec::CodecError;
 use crate::crypto::CryptoError;
-use crate::transport::TransportError;
+use crate::transport::{PinEntryError, TransportError};
 use crate::Error;
 
 /// Success.
@@ -51,6 +53,18 @@ pub const CARD_MISMATCH: i32 = -22;
 pub const ILLEGAL_DATA: i32 = -23;
 /// −24 key level insufficient.
 pub const KEY_LEVEL: i32 = -24;
+/// −31 PIN entry cancelled \[P\].
+pub const PIN_ENTRY_CANCELLED: i32 = -31;
+/// −32 PIN entry timed out \[P\].
+pub const PIN_ENTRY_TIMEOUT: i32 = -32;
+/// −33 the new PIN's two entries differ \[P\].
+pub const PIN_ENTRY_MISMATCH: i32 = -33;
+/// −34 the PIN entered is too short or too long \[P\].
+pub const PIN_ENTRY_LENGTH: i32 = -34;
+/// −35 no means of PIN entry: no PIN pad, no PIN dialog \[P\].
+pub const PIN_ENTRY_UNAVAILABLE: i32 = -35;
+/// −36 the PIN pad or dialog failed (refused the request, answered nonsense) \[P\].
+pub const PIN_ENTRY_FAILED: i32 = -36;
 /// −41 illegal character.
 pub const ILLEGAL_CHAR: i32 = -41;
 /// −42 illegal length.
@@ -85,6 +99,14 @@ pub fn code(e: &Error) -> i32 {
             _ => READER_CONNECTION,
         },
         Error::Card(sw) | Error::Blocked(sw) => sw_code(*sw),
+        Error::PinEntry(p) => match p {
+            PinEntryError::Cancelled => PIN_ENTRY_CANCELLED,
+            PinEntryError::Timeout => PIN_ENTRY_TIMEOUT,
+            PinEntryError::Mismatch => PIN_ENTRY_MISMATCH,
+            PinEntryError::BadLength => PIN_ENTRY_LENGTH,
+            PinEntryError::NoPinPad | PinEntryError::Unavailable(_) => PIN_ENTRY_UNAVAILABLE,
+            PinEntryError::Refused | PinEntryError::Malformed(_) | PinEntryError::Failed(_) => PIN_ENTRY_FAILED,
+        },
         Error::WrongPin { .. } => PIN_WRONG,
         Error::PinBlocked => PIN_BLOCKED,
         Error::AuthFailed { tries_left, .. } => sw_code(StatusWord(0x63C0 | u16::from((*tries_left).min(15)))),
@@ -137,6 +159,14 @@ pub fn error(code: i32) -> Option<Error> {
         (CARD_MISMATCH, _) => Error::CardMismatch,
         (NO_RKSSSE, _) => Error::MissingKey { key: "RKSSSE".into() },
         (KEY_LEVEL, _) => Error::MissingKey { key: String::new() },
+        (PIN_ENTRY_CANCELLED, _) => Error::PinEntry(PinEntryError::Cancelled),
+        (PIN_ENTRY_TIMEOUT, _) => Error::PinEntry(PinEntryError::Timeout),
+        (PIN_ENTRY_MISMATCH, _) => Error::PinEntry(PinEntryError::Mismatch),
+        (PIN_ENTRY_LENGTH, _) => Error::PinEntry(PinEntryError::BadLength),
+        (PIN_ENTRY_UNAVAILABLE, _) => {
+            Error::PinEntry(PinEntryError::Unavailable("reported by the national interface".into()))
+        }
+        (PIN_ENTRY_FAILED, _) => Error::PinEntry(PinEntryError::Refused),
         (PIN_WRONG, _) => Error::WrongPin { tries_left: 0 },
         (PIN_BLOCKED, _) => Error::PinBlocked,
         (ALGORITHM_UNSUPPORTED, _) => Error::Crypto(CryptoError::UnsupportedAlgorithm(0)),
@@ -200,8 +230,8 @@ mod tests {
     #[test]
     fn named_codes_and_status_words_round_trip() {
         let named = [
-            -1, -2, -3, -4, -11, -12, -13, -14, -15, -20, -21, -22, -23, -24, -31, -36, -41, -42, -51, -52, -2201,
-            -2202, -2203, -2204,
+            -1, -2, -3, -4, -11, -12, -13, -14, -15, -20, -21, -22, -23, -24, -31, -32, -33, -34, -35, -36, -41, -42,
+            -51, -52, -2201, -2202, -2203, -2204,
         ];
         for c in named {
             let e = error(c);
@@ -226,6 +256,26 @@ mod tests {
         assert_eq!(code(&Error::Card(StatusWord::SECURITY_NOT_SATISFIED)), -0x6982);
         assert_eq!(code(&Error::Codec(CodecError::TooLong { len: 3, max: 2 })), ILLEGAL_LENGTH);
         assert_eq!(code(&Error::Crypto(CryptoError::UnsupportedAlgorithm(2))), ALGORITHM_UNSUPPORTED);
+    }
+
+    #[test]
+    fn pin_entry_errors_are_the_31_to_36_codes() {
+        let c = |p: PinEntryError| code(&Error::PinEntry(p));
+        assert_eq!(c(PinEntryError::Cancelled), -31);
+        assert_eq!(c(PinEntryError::Timeout), -32);
+        assert_eq!(c(PinEntryError::Mismatch), -33);
+        assert_eq!(c(PinEntryError::BadLength), -34);
+        assert_eq!(c(PinEntryError::NoPinPad), -35);
+        assert_eq!(c(PinEntryError::Unavailable("no pinentry".into())), -35);
+        assert_eq!(c(PinEntryError::Refused), -36);
+        assert_eq!(c(PinEntryError::Malformed("x")), -36);
+        assert_eq!(c(PinEntryError::Failed("pinentry error 83886081".into())), -36);
+        for p in [-31, -32, -33, -34, -35, -36] {
+            assert_eq!(message(p), "密码输入错误");
+            assert!(matches!(error(p), Some(Error::PinEntry(_))), "{p}");
+        }
+        // a wrong PIN and a blocked one stay −51 / −52
+        assert_eq!(code(&Error::WrongPin { tries_left: 1 }), PIN_WRONG);
     }
 
     #[test]

@@ -46,6 +46,7 @@ fn check_vector(algorithm: &str, v: &Value) -> Checked {
         "kcv" => check_kcv(v),
         "iso7064-mod11-2" => check_check_char(v, card_core::codec::mod11_2_check),
         "iso7064-mod37-2" => check_check_char(v, card_core::codec::mod37_2_check),
+        "pcsc-part10" => check_pin_structure(v),
         other => Err(format!("unknown algorithm {other:?}: add an arm to check_vector")),
     }
 }
@@ -59,6 +60,69 @@ fn check_check_char(v: &Value, check: fn(&str) -> Result<char, card_core::codec:
         Ok(())
     } else {
         Err(format!("check character of {input}: got {got}, expected {expected}"))
+    }
+}
+
+/// PC/SC part 10 PIN structures: the fields (hex) serialized must give `expected`; with `card_pin_length`, the
+/// card's own structure (`for_card`) must equal the fields too.
+fn check_pin_structure(v: &Value) -> Checked {
+    use card_core::profile::PinSpec;
+    use card_core::transport::pinpad::{PadTimeouts, PinModifyStructure, PinVerifyStructure};
+    let byte = |f: &str| hex_array::<1>(v, f).map(|[b]| b);
+    let word = |f: &str| hex_array::<2>(v, f).map(u16::from_be_bytes);
+    let timeouts = PadTimeouts { first: byte("bTimerOut")?, between: byte("bTimerOut2")? };
+    let [min_digits, max_digits] = hex_array::<2>(v, "wPINMaxExtraDigit")?;
+    let card = v.get("card_pin_length").and_then(Value::as_u64).map(|l| PinSpec { length: l as usize, max_tries: 3 });
+    let expected = hex_field(v, "expected")?;
+    match text(v, "structure")? {
+        "verify" => {
+            let s = PinVerifyStructure {
+                timeouts,
+                format_string: byte("bmFormatString")?,
+                pin_block_string: byte("bmPINBlockString")?,
+                pin_length_format: byte("bmPINLengthFormat")?,
+                min_digits,
+                max_digits,
+                entry_validation: byte("bEntryValidationCondition")?,
+                number_message: byte("bNumberMessage")?,
+                lang_id: word("wLangId")?,
+                msg_index: byte("bMsgIndex")?,
+                teo_prologue: hex_array(v, "bTeoPrologue")?,
+                apdu: hex_field(v, "abData")?,
+            };
+            expect_eq("PIN_VERIFY_STRUCTURE", &s.to_bytes().map_err(err)?, &expected)?;
+            if let Some(spec) = card {
+                let built = PinVerifyStructure::for_card(&spec, timeouts).map_err(err)?;
+                expect_eq("for_card", &built.to_bytes().map_err(err)?, &expected)?;
+            }
+            Ok(())
+        }
+        "modify" => {
+            let s = PinModifyStructure {
+                timeouts,
+                format_string: byte("bmFormatString")?,
+                pin_block_string: byte("bmPINBlockString")?,
+                pin_length_format: byte("bmPINLengthFormat")?,
+                offset_old: byte("bInsertionOffsetOld")?,
+                offset_new: byte("bInsertionOffsetNew")?,
+                min_digits,
+                max_digits,
+                confirm_pin: byte("bConfirmPIN")?,
+                entry_validation: byte("bEntryValidationCondition")?,
+                number_message: byte("bNumberMessage")?,
+                lang_id: word("wLangId")?,
+                msg_index: hex_array(v, "bMsgIndex")?,
+                teo_prologue: hex_array(v, "bTeoPrologue")?,
+                apdu: hex_field(v, "abData")?,
+            };
+            expect_eq("PIN_MODIFY_STRUCTURE", &s.to_bytes().map_err(err)?, &expected)?;
+            if let Some(spec) = card {
+                let built = PinModifyStructure::for_card(&spec, timeouts).map_err(err)?;
+                expect_eq("for_card", &built.to_bytes().map_err(err)?, &expected)?;
+            }
+            Ok(())
+        }
+        other => Err(format!("unknown structure {other:?}")),
     }
 }
 
@@ -351,6 +415,8 @@ vector_file_tests! {
     retail_mac_json => "retail-mac.json",
     // EMV option A
     diversification_json => "diversification.json",
+    // libccid examples/scardcontrol.c (PC/SC part 10 structures); the card's own, see the file
+    pcsc_part10_json => "pcsc-part10.json",
     // CARD-PROFILE §6.6, §9
     kcv_json => "kcv.json",
     // GB 11643 / CARD-PROFILE §9, LD/T 33 sample, python-stdnum

@@ -17,6 +17,9 @@
 pub mod config;
 pub mod ffi;
 mod library;
+// the PIN dialog of iVerifyPIN / iChangePIN for readers without a pad; unused until the C functions take it
+#[allow(dead_code)]
+pub(crate) mod pinentry;
 mod text;
 
 pub use library::{Failure, Library, Reply};

@@ -76,7 +76,8 @@ use crate::crypto::Algorithm;
 use crate::profile::{Generation, Profile};
 use crate::security::key_service::{Backend, Operation, Query};
 use crate::security::SecurityModule;
-use crate::transport::Transport;
+use crate::transport::pinpad::{self, PadTimeouts, ReaderFeatures};
+use crate::transport::{CardTransaction, PinEntryError, Transport};
 use crate::Error;
 
 pub use address::{Address, FileAddress, ItemValues};
@@ -294,6 +295,58 @@ impl<T: Transport> SocialSecurityCard<T> {
     /// CHANGE PIN (`80 5E 01 00 OLD FF NEW`): needs no prior VERIFY; a wrong old PIN counts as a wrong PIN.
     pub fn change_pin(&mut self, old: &SecretString, new: &SecretString) -> Result<(), Error> {
         self.run(&crate::security::NoKeys, None, |s| pin::change(s, old, new))
+    }
+
+    /// Whether the reader has a PIN pad for VERIFY (PC/SC part 10 `FEATURE_VERIFY_PIN_DIRECT`): the reader's
+    /// feature request in a transaction of its own, no APDU. `false` for a transport without a reader (card-sim)
+    /// and a reader whose driver has no part 10 features (vsmartcard-vpcd).
+    pub fn has_pin_pad(&mut self) -> Result<bool, Error> {
+        let mut tx = self.transport.transaction()?;
+        Ok(pinpad::features(&mut *tx)?.has_pin_pad())
+    }
+
+    /// VERIFY PIN in SSSE with the PIN typed on the reader's pad (`FEATURE_VERIFY_PIN_DIRECT`, CARD-PROFILE §7
+    /// `iVerifyPIN`): the PIN never reaches the host. [`PinEntryError::NoPinPad`] (before any APDU) when the reader
+    /// has no pad, so that the caller can ask for the PIN another way; the pad's timeout, cancel, … as
+    /// [`Error::PinEntry`]; the card's answer as [`Self::verify_pin`] gives it ([`Error::WrongPin`] …).
+    pub fn verify_pin_on_pad(&mut self, timeouts: PadTimeouts) -> Result<(), Error> {
+        self.on_pad(pinpad::Feature::VERIFY_PIN_DIRECT, |tx, features, spec| {
+            pin::verify_on_pad(tx, features, spec, timeouts)
+        })
+    }
+
+    /// CHANGE PIN with the current PIN and the new one (twice) typed on the reader's pad
+    /// (`FEATURE_MODIFY_PIN_DIRECT`, `iChangePIN`); as [`Self::verify_pin_on_pad`] ([`PinEntryError::NoPinPad`] when
+    /// the reader cannot modify a PIN; [`PinEntryError::Mismatch`] when the two entries of the new PIN differ).
+    pub fn change_pin_on_pad(&mut self, timeouts: PadTimeouts) -> Result<(), Error> {
+        self.on_pad(pinpad::Feature::MODIFY_PIN_DIRECT, |tx, features, spec| {
+            pin::change_on_pad(tx, features, spec, timeouts)
+        })
+    }
+
+    /// Runs a PIN pad operation in one transaction: the reader's features (no pad with `needed` → no APDU, an
+    /// error), then SELECT SSSE (and the card identifier inside [`Self::identified`]), then `op` on the transaction.
+    fn on_pad<R>(
+        &mut self,
+        needed: pinpad::Feature,
+        op: impl FnOnce(&mut dyn CardTransaction, &ReaderFeatures, &crate::profile::PinSpec) -> Result<R, Error>,
+    ) -> Result<R, Error> {
+        let SocialSecurityCard { transport, profile, cards, identify, .. } = self;
+        let mut tx = transport.transaction()?;
+        let features = pinpad::features(&mut *tx)?;
+        if features.code(needed).is_none() {
+            return Err(PinEntryError::NoPinPad.into());
+        }
+        let atr = tx.atr().to_vec();
+        let cache = cards.entry(atr).or_default();
+        {
+            // SELECT SSSE: the PIN lives there; the session's security state is not needed afterwards
+            let mut s = Session::open(&mut *tx, profile, &crate::security::NoKeys, None, cache, true)?;
+            if let Some(id) = identify.as_mut() {
+                *id = read_card_id(&mut s)?;
+            }
+        }
+        op(&mut *tx, &features, &profile.pin)
     }
 
     /// RELOAD PIN (`80 5E 00 00 NEW MAC`, MAC with RLK, IV zero): sets the PIN and its tries; also unblocks.

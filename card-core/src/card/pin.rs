@@ -7,8 +7,11 @@ use super::session::{Session, SSSE};
 use crate::apdu::StatusWord;
 use crate::codec::hex_upper;
 use crate::command;
+use crate::profile::PinSpec;
 use crate::security::key_name;
 use crate::security::key_service::{Backend, Operation, Query};
+use crate::transport::pinpad::{self, PadTimeouts, PinModifyStructure, PinVerifyStructure, ReaderFeatures};
+use crate::transport::CardTransaction;
 use crate::Error;
 use zeroize::Zeroizing;
 
@@ -33,6 +36,28 @@ pub(crate) fn change(s: &mut Session<'_>, old: &SecretString, new: &SecretString
     s.select_df(SSSE)?;
     let cmd = command::change_pin(&s.pin_bytes(old)?, &s.pin_bytes(new)?)?;
     pin_status(s.send_raw(&cmd)?.sw())
+}
+
+/// VERIFY in SSSE (selected by the caller) with the PIN typed on the reader's pad (PC/SC part 10).
+pub(crate) fn verify_on_pad(
+    tx: &mut dyn CardTransaction,
+    features: &ReaderFeatures,
+    spec: &PinSpec,
+    timeouts: PadTimeouts,
+) -> Result<(), Error> {
+    let structure = PinVerifyStructure::for_card(spec, timeouts)?;
+    pin_status(pinpad::verify_pin_direct(tx, features, &structure)?)
+}
+
+/// CHANGE PIN in SSSE (selected by the caller) with both PINs typed on the reader's pad.
+pub(crate) fn change_on_pad(
+    tx: &mut dyn CardTransaction,
+    features: &ReaderFeatures,
+    spec: &PinSpec,
+    timeouts: PadTimeouts,
+) -> Result<(), Error> {
+    let structure = PinModifyStructure::for_card(spec, timeouts)?;
+    pin_status(pinpad::modify_pin_direct(tx, features, &structure)?)
 }
 
 /// RELOAD PIN `80 5E 00 00 Lc NEW ‖ MAC4`, MAC = §6.4 with RLK and a zero IV over the new PIN.
@@ -129,4 +154,174 @@ pub(crate) fn application(s: &mut Session<'_>, df: &str, block: bool) -> Result<
     let header = if block { command::APPLICATION_BLOCK } else { command::APPLICATION_UNBLOCK };
     s.line_protected("STK", header, &[], false)?.ok()?;
     Ok(())
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use super::super::SocialSecurityCard;
+    use crate::apdu::Sensitivity;
+    use crate::transport::pinpad::{Control, PadTimeouts, PinModifyStructure, PinVerifyStructure};
+    use crate::transport::{CardTransaction, PinEntryError, Transport, TransportError};
+    use crate::Error;
+
+    /// A real generation 3 card's answer to SELECT SSSE (CARD-PROFILE §4.2) and its ATR.
+    const FCI: &str = "6F1C840F7378312E73682EC9E7BBE1B1A3D5CFA50988011E9F0C038601039000";
+    const ATR: &str = "3B6D000000814A444686605199000001AC";
+
+    /// What the fake reader saw: APDUs and controls, in order.
+    #[derive(Debug, PartialEq, Eq)]
+    enum Seen {
+        Apdu(String),
+        Features,
+        Control(u32, String),
+    }
+
+    /// A reader with (or without) a pad, and a card that answers SELECT; the pad answers `pad_answer`.
+    struct PadReader {
+        features: Option<&'static str>,
+        pad_answer: &'static str,
+        seen: Arc<Mutex<Vec<Seen>>>,
+        atr: Vec<u8>,
+    }
+
+    struct PadTx<'a>(&'a mut PadReader);
+
+    impl Transport for PadReader {
+        fn transaction(&mut self) -> Result<Box<dyn CardTransaction + '_>, TransportError> {
+            Ok(Box::new(PadTx(self)))
+        }
+        fn atr(&self) -> &[u8] {
+            &self.atr
+        }
+        fn name(&self) -> &str {
+            "pad"
+        }
+    }
+
+    impl CardTransaction for PadTx<'_> {
+        fn transmit(&mut self, command: &[u8], _: Sensitivity) -> Result<Vec<u8>, TransportError> {
+            self.0.seen.lock().unwrap().push(Seen::Apdu(hex::encode_upper(command)));
+            Ok(if command.starts_with(&[0x00, 0xA4, 0x04]) { hex::decode(FCI).unwrap() } else { vec![0x6D, 0x00] })
+        }
+        fn reset(&mut self) -> Result<Vec<u8>, TransportError> {
+            Ok(self.0.atr.clone())
+        }
+        fn atr(&self) -> &[u8] {
+            &self.0.atr
+        }
+        fn control(&mut self, control: Control<'_>) -> Result<Vec<u8>, TransportError> {
+            match control {
+                Control::GetFeatureRequest => {
+                    self.0.seen.lock().unwrap().push(Seen::Features);
+                    match self.0.features {
+                        Some(f) => Ok(hex::decode(f).unwrap()),
+                        None => Err(TransportError::Unsupported("no part 10")),
+                    }
+                }
+                Control::Feature { code, input, .. } => {
+                    self.0.seen.lock().unwrap().push(Seen::Control(code, hex::encode_upper(input)));
+                    Ok(hex::decode(self.0.pad_answer).unwrap())
+                }
+            }
+        }
+    }
+
+    /// A pad reader: VERIFY_PIN_DIRECT 0x42330006, MODIFY_PIN_DIRECT 0x42330007.
+    const PAD: &str = "060442330006070442330007";
+
+    fn pad_card(
+        features: Option<&'static str>,
+        pad_answer: &'static str,
+    ) -> (SocialSecurityCard<PadReader>, Arc<Mutex<Vec<Seen>>>) {
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let reader = PadReader { features, pad_answer, seen: seen.clone(), atr: hex::decode(ATR).unwrap() };
+        (SocialSecurityCard::new(reader), seen)
+    }
+
+    fn spec() -> crate::profile::PinSpec {
+        crate::profile::Profile::builtin().pin.clone()
+    }
+
+    #[test]
+    fn verify_on_pad_selects_ssse_then_hands_the_structure_to_the_pad() {
+        let (mut card, seen) = pad_card(Some(PAD), "9000");
+        let t = PadTimeouts::default();
+        card.verify_pin_on_pad(t).unwrap();
+        assert!(card.has_pin_pad().unwrap());
+        let seen = seen.lock().unwrap();
+        let expected = PinVerifyStructure::for_card(&spec(), t).unwrap().to_bytes().unwrap();
+        assert_eq!(seen[0], Seen::Features, "{seen:?}");
+        assert!(matches!(&seen[1], Seen::Apdu(a) if a.starts_with("00A40400")), "SELECT SSSE: {seen:?}");
+        assert_eq!(seen[2], Seen::Control(0x4233_0006, hex::encode_upper(expected)));
+        assert_eq!(seen[3], Seen::Features, "has_pin_pad: {seen:?}");
+        assert_eq!(seen.len(), 4, "no VERIFY APDU through the host: {seen:?}");
+    }
+
+    #[test]
+    fn change_on_pad_uses_the_modify_feature() {
+        let (mut card, seen) = pad_card(Some(PAD), "9000");
+        let t = PadTimeouts { first: 20, between: 5 };
+        card.change_pin_on_pad(t).unwrap();
+        let expected = PinModifyStructure::for_card(&spec(), t).unwrap().to_bytes().unwrap();
+        assert_eq!(seen.lock().unwrap().last(), Some(&Seen::Control(0x4233_0007, hex::encode_upper(expected))));
+    }
+
+    #[test]
+    fn the_cards_answer_through_the_pad_is_a_pin_error() {
+        let (mut card, _) = pad_card(Some(PAD), "63C2");
+        assert!(matches!(card.verify_pin_on_pad(PadTimeouts::default()), Err(Error::WrongPin { tries_left: 2 })));
+        let (mut card, _) = pad_card(Some(PAD), "6983");
+        assert!(matches!(card.verify_pin_on_pad(PadTimeouts::default()), Err(Error::PinBlocked)));
+    }
+
+    #[test]
+    fn the_pads_outcomes_are_pin_entry_errors() {
+        for (answer, expected) in [
+            ("6400", PinEntryError::Timeout),
+            ("6401", PinEntryError::Cancelled),
+            ("6402", PinEntryError::Mismatch),
+            ("6403", PinEntryError::BadLength),
+            ("6B80", PinEntryError::Refused),
+        ] {
+            let (mut card, _) = pad_card(Some(PAD), answer);
+            match card.change_pin_on_pad(PadTimeouts::default()) {
+                Err(Error::PinEntry(e)) => assert_eq!(e, expected, "{answer}"),
+                other => panic!("{answer}: {other:?}"),
+            }
+        }
+        let (mut card, _) = pad_card(Some(PAD), "");
+        assert!(matches!(
+            card.verify_pin_on_pad(PadTimeouts::default()),
+            Err(Error::PinEntry(PinEntryError::Malformed(_)))
+        ));
+    }
+
+    #[test]
+    fn no_pad_is_an_error_before_any_apdu() {
+        // a driver without part 10 (vpcd), an empty feature list, a reader that can verify but not modify
+        for features in [None, Some(""), Some("120442330012")] {
+            let (mut card, seen) = pad_card(features, "9000");
+            assert!(!card.has_pin_pad().unwrap());
+            let err = card.verify_pin_on_pad(PadTimeouts::default()).unwrap_err();
+            assert!(matches!(err, Error::PinEntry(PinEntryError::NoPinPad)), "{features:?}: {err:?}");
+            assert_eq!(crate::national::code(&err), crate::national::PIN_ENTRY_UNAVAILABLE);
+            let seen = seen.lock().unwrap();
+            assert!(seen.iter().all(|s| *s == Seen::Features), "no APDU: {seen:?}");
+        }
+        let (mut card, seen) = pad_card(Some("060442330006"), "9000");
+        assert!(matches!(
+            card.change_pin_on_pad(PadTimeouts::default()),
+            Err(Error::PinEntry(PinEntryError::NoPinPad))
+        ));
+        assert_eq!(*seen.lock().unwrap(), vec![Seen::Features]);
+        // a malformed feature list is an error, not "no pad"
+        let (mut card, _) = pad_card(Some("0604"), "9000");
+        assert!(matches!(
+            card.verify_pin_on_pad(PadTimeouts::default()),
+            Err(Error::PinEntry(PinEntryError::Malformed(_)))
+        ));
+    }
 }

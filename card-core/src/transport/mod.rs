@@ -10,12 +10,15 @@
 //! - [`RecordingTransport`]: wraps any transport, counts APDUs and bytes and keeps a transcript;
 //! - [`ReplayTransport`]: plays a recorded transcript and fails on the first deviation.
 //!
+//! The reader's PIN pad (PC/SC part 10) is reached through [`CardTransaction::control`]: see [`pinpad`].
+//!
 //! T=0 details (`61xx` GET RESPONSE, `6Cxx` resend) are handled once, by [`exchange`],
 //! below secure messaging and above the raw transmit.
 
 mod engine;
 #[cfg(feature = "pcsc")]
 mod pcsc;
+pub mod pinpad;
 mod recording;
 mod replay;
 
@@ -27,6 +30,7 @@ pub use pcsc::{
     list_readers, reader_name, reader_states, wait_for_card, wait_for_removal, PcscTransport, ReaderChange,
     ReaderSelector, ReaderStatus, ReaderWatcher, WatchCanceller, DEFAULT_CARD_TIMEOUT,
 };
+pub use pinpad::{Control, Feature, PinEntryError, ReaderFeatures};
 pub use recording::{Counters, Exchange, RecordingTransport};
 pub use replay::ReplayTransport;
 
@@ -60,6 +64,15 @@ pub trait CardTransaction {
 
     /// The card's current ATR.
     fn atr(&self) -> &[u8];
+
+    /// A reader control (`SCardControl`, PC/SC part 10) within the transaction: the reader's answer.
+    ///
+    /// [`TransportError::Unsupported`] unless the transport has a reader to control (the default: card-sim, replays);
+    /// [`pinpad::features`] takes that as a reader without features. Decorators pass it on.
+    fn control(&mut self, control: Control<'_>) -> Result<Vec<u8>, TransportError> {
+        let _ = control;
+        Err(TransportError::Unsupported("reader controls (PC/SC part 10)"))
+    }
 }
 
 impl<T: Transport + ?Sized> Transport for Box<T> {

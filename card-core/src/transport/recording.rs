@@ -194,4 +194,9 @@ impl CardTransaction for RecordingTx<'_> {
     fn atr(&self) -> &[u8] {
         self.tx.atr()
     }
+
+    /// Passed on; not an APDU the host sees, so neither counted nor kept in the transcript.
+    fn control(&mut self, control: super::Control<'_>) -> Result<Vec<u8>, TransportError> {
+        self.tx.control(control)
+    }
 }

@@ -26,6 +26,7 @@
 //! Modules: the transport (here), [`readers`] (reader selection, listing, waiting for a card) and [`watcher`]
 //! (reader and card events from `SCardGetStatusChange`).
 
+mod pinpad;
 mod readers;
 mod watcher;
 
@@ -155,6 +156,9 @@ enum Request {
     Transmit(Zeroizing<Vec<u8>>, Reply<Vec<u8>>),
     /// A warm reset within the transaction; the new ATR.
     Reset(Reply<Vec<u8>>),
+    /// `SCardControl` within the transaction: the control code and its input (a PIN structure: no PIN in it, but
+    /// zeroized all the same).
+    Control(pcsc::ffi::DWORD, Zeroizing<Vec<u8>>, Reply<Vec<u8>>),
     /// Ends the transaction, leaving the card as it is.
     End,
 }
@@ -219,7 +223,15 @@ impl PcscTransport {
     /// Gives `request` to the owner and waits for its outcome at most the card timeout; abandons the owner if it
     /// does not answer in time.
     fn call<T>(&mut self, request: impl FnOnce(Reply<T>) -> Request) -> Result<T, TransportError> {
-        let waited = self.card_timeout;
+        self.call_waiting(self.card_timeout, request)
+    }
+
+    /// [`Self::call`] waiting at most `waited` (a PIN typed on the reader's pad takes longer than an APDU).
+    fn call_waiting<T>(
+        &mut self,
+        waited: Duration,
+        request: impl FnOnce(Reply<T>) -> Request,
+    ) -> Result<T, TransportError> {
         let Some(owner) = &self.owner else { return Err(TransportError::NoAnswer { waited }) };
         let (reply, outcome) = mpsc::sync_channel(1);
         if owner.requests.send(request(reply)).is_err() {
@@ -283,6 +295,10 @@ impl CardTransaction for PcscTx<'_> {
     fn atr(&self) -> &[u8] {
         &self.t.atr
     }
+
+    fn control(&mut self, control: crate::transport::Control<'_>) -> Result<Vec<u8>, TransportError> {
+        pinpad::control(self.t, control)
+    }
 }
 
 impl Drop for PcscTx<'_> {
@@ -316,7 +332,7 @@ impl Owner {
                     let _ = reply.send(self.is_live());
                 }
                 Request::Begin(reply) => self.transaction(reply, calls),
-                Request::Transmit(_, reply) | Request::Reset(reply) => {
+                Request::Transmit(_, reply) | Request::Reset(reply) | Request::Control(_, _, reply) => {
                     let _ = reply.send(Err(TransportError::Unsupported("a card command outside a transaction")));
                 }
                 Request::End => {}
@@ -411,6 +427,9 @@ impl Owner {
                 Ok(Request::Reset(reply)) => {
                     let _ = reply.send(tx.reset());
                 }
+                Ok(Request::Control(code, input, reply)) => {
+                    let _ = reply.send(tx.control(code, &input));
+                }
                 Ok(Request::End) => return,
                 Ok(Request::Connect(reply) | Request::Begin(reply)) => {
                     let _ = reply.send(Err(TransportError::Unsupported("a transaction is open")));
@@ -503,6 +522,15 @@ impl OwnedTx<'_> {
             return Err(self.diagnose_empty_response());
         }
         Ok(resp)
+    }
+
+    /// `SCardControl` on the card's handle within the transaction.
+    fn control(&mut self, code: pcsc::ffi::DWORD, input: &[u8]) -> Result<Vec<u8>, TransportError> {
+        let mut buf = Zeroizing::new(vec![0u8; pcsc::MAX_BUFFER_SIZE_EXTENDED]);
+        match self.tx.control(code, input, &mut buf) {
+            Ok(answer) => Ok(answer.to_vec()),
+            Err(e) => Err(self.fail(e)),
+        }
     }
 
     fn reset(&mut self) -> Result<Vec<u8>, TransportError> {
