@@ -141,7 +141,8 @@ pub(crate) fn build(profile: Profile) -> Result<Vec<PathBuf>> {
             .arg("--output")
             .arg(&out);
         if profile == Profile::Dev {
-            // quick compression for a check; a release gets cargo-deb's xz
+            // quick compression for a check; a release gets cargo-deb's xz. cargo-deb warns that the dev profile is
+            // unsupported and may become an error: CARGO_DEB_VERSION is pinned, and this is a check, not a release
             c.arg("--fast");
         }
         if d.krate == "libsscard" {
@@ -309,7 +310,11 @@ pub(crate) fn check_installed(debs: &[PathBuf]) -> Result<()> {
     let started = Instant::now();
     env::install_missing(CHECK_NEEDS)?;
     let mut dpkg = Command::new("dpkg");
-    dpkg.env("DEBIAN_FRONTEND", "noninteractive").args(["-i", "--force-confnew"]).args(debs);
+    // --force-confnew: the check is of the packaged /etc/sscard/agent.toml, whatever an earlier install left;
+    // --path-include: the manual pages are checked even where dpkg is told to leave pages out (Debian's slim images)
+    dpkg.env("DEBIAN_FRONTEND", "noninteractive")
+        .args(["--force-confnew", "--path-include=/usr/share/man/man1/*", "-i"])
+        .args(debs);
     if run(&mut dpkg).is_err() {
         eprintln!("xtask: dpkg -i left dependencies unmet: apt-get -f install");
         run(Command::new("apt-get").env("DEBIAN_FRONTEND", "noninteractive").args(["-f", "install", "-y", "-qq"]))?;
