@@ -9,7 +9,8 @@ pub(crate) type Result<T> = std::result::Result<T, String>;
 
 /// Debian packages the tests and the demo need (postgresql: the journal tests start a throwaway cluster; gcc,
 /// pkgconf, python3 and valgrind: libsscard's tests compile a C caller, run it under valgrind, and call the library
-/// from Python's ctypes).
+/// from Python's ctypes; groff-base: the CLIs' tests format their manual pages; dpkg-dev, systemd and man-db: the
+/// Debian packages are built (dpkg-shlibdeps), their unit checked (systemd-analyze) and their pages found (man -w)).
 const PACKAGES: &[&str] = &[
     "pcscd",
     "vsmartcard-vpcd",
@@ -24,6 +25,10 @@ const PACKAGES: &[&str] = &[
     "pkgconf",
     "python3",
     "valgrind",
+    "groff-base",
+    "dpkg-dev",
+    "systemd",
+    "man-db",
 ];
 /// pcscd's client socket on Debian.
 const PCSCD_SOCKET: &str = "/run/pcscd/pcscd.comm";
@@ -35,7 +40,7 @@ pub(crate) fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("."))
 }
 
-fn run(cmd: &mut Command) -> Result<()> {
+pub(crate) fn run(cmd: &mut Command) -> Result<()> {
     let shown = format!("{cmd:?}");
     let status = cmd.status().map_err(|e| format!("cannot run {shown}: {e}"))?;
     if status.success() {
@@ -45,7 +50,7 @@ fn run(cmd: &mut Command) -> Result<()> {
     }
 }
 
-fn is_installed(pkg: &str) -> bool {
+pub(crate) fn is_installed(pkg: &str) -> bool {
     Command::new("dpkg-query")
         .args(["-W", "-f=${Status}", pkg])
         .stderr(Stdio::null())
@@ -59,7 +64,7 @@ pub(crate) fn is_root() -> bool {
 }
 
 /// A command run as root: directly when we are root, else through sudo.
-fn as_root(program: &str) -> Command {
+pub(crate) fn as_root(program: &str) -> Command {
     if is_root() {
         Command::new(program)
     } else {
@@ -71,7 +76,15 @@ fn as_root(program: &str) -> Command {
 
 /// Installs missing packages and starts pcscd when it is not answering.
 pub fn prepare() -> Result<()> {
-    let missing: Vec<&str> = PACKAGES.iter().copied().filter(|p| !is_installed(p)).collect();
+    install_missing(PACKAGES)?;
+    ensure_python_packages()?;
+    ensure_node_packages()?;
+    ensure_pcscd()
+}
+
+/// Installs those of the Debian packages `packages` that are not installed (apt-get, as root).
+pub(crate) fn install_missing(packages: &[&str]) -> Result<()> {
+    let missing: Vec<&str> = packages.iter().copied().filter(|p| !is_installed(p)).collect();
     if !missing.is_empty() {
         eprintln!("xtask: installing {}", missing.join(" "));
         run(as_root("apt-get").arg("update").arg("-qq"))?;
@@ -80,9 +93,7 @@ pub fn prepare() -> Result<()> {
             .args(["install", "-y", "-qq", "--no-install-recommends"])
             .args(&missing))?;
     }
-    ensure_python_packages()?;
-    ensure_node_packages()?;
-    ensure_pcscd()
+    Ok(())
 }
 
 fn has_program(name: &str) -> bool {
@@ -185,7 +196,7 @@ fn ensure_pcscd() -> Result<()> {
     Err("pcscd does not list the reader 'Virtual PCD 00 00' (is vsmartcard-vpcd installed?)".to_owned())
 }
 
-fn wait_until(limit: Duration, mut ok: impl FnMut() -> bool) -> std::result::Result<(), ()> {
+pub(crate) fn wait_until(limit: Duration, mut ok: impl FnMut() -> bool) -> std::result::Result<(), ()> {
     let start = Instant::now();
     while start.elapsed() < limit {
         if ok() {
@@ -200,7 +211,7 @@ fn wait_until(limit: Duration, mut ok: impl FnMut() -> bool) -> std::result::Res
     }
 }
 
-fn cargo() -> Command {
+pub(crate) fn cargo() -> Command {
     let mut c = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned()));
     c.current_dir(root());
     c
@@ -210,6 +221,10 @@ fn cargo() -> Command {
 /// The tests get a PostgreSQL server in `SSCARD_TEST_PG_URL`: the one already named there, else a throwaway
 /// cluster started for the run (`target/xtask-pg/test`) and stopped after it, whether the tests pass or not.
 pub fn test(extra: &[String]) -> Result<()> {
+    let packages = package_check_wanted(extra, std::env::var("CI").ok().as_deref());
+    let extra: Vec<String> =
+        extra.iter().filter(|a| !matches!(a.as_str(), "--packages" | "--no-packages")).cloned().collect();
+    let extra = extra.as_slice();
     let mut tests = cargo();
     // `cargo test --workspace` builds every program before it runs a test: the tests need not build them again
     // (testkit::script::programs)
@@ -238,6 +253,9 @@ pub fn test(extra: &[String]) -> Result<()> {
         .spawn()
         .map_err(|e| format!("cannot start cargo clippy: {e}"))?;
     let clippy = Stop(clippy);
+    // cargo-deb, when the package step needs it and it is not installed yet (a fresh clone: about two minutes of
+    // building), is installed while the tests run, as clippy checks
+    let cargo_deb = packages.then(|| std::thread::spawn(crate::package::ensure_cargo_deb));
     let outcome = run(&mut tests).and_then(|()| {
         eprintln!("xtask: the issuance suite again, on PostgreSQL");
         for (name, exe, dir) in test_executables(ISSUANCE_SUITE)? {
@@ -253,12 +271,38 @@ pub fn test(extra: &[String]) -> Result<()> {
     });
     drop(cluster);
     outcome?;
+    if let Some(installing) = cargo_deb {
+        installing.join().map_err(|_| "the cargo-deb installation panicked".to_owned())??;
+    }
+    if packages {
+        // the programs the tests built, packaged, installed and checked as a counter gets them (clippy goes on)
+        let started = Instant::now();
+        eprintln!("xtask: the Debian packages (dev profile), installed with dpkg -i and checked");
+        let debs = crate::package::build(crate::package::Profile::Dev)?;
+        crate::package::check_installed(&debs)?;
+        eprintln!("xtask: the package step took {:.0?}", started.elapsed());
+    } else {
+        eprintln!(
+            "xtask: the Debian packages were not built and installed (CI unset): `cargo xtask test --packages` or \
+             `cargo xtask package --check` (as root) does that"
+        );
+    }
     let mut clippy = clippy;
     let status = clippy.0.wait().map_err(|e| format!("cargo clippy: {e}"))?;
     if !status.success() {
         return Err(format!("cargo clippy --workspace --all-targets -- -D warnings failed ({status})"));
     }
     Ok(())
+}
+
+/// Whether `cargo xtask test` builds, installs and checks the Debian packages: `--packages` / `--no-packages` among
+/// its arguments, else when `CI` is set (and not `false` or `0`). It installs packages system-wide (dpkg -i), so a
+/// developer's run does not unless asked.
+fn package_check_wanted(args: &[String], ci: Option<&str>) -> bool {
+    if let Some(last) = args.iter().rev().find(|a| matches!(a.as_str(), "--packages" | "--no-packages")) {
+        return last == "--packages";
+    }
+    ci.is_some_and(|v| !v.is_empty() && v != "false" && v != "0")
 }
 
 /// The integration test programs named `names` that `cargo test --workspace` built (no build happens: it asks
@@ -377,7 +421,7 @@ pub fn bench_issuance(extra: &[String]) -> Result<()> {
 }
 
 /// A background program, stopped (SIGTERM) and waited for on drop.
-struct Stop(Child);
+pub(crate) struct Stop(pub(crate) Child);
 
 impl Drop for Stop {
     fn drop(&mut self) {
@@ -678,7 +722,7 @@ fn key_service_demo(dir: &Path, bin: &Path, in_dir: &dyn Fn(&str) -> Command) ->
 
 /// The first line a background program writes to its stdout; the rest is read (and dropped) by a thread, so the
 /// program never writes into a closed pipe.
-fn first_line(stdout: Option<std::process::ChildStdout>) -> Result<String> {
+pub(crate) fn first_line(stdout: Option<std::process::ChildStdout>) -> Result<String> {
     use std::io::BufRead;
     let mut reader = std::io::BufReader::new(stdout.ok_or("no stdout")?);
     let mut line = String::new();
@@ -688,7 +732,7 @@ fn first_line(stdout: Option<std::process::ChildStdout>) -> Result<String> {
 }
 
 /// One HTTP/1.1 GET on loopback; the status line and the body.
-fn http_get(port: u16, path: &str, origin: &str) -> Result<(String, String)> {
+pub(crate) fn http_get(port: u16, path: &str, origin: &str) -> Result<(String, String)> {
     use std::io::{Read, Write};
     let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).map_err(|e| format!("connect to the agent: {e}"))?;
     let req = format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nOrigin: {origin}\r\nConnection: close\r\n\r\n");
@@ -802,6 +846,19 @@ mod tests {
 
     /// A line as `cargo test --no-run --message-format=json` prints it for an integration test (cut).
     const LINE: &str = r#"{"reason":"compiler-artifact","package_id":"path+file:///w/issuance-cli#0.1.0","manifest_path":"/w/a \"q\" dir/issuance-cli/Cargo.toml","target":{"kind":["test"],"crate_types":["bin"],"name":"issue","src_path":"/w/issuance-cli/tests/issue.rs"},"executable":"/w/target/debug/deps/issue-328f","fresh":true}"#;
+
+    #[test]
+    fn the_package_check_runs_on_ci_or_when_asked() {
+        use super::package_check_wanted as wanted;
+        let args = |a: &[&str]| a.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+        assert!(wanted(&args(&[]), Some("true")));
+        assert!(!wanted(&args(&[]), None));
+        assert!(!wanted(&args(&[]), Some("false")));
+        assert!(!wanted(&args(&[]), Some("")));
+        assert!(wanted(&args(&["--packages"]), None));
+        assert!(!wanted(&args(&["--no-packages"]), Some("true")));
+        assert!(wanted(&args(&["--no-packages", "--packages"]), Some("true")));
+    }
 
     #[test]
     fn the_name_executable_and_manifest_of_a_test_are_read_from_cargo_json() {

@@ -3,7 +3,11 @@
 //! - `demo`: the main job on the virtual card — prepares the machine (packages, pcscd), issues a demo card in
 //!   `Virtual PCD 00 00` with `issuance`, and reads it as a counter does (`terminal-agent`, CLI and service).
 //! - `test`: prepares the machine the same way, starts a throwaway PostgreSQL cluster for the run
-//!   (`SSCARD_TEST_PG_URL`, unless already set; stopped afterwards), then runs every test of the workspace and clippy.
+//!   (`SSCARD_TEST_PG_URL`, unless already set; stopped afterwards), then runs every test of the workspace and clippy;
+//!   on CI (`CI` set) or with `--packages`, then builds the Debian packages of the dev-profile programs, installs them
+//!   with `dpkg -i` and checks them (`package --check`).
+//! - `package [--release] [--check]`: the Debian packages (cargo-deb) into `target/debian/`; `--check` installs and
+//!   checks them (root).
 //! - `setup` (or `prepare`): only prepares the machine.
 //! - `pg start|stop|url`: a throwaway PostgreSQL cluster under `target/xtask-pg/` for demos and benchmarks.
 //! - `fixtures`: regenerates the card images under `fixtures/cards/`.
@@ -17,15 +21,22 @@
 //! Uses the standard library only, so it builds before `libpcsclite-dev` is installed.
 
 mod env;
+mod package;
 mod pg;
 
 use std::process::ExitCode;
 
-const USAGE: &str = "usage: cargo xtask <demo|test|setup|prepare|pg|fixtures|bench-issuance|fuzz-api|fuzz>
+const USAGE: &str = "usage: cargo xtask <demo|test|setup|prepare|package|pg|fixtures|bench-issuance|fuzz-api|fuzz>
 
   demo      issue a demo card on the virtual card and read it as a counter does (no hardware)
-  test      install what is missing, start pcscd and a throwaway PostgreSQL cluster (SSCARD_TEST_PG_URL,
-            unless set), run all tests and clippy
+  test [--packages|--no-packages]
+            install what is missing, start pcscd and a throwaway PostgreSQL cluster (SSCARD_TEST_PG_URL,
+            unless set), run all tests and clippy; with --packages (the default when CI is set) also build
+            the Debian packages of the dev-profile programs, install them (dpkg -i, root) and check them
+  package [--release] [--check]
+            the Debian packages libsscard, sscard-agent, sscard-issuance, sscard-keymgmt (cargo-deb, installed
+            into target/tools/ if missing) into target/debian/; dev-profile programs unless --release;
+            --check installs them with dpkg -i and checks them (root)
   setup, prepare
             install what is missing and start pcscd
   pg start|stop|url
@@ -46,6 +57,7 @@ fn main() -> ExitCode {
         Some("demo") => env::prepare().and_then(|()| env::demo(&args[1..])),
         Some("test") => env::prepare().and_then(|()| env::test(&args[1..])),
         Some("setup" | "prepare") => env::prepare(),
+        Some("package") => package::command(&args[1..]),
         Some("pg") => pg::command(&args[1..]),
         Some("fixtures") => env::fixtures(),
         Some("bench-issuance") => env::prepare().and_then(|()| env::bench_issuance(&args[1..])),

@@ -20,7 +20,7 @@ use std::process::ExitCode;
 
 use card_core::codec::Date;
 use card_core::profile::{Generation, Profile};
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 use key_mgmt::KeyStore;
 use secrecy::SecretString;
 
@@ -108,6 +108,11 @@ enum Command {
     ReloadPin(pin::Args),
     /// Move a desk's journal into this one (`import`), or write this one out (`export`).
     Journal(journal::Args),
+    /// Print the shell completion script for bash, zsh or fish to standard output.
+    Completions(cli_docs::CompletionsArgs),
+    /// Write the manual pages (this program's and one per subcommand) into DIR: packaging.
+    #[command(hide = true)]
+    Manpages(cli_docs::ManpagesArgs),
 }
 
 /// Batch settings shared by `validate`, `plan` and `personalize`.
@@ -171,6 +176,8 @@ impl Cli {
             Command::UnblockPin(a) => pin::run(&g, a, pin::Service::Unblock),
             Command::ReloadPin(a) => pin::run(&g, a, pin::Service::Reload),
             Command::Journal(a) => journal::run(&g, a),
+            Command::Completions(a) => cli_docs::print_completions(&Cli::command(), &a).map_err(Failure::Io),
+            Command::Manpages(a) => cli_docs::write_manpages(&Cli::command(), &a).map_err(Failure::Io),
         };
         match result {
             Ok(()) => ExitCode::SUCCESS,
@@ -390,5 +397,18 @@ mod tests {
         assert_eq!(code(KeyError::NoVersions.into()), 6);
         assert_eq!(code(crate::Defect::KeyStoreLock.into()), 1);
         assert_eq!(Failure::Interrupted { batch: 1, left: 2 }.exit_code(), 130);
+    }
+
+    /// The manual pages and completion scripts the package installs come from this command.
+    #[test]
+    fn manual_pages_and_completions_cover_every_subcommand() {
+        cli_docs::check(&Cli::command()).unwrap();
+        let pages = cli_docs::page_names(&Cli::command());
+        for page in ["issuance", "issuance-personalize", "issuance-journal", "issuance-completions"] {
+            assert!(pages.iter().any(|p| p == page), "{page} in {pages:?}");
+        }
+        assert!(!pages.iter().any(|p| p.contains("manpages")), "hidden: {pages:?}");
+        assert!(Cli::try_parse_from(["issuance", "completions", "fish"]).is_ok());
+        assert!(Cli::try_parse_from(["issuance", "manpages", "out"]).is_ok());
     }
 }

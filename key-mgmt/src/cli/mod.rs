@@ -20,7 +20,7 @@ use std::io::{BufRead, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 use zeroize::Zeroizing;
 
 use crate::components::{self, Secret};
@@ -100,6 +100,11 @@ enum Command {
     Audit(audit::Args),
     /// The key service: answers the national two-step strings of counters over mutual TLS.
     Serve(serve::Args),
+    /// Print the shell completion script for bash, zsh or fish to standard output.
+    Completions(cli_docs::CompletionsArgs),
+    /// Write the manual pages (this program's and one per subcommand) into DIR: packaging.
+    #[command(hide = true)]
+    Manpages(cli_docs::ManpagesArgs),
 }
 
 impl Cli {
@@ -151,6 +156,10 @@ impl Cli {
             Command::Audit(a) if a.is_verify_log() => audit::verify_log(a),
             Command::Audit(a) => g.with_store("audit", |s| audit::run(s, a)),
             Command::Serve(a) => serve::run(&g, a),
+            Command::Completions(a) => cli_docs::print_completions(&Cli::command(), &a)
+                .map_err(|source| Error::Io { path: "standard output".into(), source }),
+            Command::Manpages(a) => cli_docs::write_manpages(&Cli::command(), &a)
+                .map_err(|source| Error::Io { path: a.dir.display().to_string(), source }),
         }
     }
 }
@@ -327,4 +336,24 @@ fn record_line(r: &KeyRecord) -> String {
 /// Name of a KCV method for output.
 fn method(m: card_core::crypto::KcvMethod) -> &'static str {
     kcv_method_name(m)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    /// The manual pages and completion scripts the package installs come from this command.
+    #[test]
+    fn manual_pages_and_completions_cover_every_subcommand() {
+        cli_docs::check(&Cli::command()).unwrap();
+        let pages = cli_docs::page_names(&Cli::command());
+        for page in ["keymgmt", "keymgmt-init", "keymgmt-serve", "keymgmt-audit", "keymgmt-completions"] {
+            assert!(pages.iter().any(|p| p == page), "{page} in {pages:?}");
+        }
+        assert!(!pages.iter().any(|p| p.contains("manpages")), "hidden: {pages:?}");
+        assert!(Cli::try_parse_from(["keymgmt", "completions", "bash"]).is_ok());
+        assert!(Cli::try_parse_from(["keymgmt", "manpages", "out"]).is_ok());
+    }
 }

@@ -14,7 +14,7 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use card_core::transport::{PcscTransport, ReaderSelector, TransportError, DEFAULT_CARD_TIMEOUT};
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 
 const EXIT_HELP: &str = "Exit codes:
   0  success
@@ -75,6 +75,11 @@ enum Command {
     Token(serve::TokenArgs),
     /// Make a new random token key file (the `token_key_file` of the configuration, shared with the back end).
     TokenKey(serve::TokenKeyArgs),
+    /// Print the shell completion script for bash, zsh or fish to standard output.
+    Completions(cli_docs::CompletionsArgs),
+    /// Write the manual pages (this program's and one per subcommand) into DIR: packaging.
+    #[command(hide = true)]
+    Manpages(cli_docs::ManpagesArgs),
 }
 
 impl Cli {
@@ -97,6 +102,8 @@ impl Cli {
             Command::Serve(a) => serve::serve(a),
             Command::Token(a) => serve::token(a),
             Command::TokenKey(a) => serve::token_key(a),
+            Command::Completions(a) => cli_docs::print_completions(&Cli::command(), &a).map_err(Failure::Io),
+            Command::Manpages(a) => cli_docs::write_manpages(&Cli::command(), &a).map_err(Failure::Io),
         };
         match result {
             Ok(()) => ExitCode::SUCCESS,
@@ -188,3 +195,47 @@ fn print_json(v: &serde_json::Value) -> Result<(), Failure> {
 
 /// The version tag of every `--json` output.
 const JSON_FORMAT: &str = "terminal-agent/1";
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    /// The manual pages and completion scripts the package installs come from this command.
+    #[test]
+    fn manual_pages_and_completions_cover_every_subcommand() {
+        cli_docs::check(&Cli::command()).unwrap();
+        let pages = cli_docs::page_names(&Cli::command());
+        for page in
+            ["terminal-agent", "terminal-agent-serve", "terminal-agent-read-basic", "terminal-agent-completions"]
+        {
+            assert!(pages.iter().any(|p| p == page), "{page} in {pages:?}");
+        }
+        assert!(!pages.iter().any(|p| p.contains("manpages")), "hidden: {pages:?}");
+        assert!(Cli::try_parse_from(["terminal-agent", "completions", "zsh"]).is_ok());
+        assert!(Cli::try_parse_from(["terminal-agent", "completions", "tcsh"]).is_err());
+        assert!(Cli::try_parse_from(["terminal-agent", "manpages", "out"]).is_ok());
+    }
+
+    /// The package's /etc/sscard/agent.toml: valid, the documented port, no origin, no token key, no keys, and
+    /// files only where the unit lets the service write (its state and log folders).
+    #[test]
+    fn the_packaged_configuration_is_safe_by_default() {
+        use crate::service::config::{Config, KeyMode, DEFAULT_PORT};
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../packaging/sscard-agent/agent.toml");
+        let config = Config::load(&path).unwrap();
+        config.validate().unwrap();
+        assert_eq!(config.port, DEFAULT_PORT);
+        assert!(config.allowed_origins.is_empty());
+        assert!(config.token_key.is_none());
+        assert_eq!(config.keys, KeyMode::TwoStep);
+        assert_eq!(config.audit_log.as_deref(), Some(std::path::Path::new("/var/log/sscard-agent/audit.jsonl")));
+        assert_eq!(config.spent_tokens.as_deref(), Some(std::path::Path::new("/var/lib/sscard-agent/spent-tokens")));
+        let unit = std::fs::read_to_string(path.with_file_name("sscard-agent.service")).unwrap();
+        for line in ["StateDirectory=sscard-agent", "LogsDirectory=sscard-agent", "ProtectSystem=strict"] {
+            assert!(unit.lines().any(|l| l == line), "{line}");
+        }
+        assert!(unit.contains("ExecStart=/usr/bin/terminal-agent serve --config /etc/sscard/agent.toml\n"));
+    }
+}
