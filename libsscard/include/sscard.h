@@ -11,21 +11,31 @@
  * Return codes: 0 success; -1 wrong card type, -2 no card, -3 card not powered, -4 no answer (and a two-step
  * read whose Step2 came too late), -11 reader connection (no such reader; an internal failure), -12 no
  * connection (pcscd not running; the configuration cannot be used, said once on stderr), -13 unsupported
- * (iType 2 with no contactless reader configured), -14 bad parameter (NULL pointer, bad iType, malformed
+ * (iType 2 with no contactless reader configured; a PIN to enter with no pinentry configured), -14 bad parameter (NULL pointer, bad iType, malformed
  * pFileAddr or pCardInfo), -20 bad card identifier, -21 internal authentication failed, -22 pCardInfo names
  * another card, -23 illegal data, -24 key level insufficient, -41 illegal character (not GBK), -42 illegal
  * length (an input without a NUL within its published size, a value too long for its item, a result too long
  * for its buffer), -2201 no PSAM (keys.mode = "none" and the operation needs a key), -2203 no RKSSSE (a
- * generation 3 card's holder data). A card's status word comes back as its negative decimal value: 6A88 ->
+ * generation 3 card's holder data), -2204 no HSM authentication needed (an iReadCard_HSM_Step1 of free items; a
+ * PIN Step2 pKey that is not empty), -31 PIN entry cancelled or refused, -51 wrong PIN, -52 PIN blocked. A card's
+ * status word comes back as its negative decimal value: 6A88 ->
  * -27272, 6982 -> -27010. Callers switch to the _HSM_ functions on -2201, -2202, -2203, -27272 or -24.
  *
  * iType: 1 contact, 2 contactless, 3 automatic contact first, 4 automatic contactless first; which reader is
  * which comes from /etc/sscard/sscard.toml (or the file named by SSCARD_CONFIG).
  *
- * The two-step (_HSM_) read: between iReadCardBas_HSM_Step1 and iReadCardBas_HSM_Step2
+ * The two-step (_HSM_) exchanges: between an _HSM_Step1 and its last step (iReadCardBas_HSM_Step2,
+ * iReadCard_HSM_Step2, iWriteCard_HSM_Step2, iReloadPIN_HSM_Step3, iUnblockPIN_HSM_Step3)
  * the library HOLDS THE CARD: it keeps the card's PC/SC transaction open so that the challenge of Step1 is still valid at Step2,
- * until Step2 or the configured timeout (hsm.timeout_secs, 60 s by default). Other calls on that reader wait
- * meanwhile. One two-step read is pending per process; a new Step1 abandons the pending one.
+ * until the last step or the configured timeout (hsm.timeout_secs, 60 s by default, for each step). Other calls on
+ * that reader wait meanwhile. One exchange is pending per process; a new Step1 abandons the pending one, and a
+ * Step2 of another function than the pending Step1's is -14. iReadCard_HSM_Step2 and iWriteCard_HSM_Step2 take
+ * the external authentication's cryptogram alone (C||R4, 32 hex, or C): the published pKey of 32 bytes cannot hold
+ * the internal half, so these exchanges do not authenticate the card [P].
+ *
+ * PINs: iVerifyPIN and iChangePIN take the PIN on the reader's pad when it has one, else through the configured
+ * pinentry program ([pin] pinentry); iReloadPIN, iUnblockPIN and their Step2 ask the new PIN through pinentry.
+ * iVerifyPin and iChangePin take the PINs as parameters. A PIN is never logged or kept.
  *
  * Threads: calls from several threads are safe; one card operation runs per reader at a time.
  *
@@ -381,7 +391,7 @@ long iUnblockPIN_HSM_Step3(char *pKey,
 
 /*
  `long iVerifyPin(int iType, char* pPin, char* pOutInfo)`: the vendor variant of `iVerifyPIN` that takes the
- PIN (digits) as a parameter. −51 wrong, −52 blocked, −41/−42 a PIN that is not the card's format.
+ PIN (digits) as a parameter. −51 wrong, −52 blocked, −14 a PIN that is not of the card's format.
 
  # Safety
  `pPin` is a NUL-terminated string (or NULL: −14); `pOutInfo` points to [`SSCARD_PIN_OUT_SIZE`] writable bytes,

@@ -24,6 +24,7 @@
 //! [pin]
 //! pinentry = "/usr/bin/pinentry"       # asks the holder's PIN when the reader has no PIN pad (and always for a
 //!                                      # new PIN of iReloadPIN / iUnblockPIN); without it those functions answer −13
+//! pinentry_args = ["--ttyname", "/dev/tty1"]   # optional: the program's arguments
 //! timeout_secs = 60                    # how long pinentry waits for the holder
 //! ```
 //!
@@ -140,6 +141,8 @@ struct HsmSection {
 #[serde(deny_unknown_fields)]
 struct PinSection {
     pinentry: Option<PathBuf>,
+    #[serde(default)]
+    pinentry_args: Vec<String>,
     timeout_secs: Option<u64>,
 }
 
@@ -164,6 +167,8 @@ pub struct Config {
     pub hsm_timeout: Duration,
     /// The pinentry program that asks the holder's PIN, if any.
     pub pinentry: Option<PathBuf>,
+    /// Its arguments (e.g. `--ttyname /dev/tty1`, `--display :0`).
+    pub pinentry_args: Vec<String>,
     /// How long pinentry waits for the holder.
     pub pin_timeout: Duration,
 }
@@ -178,6 +183,7 @@ impl std::fmt::Debug for Config {
             .field("key_service", &self.key_service)
             .field("hsm_timeout", &self.hsm_timeout)
             .field("pinentry", &self.pinentry)
+            .field("pinentry_args", &self.pinentry_args)
             .field("pin_timeout", &self.pin_timeout)
             .finish_non_exhaustive()
     }
@@ -194,6 +200,7 @@ impl Default for Config {
             key_service: None,
             hsm_timeout: DEFAULT_HSM_TIMEOUT,
             pinentry: None,
+            pinentry_args: Vec::new(),
             pin_timeout: DEFAULT_PIN_TIMEOUT,
         }
     }
@@ -322,6 +329,10 @@ impl Config {
             c.hsm_timeout = Duration::from_secs(secs);
         }
         c.pinentry = file.pin.pinentry.as_ref().map(relative);
+        if c.pinentry.is_none() && !file.pin.pinentry_args.is_empty() {
+            return Err(invalid("pin.pinentry_args needs pin.pinentry".into()));
+        }
+        c.pinentry_args = file.pin.pinentry_args.clone();
         if let Some(secs) = file.pin.timeout_secs {
             if !(1..=600).contains(&secs) {
                 return Err(invalid("pin.timeout_secs must be 1…600".into()));

@@ -17,8 +17,7 @@
 pub mod config;
 pub mod ffi;
 mod library;
-// the PIN dialog of iVerifyPIN / iChangePIN for readers without a pad; unused until the C functions take it
-#[allow(dead_code)]
+// the PIN dialog of the PIN functions for readers without a pad, and for a new PIN
 pub(crate) mod pinentry;
 mod text;
 

@@ -15,6 +15,7 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 use card_core::card::{Address, BasicInfo, ItemValues, SocialSecurityCard};
 use card_core::national::{self, BAD_PARAMETER, NO_ANSWER, UNSUPPORTED};
 use card_core::security::SecurityModule;
+use card_core::transport::pinpad::PadTimeouts;
 use card_core::transport::{PcscTransport, ReaderSelector, TransportError};
 use secrecy::SecretString;
 
@@ -617,25 +618,65 @@ impl Library {
         self.reset_pin_with(itype, card_info, &new, unblock)
     }
 
-    /// The holder's PIN through the configured pinentry; −13 when none is configured.
+    /// The holder's PIN through the configured pinentry (a new PIN is asked twice); −13 when none is configured, a
+    /// PIN entry code (−31 cancelled, −32 timeout, −33 the entries differ, …) when the dialog gives none.
     fn enter_pin(&self, prompt: PinPrompt) -> Result<SecretString, Failure> {
         let Some(program) = &self.config.pinentry else {
             return Err(Failure::code(UNSUPPORTED, "no pinentry is configured ([pin] pinentry) to ask the PIN"));
         };
-        let _ = (program, prompt);
-        Err(Failure::code(UNSUPPORTED, "pinentry: not wired yet"))
+        let entry = crate::pinentry::Pinentry::new(program.clone(), self.config.pin_timeout)
+            .with_args(self.config.pinentry_args.iter().cloned());
+        let asked = match prompt {
+            PinPrompt::Current => entry.get_pin(&crate::pinentry::Dialog {
+                title: "社会保障卡",
+                description: "请持卡人输入社会保障卡密码",
+                prompt: "密码:",
+                error: None,
+            }),
+            PinPrompt::New => entry.get_new_pin(
+                &crate::pinentry::Dialog {
+                    title: "社会保障卡",
+                    description: "请持卡人输入新的社会保障卡密码",
+                    prompt: "新密码:",
+                    error: None,
+                },
+                "再次输入新密码:",
+                "两次输入的密码不一致",
+            ),
+        };
+        asked.map_err(|e| Failure::Card(card_core::Error::PinEntry(e.to_pin_entry())))
     }
 
-    /// `iVerifyPIN`: the holder's PIN through pinentry, then VERIFY.
+    /// `iVerifyPIN`: on the reader's PIN pad when it has one (the PIN never reaches the computer), else the
+    /// holder's PIN through pinentry, then VERIFY.
     pub fn verify_pin(&self, itype: i32) -> Result<Reply, Failure> {
-        self.order(itype)?;
+        let on_pad = self.with_card(itype, |card, _| {
+            if card.has_pin_pad()? {
+                card.verify_pin_on_pad(PadTimeouts::default()).map(|()| true)
+            } else {
+                Ok(false)
+            }
+        })?;
+        if on_pad {
+            return Ok(Reply::empty());
+        }
         let pin = self.enter_pin(PinPrompt::Current)?;
         self.verify_pin_with(itype, &pin)
     }
 
-    /// `iChangePIN`: the current and the new PIN through pinentry, then CHANGE PIN.
+    /// `iChangePIN`: on the reader's PIN pad when it has one (`FEATURE_MODIFY_PIN_DIRECT`), else the current and
+    /// the new PIN through pinentry, then CHANGE PIN.
     pub fn change_pin(&self, itype: i32) -> Result<Reply, Failure> {
-        self.order(itype)?;
+        let on_pad = self.with_card(itype, |card, _| {
+            if card.has_pin_pad()? {
+                card.change_pin_on_pad(PadTimeouts::default()).map(|()| true)
+            } else {
+                Ok(false)
+            }
+        })?;
+        if on_pad {
+            return Ok(Reply::empty());
+        }
         let old = self.enter_pin(PinPrompt::Current)?;
         let new = self.enter_pin(PinPrompt::New)?;
         self.change_pin_with(itype, &old, &new)

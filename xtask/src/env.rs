@@ -10,7 +10,8 @@ pub(crate) type Result<T> = std::result::Result<T, String>;
 /// Debian packages the tests and the demo need (postgresql: the journal tests start a throwaway cluster; gcc,
 /// pkgconf, python3 and valgrind: libsscard's tests compile a C caller, run it under valgrind, and call the library
 /// from Python's ctypes; groff-base: the CLIs' tests format their manual pages; dpkg-dev, systemd and man-db: the
-/// Debian packages are built (dpkg-shlibdeps), their unit checked (systemd-analyze) and their pages found (man -w)).
+/// Debian packages are built (dpkg-shlibdeps), their unit checked (systemd-analyze) and their pages found (man -w);
+/// pinentry-curses: libsscard's PIN entry is tested with the real program on a pseudo-terminal).
 const PACKAGES: &[&str] = &[
     "pcscd",
     "vsmartcard-vpcd",
@@ -29,6 +30,7 @@ const PACKAGES: &[&str] = &[
     "dpkg-dev",
     "systemd",
     "man-db",
+    "pinentry-curses",
 ];
 /// pcscd's client socket on Debian.
 const PCSCD_SOCKET: &str = "/run/pcscd/pcscd.comm";
