@@ -31,6 +31,7 @@ const EXIT_TORN: u8 = 3;
     after_help = "Examples:\n  \
         card-sim --vpcd 127.0.0.1:35963 --image fixtures/cards/gen2-personalized.json\n  \
         card-sim new --gen 2 --region 371700 --serial 1 --transport-key 404142434445464748494A4B4C4D4E4F --out blank.json\n  \
+        card-sim --vpcd 127.0.0.1:35963 --image fixtures/cards/gen2-personalized.json --pace --bit-rate 9600\n  \
         card-sim --vpcd 127.0.0.1:35963 --image fixtures/cards/gen2-personalized.json --hostile non-gbk-name\n  \
         card-sim fixtures --out fixtures/cards\n\n\
         Exit codes: 0 stopped normally, 1 error, 2 bad arguments, 3 the card was torn out (--tear-after).",
@@ -72,9 +73,13 @@ struct RunArgs {
     /// Whether the Nth APDU's write happens before the card goes.
     #[arg(long, value_enum, default_value = "after-write")]
     tear_point: TearPointArg,
-    /// Transmission rate of the timing model, bit/s (ISO 7816-3 initial rate 9600).
-    #[arg(long, default_value_t = 9600, value_name = "BPS")]
+    /// Transmission rate of the timing model, bit/s: 9600 (the ISO 7816-3 initial rate) or 115200 (after PPS).
+    #[arg(long, default_value_t = 9600, value_name = "BPS", value_parser = parse_bit_rate)]
     bit_rate: u32,
+    /// Take the modeled card time in real time: every answer waits until the command's transmission at --bit-rate,
+    /// its processing and its EEPROM writes would be over on a real card (COS.md "Timing model").
+    #[arg(long)]
+    pace: bool,
     /// A hostile card (COS.md "Hostile cards"): non-gbk-name, empty, empty:INS, empty-after:N, long-tlv, oversized,
     /// endless-61, loop-6c, short-atr, one-byte, fci-86-length, fci-86-unknown or fci-overrun.
     #[arg(long, value_name = "KIND")]
@@ -127,6 +132,13 @@ struct NewArgs {
     /// Where to write the image.
     #[arg(long, value_name = "FILE")]
     out: PathBuf,
+}
+
+fn parse_bit_rate(s: &str) -> Result<u32, String> {
+    match s.parse::<u32>() {
+        Ok(r @ (9600 | 19200 | 38400 | 57600 | 115_200)) => Ok(r),
+        _ => Err(format!("{s}: use 9600, 19200, 38400, 57600 or 115200")),
+    }
 }
 
 fn parse_serial(s: &str) -> Result<u64, String> {
@@ -265,6 +277,10 @@ fn run(args: RunArgs) -> Result<u8> {
         card.set_fci_spec_version(true);
     }
     let mut sim = SimTransport::with_timing(card, TimingModel::with_bit_rate(args.bit_rate));
+    sim.set_pace(args.pace);
+    if args.pace {
+        eprintln!("card-sim: paced: answers take the modeled time at {} bit/s", args.bit_rate);
+    }
     if let Some(hostile) = args.hostile {
         sim.set_hostile(Some(hostile));
         eprintln!("card-sim: hostile card: {hostile}");

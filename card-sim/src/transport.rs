@@ -10,8 +10,13 @@
 //! Hostility: [`SimTransport::set_hostile`] makes the card misbehave on the wire ([`Hostile`]): its answers (and
 //! ATR) are distorted after the COS has executed the command. In process an empty answer is an empty `Ok`; in a
 //! vpcd reader it is a frame of 0 bytes.
+//!
+//! Pacing: [`SimTransport::set_pace`] makes every APDU take its modeled time in real time — the answer is held
+//! until the command's modeled time (transmission at the model's bit rate, processing, EEPROM pages) has passed
+//! since it arrived — so a demo or a benchmark through pcscd feels like a real card. The COS's own work counts
+//! towards that time; a command the host computer takes longer to execute than modeled is not slowed further.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use card_core::apdu::Sensitivity;
 use card_core::transport::{CardTransaction, Transport, TransportError};
@@ -49,6 +54,8 @@ pub struct SimTransport {
     tear: Option<(Tear, u64)>,
     /// The misbehaviour, and the APDUs seen since it was set.
     hostile: Option<(Hostile, u64)>,
+    /// Whether APDUs take their modeled time in real time.
+    pace: bool,
 }
 
 impl SimTransport {
@@ -71,7 +78,18 @@ impl SimTransport {
             modeled: Duration::ZERO,
             apdus: 0,
             tear: None,
+            pace: false,
         }
+    }
+
+    /// Makes every APDU take its modeled time in real time (or not: the default, as fast as the host computes).
+    pub fn set_pace(&mut self, pace: bool) {
+        self.pace = pace;
+    }
+
+    /// Whether APDUs take their modeled time in real time.
+    pub fn is_paced(&self) -> bool {
+        self.pace
     }
 
     /// The card.
@@ -162,6 +180,7 @@ impl SimTransport {
         if !self.present {
             return Err(TransportError::CardRemoved);
         }
+        let arrived = Instant::now();
         self.apdus += 1;
         let tear_now = match &mut self.tear {
             Some((tear, seen)) => {
@@ -176,7 +195,12 @@ impl SimTransport {
             return Err(TransportError::CardRemoved);
         }
         let (response, work) = self.card.process_traced(command);
-        self.modeled += self.timing.apdu_time(command.len(), response.len(), &work);
+        let modeled = self.timing.apdu_time(command.len(), response.len(), &work);
+        self.modeled += modeled;
+        if self.pace {
+            // the card answers when its modeled time is over (a tear after the write too: the card goes then)
+            std::thread::sleep(modeled.saturating_sub(arrived.elapsed()));
+        }
         if tear_now == Some(TearPoint::AfterWrite) {
             self.tear = None;
             self.remove();

@@ -149,3 +149,20 @@ fn modeled_time_is_deterministic() {
     sim.reset_counters();
     assert_eq!(sim.modeled_time(), Duration::ZERO);
 }
+
+#[test]
+fn a_paced_card_answers_after_its_modeled_time() {
+    let c = personalized(KeyAlgorithm::Tdes);
+    let mut sim = SimTransport::new(c.card);
+    assert!(!sim.is_paced());
+    sim.set_pace(true);
+    let started = std::time::Instant::now();
+    {
+        let mut tx = sim.transaction().unwrap();
+        tx.exchange_ok(&Command::new(0, Ins::SELECT, 4, 0).with_data(h(SSSE_AID)).unwrap()).unwrap();
+        tx.exchange_ok(&Command::new(0, Ins::READ_RECORD, 3, 0x2C).with_le(256).unwrap()).unwrap();
+    }
+    // (53 + 14) chars × 12 etu / 9600 + 2 × 0.3 ms = 84.35 ms of card time, taken in real time: never sooner
+    assert_eq!(sim.modeled_time(), Duration::from_micros(83_750 + 600));
+    assert!(started.elapsed() >= sim.modeled_time(), "answered after {:?}", started.elapsed());
+}
