@@ -7,7 +7,9 @@
 //! card is removed and the worker waits for pcscd to see it gone. Wall time covers all of that; what the card
 //! itself would take is card-sim's modeled time (9600 bit/s, T=0), printed per card beside the APDU count and
 //! bytes. `ISSUANCE_BENCH_CARDS` sets the cards per reader (default 4), `ISSUANCE_BENCH_GENERATION` the
-//! generation (default 3). Holds the lock on the virtual readers for the whole run.
+//! generation (default 3), `ISSUANCE_BENCH_PACE` a bit rate at which the cards are paced (`card-sim --pace`: each
+//! answer waits for the modeled time of a real card; unset: unpaced), `ISSUANCE_BENCH_JSON` a file for the results
+//! (`cargo xtask bench` reads it). Holds the lock on the virtual readers for the whole run.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
 #[path = "../tests/common/mod.rs"]
@@ -19,7 +21,7 @@ use std::time::{Duration, Instant};
 use card_core::profile::Generation;
 use card_core::transport::{wait_for_card, wait_for_removal, PcscTransport, ReaderSelector};
 use card_sim::vpcd::InsertedCard;
-use card_sim::SimTransport;
+use card_sim::{SimTransport, TimingModel};
 use issuance::journal::Journal;
 use issuance::prepare::{Settings, StoreKeySource};
 use issuance::run::Issuer;
@@ -38,6 +40,7 @@ fn run(
     dir: &Path,
     keys: &StoreKeySource,
     g: Generation,
+    pace: Option<u32>,
     readers: &[(&str, &str)],
     per_reader: usize,
 ) -> (Duration, Vec<Card>) {
@@ -59,8 +62,11 @@ fn run(
                     let mut out = Vec::new();
                     for (k, holder) in mine.iter().enumerate() {
                         let serial = 0xBE00_0000 + (r as u64) * 0x1000 + k as u64;
-                        let inserted = InsertedCard::insert(SimTransport::new(common::blank(g.number(), serial)), port)
-                            .expect("connect to vpcd (is pcscd running?)");
+                        let blank = common::blank(g.number(), serial);
+                        let mut sim =
+                            SimTransport::with_timing(blank, TimingModel::with_bit_rate(pace.unwrap_or(9600)));
+                        sim.set_pace(pace.is_some());
+                        let inserted = InsertedCard::insert(sim, port).expect("connect to vpcd (is pcscd running?)");
                         wait_for_card(&sel, Duration::from_secs(10)).unwrap();
                         let mut t = PcscTransport::connect(&sel).unwrap();
                         let t0 = Instant::now();
@@ -89,6 +95,8 @@ fn main() {
         .and_then(|v| v.parse().ok())
         .and_then(Generation::new)
         .unwrap_or(Generation::THREE);
+    let pace: Option<u32> = std::env::var("ISSUANCE_BENCH_PACE").ok().and_then(|v| v.parse().ok());
+    let json_out = std::env::var_os("ISSUANCE_BENCH_JSON");
     let _lock = testkit::vpcd_lock();
     let dir = tempfile::tempdir().unwrap();
     common::make_store(&dir.path().join("keys.db"));
@@ -96,17 +104,41 @@ fn main() {
 
     println!(
         "issuance through pcscd + vpcd, generation {}, {per_reader} cards per reader (insertion, issue with \
-         verification, removal)",
-        g.number()
+         verification, removal), {}",
+        g.number(),
+        pace.map_or("unpaced".to_owned(), |b| format!("paced at {b} bit/s"))
     );
     println!("{:>7} {:>6} {:>9} {:>9} {:>14}", "readers", "cards", "seconds", "cards/h", "issue s/card");
     let mut per_card = None;
+    let mut readers = Vec::new();
+    let mut issue_s = Vec::new();
     for n in [1, 2] {
-        let (wall, cards) = run(dir.path(), &keys, g, &READERS[..n], per_reader);
+        let (wall, cards) = run(dir.path(), &keys, g, pace, &READERS[..n], per_reader);
         let secs = wall.as_secs_f64();
         let issue = cards.iter().map(|c| c.issue.as_secs_f64()).sum::<f64>() / cards.len() as f64;
-        println!("{n:>7} {:>6} {secs:>9.1} {:>9.0} {issue:>14.2}", cards.len(), cards.len() as f64 * 3600.0 / secs);
+        let per_hour = cards.len() as f64 * 3600.0 / secs;
+        println!("{n:>7} {:>6} {secs:>9.1} {per_hour:>9.0} {issue:>14.2}", cards.len());
+        readers.push(serde_json::json!({
+            "readers": n, "cards": cards.len(), "seconds": secs, "cards_per_hour": per_hour, "issue_s_per_card": issue,
+        }));
+        issue_s.extend(cards.iter().map(|c| c.issue.as_secs_f64()));
         per_card = cards.into_iter().next();
+    }
+    if let (Some(c), Some(path)) = (&per_card, json_out) {
+        let json = serde_json::json!({
+            "generation": g.number(),
+            "bit_rate": pace.unwrap_or(9600),
+            "paced": pace.is_some(),
+            "per_card": {
+                "apdus": c.apdus,
+                "bytes": c.bytes,
+                "modeled_s": c.modeled.as_secs_f64(),
+                "wall_s": issue_s.iter().sum::<f64>() / issue_s.len().max(1) as f64,
+            },
+            "readers": readers,
+            "floor": serde_json::Value::Null,
+        });
+        std::fs::write(&path, serde_json::to_string_pretty(&json).unwrap()).unwrap();
     }
     if let Some(c) = per_card {
         let modeled = c.modeled.as_secs_f64();

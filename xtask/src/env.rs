@@ -124,8 +124,10 @@ fn ensure_node_packages() -> Result<()> {
     run(Command::new("npm").current_dir(&dir).args(["ci", "--no-audit", "--no-fund", "--loglevel=error"]))
 }
 
-/// Python packages of the interoperability tests (an independent TR-31 implementation).
-const PYTHON_PACKAGES: &[(&str, &str)] = &[("psec", "psec.tr31")];
+/// Python packages of the interoperability tests (an independent TR-31 implementation) and of the key set
+/// baseline (`bench/python_keysets.py`: `cryptography` with its `decrepit` 3DES, 43 and later).
+const PYTHON_PACKAGES: &[(&str, &str)] =
+    &[("psec", "psec.tr31"), ("cryptography>=43", "cryptography.hazmat.decrepit.ciphers.algorithms")];
 
 fn ensure_python_packages() -> Result<()> {
     for (package, module) in PYTHON_PACKAGES {

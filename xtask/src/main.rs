@@ -11,6 +11,8 @@
 //! - `setup` (or `prepare`): only prepares the machine.
 //! - `pg start|stop|url`: a throwaway PostgreSQL cluster under `target/xtask-pg/` for demos and benchmarks.
 //! - `fixtures`: regenerates the card images under `fixtures/cards/`.
+//! - `bench`: every benchmark side by side on the same paced virtual card, written to `bench/results.md` and
+//!   `bench/results.svg` (`xtask/src/bench.rs`).
 //! - `bench-issuance`: prepares the machine, then measures cards per hour of `issuance` through pcscd on one
 //!   and on two virtual readers (`issuance-cli/benches/pcscd.rs`, release build).
 //! - `fuzz`: cargo fuzz targets of every parser (`fuzz/`), N minutes each; `test` replays their corpora
@@ -20,13 +22,15 @@
 //!
 //! Uses the standard library only, so it builds before `libpcsclite-dev` is installed.
 
+mod bench;
 mod env;
 mod package;
 mod pg;
 
 use std::process::ExitCode;
 
-const USAGE: &str = "usage: cargo xtask <demo|test|setup|prepare|package|pg|fixtures|bench-issuance|fuzz-api|fuzz>
+const USAGE: &str =
+    "usage: cargo xtask <demo|test|setup|prepare|package|pg|fixtures|bench|bench-issuance|fuzz-api|fuzz>
 
   demo      issue a demo card on the virtual card and read it as a counter does (no hardware)
   test [--packages|--no-packages]
@@ -43,6 +47,9 @@ const USAGE: &str = "usage: cargo xtask <demo|test|setup|prepare|package|pg|fixt
             a throwaway PostgreSQL cluster under target/xtask-pg/ (127.0.0.1, user postgres, no password);
             start and url print its postgresql:// URL
   fixtures  regenerate fixtures/cards/ from the documented test keys
+  bench     the clerk's wait, the agent's overhead, the desk's cards per hour and key sets per second, side
+            by side on the same paced virtual card: bench/results.md and bench/results.svg (with machine, date
+            and commit; BENCH_QUICK=1 for a quick run of the whole chain)
   bench-issuance  cards per hour through pcscd on one and two virtual readers
             (ISSUANCE_BENCH_CARDS per reader, default 4; ISSUANCE_BENCH_GENERATION, default 3)
   fuzz-api  schemathesis against terminal-agent serve and its openapi.yaml (pip installs schemathesis)
@@ -60,6 +67,7 @@ fn main() -> ExitCode {
         Some("package") => package::command(&args[1..]),
         Some("pg") => pg::command(&args[1..]),
         Some("fixtures") => env::fixtures(),
+        Some("bench") => env::prepare().and_then(|()| bench::command(&args[1..])),
         Some("bench-issuance") => env::prepare().and_then(|()| env::bench_issuance(&args[1..])),
         Some("fuzz-api") => env::prepare().and_then(|()| env::fuzz_api(&args[1..])),
         Some("fuzz") => env::fuzz(&args[1..]),
