@@ -41,6 +41,9 @@ enum Command {
         /// Where to write results.md and results.svg.
         #[arg(long)]
         out: PathBuf,
+        /// A README whose `<!-- bench-results:start -->` … `<!-- bench-results:end -->` section gets the tables.
+        #[arg(long)]
+        readme: Option<PathBuf>,
     },
 }
 
@@ -48,7 +51,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Reads { samples, out } => reads(samples.max(1), &out),
-        Command::Report { results, out } => sscard_bench::report::write(&results, &out),
+        Command::Report { results, out, readme } => sscard_bench::report::write(&results, &out, readme.as_deref()),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

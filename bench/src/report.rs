@@ -76,8 +76,23 @@ pub fn provenance() -> String {
     )
 }
 
-/// Writes `results.md` and `results.svg` into `out` from the JSON files in `results`.
-pub fn write(results: &Path, out: &Path) -> Result<()> {
+/// The README's markers around the latest results.
+const README_START: &str = "<!-- bench-results:start -->";
+const README_END: &str = "<!-- bench-results:end -->";
+
+/// Puts `section` between the README's markers (replacing what was there).
+pub fn replace_section(readme: &str, section: &str) -> Result<String> {
+    let start = readme.find(README_START).ok_or_else(|| anyhow!("README: no {README_START}"))?;
+    let end = readme
+        .find(README_END)
+        .filter(|e| *e > start)
+        .ok_or_else(|| anyhow!("README: no {README_END} after the start"))?;
+    Ok(format!("{}{README_START}\n{}\n{}", &readme[..start], section.trim(), &readme[end..]))
+}
+
+/// Writes `results.md` and `results.svg` into `out` from the JSON files in `results`, and the same tables between
+/// the markers of `readme` when given.
+pub fn write(results: &Path, out: &Path, readme: Option<&Path>) -> Result<()> {
     let reads: Vec<ReadRow> = serde_json::from_value(load(results, "reads.json")?).context("reads.json")?;
     let agent = load(results, "agent.json")?;
     let issuance = load(results, "issuance.json")?;
@@ -85,8 +100,21 @@ pub fn write(results: &Path, out: &Path) -> Result<()> {
     let python = load(results, "python-keysets.json")?;
     check_python(&python)?;
     std::fs::create_dir_all(out).with_context(|| out.display().to_string())?;
-    let md = markdown(&provenance(), &reads, &agent, &issuance, &keysets, &python)?;
-    std::fs::write(out.join("results.md"), md).context("results.md")?;
+    let provenance = provenance();
+    let md = markdown(&provenance, "results.svg", &reads, &agent, &issuance, &keysets, &python)?;
+    std::fs::write(out.join("results.md"), format!("# Performance, side by side\n\n{md}")).context("results.md")?;
+    if let Some(readme) = readme {
+        let text = std::fs::read_to_string(readme).with_context(|| readme.display().to_string())?;
+        let svg = out.join("results.svg");
+        let relative = readme
+            .parent()
+            .and_then(|dir| svg.strip_prefix(dir).ok())
+            .map(|p| p.display().to_string())
+            .unwrap_or_else(|| svg.display().to_string());
+        let section = markdown(&provenance, &relative, &reads, &agent, &issuance, &keysets, &python)?;
+        let section = section.replace("\n## ", "\n### ");
+        std::fs::write(readme, replace_section(&text, &section)?).with_context(|| readme.display().to_string())?;
+    }
     crate::plot::svg(&out.join("results.svg"), &reads, &agent)?;
     Ok(())
 }
@@ -142,6 +170,7 @@ fn read_row(rows: &[ReadRow], generation: u8, bit_rate: u32, pattern: Pattern) -
 /// The report's text.
 pub fn markdown(
     provenance: &str,
+    svg: &str,
     reads: &[ReadRow],
     agent: &Value,
     issuance: &Value,
@@ -149,7 +178,6 @@ pub fn markdown(
     python: &Value,
 ) -> Result<String> {
     let mut m = String::new();
-    let _ = writeln!(m, "# Performance, side by side\n");
     let _ = writeln!(m, "Written by `cargo xtask bench` — {provenance}.\n");
     let _ = writeln!(
         m,
@@ -159,13 +187,13 @@ pub fn markdown(
          modeled time are deterministic (asserted in `bench/tests/counts.rs`, `issuance-cli/tests/issue.rs`); wall \
          times are this run's.\n"
     );
-    let _ = writeln!(m, "![reads and agent](results.svg)\n");
+    let _ = writeln!(m, "![reads and agent]({svg})\n");
 
     let _ = writeln!(m, "## The clerk's wait: reading the basic information\n");
     let _ = writeln!(
         m,
         "The project (card-core, as the agent and libsscard read), the vendors' record-by-record pattern of the public \
-         traces (SELECT by FID, one READ RECORD per item: `CARD-PROFILE.md` §4.2) and the project's own APDUs sent as \
+         traces (SELECT by FID, one READ RECORD per item: `docs/card-profile.md` §4.2) and the project's own APDUs sent as \
          bare PC/SC transmits. One read of a card the reader already knows.\n"
     );
     let _ = writeln!(m, "| card | bit/s | way | APDUs | bytes | modeled card ms | wall p50 ms | wall p99 ms |");

@@ -78,3 +78,14 @@ fn python_baseline_derives_card_cores_keys() {
     wrong["sm4"]["check"]["UKMF"] = serde_json::Value::String("00".repeat(16));
     assert!(sscard_bench::report::check_python(&wrong).unwrap_err().to_string().contains("sm4 UKMF differs"));
 }
+
+/// The README's section between the markers is replaced, the rest kept; no markers is an error.
+#[test]
+fn readme_section_is_replaced_between_its_markers() {
+    use sscard_bench::report::replace_section;
+    let readme = "# T\n\n<!-- bench-results:start -->\nold\n<!-- bench-results:end -->\n\n## Tests\n";
+    let new = replace_section(readme, "| a | b |\n").unwrap();
+    assert_eq!(new, "# T\n\n<!-- bench-results:start -->\n| a | b |\n<!-- bench-results:end -->\n\n## Tests\n");
+    assert_eq!(replace_section(&new, "x").unwrap().matches("bench-results").count(), 2);
+    assert!(replace_section("# no markers", "x").is_err());
+}

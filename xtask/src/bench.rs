@@ -9,7 +9,8 @@
 //!    and two readers, beside the plan's floor;
 //! 4. `cargo bench -p key-mgmt --bench derive` and `bench/python_keysets.py`: card key sets per second, key-mgmt
 //!    against Python `cryptography`;
-//! 5. `sscard-bench report`: the results as Markdown and SVG, with machine, date and commit.
+//! 5. `sscard-bench report`: the results as Markdown and SVG, with machine, date and commit; the same tables in
+//!    the README between `<!-- bench-results:start -->` and `<!-- bench-results:end -->`.
 //!
 //! The JSON files of the run stay in `target/bench/`. `BENCH_QUICK=1` takes fewer samples (a check that the
 //! whole chain runs, not a measurement).
@@ -70,7 +71,9 @@ pub fn command(_extra: &[String]) -> Result<()> {
         .args(["report", "--results"])
         .arg(&dir)
         .arg("--out")
-        .arg(root().join("bench")))?;
+        .arg(root().join("bench"))
+        .arg("--readme")
+        .arg(root().join("README.md")))?;
     eprintln!(
         "xtask bench: bench/results.md and bench/results.svg written ({} s; the run's JSON in target/bench/)",
         started.elapsed().as_secs()

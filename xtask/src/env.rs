@@ -458,14 +458,18 @@ impl Drop for Guard {
 
 /// Starts card-sim with the card image `image` in `Virtual PCD 00 00` (saved back on exit); the guard
 /// removes it.
+/// Whether the demo's cards take their modeled time in real time (`cargo xtask demo --pace`).
+static PACE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
 fn insert_image(image: &Path) -> Result<Guard> {
-    let sim = Command::new(root().join("target").join("debug").join("card-sim"))
-        .args(["--vpcd", VPCD_READER0, "--save", "--image"])
-        .arg(image)
-        .stdin(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .map_err(|e| format!("cannot start card-sim: {e}"))?;
+    let mut sim = Command::new(root().join("target").join("debug").join("card-sim"));
+    sim.args(["--vpcd", VPCD_READER0, "--save", "--image"]).arg(image);
+    if PACE.load(std::sync::atomic::Ordering::Relaxed) {
+        // a real card's time at the ISO 7816-3 initial rate: what a desk and a counter wait for
+        sim.args(["--pace", "--bit-rate", "9600"]);
+    }
+    let sim =
+        sim.stdin(Stdio::null()).stderr(Stdio::null()).spawn().map_err(|e| format!("cannot start card-sim: {e}"))?;
     let guard = Guard(Some(Stop(sim)));
     // wait until pcscd shows the card (opensc-tool asks pcscd; no card-side polling of ours)
     wait_until(Duration::from_secs(10), || {
@@ -497,7 +501,11 @@ fn write(dir: &Path, name: &str, text: &str) -> Result<()> {
 ///    allowed web origin and refuses a foreign one;
 /// 4. a generation 3 test card: the holder data withheld without keys (−2203), read with them.
 pub fn demo(extra: &[String]) -> Result<()> {
-    let _ = extra;
+    match extra {
+        [] => {}
+        [flag] if flag == "--pace" => PACE.store(true, std::sync::atomic::Ordering::Relaxed),
+        _ => return Err(format!("demo takes no arguments but --pace, not {extra:?}")),
+    }
     run(cargo().args([
         "build",
         "--quiet",

@@ -32,7 +32,9 @@ use std::process::ExitCode;
 const USAGE: &str =
     "usage: cargo xtask <demo|test|setup|prepare|package|pg|fixtures|bench|bench-issuance|fuzz-api|fuzz>
 
-  demo      issue a demo card on the virtual card and read it as a counter does (no hardware)
+  demo [--pace]
+            issue a demo card on the virtual card and read it as a counter does (no hardware); --pace: the
+            card takes a real card's time (card-sim --pace, 9600 bit/s)
   test [--packages|--no-packages]
             install what is missing, start pcscd and a throwaway PostgreSQL cluster (SSCARD_TEST_PG_URL,
             unless set), run all tests and clippy; with --packages (the default when CI is set) also build
