@@ -128,8 +128,12 @@ fn a_counter_without_keys_reads_and_writes_generation_3_through_the_key_service(
     drop(card);
 
     // generation 3: the whole holder, through the service; the card checked the service's cryptogram and the
-    // agent the card's internal authentication
-    let card = Reader0::insert_fixture("gen3-personalized.json");
+    // agent the card's internal authentication (the card carries the test photo, read below)
+    let photo = testkit::test_photo();
+    let card = Reader0::insert(card_sim::SimTransport::new(testkit::fixture_card_with_photo(
+        "gen3-personalized.json",
+        &photo,
+    )));
     let r = get(&a, &format!("/v1/readers/{i}/basic"));
     assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
     let v = r.json();
@@ -140,6 +144,13 @@ fn a_counter_without_keys_reads_and_writes_generation_3_through_the_key_service(
     assert_eq!(line["terminal"], TERMINAL);
     assert_eq!(line["card_id"], v["card"]["card_id"]);
     assert_eq!((line["key"].as_str(), line["version"].as_u64()), (Some("RKSSSE"), Some(2)), "SM4 is version 2");
+
+    // the photo, behind RKSSSE too: through the service as well, never cacheable
+    let p = get(&a, &format!("/v1/readers/{i}/photo"));
+    assert_eq!(p.status, 200, "{}", String::from_utf8_lossy(&p.body));
+    assert_eq!(p.body, photo);
+    assert_eq!(p.header("cache-control"), Some("no-store"));
+    assert_eq!(answered(dir.path(), 0, "read"), 2, "the photo's RKSSSE cryptogram came from the service");
 
     // a write under UKMF, computed by the service
     let address = "SSSEEF06|09|$";

@@ -44,3 +44,9 @@ pub fn issuer_store(dir: &Path) -> PathBuf {
     std::fs::write(dir.join("pass.txt"), format!("{PASSPHRASE}\n")).expect("write pass.txt");
     path
 }
+
+/// The test keys as a security module of region 371700 (the fixture cards' region).
+pub fn local_keys() -> card_core::security::LocalKeys {
+    let region = card_core::codec::RegionCode::parse("371700").expect("region");
+    card_core::security::key_file::load(&crate::fixture("cards/test-keys.toml"), region).expect("test-keys.toml")
+}

@@ -44,6 +44,21 @@ pub fn fixture_card(name: &str) -> Card {
     Card::load(fixture(&format!("cards/{name}"))).expect("load the fixture card")
 }
 
+/// The synthetic holder photo of the tests (`fixtures/photos/holder.jpg`, a drawn silhouette; TEST MATERIAL).
+pub fn test_photo() -> Vec<u8> {
+    std::fs::read(fixture("photos/holder.jpg")).expect("read fixtures/photos/holder.jpg")
+}
+
+/// A fixture card with `photo` written to its EF08 through card-core with the test keys (UKMF), as issuance
+/// writes a holder's photo: the fixture cards themselves carry none.
+pub fn fixture_card_with_photo(name: &str, photo: &[u8]) -> Card {
+    let mut card = card_core::card::SocialSecurityCard::new(SimTransport::new(fixture_card(name)));
+    card.write_binary(&keys::local_keys(), "SSSEEF08", photo).expect("write the photo");
+    let mut card = card.into_transport().into_card();
+    card.power_off();
+    card
+}
+
 /// The selector of [`READER`].
 pub fn reader() -> ReaderSelector {
     ReaderSelector::Name(READER.into())

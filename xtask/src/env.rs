@@ -11,7 +11,8 @@ pub(crate) type Result<T> = std::result::Result<T, String>;
 /// pkgconf, python3 and valgrind: libsscard's tests compile a C caller, run it under valgrind, and call the library
 /// from Python's ctypes; groff-base: the CLIs' tests format their manual pages; dpkg-dev, systemd and man-db: the
 /// Debian packages are built (dpkg-shlibdeps), their unit checked (systemd-analyze) and their pages found (man -w);
-/// pinentry-curses: libsscard's PIN entry is tested with the real program on a pseudo-terminal).
+/// pinentry-curses: libsscard's PIN entry is tested with the real program on a pseudo-terminal; fonts-noto-cjk: the
+/// browser test checks that the counter page's Chinese text is drawn in a CJK font, not as empty boxes).
 const PACKAGES: &[&str] = &[
     "pcscd",
     "vsmartcard-vpcd",
@@ -31,6 +32,7 @@ const PACKAGES: &[&str] = &[
     "systemd",
     "man-db",
     "pinentry-curses",
+    "fonts-noto-cjk",
 ];
 /// pcscd's client socket on Debian.
 const PCSCD_SOCKET: &str = "/run/pcscd/pcscd.comm";

@@ -398,6 +398,23 @@ impl<T: Transport> SocialSecurityCard<T> {
         two_step::read_basic_via(&mut *tx, profile, cache, sm, backend)
     }
 
+    /// Reads a transparent EF of SSSE whole (the photo `SSSEEF08`, the fingerprint `SSSEEF07`) as
+    /// [`SocialSecurityCard::read_binary`] does, or — a generation 3 card whose RKSSSE `sm` does not hold —
+    /// through the two-step exchange with `backend` in the same transaction (the key service's RKSSSE
+    /// cryptogram, then the file).
+    pub fn read_binary_via(
+        &mut self,
+        sm: &dyn SecurityModule,
+        backend: &dyn Backend,
+        file: &str,
+    ) -> Result<Vec<u8>, Error> {
+        let SocialSecurityCard { transport, profile, cards, .. } = self;
+        let mut tx = transport.transaction()?;
+        let atr = tx.atr().to_vec();
+        let cache = cards.entry(atr).or_default();
+        two_step::read_via(&mut *tx, profile, cache, sm, backend, |s| records::read_file_binary(s, file))
+    }
+
     /// Writes items through the two-step exchange with `backend` (the key service computes the update key's
     /// cryptogram; one DF, one key per call): Step 1, the back end's answer and Step 2 in one transaction.
     pub fn write_items_via(&mut self, backend: &dyn Backend, address: &Address, data: &str) -> Result<(), Error> {

@@ -115,6 +115,19 @@ fn finish_read(
     step1: &Step1,
     answer: &str,
 ) -> Result<BasicInfo, Error> {
+    finish_read_with(tx, profile, facts, generation, step1, answer, basic::read)
+}
+
+/// Step 2 of a read, then `read` in the authenticated session.
+fn finish_read_with<R>(
+    tx: &mut (dyn CardTransaction + '_),
+    profile: &Profile,
+    facts: &mut CardFacts,
+    generation: crate::profile::Generation,
+    step1: &Step1,
+    answer: &str,
+    read: impl FnOnce(&mut Session<'_>) -> Result<R, Error>,
+) -> Result<R, Error> {
     let answer: Step2Answer = answer.parse()?;
     let replay = Replay { answer: &answer, key: "RKSSSE" };
     let mut s = resume_session(tx, profile, &replay, facts, generation, step1, SSSE)?;
@@ -123,7 +136,7 @@ fn finish_read(
     }
     let card = s.internal_auth_raw(&step1.r1, &step1.r2)?;
     replay.check_internal_auth(s.ctx(), &step1.r1, &step1.r2, &card)?;
-    basic::read(&mut s)
+    read(&mut s)
 }
 
 /// The basic information in one transaction: read with `sm` when it can (a generation 1 or 2 card, or a module
@@ -140,20 +153,34 @@ pub(crate) fn read_basic_via(
     sm: &dyn SecurityModule,
     backend: &dyn Backend,
 ) -> Result<BasicInfo, Error> {
+    read_via(tx, profile, facts, sm, backend, basic::read)
+}
+
+/// What SSSE holds under RKSSSE on a generation 3 card (the basic information, the photo, the fingerprint), read
+/// in one transaction: with `sm` when it can (a card without RKSSSE, or a module holding it), else through the
+/// two-step exchange with `backend` — Step 1, the back end's answer, Step 2 — then `read`.
+pub(crate) fn read_via<R>(
+    tx: &mut (dyn CardTransaction + '_),
+    profile: &Profile,
+    facts: &mut CardFacts,
+    sm: &dyn SecurityModule,
+    backend: &dyn Backend,
+    read: impl Fn(&mut Session<'_>) -> Result<R, Error>,
+) -> Result<R, Error> {
     let mut cache = *facts;
     let (generation, step1) = {
         let mut s = Session::open(&mut *tx, profile, sm, None, &mut cache, false)?;
         let needs = s.df_spec(SSSE)?.key("RKSSSE").is_some_and(|k| k.generations.contains(s.generation()));
         if !needs || sm.has_key(s.ctx(), "RKSSSE") {
-            let info = basic::read(&mut s);
+            let value = read(&mut s);
             *facts = cache;
-            return info;
+            return value;
         }
         (s.generation(), step1_in(&mut s)?)
     };
     *facts = cache;
     let answer = backend.answer(&Query::new(Operation::Read, &step1.to_string()))?;
-    finish_read(tx, profile, facts, generation, &step1, &answer.answer)
+    finish_read_with(tx, profile, facts, generation, &step1, &answer.answer, read)
 }
 
 impl<'a> TwoStepRead<'a> {

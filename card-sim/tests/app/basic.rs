@@ -205,6 +205,28 @@ fn read_basic_via_a_back_end_only_when_the_card_needs_it() {
     assert_eq!(national::code(&err), -24);
 }
 
+/// The photo of a generation 3 card (EF08 behind RKSSSE) at a counter without keys: read through the back end in
+/// one transaction; a generation 2 card's photo is read without asking it.
+#[test]
+fn read_the_photo_via_a_back_end_only_when_the_card_needs_it() {
+    let photo = std::fs::read(repo("fixtures/photos/holder.jpg")).unwrap();
+    for gen in [2u8, 3] {
+        let backend = Counting { keys: keys(), asked: Default::default() };
+        let mut c = card(gen, true);
+        c.write_binary(&keys(), "SSSEEF08", &photo).unwrap();
+        let data = c.read_binary_via(&NoKeys, &backend, "SSSEEF08").unwrap();
+        assert_eq!(&data[..photo.len()], &photo[..], "gen {gen}");
+        let asked = backend.asked.lock().unwrap().clone();
+        if gen == 3 {
+            assert_eq!(asked, [(Operation::Read, None)]);
+            // without the back end, NoKeys cannot
+            assert!(matches!(c.read_binary(&NoKeys, "SSSEEF08"), Err(Error::MissingKey { .. })));
+        } else {
+            assert!(asked.is_empty(), "gen 2's photo is free: {asked:?}");
+        }
+    }
+}
+
 #[test]
 fn write_items_via_a_back_end() {
     let backend = Counting { keys: keys(), asked: Default::default() };

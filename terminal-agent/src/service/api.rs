@@ -416,17 +416,22 @@ pub async fn write_items(
     Ok(Json(json!({ "address": b.address, "written": true })).into_response())
 }
 
-/// `GET /v1/readers/{index}/photo`: the holder's photo (JPEG), when the card has one.
+/// `GET /v1/readers/{index}/photo`: the holder's photo (JPEG), when the card has one — a generation 3 card's (EF08
+/// behind RKSSSE) through the key service in `key-service` mode, as the basic information.
 pub async fn photo(
     State(state): State<AppState>,
     Extension(origin): Extension<RequestOrigin>,
     Path(which): Path<String>,
 ) -> ApiResult {
     let req = CardRequest::open(&state, &origin, &which, "read-photo").await?;
+    let service = state.key_service.clone();
     let data = req
         .run_judged(
             CardId::Read,
-            |card, sm| card.read_binary(sm, "SSSEEF08"),
+            move |card, sm| match &service {
+                Some(backend) => card.read_binary_via(sm, backend.as_ref(), "SSSEEF08"),
+                None => card.read_binary(sm, "SSSEEF08"),
+            },
             |data| {
                 jpeg_end(data)
                     .map(|_| national::OK)

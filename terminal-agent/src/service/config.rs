@@ -11,6 +11,7 @@
 //! header_read_timeout_ms = 10000                 # slow or idle connections are closed after this
 //! card_timeout_ms = 10000                        # a card call (one APDU) that takes longer answers 504
 //! spent_tokens_file = "/var/lib/sscard/agent-spent-tokens"  # default: agent-spent-tokens beside this file
+//! page_idle_secs = 120                           # the counter page clears the holder's data after this idle time
 //!
 //! [readers]                                     # the national function table's iType (GET /v1/national)
 //! contact = "Virtual PCD 00 00"                 # iType 1 (3, 4 automatic); default: `reader`, else the first reader
@@ -34,6 +35,9 @@ use std::time::Duration;
 
 use serde::Deserialize;
 use zeroize::Zeroizing;
+
+/// How long the counter page shows a holder's data without the clerk's activity, unless configured.
+pub const DEFAULT_PAGE_IDLE: Duration = Duration::from_secs(120);
 
 /// The port the agent listens on unless told otherwise (documented in the README and the OpenAPI file).
 pub const DEFAULT_PORT: u16 = 17788;
@@ -131,6 +135,7 @@ struct File {
     card_timeout_ms: Option<u64>,
     pin_attempts_per_minute: Option<u32>,
     max_body_bytes: Option<usize>,
+    page_idle_secs: Option<u64>,
     readers: Option<ReaderRoles>,
     keys: Option<KeyMode>,
 }
@@ -178,6 +183,9 @@ pub struct Config {
     pub pin_attempts_per_minute: u32,
     /// Largest request body.
     pub max_body_bytes: usize,
+    /// How long the counter page keeps the holder's data (fields and photo) on screen without the clerk's
+    /// activity (a key, a click) before it clears them.
+    pub page_idle: Duration,
     /// The contact reader of the national function table (`iType` 1; name, unique part or index); none: the
     /// preferred `reader`, else the first reader.
     pub contact_reader: Option<String>,
@@ -222,6 +230,7 @@ impl Default for Config {
             card_timeout: card_core::transport::DEFAULT_CARD_TIMEOUT,
             pin_attempts_per_minute: 5,
             max_body_bytes: 16 * 1024,
+            page_idle: DEFAULT_PAGE_IDLE,
             contact_reader: None,
             contactless_reader: None,
             keys: KeyMode::TwoStep,
@@ -363,6 +372,9 @@ impl Config {
         if let Some(n) = file.max_body_bytes {
             c.max_body_bytes = n;
         }
+        if let Some(s) = file.page_idle_secs {
+            c.page_idle = Duration::from_secs(s);
+        }
         if let Some(roles) = file.readers {
             c.contact_reader = roles.contact;
             c.contactless_reader = roles.contactless;
@@ -416,6 +428,9 @@ impl Config {
             if reader.as_deref().is_some_and(|r| r.trim().is_empty()) {
                 return Err(ConfigError::Invalid(format!("readers: {role} must name a reader or give its index")));
             }
+        }
+        if self.page_idle.is_zero() || self.page_idle > Duration::from_secs(3600) {
+            return Err(ConfigError::Invalid("page_idle_secs must be 1…3600".into()));
         }
         if self.header_read_timeout.is_zero() {
             return Err(ConfigError::Invalid("header_read_timeout_ms must be at least 1".into()));

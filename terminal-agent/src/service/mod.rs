@@ -77,6 +77,8 @@ pub struct Shared {
     pub key_service: Option<Arc<dyn Backend>>,
     /// The readers of the national function table's `iType` (`[readers]`).
     pub roles: national::Roles,
+    /// The counter page, with the configured idle timeout (`page_idle_secs`) in its `sscard-idle-seconds` meta.
+    pub page: String,
 }
 
 impl Shared {
@@ -128,6 +130,7 @@ impl Shared {
             connector,
             key_service,
             roles: national::Roles::from_config(config),
+            page: counter_page(config.page_idle),
         }))
     }
 }
@@ -197,8 +200,23 @@ fn page_headers(content_type: &'static str) -> [(header::HeaderName, HeaderValue
     ]
 }
 
-async fn page() -> Response {
-    (page_headers("text/html; charset=utf-8"), PAGE).into_response()
+/// The idle-timeout meta of the page as written in the asset.
+const PAGE_IDLE_META: &str = r#"<meta name="sscard-idle-seconds" content="120">"#;
+
+/// The counter page with `idle` in its idle-timeout meta.
+fn counter_page(idle: Duration) -> String {
+    PAGE.replacen(PAGE_IDLE_META, &format!(r#"<meta name="sscard-idle-seconds" content="{}">"#, idle.as_secs()), 1)
+}
+
+async fn page(State(state): State<AppState>) -> Response {
+    (page_headers("text/html; charset=utf-8"), state.page.clone()).into_response()
+}
+
+/// Every answer under `/v1` is the holder's data or about the card in front of the clerk: never stored by a
+/// browser or a proxy (`Cache-Control: no-store`), whatever the handler set.
+async fn no_store(mut response: Response) -> Response {
+    response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
 }
 
 async fn page_js() -> Response {
@@ -278,7 +296,8 @@ pub fn router(state: AppState, max_body: usize) -> Router {
         .route("/readers/{index}/photo", get(api::photo))
         .route("/readers/{index}/pin/{op}", post(api::pin))
         .route("/events", get(events))
-        .route("/national", get(national::upgrade));
+        .route("/national", get(national::upgrade))
+        .layer(axum::middleware::map_response(no_store));
     Router::new()
         .route("/", get(page))
         .route("/counter.js", get(page_js))
@@ -424,5 +443,15 @@ mod tests {
             assert!(routed.iter().any(|r| r == p), "openapi.yaml documents /v1{p}, which is not routed");
         }
         assert!(routed.len() >= 15, "{routed:?}");
+    }
+
+    /// The page carries the configured idle timeout; the asset's default meta is what gets replaced.
+    #[test]
+    fn the_page_carries_the_idle_timeout() {
+        assert!(super::PAGE.contains(super::PAGE_IDLE_META), "the asset lost its idle meta");
+        let page = super::counter_page(std::time::Duration::from_secs(7));
+        assert!(page.contains(r#"<meta name="sscard-idle-seconds" content="7">"#));
+        assert!(!page.contains(super::PAGE_IDLE_META));
+        assert_eq!(super::counter_page(crate::service::config::DEFAULT_PAGE_IDLE), super::PAGE);
     }
 }
