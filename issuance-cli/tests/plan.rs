@@ -42,7 +42,20 @@ fn generation_2_and_3_plans_follow_the_profile() {
         // the MF's MK is the last key written, after every DF
         let mf = p.steps.iter().position(|s| matches!(s, Step::WriteKey { key, .. } if key.name == "MK_MF")).unwrap();
         assert!(p.steps[..mf].iter().all(|s| !matches!(s, Step::WriteKey { df, .. } if df == "MF")));
-        assert!(p.steps.len() > 100, "{} steps", p.steps.len());
+        assert!(p.steps.len() > 90, "{} steps", p.steps.len());
+        // each DF is selected once: the application DFs are created in SSSE while its MK is authenticated
+        let selects = p.steps.iter().filter(|s| matches!(s, Step::Select { .. })).count();
+        assert_eq!(selects, 6, "SSSE and the 5 application DFs");
+        // what the run proves by itself (an authentication after the key's write): each DF's MK and SSSE's UKMF
+        let proven = p.proven_keys();
+        for (df, kid) in [("MF", 0), ("SSSE", 0), ("SSSE", 4), ("DF01", 0), ("DF07", 0)] {
+            assert!(proven.contains(&(df.to_owned(), kid)), "{df} {kid:02X}");
+        }
+        assert_eq!(proven.len(), 8, "{proven:?}");
+        // the floor: one APDU per writing step (no photo: no chunks)
+        let floor = p.floor().unwrap();
+        assert_eq!(floor.apdus as usize, p.steps.iter().filter(|s| s.writes()).count());
+        assert_eq!(floor.apdus, if g == Generation::TWO { 76 } else { 77 });
     }
 }
 
