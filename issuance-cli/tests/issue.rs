@@ -92,7 +92,13 @@ fn check(g: u8, floor: (u64, u64, u64, u128), issued: (u64, u64, u128), verifica
     println!(
         "gen {g}: floor {} APDUs {} bytes {} pages {:?}; issued {} APDUs ({} verification) {} bytes {:?}; \
          ratio APDUs {ra:.3} bytes {rb:.3} modeled {rt:.3}",
-        c.floor.apdus, c.floor.bytes, c.floor.eeprom_pages, c.floor.modeled, c.apdus, c.verification_apdus, c.bytes,
+        c.floor.apdus,
+        c.floor.bytes,
+        c.floor.eeprom_pages,
+        c.floor.modeled,
+        c.apdus,
+        c.verification_apdus,
+        c.bytes,
         c.modeled
     );
     let f = &c.floor;
@@ -373,7 +379,10 @@ fn batch_keys_are_the_stores_and_follow_rotation() {
         let (id, _) = issuer.issue(&mut sim, h, Some(b)).unwrap();
         assert_eq!(journal.card(id).unwrap().state, "issued");
         let chip = issuance::run::chip_of(&sim).unwrap();
-        same(&batch.card_keys(&h.region, &chip, Algorithm::Tdes).unwrap(), &keys.card_keys(&h.region, &chip, Algorithm::Tdes).unwrap());
+        same(
+            &batch.card_keys(&h.region, &chip, Algorithm::Tdes).unwrap(),
+            &keys.card_keys(&h.region, &chip, Algorithm::Tdes).unwrap(),
+        );
     }
     assert_eq!(batch.loads().unwrap(), regions.len() as u64, "one unwrap per region for the whole batch");
     let shown = format!("{batch:?}");

@@ -443,7 +443,10 @@ fn region_cache_serves_per_batch_and_follows_rotation() {
     // batch 1: three cards of one region, one of another: two region sets unwrapped
     let mut batch = store.region_cache(VersionSelect::Active).unwrap();
     for i in 0..3 {
-        same(&batch.card_keys(&store, "371700", &cf(i)).unwrap(), &store.card_keys("371700", &cf(i), &VersionSelect::Active).unwrap());
+        same(
+            &batch.card_keys(&store, "371700", &cf(i)).unwrap(),
+            &store.card_keys("371700", &cf(i), &VersionSelect::Active).unwrap(),
+        );
     }
     batch.card_keys(&store, "110100", &cf(9)).unwrap();
     assert_eq!((batch.loads(), batch.cached_regions()), (2, 2));
