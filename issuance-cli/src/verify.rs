@@ -1,8 +1,10 @@
 //! Read-back verification (CARD-PROFILE §8 step 7): after a reset, every written record and binary is
-//! read back with plain READ RECORD / READ BINARY (after RKSSSE on generation 3) and compared; every DF's
-//! key info (GET DATA) must list each written key at its version and algorithm; every MK and external
-//! authentication key is used in an EXTERNAL AUTHENTICATE; IRK answers an INTERNAL AUTHENTICATE as
-//! computed here; the initial PIN verifies. Only then may the card be recorded as issued.
+//! read back (READ RECORD "all" per EF where the card has it, else record by record; READ BINARY; after RKSSSE
+//! on generation 3) and compared; every DF's key info (GET DATA) must list each written key at its version and
+//! algorithm; every MK and external authentication key is used in one EXTERNAL AUTHENTICATE — unless the
+//! personalization run just before proved it by authenticating with it after writing it ([`Proven`]); IRK
+//! answers an INTERNAL AUTHENTICATE as computed here; the initial PIN verifies. Only then may the card be
+//! recorded as issued.
 
 use std::collections::{BTreeMap, BTreeSet};
 

@@ -406,3 +406,48 @@ fn batch_keys_are_the_stores_and_follow_rotation() {
     same(&k, &keys.card_keys(&holders[0].region, &[2; 8], Algorithm::Tdes).unwrap());
     assert_eq!(batch.loads().unwrap(), 1, "the batch's sets were dropped and loaded again");
 }
+
+/// Issue 15 §4: verification reads each basic-information EF whole (READ RECORD "all"); a card without the mode
+/// (`6A86`) is read record by record and issued all the same; either way a record changed after personalization
+/// is found, with its number and tag.
+#[test]
+fn records_are_read_whole_or_one_by_one_and_a_changed_one_is_found() {
+    use card_core::transport::{CardTransactionExt, Transport};
+    use issuance::prepare::KeySource;
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("keys.db");
+    common::make_store(&store);
+    let keys = common::key_source(&store);
+    let holders = common::sample(Generation::TWO);
+    for read_all in [true, false] {
+        let journal = common::fresh_journal();
+        let batch = journal.new_batch("sample.csv", 2, &holders).unwrap();
+        let issuer = Issuer::reference(&keys, &journal, Settings::new(Generation::TWO));
+        let mut card = common::blank(2, 0x0900 + u64::from(read_all));
+        card.set_read_all(read_all);
+        let mut sim = SimTransport::new(card);
+        let (id, costs) = issuer.issue(&mut sim, &holders[3], Some(batch)).unwrap();
+        assert_eq!(journal.card(id).unwrap().state, "issued");
+        // without the mode: one refused READ RECORD "all" (6A86), then the 14 records one by one
+        assert_eq!(costs.verification_apdus, if read_all { 38 } else { 38 - 2 + 1 + 14 }, "read all: {read_all}");
+
+        // the holder's name (EF06 record 2, tag 09) changed on the card with the card's own UKMF
+        let chip = issuance::run::chip_of(&sim).unwrap();
+        let set = keys.card_keys(&holders[3].region, &chip, card_core::crypto::Algorithm::Tdes).unwrap();
+        {
+            let mut tx = sim.transaction().unwrap();
+            let aid = hex::decode("7378312E73682EC9E7BBE1B1A3D5CF").unwrap();
+            tx.exchange_ok(&card_core::command::select_by_name_no_fci(&aid).unwrap()).unwrap();
+            issuance::cos::authenticate(&mut *tx, 0x04, set.get("UKMF").unwrap().0).unwrap();
+            let mut tlv = vec![0x09, 30];
+            tlv.extend(b"SOMEONE ELSE".iter().copied().chain(std::iter::repeat(0)).take(30));
+            tx.exchange_ok(&card_core::command::update_record(2, 6, tlv).unwrap()).unwrap();
+        }
+        match issuer.verify_card(&mut sim) {
+            Err(issuance::Error::Verify(issuance::Mismatch::Record { ef, record, tag })) => {
+                assert_eq!((ef.as_str(), record, tag), ("EF06", 2, 0x09), "read all: {read_all}")
+            }
+            other => panic!("read all: {read_all}: {:?}", other.map(|(r, c)| (r.state, c.apdus))),
+        }
+    }
+}
