@@ -153,6 +153,12 @@ fn generation_3_from_a_3des_store_says_what_to_do() {
     assert!(!err.contains(common::PASSPHRASE), "{err}");
     let o = plan_cli(&["--generation", "2"]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    // the plan's floor after its steps (issue 15 §4)
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        text.contains("\nfloor: 76 state-changing APDUs, 1459 bytes, 76 EEPROM pages, 2.17 s modeled card time"),
+        "{text}"
+    );
     // `personalize` refuses before it makes a batch or waits for a card
     let o = common::issuance(dir.path())
         .args(["personalize", "--reader", "no such reader", "--holders"])
@@ -180,6 +186,10 @@ fn generation_3_from_a_3des_store_says_what_to_do() {
         .filter_map(|s| s["key"]["version"].as_u64())
         .collect();
     assert!(!versions.is_empty() && versions.iter().all(|v| *v == 2), "{versions:?}");
+    assert_eq!(
+        (&v["floor"]["apdus"], &v["floor"]["bytes"], &v["floor"]["eeprom_pages"], &v["floor"]["modeled_us"]),
+        (&serde_json::json!(77), &serde_json::json!(1486), &serde_json::json!(77), &serde_json::json!(2_206_600))
+    );
     let o = plan_cli(&["--json", "--generation", "2"]);
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert!(v["plan"]["steps"].as_array().unwrap().iter().filter_map(|s| s["key"]["version"].as_u64()).all(|v| v == 1));
