@@ -1,6 +1,8 @@
 //! Cards per hour, in process: one full personalization with verification on card-sim (key derivation
 //! from the store and the journal included; the journal in memory). Wall time of the host side only —
-//! the card's own time is the modeled time of `tests/issue.rs` (5.4 s a card at 9600 bit/s).
+//! the card's own time is the modeled time of `tests/issue.rs` (4.3 s a card at 9600 bit/s). `genN` takes the
+//! keys from the store per card; `genN/batch_keys` from a batch's cache (`StoreKeySource::batch`), as
+//! `personalize` does.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 #[path = "../tests/common/mod.rs"]
@@ -36,6 +38,19 @@ fn personalize(c: &mut Criterion) {
                 issuer.issue(&mut sim, &holders[0], Some(batch)).unwrap()
             })
         });
+        let batch_keys = keys.batch();
+        group.bench_function(format!("gen{g}/batch_keys"), |b| {
+            let mut serial = 1u64 << 32;
+            b.iter(|| {
+                let journal = Journal::in_memory().unwrap();
+                let batch = journal.new_batch("bench", g, &holders).unwrap();
+                let issuer = Issuer::reference(&batch_keys, &journal, Settings::new(gen));
+                serial += 1;
+                let mut sim = SimTransport::new(common::blank(g, serial));
+                issuer.issue(&mut sim, &holders[0], Some(batch)).unwrap()
+            })
+        });
+        batch_keys.end();
     }
     group.finish();
 }

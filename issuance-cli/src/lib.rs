@@ -9,6 +9,7 @@ pub mod cli;
 pub mod cos;
 mod error;
 pub mod files;
+pub mod floor;
 pub mod holders;
 pub mod journal;
 pub mod pin;

@@ -2,12 +2,15 @@
 //! profile's words. A plan holds no key and no PIN: keys are named by their store name and version,
 //! the PIN as "initial PIN of holder line N", so `issuance plan --json` can be shown to anyone.
 //!
-//! Order: authenticate in the MF with the transport key; for SSSE and every application DF of the
-//! generation: create it, select it, write its MK, authenticate with it, write its other keys (and the
-//! PIN in SSSE), create its EFs; in SSSE authenticate with UKMF and write EF05, EF06 (each item found by its
-//! profile field: tag, record, length and format are the profile's) and the photo;
+//! Order: authenticate in the MF with the transport key; create SSSE, select it, write its MK, authenticate
+//! with it, write its other keys and the PIN, create its EFs and the application DFs of the generation
+//! (while SSSE's MK is authenticated: no second visit), authenticate with UKMF and write EF05, EF06 (each item
+//! found by its profile field: tag, record, length and format are the profile's) and the photo; then for every
+//! application DF: select it, write its MK, authenticate with it, write its other keys, create its EFs;
 //! finally replace the MF's transport key by the card's MF MK and END PERSONALIZATION. The application
 //! DFs' records are left for the services that own them.
+//!
+//! [`Plan::floor`] is what no personalization of the plan can do without: its writes alone.
 
 use card_core::codec;
 use card_core::profile::{Df, Ef, EfKind, Generation, ItemField, ItemFormat, Profile};
@@ -200,6 +203,32 @@ impl Plan {
     }
 }
 
+impl Plan {
+    /// The keys that running this plan proves by itself: `(DF, kid)` of each EXTERNAL AUTHENTICATE step that comes
+    /// after the WRITE KEY of that same key (same name and version) in that DF, with no later WRITE KEY of the
+    /// kid there. The card answered `9000` to a cryptogram computed here from the key written, so it holds that
+    /// key (a wrong or missing key answers `63Cx`/`6A88`, and the run stops); read-back verification after such a
+    /// run need not authenticate with it again ([`crate::verify::verify`]). With the built-in profile: each DF's
+    /// MK (the MF's included, authenticated for END PERSONALIZATION) and SSSE's UKMF.
+    pub fn proven_keys(&self) -> std::collections::BTreeSet<(String, u8)> {
+        let mut written = std::collections::BTreeMap::new();
+        let mut proven = std::collections::BTreeSet::new();
+        for s in &self.steps {
+            match s {
+                Step::WriteKey { df, kid, key, .. } => {
+                    written.insert((df.clone(), *kid), key);
+                    proven.remove(&(df.clone(), *kid));
+                }
+                Step::Authenticate { df, kid, key } if written.get(&(df.clone(), *kid)) == Some(&key) => {
+                    proven.insert((df.clone(), *kid));
+                }
+                _ => {}
+            }
+        }
+        proven
+    }
+}
+
 /// The store name of a profile key (key-mgmt inventory): `MK_MF`, SSSE's bare names, `UK_DF01`.
 pub fn store_name(df: &str, key: &str) -> String {
     if df == "SSSE" {
@@ -219,15 +248,17 @@ pub fn build(profile: &Profile, card: &Prepared, keys: &CardKeys, photo: Option<
     };
     let transport = KeyRef { name: "TRANSPORT".into(), version: keys.transport.1 };
     let ssse = profile.df("SSSE").ok_or_else(|| ProfileError::NoDf { df: "SSSE".into() })?;
-    let ssse_aid = ssse.aid.clone().ok_or_else(|| ProfileError::NoAid { df: "SSSE".into() })?;
+    if !profile.dfs_for(g).any(|d| d.name == "SSSE") {
+        return Err(ProfileError::NoDf { df: "SSSE".into() }.into());
+    }
     let mut s = vec![Step::SelectMf, Step::Authenticate { df: "MF".into(), kid: 0, key: transport.clone() }];
-    for df in profile.dfs_for(g) {
+    // SSSE first (created in the MF), then the application DFs (created in SSSE, see below)
+    let dfs: Vec<&Df> = std::iter::once(ssse).chain(profile.dfs_for(g).filter(|d| d.name != "SSSE")).collect();
+    for df in dfs {
         let aid = df.aid.clone().ok_or_else(|| ProfileError::NoAid { df: df.name.clone() })?;
-        if df.name != "SSSE" {
-            s.push(Step::Select { df: "SSSE".into(), aid: ssse_aid.clone() });
-            s.push(Step::Authenticate { df: "SSSE".into(), kid: 0, key: key("SSSE", "MK")? });
+        if df.name == "SSSE" {
+            s.push(Step::CreateDf { df: df.name.clone(), fid: df.fid, aid: aid.clone() });
         }
-        s.push(Step::CreateDf { df: df.name.clone(), fid: df.fid, aid: aid.clone() });
         s.push(Step::Select { df: df.name.clone(), aid });
         let mk = df.key("MK").ok_or_else(|| ProfileError::NoKey { df: df.name.clone(), key: "MK".into() })?;
         let write_key = |k: &card_core::profile::KeySpec| -> Result<Step, Error> {
@@ -256,6 +287,13 @@ pub fn build(profile: &Profile, card: &Prepared, keys: &CardKeys, photo: Option<
             s.push(create_ef(df, ef, g)?);
         }
         if df.name == "SSSE" {
+            // The application DFs are created here, while SSSE is current and its MK authenticated: creating each
+            // one later would cost a SELECT of SSSE and a GET CHALLENGE + EXTERNAL AUTHENTICATE with SSSE's MK
+            // per DF (selecting a DF clears the security state), three APDUs that change nothing on the card.
+            for app in profile.dfs_for(g).filter(|d| d.name != "SSSE") {
+                let app_aid = app.aid.clone().ok_or_else(|| ProfileError::NoAid { df: app.name.clone() })?;
+                s.push(Step::CreateDf { df: app.name.clone(), fid: app.fid, aid: app_aid });
+            }
             fill_ssse(&mut s, df, card, photo, &key)?;
         }
     }

@@ -320,3 +320,148 @@ impl KeySource for StoreKeySource {
         Ok(CardKeys::new(keys, (transport, rec.version)).with_absent(absent))
     }
 }
+
+impl StoreKeySource {
+    /// Begins a batch: a [`KeySource`] that serves card keys from region key sets unwrapped once for the batch
+    /// ([`BatchKeys`]); the keys are dropped and zeroized when it is.
+    pub fn batch(&self) -> BatchKeys<'_> {
+        BatchKeys { source: self, cache: Mutex::new(Vec::new()) }
+    }
+}
+
+/// The store's keys for one batch (issue 15 §4): per card algorithm, the region-level keys of each region met,
+/// unwrapped once ([`key_mgmt::derive::RegionCache`], zeroizing), the transport key, and what the store holds of
+/// the keys the set lacks. Each card's keys are then `Div(region key, card factor)`, with no row read and no key
+/// block unwrapped.
+///
+/// It cannot serve a stale key: before each card it reads the store's key stamp
+/// ([`key_mgmt::KeyStore::keys_stamp`]), which any change of any key row changes (a rotation, an activation, a
+/// retirement or destruction, a region key derived — by this process or another on the same store); on a change
+/// it drops everything it holds (zeroized) and selects again the highest active version of each key of the
+/// card's algorithm, exactly as [`StoreKeySource::card_keys`] does per call. So a card gets the keys a per-call
+/// lookup would give at that moment, and the journal records those versions.
+///
+/// Keys at given versions (rekeying a card, [`KeySource::card_keys_at`] with versions) and region modules come
+/// from the store per call, as before.
+pub struct BatchKeys<'a> {
+    source: &'a StoreKeySource,
+    cache: Mutex<Vec<AlgorithmCache>>,
+}
+
+/// What a batch holds for one card algorithm, valid while the store's key stamp is `regions.stamp()`.
+struct AlgorithmCache {
+    alg: Algorithm,
+    regions: key_mgmt::derive::RegionCache,
+    transport: (CardKey, u8),
+    /// Per region: what the store holds of the profile keys its set lacks.
+    absent: BTreeMap<String, BTreeMap<String, Absent>>,
+}
+
+impl AlgorithmCache {
+    fn load(store: &KeyStore, alg: Algorithm) -> Result<AlgorithmCache, Error> {
+        let regions = store.region_cache(VersionSelect::Exact(active_versions(store, alg)?))?;
+        let (rec, t) = store.transport_key(None)?;
+        let transport = (CardKey::new(alg, t.expose_secret()).map_err(card_core::Error::from)?, rec.version);
+        Ok(AlgorithmCache { alg, regions, transport, absent: BTreeMap::new() })
+    }
+}
+
+impl BatchKeys<'_> {
+    /// Region key sets unwrapped from the store since the batch began (for tests and reports).
+    pub fn loads(&self) -> Result<u64, Error> {
+        let cache = self.cache.lock().map_err(|_| Defect::KeyStoreLock)?;
+        Ok(cache.iter().map(|c| c.regions.loads()).sum())
+    }
+
+    /// Ends the batch: every cached key is dropped and zeroized (as when the value is dropped).
+    pub fn end(self) {
+        drop(self);
+    }
+}
+
+impl std::fmt::Debug for BatchKeys<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut d = f.debug_struct("BatchKeys");
+        if let Ok(cache) = self.cache.lock() {
+            for c in cache.iter() {
+                d.field(c.alg.name(), &c.regions);
+            }
+        }
+        d.finish_non_exhaustive()
+    }
+}
+
+impl KeySource for BatchKeys<'_> {
+    fn card_keys(&self, region: &str, card_factor: &[u8; 8], alg: Algorithm) -> Result<CardKeys, Error> {
+        let store = self.source.store.lock().map_err(|_| Defect::KeyStoreLock)?;
+        let mut cache = self.cache.lock().map_err(|_| Defect::KeyStoreLock)?;
+        // at most a few rounds: only a key row changed by another process between two reads makes another one
+        for _ in 0..4 {
+            let stamp = store.keys_stamp()?;
+            let i = match cache.iter().position(|c| c.alg == alg) {
+                Some(i) if cache[i].regions.stamp() == stamp => i,
+                found => {
+                    // first card of this algorithm, or a key row changed: select the versions again
+                    let fresh = AlgorithmCache::load(&store, alg)?;
+                    match found {
+                        Some(i) => {
+                            cache[i] = fresh;
+                            i
+                        }
+                        None => {
+                            cache.push(fresh);
+                            cache.len() - 1
+                        }
+                    }
+                }
+            };
+            let c = &mut cache[i];
+            let set = c.regions.card_keys(&store, region, card_factor)?;
+            if c.regions.stamp() != stamp {
+                // the store changed while the region was loaded: its versions may no longer be the selection
+                continue;
+            }
+            let mut keys = BTreeMap::new();
+            for (name, e) in set.iter() {
+                if e.algorithm() == alg {
+                    keys.insert(name.to_owned(), (e.key.try_clone(), e.version));
+                }
+            }
+            let absent = match c.absent.get(region) {
+                Some(a) => a.clone(),
+                None => {
+                    let a = absent_keys(&store, &keys)?;
+                    c.absent.insert(region.to_owned(), a.clone());
+                    a
+                }
+            };
+            return Ok(CardKeys::new(keys, (c.transport.0.try_clone(), c.transport.1)).with_absent(absent));
+        }
+        // the store keeps changing: serve this card per call
+        drop(cache);
+        drop(store);
+        self.source.card_keys(region, card_factor, alg)
+    }
+
+    fn card_keys_at(
+        &self,
+        region: &str,
+        card_factor: &[u8; 8],
+        alg: Algorithm,
+        versions: &BTreeMap<String, u8>,
+    ) -> Result<CardKeys, Error> {
+        if versions.is_empty() {
+            return self.card_keys(region, card_factor, alg);
+        }
+        self.source.card_keys_at(region, card_factor, alg, versions)
+    }
+
+    fn region_module_at(
+        &self,
+        region: &str,
+        alg: Algorithm,
+        versions: &BTreeMap<String, u8>,
+    ) -> Result<card_core::security::LocalKeys, Error> {
+        self.source.region_module_with(region, alg, versions)
+    }
+}

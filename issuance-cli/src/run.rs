@@ -49,6 +49,8 @@ pub struct Costs {
     /// The modeled card time of the APDUs exchanged (card-sim's timing model, [`crate::timing`]): what
     /// a card would take at 9600 bit/s, whatever the transport (PC/SC or in process).
     pub modeled: Duration,
+    /// Of `apdus`, those of the read-back verification.
+    pub verification_apdus: u64,
 }
 
 impl Costs {
@@ -287,7 +289,8 @@ impl Issuer<'_> {
         {
             let tx = t.transaction().map_err(card_core::Error::from)?;
             let mut tx = Counting { inner: tx, costs: &mut costs, cos: self.cos, alg: algorithm_of(g) };
-            verify::verify(&mut tx, self.cos, self.profile, &plan, &keys, None)?;
+            // a card verified on its own: nothing proven by a run before, every key is authenticated
+            verify::verify(&mut tx, self.cos, self.profile, &plan, &keys, None, &verify::Proven::new())?;
         }
         Ok((row, costs))
     }
@@ -357,7 +360,8 @@ impl Issuer<'_> {
         let plan = self.plan_for(row, holder, keys)?;
         let versions = serde_json::to_string(&keys.versions()).map_err(Defect::Json)?;
         let mut costs = costs;
-        let result = self.personalize(t, row, &plan, keys, pin, &versions, &mut costs);
+        let mut proven = verify::Proven::new();
+        let result = self.personalize(t, row, &plan, keys, pin, &versions, &mut costs, &mut proven);
         let j = self.journal;
         let spent = |costs: &Costs, state: &str, error: Option<&str>| {
             j.set_state_and_costs(row.id, state, error, costs.apdus, costs.bytes, Some(costs.modeled_us()))
@@ -369,11 +373,13 @@ impl Issuer<'_> {
                 return Err(e);
             }
         }
+        let before = costs.apdus;
         let verified = {
             let tx = t.transaction().map_err(card_core::Error::from)?;
             let mut tx = Counting { inner: tx, costs: &mut costs, cos: self.cos, alg: keys.transport.0.algorithm() };
-            verify::verify(&mut tx, self.cos, self.profile, &plan, keys, Some(pin))
+            verify::verify(&mut tx, self.cos, self.profile, &plan, keys, Some(pin), &proven)
         };
+        costs.verification_apdus = costs.apdus - before;
         match verified {
             Ok(()) => spent(&costs, state::VERIFIED, None)?,
             Err(e @ Error::Card(card_core::Error::Transport(_))) => {
@@ -391,7 +397,9 @@ impl Issuer<'_> {
         Ok(costs)
     }
 
-    /// Probes the card, then erases and runs the plan, or only finishes it (see the module docs).
+    /// Probes the card, then erases and runs the plan, or only finishes it (see the module docs). `proven` gets the
+    /// keys this run proved by authenticating with them after writing them: the plan's
+    /// [`Plan::proven_keys`] when the whole plan ran, the MF MK alone when only END PERSONALIZATION was left.
     #[allow(clippy::too_many_arguments)]
     fn personalize(
         &self,
@@ -402,6 +410,7 @@ impl Issuer<'_> {
         pin: &Pin,
         versions: &str,
         costs: &mut Costs,
+        proven: &mut verify::Proven,
     ) -> Result<(), Error> {
         let j = self.journal;
         let attempt = j.begin_attempt(row.id, versions)?;
@@ -423,6 +432,8 @@ impl Issuer<'_> {
         match mf_version {
             Some(v) if v == mf_v && v != TRANSPORT_VERSION => {
                 steps.one("authenticate MF MK_MF", &mut || authenticate(tx, 0, mf_mk))?;
+                // the MF MK (its version checked by the probe above) answered this EXTERNAL AUTHENTICATE
+                proven.insert(("MF".into(), 0));
                 steps.one("END PERSONALIZATION (if not done)", &mut || {
                     let r = tx.exchange(&card_core::reference_cos::end_personalization())?;
                     match r.sw() {
@@ -448,6 +459,8 @@ impl Issuer<'_> {
             let labels: Vec<String> = group.iter().map(plan::Step::label).collect();
             steps.group(&labels, &mut |i| self.cos.execute(tx, &group[i], keys, pin))?;
         }
+        // every step answered 9000 in this attempt: the plan's authentications after its key writes proved those keys
+        *proven = plan.proven_keys();
         steps.finish()
     }
 }

@@ -1,10 +1,12 @@
 //! Read-back verification (CARD-PROFILE §8 step 7): after a reset, every written record and binary is
-//! read back with plain READ RECORD / READ BINARY (after RKSSSE on generation 3) and compared; every DF's
-//! key info (GET DATA) must list each written key at its version and algorithm; every MK and external
-//! authentication key is used in an EXTERNAL AUTHENTICATE; IRK answers an INTERNAL AUTHENTICATE as
-//! computed here; the initial PIN verifies. Only then may the card be recorded as issued.
+//! read back (READ RECORD "all" per EF where the card has it, else record by record; READ BINARY; after RKSSSE
+//! on generation 3) and compared; every DF's key info (GET DATA) must list each written key at its version and
+//! algorithm; every MK and external authentication key is used in one EXTERNAL AUTHENTICATE — unless the
+//! personalization run just before proved it by authenticating with it after writing it ([`Proven`]); IRK
+//! answers an INTERNAL AUTHENTICATE as computed here; the initial PIN verifies. Only then may the card be
+//! recorded as issued.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use card_core::command;
 use card_core::crypto::{ct_eq, process_key};
@@ -55,8 +57,26 @@ pub fn ensure_card_id(
     Ok(())
 }
 
+/// Keys proven by the personalization run just before the verification: `(DF, kid)`, [`Plan::proven_keys`].
+pub type Proven = BTreeSet<(String, u8)>;
+
 /// Verifies a written card against its plan; `pin`, the initial PIN, is checked when given (not on a
-/// card in circulation, whose holder may have changed it).
+/// card in circulation, whose holder may have changed it). `proven`: the keys the personalization run that
+/// precedes this verification proved by authenticating with them right after writing them
+/// ([`Plan::proven_keys`]); empty for a card verified on its own (`verify_card`, a resumed card).
+///
+/// What each DF costs, and why nothing that proves something is left out:
+/// - SELECT and GET DATA key info: the version and algorithm of every key written in the DF, in one APDU.
+/// - EXTERNAL AUTHENTICATE with each MK and external-authentication key **not in `proven`**, once: a key in
+///   `proven` was used successfully after it was written and nothing wrote its kid since, so a second
+///   authentication would prove what is proven. Each other key gets exactly one authentication; the security
+///   state then holds in the DF (no SELECT in between), so RKSSSE, authenticated in the key loop on
+///   generation 3, is not authenticated again before EF06 is read.
+/// - INTERNAL AUTHENTICATE with IRK; VERIFY of the initial PIN.
+/// - Records: one READ RECORD "all records from 1" (`P2 = SFI<<3 | 101`, CARD-PROFILE §4) per linear EF whose
+///   written records are 1…n, compared with the records written, in order; a card that answers `6A86` to it
+///   (the mode is optional on real cards) is read record by record, as is an EF written with gaps. A
+///   transparent EF is read whole, in chunks.
 pub fn verify(
     tx: &mut Tx<'_>,
     cos: &dyn CosAdapter,
@@ -64,6 +84,7 @@ pub fn verify(
     plan: &Plan,
     keys: &CardKeys,
     pin: Option<&Pin>,
+    proven: &Proven,
 ) -> Result<(), Error> {
     tx.reset()?;
     let g = Generation::new(plan.generation).ok_or(Defect::Generation(plan.generation))?;
@@ -81,6 +102,7 @@ pub fn verify(
             _ => {}
         }
     }
+    let mut read_all = true;
     for (df, ks) in &written_keys {
         if df == "MF" {
             select_mf(tx)?;
@@ -90,6 +112,8 @@ pub fn verify(
             select_aid(tx, &aid)?;
         }
         let info = cos.key_info(tx)?;
+        // kids authenticated since this DF was selected (the security state holds until the next SELECT)
+        let mut authenticated = BTreeSet::new();
         for (kid, usage, name, version) in ks {
             let (key, _) = keys.get(name).ok_or_else(|| KeyError::NotInSet { name: name.clone() })?;
             let found = info.iter().find(|i| i[0] == *kid);
@@ -105,7 +129,10 @@ pub fn verify(
                 .into());
             }
             match usage.as_str() {
-                "master" | "external-auth" => authenticate(tx, *kid, key)?,
+                "master" | "external-auth" if !proven.contains(&(df.clone(), *kid)) => {
+                    authenticate(tx, *kid, key)?;
+                    authenticated.insert(*kid);
+                }
                 "internal-auth" => internal_auth(tx, key, df)?,
                 _ => {}
             }
@@ -114,17 +141,96 @@ pub fn verify(
             if g == Generation::THREE {
                 let rk = keys.get("RKSSSE").ok_or_else(|| KeyError::NotInSet { name: "RKSSSE".into() })?.0;
                 let kid = profile.df("SSSE").and_then(|d| d.key("RKSSSE")).map(|k| k.kid).unwrap_or(0x0A);
-                authenticate(tx, kid, rk)?;
+                if !authenticated.contains(&kid) {
+                    authenticate(tx, kid, rk)?;
+                }
             }
             if let Some(pin) = pin {
                 verify_pin(tx, profile, pin)?;
             }
         }
-        for s in records.get(df).into_iter().flatten() {
+        let written: Vec<&Step> = records.get(df).into_iter().flatten().copied().collect();
+        read_back_df(tx, &written, &mut read_all)?;
+    }
+    Ok(())
+}
+
+/// The records of one linear EF as written, if they are records 1…n in order: what READ RECORD "all from 1"
+/// answers (the card concatenates its written records in record order).
+fn whole_ef(writes: &[&Step]) -> Option<(String, u8, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut first = None;
+    for (i, s) in writes.iter().enumerate() {
+        let Step::WriteRecord { ef, sfi, record, tag, value, .. } = s else { return None };
+        if usize::from(*record) != i + 1 {
+            return None;
+        }
+        first.get_or_insert((ef.clone(), *sfi));
+        out.extend([*tag, u8::try_from(value.len()).ok()?]);
+        out.extend_from_slice(value);
+    }
+    // a short Le (00 = 256) must hold the answer
+    let (ef, sfi) = first?;
+    (out.len() <= 256).then_some((ef, sfi, out))
+}
+
+/// Reads back what the plan wrote in the current DF: linear EFs whole where possible ([`whole_ef`]; `read_all`
+/// is cleared by the first card that refuses the mode), else record by record; transparent EFs in chunks.
+fn read_back_df(tx: &mut Tx<'_>, written: &[&Step], read_all: &mut bool) -> Result<(), Error> {
+    use card_core::apdu::StatusWord;
+    // the record writes of each EF, by EF, in the plan's order
+    let mut by_ef: Vec<(String, Vec<&Step>)> = Vec::new();
+    for s in written {
+        match s {
+            Step::WriteRecord { ef, .. } => match by_ef.iter_mut().find(|(e, _)| e == ef) {
+                Some((_, v)) => v.push(s),
+                None => by_ef.push((ef.clone(), vec![s])),
+            },
+            _ => read_back(tx, s)?,
+        }
+    }
+    for (_, mut writes) in by_ef {
+        writes.sort_by_key(|s| match s {
+            Step::WriteRecord { record, .. } => *record,
+            _ => 0,
+        });
+        if *read_all {
+            if let Some((ef, sfi, want)) = whole_ef(&writes) {
+                let r = tx.exchange(&command::read_records_from(1, sfi)?)?;
+                if r.sw() == StatusWord::OK {
+                    if r.data() != want.as_slice() {
+                        let (record, tag) = first_difference(r.data(), &writes);
+                        return Err(Mismatch::Record { ef, record, tag }.into());
+                    }
+                    continue;
+                }
+                if r.sw() != StatusWord::WRONG_P1P2 {
+                    return Err(card_core::Error::from_status(r.sw()).into());
+                }
+                // 6A86: this card reads record by record
+                *read_all = false;
+            }
+        }
+        for s in writes {
             read_back(tx, s)?;
         }
     }
     Ok(())
+}
+
+/// The number and tag of the first record of `writes` that `got` (the records concatenated) does not hold.
+fn first_difference(got: &[u8], writes: &[&Step]) -> (u8, u8) {
+    let mut at = 0;
+    for s in writes {
+        if let Step::WriteRecord { record, tag, value, .. } = s {
+            let want = [&[*tag, u8::try_from(value.len()).unwrap_or(0)][..], value].concat();
+            if got.get(at..at + want.len()) != Some(&want[..]) {
+                return (*record, *tag);
+            }
+            at += want.len();
+        }
+    }
+    (0, 0)
 }
 
 fn internal_auth(tx: &mut Tx<'_>, irk: &card_core::crypto::CardKey, df: &str) -> Result<(), Error> {

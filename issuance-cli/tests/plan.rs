@@ -42,7 +42,20 @@ fn generation_2_and_3_plans_follow_the_profile() {
         // the MF's MK is the last key written, after every DF
         let mf = p.steps.iter().position(|s| matches!(s, Step::WriteKey { key, .. } if key.name == "MK_MF")).unwrap();
         assert!(p.steps[..mf].iter().all(|s| !matches!(s, Step::WriteKey { df, .. } if df == "MF")));
-        assert!(p.steps.len() > 100, "{} steps", p.steps.len());
+        assert!(p.steps.len() > 90, "{} steps", p.steps.len());
+        // each DF is selected once: the application DFs are created in SSSE while its MK is authenticated
+        let selects = p.steps.iter().filter(|s| matches!(s, Step::Select { .. })).count();
+        assert_eq!(selects, 6, "SSSE and the 5 application DFs");
+        // what the run proves by itself (an authentication after the key's write): each DF's MK and SSSE's UKMF
+        let proven = p.proven_keys();
+        for (df, kid) in [("MF", 0), ("SSSE", 0), ("SSSE", 4), ("DF01", 0), ("DF07", 0)] {
+            assert!(proven.contains(&(df.to_owned(), kid)), "{df} {kid:02X}");
+        }
+        assert_eq!(proven.len(), 8, "{proven:?}");
+        // the floor: one APDU per writing step (no photo: no chunks)
+        let floor = p.floor().unwrap();
+        assert_eq!(floor.apdus as usize, p.steps.iter().filter(|s| s.writes()).count());
+        assert_eq!(floor.apdus, if g == Generation::TWO { 76 } else { 77 });
     }
 }
 
@@ -140,6 +153,12 @@ fn generation_3_from_a_3des_store_says_what_to_do() {
     assert!(!err.contains(common::PASSPHRASE), "{err}");
     let o = plan_cli(&["--generation", "2"]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    // the plan's floor after its steps (issue 15 §4)
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        text.contains("\nfloor: 76 state-changing APDUs, 1459 bytes, 76 EEPROM pages, 2.17 s modeled card time"),
+        "{text}"
+    );
     // `personalize` refuses before it makes a batch or waits for a card
     let o = common::issuance(dir.path())
         .args(["personalize", "--reader", "no such reader", "--holders"])
@@ -167,6 +186,10 @@ fn generation_3_from_a_3des_store_says_what_to_do() {
         .filter_map(|s| s["key"]["version"].as_u64())
         .collect();
     assert!(!versions.is_empty() && versions.iter().all(|v| *v == 2), "{versions:?}");
+    assert_eq!(
+        (&v["floor"]["apdus"], &v["floor"]["bytes"], &v["floor"]["eeprom_pages"], &v["floor"]["modeled_us"]),
+        (&serde_json::json!(77), &serde_json::json!(1486), &serde_json::json!(77), &serde_json::json!(2_206_600))
+    );
     let o = plan_cli(&["--json", "--generation", "2"]);
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert!(v["plan"]["steps"].as_array().unwrap().iter().filter_map(|s| s["key"]["version"].as_u64()).all(|v| v == 1));

@@ -99,3 +99,106 @@ pub enum VersionSelect {
     /// The given versions; keys not in the map use their highest active version.
     Exact(BTreeMap<String, u8>),
 }
+
+/// The region-level key sets of one batch, unwrapped once and kept for the batch's cards (CARD-PROFILE §5.2):
+/// [`crate::KeyStore::card_keys`] checks every row, unwraps every key block and derives the region level on
+/// each call; a batch that issues many cards of few regions does that once per region, and each card's set is
+/// then `Div(cached region key, card factor)` only.
+///
+/// # Per batch, per version selection, never stale
+///
+/// - A cache is made for one [`VersionSelect`] ([`crate::KeyStore::region_cache`]) and resolves versions with it
+///   only; another selection needs another cache.
+/// - It remembers the store's key stamp ([`crate::KeyStore::keys_stamp`]) of the moment it loaded. Before each
+///   key set it serves, it reads the stamp again (one indexed read, no unwrap); any change of any key row since
+///   then — a rotation, an activation, a deactivation or destruction, a region key derived, in this process or
+///   another — changes the stamp, and the cache then drops every region set (zeroized) and loads again with
+///   its selection. So it never gives a key that [`crate::KeyStore::card_keys`] with the same selection
+///   would not give at that moment.
+/// - The keys are [`CardKey`]s, zeroized on drop: when the batch ends ([`RegionCache::end`]), when the cache is
+///   dropped, and when it is [cleared](RegionCache::clear) or invalidated. `Debug` names regions and versions,
+///   never a key.
+pub struct RegionCache {
+    select: VersionSelect,
+    stamp: String,
+    regions: BTreeMap<String, RegionKeySet>,
+    loads: u64,
+}
+
+impl crate::KeyStore {
+    /// A cache of region key sets for one batch at the versions `select` picks ([`RegionCache`]).
+    pub fn region_cache(&self, select: VersionSelect) -> Result<RegionCache> {
+        Ok(RegionCache { select, stamp: self.keys_stamp()?, regions: BTreeMap::new(), loads: 0 })
+    }
+}
+
+impl RegionCache {
+    /// The region-level keys of `region` from `store` (the store the cache was made for), loaded on first use and
+    /// after any change of the store's key rows.
+    pub fn region(&mut self, store: &crate::KeyStore, region: &str) -> Result<&RegionKeySet> {
+        let stamp = store.keys_stamp()?;
+        if stamp != self.stamp {
+            // a key row changed since the sets were loaded: none of them is served again
+            self.regions.clear();
+            self.stamp = stamp;
+        }
+        if !self.regions.contains_key(region) {
+            let set = store.region_keys_with(region, &self.select)?;
+            self.loads += 1;
+            self.regions.insert(region.to_owned(), set);
+        }
+        self.regions.get(region).ok_or_else(|| crate::Error::InvalidInput(format!("region {region} not cached")))
+    }
+
+    /// The card keys of one card of `region` with card factor `card_factor` ([`RegionKeySet::card_keys`]) from the
+    /// cached region set.
+    pub fn card_keys(&mut self, store: &crate::KeyStore, region: &str, card_factor_bytes: &[u8]) -> Result<CardKeySet> {
+        self.region(store, region)?.card_keys(card_factor_bytes)
+    }
+
+    /// The version selection the cache serves.
+    pub fn select(&self) -> &VersionSelect {
+        &self.select
+    }
+
+    /// The store's key stamp of the cached sets.
+    pub fn stamp(&self) -> &str {
+        &self.stamp
+    }
+
+    /// Region sets held now.
+    pub fn cached_regions(&self) -> usize {
+        self.regions.len()
+    }
+
+    /// Region sets loaded (rows checked, blocks unwrapped) since the cache was made.
+    pub fn loads(&self) -> u64 {
+        self.loads
+    }
+
+    /// Drops every cached region set (its keys zeroized).
+    pub fn clear(&mut self) {
+        self.regions.clear();
+    }
+
+    /// Ends the batch: the cache and every key in it are dropped and zeroized.
+    pub fn end(self) {
+        drop(self);
+    }
+}
+
+impl std::fmt::Debug for RegionCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let regions: BTreeMap<&str, BTreeMap<&str, u8>> = self
+            .regions
+            .iter()
+            .map(|(r, set)| (r.as_str(), set.iter().map(|(n, e)| (n, e.version)).collect()))
+            .collect();
+        f.debug_struct("RegionCache")
+            .field("select", &self.select)
+            .field("regions", &regions)
+            .field("loads", &self.loads)
+            .field("keys", &"<redacted>")
+            .finish()
+    }
+}

@@ -422,3 +422,66 @@ fn store_format_v1_fixture_opens() {
     drop(st);
     reopen(&path).audit_verify().unwrap();
 }
+
+/// Issue 15 §4: a batch's region cache gives the same card keys as the store per call, unwraps each region once,
+/// redacts its keys in `Debug`, and never serves a key the store no longer selects: a rotation between batches,
+/// and one in the middle of a batch, is picked up.
+#[test]
+fn region_cache_serves_per_batch_and_follows_rotation() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, _) = new_store(dir.path());
+    store.generate_profile_keys(Algorithm::Sm4, 1, true).unwrap();
+    let cf = |i: u8| [0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77, i];
+    let same = |a: &key_mgmt::CardKeySet, b: &key_mgmt::CardKeySet| {
+        assert_eq!(a.len(), b.len());
+        for (name, e) in a.iter() {
+            let f = b.get(name).unwrap();
+            assert_eq!((e.version, e.key.expose_secret()), (f.version, f.key.expose_secret()), "{name}");
+        }
+    };
+
+    // batch 1: three cards of one region, one of another: two region sets unwrapped
+    let mut batch = store.region_cache(VersionSelect::Active).unwrap();
+    for i in 0..3 {
+        same(
+            &batch.card_keys(&store, "371700", &cf(i)).unwrap(),
+            &store.card_keys("371700", &cf(i), &VersionSelect::Active).unwrap(),
+        );
+    }
+    batch.card_keys(&store, "110100", &cf(9)).unwrap();
+    assert_eq!((batch.loads(), batch.cached_regions()), (2, 2));
+    // Debug names regions and versions, never a key
+    let shown = format!("{batch:?}");
+    let region_ukmf = store.region_keys("371700").unwrap();
+    let secret = hex::encode_upper(region_ukmf.get("UKMF").unwrap().key.expose_secret());
+    assert!(shown.contains("371700") && shown.contains("<redacted>"), "{shown}");
+    assert!(!shown.to_uppercase().contains(&secret), "a key in Debug: {shown}");
+    assert_eq!(batch.card_keys(&store, "371700", &cf(0)).unwrap().get("UKMF").unwrap().version, 1);
+    // the batch ends: the handle is consumed, its keys dropped (CardKey zeroizes on drop)
+    batch.end();
+
+    // between batches UKMF rotates to version 2: the next batch picks it up
+    assert_eq!(store.rotate("UKMF").unwrap().version, 2);
+    let mut batch = store.region_cache(VersionSelect::Active).unwrap();
+    let k = batch.card_keys(&store, "371700", &cf(0)).unwrap();
+    assert_eq!(k.get("UKMF").unwrap().version, 2);
+    same(&k, &store.card_keys("371700", &cf(0), &VersionSelect::Active).unwrap());
+    assert_eq!(batch.loads(), 1);
+
+    // in the middle of a batch: STK_DF01 rotates; the stamp changed, so the cache drops its sets and loads again
+    let stamp = batch.stamp().to_owned();
+    assert_eq!(store.rotate("STK_DF01").unwrap().version, 2);
+    let k = batch.card_keys(&store, "371700", &cf(1)).unwrap();
+    assert_ne!(batch.stamp(), stamp);
+    assert_eq!((k.get("STK_DF01").unwrap().version, k.get("UKMF").unwrap().version), (2, 2));
+    same(&k, &store.card_keys("371700", &cf(1), &VersionSelect::Active).unwrap());
+    assert_eq!(batch.loads(), 2);
+
+    // a cache of another selection serves that selection only
+    let pinned = VersionSelect::Exact(BTreeMap::from([("UKMF".to_string(), 1)]));
+    let mut old = store.region_cache(pinned.clone()).unwrap();
+    assert_eq!(old.card_keys(&store, "371700", &cf(2)).unwrap().get("UKMF").unwrap().version, 1);
+    assert_eq!(old.select(), &pinned);
+    old.clear();
+    assert_eq!(old.cached_regions(), 0);
+}

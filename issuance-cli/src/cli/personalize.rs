@@ -188,6 +188,9 @@ pub(super) fn run(g: &Global, a: Args) -> Result<(), Failure> {
             (journal.new_batch_with(&source, settings.generation.number(), &holders, Some(&journalled))?, holders, keys)
         }
     };
+    // the batch's keys: region keys unwrapped once per region and algorithm, zeroized when the batch ends
+    // (prepare::BatchKeys; a key row changed meanwhile is picked up before the next card)
+    let keys = keys.batch();
     let desk = journal.desk().clone();
     drop(journal);
     let mut holders = holders;

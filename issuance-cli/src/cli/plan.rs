@@ -37,12 +37,23 @@ pub(super) fn run(g: &Global, a: Args) -> Result<(), Failure> {
         None => None,
     };
     let plan = crate::plan::build(profile(), &card, &keys, photo.as_deref())?;
+    // what no personalization of this plan can do without (src/floor.rs): its writes alone
+    let floor = plan.floor()?;
     if g.json {
-        print_json(&json!({"format": JSON_FORMAT, "plan": plan}))?;
+        let floor = json!({"apdus": floor.apdus, "bytes": floor.bytes, "eeprom_pages": floor.eeprom_pages,
+                           "modeled_us": floor.modeled_us()});
+        print_json(&json!({"format": JSON_FORMAT, "plan": plan, "floor": floor}))?;
     } else {
         for (i, step) in plan.steps.iter().enumerate() {
             println!("{:3} {}", i + 1, step.label());
         }
+        println!(
+            "floor: {} state-changing APDUs, {} bytes, {} EEPROM pages, {:.2} s modeled card time",
+            floor.apdus,
+            floor.bytes,
+            floor.eeprom_pages,
+            floor.modeled.as_secs_f64()
+        );
     }
     Ok(())
 }

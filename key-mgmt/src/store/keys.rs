@@ -143,6 +143,20 @@ impl KeyStore {
         keys_digest(conn, &self.keys()?.row_key[..])
     }
 
+    /// The store's key stamp: the digest of every key row as the meta table keeps it (`""` for a store that never
+    /// held a key). Every write of a key row — new version, rotation, state change, region derivation, destroy —
+    /// goes through `write_row`, which replaces it, so a stamp that is unchanged means that no key row changed
+    /// (in this process or another one on the same file). One indexed read, no key unwrapped: what a batch
+    /// ([`crate::derive::RegionCache`]) checks before it serves a cached key.
+    pub fn keys_stamp(&self) -> Result<String> {
+        self.keys()?;
+        Ok(self
+            .conn
+            .query_row("SELECT v FROM meta WHERE k = 'keys_digest'", [], |r| r.get::<_, String>(0))
+            .optional()?
+            .unwrap_or_default())
+    }
+
     /// Whether the key rows match the digest in the meta table (a store without keys has none).
     pub(super) fn keys_digest_matches(&self, keys: &StoreKeys) -> Result<bool> {
         let stored: Option<String> =
