@@ -324,7 +324,9 @@ fn issuance_section(m: &mut String, issuance: &Value) -> Result<()> {
         );
         let _ = writeln!(
             m,
-            "\nIssued / floor: **{:.2}×** APDUs, {:.2}× bytes, {:.2}× modeled time (goal ≤ 1.3× APDUs).\n",
+            "\nIssued / floor: **{:.2}×** APDUs, {:.2}× bytes, {:.2}× modeled time. The goal of ≤ 1.3× APDUs is not \
+             met: proving every key by an authentication of its own costs at least 40 APDUs over the floor (1.53×; \
+             `issuance-cli/tests/issue.rs`).\n",
             num(issuance, &["per_card", "apdus"], f)? / num(floor, &["apdus"], f)?,
             num(issuance, &["per_card", "bytes"], f)? / num(floor, &["bytes"], f)?,
             num(issuance, &["per_card", "modeled_s"], f)? / num(floor, &["modeled_s"], f)?

@@ -23,17 +23,18 @@ use card_core::transport::{wait_for_card, wait_for_removal, PcscTransport, Reade
 use card_sim::vpcd::InsertedCard;
 use card_sim::{SimTransport, TimingModel};
 use issuance::journal::Journal;
-use issuance::prepare::{Settings, StoreKeySource};
+use issuance::prepare::{KeySource, Settings, StoreKeySource};
 use issuance::run::Issuer;
 
 const READERS: [(&str, &str); 2] = [("Virtual PCD 00 00", "127.0.0.1:35963"), ("Virtual PCD 00 01", "127.0.0.1:35964")];
 
-/// What one card cost.
+/// What one card cost, beside its plan's floor.
 struct Card {
     apdus: u64,
     bytes: u64,
     modeled: Duration,
     issue: Duration,
+    floor: issuance::floor::Floor,
 }
 
 fn run(
@@ -76,7 +77,17 @@ fn run(
                         assert_eq!(journal.card(id).unwrap().state, "issued");
                         let sim = inserted.remove().unwrap();
                         wait_for_removal(&sel, Duration::from_secs(10)).unwrap();
-                        out.push(Card { apdus: costs.apdus, bytes: costs.bytes, modeled: sim.modeled_time(), issue });
+                        // the floor of the plan this card ran (issuance::floor)
+                        let chip = issuance::run::chip_of(&sim).unwrap();
+                        let set = keys.card_keys(&holder.region, &chip, issuance::prepare::algorithm_of(g)).unwrap();
+                        let floor = issuer.plan_for(&journal.card(id).unwrap(), holder, &set).unwrap().floor().unwrap();
+                        out.push(Card {
+                            apdus: costs.apdus,
+                            bytes: costs.bytes,
+                            modeled: sim.modeled_time(),
+                            issue,
+                            floor,
+                        });
                     }
                     out
                 })
@@ -136,7 +147,12 @@ fn main() {
                 "wall_s": issue_s.iter().sum::<f64>() / issue_s.len().max(1) as f64,
             },
             "readers": readers,
-            "floor": serde_json::Value::Null,
+            "floor": {
+                "apdus": c.floor.apdus,
+                "bytes": c.floor.bytes,
+                "eeprom_pages": c.floor.eeprom_pages,
+                "modeled_s": c.floor.modeled.as_secs_f64(),
+            },
         });
         std::fs::write(&path, serde_json::to_string_pretty(&json).unwrap()).unwrap();
     }

@@ -55,7 +55,7 @@ pub fn command(_extra: &[String]) -> Result<()> {
     eprintln!("xtask bench: 4/5 card key sets per second, key-mgmt and Python cryptography");
     run(cargo()
         .args(["bench", "-p", "key-mgmt", "--bench", "derive"])
-        .env("KEYSETS_BENCH_JSON", dir.join("keysets.json")))?;
+        .env("BENCH_KEYSETS_JSON", dir.join("keysets.json")))?;
     if !dir.join("keysets.json").exists() {
         copy(&root().join("target/bench-keysets.json"), &dir.join("keysets.json"))?;
     }
