@@ -5,6 +5,10 @@
 //! [`EventHub::start`] spawns one watcher thread; dropping the hub cancels the watcher (`SCardCancel`) and the
 //! thread ends, which closes every subscriber's receiver. pcscd restarting is survived by the watcher
 //! (readers reported removed, then added again).
+//!
+//! What the watcher saw is also kept as a [`Presence`], from which the routes find their reader and the reader
+//! pool knows whether its connection may still be used: a request costs pcscd no reader listing and no status
+//! call, only its card's APDUs.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};

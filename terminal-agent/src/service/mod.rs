@@ -5,7 +5,8 @@
 //! - [`api`]: the `/v1` routes; [`error`]: how failures become responses; [`token`]: the back end's operation
 //!   tokens for writes and PIN operations;
 //! - [`readers`]: one worker per reader, requests queued with a bounded wait, two-step sessions held;
-//! - [`events`]: reader and card events from PC/SC status changes, sent to WebSocket clients;
+//! - [`events`]: reader and card events from PC/SC status changes, sent to WebSocket clients, and kept for the
+//!   reader lookup and the pool (no pcscd round trip per request besides the card's APDUs);
 //! - [`national`]: the national function table (`iReadCardBas` and friends) as JSON calls over a WebSocket;
 //! - [`audit`]: one line per operation; [`limit`]: PIN attempts per reader.
 
