@@ -4,6 +4,7 @@
 //! by the card itself, so the counts are exact).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -11,10 +12,12 @@ use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use axum::Router;
 use card_core::security::{NoKeys, SecurityModule};
+use card_core::transport::{CardTransaction, ReaderSelector, ReaderStatus, Transport, TransportError};
 use card_sim::SimTransport;
 use serde_json::{json, Value};
 use terminal_agent::service::config::Config;
-use terminal_agent::service::connector::InProcessReaders;
+use terminal_agent::service::connector::{CardConnector, CardLink, InProcessReaders};
+use terminal_agent::service::events::{Canceller, EventSource};
 use terminal_agent::service::token::{claims, sign, Scope};
 use terminal_agent::service::{router, Shared};
 use testkit::{fixture, fixture_card};
@@ -388,4 +391,191 @@ async fn the_audit_line_says_what_the_client_was_told() {
     assert_eq!(photo["code"], told["code"], "{photo}");
     let basic = audit.iter().find(|l| l["operation"] == "read-basic" && l["reader"] == GEN3_READER).unwrap();
     assert_eq!(basic["code"], -2203, "{basic}");
+}
+
+/// A connector that counts what the agent asks of "pcscd" besides the card's APDUs: reader lists and lookups,
+/// connections, liveness checks (`SCardStatus` for pcscd's readers); `mute_events` keeps the watcher to its first
+/// batch, as if every later event were missed.
+struct Counting {
+    inner: InProcessReaders<SimTransport>,
+    counts: Arc<Counts>,
+    mute_events: bool,
+}
+
+#[derive(Default)]
+struct Counts {
+    listings: AtomicU64,
+    connects: AtomicU64,
+    liveness: AtomicU64,
+}
+
+impl Counts {
+    /// `(reader listings and lookups, connections, liveness checks)`.
+    fn get(&self) -> (u64, u64, u64) {
+        let get = |c: &AtomicU64| c.load(Ordering::SeqCst);
+        (get(&self.listings), get(&self.connects), get(&self.liveness))
+    }
+}
+
+impl CardConnector for Counting {
+    fn readers(&self) -> Result<Vec<ReaderStatus>, TransportError> {
+        self.counts.listings.fetch_add(1, Ordering::SeqCst);
+        self.inner.readers()
+    }
+    fn reader_names(&self) -> Result<Vec<String>, TransportError> {
+        self.counts.listings.fetch_add(1, Ordering::SeqCst);
+        self.inner.reader_names()
+    }
+    fn resolve(&self, selector: &ReaderSelector) -> Result<String, TransportError> {
+        self.counts.listings.fetch_add(1, Ordering::SeqCst);
+        self.inner.resolve(selector)
+    }
+    fn connect(&self, reader: &str) -> Result<Box<dyn CardLink>, TransportError> {
+        self.counts.connects.fetch_add(1, Ordering::SeqCst);
+        Ok(Box::new(CountingLink { link: self.inner.connect(reader)?, counts: self.counts.clone() }))
+    }
+    fn events(&self) -> Box<dyn EventSource> {
+        let source = self.inner.events();
+        if self.mute_events {
+            Box::new(FirstBatchOnly { source, given: false })
+        } else {
+            source
+        }
+    }
+}
+
+struct CountingLink {
+    link: Box<dyn CardLink>,
+    counts: Arc<Counts>,
+}
+
+impl Transport for CountingLink {
+    fn transaction(&mut self) -> Result<Box<dyn CardTransaction + '_>, TransportError> {
+        self.link.transaction()
+    }
+    fn atr(&self) -> &[u8] {
+        self.link.atr()
+    }
+    fn name(&self) -> &str {
+        self.link.name()
+    }
+}
+
+impl CardLink for CountingLink {
+    fn is_live(&self) -> bool {
+        self.counts.liveness.fetch_add(1, Ordering::SeqCst);
+        self.link.is_live()
+    }
+}
+
+/// An event source that reports the present once, then nothing until it is cancelled.
+struct FirstBatchOnly {
+    source: Box<dyn EventSource>,
+    given: bool,
+}
+
+impl EventSource for FirstBatchOnly {
+    fn next_batch(&mut self) -> Option<Vec<card_core::transport::ReaderChange>> {
+        if !self.given {
+            self.given = true;
+            return self.source.next_batch();
+        }
+        // drain (and drop) the rest until cancelled
+        while self.source.next_batch().is_some() {}
+        None
+    }
+    fn readers(&self) -> Vec<ReaderStatus> {
+        self.source.readers()
+    }
+    fn canceller(&self) -> Canceller {
+        self.source.canceller()
+    }
+}
+
+/// An app over a [`Counting`] connector, once the reader watcher's first batch is in.
+async fn counted_app(mute_events: bool) -> (App, Arc<Counts>, terminal_agent::service::AppState) {
+    let dir = tempfile::tempdir().unwrap();
+    let readers = InProcessReaders::new();
+    readers.insert(GEN2_READER, SimTransport::new(fixture_card("gen2-personalized.json")));
+    readers.insert(GEN3_READER, SimTransport::new(fixture_card("gen3-personalized.json")));
+    let counts = Arc::new(Counts::default());
+    let connector = Counting { inner: readers.clone(), counts: counts.clone(), mute_events };
+    let config = Config {
+        allowed_origins: vec![ORIGIN.to_owned()],
+        terminal_no: TERMINAL.to_owned(),
+        device_no: DEVICE.to_owned(),
+        audit_log: Some(dir.path().join("audit.jsonl")),
+        queue_wait: Duration::from_secs(5),
+        ..Config::default()
+    };
+    let state = Shared::new(&config, PORT, Arc::new(NoKeys), Arc::new(connector)).unwrap();
+    let seen = state.events.snapshot_when_ready(Duration::from_secs(5)).await;
+    assert_eq!(seen.len(), 2, "the watcher's first batch: {seen:?}");
+    let app = App { router: router(state.clone(), config.max_body_bytes), readers, dir };
+    (app, counts, state)
+}
+
+/// Waits until the watcher has seen the card with `atr` in `reader`.
+async fn until_seen(state: &terminal_agent::service::AppState, reader: &str, atr: &str) {
+    for _ in 0..500 {
+        if state.events.snapshot().iter().any(|r| r.reader == reader && r.atr.as_deref() == Some(atr)) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("the watcher did not see {atr} in {reader}");
+}
+
+/// N reads through the agent cost the card's APDUs and nothing else: the reader comes from the watcher's view, the
+/// connection made by the first read is trusted while the watcher sees no change on the reader. A card swapped
+/// afterwards (the watcher tells) costs one liveness check and one connection.
+#[tokio::test]
+async fn reads_cost_no_reader_lookups_or_liveness_checks_while_the_watcher_sees_no_change() {
+    let (a, counts, state) = counted_app(false).await;
+    const N: u64 = 10;
+    let (first, per_read) = a.counted(GEN2_READER, a.get("/v1/readers/0/basic")).await;
+    assert_eq!(first.status, 200, "{}", first.text());
+    let before = a.apdus(GEN2_READER);
+    for _ in 0..N {
+        let r = a.get("/v1/readers/0/basic").await;
+        assert_eq!(r.status, 200, "{}", r.text());
+    }
+    assert_eq!(a.apdus(GEN2_READER) - before, per_read * N, "the card's APDUs, {per_read} a read");
+    assert_eq!(counts.get(), (0, 1, 0), "(listings, connects, liveness checks)");
+    // `default` too: the first reader with a card, from the watcher's view
+    assert_eq!(a.get("/v1/readers/default/basic").await.status, 200);
+    assert_eq!(counts.get(), (0, 1, 0));
+
+    a.readers.insert(GEN2_READER, SimTransport::new(fixture_card("gen3-personalized.json")));
+    let gen3_atr = a.readers.with_card(GEN2_READER, |c| hex::encode_upper(Transport::atr(c))).unwrap();
+    until_seen(&state, GEN2_READER, &gen3_atr).await;
+    let r = a.get("/v1/readers/0/card").await;
+    assert_eq!(r.json()["generation"], 3, "{}", r.text());
+    assert_eq!(counts.get(), (0, 2, 1), "the change made the pool check its connection, then connect again");
+    for _ in 0..N {
+        assert_eq!(a.get("/v1/readers/0/card").await.status, 200);
+    }
+    assert_eq!(counts.get(), (0, 2, 1));
+    // an unknown index is asked of the connector: the precise error
+    assert_eq!(a.get("/v1/readers/7/basic").await.json()["error"], "no_reader");
+    assert_eq!(counts.get().0, 1);
+}
+
+/// The watcher missed the swap (its events are muted): the read still reaches the new card, the old connection
+/// failing to begin its transaction and being made again before anything is sent; a pulled card is `no_card`.
+#[tokio::test]
+async fn a_swap_the_watcher_missed_is_caught_by_the_first_transaction() {
+    let (a, counts, _state) = counted_app(true).await;
+    assert_eq!(a.get("/v1/readers/0/card").await.json()["generation"], 2);
+    a.readers.insert(GEN2_READER, SimTransport::new(fixture_card("gen3-personalized.json")));
+    let r = a.get("/v1/readers/0/card").await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["generation"], 3);
+    assert_eq!(counts.get(), (0, 2, 0), "(listings, connects, liveness checks)");
+    a.readers.remove(GEN2_READER).unwrap();
+    let r = a.get("/v1/readers/0/basic").await;
+    assert_eq!(r.json()["error"], "no_card", "{}", r.text());
+    a.readers.insert(GEN2_READER, SimTransport::new(fixture_card("gen2-personalized.json")));
+    let r = a.get("/v1/readers/0/basic").await;
+    assert_eq!(r.json()["card"]["name"], "张三", "{}", r.text());
 }

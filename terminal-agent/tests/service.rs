@@ -10,6 +10,7 @@ use std::time::Duration;
 use card_sim::{SimTransport, Tear, TearPoint};
 use serde_json::{json, Value};
 use terminal_agent::service::token::{claims, sign, Scope};
+use testkit::http::Client;
 use testkit::{fixture, fixture_card, pcscd, vpcd_lock, Reader0, READER};
 
 use common::{http, start, Agent, Resp, ORIGIN, TERMINAL, TOKEN_KEY};
@@ -456,6 +457,29 @@ fn pcscd_restart_is_recovered_without_restarting_the_agent() {
     let r = get(&a, &format!("/v1/readers/{}/basic", reader0(&a)));
     assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
     assert_eq!(r.json()["card"]["name"], "张三");
+}
+
+/// Keep-alive: requests follow each other on one connection, as a browser's do; a card swapped between two of them
+/// is reached by the next one (the reader watcher's event, or the failed first transaction, tells the pool).
+#[test]
+fn a_kept_connection_serves_reads_across_a_card_swap() {
+    let _lock = vpcd_lock();
+    let card = Reader0::insert_fixture("gen2-personalized.json");
+    let a = start("two-step", "");
+    let path = format!("/v1/readers/{}/card", reader0(&a));
+    let mut client = Client::new(a.port);
+    for _ in 0..3 {
+        let r = client.get(&path, &[("Origin", ORIGIN)]);
+        assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+        assert_eq!(r.json()["generation"], 2);
+        assert!(r.header("connection").is_none_or(|v| !v.eq_ignore_ascii_case("close")), "{:?}", r.headers);
+    }
+    drop(card.remove());
+    let _card = Reader0::insert_fixture("gen3-personalized.json");
+    let r = client.get(&path, &[("Origin", ORIGIN)]);
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(r.json()["generation"], 3);
+    assert_eq!(client.connects(), 1, "every request on the first connection");
 }
 
 #[test]

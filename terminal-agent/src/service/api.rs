@@ -26,6 +26,7 @@ use serde_json::{json, Value};
 pub use super::error::ApiError;
 
 use super::audit::{self, Entry};
+use super::events::ReaderSnapshot;
 use super::readers::{PoolError, PooledCard, Ticket};
 use super::token::Scope;
 use super::web::RequestOrigin;
@@ -68,6 +69,9 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
 
 /// The reader a path names: an index of `GET /v1/readers`, or `default` — the configured preference (`reader`:
 /// a name, a unique part of one, or an index), else the first reader with a card, else the first reader.
+///
+/// Looked up in what the reader watcher last saw (no pcscd round trip); asked of the connector (pcscd) when the
+/// watcher has not reported yet or does not know the reader — which also gives the precise error.
 async fn reader_name(state: &AppState, which: &str) -> Result<String, ApiError> {
     let no_reader =
         |message: String| ApiError::new(StatusCode::NOT_FOUND, "no_reader", message).code(national::READER_CONNECTION);
@@ -79,6 +83,10 @@ async fn reader_name(state: &AppState, which: &str) -> Result<String, ApiError> 
             _ => return Err(no_reader("a reader is an index of GET /v1/readers, or `default`".into())),
         },
     };
+    if let Some(Some(name)) = state.events.presence().with_readers(|readers| watched_reader(readers, selector.as_ref()))
+    {
+        return Ok(name);
+    }
     let connector = state.connector.clone();
     let found = tokio::task::spawn_blocking(move || match selector {
         Some(sel) => connector.resolve(&sel),
@@ -99,6 +107,27 @@ async fn reader_name(state: &AppState, which: &str) -> Result<String, ApiError> 
         TransportError::NoReader(_) | TransportError::NoReaders => no_reader(format!("no reader {which}")),
         other => ApiError::from(Error::from(other)),
     })
+}
+
+/// The reader `selector` designates among the watcher's `readers` (none: the first with a card, else the first);
+/// `None` if it designates none of them.
+fn watched_reader(readers: &[ReaderSnapshot], selector: Option<&ReaderSelector>) -> Option<String> {
+    match selector {
+        Some(selector) => watched(readers, selector).map(|r| r.reader.clone()),
+        None => readers.iter().find(|r| r.card_present).or(readers.first()).map(|r| r.reader.clone()),
+    }
+}
+
+/// The reader `selector` designates among the watcher's `readers` (an index, an exact name or a part of exactly one).
+pub(super) fn watched<'r>(readers: &'r [ReaderSnapshot], selector: &ReaderSelector) -> Option<&'r ReaderSnapshot> {
+    match selector {
+        ReaderSelector::Index(i) => readers.get(*i),
+        ReaderSelector::Name(_) => {
+            let names: Vec<String> = readers.iter().map(|r| r.reader.clone()).collect();
+            let name = selector.pick(&names).ok()?;
+            readers.iter().find(|r| r.reader == name)
+        }
+    }
 }
 
 /// One request on one reader's card, from the resolved reader to the audit line (also the national function

@@ -5,7 +5,8 @@
 //! - [`api`]: the `/v1` routes; [`error`]: how failures become responses; [`token`]: the back end's operation
 //!   tokens for writes and PIN operations;
 //! - [`readers`]: one worker per reader, requests queued with a bounded wait, two-step sessions held;
-//! - [`events`]: reader and card events from PC/SC status changes, sent to WebSocket clients;
+//! - [`events`]: reader and card events from PC/SC status changes, sent to WebSocket clients, and kept for the
+//!   reader lookup and the pool (no pcscd round trip per request besides the card's APDUs);
 //! - [`national`]: the national function table (`iReadCardBas` and friends) as JSON calls over a WebSocket;
 //! - [`audit`]: one line per operation; [`limit`]: PIN attempts per reader.
 
@@ -97,7 +98,9 @@ impl Shared {
         })?;
         let key_service = config.keys.key_service_client(&config.terminal_no)?.map(|c| Arc::new(c) as Arc<dyn Backend>);
         let terminal = TerminalIds { terminal_no: config.terminal_no.clone(), device_no: config.device_no.clone() };
-        let pool = ReaderPool::with_connector(
+        // the watcher's view of the readers spares the pool and the reader lookup a pcscd round trip per request
+        let events = EventHub::start_with(connector.events());
+        let pool = ReaderPool::watched(
             PoolConfig {
                 queue_wait: config.queue_wait,
                 two_step_timeout: config.two_step_timeout,
@@ -106,6 +109,7 @@ impl Shared {
             },
             keys,
             connector.clone(),
+            events.presence().clone(),
         );
         let tokens = match &config.spent_tokens {
             Some(path) => TokenVerifier::with_spent_file(
@@ -120,7 +124,7 @@ impl Shared {
         Ok(Arc::new(Shared {
             guard: Guard::new(port, &config.allowed_origins),
             pool,
-            events: EventHub::start_with(connector.events()),
+            events,
             tokens,
             audit,
             pin_limit: RateLimit::new(config.pin_attempts_per_minute, Duration::from_secs(60)),

@@ -330,8 +330,24 @@ impl Calls {
 
     /// The reader an `iType` designates now: the first of its order that holds a card, else the last of its
     /// order (whose error is then the call's).
+    ///
+    /// Looked up in what the reader watcher last saw (no pcscd round trip) when it knows every reader of the order;
+    /// else asked of the connector (pcscd).
     async fn reader(&self, itype: i64) -> Result<String, Refusal> {
         let order = self.state.roles.order(itype).map_err(|(code, what)| Refusal::new(code, what))?;
+        let watched = self.state.events.presence().with_readers(|readers| {
+            let (last, before) = order.split_last()?;
+            for selector in before {
+                let r = super::api::watched(readers, selector)?;
+                if r.card_present {
+                    return Some(r.reader.clone());
+                }
+            }
+            super::api::watched(readers, last).map(|r| r.reader.clone())
+        });
+        if let Some(Some(name)) = watched {
+            return Ok(name);
+        }
         let connector = self.state.connector.clone();
         let found = tokio::task::spawn_blocking(move || {
             let (last, before) = order.split_last().ok_or(TransportError::NoReaders)?;

@@ -3,8 +3,13 @@
 //! - One worker thread per reader name, created at the first request for a reader the connector knows. It keeps a
 //!   [`SocialSecurityCard`] connected across jobs, with the deployment's profile and terminal identifiers, and
 //!   connects again when the card it knew is gone (removed, even if re-inserted since), the reader vanished or
-//!   pcscd restarted — checked before each job without an APDU ([`CardLink::is_live`]) and after a job
-//!   that failed on the link. The agent never needs a restart for any of these.
+//!   pcscd restarted. The agent never needs a restart for any of these. What tells the worker:
+//!   - the reader watcher ([`Presence`], from the events hub): while it has seen no change on the reader since the
+//!     worker's last check, the connection is used as it is — no pcscd round trip before the job; after a change,
+//!     [`CardLink::is_live`] (`SCardStatus`, no APDU) decides, as it does for a pool without a watcher;
+//!   - the first transaction of a job: a connection whose card is gone (`NoCard`, `CardRemoved`: the watcher had
+//!     not told yet) is made again once, before anything is sent ([`PooledLink`]);
+//!   - a job that failed on the link: its connection is dropped, the next job connects again.
 //! - Jobs of one reader run one at a time, in arrival order, on its worker: APDUs of two requests never
 //!   interleave. A job that cannot start within [`PoolConfig::queue_wait`] fails with [`PoolError::Busy`]
 //!   without touching the card (so does a job whose caller went away before it started).
@@ -33,13 +38,85 @@ use card_core::card::{
 use card_core::national;
 use card_core::profile::Profile;
 use card_core::security::SecurityModule;
-use card_core::transport::TransportError;
+use card_core::transport::{CardTransaction, Transport, TransportError};
 use tokio::sync::oneshot;
 
 use super::connector::{CardConnector, CardLink, PcscReaders};
+use super::events::Presence;
 
 /// The card of a reader, as the pool's jobs see it: over the connector's link (pcscd by default).
-pub type PooledCard = SocialSecurityCard<Box<dyn CardLink>>;
+pub type PooledCard = SocialSecurityCard<PooledLink>;
+
+/// The pool's connection to the card in a reader: the connector's link, made again once when the first
+/// transaction of a job cannot begin because the card it was made to is gone (`NoCard`, `CardRemoved`) — the card
+/// was swapped or pulled and the reader watcher has not told the pool yet. Nothing of the job has reached a card
+/// then, so the job runs on the new connection (or fails with the new connection's error: no card, no reader).
+/// Later transactions of the job are never retried: a job sees one card.
+pub struct PooledLink {
+    link: Box<dyn CardLink>,
+    /// The connection made in place of `link` by the first transaction of a job; `link` from the next call on.
+    fresh: Option<Box<dyn CardLink>>,
+    /// The next transaction is the first of a job.
+    first: bool,
+    connector: Arc<dyn CardConnector>,
+    reader: String,
+}
+
+impl std::fmt::Debug for PooledLink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PooledLink").field("reader", &self.reader).finish_non_exhaustive()
+    }
+}
+
+impl PooledLink {
+    /// Connects to the card in `reader` through `connector`.
+    fn connect(connector: &Arc<dyn CardConnector>, reader: &str) -> Result<Self, TransportError> {
+        let link = connector.connect(reader)?;
+        Ok(PooledLink { link, fresh: None, first: false, connector: connector.clone(), reader: reader.to_owned() })
+    }
+
+    /// The connection in use.
+    fn current(&self) -> &dyn CardLink {
+        self.fresh.as_deref().unwrap_or(&*self.link)
+    }
+
+    /// A job starts: its first transaction may connect again.
+    fn job_starts(&mut self) {
+        self.first = true;
+    }
+}
+
+impl Transport for PooledLink {
+    fn transaction(&mut self) -> Result<Box<dyn CardTransaction + '_>, TransportError> {
+        if let Some(fresh) = self.fresh.take() {
+            self.link = fresh;
+        }
+        if !std::mem::take(&mut self.first) {
+            return self.link.transaction();
+        }
+        let e = match self.link.transaction() {
+            Ok(tx) => return Ok(tx),
+            Err(e) if e.is_card_gone() => e,
+            Err(e) => return Err(e),
+        };
+        tracing::debug!(reader = %self.reader, error = %e, "the connection's card is gone; connecting again");
+        self.fresh.insert(self.connector.connect(&self.reader)?).transaction()
+    }
+
+    fn atr(&self) -> &[u8] {
+        self.current().atr()
+    }
+
+    fn name(&self) -> &str {
+        self.current().name()
+    }
+}
+
+impl CardLink for PooledLink {
+    fn is_live(&self) -> bool {
+        self.current().is_live()
+    }
+}
 
 /// How the pool treats its readers.
 #[derive(Clone, Debug)]
@@ -170,6 +247,8 @@ struct Shared {
     config: PoolConfig,
     keys: Arc<dyn SecurityModule + Send + Sync>,
     connector: Arc<dyn CardConnector>,
+    /// What the reader watcher saw, when the pool has one.
+    presence: Option<Presence>,
     sessions: Mutex<HashMap<String, Session>>,
 }
 
@@ -267,15 +346,37 @@ impl ReaderPool {
         ReaderPool::with_connector(config, keys, Arc::new(PcscReaders::default()))
     }
 
-    /// [`ReaderPool::new`] over another connector (in-process cards in tests).
+    /// [`ReaderPool::new`] over another connector (in-process cards in tests). Each job checks its connection
+    /// with pcscd first ([`CardLink::is_live`]).
     pub fn with_connector(
         config: PoolConfig,
         keys: Arc<dyn SecurityModule + Send + Sync>,
         connector: Arc<dyn CardConnector>,
     ) -> Self {
+        ReaderPool::build(config, keys, connector, None)
+    }
+
+    /// [`ReaderPool::with_connector`] told of reader and card changes by the watcher behind `presence` (the events
+    /// hub over the same connector's events): a job checks its connection with pcscd only after a change on its
+    /// reader.
+    pub fn watched(
+        config: PoolConfig,
+        keys: Arc<dyn SecurityModule + Send + Sync>,
+        connector: Arc<dyn CardConnector>,
+        presence: Presence,
+    ) -> Self {
+        ReaderPool::build(config, keys, connector, Some(presence))
+    }
+
+    fn build(
+        config: PoolConfig,
+        keys: Arc<dyn SecurityModule + Send + Sync>,
+        connector: Arc<dyn CardConnector>,
+        presence: Option<Presence>,
+    ) -> Self {
         ReaderPool {
             inner: Arc::new(Inner {
-                shared: Arc::new(Shared { config, keys, connector, sessions: Mutex::new(HashMap::new()) }),
+                shared: Arc::new(Shared { config, keys, connector, presence, sessions: Mutex::new(HashMap::new()) }),
                 workers: Mutex::new(Some(HashMap::new())),
             }),
         }
@@ -461,14 +562,18 @@ impl ReaderPool {
                 }
             }
         }
-        // a thread per name only for readers that exist: a request cannot make the agent spawn threads at will
-        let connector = self.inner.shared.connector.clone();
-        let readers = tokio::task::spawn_blocking(move || connector.reader_names())
-            .await
-            .map_err(|_| PoolError::Internal { reader: reader.to_owned(), what: "listing the readers failed" })?
-            .map_err(card_core::Error::from)?;
-        if !readers.iter().any(|r| r == reader) {
-            return Err(card_core::Error::from(TransportError::NoReader(reader.to_owned())).into());
+        // a thread per name only for readers that exist (the watcher's, or pcscd's): a request cannot make the agent
+        // spawn threads at will
+        let watched = self.inner.shared.presence.as_ref().and_then(|p| p.changes(reader)).is_some();
+        if !watched {
+            let connector = self.inner.shared.connector.clone();
+            let readers = tokio::task::spawn_blocking(move || connector.reader_names())
+                .await
+                .map_err(|_| PoolError::Internal { reader: reader.to_owned(), what: "listing the readers failed" })?
+                .map_err(card_core::Error::from)?;
+            if !readers.iter().any(|r| r == reader) {
+                return Err(card_core::Error::from(TransportError::NoReader(reader.to_owned())).into());
+            }
         }
         let mut guard = lock(&self.inner.workers);
         let workers = guard.as_mut().ok_or(PoolError::Closed)?;
@@ -477,7 +582,7 @@ impl ReaderPool {
         }
         let (queue, jobs) = mpsc::channel();
         let (stop, stopped) = oneshot::channel();
-        let worker = Worker { reader: reader.to_owned(), shared: self.inner.shared.clone(), card: None };
+        let worker = Worker { reader: reader.to_owned(), shared: self.inner.shared.clone(), card: None, checked: None };
         std::thread::Builder::new()
             .name(format!("reader {reader}"))
             .spawn(move || {
@@ -578,6 +683,8 @@ struct Worker {
     reader: String,
     shared: Arc<Shared>,
     card: Option<PooledCard>,
+    /// The watcher's count of changes on the reader when the connection was last checked or made.
+    checked: Option<u64>,
 }
 
 impl Worker {
@@ -597,18 +704,25 @@ impl Worker {
         tracing::debug!(reader = %self.reader, "reader worker stopped");
     }
 
-    /// The card, connected again if the one known is gone (or none was).
+    /// The card, connected again if the one known is gone (or none was): checked with pcscd only when the watcher
+    /// saw a change on the reader since the last check (or there is no watcher).
     fn card(&mut self) -> Result<&mut PooledCard, card_core::Error> {
+        // read before the check: a change seen after it makes the next job check again
+        let changes = self.shared.presence.as_ref().and_then(|p| p.changes(&self.reader));
+        let quiet = changes.is_some() && changes == self.checked;
         let card = match self.card.take() {
-            Some(card) if card.transport().is_live() => card,
+            Some(card) if quiet || card.transport().is_live() => card,
             _ => {
-                let transport = self.shared.connector.connect(&self.reader)?;
+                let transport = PooledLink::connect(&self.shared.connector, &self.reader)?;
                 let config = &self.shared.config;
                 SocialSecurityCard::with_profile(transport, config.profile.clone())
                     .with_terminal(config.terminal.clone())
             }
         };
-        Ok(self.card.insert(card))
+        self.checked = changes;
+        let card = self.card.insert(card);
+        card.transport_mut().job_starts();
+        Ok(card)
     }
 
     /// Forgets the connection after an error that lost it.
