@@ -201,25 +201,7 @@ pub fn run_steps(wire: &mut dyn Wire, steps: &[Step], auth: Option<&Authority<'_
 
 /// The test keys of the fixture cards (`fixtures/cards/test-keys.toml`) as region keys of [`REGION`].
 pub fn test_keys() -> Result<LocalKeys> {
-    #[derive(serde::Deserialize)]
-    struct File {
-        issuer: std::collections::BTreeMap<String, std::collections::BTreeMap<String, String>>,
-    }
+    let region = RegionCode::parse(REGION).map_err(|e| anyhow!("{e}"))?;
     let path = testkit::fixture("cards/test-keys.toml");
-    let text = std::fs::read_to_string(&path).with_context(|| path.display().to_string())?;
-    let file: File = toml::from_str(&text).context("test-keys.toml")?;
-    let mut keys = Vec::new();
-    for (alg, names) in &file.issuer {
-        let alg = match alg.as_str() {
-            "3des" => Algorithm::Tdes,
-            "sm4" => Algorithm::Sm4,
-            _ => continue,
-        };
-        for (name, hex_key) in names {
-            let bytes = hex::decode(hex_key).context("test key hex")?;
-            keys.push((name.clone(), card_core::crypto::CardKey::new(alg, &bytes).map_err(|e| anyhow!("{e}"))?));
-        }
-    }
-    LocalKeys::from_issuer_keys(RegionCode::parse(REGION).map_err(|e| anyhow!("{e}"))?, keys)
-        .map_err(|e| anyhow!("{e}"))
+    card_core::security::key_file::load(&path, region).with_context(|| path.display().to_string())
 }
