@@ -36,31 +36,7 @@ pub fn http(port: u16, method: &str, path: &str, host: Option<&str>, headers: &[
     let req = request_head(port, method, path, host, headers, body, true);
     s.write_all(req.as_bytes()).unwrap();
     s.write_all(body).unwrap();
-    let mut raw = Vec::new();
-    s.read_to_end(&mut raw).unwrap();
-    let split = raw.windows(4).position(|w| w == b"\r\n\r\n").expect("end of headers");
-    let head = String::from_utf8(raw[..split].to_vec()).unwrap();
-    let mut lines = head.split("\r\n");
-    let status = lines.next().unwrap().split(' ').nth(1).unwrap().parse().unwrap();
-    let headers: Vec<(String, String)> =
-        lines.filter_map(|l| l.split_once(':')).map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned())).collect();
-    let mut body = raw[split + 4..].to_vec();
-    let chunked = headers.iter().any(|(k, v)| k.eq_ignore_ascii_case("transfer-encoding") && v == "chunked");
-    if chunked {
-        let mut out = Vec::new();
-        let mut rest = &body[..];
-        loop {
-            let nl = rest.windows(2).position(|w| w == b"\r\n").unwrap();
-            let n = usize::from_str_radix(std::str::from_utf8(&rest[..nl]).unwrap().trim(), 16).unwrap();
-            if n == 0 {
-                break;
-            }
-            out.extend_from_slice(&rest[nl + 2..nl + 2 + n]);
-            rest = &rest[nl + 4 + n..];
-        }
-        body = out;
-    }
-    Resp { status, headers, body }
+    read_response(&mut BufReader::new(s)).map(|(resp, _)| resp).unwrap_or_else(|e| panic!("response: {e}"))
 }
 
 /// The request line and headers (`close`: ask the server to close the connection after the answer).
