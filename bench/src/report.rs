@@ -28,7 +28,8 @@ fn load(dir: &Path, name: &str) -> Result<Value> {
     serde_json::from_str(&text).with_context(|| format!("{} is not JSON", path.display()))
 }
 
-fn num(v: &Value, path: &[&str], file: &str) -> Result<f64> {
+/// The number at `path` in `v` (of the JSON file `file`, named in the error).
+pub(crate) fn num(v: &Value, path: &[&str], file: &str) -> Result<f64> {
     let mut cur = v;
     for p in path {
         cur = cur.get(p).ok_or_else(|| anyhow!("{file}: no {}", path.join(".")))?;
@@ -122,15 +123,11 @@ pub fn write(results: &Path, out: &Path, readme: Option<&Path>) -> Result<()> {
 /// The Python baseline computed the same keys: its key set for `check_factor` equals card-core's
 /// `Div(Div(issuer key, region factor), card factor)` for every key of the test key file, both algorithms.
 pub fn check_python(python: &Value) -> Result<usize> {
-    use card_core::crypto::{region_factor, Algorithm, CardKey};
-    #[derive(serde::Deserialize)]
-    struct File {
-        issuer: std::collections::BTreeMap<String, std::collections::BTreeMap<String, String>>,
-    }
+    use card_core::crypto::{region_factor, Algorithm};
     let f = "python-keysets.json";
     let path = testkit::fixture("cards/test-keys.toml");
     let text = std::fs::read_to_string(&path).with_context(|| path.display().to_string())?;
-    let file: File = toml::from_str(&text).context("test-keys.toml")?;
+    let keys = card_sim::fixture::TestKeys::from_toml(&text)?;
     let factor: [u8; 8] = python
         .get("check_factor")
         .and_then(Value::as_str)
@@ -140,19 +137,18 @@ pub fn check_python(python: &Value) -> Result<usize> {
     let region = python.get("region").and_then(Value::as_str).ok_or_else(|| anyhow!("{f}: no region"))?;
     let region = region_factor(region).map_err(|e| anyhow!("{f}: region: {e}"))?;
     let mut compared = 0;
-    for (key, table, alg) in [("tdes", "3des", Algorithm::Tdes), ("sm4", "sm4", Algorithm::Sm4)] {
-        let issuer = file.issuer.get(table).ok_or_else(|| anyhow!("test-keys.toml: no issuer.{table}"))?;
+    for (key, alg) in [("tdes", Algorithm::Tdes), ("sm4", Algorithm::Sm4)] {
+        let names = keys.names(alg);
         let check = python
             .get(key)
             .and_then(|v| v.get("check"))
             .and_then(Value::as_object)
             .ok_or_else(|| anyhow!("{f}: no {key}.check"))?;
-        if check.len() != issuer.len() {
-            return Err(anyhow!("{f}: {key}.check has {} keys, the test key file {}", check.len(), issuer.len()));
+        if names.is_empty() || check.len() != names.len() {
+            return Err(anyhow!("{f}: {key}.check has {} keys, the test key file {}", check.len(), names.len()));
         }
-        for (name, hex_key) in issuer {
-            let bytes = hex::decode(hex_key).context("test key hex")?;
-            let card = CardKey::new(alg, &bytes).map_err(|e| anyhow!("{e}"))?.div(&region).div(&factor);
+        for name in names {
+            let card = keys.issuer(alg, name)?.div(&region).div(&factor);
             let ours = hex::encode_upper(card.expose_secret());
             if check.get(name).and_then(Value::as_str) != Some(ours.as_str()) {
                 return Err(anyhow!("{f}: Python's {key} {name} differs from card-core's derivation"));
@@ -163,7 +159,8 @@ pub fn check_python(python: &Value) -> Result<usize> {
     Ok(compared)
 }
 
-fn read_row(rows: &[ReadRow], generation: u8, bit_rate: u32, pattern: Pattern) -> Option<&ReadRow> {
+/// The row of one card, bit rate and way of reading.
+pub(crate) fn read_row(rows: &[ReadRow], generation: u8, bit_rate: u32, pattern: Pattern) -> Option<&ReadRow> {
     rows.iter().find(|r| r.generation == generation && r.bit_rate == bit_rate && r.pattern == pattern)
 }
 

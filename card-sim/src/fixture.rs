@@ -85,6 +85,11 @@ impl TestKeys {
         key16(&self.transport, "transport")
     }
 
+    /// The names of the issuer master keys for `alg`, in order (none if the file has no table for it).
+    pub fn names(&self, alg: Algorithm) -> Vec<&str> {
+        self.issuer.get(alg_name(alg)).map(|t| t.keys().map(String::as_str).collect()).unwrap_or_default()
+    }
+
     /// The issuer master key `name` for `alg`.
     pub fn issuer(&self, alg: Algorithm, name: &str) -> Result<CardKey, FixtureError> {
         let table = self.issuer.get(alg_name(alg)).ok_or_else(|| spec(format!("no {} issuer keys", alg_name(alg))))?;

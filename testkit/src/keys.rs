@@ -21,9 +21,7 @@ pub fn test_keys() -> TestKeys {
 
 /// The names of the test key file's issuer keys (both algorithms hold the same names).
 pub fn names() -> Vec<String> {
-    let text = std::fs::read_to_string(crate::fixture("cards/test-keys.toml")).expect("read test-keys.toml");
-    let sm4 = text.split("[issuer.sm4]").nth(1).expect("an [issuer.sm4] table");
-    sm4.lines().filter_map(|l| l.split_once(" = ").map(|(n, _)| n.trim().to_string())).collect()
+    test_keys().names(Algorithm::Sm4).into_iter().map(str::to_owned).collect()
 }
 
 /// `dir/keys.db` holding the test issuer keys (3DES v1, SM4 v2, active), unlocked by [`PASSPHRASE`], which is
