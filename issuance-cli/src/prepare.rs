@@ -416,8 +416,9 @@ impl KeySource for BatchKeys<'_> {
                 }
             };
             let c = &mut cache[i];
-            let set = c.regions.card_keys(&store, region, card_factor)?;
-            if c.regions.stamp() != stamp {
+            let loads = c.regions.loads();
+            let set = c.regions.card_keys_at(&store, &stamp, region, card_factor)?;
+            if c.regions.loads() != loads && store.keys_stamp()? != stamp {
                 // the store changed while the region was loaded: its versions may no longer be the selection
                 continue;
             }

@@ -137,10 +137,16 @@ impl RegionCache {
     /// after any change of the store's key rows.
     pub fn region(&mut self, store: &crate::KeyStore, region: &str) -> Result<&RegionKeySet> {
         let stamp = store.keys_stamp()?;
+        self.region_at(store, &stamp, region)
+    }
+
+    /// [`RegionCache::region`] for a caller that has just read the store's key stamp (`stamp`,
+    /// [`crate::KeyStore::keys_stamp`]) itself: the same, with one read fewer.
+    pub fn region_at(&mut self, store: &crate::KeyStore, stamp: &str, region: &str) -> Result<&RegionKeySet> {
         if stamp != self.stamp {
             // a key row changed since the sets were loaded: none of them is served again
             self.regions.clear();
-            self.stamp = stamp;
+            stamp.clone_into(&mut self.stamp);
         }
         if !self.regions.contains_key(region) {
             let set = store.region_keys_with(region, &self.select)?;
@@ -154,6 +160,17 @@ impl RegionCache {
     /// cached region set.
     pub fn card_keys(&mut self, store: &crate::KeyStore, region: &str, card_factor_bytes: &[u8]) -> Result<CardKeySet> {
         self.region(store, region)?.card_keys(card_factor_bytes)
+    }
+
+    /// [`RegionCache::card_keys`] with the store's key stamp just read by the caller ([`RegionCache::region_at`]).
+    pub fn card_keys_at(
+        &mut self,
+        store: &crate::KeyStore,
+        stamp: &str,
+        region: &str,
+        card_factor_bytes: &[u8],
+    ) -> Result<CardKeySet> {
+        self.region_at(store, stamp, region)?.card_keys(card_factor_bytes)
     }
 
     /// The version selection the cache serves.
