@@ -62,19 +62,21 @@ pub fn modeled(generation: u8, bit_rate: u32, keys: &LocalKeys) -> Result<[Costs
         bytes: (after.bytes_sent + after.bytes_received) - (before.bytes_sent + before.bytes_received),
         modeled_us: micros(card.transport().inner().modeled_time()),
     };
-    let steps = project_steps(generation, keys)?;
-    let mut others = [project; 2];
-    for (slot, steps) in others.iter_mut().zip([vendor_steps(generation), steps]) {
-        let mut sim = sim(generation, bit_rate);
-        let atr = sim.atr().to_vec();
-        let auth = Authority::for_card(keys, &atr, generation)?;
-        let (apdus, bytes) = {
-            let mut tx = sim.transaction()?;
-            run_steps(&mut InTransaction(&mut *tx), &steps, Some(&auth))?
-        };
-        *slot = Costs { apdus, bytes, modeled_us: micros(sim.modeled_time()) };
-    }
-    Ok([project, others[0], others[1]])
+    let vendor = steps_costs(generation, bit_rate, keys, &vendor_steps(generation))?;
+    let raw = steps_costs(generation, bit_rate, keys, &project_steps(generation, keys)?)?;
+    Ok([project, vendor, raw])
+}
+
+/// What `steps` cost a fresh card of `generation` at `bit_rate`, in process.
+fn steps_costs(generation: u8, bit_rate: u32, keys: &LocalKeys, steps: &[Step]) -> Result<Costs> {
+    let mut sim = sim(generation, bit_rate);
+    let atr = sim.atr().to_vec();
+    let auth = Authority::for_card(keys, &atr, generation)?;
+    let (apdus, bytes) = {
+        let mut tx = sim.transaction()?;
+        run_steps(&mut InTransaction(&mut *tx), steps, Some(&auth))?
+    };
+    Ok(Costs { apdus, bytes, modeled_us: micros(sim.modeled_time()) })
 }
 
 /// Wall times of `samples` reads of each pattern through pcscd, the card paced at `bit_rate` in `Virtual PCD 00

@@ -9,6 +9,7 @@ use serde_json::Value;
 
 use crate::measure::ReadRow;
 use crate::reads::Pattern;
+use crate::report::{num, read_row};
 
 const COLORS: [RGBColor; 3] = [RGBColor(0x1f, 0x77, 0xb4), RGBColor(0xd6, 0x27, 0x28), RGBColor(0x7f, 0x7f, 0x7f)];
 
@@ -113,9 +114,7 @@ pub fn svg(path: &Path, reads: &[ReadRow], agent: &Value) -> Result<()> {
     for bit_rate in [9600u32, 115_200] {
         for generation in [2u8, 3] {
             for (k, pattern) in Pattern::ALL.into_iter().enumerate() {
-                if let Some(r) =
-                    reads.iter().find(|r| r.generation == generation && r.bit_rate == bit_rate && r.pattern == pattern)
-                {
+                if let Some(r) = read_row(reads, generation, bit_rate, pattern) {
                     let label = if k == 1 { format!("gen {generation}, {bit_rate} bit/s") } else { String::new() };
                     read_bars.push(Bar { label, series: k, value: r.wall_p50_ms });
                 }
@@ -135,13 +134,7 @@ pub fn svg(path: &Path, reads: &[ReadRow], agent: &Value) -> Result<()> {
     let mut agent_bars = Vec::new();
     for (key, label) in [("unpaced", "unpaced"), ("paced_9600", "paced 9600 bit/s")] {
         let Some(run) = agent.get(key) else { continue };
-        let get = |p: &[&str]| {
-            let mut cur = run;
-            for k in p {
-                cur = cur.get(k)?;
-            }
-            cur.as_f64()
-        };
+        let get = |p: &[&str]| num(run, p, "agent.json").ok();
         let (Some(direct), Some(one), Some(raw)) =
             (get(&["direct", "p50_ms"]), get(&["agent", "clients", "1", "p50_ms"]), get(&["raw", "p50_ms"]))
         else {

@@ -13,7 +13,8 @@
 //! (other builds) hits the three alike; their ratio is the agent's overhead. The 1-client `rps` is 1 / mean latency;
 //! with 4 and 16 clients it is the requests done over the time from the first client's start to the last one's end.
 //!
-//! p50/p99 latencies and requests per second go to stdout and to `target/bench-agent.json`:
+//! p50/p99 latencies and requests per second go to stdout and to `target/bench-agent.json` (`AGENT_BENCH_JSON` names
+//! another file):
 //!
 //! ```json
 //! { "unpaced": { "samples": 1000, "apdus": 3,
@@ -90,7 +91,9 @@ fn main() {
     for (label, pace, n) in [("unpaced", false, unpaced), ("paced_9600", true, paced)] {
         out.insert(label.to_owned(), run(&runtime, label, pace, n));
     }
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/bench-agent.json");
+    let path = std::env::var_os("AGENT_BENCH_JSON")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/bench-agent.json"));
     std::fs::write(&path, serde_json::to_string_pretty(&Value::Object(out)).unwrap()).unwrap();
     println!("written {}", path.display());
 }

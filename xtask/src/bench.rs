@@ -41,9 +41,6 @@ pub fn command(_extra: &[String]) -> Result<()> {
         .args(["bench", "-p", "terminal-agent", "--bench", "agent"])
         .env("AGENT_BENCH_N", if quick { "20" } else { "200" })
         .env("AGENT_BENCH_JSON", dir.join("agent.json")))?;
-    if !dir.join("agent.json").exists() {
-        copy(&root().join("target/bench-agent.json"), &dir.join("agent.json"))?;
-    }
 
     eprintln!("xtask bench: 3/5 personalization with verification on paced blank cards");
     run(cargo()
@@ -56,9 +53,6 @@ pub fn command(_extra: &[String]) -> Result<()> {
     run(cargo()
         .args(["bench", "-p", "key-mgmt", "--bench", "derive"])
         .env("BENCH_KEYSETS_JSON", dir.join("keysets.json")))?;
-    if !dir.join("keysets.json").exists() {
-        copy(&root().join("target/bench-keysets.json"), &dir.join("keysets.json"))?;
-    }
     run(Command::new("python3")
         .arg(root().join("bench/python_keysets.py"))
         .arg(root())
@@ -79,8 +73,4 @@ pub fn command(_extra: &[String]) -> Result<()> {
         started.elapsed().as_secs()
     );
     Ok(())
-}
-
-fn copy(from: &std::path::Path, to: &std::path::Path) -> Result<()> {
-    std::fs::copy(from, to).map(drop).map_err(|e| format!("{} was not written by its bench: {e}", from.display()))
 }
