@@ -35,6 +35,7 @@ struct Card {
     modeled: Duration,
     issue: Duration,
     floor: issuance::floor::Floor,
+    verified_floor: issuance::floor::Floor,
 }
 
 fn run(
@@ -80,13 +81,15 @@ fn run(
                         // the floor of the plan this card ran (issuance::floor)
                         let chip = issuance::run::chip_of(&sim).unwrap();
                         let set = keys.card_keys(&holder.region, &chip, issuance::prepare::algorithm_of(g)).unwrap();
-                        let floor = issuer.plan_for(&journal.card(id).unwrap(), holder, &set).unwrap().floor().unwrap();
+                        let plan = issuer.plan_for(&journal.card(id).unwrap(), holder, &set).unwrap();
+                        let (floor, verified_floor) = (plan.floor().unwrap(), plan.verified_floor().unwrap());
                         out.push(Card {
                             apdus: costs.apdus,
                             bytes: costs.bytes,
                             modeled: sim.modeled_time(),
                             issue,
                             floor,
+                            verified_floor,
                         });
                     }
                     out
@@ -152,6 +155,12 @@ fn main() {
                 "bytes": c.floor.bytes,
                 "eeprom_pages": c.floor.eeprom_pages,
                 "modeled_s": c.floor.modeled.as_secs_f64(),
+            },
+            "verified_floor": {
+                "apdus": c.verified_floor.apdus,
+                "bytes": c.verified_floor.bytes,
+                "eeprom_pages": c.verified_floor.eeprom_pages,
+                "modeled_s": c.verified_floor.modeled.as_secs_f64(),
             },
         });
         std::fs::write(&path, serde_json::to_string_pretty(&json).unwrap()).unwrap();

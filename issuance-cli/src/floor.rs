@@ -22,11 +22,23 @@
 //! (which DF a write goes to), GET CHALLENGE + EXTERNAL AUTHENTICATE (the access conditions of the writes), the
 //! blank-card probe, and the read-back verification. Those are the overhead a run is measured against
 //! (`issued / floor`).
+//!
+//! # The floor of a verified card
+//!
+//! [`Plan::verified_floor`] adds to it the least that the verification of CARD-PROFILE §8 step 7 can send, however
+//! it is arranged: one proof of each key — GET CHALLENGE + EXTERNAL AUTHENTICATE for a master or
+//! external-authentication key, INTERNAL AUTHENTICATE for an internal one —, one VERIFY of the PIN, and each written
+//! EF read back once (READ RECORD "all" for the records 1…n of a linear EF, else one READ RECORD per record; READ
+//! BINARY per chunk), each answered with exactly what it must return. It still leaves out every SELECT, the key info,
+//! the reset and the blank-card probe. Where the run proves a key while personalizing (authenticating with a
+//! DF's MK to write its files), that authentication is the key's one proof: a run can reach this floor only by
+//! proving each key once, wherever it does.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 use card_core::apdu::Sensitivity;
+use card_core::command;
 use card_core::crypto::{Algorithm, CardKey};
 use card_core::profile::Generation;
 use card_core::transport::{CardTransaction, TransportError};
@@ -64,15 +76,34 @@ struct Tally<'a> {
     alg: Algorithm,
 }
 
-impl CardTransaction for Tally<'_> {
-    fn transmit(&mut self, command: &[u8], _: Sensitivity) -> Result<Vec<u8>, TransportError> {
-        let response = vec![0x90, 0x00];
+impl Tally<'_> {
+    /// Counts `command` answered with `data_len` bytes and `9000`.
+    fn count(&mut self, command: &[u8], data_len: usize) -> Vec<u8> {
+        let mut response = vec![0; data_len];
+        response.extend([0x90, 0x00]);
         let work = self.cos.modeled_work(command, &response, self.alg);
         self.floor.apdus += 1;
         self.floor.bytes += (command.len() + response.len()) as u64;
         self.floor.eeprom_pages += u64::from(work.eeprom_pages_written);
         self.floor.modeled += crate::timing::modeled(command, &response, &work);
-        Ok(response)
+        response
+    }
+
+    /// [`Tally::count`] of a command card-core builds.
+    fn command(
+        &mut self,
+        command: Result<card_core::apdu::Command, card_core::apdu::ApduError>,
+        data_len: usize,
+    ) -> Result<(), Error> {
+        let command = command.map_err(card_core::Error::from)?;
+        self.count(&command.to_bytes(), data_len);
+        Ok(())
+    }
+}
+
+impl CardTransaction for Tally<'_> {
+    fn transmit(&mut self, command: &[u8], _: Sensitivity) -> Result<Vec<u8>, TransportError> {
+        Ok(self.count(command, 0))
     }
     fn reset(&mut self) -> Result<Vec<u8>, TransportError> {
         Ok(Vec::new())
@@ -92,6 +123,20 @@ impl Plan {
     /// through the adapter against a card that accepts everything. Keys and PIN are stand-ins of the right length
     /// (the plan holds neither): lengths, not values, make the floor.
     pub fn floor_with(&self, cos: &dyn CosAdapter) -> Result<Floor, Error> {
+        self.tally(cos, false)
+    }
+
+    /// The floor of a verified card of this plan with the reference COS's encodings ([`Plan::verified_floor_with`]).
+    pub fn verified_floor(&self) -> Result<Floor, Error> {
+        self.verified_floor_with(&ReferenceCos)
+    }
+
+    /// The floor of this plan plus the least verification (see [`crate::floor`], "The floor of a verified card").
+    pub fn verified_floor_with(&self, cos: &dyn CosAdapter) -> Result<Floor, Error> {
+        self.tally(cos, true)
+    }
+
+    fn tally(&self, cos: &dyn CosAdapter, verified: bool) -> Result<Floor, Error> {
         let g = Generation::new(self.generation).ok_or(Defect::Generation(self.generation))?;
         let alg = algorithm_of(g);
         let mut stand_ins = BTreeMap::new();
@@ -105,6 +150,59 @@ impl Plan {
         for s in self.steps.iter().filter(|s| s.writes()) {
             cos.execute(&mut tally, s, &keys, Pin::default_initial())?;
         }
+        if verified {
+            self.least_verification(&mut tally)?;
+        }
         Ok(tally.floor)
+    }
+
+    /// Counts the least verification of this plan's card into `tally`.
+    fn least_verification(&self, tally: &mut Tally<'_>) -> Result<(), Error> {
+        let zeros = [0u8; 8];
+        let mut efs: Vec<(&str, &str, Vec<&Step>)> = Vec::new();
+        for s in &self.steps {
+            match s {
+                Step::WriteKey { kid, usage, .. } if usage == "master" || usage == "external-auth" => {
+                    tally.command(command::get_challenge(8), 8)?;
+                    tally.command(command::external_authenticate(*kid, &zeros, &zeros), 0)?;
+                }
+                Step::WriteKey { usage, .. } if usage == "internal-auth" => {
+                    tally.command(command::internal_authenticate(&zeros, &zeros), 8)?;
+                }
+                Step::SetPin { length, .. } => tally.command(command::verify_pin(&vec![0; *length]), 0)?,
+                Step::WriteRecord { df, ef, .. } => match efs.iter_mut().find(|(d, e, _)| d == df && e == ef) {
+                    Some((_, _, writes)) => writes.push(s),
+                    None => efs.push((df, ef, vec![s])),
+                },
+                Step::WriteBinary { sfi, data, .. } => {
+                    for (i, chunk) in data.chunks(crate::cos::BINARY_CHUNK).enumerate() {
+                        let le = u32::try_from(chunk.len()).unwrap_or(0);
+                        let read = if i == 0 {
+                            command::read_binary_sfi(*sfi, le)
+                        } else {
+                            command::read_binary(u16::try_from(i * crate::cos::BINARY_CHUNK).unwrap_or(0), le)
+                        };
+                        tally.command(read, chunk.len())?;
+                    }
+                }
+                _ => {}
+            }
+        }
+        for (_, _, mut writes) in efs {
+            writes.sort_by_key(|s| match s {
+                Step::WriteRecord { record, .. } => *record,
+                _ => 0,
+            });
+            if let Some((_, sfi, all)) = crate::verify::whole_ef(&writes) {
+                tally.command(command::read_records_from(1, sfi), all.len())?;
+                continue;
+            }
+            for s in writes {
+                if let Step::WriteRecord { sfi, record, value, .. } = s {
+                    tally.command(command::read_record(*record, *sfi), 2 + value.len())?;
+                }
+            }
+        }
+        Ok(())
     }
 }

@@ -157,7 +157,7 @@ pub fn verify(
 
 /// The records of one linear EF as written, if they are records 1…n in order: what READ RECORD "all from 1"
 /// answers (the card concatenates its written records in record order).
-fn whole_ef(writes: &[&Step]) -> Option<(String, u8, Vec<u8>)> {
+pub(crate) fn whole_ef(writes: &[&Step]) -> Option<(String, u8, Vec<u8>)> {
     let mut out = Vec::new();
     let mut first = None;
     for (i, s) in writes.iter().enumerate() {

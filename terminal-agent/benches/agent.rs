@@ -7,7 +7,9 @@
 //! - `direct`: card-core's `SocialSecurityCard::read_basic` over `PcscTransport`;
 //! - `raw`: the same APDUs (recorded from card-core's read) sent with the `pcsc` crate, one transaction per read;
 //! - `agent`: through the agent over HTTP/1.1 keep-alive (one connection per client, reused), with 1, 4 and 16
-//!   concurrent clients on the one reader (which serializes them: latency grows with the clients).
+//!   concurrent clients on the one reader (which serializes them: latency grows with the clients);
+//! - `http`: the agent's HTTP round trip with no card in it (`GET /favicon.svg` on the same connection), to tell the
+//!   HTTP layer's share of the agent's overhead from the rest.
 //!
 //! The direct, raw and 1-client agent reads are interleaved in blocks, so that a change in the machine's load
 //! (other builds) hits the three alike; their ratio is the agent's overhead. The 1-client `rps` is 1 / mean latency;
@@ -20,6 +22,7 @@
 //! { "unpaced": { "samples": 1000, "apdus": 3,
 //!                "direct": { "p50_ms": …, "p99_ms": … },
 //!                "raw":    { "p50_ms": …, "p99_ms": … },
+//!                "http":   { "p50_ms": …, "p99_ms": … },
 //!                "agent":  { "clients": { "1":  { "p50_ms": …, "p99_ms": …, "rps": … },
 //!                                         "4":  { … }, "16": { … } } },
 //!                "ratio_p50": agent (1 client) p50 / direct p50 },
@@ -163,7 +166,7 @@ fn run(runtime: &tokio::runtime::Runtime, label: &str, pace: bool, n: usize) -> 
     // the three interleaved, in blocks: a change of the machine's load hits them alike. Each block begins with a read
     // that is not timed: the first transaction on a handle after another handle's may wait for pcsc-lite's lock
     // poll (card-core ends its transactions asynchronously, on its connection's thread)
-    let (mut direct, mut raw, mut agent1) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut direct, mut raw, mut agent1, mut http) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     let block = n.div_ceil(BLOCKS);
     while agent1.len() < n {
         let k = block.min(n - agent1.len());
@@ -171,6 +174,7 @@ fn run(runtime: &tokio::runtime::Runtime, label: &str, pace: bool, n: usize) -> 
         timed(k, &mut direct_read, &mut direct);
         timed(k, &mut || raw_read(&mut raw_card), &mut raw);
         timed(k, &mut || get(&mut client), &mut agent1);
+        timed(k, &mut || assert_eq!(client.get("/favicon.svg", &[("Origin", ORIGIN)]).status, 200), &mut http);
     }
     drop(card);
     let _ = raw_card.disconnect(pcsc::Disposition::LeaveCard);
@@ -229,12 +233,13 @@ fn run(runtime: &tokio::runtime::Runtime, label: &str, pace: bool, n: usize) -> 
     runtime.block_on(serving).unwrap().unwrap();
     drop(inserted);
 
-    let (direct, raw) = (latency(direct), latency(raw));
+    let (direct, raw, http) = (latency(direct), latency(raw), latency(http));
     let ratio = agent1_p50 / direct["p50_ms"].as_f64().unwrap();
     println!("read-basic, gen 2 card, {label}: {n} samples, {} APDUs per read", commands.len());
     let show = |what: &str, v: &Value| println!("  {what:<24} p50 {:8.3} ms  p99 {:8.3} ms", v["p50_ms"], v["p99_ms"]);
     show("direct (card-core)", &direct);
     show("raw PC/SC", &raw);
+    show("HTTP alone (no card)", &http);
     for clients in CLIENTS {
         let v = &agent[&clients.to_string()];
         show(&format!("agent, {clients:>2} client(s)"), v);
@@ -246,6 +251,7 @@ fn run(runtime: &tokio::runtime::Runtime, label: &str, pace: bool, n: usize) -> 
         "apdus": commands.len(),
         "direct": direct,
         "raw": raw,
+        "http": http,
         "agent": { "clients": agent },
         "ratio_p50": ratio,
     })

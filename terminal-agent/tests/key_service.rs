@@ -305,7 +305,10 @@ fn two_replicas_one_killed_under_load_no_read_fails() {
     let results = reads.join().unwrap();
     assert!(results.iter().all(|r| *r == (200, Some(0))), "every read succeeded: {results:?}");
     assert!(answered(dir.path(), 1, "read") > 0, "the second replica took over");
-    assert_eq!(answered(dir.path(), 0, "read") + answered(dir.path(), 1, "read"), 30);
+    // one answer per read, and one more if the kill fell between replica 0's audit line and its answer reaching the
+    // agent (that read is asked again of replica 1; the reads are one at a time, so at most one was in flight)
+    let total = answered(dir.path(), 0, "read") + answered(dir.path(), 1, "read");
+    assert!((30..=31).contains(&total), "{total} answers for 30 reads");
 }
 
 #[test]

@@ -166,6 +166,88 @@ async fn busy_after_queue_wait_while_another_job_holds_the_reader() {
     assert!(matches!(closed, Err(PoolError::Closed)), "{closed:?}");
 }
 
+/// The thread a job runs on.
+fn thread_name() -> String {
+    std::thread::current().name().unwrap_or("(unnamed)").to_owned()
+}
+
+/// On a multi-thread runtime a job that finds its reader idle runs on the request's own thread (no hand-off to the
+/// reader's worker and back); jobs that arrive while it holds the card wait in the worker's queue and run there, in
+/// their order, after it; then the reader is idle again and the next job runs on its caller's thread once more.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_reader_runs_the_job_inline_and_a_busy_one_queues_it() {
+    let _lock = vpcd_lock();
+    let _card = Reader0::insert_fixture("gen2-personalized.json");
+    let pool = pool(Duration::from_secs(20), Duration::from_secs(5), Arc::new(NoKeys));
+    let worker_thread = format!("reader {READER}");
+
+    let ran_on = pool.run(READER, |card, keys| card.read_basic(keys).map(|_| thread_name())).await.unwrap();
+    assert_ne!(ran_on, worker_thread, "an idle reader's job runs on the caller's thread");
+
+    // a job holds the card (inline: the reader is idle); two more arrive meanwhile
+    let log: Arc<Mutex<Vec<(usize, String)>>> = Arc::default();
+    let (started_tx, started) = tokio::sync::oneshot::channel();
+    let (release, release_rx) = std::sync::mpsc::channel::<()>();
+    let holder = tokio::spawn({
+        let (pool, log) = (pool.clone(), log.clone());
+        async move {
+            pool.run(READER, move |card, keys| {
+                let info = card.read_basic(keys)?;
+                let _ = started_tx.send(());
+                release_rx.recv_timeout(Duration::from_secs(10)).expect("released by the test");
+                log.lock().unwrap().push((0, thread_name()));
+                Ok(info.name)
+            })
+            .await
+        }
+    });
+    tokio::time::timeout(Duration::from_secs(10), started).await.unwrap().unwrap();
+    let queued = |i: usize| {
+        let (pool, log) = (pool.clone(), log.clone());
+        tokio::spawn(async move {
+            pool.run(READER, move |card, keys| {
+                let info = card.read_basic(keys)?;
+                log.lock().unwrap().push((i, thread_name()));
+                Ok(info.name)
+            })
+            .await
+        })
+    };
+    let first = queued(1);
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let second = queued(2);
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    release.send(()).unwrap();
+    for h in [holder, first, second] {
+        assert_eq!(h.await.unwrap().unwrap().as_deref(), Some("张三"));
+    }
+    let log = log.lock().unwrap().clone();
+    let order: Vec<usize> = log.iter().map(|(i, _)| *i).collect();
+    assert_eq!(order, vec![0, 1, 2], "arrival order: {log:?}");
+    assert_ne!(log[0].1, worker_thread, "the holder ran inline");
+    assert_eq!(log[1].1, worker_thread, "a job that found the card held waits for the worker");
+    assert_eq!(log[2].1, worker_thread);
+
+    let ran_on = pool.run(READER, |card, keys| card.read_basic(keys).map(|_| thread_name())).await.unwrap();
+    assert_ne!(ran_on, worker_thread, "idle again: inline again");
+    pool.shutdown().await;
+    let closed = pool.run(READER, |card, keys| card.read_basic(keys)).await;
+    assert!(matches!(closed, Err(PoolError::Closed)), "{closed:?}");
+}
+
+/// A current-thread runtime may not block: every job goes through the reader's worker there.
+#[tokio::test(flavor = "current_thread")]
+async fn a_current_thread_runtime_hands_every_job_to_the_worker() {
+    let _lock = vpcd_lock();
+    let _card = Reader0::insert_fixture("gen2-personalized.json");
+    let pool = pool(Duration::from_secs(20), Duration::from_secs(5), Arc::new(NoKeys));
+    for _ in 0..2 {
+        let ran_on = pool.run(READER, |card, keys| card.read_basic(keys).map(|_| thread_name())).await.unwrap();
+        assert_eq!(ran_on, format!("reader {READER}"));
+    }
+    pool.shutdown().await;
+}
+
 /// A card pulled in the middle of a job (between two APDUs of one transaction) gives `card removed`; with no
 /// card the next job gives `no card`; after re-insertion the same pool reads the card again, and a card removed
 /// and re-inserted between two jobs does not fail the second one.

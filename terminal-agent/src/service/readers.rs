@@ -23,12 +23,18 @@
 //!   timeout (`card_timeout_ms`; `PcscTransport` abandons the call), so a job on a mute card fails with
 //!   `TransportError::NoAnswer` (504 `card_timeout`) instead of holding the worker, and the worker connects again
 //!   for the next job (the error counts as a lost link).
-//! - The async side never blocks: jobs go to the worker over a channel and come back over a
+//! - A job of [`ReaderPool::run`] that finds its reader idle — nothing queued, no job or two-step hold running —
+//!   runs on the request's own thread instead (inside `tokio::task::block_in_place`, so the runtime's other tasks
+//!   move to another thread meanwhile): the hand-off to the worker and back would cost two thread wake-ups, most of
+//!   the agent's own time on a fast card (issue 15 §3). The worker's state (the connection, the watcher's count) is
+//!   behind one lock that both take, so one job at a time still holds the card; a job queued meanwhile waits for
+//!   that lock. On a current-thread runtime, where blocking is not allowed, every job goes through the queue.
+//! - Otherwise the async side never blocks: jobs go to the worker over a channel and come back over a
 //!   `tokio::sync::oneshot`; the bounded wait is a `tokio::time::timeout`.
 
 use std::collections::HashMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -238,8 +244,55 @@ struct Inner {
 struct WorkerHandle {
     /// Its job queue.
     queue: mpsc::Sender<Job>,
+    /// The reader's state, shared with the thread.
+    lane: Arc<Lane>,
     /// Completes (or fails) when the thread has ended and released the card.
     stopped: oneshot::Receiver<()>,
+}
+
+/// A reader's state, shared by its worker thread and the requests that run their job inline.
+struct Lane {
+    /// The connection and what is known of it; whoever holds the lock holds the card.
+    worker: Mutex<Worker>,
+    /// Jobs sent to the worker thread and not yet done (or skipped) by it.
+    queued: AtomicUsize,
+}
+
+impl Lane {
+    /// Runs `job` on the calling thread if the reader is idle (nothing queued, nothing running) and the runtime
+    /// allows blocking; gives the job back otherwise.
+    fn try_inline<R, F>(&self, job: F) -> Result<Result<R, PoolError>, F>
+    where
+        F: FnOnce(&mut PooledCard, &dyn SecurityModule) -> Result<R, card_core::Error>,
+    {
+        if !blocking_allowed() || self.queued.load(Ordering::Acquire) != 0 {
+            return Err(job);
+        }
+        let mut worker = match self.worker.try_lock() {
+            Ok(worker) => worker,
+            Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner(),
+            Err(std::sync::TryLockError::WouldBlock) => return Err(job),
+        };
+        if worker.closed {
+            return Ok(Err(PoolError::Closed));
+        }
+        let reader = worker.reader.clone();
+        Ok(tokio::task::block_in_place(|| match catch_unwind(AssertUnwindSafe(|| worker.run(job))) {
+            Ok(result) => result,
+            Err(_) => {
+                tracing::error!(reader = %reader, "a card job panicked; its connection is dropped");
+                worker.card = None;
+                Err(PoolError::Internal { reader, what: "the request's job failed" })
+            }
+        }))
+    }
+}
+
+/// Whether this thread may block in `tokio::task::block_in_place`: on a multi-thread runtime (a thread outside any
+/// runtime need not ask, but the pool's callers are async).
+fn blocking_allowed() -> bool {
+    tokio::runtime::Handle::try_current()
+        .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread)
 }
 
 /// What the workers share.
@@ -339,6 +392,18 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
+/// What a request needs of a reader's worker: its queue and its state.
+struct Handle {
+    queue: mpsc::Sender<Job>,
+    lane: Arc<Lane>,
+}
+
+impl WorkerHandle {
+    fn handle(&self) -> Handle {
+        Handle { queue: self.queue.clone(), lane: self.lane.clone() }
+    }
+}
+
 impl ReaderPool {
     /// A pool with no workers yet; `keys` computes the cryptograms of [`ReaderPool::run`] jobs (a `LocalKeys`,
     /// or `NoKeys` for an agent that leaves the cryptography to the back end through the two-step exchange).
@@ -400,7 +465,12 @@ impl ReaderPool {
         F: FnOnce(&mut PooledCard, &dyn SecurityModule) -> Result<R, card_core::Error> + Send + 'static,
         R: Send + 'static,
     {
-        self.submit(reader, move |w: &mut Worker, reply: oneshot::Sender<Result<R, PoolError>>| {
+        let handle = self.worker(reader).await?;
+        let job = match handle.lane.try_inline(job) {
+            Ok(result) => return result,
+            Err(job) => job,
+        };
+        self.submit_to(handle, reader, move |w: &mut Worker, reply: oneshot::Sender<Result<R, PoolError>>| {
             let _ = reply.send(w.run(job));
         })
         .await
@@ -522,13 +592,27 @@ impl ReaderPool {
         W: FnOnce(&mut Worker, oneshot::Sender<Result<R, PoolError>>) + Send + 'static,
         R: Send + 'static,
     {
-        let queue = self.worker(reader).await?;
+        let handle = self.worker(reader).await?;
+        self.submit_to(handle, reader, work).await
+    }
+
+    /// [`ReaderPool::submit`] to the worker of `handle`.
+    async fn submit_to<R, W>(&self, handle: Handle, reader: &str, work: W) -> Result<R, PoolError>
+    where
+        W: FnOnce(&mut Worker, oneshot::Sender<Result<R, PoolError>>) + Send + 'static,
+        R: Send + 'static,
+    {
+        let Handle { queue, lane } = handle;
         let (reply, mut result) = oneshot::channel();
         let claim = Arc::new(Claim(AtomicU8::new(PENDING)));
         let _abandon = AbandonOnDrop(claim.clone());
         let job = Job { claim: claim.clone(), work: Box::new(move |w: &mut Worker| work(w, reply)) };
         let gone = || PoolError::Internal { reader: reader.to_owned(), what: "the worker stopped" };
-        queue.send(job).map_err(|_| gone())?;
+        lane.queued.fetch_add(1, Ordering::AcqRel);
+        if queue.send(job).is_err() {
+            lane.queued.fetch_sub(1, Ordering::AcqRel);
+            return Err(gone());
+        }
         let waited = self.inner.shared.config.queue_wait;
         let outcome = match tokio::time::timeout(waited, &mut result).await {
             Ok(outcome) => outcome,
@@ -552,13 +636,14 @@ impl ReaderPool {
         }
     }
 
-    /// The job queue of `reader`'s worker, starting the worker if the reader is new (and known to the connector).
-    async fn worker(&self, reader: &str) -> Result<mpsc::Sender<Job>, PoolError> {
+    /// The job queue and state of `reader`'s worker, starting the worker if the reader is new (and known to the
+    /// connector).
+    async fn worker(&self, reader: &str) -> Result<Handle, PoolError> {
         match lock(&self.inner.workers).as_ref() {
             None => return Err(PoolError::Closed),
             Some(workers) => {
                 if let Some(handle) = workers.get(reader) {
-                    return Ok(handle.queue.clone());
+                    return Ok(handle.handle());
                 }
             }
         }
@@ -578,20 +663,30 @@ impl ReaderPool {
         let mut guard = lock(&self.inner.workers);
         let workers = guard.as_mut().ok_or(PoolError::Closed)?;
         if let Some(handle) = workers.get(reader) {
-            return Ok(handle.queue.clone());
+            return Ok(handle.handle());
         }
         let (queue, jobs) = mpsc::channel();
         let (stop, stopped) = oneshot::channel();
-        let worker = Worker { reader: reader.to_owned(), shared: self.inner.shared.clone(), card: None, checked: None };
+        let worker = Worker {
+            reader: reader.to_owned(),
+            shared: self.inner.shared.clone(),
+            card: None,
+            checked: None,
+            closed: false,
+        };
+        let lane = Arc::new(Lane { worker: Mutex::new(worker), queued: AtomicUsize::new(0) });
+        let serving = lane.clone();
         std::thread::Builder::new()
             .name(format!("reader {reader}"))
             .spawn(move || {
-                worker.serve(jobs);
+                serve(&serving, jobs);
                 let _ = stop.send(());
             })
             .map_err(|_| PoolError::Internal { reader: reader.to_owned(), what: "cannot start the worker thread" })?;
-        workers.insert(reader.to_owned(), WorkerHandle { queue: queue.clone(), stopped });
-        Ok(queue)
+        let handle = WorkerHandle { queue, lane, stopped };
+        let out = handle.handle();
+        workers.insert(reader.to_owned(), handle);
+        Ok(out)
     }
 
     /// Hands Step 2 to the worker holding the session and waits for the outcome.
@@ -678,32 +773,42 @@ fn link_lost(e: &card_core::Error) -> bool {
     e.is_link_lost()
 }
 
-/// A reader's worker thread and the card it holds.
+/// A reader's worker thread: runs the queue's jobs until the pool is dropped or shut down, each holding the lane's
+/// lock; the card is released before it returns, and inline jobs are refused from then on.
+fn serve(lane: &Lane, jobs: mpsc::Receiver<Job>) {
+    while let Ok(job) = jobs.recv() {
+        {
+            // the lock first: a job waiting here for an inline job can still be given up by its caller (busy)
+            let mut worker = lock(&lane.worker);
+            // a caller that gave up (busy, or gone) leaves the card untouched
+            if job.claim.start() {
+                let work = job.work;
+                if catch_unwind(AssertUnwindSafe(|| work(&mut worker))).is_err() {
+                    tracing::error!(reader = %worker.reader, "a card job panicked; its connection is dropped");
+                    worker.card = None;
+                }
+            }
+        }
+        lane.queued.fetch_sub(1, Ordering::AcqRel);
+    }
+    let mut worker = lock(&lane.worker);
+    worker.card = None;
+    worker.closed = true;
+    tracing::debug!(reader = %worker.reader, "reader worker stopped");
+}
+
+/// A reader's card and what is known of it (the state behind a [`Lane`]).
 struct Worker {
     reader: String,
     shared: Arc<Shared>,
     card: Option<PooledCard>,
     /// The watcher's count of changes on the reader when the connection was last checked or made.
     checked: Option<u64>,
+    /// The worker thread has ended: the card is released for good.
+    closed: bool,
 }
 
 impl Worker {
-    /// Runs the queue's jobs until the pool is dropped or shut down; the card is released before it returns.
-    fn serve(mut self, jobs: mpsc::Receiver<Job>) {
-        while let Ok(job) = jobs.recv() {
-            if !job.claim.start() {
-                continue; // its caller gave up (busy, or gone): the card is not touched
-            }
-            let work = job.work;
-            if catch_unwind(AssertUnwindSafe(|| work(&mut self))).is_err() {
-                tracing::error!(reader = %self.reader, "a card job panicked; its connection is dropped");
-                self.card = None;
-            }
-        }
-        self.card = None;
-        tracing::debug!(reader = %self.reader, "reader worker stopped");
-    }
-
     /// The card, connected again if the one known is gone (or none was): checked with pcscd only when the watcher
     /// saw a change on the reader since the last check (or there is no watcher).
     fn card(&mut self) -> Result<&mut PooledCard, card_core::Error> {

@@ -35,7 +35,7 @@ use std::fmt;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use zeroize::Zeroizing;
+use zeroize::{Zeroize, Zeroizing};
 
 use pcsc::{Card, Context, Disposition, Protocols, Scope, ShareMode};
 
@@ -208,7 +208,14 @@ impl PcscTransport {
     fn start(&mut self, ctx: Option<Context>) -> Result<(), TransportError> {
         let (requests, calls) = mpsc::channel();
         let (done, ended) = mpsc::sync_channel::<()>(0);
-        let owner = Owner { ctx, reader: self.reader.clone(), card: None, atr: Vec::new(), stale: true };
+        let owner = Owner {
+            ctx,
+            reader: self.reader.clone(),
+            card: None,
+            atr: Vec::new(),
+            stale: true,
+            buf: Zeroizing::new(vec![0u8; pcsc::MAX_BUFFER_SIZE_EXTENDED]),
+        };
         std::thread::Builder::new()
             .name(format!("pcsc {}", self.reader))
             .spawn(move || {
@@ -318,6 +325,9 @@ struct Owner {
     atr: Vec<u8>,
     /// The card handle must be re-established before the next transaction.
     stale: bool,
+    /// Where answers are received: allocated once per connection (an extended APDU's 64 KiB), the part an answer
+    /// used wiped right after it is copied out, all of it when the connection ends.
+    buf: Zeroizing<Vec<u8>>,
 }
 
 impl Owner {
@@ -404,7 +414,7 @@ impl Owner {
             let _ = begun.send(Err(e));
             return;
         }
-        let Owner { card, atr, stale, reader, .. } = self;
+        let Owner { card, atr, stale, reader, buf, .. } = self;
         let Some(card) = card.as_mut() else {
             let _ = begun.send(Err(TransportError::NoCard(reader.clone())));
             return;
@@ -418,7 +428,7 @@ impl Owner {
             }
         };
         let _ = begun.send(Ok(atr.clone()));
-        let mut tx = OwnedTx { tx, atr, stale, reader };
+        let mut tx = OwnedTx { tx, atr, stale, reader, buf };
         loop {
             match calls.recv() {
                 Ok(Request::Transmit(command, reply)) => {
@@ -474,6 +484,7 @@ struct OwnedTx<'a> {
     atr: &'a mut Vec<u8>,
     stale: &'a mut bool,
     reader: &'a str,
+    buf: &'a mut [u8],
 }
 
 impl OwnedTx<'_> {
@@ -512,11 +523,15 @@ impl OwnedTx<'_> {
     }
 
     fn transmit(&mut self, command: &[u8]) -> Result<Vec<u8>, TransportError> {
-        let mut buf = Zeroizing::new(vec![0u8; pcsc::MAX_BUFFER_SIZE_EXTENDED]);
-        let resp = match self.tx.transmit(command, &mut buf) {
+        let resp = match self.tx.transmit(command, self.buf) {
             Ok(resp) => resp.to_vec(),
-            Err(e) => return Err(self.fail(e)),
+            Err(e) => {
+                self.buf.zeroize();
+                return Err(self.fail(e));
+            }
         };
+        // only the answer was written: wipe that part (an answer may carry key-derived data)
+        self.buf[..resp.len()].zeroize();
         // an empty answer may be a vanished card; a 1-byte one is the card's own (malformed) answer, for the engine
         if resp.is_empty() {
             return Err(self.diagnose_empty_response());
@@ -526,11 +541,15 @@ impl OwnedTx<'_> {
 
     /// `SCardControl` on the card's handle within the transaction.
     fn control(&mut self, code: pcsc::ffi::DWORD, input: &[u8]) -> Result<Vec<u8>, TransportError> {
-        let mut buf = Zeroizing::new(vec![0u8; pcsc::MAX_BUFFER_SIZE_EXTENDED]);
-        match self.tx.control(code, input, &mut buf) {
-            Ok(answer) => Ok(answer.to_vec()),
-            Err(e) => Err(self.fail(e)),
-        }
+        let answer = match self.tx.control(code, input, self.buf) {
+            Ok(answer) => answer.to_vec(),
+            Err(e) => {
+                self.buf.zeroize();
+                return Err(self.fail(e));
+            }
+        };
+        self.buf[..answer.len()].zeroize();
+        Ok(answer)
     }
 
     fn reset(&mut self) -> Result<Vec<u8>, TransportError> {
