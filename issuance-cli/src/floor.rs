@@ -47,6 +47,7 @@ use crate::cos::{CosAdapter, ReferenceCos};
 use crate::pin::Pin;
 use crate::plan::{Plan, Step};
 use crate::prepare::{algorithm_of, CardKeys};
+use crate::verify;
 use crate::{Defect, Error};
 
 /// The floor of a plan (see the module docs).
@@ -89,14 +90,12 @@ impl Tally<'_> {
         response
     }
 
-    /// [`Tally::count`] of a command card-core builds.
-    fn command(
-        &mut self,
-        command: Result<card_core::apdu::Command, card_core::apdu::ApduError>,
-        data_len: usize,
-    ) -> Result<(), Error> {
-        let command = command.map_err(card_core::Error::from)?;
-        self.count(&command.to_bytes(), data_len);
+    /// [`Tally::count`] of a command as built (card-core's builders, or [`verify`]'s).
+    fn command<E>(&mut self, command: Result<card_core::apdu::Command, E>, data_len: usize) -> Result<(), Error>
+    where
+        Error: From<E>,
+    {
+        self.count(&command?.to_bytes(), data_len);
         Ok(())
     }
 }
@@ -159,7 +158,6 @@ impl Plan {
     /// Counts the least verification of this plan's card into `tally`.
     fn least_verification(&self, tally: &mut Tally<'_>) -> Result<(), Error> {
         let zeros = [0u8; 8];
-        let mut efs: Vec<(&str, &str, Vec<&Step>)> = Vec::new();
         for s in &self.steps {
             match s {
                 Step::WriteKey { kid, usage, .. } if usage == "master" || usage == "external-auth" => {
@@ -170,30 +168,18 @@ impl Plan {
                     tally.command(command::internal_authenticate(&zeros, &zeros), 8)?;
                 }
                 Step::SetPin { length, .. } => tally.command(command::verify_pin(&vec![0; *length]), 0)?,
-                Step::WriteRecord { df, ef, .. } => match efs.iter_mut().find(|(d, e, _)| d == df && e == ef) {
-                    Some((_, _, writes)) => writes.push(s),
-                    None => efs.push((df, ef, vec![s])),
-                },
                 Step::WriteBinary { sfi, data, .. } => {
                     for (i, chunk) in data.chunks(crate::cos::BINARY_CHUNK).enumerate() {
                         let le = u32::try_from(chunk.len()).unwrap_or(0);
-                        let read = if i == 0 {
-                            command::read_binary_sfi(*sfi, le)
-                        } else {
-                            command::read_binary(u16::try_from(i * crate::cos::BINARY_CHUNK).unwrap_or(0), le)
-                        };
+                        let read = verify::read_binary_chunk(*sfi, i * crate::cos::BINARY_CHUNK, le, data.len());
                         tally.command(read, chunk.len())?;
                     }
                 }
                 _ => {}
             }
         }
-        for (_, _, mut writes) in efs {
-            writes.sort_by_key(|s| match s {
-                Step::WriteRecord { record, .. } => *record,
-                _ => 0,
-            });
-            if let Some((_, sfi, all)) = crate::verify::whole_ef(&writes) {
+        for writes in verify::records_by_ef(&self.steps) {
+            if let Some((_, sfi, all)) = verify::whole_ef(&writes) {
                 tally.command(command::read_records_from(1, sfi), all.len())?;
                 continue;
             }

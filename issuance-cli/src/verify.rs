@@ -178,22 +178,10 @@ pub(crate) fn whole_ef(writes: &[&Step]) -> Option<(String, u8, Vec<u8>)> {
 /// is cleared by the first card that refuses the mode), else record by record; transparent EFs in chunks.
 fn read_back_df(tx: &mut Tx<'_>, written: &[&Step], read_all: &mut bool) -> Result<(), Error> {
     use card_core::apdu::StatusWord;
-    // the record writes of each EF, by EF, in the plan's order
-    let mut by_ef: Vec<(String, Vec<&Step>)> = Vec::new();
-    for s in written {
-        match s {
-            Step::WriteRecord { ef, .. } => match by_ef.iter_mut().find(|(e, _)| e == ef) {
-                Some((_, v)) => v.push(s),
-                None => by_ef.push((ef.clone(), vec![s])),
-            },
-            _ => read_back(tx, s)?,
-        }
+    for s in written.iter().filter(|s| !matches!(s, Step::WriteRecord { .. })) {
+        read_back(tx, s)?;
     }
-    for (_, mut writes) in by_ef {
-        writes.sort_by_key(|s| match s {
-            Step::WriteRecord { record, .. } => *record,
-            _ => 0,
-        });
+    for writes in records_by_ef(written.iter().copied()) {
         if *read_all {
             if let Some((ef, sfi, want)) = whole_ef(&writes) {
                 let r = tx.exchange(&command::read_records_from(1, sfi)?)?;
@@ -216,6 +204,42 @@ fn read_back_df(tx: &mut Tx<'_>, written: &[&Step], read_all: &mut bool) -> Resu
         }
     }
     Ok(())
+}
+
+/// The record writes among `steps`, one group per EF (DF and EF name) in the order the EFs first appear, each in
+/// record order: what one READ RECORD "all" of the EF answers ([`whole_ef`]).
+pub(crate) fn records_by_ef<'a>(steps: impl IntoIterator<Item = &'a Step>) -> Vec<Vec<&'a Step>> {
+    let mut by_ef: Vec<((&str, &str), Vec<&Step>)> = Vec::new();
+    for s in steps {
+        if let Step::WriteRecord { df, ef, .. } = s {
+            match by_ef.iter_mut().find(|(k, _)| *k == (df.as_str(), ef.as_str())) {
+                Some((_, v)) => v.push(s),
+                None => by_ef.push(((df, ef), vec![s])),
+            }
+        }
+    }
+    by_ef
+        .into_iter()
+        .map(|(_, mut writes)| {
+            writes.sort_by_key(|s| match s {
+                Step::WriteRecord { record, .. } => *record,
+                _ => 0,
+            });
+            writes
+        })
+        .collect()
+}
+
+/// READ BINARY of `le` bytes at `offset` of the transparent EF `sfi`: by its short file id for the first chunk
+/// (which also selects it), in the current EF after.
+pub(crate) fn read_binary_chunk(
+    sfi: u8,
+    offset: usize,
+    le: u32,
+    len: usize,
+) -> Result<card_core::apdu::Command, Error> {
+    let off = u16::try_from(offset).map_err(|_| Defect::BinaryTooLong { len })?;
+    Ok(if off == 0 { command::read_binary_sfi(sfi, le) } else { command::read_binary(off, le) }?)
 }
 
 /// The number and tag of the first record of `writes` that `got` (the records concatenated) does not hold.
@@ -267,10 +291,8 @@ fn read_back(tx: &mut Tx<'_>, s: &Step) -> Result<(), Error> {
             let mut got = Vec::with_capacity(data.len());
             while got.len() < data.len() {
                 let want = (data.len() - got.len()).min(BINARY_CHUNK);
-                let off = u16::try_from(got.len()).map_err(|_| Defect::BinaryTooLong { len: data.len() })?;
                 let le = u32::try_from(want).unwrap_or(0);
-                let cmd = if off == 0 { command::read_binary_sfi(*sfi, le) } else { command::read_binary(off, le) };
-                let chunk = tx.exchange_ok(&cmd?)?;
+                let chunk = tx.exchange_ok(&read_binary_chunk(*sfi, got.len(), le, data.len())?)?;
                 if chunk.is_empty() {
                     break;
                 }

@@ -20,19 +20,8 @@ struct Issued {
 }
 
 impl Issued {
-    /// `issued / floor` for APDUs, bytes and modeled time.
-    fn ratios(&self) -> (f64, f64, f64) {
-        let f = &self.floor;
-        (
-            self.apdus as f64 / f.apdus as f64,
-            self.bytes as f64 / f.bytes as f64,
-            self.modeled.as_secs_f64() / f.modeled.as_secs_f64(),
-        )
-    }
-
-    /// `issued / verified floor` for APDUs, bytes and modeled time.
-    fn verified_ratios(&self) -> (f64, f64, f64) {
-        let f = &self.verified_floor;
+    /// `issued / f` for APDUs, bytes and modeled time (`f`: the floor or the verified floor).
+    fn ratios(&self, f: &issuance::floor::Floor) -> (f64, f64, f64) {
         (
             self.apdus as f64 / f.apdus as f64,
             self.bytes as f64 / f.bytes as f64,
@@ -110,7 +99,7 @@ fn check(
     ratio: f64,
 ) {
     let c = issue_one(g);
-    let (ra, rb, rt) = c.ratios();
+    let (ra, rb, rt) = c.ratios(&c.floor);
     println!(
         "gen {g}: floor {} APDUs {} bytes {} pages {:?}; issued {} APDUs ({} verification) {} bytes {:?}; \
          ratio APDUs {ra:.3} bytes {rb:.3} modeled {rt:.3}",
@@ -123,7 +112,7 @@ fn check(
         c.bytes,
         c.modeled
     );
-    let (va, vb, vt) = c.verified_ratios();
+    let (va, vb, vt) = c.ratios(&c.verified_floor);
     let v = &c.verified_floor;
     println!(
         "gen {g}: verified floor {} APDUs {} bytes {} pages {:?}; ratio APDUs {va:.3} bytes {vb:.3} modeled {vt:.3}",

@@ -276,14 +276,10 @@ impl Lane {
         if worker.closed {
             return Ok(Err(PoolError::Closed));
         }
-        let reader = worker.reader.clone();
-        Ok(tokio::task::block_in_place(|| match catch_unwind(AssertUnwindSafe(|| worker.run(job))) {
-            Ok(result) => result,
-            Err(_) => {
-                tracing::error!(reader = %reader, "a card job panicked; its connection is dropped");
-                worker.card = None;
-                Err(PoolError::Internal { reader, what: "the request's job failed" })
-            }
+        Ok(tokio::task::block_in_place(|| {
+            worker.guarded(|w| w.run(job)).unwrap_or_else(|| {
+                Err(PoolError::Internal { reader: worker.reader.clone(), what: "the request's job failed" })
+            })
         }))
     }
 }
@@ -782,11 +778,8 @@ fn serve(lane: &Lane, jobs: mpsc::Receiver<Job>) {
             let mut worker = lock(&lane.worker);
             // a caller that gave up (busy, or gone) leaves the card untouched
             if job.claim.start() {
-                let work = job.work;
-                if catch_unwind(AssertUnwindSafe(|| work(&mut worker))).is_err() {
-                    tracing::error!(reader = %worker.reader, "a card job panicked; its connection is dropped");
-                    worker.card = None;
-                }
+                // a job that panicked has dropped its reply: its caller learns it from that
+                let _ = worker.guarded(job.work);
             }
         }
         lane.queued.fetch_sub(1, Ordering::AcqRel);
@@ -809,6 +802,18 @@ struct Worker {
 }
 
 impl Worker {
+    /// Runs `job` on this reader's card; `None` if it panicked, and then its connection is dropped.
+    fn guarded<T>(&mut self, job: impl FnOnce(&mut Worker) -> T) -> Option<T> {
+        match catch_unwind(AssertUnwindSafe(|| job(self))) {
+            Ok(out) => Some(out),
+            Err(_) => {
+                tracing::error!(reader = %self.reader, "a card job panicked; its connection is dropped");
+                self.card = None;
+                None
+            }
+        }
+    }
+
     /// The card, connected again if the one known is gone (or none was): checked with pcscd only when the watcher
     /// saw a change on the reader since the last check (or there is no watcher).
     fn card(&mut self) -> Result<&mut PooledCard, card_core::Error> {

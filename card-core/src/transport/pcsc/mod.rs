@@ -522,16 +522,24 @@ impl OwnedTx<'_> {
         }
     }
 
-    fn transmit(&mut self, command: &[u8]) -> Result<Vec<u8>, TransportError> {
-        let resp = match self.tx.transmit(command, self.buf) {
-            Ok(resp) => resp.to_vec(),
+    /// The answer copied out of the receive buffer, and the buffer wiped: the part the answer used (only that was
+    /// written; an answer may carry key-derived data), all of it after an error.
+    fn received(&mut self, answer: Result<Vec<u8>, pcsc::Error>) -> Result<Vec<u8>, TransportError> {
+        match answer {
+            Ok(answer) => {
+                self.buf[..answer.len()].zeroize();
+                Ok(answer)
+            }
             Err(e) => {
                 self.buf.zeroize();
-                return Err(self.fail(e));
+                Err(self.fail(e))
             }
-        };
-        // only the answer was written: wipe that part (an answer may carry key-derived data)
-        self.buf[..resp.len()].zeroize();
+        }
+    }
+
+    fn transmit(&mut self, command: &[u8]) -> Result<Vec<u8>, TransportError> {
+        let answer = self.tx.transmit(command, self.buf).map(<[u8]>::to_vec);
+        let resp = self.received(answer)?;
         // an empty answer may be a vanished card; a 1-byte one is the card's own (malformed) answer, for the engine
         if resp.is_empty() {
             return Err(self.diagnose_empty_response());
@@ -541,15 +549,8 @@ impl OwnedTx<'_> {
 
     /// `SCardControl` on the card's handle within the transaction.
     fn control(&mut self, code: pcsc::ffi::DWORD, input: &[u8]) -> Result<Vec<u8>, TransportError> {
-        let answer = match self.tx.control(code, input, self.buf) {
-            Ok(answer) => answer.to_vec(),
-            Err(e) => {
-                self.buf.zeroize();
-                return Err(self.fail(e));
-            }
-        };
-        self.buf[..answer.len()].zeroize();
-        Ok(answer)
+        let answer = self.tx.control(code, input, self.buf).map(<[u8]>::to_vec);
+        self.received(answer)
     }
 
     fn reset(&mut self) -> Result<Vec<u8>, TransportError> {
