@@ -1,6 +1,7 @@
 //! End to end through the real PC/SC stack: `card-sim` (the binary) connects to vsmartcard-vpcd inside
-//! pcscd as the card of `Virtual PCD 00 00`; the host side is card-core's `PcscTransport` and, for an
-//! independent check, OpenSC's `opensc-tool`.
+//! pcscd as the card of `Virtual PCD 00 00`; the host side is card-core's `PcscTransport` (and, for the recovery
+//! tests, its `DirectPcscTransport`, which makes the same calls on the caller's thread) and, for an independent
+//! check, OpenSC's `opensc-tool`.
 //!
 //! Needs pcscd with vsmartcard-vpcd (`cargo xtask test` installs and starts both). The virtual readers are
 //! shared by every end-to-end test of the workspace: each test holds `/tmp/sscard-vpcd.lock`.
@@ -11,7 +12,8 @@ use std::time::Duration;
 
 use card_core::apdu::{Command, Ins, StatusWord};
 use card_core::transport::{
-    list_readers, wait_for_card, CardTransactionExt, PcscTransport, RecordingTransport, Transport, TransportError,
+    list_readers, wait_for_card, CardTransactionExt, DirectPcscTransport, PcscTransport, RecordingTransport, Transport,
+    TransportError,
 };
 use card_core::Error;
 
@@ -118,11 +120,21 @@ fn t0_mode_get_response_through_pcscd() {
 /// card is back.
 #[test]
 fn card_removed_mid_operation_then_reinserted() {
+    removed_mid_operation_then_reinserted(|| PcscTransport::connect(&reader()));
+}
+
+/// The same with the PC/SC calls on the caller's thread.
+#[test]
+fn card_removed_mid_operation_then_reinserted_direct() {
+    removed_mid_operation_then_reinserted(|| DirectPcscTransport::connect(&reader()));
+}
+
+fn removed_mid_operation_then_reinserted<T: Transport>(connect: impl Fn() -> Result<T, TransportError>) {
     let _lock = vpcd_lock();
     // APDU 1 SELECT goes through, APDU 2 READ RECORD tears the card out
     let mut sim =
         Sim::start("gen2-personalized.json", &["--tear-after", "2", "--tear-point", "before-write", "--save"]);
-    let mut card = PcscTransport::connect(&reader()).unwrap();
+    let mut card = connect().unwrap();
     {
         let mut tx = card.transaction().unwrap();
         tx.exchange_ok(&select_ssse()).unwrap();
@@ -148,9 +160,19 @@ fn card_removed_mid_operation_then_reinserted() {
 /// itself; the card's security state is gone (a verified PIN must be verified again).
 #[test]
 fn reset_by_another_application_is_recovered() {
+    reset_by_another_application(|| PcscTransport::connect(&reader()));
+}
+
+/// The same with the PC/SC calls on the caller's thread.
+#[test]
+fn reset_by_another_application_is_recovered_direct() {
+    reset_by_another_application(|| DirectPcscTransport::connect(&reader()));
+}
+
+fn reset_by_another_application<T: Transport>(connect: impl Fn() -> Result<T, TransportError>) {
     let _lock = vpcd_lock();
     let _sim = Sim::start("gen2-personalized.json", &[]);
-    let mut card = PcscTransport::connect(&reader()).unwrap();
+    let mut card = connect().unwrap();
     let pin = Command::new(0x00, Ins::VERIFY, 0, 0).with_data(vec![0x12, 0x34, 0x56]).unwrap().sensitive();
     let pin_status = Command::new(0x00, Ins::VERIFY, 0, 0);
     {
@@ -212,10 +234,20 @@ fn sigterm_saves_the_image() {
 /// transport re-establishes its PC/SC context, without a restart of either.
 #[test]
 fn pcscd_restart_is_recovered() {
+    pcscd_restart(|| PcscTransport::connect(&reader()));
+}
+
+/// The same with the PC/SC calls on the caller's thread.
+#[test]
+fn pcscd_restart_is_recovered_direct() {
+    pcscd_restart(|| DirectPcscTransport::connect(&reader()));
+}
+
+fn pcscd_restart<T: Transport>(connect: impl Fn() -> Result<T, TransportError>) {
     let _lock = vpcd_lock();
     let _back = pcscd::Back;
     let _sim = Sim::start("gen2-personalized.json", &[]);
-    let mut card = PcscTransport::connect(&reader()).unwrap();
+    let mut card = connect().unwrap();
     card.transaction().unwrap().exchange_ok(&select_ssse()).unwrap();
 
     pcscd::stop();

@@ -29,6 +29,9 @@
 //!   "paced_9600": { the same } }
 //! ```
 //!
+//! The agent runs on its own runtime (`terminal_agent::service::runtime`, one thread) driven by a thread of its own;
+//! `AGENT_BENCH_RUNTIME=multi-thread` runs it on a default multi-thread runtime instead, for comparison.
+//!
 //! `AGENT_BENCH_N` sets the samples of the unpaced runs (1000), `AGENT_BENCH_PACED_N` those of the paced runs (20: a
 //! paced read of 3 APDUs takes about 280 ms). With c clients, each makes ⌈samples / c⌉ timed requests.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -89,7 +92,11 @@ fn main() {
     let _lock = vpcd_lock();
     let unpaced = env_usize("AGENT_BENCH_N", 1000).max(1);
     let paced = env_usize("AGENT_BENCH_PACED_N", 20).max(1);
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    // the agent's own runtime (one thread), driven by a thread of its own as `sscard-agent serve` drives it
+    let runtime = Arc::new(match std::env::var("AGENT_BENCH_RUNTIME").as_deref() {
+        Ok("multi-thread") => tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap(),
+        _ => terminal_agent::service::runtime().unwrap(),
+    });
     let mut out = serde_json::Map::new();
     for (label, pace, n) in [("unpaced", false, unpaced), ("paced_9600", true, paced)] {
         out.insert(label.to_owned(), run(&runtime, label, pace, n));
@@ -102,7 +109,7 @@ fn main() {
 }
 
 /// One card (paced or not): direct, raw and agent measurements.
-fn run(runtime: &tokio::runtime::Runtime, label: &str, pace: bool, n: usize) -> Value {
+fn run(runtime: &Arc<tokio::runtime::Runtime>, label: &str, pace: bool, n: usize) -> Value {
     let mut sim = SimTransport::with_timing(fixture_card("gen2-personalized.json"), TimingModel::with_bit_rate(9600));
     sim.set_pace(pace);
     let inserted = Reader0::insert(sim);
@@ -119,9 +126,12 @@ fn run(runtime: &tokio::runtime::Runtime, label: &str, pace: bool, n: usize) -> 
     let server = runtime.block_on(Server::bind(config, Arc::new(NoKeys))).unwrap();
     let port = server.port();
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let serving = runtime.spawn(server.run(async move {
-        let _ = stop_rx.await;
-    }));
+    let rt = runtime.clone();
+    let serving = std::thread::spawn(move || {
+        rt.block_on(server.run(async move {
+            let _ = stop_rx.await;
+        }))
+    });
     let mut client = Client::new(port);
     let readers = client.get("/v1/readers", &[("Origin", ORIGIN)]).json();
     let index =
@@ -230,7 +240,7 @@ fn run(runtime: &tokio::runtime::Runtime, label: &str, pace: bool, n: usize) -> 
         agent.insert(clients.to_string(), stats);
     }
     let _ = stop_tx.send(());
-    runtime.block_on(serving).unwrap().unwrap();
+    serving.join().unwrap().unwrap();
     drop(inserted);
 
     let (direct, raw, http) = (latency(direct), latency(raw), latency(http));

@@ -1,6 +1,6 @@
 //! The reader pool through the real stack (pcscd + vpcd + card-sim in `Virtual PCD 00 00`): exclusive jobs in
 //! arrival order, the bounded wait, a card pulled and re-inserted, the two-step read with a back end holding
-//! the test keys, unknown and expired sessions.
+//! the test keys, unknown and expired sessions, a mute card given up on after the card timeout.
 //!
 //! Each test ends with `ReaderPool::shutdown` before its card is removed: vpcd may miss the next test's
 //! insertion when the card is removed while a worker is closing its handle.
@@ -37,6 +37,7 @@ fn terminal() -> TerminalIds {
 fn pool(queue_wait: Duration, two_step_timeout: Duration, keys: Arc<dyn SecurityModule + Send + Sync>) -> ReaderPool {
     let config = PoolConfig {
         queue_wait,
+        card_timeout: card_core::transport::DEFAULT_CARD_TIMEOUT,
         two_step_timeout,
         terminal: terminal(),
         profile: Arc::new(Profile::builtin().clone()),
@@ -171,80 +172,94 @@ fn thread_name() -> String {
     std::thread::current().name().unwrap_or("(unnamed)").to_owned()
 }
 
-/// On a multi-thread runtime a job that finds its reader idle runs on the request's own thread (no hand-off to the
-/// reader's worker and back); jobs that arrive while it holds the card wait in the worker's queue and run there, in
-/// their order, after it; then the reader is idle again and the next job runs on its caller's thread once more.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_idle_reader_runs_the_job_inline_and_a_busy_one_queues_it() {
-    let _lock = vpcd_lock();
-    let _card = Reader0::insert_fixture("gen2-personalized.json");
-    let pool = pool(Duration::from_secs(20), Duration::from_secs(5), Arc::new(NoKeys));
-    let worker_thread = format!("reader {READER}");
-
-    let ran_on = pool.run(READER, |card, keys| card.read_basic(keys).map(|_| thread_name())).await.unwrap();
-    assert_ne!(ran_on, worker_thread, "an idle reader's job runs on the caller's thread");
-
-    // a job holds the card (inline: the reader is idle); two more arrive meanwhile
-    let log: Arc<Mutex<Vec<(usize, String)>>> = Arc::default();
-    let (started_tx, started) = tokio::sync::oneshot::channel();
-    let (release, release_rx) = std::sync::mpsc::channel::<()>();
-    let holder = tokio::spawn({
-        let (pool, log) = (pool.clone(), log.clone());
-        async move {
-            pool.run(READER, move |card, keys| {
-                let info = card.read_basic(keys)?;
-                let _ = started_tx.send(());
-                release_rx.recv_timeout(Duration::from_secs(10)).expect("released by the test");
-                log.lock().unwrap().push((0, thread_name()));
-                Ok(info.name)
-            })
-            .await
-        }
-    });
-    tokio::time::timeout(Duration::from_secs(10), started).await.unwrap().unwrap();
-    let queued = |i: usize| {
-        let (pool, log) = (pool.clone(), log.clone());
-        tokio::spawn(async move {
-            pool.run(READER, move |card, keys| {
-                let info = card.read_basic(keys)?;
-                log.lock().unwrap().push((i, thread_name()));
-                Ok(info.name)
-            })
-            .await
-        })
-    };
-    let first = queued(1);
-    tokio::time::sleep(Duration::from_millis(50)).await;
-    let second = queued(2);
-    tokio::time::sleep(Duration::from_millis(50)).await;
-    release.send(()).unwrap();
-    for h in [holder, first, second] {
-        assert_eq!(h.await.unwrap().unwrap().as_deref(), Some("张三"));
-    }
-    let log = log.lock().unwrap().clone();
-    let order: Vec<usize> = log.iter().map(|(i, _)| *i).collect();
-    assert_eq!(order, vec![0, 1, 2], "arrival order: {log:?}");
-    assert_ne!(log[0].1, worker_thread, "the holder ran inline");
-    assert_eq!(log[1].1, worker_thread, "a job that found the card held waits for the worker");
-    assert_eq!(log[2].1, worker_thread);
-
-    let ran_on = pool.run(READER, |card, keys| card.read_basic(keys).map(|_| thread_name())).await.unwrap();
-    assert_ne!(ran_on, worker_thread, "idle again: inline again");
-    pool.shutdown().await;
-    let closed = pool.run(READER, |card, keys| card.read_basic(keys)).await;
-    assert!(matches!(closed, Err(PoolError::Closed)), "{closed:?}");
+/// The names of this process's threads (as the kernel keeps them: 15 bytes).
+fn threads() -> Vec<String> {
+    std::fs::read_dir("/proc/self/task")
+        .unwrap()
+        .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
+        .map(|n| n.trim_end().to_owned())
+        .collect()
 }
 
-/// A current-thread runtime may not block: every job goes through the reader's worker there.
-#[tokio::test(flavor = "current_thread")]
-async fn a_current_thread_runtime_hands_every_job_to_the_worker() {
+/// Every job runs on the reader's worker thread, on the agent's runtime as on a multi-thread one, and the worker
+/// makes the PC/SC calls itself: the pool's connection has no PC/SC thread of its own (card-core's
+/// `PcscTransport` names its thread `pcsc <reader>`).
+#[test]
+fn every_job_runs_on_the_readers_worker_which_makes_the_pcsc_calls() {
     let _lock = vpcd_lock();
     let _card = Reader0::insert_fixture("gen2-personalized.json");
-    let pool = pool(Duration::from_secs(20), Duration::from_secs(5), Arc::new(NoKeys));
-    for _ in 0..2 {
-        let ran_on = pool.run(READER, |card, keys| card.read_basic(keys).map(|_| thread_name())).await.unwrap();
-        assert_eq!(ran_on, format!("reader {READER}"));
+    let runtimes = [
+        terminal_agent::service::runtime().unwrap(),
+        tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap(),
+    ];
+    for runtime in runtimes {
+        runtime.block_on(async {
+            let pool = pool(Duration::from_secs(20), Duration::from_secs(5), Arc::new(NoKeys));
+            for _ in 0..2 {
+                let ran_on = pool.run(READER, |card, keys| card.read_basic(keys).map(|_| thread_name())).await.unwrap();
+                assert_eq!(ran_on, format!("reader {READER}"));
+            }
+            let pcsc_thread: String = format!("pcsc {READER}").chars().take(15).collect();
+            assert!(!threads().contains(&pcsc_thread), "{:?}", threads());
+            pool.shutdown().await;
+        });
     }
+}
+
+/// A card that never answers (vpcd waits for card-sim's answer, so does pcscd's `SCardTransmit`): the job fails
+/// with `NoAnswer` once its call is a card timeout old, and so does the job queued behind it, without running;
+/// the next job starts a new worker. The stuck call returns when the card is pulled; a good card is then read by
+/// the same pool.
+#[tokio::test(flavor = "current_thread")]
+async fn a_mute_card_fails_its_jobs_after_the_card_timeout_and_the_reader_recovers() {
+    let _lock = vpcd_lock();
+    let mut sim = card_sim::SimTransport::new(testkit::fixture_card("gen2-personalized.json"));
+    sim.set_hostile(Some("empty:B2".parse().unwrap()));
+    let mute = Reader0::insert(sim);
+    let card_timeout = Duration::from_millis(700);
+    let config = PoolConfig {
+        queue_wait: Duration::from_secs(30),
+        card_timeout,
+        two_step_timeout: Duration::from_secs(5),
+        terminal: terminal(),
+        profile: Arc::new(Profile::builtin().clone()),
+    };
+    let pool = ReaderPool::new(config, Arc::new(NoKeys));
+
+    let t0 = Instant::now();
+    let ran = Arc::new(Mutex::new(false));
+    let queued = {
+        let ran = ran.clone();
+        pool.run(READER, move |_, _| {
+            *ran.lock().unwrap() = true;
+            Ok(())
+        })
+    };
+    let both = async {
+        tokio::join!(pool.run(READER, |card, keys| card.read_basic(keys)), async {
+            // behind the stuck job in the queue
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            queued.await
+        })
+    };
+    let (stuck, queued) = tokio::time::timeout(Duration::from_secs(30), both).await.expect("the jobs were given up on");
+    let waited = t0.elapsed();
+    for r in [stuck.map(|_| ()), queued] {
+        match r {
+            Err(PoolError::Card(Error::Transport(TransportError::NoAnswer { waited }))) => {
+                assert_eq!(waited, card_timeout)
+            }
+            other => panic!("expected NoAnswer, got {other:?}"),
+        }
+    }
+    assert!(waited >= card_timeout, "NoAnswer after {waited:?}");
+    assert!(!*ran.lock().unwrap(), "the job queued behind the stuck one must not run");
+
+    // the card pulled: the stuck call returns, the abandoned worker releases its card; a good card works
+    mute.remove();
+    let _good = Reader0::insert_fixture("gen2-personalized.json");
+    let info = pool.run(READER, |card, keys| card.read_basic(keys)).await.unwrap();
+    assert_eq!(info.name.as_deref(), Some("张三"));
     pool.shutdown().await;
 }
 

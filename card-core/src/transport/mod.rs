@@ -27,8 +27,8 @@ use std::fmt;
 pub use engine::{exchange, CardTransactionExt, ExchangeError, MAX_GET_RESPONSE_ROUNDS, MAX_RESPONSE_LEN};
 #[cfg(feature = "pcsc")]
 pub use pcsc::{
-    list_readers, reader_name, reader_states, wait_for_card, wait_for_removal, PcscTransport, ReaderChange,
-    ReaderSelector, ReaderStatus, ReaderWatcher, WatchCanceller, DEFAULT_CARD_TIMEOUT,
+    list_readers, reader_name, reader_states, wait_for_card, wait_for_removal, DirectPcscTransport, PcscTransport,
+    ReaderChange, ReaderSelector, ReaderStatus, ReaderWatcher, WatchCanceller, DEFAULT_CARD_TIMEOUT,
 };
 pub use pinpad::{Control, Feature, PinEntryError, ReaderFeatures};
 pub use recording::{Counters, Exchange, RecordingTransport};

@@ -120,7 +120,7 @@ pub fn serve(a: ServeArgs) -> Result<(), Failure> {
             KeyArgs::local(key_file.clone(), keystore.clone(), passphrase_file.clone(), region.clone()).module()?
         }
     };
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let runtime = crate::service::runtime()?;
     runtime.block_on(async move {
         let server = Server::bind(config, Arc::from(keys)).await.map_err(|e| Failure::Usage(e.to_string()))?;
         // the handlers are in place before the agent says it listens: a SIGTERM right after is a clean stop

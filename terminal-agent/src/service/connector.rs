@@ -1,7 +1,7 @@
 //! The seam between the agent and its card readers: everything the reader pool, the reader routes and the
 //! events socket need from "the readers" goes through a [`CardConnector`].
 //!
-//! - [`PcscReaders`] (the default): pcscd, through card-core's `PcscTransport`, `reader_states` and
+//! - [`PcscReaders`] (the default): pcscd, through card-core's `DirectPcscTransport`, `reader_states` and
 //!   `ReaderWatcher`;
 //! - [`InProcessReaders`]: readers and cards inside the process (card-sim's `SimTransport` in tests), so the
 //!   router can be tested with `tower::ServiceExt::oneshot` without pcscd.
@@ -10,12 +10,11 @@
 //! reaches the card it was made to (the pool connects again when it does not).
 
 use std::sync::{mpsc, Arc, Mutex, MutexGuard, PoisonError};
-use std::time::Duration;
 
 use card_core::apdu::Sensitivity;
 use card_core::transport::{
-    list_readers, reader_name, reader_states, CardTransaction, PcscTransport, ReaderChange, ReaderSelector,
-    ReaderStatus, ReaderWatcher, Transport, TransportError, DEFAULT_CARD_TIMEOUT,
+    list_readers, reader_name, reader_states, CardTransaction, DirectPcscTransport, PcscTransport, ReaderChange,
+    ReaderSelector, ReaderStatus, ReaderWatcher, Transport, TransportError,
 };
 
 use super::events::{Canceller, EventSource};
@@ -30,6 +29,12 @@ pub trait CardLink: Transport {
 impl CardLink for PcscTransport {
     fn is_live(&self) -> bool {
         PcscTransport::is_live(self)
+    }
+}
+
+impl CardLink for DirectPcscTransport {
+    fn is_live(&self) -> bool {
+        DirectPcscTransport::is_live(self)
     }
 }
 
@@ -57,25 +62,11 @@ pub trait CardConnector: Send + Sync {
     fn events(&self) -> Box<dyn EventSource>;
 }
 
-/// The readers pcscd knows (the default connector), with the card timeout of its connections (every PC/SC call on
-/// a card waits at most that long; see `PcscTransport`).
-#[derive(Clone, Copy, Debug)]
-pub struct PcscReaders {
-    card_timeout: Duration,
-}
-
-impl Default for PcscReaders {
-    fn default() -> Self {
-        PcscReaders { card_timeout: DEFAULT_CARD_TIMEOUT }
-    }
-}
-
-impl PcscReaders {
-    /// pcscd's readers, whose connections give up on a card call after `card_timeout`.
-    pub fn with_card_timeout(card_timeout: Duration) -> Self {
-        PcscReaders { card_timeout }
-    }
-}
+/// The readers pcscd knows (the default connector). Its connections are card-core's `DirectPcscTransport`: the
+/// PC/SC calls are made on the thread that uses the connection (the pool's reader worker) with no timeout of their
+/// own; the pool watches each call's deadline and abandons a worker stuck on a mute card.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct PcscReaders;
 
 impl CardConnector for PcscReaders {
     fn readers(&self) -> Result<Vec<ReaderStatus>, TransportError> {
@@ -91,9 +82,7 @@ impl CardConnector for PcscReaders {
     }
 
     fn connect(&self, reader: &str) -> Result<Box<dyn CardLink>, TransportError> {
-        let transport =
-            PcscTransport::connect_with_timeout(&ReaderSelector::Name(reader.to_owned()), self.card_timeout)?;
-        Ok(Box::new(transport))
+        Ok(Box::new(DirectPcscTransport::connect(&ReaderSelector::Name(reader.to_owned()))?))
     }
 
     fn events(&self) -> Box<dyn EventSource> {

@@ -103,6 +103,7 @@ impl Shared {
         let pool = ReaderPool::watched(
             PoolConfig {
                 queue_wait: config.queue_wait,
+                card_timeout: config.card_timeout,
                 two_step_timeout: config.two_step_timeout,
                 terminal: terminal.clone(),
                 profile: Arc::new(Profile::builtin().clone()),
@@ -286,6 +287,15 @@ async fn event_stream(
     }
 }
 
+/// The runtime the agent serves on (`sscard-agent serve`, and the benchmark): one thread. Nothing of the service
+/// blocks it — card jobs run on the readers' worker threads, pcscd's reader list on the blocking pool — and on a
+/// machine with few cores a multi-thread runtime's idle workers, woken to look for work at every I/O event, compete
+/// with the card's own threads (pcscd, the reader worker) for the CPU: measured on 2 cores, the agent's read of a
+/// fast card took 1.16–1.27× a direct read on a multi-thread runtime and 1.02–1.06× on this one (issue 15).
+pub fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread().enable_all().build()
+}
+
 /// The router over `state` (exposed for in-process tests).
 pub fn router(state: AppState, max_body: usize) -> Router {
     let v1 = Router::new()
@@ -319,8 +329,7 @@ impl Server {
     /// Binds 127.0.0.1:PORT and \[::1\]:PORT (the same port; port 0 picks a free one) and builds the service over
     /// pcscd's readers. Nothing else is ever bound: the agent is not reachable from the network.
     pub async fn bind(config: Config, keys: Arc<dyn SecurityModule + Send + Sync>) -> Result<Server, ServeError> {
-        let readers = PcscReaders::with_card_timeout(config.card_timeout);
-        Server::bind_with(config, keys, Arc::new(readers)).await
+        Server::bind_with(config, keys, Arc::new(PcscReaders)).await
     }
 
     /// [`Server::bind`] over the readers of `connector`.

@@ -19,33 +19,33 @@
 //!   meanwhile (and may end as `Busy`). An unknown id is [`PoolError::NoSession`]; one that came too late is
 //!   [`PoolError::SessionExpired`], the card having been released at the timeout. A caller that goes away
 //!   between the steps gives the session up ([`ReaderPool::abandon`]): the card is released at once.
-//! - A card that does not answer: every PC/SC call of a pooled connection waits at most the connector's card
-//!   timeout (`card_timeout_ms`; `PcscTransport` abandons the call), so a job on a mute card fails with
-//!   `TransportError::NoAnswer` (504 `card_timeout`) instead of holding the worker, and the worker connects again
-//!   for the next job (the error counts as a lost link).
-//! - A job of [`ReaderPool::run`] that finds its reader idle — nothing queued, no job or two-step hold running —
-//!   runs on the request's own thread instead (inside `tokio::task::block_in_place`, so the runtime's other tasks
-//!   move to another thread meanwhile): the hand-off to the worker and back would cost two thread wake-ups, most of
-//!   the agent's own time on a fast card (issue 15 §3). The worker's state (the connection, the watcher's count) is
-//!   behind one lock that both take, so one job at a time still holds the card; a job queued meanwhile waits for
-//!   that lock. On a current-thread runtime, where blocking is not allowed, every job goes through the queue.
-//! - Otherwise the async side never blocks: jobs go to the worker over a channel and come back over a
-//!   `tokio::sync::oneshot`; the bounded wait is a `tokio::time::timeout`.
+//! - The worker makes the PC/SC calls itself (pcscd's connector gives card-core's `DirectPcscTransport`): one
+//!   hand-off per job, to the worker and back, instead of two thread wake-ups per APDU to a connection's own PC/SC
+//!   thread — most of the agent's own time on a fast card (issue 15 §3).
+//! - A card that does not answer: the worker stamps every call on the card (connect, begin, APDU, liveness, reader
+//!   control) with its deadline, the card timeout (`card_timeout_ms`; a PIN typed on the pad may take the feature's
+//!   own wait). The requests waiting on the worker watch that stamp: when a call is past its deadline the worker is
+//!   abandoned — its requests fail with `TransportError::NoAnswer` (504 `card_timeout`), queued ones without
+//!   touching the card — and the next request starts a new worker with a new PC/SC context and connection. The
+//!   abandoned thread, once its stuck call returns (the card removed, pcscd stopped), releases its card and ends.
+//! - The async side never blocks: jobs go to the worker over a channel and come back over a `tokio::sync::oneshot`;
+//!   the bounded waits are tokio timers.
 
 use std::collections::HashMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::sync::{mpsc, Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
+use card_core::apdu::Sensitivity;
 use card_core::card::{
     Address, BasicInfo, ItemValues, SocialSecurityCard, TerminalIds, TwoStepRead, TwoStepReadItems, TwoStepWrite,
 };
 use card_core::national;
 use card_core::profile::Profile;
 use card_core::security::SecurityModule;
-use card_core::transport::{CardTransaction, Transport, TransportError};
-use tokio::sync::oneshot;
+use card_core::transport::{CardTransaction, Control, Transport, TransportError};
+use tokio::sync::{oneshot, watch};
 
 use super::connector::{CardConnector, CardLink, PcscReaders};
 use super::events::Presence;
@@ -60,6 +60,8 @@ pub type PooledCard = SocialSecurityCard<PooledLink>;
 /// Later transactions of the job are never retried: a job sees one card.
 pub struct PooledLink {
     link: Box<dyn CardLink>,
+    /// Where each call on the card is stamped with its deadline, for the requests waiting on the worker.
+    clock: Arc<Lane>,
     /// The connection made in place of `link` by the first transaction of a job; `link` from the next call on.
     fresh: Option<Box<dyn CardLink>>,
     /// The next transaction is the first of a job.
@@ -76,9 +78,16 @@ impl std::fmt::Debug for PooledLink {
 
 impl PooledLink {
     /// Connects to the card in `reader` through `connector`.
-    fn connect(connector: &Arc<dyn CardConnector>, reader: &str) -> Result<Self, TransportError> {
-        let link = connector.connect(reader)?;
-        Ok(PooledLink { link, fresh: None, first: false, connector: connector.clone(), reader: reader.to_owned() })
+    fn connect(connector: &Arc<dyn CardConnector>, reader: &str, clock: &Arc<Lane>) -> Result<Self, TransportError> {
+        let link = clock.call(None, || connector.connect(reader))?;
+        Ok(PooledLink {
+            link,
+            clock: clock.clone(),
+            fresh: None,
+            first: false,
+            connector: connector.clone(),
+            reader: reader.to_owned(),
+        })
     }
 
     /// The connection in use.
@@ -97,16 +106,20 @@ impl Transport for PooledLink {
         if let Some(fresh) = self.fresh.take() {
             self.link = fresh;
         }
+        let clock = &*self.clock;
         if !std::mem::take(&mut self.first) {
-            return self.link.transaction();
+            let tx = clock.call(None, || self.link.transaction())?;
+            return Ok(Box::new(Clocked { tx, clock }));
         }
-        let e = match self.link.transaction() {
-            Ok(tx) => return Ok(tx),
+        let e = match clock.call(None, || self.link.transaction()) {
+            Ok(tx) => return Ok(Box::new(Clocked { tx, clock })),
             Err(e) if e.is_card_gone() => e,
             Err(e) => return Err(e),
         };
         tracing::debug!(reader = %self.reader, error = %e, "the connection's card is gone; connecting again");
-        self.fresh.insert(self.connector.connect(&self.reader)?).transaction()
+        let fresh = clock.call(None, || self.connector.connect(&self.reader))?;
+        let tx = clock.call(None, || self.fresh.insert(fresh).transaction())?;
+        Ok(Box::new(Clocked { tx, clock }))
     }
 
     fn atr(&self) -> &[u8] {
@@ -120,7 +133,35 @@ impl Transport for PooledLink {
 
 impl CardLink for PooledLink {
     fn is_live(&self) -> bool {
-        self.current().is_live()
+        self.clock.call(None, || self.current().is_live())
+    }
+}
+
+/// A transaction of a pooled connection: each call on the card stamped on the reader's [`Lane`].
+struct Clocked<'a> {
+    tx: Box<dyn CardTransaction + 'a>,
+    clock: &'a Lane,
+}
+
+impl CardTransaction for Clocked<'_> {
+    fn transmit(&mut self, command: &[u8], sensitivity: Sensitivity) -> Result<Vec<u8>, TransportError> {
+        self.clock.call(None, || self.tx.transmit(command, sensitivity))
+    }
+
+    fn reset(&mut self) -> Result<Vec<u8>, TransportError> {
+        self.clock.call(None, || self.tx.reset())
+    }
+
+    fn atr(&self) -> &[u8] {
+        self.tx.atr()
+    }
+
+    fn control(&mut self, control: Control<'_>) -> Result<Vec<u8>, TransportError> {
+        let wait = match control {
+            Control::Feature { wait, .. } => Some(wait),
+            _ => None,
+        };
+        self.clock.call(wait, || self.tx.control(control))
     }
 }
 
@@ -129,6 +170,9 @@ impl CardLink for PooledLink {
 pub struct PoolConfig {
     /// How long a request may wait for its reader before it fails with [`PoolError::Busy`].
     pub queue_wait: Duration,
+    /// The longest wait for one call on a card (connecting, beginning a transaction, one APDU): a call past it
+    /// makes its worker abandoned and its requests fail with `TransportError::NoAnswer`.
+    pub card_timeout: Duration,
     /// How long Step 1 of a two-step exchange holds the card waiting for Step 2.
     pub two_step_timeout: Duration,
     /// The terminal identifiers printed in the national strings (终端机编号, 终端设备号).
@@ -250,45 +294,55 @@ struct WorkerHandle {
     stopped: oneshot::Receiver<()>,
 }
 
-/// A reader's state, shared by its worker thread and the requests that run their job inline.
+/// What a reader's worker thread and the requests waiting on it share: the deadline of the call on the card in
+/// flight, and whether the worker was abandoned.
 struct Lane {
-    /// The connection and what is known of it; whoever holds the lock holds the card.
-    worker: Mutex<Worker>,
-    /// Jobs sent to the worker thread and not yet done (or skipped) by it.
-    queued: AtomicUsize,
+    /// When this lane began: the deadlines count from it.
+    epoch: Instant,
+    /// The deadline of the call on the card in flight, in nanoseconds from `epoch` (at least 1); 0 between calls.
+    deadline: AtomicU64,
+    /// The longest wait for one call (a PIN typed on the pad may take longer).
+    card_timeout: Duration,
+    /// Set once a call was past its deadline: the worker no longer serves requests.
+    abandoned: watch::Sender<bool>,
 }
 
 impl Lane {
-    /// Runs `job` on the calling thread if the reader is idle (nothing queued, nothing running) and the runtime
-    /// allows blocking; gives the job back otherwise.
-    fn try_inline<R, F>(&self, job: F) -> Result<Result<R, PoolError>, F>
-    where
-        F: FnOnce(&mut PooledCard, &dyn SecurityModule) -> Result<R, card_core::Error>,
-    {
-        if !blocking_allowed() || self.queued.load(Ordering::Acquire) != 0 {
-            return Err(job);
-        }
-        let mut worker = match self.worker.try_lock() {
-            Ok(worker) => worker,
-            Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner(),
-            Err(std::sync::TryLockError::WouldBlock) => return Err(job),
-        };
-        if worker.closed {
-            return Ok(Err(PoolError::Closed));
-        }
-        Ok(tokio::task::block_in_place(|| {
-            worker.guarded(|w| w.run(job)).unwrap_or_else(|| {
-                Err(PoolError::Internal { reader: worker.reader.clone(), what: "the request's job failed" })
-            })
-        }))
+    fn new(card_timeout: Duration) -> Self {
+        Lane { epoch: Instant::now(), deadline: AtomicU64::new(0), card_timeout, abandoned: watch::Sender::new(false) }
     }
-}
 
-/// Whether this thread may block in `tokio::task::block_in_place`: on a multi-thread runtime (a thread outside any
-/// runtime need not ask, but the pool's callers are async).
-fn blocking_allowed() -> bool {
-    tokio::runtime::Handle::try_current()
-        .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread)
+    fn now(&self) -> u64 {
+        u64::try_from(self.epoch.elapsed().as_nanos()).unwrap_or(u64::MAX)
+    }
+
+    /// Runs `call` (one call on the card) stamped with its deadline: the card timeout, or `wait` if longer.
+    fn call<T>(&self, wait: Option<Duration>, call: impl FnOnce() -> T) -> T {
+        /// Clears the stamp when the call returns, or unwinds.
+        struct Stamp<'a>(&'a AtomicU64);
+        impl Drop for Stamp<'_> {
+            fn drop(&mut self) {
+                self.0.store(0, Ordering::Release);
+            }
+        }
+        let limit = wait.map_or(self.card_timeout, |w| w.max(self.card_timeout));
+        let limit = u64::try_from(limit.as_nanos()).unwrap_or(u64::MAX);
+        self.deadline.store(self.now().saturating_add(limit).max(1), Ordering::Release);
+        let _stamp = Stamp(&self.deadline);
+        call()
+    }
+
+    /// How long the call in flight has left before its deadline (zero when past it); `None` between calls.
+    fn left(&self) -> Option<Duration> {
+        match self.deadline.load(Ordering::Acquire) {
+            0 => None,
+            deadline => Some(Duration::from_nanos(deadline.saturating_sub(self.now()))),
+        }
+    }
+
+    fn is_abandoned(&self) -> bool {
+        *self.abandoned.borrow()
+    }
 }
 
 /// What the workers share.
@@ -404,7 +458,7 @@ impl ReaderPool {
     /// A pool with no workers yet; `keys` computes the cryptograms of [`ReaderPool::run`] jobs (a `LocalKeys`,
     /// or `NoKeys` for an agent that leaves the cryptography to the back end through the two-step exchange).
     pub fn new(config: PoolConfig, keys: Arc<dyn SecurityModule + Send + Sync>) -> Self {
-        ReaderPool::with_connector(config, keys, Arc::new(PcscReaders::default()))
+        ReaderPool::with_connector(config, keys, Arc::new(PcscReaders))
     }
 
     /// [`ReaderPool::new`] over another connector (in-process cards in tests). Each job checks its connection
@@ -461,12 +515,7 @@ impl ReaderPool {
         F: FnOnce(&mut PooledCard, &dyn SecurityModule) -> Result<R, card_core::Error> + Send + 'static,
         R: Send + 'static,
     {
-        let handle = self.worker(reader).await?;
-        let job = match handle.lane.try_inline(job) {
-            Ok(result) => return result,
-            Err(job) => job,
-        };
-        self.submit_to(handle, reader, move |w: &mut Worker, reply: oneshot::Sender<Result<R, PoolError>>| {
+        self.submit(reader, move |w: &mut Worker, reply: oneshot::Sender<Result<R, PoolError>>| {
             let _ = reply.send(w.run(job));
         })
         .await
@@ -582,41 +631,93 @@ impl ReaderPool {
         }
     }
 
-    /// Queues `work` on the reader's worker and waits for its reply, at most `queue_wait` for it to start.
+    /// Queues `work` on the reader's worker and waits for its reply: at most `queue_wait` for it to start, and
+    /// while a call on the card is within its deadline.
     async fn submit<R, W>(&self, reader: &str, work: W) -> Result<R, PoolError>
     where
         W: FnOnce(&mut Worker, oneshot::Sender<Result<R, PoolError>>) + Send + 'static,
         R: Send + 'static,
     {
-        let handle = self.worker(reader).await?;
-        self.submit_to(handle, reader, work).await
-    }
-
-    /// [`ReaderPool::submit`] to the worker of `handle`.
-    async fn submit_to<R, W>(&self, handle: Handle, reader: &str, work: W) -> Result<R, PoolError>
-    where
-        W: FnOnce(&mut Worker, oneshot::Sender<Result<R, PoolError>>) + Send + 'static,
-        R: Send + 'static,
-    {
-        let Handle { queue, lane } = handle;
+        let Handle { queue, lane } = self.worker(reader).await?;
         let (reply, mut result) = oneshot::channel();
         let claim = Arc::new(Claim(AtomicU8::new(PENDING)));
         let _abandon = AbandonOnDrop(claim.clone());
         let job = Job { claim: claim.clone(), work: Box::new(move |w: &mut Worker| work(w, reply)) };
-        let gone = || PoolError::Internal { reader: reader.to_owned(), what: "the worker stopped" };
-        lane.queued.fetch_add(1, Ordering::AcqRel);
         if queue.send(job).is_err() {
-            lane.queued.fetch_sub(1, Ordering::AcqRel);
-            return Err(gone());
+            return Err(PoolError::Internal { reader: reader.to_owned(), what: "the worker stopped" });
         }
         let waited = self.inner.shared.config.queue_wait;
-        let outcome = match tokio::time::timeout(waited, &mut result).await {
-            Ok(outcome) => outcome,
-            Err(_) if claim.abandon() => return Err(PoolError::Busy { reader: reader.to_owned(), waited }),
-            // it started just now: wait for it to finish
-            Err(_) => result.await,
-        };
-        outcome.map_err(|_| PoolError::Internal { reader: reader.to_owned(), what: "the request's job failed" })?
+        let busy = tokio::time::sleep(waited);
+        tokio::pin!(busy);
+        let mut waiting = true;
+        loop {
+            tokio::select! {
+                outcome = &mut result => return self.answered(outcome, &lane, reader),
+                () = &mut busy, if waiting => {
+                    if claim.abandon() {
+                        return Err(PoolError::Busy { reader: reader.to_owned(), waited });
+                    }
+                    // it started just now: wait for it to finish
+                    waiting = false;
+                }
+                () = self.stuck(&lane, reader) => {
+                    // a job still queued never starts; the one running is stuck on the card
+                    claim.abandon();
+                    return Err(no_answer(&lane));
+                }
+            }
+        }
+    }
+
+    /// What the worker answered (its reply dropped: the job panicked, or the worker was abandoned).
+    fn answered<R>(
+        &self,
+        outcome: Result<Result<R, PoolError>, oneshot::error::RecvError>,
+        lane: &Lane,
+        reader: &str,
+    ) -> Result<R, PoolError> {
+        match outcome {
+            Ok(result) => result,
+            Err(_) if lane.is_abandoned() => Err(no_answer(lane)),
+            Err(_) => Err(PoolError::Internal { reader: reader.to_owned(), what: "the request's job failed" }),
+        }
+    }
+
+    /// Completes when `lane`'s worker is abandoned: by this call, when a call on the card is past its deadline, or
+    /// by another request's.
+    async fn stuck(&self, lane: &Arc<Lane>, reader: &str) {
+        let mut abandoned = lane.abandoned.subscribe();
+        loop {
+            if *abandoned.borrow_and_update() {
+                return;
+            }
+            // between calls, look again after a card timeout: a call begun meanwhile has at most that long
+            let wait = lane.left().unwrap_or(lane.card_timeout);
+            tokio::select! {
+                // the sender lives as long as the lane
+                _ = abandoned.changed() => {}
+                () = tokio::time::sleep(wait) => {
+                    if lane.left() == Some(Duration::ZERO) {
+                        self.abandon_worker(lane, reader);
+                        return;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Gives up `lane`'s worker, whose call on the card is past its deadline: its requests fail, the next request
+    /// for the reader starts a new worker (a new PC/SC context and connection).
+    fn abandon_worker(&self, lane: &Arc<Lane>, reader: &str) {
+        if lane.abandoned.send_replace(true) {
+            return;
+        }
+        tracing::warn!(reader, waited = ?lane.card_timeout, "no answer from the card in time; its worker is abandoned");
+        if let Some(workers) = lock(&self.inner.workers).as_mut() {
+            if workers.get(reader).is_some_and(|w| Arc::ptr_eq(&w.lane, lane)) {
+                workers.remove(reader);
+            }
+        }
     }
 
     /// Stops every worker after the jobs already queued and waits until each has released its card
@@ -663,19 +764,18 @@ impl ReaderPool {
         }
         let (queue, jobs) = mpsc::channel();
         let (stop, stopped) = oneshot::channel();
+        let lane = Arc::new(Lane::new(self.inner.shared.config.card_timeout));
         let worker = Worker {
             reader: reader.to_owned(),
             shared: self.inner.shared.clone(),
+            lane: lane.clone(),
             card: None,
             checked: None,
-            closed: false,
         };
-        let lane = Arc::new(Lane { worker: Mutex::new(worker), queued: AtomicUsize::new(0) });
-        let serving = lane.clone();
         std::thread::Builder::new()
             .name(format!("reader {reader}"))
             .spawn(move || {
-                serve(&serving, jobs);
+                serve(worker, jobs);
                 let _ = stop.send(());
             })
             .map_err(|_| PoolError::Internal { reader: reader.to_owned(), what: "cannot start the worker thread" })?;
@@ -695,9 +795,10 @@ impl ReaderPool {
         data: Option<String>,
     ) -> Result<Finished, PoolError> {
         let shared = &self.inner.shared;
+        let lane = lock(&self.inner.workers).as_ref().and_then(|w| w.get(reader)).map(|w| w.lane.clone());
         let no_session = || PoolError::NoSession { reader: reader.to_owned(), kind: kind.name() };
         let expired = PoolError::SessionExpired { timeout: shared.config.two_step_timeout };
-        let (reply, outcome) = oneshot::channel();
+        let (reply, mut outcome) = oneshot::channel();
         {
             let mut sessions = lock(&shared.sessions);
             match sessions.get(session) {
@@ -713,7 +814,16 @@ impl ReaderPool {
                 return Err(expired);
             }
         }
-        outcome.await.map_err(|_| PoolError::Internal { reader: reader.to_owned(), what: "step 2 failed" })?
+        // the worker holding the session is the reader's current one, unless it was abandoned meanwhile
+        let Some(lane) = lane else {
+            return outcome
+                .await
+                .map_err(|_| PoolError::Internal { reader: reader.to_owned(), what: "step 2 failed" })?;
+        };
+        tokio::select! {
+            outcome = &mut outcome => self.answered(outcome, &lane, reader),
+            () = self.stuck(&lane, reader) => Err(no_answer(&lane)),
+        }
     }
 }
 
@@ -769,36 +879,34 @@ fn link_lost(e: &card_core::Error) -> bool {
     e.is_link_lost()
 }
 
-/// A reader's worker thread: runs the queue's jobs until the pool is dropped or shut down, each holding the lane's
-/// lock; the card is released before it returns, and inline jobs are refused from then on.
-fn serve(lane: &Lane, jobs: mpsc::Receiver<Job>) {
+/// A reader's worker thread: runs the queue's jobs until the pool is dropped or shut down, or the worker is
+/// abandoned; the card is released before it returns.
+fn serve(mut worker: Worker, jobs: mpsc::Receiver<Job>) {
     while let Ok(job) = jobs.recv() {
-        {
-            // the lock first: a job waiting here for an inline job can still be given up by its caller (busy)
-            let mut worker = lock(&lane.worker);
-            // a caller that gave up (busy, or gone) leaves the card untouched
-            if job.claim.start() {
-                // a job that panicked has dropped its reply: its caller learns it from that
-                let _ = worker.guarded(job.work);
-            }
+        if worker.lane.is_abandoned() {
+            break;
         }
-        lane.queued.fetch_sub(1, Ordering::AcqRel);
+        // a caller that gave up (busy, or gone) leaves the card untouched
+        if job.claim.start() {
+            // a job that panicked has dropped its reply: its caller learns it from that
+            let _ = worker.guarded(job.work);
+        }
     }
-    let mut worker = lock(&lane.worker);
+    if worker.lane.is_abandoned() {
+        tracing::info!(reader = %worker.reader, "the abandoned worker's call on the card returned; card released");
+    }
     worker.card = None;
-    worker.closed = true;
     tracing::debug!(reader = %worker.reader, "reader worker stopped");
 }
 
-/// A reader's card and what is known of it (the state behind a [`Lane`]).
+/// A reader's worker: its card and what is known of it.
 struct Worker {
     reader: String,
     shared: Arc<Shared>,
+    lane: Arc<Lane>,
     card: Option<PooledCard>,
     /// The watcher's count of changes on the reader when the connection was last checked or made.
     checked: Option<u64>,
-    /// The worker thread has ended: the card is released for good.
-    closed: bool,
 }
 
 impl Worker {
@@ -823,7 +931,7 @@ impl Worker {
         let card = match self.card.take() {
             Some(card) if quiet || card.transport().is_live() => card,
             _ => {
-                let transport = PooledLink::connect(&self.shared.connector, &self.reader)?;
+                let transport = PooledLink::connect(&self.shared.connector, &self.reader, &self.lane)?;
                 let config = &self.shared.config;
                 SocialSecurityCard::with_profile(transport, config.profile.clone())
                     .with_terminal(config.terminal.clone())
@@ -875,6 +983,11 @@ impl Worker {
 }
 
 /// A fresh session id: 128 random bits, hex.
+/// The error of a request whose worker was abandoned: its card did not answer within the card timeout.
+fn no_answer(lane: &Lane) -> PoolError {
+    PoolError::Card(TransportError::NoAnswer { waited: lane.card_timeout }.into())
+}
+
 fn new_session_id() -> String {
     hex::encode(rand::random::<[u8; 16]>())
 }

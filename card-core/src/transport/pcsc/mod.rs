@@ -26,6 +26,7 @@
 //! Modules: the transport (here), [`readers`] (reader selection, listing, waiting for a card) and [`watcher`]
 //! (reader and card events from `SCardGetStatusChange`).
 
+mod direct;
 mod pinpad;
 mod readers;
 mod watcher;
@@ -39,6 +40,7 @@ use zeroize::{Zeroize, Zeroizing};
 
 use pcsc::{Card, Context, Disposition, Protocols, Scope, ShareMode};
 
+pub use direct::DirectPcscTransport;
 pub use readers::{
     list_readers, reader_name, reader_states, wait_for_card, wait_for_removal, ReaderSelector, ReaderStatus,
 };
@@ -410,25 +412,14 @@ impl Owner {
     /// Begins a transaction (reconnecting first if needed), answers `begun`, and serves the transaction's calls
     /// until it ends; a transaction abandoned by the transport ends resetting the card.
     fn transaction(&mut self, begun: Reply<Vec<u8>>, calls: &mpsc::Receiver<Request>) {
-        if let Err(e) = self.begin() {
-            let _ = begun.send(Err(e));
-            return;
-        }
-        let Owner { card, atr, stale, reader, buf, .. } = self;
-        let Some(card) = card.as_mut() else {
-            let _ = begun.send(Err(TransportError::NoCard(reader.clone())));
-            return;
-        };
-        let tx = match card.transaction() {
+        let mut tx = match self.open() {
             Ok(tx) => tx,
             Err(e) => {
-                *stale = true;
-                let _ = begun.send(Err(map_err(e, reader)));
+                let _ = begun.send(Err(e));
                 return;
             }
         };
-        let _ = begun.send(Ok(atr.clone()));
-        let mut tx = OwnedTx { tx, atr, stale, reader, buf };
+        let _ = begun.send(Ok(tx.atr.clone()));
         loop {
             match calls.recv() {
                 Ok(Request::Transmit(command, reply)) => {
@@ -456,6 +447,22 @@ impl Owner {
         }
     }
 
+    /// Begins a transaction on this thread (reconnecting first if needed).
+    fn open(&mut self) -> Result<OwnedTx<'_>, TransportError> {
+        self.begin()?;
+        let Owner { card, atr, stale, reader, buf, .. } = self;
+        let Some(card) = card.as_mut() else {
+            return Err(TransportError::NoCard(reader.clone()));
+        };
+        match card.transaction() {
+            Ok(tx) => Ok(OwnedTx { tx, atr, stale, reader, buf }),
+            Err(e) => {
+                *stale = true;
+                Err(map_err(e, reader))
+            }
+        }
+    }
+
     /// Makes sure a transaction can begin: a reset or pcscd restart since the last operation shows up here and is
     /// answered by a reconnect (nothing of the new operation has been sent yet).
     fn begin(&mut self) -> Result<(), TransportError> {
@@ -478,7 +485,7 @@ impl Owner {
     }
 }
 
-/// The PC/SC transaction, on the owner thread.
+/// The PC/SC transaction, on the thread that makes the calls (the owner, or a [`DirectPcscTransport`]'s caller).
 struct OwnedTx<'a> {
     tx: pcsc::Transaction<'a>,
     atr: &'a mut Vec<u8>,

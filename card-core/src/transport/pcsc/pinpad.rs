@@ -22,24 +22,25 @@ pub(crate) fn feature_request_code() -> pcsc::ffi::DWORD {
     pcsc::ctl_code(3400)
 }
 
-/// The `SCardControl` errors that say the driver does not do the feature request at all.
-fn no_feature_request(e: pcsc::Error) -> bool {
+/// The answer to the feature request, a driver that does not do it at all (pcscd fails `SCardControl`) told as a
+/// reader without features.
+pub(super) fn feature_request_answer(answer: Result<Vec<u8>, TransportError>) -> Result<Vec<u8>, TransportError> {
     use pcsc::Error as E;
-    matches!(e, E::UnsupportedFeature | E::UnsupportedCard | E::ReaderUnsupported)
+    match answer {
+        Err(TransportError::Pcsc(E::UnsupportedFeature | E::UnsupportedCard | E::ReaderUnsupported)) => {
+            Err(TransportError::Unsupported("the reader's driver has no PC/SC part 10 features"))
+        }
+        other => other,
+    }
 }
 
 /// [`crate::transport::CardTransaction::control`] of a PC/SC transaction: the call goes to the owner thread, a
 /// feature's call waits as long as its `wait` says (the holder typing).
 pub(super) fn control(t: &mut PcscTransport, control: Control<'_>) -> Result<Vec<u8>, TransportError> {
     match control {
-        Control::GetFeatureRequest => {
-            match t.call(|reply| Request::Control(feature_request_code(), Zeroizing::new(Vec::new()), reply)) {
-                Err(TransportError::Pcsc(e)) if no_feature_request(e) => {
-                    Err(TransportError::Unsupported("the reader's driver has no PC/SC part 10 features"))
-                }
-                other => other,
-            }
-        }
+        Control::GetFeatureRequest => feature_request_answer(
+            t.call(|reply| Request::Control(feature_request_code(), Zeroizing::new(Vec::new()), reply)),
+        ),
         Control::Feature { code, input, wait } => {
             let input = Zeroizing::new(input.to_vec());
             let wait = wait.max(t.card_timeout);
