@@ -39,7 +39,8 @@ pub fn command(_extra: &[String]) -> Result<()> {
     eprintln!("xtask bench: 2/5 the agent against a direct read");
     run(cargo()
         .args(["bench", "-p", "terminal-agent", "--bench", "agent"])
-        .env("AGENT_BENCH_N", if quick { "20" } else { "200" })
+        .env("AGENT_BENCH_N", if quick { "20" } else { "1000" })
+        .env("AGENT_BENCH_PACED_N", if quick { "3" } else { "40" })
         .env("AGENT_BENCH_JSON", dir.join("agent.json")))?;
 
     eprintln!("xtask bench: 3/5 personalization with verification on paced blank cards");
