@@ -13,8 +13,8 @@ use std::sync::{mpsc, Arc, Mutex, MutexGuard, PoisonError};
 
 use card_core::apdu::Sensitivity;
 use card_core::transport::{
-    list_readers, reader_name, reader_states, CardTransaction, DirectPcscTransport, PcscTransport, ReaderChange,
-    ReaderSelector, ReaderStatus, ReaderWatcher, Transport, TransportError,
+    list_readers, reader_name, reader_states, CardTransaction, DirectPcscTransport, ReaderChange, ReaderSelector,
+    ReaderStatus, ReaderWatcher, Transport, TransportError,
 };
 
 use super::events::{Canceller, EventSource};
@@ -24,12 +24,6 @@ pub trait CardLink: Transport {
     /// Whether this connection still reaches the card it was made to, checked without an APDU: `false` once
     /// that card was removed (even if another one was inserted since) or the reader went away.
     fn is_live(&self) -> bool;
-}
-
-impl CardLink for PcscTransport {
-    fn is_live(&self) -> bool {
-        PcscTransport::is_live(self)
-    }
 }
 
 impl CardLink for DirectPcscTransport {
