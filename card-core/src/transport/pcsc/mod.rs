@@ -371,18 +371,7 @@ impl Owner {
             }
         };
         let name = cstring(&self.reader)?;
-        // A card that has just been inserted may still be powering up: give it a moment.
-        let fresh = |ctx: &Context| {
-            let deadline = Instant::now() + POWER_UP_GRACE;
-            loop {
-                match ctx.connect(&name, ShareMode::Shared, Protocols::ANY) {
-                    Err(pcsc::Error::UnpoweredCard | pcsc::Error::UnresponsiveCard) if Instant::now() < deadline => {
-                        std::thread::sleep(Duration::from_millis(50));
-                    }
-                    other => return other,
-                }
-            }
-        };
+        let fresh = |ctx: &Context| connect_fresh(ctx, &name);
         let outcome = match self.card.take() {
             Some(mut card) => match card.reconnect(ShareMode::Shared, Protocols::ANY, Disposition::LeaveCard) {
                 Ok(()) => Ok(card),
@@ -447,12 +436,37 @@ impl Owner {
         }
     }
 
-    /// Begins a transaction on this thread (reconnecting first if needed).
+    /// Begins a transaction on this thread (reconnecting first if needed). A reset or a pcscd restart since the
+    /// last operation shows up as the transaction begins and is answered by a reconnect and a second attempt:
+    /// nothing of the new operation has been sent yet.
     fn open(&mut self) -> Result<OwnedTx<'_>, TransportError> {
-        self.begin()?;
-        let Owner { card, atr, stale, reader, buf, .. } = self;
+        if self.stale || self.card.is_none() {
+            self.reconnect()?;
+        }
+        let Owner { ctx, card, atr, stale, reader, buf } = self;
         let Some(card) = card.as_mut() else {
             return Err(TransportError::NoCard(reader.clone()));
+        };
+        // `transaction2` gives the card back on an error: it can be reconnected in place and tried again
+        let card = match card.transaction2() {
+            Ok(tx) => return Ok(OwnedTx { tx, atr, stale, reader, buf }),
+            Err((card, e)) if e == pcsc::Error::ResetCard || service_lost(e) => {
+                match reconnect_in_place(ctx, card, reader) {
+                    Ok(new_atr) => {
+                        *atr = new_atr;
+                        card
+                    }
+                    Err(e) => {
+                        *stale = true;
+                        return Err(e);
+                    }
+                }
+            }
+            Err((_, pcsc::Error::RemovedCard)) => {
+                *stale = true;
+                return Err(TransportError::NoCard(reader.clone()));
+            }
+            Err((_, e)) => return Err(map_err(e, reader)),
         };
         match card.transaction() {
             Ok(tx) => Ok(OwnedTx { tx, atr, stale, reader, buf }),
@@ -462,27 +476,35 @@ impl Owner {
             }
         }
     }
+}
 
-    /// Makes sure a transaction can begin: a reset or pcscd restart since the last operation shows up here and is
-    /// answered by a reconnect (nothing of the new operation has been sent yet).
-    fn begin(&mut self) -> Result<(), TransportError> {
-        if self.stale || self.card.is_none() {
-            self.reconnect()?;
-        }
-        let begin = match self.card.as_mut() {
-            Some(card) => card.transaction().map(|_| ()),
-            None => Err(pcsc::Error::InvalidHandle),
-        };
-        match begin {
-            Ok(()) => Ok(()),
-            Err(e) if e == pcsc::Error::ResetCard || service_lost(e) => self.reconnect(),
-            Err(pcsc::Error::RemovedCard) => {
-                self.stale = true;
-                Err(TransportError::NoCard(self.reader.clone()))
+/// Connects to the card in the reader `name`; a card that has just been inserted may still be powering up: it is
+/// given a moment.
+fn connect_fresh(ctx: &Context, name: &std::ffi::CStr) -> Result<Card, pcsc::Error> {
+    let deadline = Instant::now() + POWER_UP_GRACE;
+    loop {
+        match ctx.connect(name, ShareMode::Shared, Protocols::ANY) {
+            Err(pcsc::Error::UnpoweredCard | pcsc::Error::UnresponsiveCard) if Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(50));
             }
-            Err(e) => Err(map_err(e, &self.reader)),
+            other => return other,
         }
     }
+}
+
+/// Reconnects `card` where it is, after a reset (`SCardReconnect`) or a pcscd restart (a new context in `ctx` and
+/// a new connection); the card's ATR.
+fn reconnect_in_place(ctx: &mut Option<Context>, card: &mut Card, reader: &str) -> Result<Vec<u8>, TransportError> {
+    match card.reconnect(ShareMode::Shared, Protocols::ANY, Disposition::LeaveCard) {
+        Ok(()) => {}
+        Err(e) if service_lost(e) => {
+            let new = establish()?;
+            *card = connect_fresh(&new, &cstring(reader)?).map_err(|e| map_err(e, reader))?;
+            *ctx = Some(new);
+        }
+        Err(e) => return Err(map_err(e, reader)),
+    }
+    Ok(card.status2_owned().map_err(|e| map_err(e, reader))?.atr().to_vec())
 }
 
 /// The PC/SC transaction, on the thread that makes the calls (the owner, or a [`DirectPcscTransport`]'s caller).
