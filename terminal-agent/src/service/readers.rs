@@ -286,10 +286,8 @@ struct Inner {
 
 /// The pool's side of a worker thread.
 struct WorkerHandle {
-    /// Its job queue.
-    queue: mpsc::Sender<Job>,
-    /// The reader's state, shared with the thread.
-    lane: Arc<Lane>,
+    /// Its job queue and the reader's state, shared with the thread.
+    handle: Handle,
     /// Completes (or fails) when the thread has ended and released the card.
     stopped: oneshot::Receiver<()>,
 }
@@ -443,15 +441,10 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 /// What a request needs of a reader's worker: its queue and its state.
+#[derive(Clone)]
 struct Handle {
     queue: mpsc::Sender<Job>,
     lane: Arc<Lane>,
-}
-
-impl WorkerHandle {
-    fn handle(&self) -> Handle {
-        Handle { queue: self.queue.clone(), lane: self.lane.clone() }
-    }
 }
 
 impl ReaderPool {
@@ -714,7 +707,7 @@ impl ReaderPool {
         }
         tracing::warn!(reader, waited = ?lane.card_timeout, "no answer from the card in time; its worker is abandoned");
         if let Some(workers) = lock(&self.inner.workers).as_mut() {
-            if workers.get(reader).is_some_and(|w| Arc::ptr_eq(&w.lane, lane)) {
+            if workers.get(reader).is_some_and(|w| Arc::ptr_eq(&w.handle.lane, lane)) {
                 workers.remove(reader);
             }
         }
@@ -726,10 +719,10 @@ impl ReaderPool {
     /// while a handle to it is being closed.
     pub async fn shutdown(&self) {
         let workers = lock(&self.inner.workers).take().unwrap_or_default();
-        for (_, handle) in workers {
-            drop(handle.queue);
+        for (_, WorkerHandle { handle, stopped }) in workers {
+            drop(handle);
             // an error means the thread is gone as well
-            let _ = handle.stopped.await;
+            let _ = stopped.await;
         }
     }
 
@@ -740,7 +733,7 @@ impl ReaderPool {
             None => return Err(PoolError::Closed),
             Some(workers) => {
                 if let Some(handle) = workers.get(reader) {
-                    return Ok(handle.handle());
+                    return Ok(handle.handle.clone());
                 }
             }
         }
@@ -760,7 +753,7 @@ impl ReaderPool {
         let mut guard = lock(&self.inner.workers);
         let workers = guard.as_mut().ok_or(PoolError::Closed)?;
         if let Some(handle) = workers.get(reader) {
-            return Ok(handle.handle());
+            return Ok(handle.handle.clone());
         }
         let (queue, jobs) = mpsc::channel();
         let (stop, stopped) = oneshot::channel();
@@ -779,10 +772,9 @@ impl ReaderPool {
                 let _ = stop.send(());
             })
             .map_err(|_| PoolError::Internal { reader: reader.to_owned(), what: "cannot start the worker thread" })?;
-        let handle = WorkerHandle { queue, lane, stopped };
-        let out = handle.handle();
-        workers.insert(reader.to_owned(), handle);
-        Ok(out)
+        let handle = Handle { queue, lane };
+        workers.insert(reader.to_owned(), WorkerHandle { handle: handle.clone(), stopped });
+        Ok(handle)
     }
 
     /// Hands Step 2 to the worker holding the session and waits for the outcome.
@@ -795,7 +787,7 @@ impl ReaderPool {
         data: Option<String>,
     ) -> Result<Finished, PoolError> {
         let shared = &self.inner.shared;
-        let lane = lock(&self.inner.workers).as_ref().and_then(|w| w.get(reader)).map(|w| w.lane.clone());
+        let lane = lock(&self.inner.workers).as_ref().and_then(|w| w.get(reader)).map(|w| w.handle.lane.clone());
         let no_session = || PoolError::NoSession { reader: reader.to_owned(), kind: kind.name() };
         let expired = PoolError::SessionExpired { timeout: shared.config.two_step_timeout };
         let (reply, mut outcome) = oneshot::channel();
@@ -887,9 +879,14 @@ fn serve(mut worker: Worker, jobs: mpsc::Receiver<Job>) {
             break;
         }
         // a caller that gave up (busy, or gone) leaves the card untouched
-        if job.claim.start() {
-            // a job that panicked has dropped its reply: its caller learns it from that
-            let _ = worker.guarded(job.work);
+        if !job.claim.start() {
+            continue;
+        }
+        // a job that panicked has dropped its reply: its caller learns it from that
+        let work = job.work;
+        if catch_unwind(AssertUnwindSafe(|| work(&mut worker))).is_err() {
+            tracing::error!(reader = %worker.reader, "a card job panicked; its connection is dropped");
+            worker.card = None;
         }
     }
     if worker.lane.is_abandoned() {
@@ -910,18 +907,6 @@ struct Worker {
 }
 
 impl Worker {
-    /// Runs `job` on this reader's card; `None` if it panicked, and then its connection is dropped.
-    fn guarded<T>(&mut self, job: impl FnOnce(&mut Worker) -> T) -> Option<T> {
-        match catch_unwind(AssertUnwindSafe(|| job(self))) {
-            Ok(out) => Some(out),
-            Err(_) => {
-                tracing::error!(reader = %self.reader, "a card job panicked; its connection is dropped");
-                self.card = None;
-                None
-            }
-        }
-    }
-
     /// The card, connected again if the one known is gone (or none was): checked with pcscd only when the watcher
     /// saw a change on the reader since the last check (or there is no watcher).
     fn card(&mut self) -> Result<&mut PooledCard, card_core::Error> {
@@ -982,12 +967,12 @@ impl Worker {
     }
 }
 
-/// A fresh session id: 128 random bits, hex.
 /// The error of a request whose worker was abandoned: its card did not answer within the card timeout.
 fn no_answer(lane: &Lane) -> PoolError {
     PoolError::Card(TransportError::NoAnswer { waited: lane.card_timeout }.into())
 }
 
+/// A fresh session id: 128 random bits, hex.
 fn new_session_id() -> String {
     hex::encode(rand::random::<[u8; 16]>())
 }

@@ -10,8 +10,6 @@
 
 use std::fmt;
 
-use zeroize::Zeroizing;
-
 use super::pinpad::{feature_request_answer, feature_request_code};
 use super::{establish, resolve, OwnedTx, Owner, ReaderSelector};
 use crate::apdu::Sensitivity;
@@ -37,14 +35,7 @@ impl DirectPcscTransport {
     pub fn connect(selector: &ReaderSelector) -> Result<Self, TransportError> {
         let ctx = establish()?;
         let reader = resolve(&ctx, selector)?;
-        let mut owner = Owner {
-            ctx: Some(ctx),
-            reader,
-            card: None,
-            atr: Vec::new(),
-            stale: true,
-            buf: Zeroizing::new(vec![0u8; pcsc::MAX_BUFFER_SIZE_EXTENDED]),
-        };
+        let mut owner = Owner::new(Some(ctx), reader);
         owner.reconnect()?;
         Ok(DirectPcscTransport { owner })
     }

@@ -210,14 +210,7 @@ impl PcscTransport {
     fn start(&mut self, ctx: Option<Context>) -> Result<(), TransportError> {
         let (requests, calls) = mpsc::channel();
         let (done, ended) = mpsc::sync_channel::<()>(0);
-        let owner = Owner {
-            ctx,
-            reader: self.reader.clone(),
-            card: None,
-            atr: Vec::new(),
-            stale: true,
-            buf: Zeroizing::new(vec![0u8; pcsc::MAX_BUFFER_SIZE_EXTENDED]),
-        };
+        let owner = Owner::new(ctx, self.reader.clone());
         std::thread::Builder::new()
             .name(format!("pcsc {}", self.reader))
             .spawn(move || {
@@ -333,6 +326,18 @@ struct Owner {
 }
 
 impl Owner {
+    /// An owner of no card yet, over `ctx` (a new context at the first connection if `None`).
+    fn new(ctx: Option<Context>, reader: String) -> Self {
+        Owner {
+            ctx,
+            reader,
+            card: None,
+            atr: Vec::new(),
+            stale: true,
+            buf: Zeroizing::new(vec![0u8; pcsc::MAX_BUFFER_SIZE_EXTENDED]),
+        }
+    }
+
     /// Serves calls until the transport is dropped or abandons this owner; then lets the card go (reset).
     fn serve(mut self, calls: &mpsc::Receiver<Request>) {
         while let Ok(request) = calls.recv() {
@@ -361,41 +366,29 @@ impl Owner {
         }
     }
 
-    /// Re-establishes what is needed: the context if pcscd restarted, then the card handle.
+    /// Re-establishes what is needed: the context if pcscd restarted, then the card handle (reconnected where it
+    /// is, or made anew). A handle that could not be re-established is dropped: the next attempt connects anew.
     fn reconnect(&mut self) -> Result<(), TransportError> {
-        let mut ctx = match self.ctx.take() {
-            Some(ctx) if ctx.is_valid().is_ok() => ctx,
-            _ => {
-                self.card = None;
-                establish()?
+        if self.ctx.as_ref().is_none_or(|ctx| ctx.is_valid().is_err()) {
+            self.card = None;
+            self.ctx = Some(establish()?);
+        }
+        let Owner { ctx, card, reader, .. } = self;
+        let atr = match card.as_mut() {
+            Some(card) => reconnect_in_place(ctx, card, reader),
+            None => connect_anew(ctx, reader).and_then(|new| card_atr(card.insert(new), reader)),
+        };
+        match atr {
+            Ok(atr) => {
+                self.atr = atr;
+                self.stale = false;
+                Ok(())
             }
-        };
-        let name = cstring(&self.reader)?;
-        let fresh = |ctx: &Context| connect_fresh(ctx, &name);
-        let outcome = match self.card.take() {
-            Some(mut card) => match card.reconnect(ShareMode::Shared, Protocols::ANY, Disposition::LeaveCard) {
-                Ok(()) => Ok(card),
-                Err(e) if service_lost(e) => {
-                    ctx = establish()?;
-                    fresh(&ctx).map_err(|e| map_err(e, &self.reader))
-                }
-                Err(e) => Err(map_err(e, &self.reader)),
-            },
-            None => match fresh(&ctx) {
-                Ok(c) => Ok(c),
-                Err(e) if service_lost(e) => {
-                    ctx = establish()?;
-                    fresh(&ctx).map_err(|e| map_err(e, &self.reader))
-                }
-                Err(e) => Err(map_err(e, &self.reader)),
-            },
-        };
-        self.ctx = Some(ctx);
-        let card = outcome?;
-        self.atr = card.status2_owned().map_err(|e| map_err(e, &self.reader))?.atr().to_vec();
-        self.card = Some(card);
-        self.stale = false;
-        Ok(())
+            Err(e) => {
+                self.card = None;
+                Err(e)
+            }
+        }
     }
 
     /// Begins a transaction (reconnecting first if needed), answers `begun`, and serves the transaction's calls
@@ -497,13 +490,30 @@ fn connect_fresh(ctx: &Context, name: &std::ffi::CStr) -> Result<Card, pcsc::Err
 fn reconnect_in_place(ctx: &mut Option<Context>, card: &mut Card, reader: &str) -> Result<Vec<u8>, TransportError> {
     match card.reconnect(ShareMode::Shared, Protocols::ANY, Disposition::LeaveCard) {
         Ok(()) => {}
-        Err(e) if service_lost(e) => {
-            let new = establish()?;
-            *card = connect_fresh(&new, &cstring(reader)?).map_err(|e| map_err(e, reader))?;
-            *ctx = Some(new);
-        }
+        Err(e) if service_lost(e) => *card = reestablish(ctx, reader)?,
         Err(e) => return Err(map_err(e, reader)),
     }
+    card_atr(card, reader)
+}
+
+/// A new connection to the card in `reader` on `ctx`, or on a new context if pcscd restarted.
+fn connect_anew(ctx: &mut Option<Context>, reader: &str) -> Result<Card, TransportError> {
+    let name = cstring(reader)?;
+    match ctx.as_ref().map(|ctx| connect_fresh(ctx, &name)) {
+        Some(Ok(card)) => Ok(card),
+        Some(Err(e)) if !service_lost(e) => Err(map_err(e, reader)),
+        _ => reestablish(ctx, reader),
+    }
+}
+
+/// A new context in `ctx` (pcscd restarted) and a new connection on it.
+fn reestablish(ctx: &mut Option<Context>, reader: &str) -> Result<Card, TransportError> {
+    let ctx = ctx.insert(establish()?);
+    connect_fresh(ctx, &cstring(reader)?).map_err(|e| map_err(e, reader))
+}
+
+/// The ATR of the card `card` is connected to.
+fn card_atr(card: &Card, reader: &str) -> Result<Vec<u8>, TransportError> {
     Ok(card.status2_owned().map_err(|e| map_err(e, reader))?.atr().to_vec())
 }
 
