@@ -13,7 +13,7 @@ use card_core::timing::CardWork;
 use card_core::transport::{CardTransaction, CardTransactionExt};
 
 use crate::pin::Pin;
-use crate::plan::Step;
+use crate::plan::{Kin, Step};
 use crate::prepare::CardKeys;
 use crate::{Defect, Error, InputError, KeyError, Malformed, ProfileError};
 
@@ -85,7 +85,13 @@ impl CosAdapter for ReferenceCos {
     fn execute(&self, tx: &mut Tx<'_>, step: &Step, keys: &CardKeys, pin: &Pin) -> Result<(), Error> {
         match step {
             Step::SelectMf => select_mf(tx),
-            Step::Select { aid, .. } => select_aid(tx, aid),
+            // the reference COS finds by file id the MF, the current DF, its children, its parent and the parent's
+            // children (card-sim/COS.md): a child or a sibling is selected by its FID, 4 to 13 bytes shorter than
+            // its AID (CARD-PROFILE §2; Part 3 §5.2.2 of the card spec has any ADF or DDF found by its FID)
+            Step::Select { fid, kin: Kin::Child | Kin::Sibling, .. } => {
+                tx.exchange_ok(&command::select_by_fid(*fid)?)?;
+                Ok(())
+            }
             Step::Authenticate { kid, key, .. } => authenticate(tx, *kid, key_of(keys, &key.name)?),
             Step::CreateDf { fid, aid, .. } => {
                 tx.exchange_ok(&reference_cos::create_file(*fid, &FileSpec::Df { aid: Some(aid.clone()) })?)?;

@@ -34,19 +34,35 @@ pub use card_core::reference_cos::Access as Ac;
 /// The layout of a new EF: card-core's reference COS type.
 pub use card_core::reference_cos::Layout;
 
+/// Where a DF to select stands from the DF current before the SELECT ([`Step::Select`]). The plan knows it: it
+/// creates SSSE in the MF and the application DFs in SSSE.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Kin {
+    /// A DF of the current DF (SSSE from the MF, the first application DF from SSSE).
+    Child,
+    /// A DF of the current DF's parent (an application DF from the one before it).
+    Sibling,
+}
+
 /// One abstract personalization step.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(tag = "step", rename_all = "snake_case")]
 pub enum Step {
     /// Select the MF.
     SelectMf,
-    /// Select a DF by its AID.
+    /// Select a DF this plan created. The COS adapter chooses how: by its file id where the COS finds a DF of
+    /// that `kin` by file id, else by its AID.
     Select {
         /// DF name.
         df: String,
+        /// File id.
+        fid: u16,
         /// AID (hex).
         #[serde(with = "hex::serde")]
         aid: Vec<u8>,
+        /// Where the DF stands from the DF current before this step.
+        kin: Kin,
     },
     /// External authentication with a key of the current DF.
     Authenticate {
@@ -254,12 +270,15 @@ pub fn build(profile: &Profile, card: &Prepared, keys: &CardKeys, photo: Option<
     let mut s = vec![Step::SelectMf, Step::Authenticate { df: "MF".into(), kid: 0, key: transport.clone() }];
     // SSSE first (created in the MF), then the application DFs (created in SSSE, see below)
     let dfs: Vec<&Df> = std::iter::once(ssse).chain(profile.dfs_for(g).filter(|d| d.name != "SSSE")).collect();
-    for df in dfs {
+    for (i, df) in dfs.into_iter().enumerate() {
         let aid = df.aid.clone().ok_or_else(|| ProfileError::NoAid { df: df.name.clone() })?;
         if df.name == "SSSE" {
             s.push(Step::CreateDf { df: df.name.clone(), fid: df.fid, aid: aid.clone() });
         }
-        s.push(Step::Select { df: df.name.clone(), aid });
+        // before it: the MF (SSSE, created there just now), SSSE (the first application DF, created in SSSE below)
+        // or the application DF before it
+        let kin = if i <= 1 { Kin::Child } else { Kin::Sibling };
+        s.push(Step::Select { df: df.name.clone(), fid: df.fid, aid, kin });
         let mk = df.key("MK").ok_or_else(|| ProfileError::NoKey { df: df.name.clone(), key: "MK".into() })?;
         let write_key = |k: &card_core::profile::KeySpec| -> Result<Step, Error> {
             Ok(Step::WriteKey {

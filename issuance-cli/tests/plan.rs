@@ -44,8 +44,22 @@ fn generation_2_and_3_plans_follow_the_profile() {
         assert!(p.steps[..mf].iter().all(|s| !matches!(s, Step::WriteKey { df, .. } if df == "MF")));
         assert!(p.steps.len() > 90, "{} steps", p.steps.len());
         // each DF is selected once: the application DFs are created in SSSE while its MK is authenticated
-        let selects = p.steps.iter().filter(|s| matches!(s, Step::Select { .. })).count();
-        assert_eq!(selects, 6, "SSSE and the 5 application DFs");
+        let selects: Vec<_> = p
+            .steps
+            .iter()
+            .filter_map(|s| match s {
+                Step::Select { df, fid, kin, .. } => Some((df.as_str(), *fid, *kin)),
+                _ => None,
+            })
+            .collect();
+        // SSSE from the MF and DF01 from SSSE are children, each later DF a sibling of the one before: the
+        // reference COS selects them all by FID
+        let (c, s) = (plan::Kin::Child, plan::Kin::Sibling);
+        let expected =
+            [("SSSE", 0xDDF1, c), ("DF01", 0xDF01, c), ("DF02", 0xDF02, s), ("DF03", 0xDF03, s), ("DF04", 0xDF04, s)];
+        assert_eq!(selects.len(), 6, "SSSE and the 5 application DFs: {selects:?}");
+        assert_eq!(selects[..5], expected);
+        assert_eq!(selects[5], ("DF07", 0xDF07, s));
         // what the run proves by itself (an authentication after the key's write): each DF's MK and SSSE's UKMF
         let proven = p.proven_keys();
         for (df, kid) in [("MF", 0), ("SSSE", 0), ("SSSE", 4), ("DF01", 0), ("DF07", 0)] {
