@@ -51,8 +51,8 @@ pub enum Kin {
 pub enum Step {
     /// Select the MF.
     SelectMf,
-    /// Select a DF this plan created. The COS adapter chooses how: by its file id where the COS finds a DF of
-    /// that `kin` by file id, else by its AID.
+    /// Select a DF this plan created. The COS adapter chooses how: the reference COS finds a child and a sibling
+    /// of the current DF by file id and selects by FID; an adapter for a COS that does not would select by the AID.
     Select {
         /// DF name.
         df: String,
