@@ -356,8 +356,9 @@ fn issuance_section(m: &mut String, issuance: &Value) -> Result<()> {
             m,
             "- Issued / the floor of a verified card (the plan's floor plus the least verification of CARD-PROFILE \
              §8 step 7: one proof per key, the PIN, each EF read back once — {} APDUs more; `Plan::verified_floor`): \
-             **{a:.2}×** APDUs, {b:.2}× bytes, {t:.2}× modeled time.",
-            num(vf, &["apdus"], f)? - num(fl, &["apdus"], f)?
+             **{a:.3}×** APDUs, **{b:.3}×** bytes, {t:.3}× modeled time (goal ≤ 1.3: {}).",
+            num(vf, &["apdus"], f)? - num(fl, &["apdus"], f)?,
+            if a <= 1.3 && b <= 1.3 { "met" } else { "not met" }
         );
     }
     let _ = writeln!(m);
