@@ -163,12 +163,23 @@ pub struct Command {
     data: Zeroizing<Vec<u8>>,
     le: Option<u32>,
     sensitivity: Sensitivity,
+    /// The caller reads no response data (see [`Command::discarding_answer`]).
+    discard: bool,
 }
 
 impl Command {
     /// A case 1 command (header only).
     pub fn new(cla: u8, ins: Ins, p1: u8, p2: u8) -> Self {
-        Command { cla, ins, p1, p2, data: Zeroizing::new(Vec::new()), le: None, sensitivity: Sensitivity::Plain }
+        Command {
+            cla,
+            ins,
+            p1,
+            p2,
+            data: Zeroizing::new(Vec::new()),
+            le: None,
+            sensitivity: Sensitivity::Plain,
+            discard: false,
+        }
     }
 
     /// Adds command data (Lc = its length, 1..=65535). Empty data leaves the case unchanged.
@@ -200,6 +211,20 @@ impl Command {
     pub fn sensitive(mut self) -> Self {
         self.sensitivity = Sensitivity::Sensitive;
         self
+    }
+
+    /// Marks a command whose response data nobody reads (a SELECT whose FCI the caller does not use). On the wire
+    /// nothing changes; when the card answers `61xx` (T=0: the data waits for GET RESPONSE), the APDU engine takes
+    /// that as the command's success, as ISO/IEC 7816-4 defines it ("normal processing, xx bytes still
+    /// available"), and leaves the data unfetched: one GET RESPONSE less ([`crate::transport::exchange`]).
+    pub fn discarding_answer(mut self) -> Self {
+        self.discard = true;
+        self
+    }
+
+    /// Whether the caller reads no response data ([`Command::discarding_answer`]).
+    pub fn discards_answer(&self) -> bool {
+        self.discard
     }
 
     /// The command data.

@@ -19,14 +19,16 @@ pub fn select_by_name(aid: &[u8]) -> Result<Command, ApduError> {
     Command::new(0x00, Ins::SELECT, 0x04, 0x00).with_data(aid.to_vec())?.with_le(LE_ALL)
 }
 
-/// CARD-PROFILE §4 SELECT by name without asking for the FCI: `00 A4 04 00 Lc AID` (case 3).
+/// CARD-PROFILE §4 SELECT by name without asking for the FCI: `00 A4 04 00 Lc AID` (case 3); the FCI a card
+/// answers anyway is not read, and a T=0 card's `61xx` is not fetched ([`Command::discarding_answer`]).
 pub fn select_by_name_no_fci(aid: &[u8]) -> Result<Command, ApduError> {
-    Command::new(0x00, Ins::SELECT, 0x04, 0x00).with_data(aid.to_vec())
+    Ok(Command::new(0x00, Ins::SELECT, 0x04, 0x00).with_data(aid.to_vec())?.discarding_answer())
 }
 
-/// CARD-PROFILE §4 SELECT by file id: `00 A4 00 00 02 FID` (the MF `3F00`, a DF).
+/// CARD-PROFILE §4 SELECT by file id: `00 A4 00 00 02 FID` (the MF `3F00`, a DF). The FCI is not read (as
+/// [`select_by_name_no_fci`]).
 pub fn select_by_fid(fid: u16) -> Result<Command, ApduError> {
-    Command::new(0x00, Ins::SELECT, 0x00, 0x00).with_data(fid.to_be_bytes().to_vec())
+    Ok(Command::new(0x00, Ins::SELECT, 0x00, 0x00).with_data(fid.to_be_bytes().to_vec())?.discarding_answer())
 }
 
 /// CARD-PROFILE §4 SELECT of an EF under the current DF: `00 A4 02 00 02 FID` (`EF05` as vendor readers do).

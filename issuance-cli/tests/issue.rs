@@ -185,6 +185,50 @@ fn personalization_selects_by_fid_and_verification_by_name() {
     assert_eq!(costs.apdus, 144);
 }
 
+/// On a T=0 card every SELECT answers `61xx` (its FCI waiting for GET RESPONSE). The personalization and
+/// verification read no FCI, so they fetch none: the only GET RESPONSE is INTERNAL AUTHENTICATE's, whose answer is
+/// checked. Before, the 16 SELECTs cost 16 GET RESPONSEs more (171 APDUs).
+#[test]
+fn a_t0_card_is_issued_without_fetching_the_fci_nobody_reads() {
+    use card_core::transport::{Exchange, RecordingTransport};
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("keys.db");
+    common::make_store(&store);
+    let keys = common::key_source(&store);
+    let journal = common::fresh_journal();
+    let gen = Generation::TWO;
+    let holders = common::sample(gen);
+    let batch = journal.new_batch("sample.csv", 2, &holders).unwrap();
+    let issuer = Issuer::reference(&keys, &journal, Settings::new(gen));
+    let mut card = common::blank(2, 0x0102_0304_0506_0708);
+    card.set_t0_mode(true);
+    let mut t = RecordingTransport::new(SimTransport::new(card));
+    let (id, costs) = issuer.issue(&mut t, &holders[3], Some(batch)).unwrap();
+    assert_eq!(journal.card(id).unwrap().state, "issued");
+    let answers = |ins: u8| -> Vec<String> {
+        t.exchanges()
+            .iter()
+            .filter_map(|e| match e {
+                Exchange::Apdu { command, response, .. } if command.get(1) == Some(&ins) => {
+                    Some(hex::encode_upper(&response[response.len().saturating_sub(2)..]))
+                }
+                _ => None,
+            })
+            .collect()
+    };
+    let selects = answers(0xA4);
+    assert_eq!(selects.len(), 16);
+    assert!(selects.iter().all(|sw| sw.starts_with("61")), "{selects:?}");
+    // INTERNAL AUTHENTICATE's 8 bytes, fetched
+    assert_eq!(answers(0xC0), ["9000"]);
+    // GET DATA key info and READ RECORD ask Le 00 (any length), which a T=0 card answers 6Cxx with the length, and
+    // the engine asks again: the probe's and 7 verified DFs' key info, and the two records read back
+    let resent = |ins: u8| answers(ins).iter().filter(|sw| sw.starts_with("6C")).count();
+    assert_eq!((answers(0xCA).len(), resent(0xCA)), (2 * 8, 8));
+    assert_eq!((answers(0xB2).len(), resent(0xB2)), (2 * 2, 2));
+    assert_eq!(costs.apdus, 144 + 1 + 8 + 2);
+}
+
 #[test]
 fn photo_is_written_in_chunks_and_read_back() {
     let dir = tempfile::tempdir().unwrap();

@@ -58,7 +58,8 @@ fn send<T: CardTransaction + ?Sized>(tx: &mut T, cmd: &Command) -> Result<Respon
 ///
 /// - `6Cxx`: the command is sent once more with Le = `xx`; a second `6Cxx` is [`ProtocolError::Repeated6C`].
 /// - `61xx`: GET RESPONSE with Le = `xx` until another status word, concatenating the data; more than
-///   [`MAX_GET_RESPONSE_ROUNDS`] rounds or more than [`MAX_RESPONSE_LEN`] bytes is an error.
+///   [`MAX_GET_RESPONSE_ROUNDS`] rounds or more than [`MAX_RESPONSE_LEN`] bytes is an error. A command
+///   [discarding its answer](Command::discarding_answer) gets `9000` and no data instead, with no GET RESPONSE.
 /// - An answer with more data than the command's Le asked for (a 300-byte answer to a short command) is
 ///   [`ProtocolError::ResponseTooLarge`].
 ///
@@ -76,6 +77,10 @@ pub fn exchange<T: CardTransaction + ?Sized>(tx: &mut T, cmd: &Command) -> Resul
     }
     if resp.sw().sw1() != 0x61 {
         return Ok(resp);
+    }
+    if cmd.discards_answer() {
+        // processed normally (ISO/IEC 7816-4: 61xx), and the data waiting is nobody's: not fetched
+        return Ok(Response::new(Vec::new(), StatusWord::OK));
     }
     let mut data = resp.data().to_vec();
     let mut sw = resp.sw();
@@ -181,6 +186,28 @@ mod tests {
         assert_eq!(resp.data(), &[1, 2, 3, 4, 5, 6]);
         assert!(resp.is_ok());
         assert_eq!(card.sent_hex()[1..], ["00C0000004".to_owned(), "00C0000002".to_owned()]);
+    }
+
+    #[test]
+    fn a_command_discarding_its_answer_leaves_61xx_unfetched() {
+        // a T=0 card's FCI waiting after a SELECT whose caller reads none: success, no GET RESPONSE
+        let mut card = Script::new(&["611C", "9000"]);
+        let resp = card.exchange(&select().discarding_answer()).unwrap();
+        assert!(resp.is_ok() && resp.data().is_empty());
+        assert_eq!(card.sent.len(), 1);
+        // the card's next answer is the next command's
+        let next = Command::new(0, Ins::READ_RECORD, 1, 0x2C).with_le(256).unwrap();
+        assert!(card.exchange(&next).unwrap().is_ok());
+        assert_eq!(card.sent_hex()[1], "00B2012C00");
+        // an error is the card's as is, and data sent at once (T=1) is returned as it came
+        let mut card = Script::new(&["6A82", "6F009000"]);
+        assert_eq!(card.exchange(&select().discarding_answer()).unwrap().sw(), StatusWord(0x6A82));
+        assert_eq!(card.exchange(&select().discarding_answer()).unwrap().data(), &[0x6F, 0x00]);
+        assert_eq!(card.sent.len(), 2);
+        // and without the mark, the same 61xx is fetched
+        let mut card = Script::new(&["611C", "9000"]);
+        card.exchange(&select()).unwrap();
+        assert_eq!(card.sent_hex()[1], "00C000001C");
     }
 
     #[test]
