@@ -69,7 +69,11 @@ fn ctrl_c_during_a_card_stops_after_it_and_the_batch_continues() {
     );
     let asked = common::expect_line(&rx, "insert a blank card");
     assert!(asked.contains("line 2 "), "{asked}");
-    let card = Reader0::insert(SimTransport::new(common::blank(2, 0x7000)));
+    // a paced card (about 4 s, as a real card at 9600 bit/s), so that the journal is seen saying "personalizing"
+    // while it is: an unpaced card can be issued between two looks, more so on PostgreSQL and a busy machine
+    let mut blank = SimTransport::new(common::blank(2, 0x7000));
+    blank.set_pace(true);
+    let card = Reader0::insert(blank);
     // the first card is under way: Ctrl-C
     wait_for_state(dir.path(), "personalizing");
     sigint(&child);

@@ -323,6 +323,10 @@ fn basic_answer(state: &AppState, info: &BasicInfo) -> Value {
 
 /// `GET /v1/readers`
 pub async fn readers(State(state): State<AppState>) -> ApiResult {
+    // Asked of pcscd (one SCardListReaders, one SCardGetStatusChange that does not wait), not of the reader watcher
+    // as the card routes do: `exclusive` must be now's, and pcsc-lite does not wake a waiting SCardGetStatusChange
+    // when another application connects exclusively (seen with pcsc-lite 1.9.9: the flag is in the state asked for,
+    // a waiter sees it only at the next card event), so the watcher cannot know it.
     let connector = state.connector.clone();
     let states = tokio::task::spawn_blocking(move || connector.readers())
         .await
