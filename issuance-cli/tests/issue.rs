@@ -4,6 +4,7 @@
 mod common;
 
 use card_core::profile::Generation;
+use card_core::transport::{Exchange, RecordingTransport};
 use card_sim::SimTransport;
 use issuance::prepare::Settings;
 use issuance::run::Issuer;
@@ -149,23 +150,29 @@ fn gen3_card_is_issued_and_verified() {
     check(3, (77, 1486, 77, 2_206_600), (119, 2419, 3_441_950), (147, 3125, 4_368_250), 40, 1.92);
 }
 
-/// The SELECTs a generation 2 issuance sends, as recorded on the wire: the personalization selects each DF it just
-/// created by its FID (a child or a sibling of the current DF); verification selects every DF by name, as a reader
-/// does, so the AIDs written are proven there.
-#[test]
-fn personalization_selects_by_fid_and_verification_by_name() {
-    use card_core::transport::{Exchange, RecordingTransport};
+/// Issues `card` (generation 2) to the sample's line 5 with every exchange recorded; the card is issued.
+fn issue_recorded(card: card_sim::Card) -> (RecordingTransport<SimTransport>, issuance::run::Costs) {
     let dir = tempfile::tempdir().unwrap();
     let store = dir.path().join("keys.db");
     common::make_store(&store);
     let keys = common::key_source(&store);
     let journal = common::fresh_journal();
-    let gen = Generation::TWO;
-    let holders = common::sample(gen);
+    let holders = common::sample(Generation::TWO);
     let batch = journal.new_batch("sample.csv", 2, &holders).unwrap();
-    let issuer = Issuer::reference(&keys, &journal, Settings::new(gen));
-    let mut t = RecordingTransport::new(SimTransport::new(common::blank(2, 0x0102_0304_0506_0708)));
-    let (_, costs) = issuer.issue(&mut t, &holders[3], Some(batch)).unwrap();
+    let issuer = Issuer::reference(&keys, &journal, Settings::new(Generation::TWO));
+    let mut t = RecordingTransport::new(SimTransport::new(card));
+    let (id, costs) = issuer.issue(&mut t, &holders[3], Some(batch)).unwrap();
+    assert_eq!(journal.card(id).unwrap().state, "issued");
+    (t, costs)
+}
+
+/// The SELECTs a generation 2 issuance sends, as recorded on the wire: the personalization selects each DF it just
+/// created by its FID (a child or a sibling of the current DF); verification selects every DF by name, as a reader
+/// does, so the AIDs written are proven there.
+#[test]
+fn personalization_selects_by_fid_and_verification_by_name() {
+    let card = common::blank(2, 0x0102_0304_0506_0708);
+    let (t, costs) = issue_recorded(card);
     let selects: Vec<String> = t
         .exchanges()
         .iter()
@@ -190,21 +197,9 @@ fn personalization_selects_by_fid_and_verification_by_name() {
 /// checked. Before, the 16 SELECTs cost 16 GET RESPONSEs more (171 APDUs).
 #[test]
 fn a_t0_card_is_issued_without_fetching_the_fci_nobody_reads() {
-    use card_core::transport::{Exchange, RecordingTransport};
-    let dir = tempfile::tempdir().unwrap();
-    let store = dir.path().join("keys.db");
-    common::make_store(&store);
-    let keys = common::key_source(&store);
-    let journal = common::fresh_journal();
-    let gen = Generation::TWO;
-    let holders = common::sample(gen);
-    let batch = journal.new_batch("sample.csv", 2, &holders).unwrap();
-    let issuer = Issuer::reference(&keys, &journal, Settings::new(gen));
     let mut card = common::blank(2, 0x0102_0304_0506_0708);
     card.set_t0_mode(true);
-    let mut t = RecordingTransport::new(SimTransport::new(card));
-    let (id, costs) = issuer.issue(&mut t, &holders[3], Some(batch)).unwrap();
-    assert_eq!(journal.card(id).unwrap().state, "issued");
+    let (t, costs) = issue_recorded(card);
     let answers = |ins: u8| -> Vec<String> {
         t.exchanges()
             .iter()
