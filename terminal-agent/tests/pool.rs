@@ -254,13 +254,40 @@ async fn a_mute_card_fails_its_jobs_after_the_card_timeout_and_the_reader_recove
     }
     assert!(waited >= card_timeout, "NoAnswer after {waited:?}");
     assert!(!*ran.lock().unwrap(), "the job queued behind the stuck one must not run");
+    assert_eq!(reader_threads(), 1, "the abandoned worker, stuck in its call");
+
+    // the card still in the reader: more requests wait for the stuck call as long as for their own and fail the
+    // same way, and no second thread is left stuck on the same card (each would hold one of pcscd's contexts)
+    for _ in 0..3 {
+        let t0 = Instant::now();
+        match pool.run(READER, |card, keys| card.read_basic(keys)).await {
+            Err(PoolError::Card(Error::Transport(TransportError::NoAnswer { waited }))) => {
+                assert_eq!(waited, card_timeout)
+            }
+            other => panic!("expected NoAnswer, got {other:?}"),
+        }
+        assert!(t0.elapsed() >= card_timeout);
+        assert_eq!(reader_threads(), 1);
+    }
 
     // the card pulled: the stuck call returns, the abandoned worker releases its card; a good card works
     mute.remove();
     let _good = Reader0::insert_fixture("gen2-personalized.json");
     let info = pool.run(READER, |card, keys| card.read_basic(keys)).await.unwrap();
     assert_eq!(info.name.as_deref(), Some("张三"));
+    assert_eq!(reader_threads(), 1, "the new worker alone");
     pool.shutdown().await;
+}
+
+/// The live worker threads of `READER` in this process (named `reader Virtual PCD 00 00`, which the kernel keeps
+/// to 15 bytes).
+fn reader_threads() -> usize {
+    let name = &format!("reader {READER}")[..15];
+    std::fs::read_dir("/proc/self/task")
+        .unwrap()
+        .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
+        .filter(|comm| comm.strip_suffix('\n') == Some(name))
+        .count()
 }
 
 /// A card pulled in the middle of a job (between two APDUs of one transaction) gives `card removed`; with no

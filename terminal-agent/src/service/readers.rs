@@ -282,6 +282,16 @@ struct Inner {
     shared: Arc<Shared>,
     /// Each reader's worker; `None` once shut down.
     workers: Mutex<Option<HashMap<String, WorkerHandle>>>,
+    /// Each reader's last abandoned worker, while it may still be stuck in its call on the card.
+    muted: Mutex<HashMap<String, Muted>>,
+}
+
+/// A worker given up on because its card did not answer in time ([`ReaderPool::abandon_worker`]).
+#[derive(Clone)]
+struct Muted {
+    lane: Arc<Lane>,
+    /// The watcher's count of changes on the reader then (`None`: no watcher, or a reader it does not report).
+    changes: Option<u64>,
 }
 
 /// The pool's side of a worker thread.
@@ -303,11 +313,19 @@ struct Lane {
     card_timeout: Duration,
     /// Set once a call was past its deadline: the worker no longer serves requests.
     abandoned: watch::Sender<bool>,
+    /// Set when the worker thread has ended (its card released).
+    ended: watch::Sender<bool>,
 }
 
 impl Lane {
     fn new(card_timeout: Duration) -> Self {
-        Lane { epoch: Instant::now(), deadline: AtomicU64::new(0), card_timeout, abandoned: watch::Sender::new(false) }
+        Lane {
+            epoch: Instant::now(),
+            deadline: AtomicU64::new(0),
+            card_timeout,
+            abandoned: watch::Sender::new(false),
+            ended: watch::Sender::new(false),
+        }
     }
 
     fn now(&self) -> u64 {
@@ -486,6 +504,7 @@ impl ReaderPool {
             inner: Arc::new(Inner {
                 shared: Arc::new(Shared { config, keys, connector, presence, sessions: Mutex::new(HashMap::new()) }),
                 workers: Mutex::new(Some(HashMap::new())),
+                muted: Mutex::new(HashMap::new()),
             }),
         }
     }
@@ -699,18 +718,44 @@ impl ReaderPool {
         }
     }
 
-    /// Gives up `lane`'s worker, whose call on the card is past its deadline: its requests fail, the next request
-    /// for the reader starts a new worker (a new PC/SC context and connection).
+    /// Gives up `lane`'s worker, whose call on the card is past its deadline: its requests fail. The next request
+    /// for the reader starts a new worker (a new PC/SC context and connection) once the stuck call has returned or
+    /// the watcher has seen the card change ([`ReaderPool::after_mute`]).
     fn abandon_worker(&self, lane: &Arc<Lane>, reader: &str) {
         if lane.abandoned.send_replace(true) {
             return;
         }
         tracing::warn!(reader, waited = ?lane.card_timeout, "no answer from the card in time; its worker is abandoned");
+        let changes = self.inner.shared.presence.as_ref().and_then(|p| p.changes(reader));
+        lock(&self.inner.muted).insert(reader.to_owned(), Muted { lane: lane.clone(), changes });
         if let Some(workers) = lock(&self.inner.workers).as_mut() {
             if workers.get(reader).is_some_and(|w| Arc::ptr_eq(&w.handle.lane, lane)) {
                 workers.remove(reader);
             }
         }
+    }
+
+    /// Before a new worker is started for `reader`: if the last one was abandoned on a card that did not answer and
+    /// may still be stuck in that call, waits for the call to return — as long as a call of the new worker would be
+    /// waited for — unless the watcher saw the card change since. Still stuck: the same `NoAnswer`, and no second
+    /// thread is left stuck on the same card. However many requests come while a mute card stays in the reader, at
+    /// most one thread (one PC/SC context of pcscd's limited number) is held by it.
+    async fn after_mute(&self, reader: &str) -> Result<(), PoolError> {
+        let Some(muted) = lock(&self.inner.muted).get(reader).cloned() else { return Ok(()) };
+        let now = self.inner.shared.presence.as_ref().and_then(|p| p.changes(reader));
+        let changed = muted.changes.is_some() && now.is_some() && now != muted.changes;
+        if !changed {
+            let mut ended = muted.lane.ended.subscribe();
+            // the sender lives as long as the lane
+            if tokio::time::timeout(muted.lane.card_timeout, ended.wait_for(|e| *e)).await.is_err() {
+                return Err(no_answer(&muted.lane));
+            }
+        }
+        let mut all = lock(&self.inner.muted);
+        if all.get(reader).is_some_and(|m| Arc::ptr_eq(&m.lane, &muted.lane)) {
+            all.remove(reader);
+        }
+        Ok(())
     }
 
     /// Stops every worker after the jobs already queued and waits until each has released its card
@@ -750,6 +795,7 @@ impl ReaderPool {
                 return Err(card_core::Error::from(TransportError::NoReader(reader.to_owned())).into());
             }
         }
+        self.after_mute(reader).await?;
         let mut guard = lock(&self.inner.workers);
         let workers = guard.as_mut().ok_or(PoolError::Closed)?;
         if let Some(handle) = workers.get(reader) {
@@ -765,10 +811,12 @@ impl ReaderPool {
             card: None,
             checked: None,
         };
+        let thread_lane = lane.clone();
         std::thread::Builder::new()
             .name(format!("reader {reader}"))
             .spawn(move || {
                 serve(worker, jobs);
+                thread_lane.ended.send_replace(true);
                 let _ = stop.send(());
             })
             .map_err(|_| PoolError::Internal { reader: reader.to_owned(), what: "cannot start the worker thread" })?;
