@@ -46,7 +46,12 @@ pub struct ReferenceCos;
 
 /// CARD-PROFILE §4 SELECT by FID `3F00`.
 pub fn select_mf(tx: &mut Tx<'_>) -> Result<(), Error> {
-    tx.exchange_ok(&command::select_by_fid(0x3F00)?)?;
+    select_fid(tx, 0x3F00)
+}
+
+/// CARD-PROFILE §4 SELECT of the MF or a DF by its FID.
+pub fn select_fid(tx: &mut Tx<'_>, fid: u16) -> Result<(), Error> {
+    tx.exchange_ok(&command::select_by_fid(fid)?)?;
     Ok(())
 }
 
@@ -88,10 +93,7 @@ impl CosAdapter for ReferenceCos {
             // the reference COS finds by file id the MF, the current DF, its children, its parent and the parent's
             // children (card-sim/COS.md): a child or a sibling is selected by its FID, 4 to 13 bytes shorter than
             // its AID (CARD-PROFILE §2; Part 3 §5.2.2 of the card spec has any ADF or DDF found by its FID)
-            Step::Select { fid, kin: Kin::Child | Kin::Sibling, .. } => {
-                tx.exchange_ok(&command::select_by_fid(*fid)?)?;
-                Ok(())
-            }
+            Step::Select { fid, kin: Kin::Child | Kin::Sibling, .. } => select_fid(tx, *fid),
             Step::Authenticate { kid, key, .. } => authenticate(tx, *kid, key_of(keys, &key.name)?),
             Step::CreateDf { fid, aid, .. } => {
                 tx.exchange_ok(&reference_cos::create_file(*fid, &FileSpec::Df { aid: Some(aid.clone()) })?)?;
