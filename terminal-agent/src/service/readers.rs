@@ -281,7 +281,7 @@ impl std::fmt::Debug for ReaderPool {
 struct Inner {
     shared: Arc<Shared>,
     /// Each reader's worker; `None` once shut down.
-    workers: Mutex<Option<HashMap<String, WorkerHandle>>>,
+    workers: Mutex<Option<HashMap<String, Handle>>>,
     /// Each reader's last abandoned worker, while it may still be stuck in its call on the card.
     muted: Mutex<HashMap<String, Muted>>,
 }
@@ -292,14 +292,6 @@ struct Muted {
     lane: Arc<Lane>,
     /// The watcher's count of changes on the reader then (`None`: no watcher, or a reader it does not report).
     changes: Option<u64>,
-}
-
-/// The pool's side of a worker thread.
-struct WorkerHandle {
-    /// Its job queue and the reader's state, shared with the thread.
-    handle: Handle,
-    /// Completes (or fails) when the thread has ended and released the card.
-    stopped: oneshot::Receiver<()>,
 }
 
 /// What a reader's worker thread and the requests waiting on it share: the deadline of the call on the card in
@@ -313,7 +305,7 @@ struct Lane {
     card_timeout: Duration,
     /// Set once a call was past its deadline: the worker no longer serves requests.
     abandoned: watch::Sender<bool>,
-    /// Set when the worker thread has ended (its card released).
+    /// Set when the worker thread has ended, its card released (by [`Ended`], on return and on unwinding).
     ended: watch::Sender<bool>,
 }
 
@@ -456,6 +448,15 @@ struct Job {
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Marks its lane's worker thread as ended when dropped, on return and on unwinding alike.
+struct Ended(Arc<Lane>);
+
+impl Drop for Ended {
+    fn drop(&mut self) {
+        self.0.ended.send_replace(true);
+    }
 }
 
 /// What a request needs of a reader's worker: its queue and its state.
@@ -729,7 +730,7 @@ impl ReaderPool {
         let changes = self.inner.shared.presence.as_ref().and_then(|p| p.changes(reader));
         lock(&self.inner.muted).insert(reader.to_owned(), Muted { lane: lane.clone(), changes });
         if let Some(workers) = lock(&self.inner.workers).as_mut() {
-            if workers.get(reader).is_some_and(|w| Arc::ptr_eq(&w.handle.lane, lane)) {
+            if workers.get(reader).is_some_and(|w| Arc::ptr_eq(&w.lane, lane)) {
                 workers.remove(reader);
             }
         }
@@ -764,10 +765,11 @@ impl ReaderPool {
     /// while a handle to it is being closed.
     pub async fn shutdown(&self) {
         let workers = lock(&self.inner.workers).take().unwrap_or_default();
-        for (_, WorkerHandle { handle, stopped }) in workers {
+        for (_, handle) in workers {
+            let mut ended = handle.lane.ended.subscribe();
             drop(handle);
-            // an error means the thread is gone as well
-            let _ = stopped.await;
+            // an error means the lane, and so the thread, is gone as well
+            let _ = ended.wait_for(|e| *e).await;
         }
     }
 
@@ -778,7 +780,7 @@ impl ReaderPool {
             None => return Err(PoolError::Closed),
             Some(workers) => {
                 if let Some(handle) = workers.get(reader) {
-                    return Ok(handle.handle.clone());
+                    return Ok(handle.clone());
                 }
             }
         }
@@ -799,10 +801,9 @@ impl ReaderPool {
         let mut guard = lock(&self.inner.workers);
         let workers = guard.as_mut().ok_or(PoolError::Closed)?;
         if let Some(handle) = workers.get(reader) {
-            return Ok(handle.handle.clone());
+            return Ok(handle.clone());
         }
         let (queue, jobs) = mpsc::channel();
-        let (stop, stopped) = oneshot::channel();
         let lane = Arc::new(Lane::new(self.inner.shared.config.card_timeout));
         let worker = Worker {
             reader: reader.to_owned(),
@@ -811,17 +812,17 @@ impl ReaderPool {
             card: None,
             checked: None,
         };
-        let thread_lane = lane.clone();
+        let ended = Ended(lane.clone());
         std::thread::Builder::new()
             .name(format!("reader {reader}"))
             .spawn(move || {
+                // dropped after `serve` has dropped the worker and its card
+                let _ended = ended;
                 serve(worker, jobs);
-                thread_lane.ended.send_replace(true);
-                let _ = stop.send(());
             })
             .map_err(|_| PoolError::Internal { reader: reader.to_owned(), what: "cannot start the worker thread" })?;
         let handle = Handle { queue, lane };
-        workers.insert(reader.to_owned(), WorkerHandle { handle: handle.clone(), stopped });
+        workers.insert(reader.to_owned(), handle.clone());
         Ok(handle)
     }
 
@@ -835,7 +836,7 @@ impl ReaderPool {
         data: Option<String>,
     ) -> Result<Finished, PoolError> {
         let shared = &self.inner.shared;
-        let lane = lock(&self.inner.workers).as_ref().and_then(|w| w.get(reader)).map(|w| w.handle.lane.clone());
+        let lane = lock(&self.inner.workers).as_ref().and_then(|w| w.get(reader)).map(|w| w.lane.clone());
         let no_session = || PoolError::NoSession { reader: reader.to_owned(), kind: kind.name() };
         let expired = PoolError::SessionExpired { timeout: shared.config.two_step_timeout };
         let (reply, mut outcome) = oneshot::channel();
